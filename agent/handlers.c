@@ -1,0 +1,1165 @@
+/* handlers: see handlers.h.  One static function per action, a const
+ * table maps names to them. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "handlers.h"
+#include "log.h"
+#include "persist.h"
+#include "proto.h"
+#include "server.h"
+#include "tree.h"
+#include "watch.h"
+
+#define DISTKV_VERSION_MAJOR 0
+#define DISTKV_VERSION_MINOR 1
+#define DISTKV_VERSION_PATCH 0
+
+/* Longest chain a client may ask for in a reply. */
+#define HANDLERS_MAX_NCHAIN CHAIN_CAP
+
+struct req {
+	struct conn *c;
+	struct agent *a;
+	uint64_t seq;
+	const msgpack_object *msg;
+	bool streamed;		/* state: "start" */
+};
+
+typedef void action_fn(struct req *r);
+
+struct action {
+	const char *name;
+	action_fn *fn;
+	bool streamable;	/* has a client-streamed form */
+};
+
+/* ---- small helpers ---- */
+
+static void
+pack_key(msgpack_packer *pk, const char *k)
+{
+	msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+
+static void
+pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e)
+{
+	if (e == NULL || e->value == NULL)
+		msgpack_pack_nil(pk);
+	else
+		conn_pack_raw(c, e->value, e->value_len);
+}
+
+/* Optional integer field; returns false (and replies) if malformed. */
+static bool
+req_int(struct req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi,
+    int64_t *out)
+{
+	const msgpack_object *o = proto_map_get(r->msg, key);
+
+	*out = dflt;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return true;
+	if (proto_get_int(o, out) != 0) {
+		conn_reply_error(r->c, r->seq, "%s must be an integer", key);
+		return false;
+	}
+	if (*out < lo)
+		*out = lo;
+	if (*out > hi)
+		*out = hi;
+	return true;
+}
+
+static bool
+req_bool(struct req *r, const char *key, bool dflt, bool *out)
+{
+	const msgpack_object *o = proto_map_get(r->msg, key);
+
+	*out = dflt;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return true;
+	if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+		conn_reply_error(r->c, r->seq, "%s must be a boolean", key);
+		return false;
+	}
+	*out = o->via.boolean;
+	return true;
+}
+
+/* The meta root [nil], created on demand. */
+static struct entry *
+meta_root(struct agent *a)
+{
+	static const uint8_t nil = 0xc0;
+
+	return tree_child(&a->tree, &a->tree.root, &nil, 1, true);
+}
+
+/*
+ * Resolve the request's path field.  internal: relative to [nil], nil
+ * nowhere.  Otherwise relative to the connection root; nil only as the
+ * first element and only at the real root (spec §1.6, C recommendation).
+ * Replies with an error and returns false on bad input; *out may be NULL
+ * (absent) when !create.
+ */
+static bool
+req_path(struct req *r, bool create, bool internal, struct entry **out)
+{
+	const msgpack_object *p = proto_map_get(r->msg, "path");
+	struct entry *base;
+	bool bad_nil, allow_nil;
+	int rc;
+
+	*out = NULL;
+	if (p == NULL) {
+		conn_reply_error(r->c, r->seq, "Missing path");
+		return false;
+	}
+	if (internal) {
+		base = meta_root(r->a);
+		allow_nil = false;
+		if (base == NULL) {
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			return false;
+		}
+	} else {
+		base = conn_root(r->c);
+		allow_nil = base == &r->a->tree.root;
+	}
+	rc = tree_follow(&r->a->tree, base, p, create, allow_nil, &bad_nil,
+	    out);
+	if (rc == 0)
+		return true;
+	if (rc == -E2BIG)
+		conn_reply_error(r->c, r->seq, "Path too deep (limit %d elements)",
+		    PROTO_MAX_PATH_DEPTH);
+	else if (rc == -ENOMEM)
+		conn_reply_error(r->c, r->seq, "Out of memory");
+	else if (bad_nil)
+		conn_reply_error(r->c, r->seq, "Null path element");
+	else if (p->type != MSGPACK_OBJECT_ARRAY)
+		conn_reply_error(r->c, r->seq, "Path must be an array");
+	else
+		conn_reply_error(r->c, r->seq,
+		    "Bad path element: use strings (UTF-8), byte strings or integers");
+	return false;
+}
+
+/* Text of a msgpack object for error messages, cut to fit. */
+static void
+repr(char *buf, size_t cap, const msgpack_object *o)
+{
+	int n = msgpack_object_print_buffer(buf, cap, *o);
+
+	if (n < 0)
+		snprintf(buf, cap, "?");
+}
+
+static void
+repr_bytes(char *buf, size_t cap, const uint8_t *p, size_t len)
+{
+	msgpack_zone zone;
+	msgpack_object o;
+
+	if (p == NULL) {
+		snprintf(buf, cap, "nil");
+		return;
+	}
+	msgpack_zone_init(&zone, 1024);
+	if (proto_unpack(p, len, &zone, &o) == 0)
+		repr(buf, cap, &o);
+	else
+		snprintf(buf, cap, "?");
+	msgpack_zone_destroy(&zone);
+}
+
+static void
+repr_chain(char *buf, size_t cap, const struct chain *c)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < c->n && off < cap; i++) {
+		int n = snprintf(buf + off, cap - off, "%s%s:%" PRIu64,
+		    i ? " " : "", c->l[i].node->name, c->l[i].tick);
+
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+/* The entry's path from the connection root; false if it lies outside. */
+static bool
+below(const struct entry *base, const struct entry *e)
+{
+	for (; e != NULL; e = e->parent)
+		if (e == base)
+			return true;
+	return false;
+}
+
+void
+handlers_send_item(struct conn *c, uint64_t seq, const struct entry *base,
+    const struct entry **last, const struct entry *e, unsigned nchain)
+{
+	uint32_t d = tree_common_depth(base, *last, e);
+	bool with_chain = nchain > 0 && e->chain.n > 0;
+	msgpack_packer *pk;
+
+	pk = conn_reply(c, seq, 4 + (with_chain ? 1 : 0), false);
+	pack_key(pk, "path");
+	tree_pack_path(pk, base, e, d);
+	pack_key(pk, "depth");
+	msgpack_pack_uint32(pk, d);
+	pack_key(pk, "value");
+	pack_value(c, pk, e);
+	pack_key(pk, "tock");
+	msgpack_pack_uint64(pk, e->tock);
+	if (with_chain) {
+		pack_key(pk, "chain");
+		chain_pack(pk, &e->chain, nchain);
+	}
+	*last = e;
+}
+
+/* Pack a canonical copy of o into sb.  Returns false on failure. */
+static bool
+canonical(msgpack_sbuffer *sb, const msgpack_object *o)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	return proto_pack_canonical(&pk, o) == 0;
+}
+
+/* ---- greeting and login ---- */
+
+static const msgpack_object *
+auth_current(struct agent *a, msgpack_zone *zone, msgpack_object *val,
+    bool *has_auth)
+{
+	static const uint8_t nil = 0xc0;
+	struct entry *m, *au;
+
+	*has_auth = false;
+	m = tree_child(&a->tree, &a->tree.root, &nil, 1, false);
+	au = m ? tree_child(&a->tree, m, (const uint8_t *)"\xa4" "auth", 5,
+	    false) : NULL;
+	if (au == NULL)
+		return NULL;
+	*has_auth = true;
+	if (au->value == NULL ||
+	    proto_unpack(au->value, au->value_len, zone, val) != 0)
+		return NULL;
+	const msgpack_object *cur = proto_map_get(val, "current");
+	return cur != NULL && cur->type == MSGPACK_OBJECT_STR ? cur : NULL;
+}
+
+void
+handlers_greet(struct conn *c)
+{
+	struct agent *a = conn_agent(c);
+	msgpack_packer *pk;
+	msgpack_zone zone;
+	msgpack_object val;
+	const msgpack_object *cur;
+	bool has_auth;
+
+	msgpack_zone_init(&zone, 256);
+	cur = auth_current(a, &zone, &val, &has_auth);
+	pk = conn_reply(c, 0, 3 + (has_auth ? 1 : 0), true);
+	pack_key(pk, "node");
+	msgpack_pack_str_with_body(pk, a->self->name, a->self->name_len);
+	pack_key(pk, "version");
+	msgpack_pack_array(pk, 3);
+	msgpack_pack_int(pk, DISTKV_VERSION_MAJOR);
+	msgpack_pack_int(pk, DISTKV_VERSION_MINOR);
+	msgpack_pack_int(pk, DISTKV_VERSION_PATCH);
+	pack_key(pk, "tick");
+	if (a->self->has_tick)
+		msgpack_pack_uint64(pk, a->self->tick);
+	else
+		msgpack_pack_nil(pk);
+	if (has_auth) {
+		pack_key(pk, "auth");
+		msgpack_pack_array(pk, 1);
+		if (cur != NULL)
+			msgpack_pack_object(pk, *cur);
+		else
+			msgpack_pack_nil(pk);
+	}
+	msgpack_zone_destroy(&zone);
+}
+
+/* ---- get_value ---- */
+
+static void
+reply_entry(struct req *r, const struct entry *e, int64_t nchain,
+    bool with_path)
+{
+	bool with_chain = nchain > 0 && e->chain.n > 0;
+	msgpack_packer *pk;
+
+	pk = conn_reply(r->c, r->seq, 2 + (with_chain ? 1 : 0) +
+	    (with_path ? 1 : 0), false);
+	pack_key(pk, "value");
+	pack_value(r->c, pk, e);
+	pack_key(pk, "tock");
+	msgpack_pack_uint64(pk, e->tock);
+	if (with_chain) {
+		pack_key(pk, "chain");
+		chain_pack(pk, &e->chain, (unsigned)nchain);
+	}
+	if (with_path) {
+		pack_key(pk, "path");
+		tree_pack_path(pk, conn_root(r->c), e, 0);
+	}
+}
+
+static void
+get_common(struct req *r, bool internal)
+{
+	const msgpack_object *node = proto_map_get(r->msg, "node");
+	const msgpack_object *tick = proto_map_get(r->msg, "tick");
+	struct entry *e;
+	int64_t nchain;
+	uint64_t t;
+
+	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain))
+		return;
+	if (!internal && proto_map_get(r->msg, "path") == NULL &&
+	    node != NULL) {
+		struct node *n;
+
+		if (!chain_node_name_ok(node) || tick == NULL ||
+		    proto_get_uint(tick, &t) != 0) {
+			conn_reply_error(r->c, r->seq,
+			    "get_value by event needs node (string) and tick (integer)");
+			return;
+		}
+		n = nodes_get(&r->a->nodes, node->via.str.ptr,
+		    node->via.str.size, false);
+		if (n == NULL) {
+			conn_reply_error(r->c, r->seq, "Unknown node: %.*s",
+			    (int)node->via.str.size, node->via.str.ptr);
+			return;
+		}
+		/* spec §2.7: the error text is the tick (a KeyError) */
+		e = node_entry_get(n, t);
+		if (e == NULL || !below(conn_root(r->c), e)) {
+			conn_reply_error(r->c, r->seq, "%" PRIu64, t);
+			return;
+		}
+		reply_entry(r, e, nchain, true);
+		return;
+	}
+	if (!req_path(r, false, internal, &e))
+		return;
+	if (e == NULL) {
+		msgpack_packer *pk = conn_reply(r->c, r->seq, 1, true);
+
+		pack_key(pk, "value");
+		msgpack_pack_nil(pk);
+		return;
+	}
+	reply_entry(r, e, nchain, false);
+}
+
+static void
+act_get_value(struct req *r)
+{
+	get_common(r, false);
+}
+
+static void
+act_get_internal(struct req *r)
+{
+	get_common(r, true);
+}
+
+/* ---- set_value / delete_value ---- */
+
+static bool
+same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static void
+set_common(struct req *r, bool internal, bool del)
+{
+	const msgpack_object *vo = proto_map_get(r->msg, "value");
+	const msgpack_object *prev = proto_map_get(r->msg, "prev");
+	const msgpack_object *ch = proto_map_get(r->msg, "chain");
+	msgpack_sbuffer val, pv;
+	const uint8_t *nv = NULL;
+	size_t nvlen = 0;
+	struct entry *e;
+	int64_t nchain;
+	bool changed, report_prev;
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	char txt[256];
+	msgpack_packer *pk;
+
+	msgpack_sbuffer_init(&val);
+	msgpack_sbuffer_init(&pv);
+	if (del && vo != NULL) {
+		conn_reply_error(r->c, r->seq,
+		    "A deleted entry can't have a value");
+		goto out;
+	}
+	if (!del && vo == NULL) {
+		conn_reply_error(r->c, r->seq,
+		    "Missing value (use delete_value to delete)");
+		goto out;
+	}
+	if (!req_int(r, "nchain", 1, 0, HANDLERS_MAX_NCHAIN, &nchain))
+		goto out;
+	if (vo != NULL && vo->type != MSGPACK_OBJECT_NIL) {
+		if (!canonical(&val, vo)) {
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			goto out;
+		}
+		nv = (const uint8_t *)val.data;
+		nvlen = val.size;
+	}
+	if (ch != NULL && ch->type != MSGPACK_OBJECT_NIL) {
+		const msgpack_object *cn = proto_map_get(ch, "node");
+		const msgpack_object *ct = proto_map_get(ch, "tick");
+		uint64_t t;
+
+		if (ch->type != MSGPACK_OBJECT_MAP || cn == NULL ||
+		    !chain_node_name_ok(cn) || ct == NULL ||
+		    proto_get_uint(ct, &t) != 0) {
+			conn_reply_error(r->c, r->seq,
+			    "chain must be nil or a map {node: string, tick: integer}");
+			goto out;
+		}
+	}
+	/* every check before anything changes (spec §8.8) */
+	if (!req_path(r, false, internal, &e))
+		goto out;
+	if (prev != NULL) {
+		if (!canonical(&pv, prev)) {
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			goto out;
+		}
+		if (prev->type == MSGPACK_OBJECT_NIL ?
+		    e != NULL && e->value != NULL :
+		    e == NULL || !same_bytes(e->value, e->value_len,
+		    (const uint8_t *)pv.data, pv.size)) {
+			repr_bytes(txt, sizeof(txt), e ? e->value : NULL,
+			    e ? e->value_len : 0);
+			conn_reply_error(r->c, r->seq, "Data is %s", txt);
+			goto out;
+		}
+	}
+	if (ch != NULL) {
+		bool has_chain = e != NULL && e->chain.n > 0;
+
+		if (ch->type == MSGPACK_OBJECT_NIL) {
+			/* spec §8.10: a tombstone may be re-created */
+			if (has_chain && e->value != NULL) {
+				conn_reply_error(r->c, r->seq,
+				    "This entry already exists");
+				goto out;
+			}
+		} else if (!has_chain) {
+			conn_reply_error(r->c, r->seq, "This entry is new");
+			goto out;
+		} else {
+			/* a pure comparison: the node table is not touched */
+			const msgpack_object *cn = proto_map_get(ch, "node");
+			uint64_t t;
+
+			proto_get_uint(proto_map_get(ch, "tick"), &t);
+			if (e->chain.l[0].tick != t ||
+			    e->chain.l[0].node->name_len != cn->via.str.size ||
+			    memcmp(e->chain.l[0].node->name, cn->via.str.ptr,
+			    cn->via.str.size) != 0) {
+				repr_chain(txt, sizeof(txt), &e->chain);
+				conn_reply_error(r->c, r->seq, "Chain is %s",
+				    txt);
+				goto out;
+			}
+		}
+	}
+	if (e == NULL && !req_path(r, true, internal, &e))
+		goto out;
+	changed = !same_bytes(e->value, e->value_len, nv, nvlen);
+	report_prev = prev == NULL && ch == NULL;
+	if (report_prev && e->value != NULL) {
+		if ((old = malloc(e->value_len)) == NULL) {
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			goto out;
+		}
+		memcpy(old, e->value, e->value_len);
+		oldlen = e->value_len;
+	}
+	if (agent_change_local(r->a, e, nv, nvlen) != 0) {
+		conn_reply_error(r->c, r->seq, "Out of memory");
+		goto out;
+	}
+	pk = conn_reply(r->c, r->seq, 2 + (report_prev ? 1 : 0) +
+	    (nchain > 0 ? 1 : 0), false);
+	pack_key(pk, "changed");
+	if (changed)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	if (report_prev) {
+		pack_key(pk, "prev");
+		if (old != NULL)
+			conn_pack_raw(r->c, old, oldlen);
+		else
+			msgpack_pack_nil(pk);
+	}
+	if (nchain > 0) {
+		pack_key(pk, "chain");
+		chain_pack(pk, &e->chain, (unsigned)nchain);
+	}
+	pack_key(pk, "tock");
+	msgpack_pack_uint64(pk, e->tock);
+out:
+	free(old);
+	msgpack_sbuffer_destroy(&val);
+	msgpack_sbuffer_destroy(&pv);
+}
+
+static void act_set_value(struct req *r) { set_common(r, false, false); }
+static void act_delete_value(struct req *r) { set_common(r, false, true); }
+static void act_set_internal(struct req *r) { set_common(r, true, false); }
+static void act_delete_internal(struct req *r) { set_common(r, true, true); }
+
+/* ---- get_tree ---- */
+
+struct tree_task {
+	struct task task;		/* first */
+	struct entry *base;
+	struct tree_walk walk;
+	const struct entry *last;
+	int min_depth;
+	unsigned nchain;
+};
+
+static void
+tree_task_pump(struct task *t)
+{
+	struct tree_task *tt = (struct tree_task *)t;
+	struct entry *e;
+
+	while (!conn_output_busy(t->conn)) {
+		if ((e = tree_walk_next(&tt->walk)) == NULL) {
+			conn_task_end(t, true);
+			return;
+		}
+		if (e->value == NULL ||
+		    (int)(e->depth - tt->base->depth) < tt->min_depth)
+			continue;
+		handlers_send_item(t->conn, t->seq, tt->base, &tt->last, e,
+		    tt->nchain);
+	}
+	conn_task_want_pump(t);
+}
+
+static void
+free_task(struct task *t)
+{
+	free(t);
+}
+
+static const struct task_ops tree_task_ops = {
+	.pump = tree_task_pump,
+	.free = free_task,
+};
+
+/* Depth window: both spellings (spec §8.12). */
+static bool
+req_depths(struct req *r, int *min_depth, int *max_depth)
+{
+	int64_t lo, hi;
+
+	if (proto_map_get(r->msg, "min_depth") != NULL) {
+		if (!req_int(r, "min_depth", 0, 0, INT_MAX, &lo))
+			return false;
+	} else if (!req_int(r, "mindepth", 0, 0, INT_MAX, &lo))
+		return false;
+	if (proto_map_get(r->msg, "max_depth") != NULL) {
+		if (!req_int(r, "max_depth", -1, -1, INT_MAX, &hi))
+			return false;
+	} else if (!req_int(r, "maxdepth", -1, -1, INT_MAX, &hi))
+		return false;
+	*min_depth = (int)lo;
+	*max_depth = (int)hi;
+	return true;
+}
+
+static void
+act_get_tree(struct req *r)
+{
+	struct tree_task *tt;
+	struct entry *e;
+	int64_t nchain;
+	int lo, hi;
+
+	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain) ||
+	    !req_depths(r, &lo, &hi) || !req_path(r, false, false, &e))
+		return;
+	if (conn_task_find(r->c, r->seq) != NULL) {
+		conn_reply_error(r->c, r->seq, "Request %" PRIu64 " runs already",
+		    r->seq);
+		return;
+	}
+	conn_reply_state(r->c, r->seq, "start");
+	if (e == NULL) {
+		/* spec §8.11: a missing path is an empty tree */
+		conn_reply_state(r->c, r->seq, "end");
+		return;
+	}
+	if ((tt = calloc(1, sizeof(*tt))) == NULL) {
+		conn_reply_error(r->c, r->seq, "Out of memory");
+		conn_reply_state(r->c, r->seq, "end");
+		return;
+	}
+	tt->task.seq = r->seq;
+	tt->task.ops = &tree_task_ops;
+	tt->base = e;
+	tt->last = e;
+	tt->min_depth = lo;
+	tt->nchain = (unsigned)nchain;
+	tree_walk_init(&tt->walk, e, hi);
+	conn_task_add(r->c, &tt->task);
+	tree_task_pump(&tt->task);
+}
+
+/* ---- watch ---- */
+
+static void
+act_watch(struct req *r)
+{
+	struct watch_opts o;
+	struct entry *e;
+	int64_t nchain;
+
+	memset(&o, 0, sizeof(o));
+	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain) ||
+	    !req_bool(r, "fetch", false, &o.fetch) ||
+	    !req_depths(r, &o.min_depth, &o.max_depth))
+		return;
+	o.nchain = (unsigned)nchain;
+	if (conn_task_find(r->c, r->seq) != NULL) {
+		conn_reply_error(r->c, r->seq, "Request %" PRIu64 " runs already",
+		    r->seq);
+		return;
+	}
+	if (!req_path(r, true, false, &e))
+		return;
+	if (watch_start(r->c, r->seq, e, &o) != 0)
+		conn_reply_error(r->c, r->seq, "Out of memory");
+}
+
+/* ---- root ---- */
+
+static void
+act_root(struct req *r)
+{
+	struct entry *e;
+	msgpack_packer *pk;
+	bool with_chain;
+
+	if (!req_path(r, true, false, &e))
+		return;
+	conn_set_root(r->c, e);
+	with_chain = e->chain.n > 0;
+	pk = conn_reply(r->c, r->seq, 3 + (with_chain ? 1 : 0), false);
+	pack_key(pk, "value");
+	pack_value(r->c, pk, e);
+	pack_key(pk, "tock");
+	msgpack_pack_uint64(pk, e->tock);
+	pack_key(pk, "path");
+	msgpack_pack_array(pk, 0);
+	if (with_chain) {
+		pack_key(pk, "chain");
+		chain_pack(pk, &e->chain, 2);
+	}
+}
+
+/* ---- get_state ---- */
+
+enum state_kind { ST_KNOWN, ST_MISSING, ST_REMOTE };
+
+static void
+pack_state_ranges(struct agent *a, msgpack_packer *pk, enum state_kind k)
+{
+	struct ranges miss;
+	uint32_t n = 0;
+
+	ranges_init(&miss);
+	/* two passes: count the non-empty sets, then pack them */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			msgpack_pack_map(pk, n);
+		for (size_t i = 0; i < a->nodes.n; i++) {
+			struct node *nd = a->nodes.by_index[i];
+			const struct ranges *rs;
+
+			if (k == ST_KNOWN)
+				rs = &nd->known;
+			else if (k == ST_REMOTE)
+				rs = &nd->remote_missing;
+			else {
+				if (!nd->has_tick || nd->tick < 1)
+					continue;
+				ranges_missing(&nd->known, nd->tick, &miss);
+				rs = &miss;
+			}
+			if (ranges_empty(rs))
+				continue;
+			if (pass == 0) {
+				n++;
+				continue;
+			}
+			msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+			ranges_pack(pk, rs);
+		}
+	}
+	ranges_fini(&miss);
+}
+
+static void
+act_get_state(struct req *r)
+{
+	bool f[4];
+	static const char *keys[4] = { "nodes", "known", "missing",
+	    "remote_missing" };
+	msgpack_packer *pk;
+	uint32_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		if (!req_bool(r, keys[i], false, &f[i]))
+			return;
+		n += f[i];
+	}
+	pk = conn_reply(r->c, r->seq, n, true);
+	if (f[0]) {
+		pack_key(pk, "nodes");
+		msgpack_pack_map(pk, r->a->nodes.n);
+		for (size_t i = 0; i < r->a->nodes.n; i++) {
+			struct node *nd = r->a->nodes.by_index[i];
+
+			msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+			if (nd->has_tick)
+				msgpack_pack_uint64(pk, nd->tick);
+			else
+				msgpack_pack_nil(pk);
+		}
+	}
+	if (f[1]) {
+		pack_key(pk, "known");
+		pack_state_ranges(r->a, pk, ST_KNOWN);
+	}
+	if (f[2]) {
+		pack_key(pk, "missing");
+		pack_state_ranges(r->a, pk, ST_MISSING);
+	}
+	if (f[3]) {
+		pack_key(pk, "remote_missing");
+		pack_state_ranges(r->a, pk, ST_REMOTE);
+	}
+}
+
+/* ---- delete_tree ---- */
+
+static void
+act_delete_tree(struct req *r)
+{
+	struct tree_walk w;
+	struct entry *e, *base;
+	const struct entry *last;
+	int64_t nchain;
+	uint64_t count = 0;
+	msgpack_packer *pk;
+
+	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain) ||
+	    !req_path(r, true, false, &base))
+		return;
+	if (nchain > 0)
+		conn_reply_state(r->c, r->seq, "start");
+	last = base;
+	tree_walk_init(&w, base, -1);
+	/* parent before children, each its own change (spec §2.5.9) */
+	while ((e = tree_walk_next(&w)) != NULL) {
+		uint8_t *old = NULL;
+		uint32_t oldlen, d;
+
+		if (e->value == NULL)
+			continue;
+		oldlen = e->value_len;
+		if (nchain > 0) {
+			/* the reply reports the value the change removes */
+			if ((old = malloc(oldlen)) == NULL) {
+				conn_reply_error(r->c, r->seq, "Out of memory");
+				break;
+			}
+			memcpy(old, e->value, oldlen);
+		}
+		if (agent_change_local(r->a, e, NULL, 0) != 0) {
+			free(old);
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			break;
+		}
+		count++;
+		if (nchain == 0)
+			continue;
+		d = tree_common_depth(base, last, e);
+		pk = conn_reply(r->c, r->seq, 7, false);
+		chain_pack_flat(pk, &e->chain, (unsigned)nchain);
+		pack_key(pk, "path");
+		tree_pack_path(pk, base, e, d);
+		pack_key(pk, "depth");
+		msgpack_pack_uint32(pk, d);
+		pack_key(pk, "old_value");
+		conn_pack_raw(r->c, old, oldlen);
+		pack_key(pk, "tock");
+		msgpack_pack_uint64(pk, e->tock);
+		last = e;
+		free(old);
+	}
+	if (nchain > 0) {
+		conn_reply_state(r->c, r->seq, "end");
+		return;
+	}
+	pk = conn_reply(r->c, r->seq, 1, true);
+	pack_key(pk, "changed");
+	msgpack_pack_uint64(pk, count);
+}
+
+/* ---- save / log ---- */
+
+/*
+ * Map a client file name into the configured file directory: relative,
+ * no "..", no empty name (spec §2.5.10, C recommendation).
+ */
+static bool
+req_file(struct req *r, char *out, size_t cap)
+{
+	const msgpack_object *p = proto_map_get(r->msg, "path");
+	const char *dir = r->a->cfg.file_dir;
+
+	if (dir == NULL) {
+		conn_reply_error(r->c, r->seq,
+		    "No file directory configured (start the agent with --file-dir or --state-dir)");
+		return false;
+	}
+	if (p == NULL || p->type != MSGPACK_OBJECT_STR ||
+	    p->via.str.size == 0 || p->via.str.size > 255) {
+		conn_reply_error(r->c, r->seq,
+		    "path must be a file name (string)");
+		return false;
+	}
+	if (p->via.str.ptr[0] == '/' ||
+	    memchr(p->via.str.ptr, '\0', p->via.str.size) != NULL) {
+		conn_reply_error(r->c, r->seq,
+		    "File names are relative to the agent's file directory");
+		return false;
+	}
+	for (uint32_t i = 0; i + 1 < p->via.str.size; i++)
+		if (p->via.str.ptr[i] == '.' && p->via.str.ptr[i + 1] == '.' &&
+		    (i == 0 || p->via.str.ptr[i - 1] == '/')) {
+			conn_reply_error(r->c, r->seq,
+			    "File names may not contain '..'");
+			return false;
+		}
+	if ((size_t)snprintf(out, cap, "%s/%.*s", dir, (int)p->via.str.size,
+	    p->via.str.ptr) >= cap) {
+		conn_reply_error(r->c, r->seq, "File name too long");
+		return false;
+	}
+	return true;
+}
+
+static void
+reply_result_true(struct req *r)
+{
+	msgpack_packer *pk = conn_reply(r->c, r->seq, 1, true);
+
+	pack_key(pk, "result");
+	msgpack_pack_true(pk);
+}
+
+static void
+act_save(struct req *r)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (!req_file(r, path, sizeof(path)))
+		return;
+	if ((rc = persist_save(r->a, path)) != 0) {
+		conn_reply_error(r->c, r->seq, "Cannot save: %s", strerror(-rc));
+		return;
+	}
+	reply_result_true(r);
+}
+
+static void
+act_log(struct req *r)
+{
+	char path[PATH_MAX];
+	bool fetch;
+	int rc;
+
+	if (!req_bool(r, "fetch", false, &fetch) ||
+	    !req_file(r, path, sizeof(path)))
+		return;
+	if ((rc = persist_start_log(r->a, path, fetch)) != 0) {
+		conn_reply_error(r->c, r->seq, "Cannot log: %s", strerror(-rc));
+		return;
+	}
+	reply_result_true(r);
+}
+
+/* ---- update ---- */
+
+struct update_task {
+	struct task task;		/* first */
+	struct record_ctx ctx;
+	uint64_t count;
+};
+
+static void
+reply_count(struct conn *c, uint64_t seq, uint64_t count)
+{
+	msgpack_packer *pk = conn_reply(c, seq, 1, true);
+
+	pack_key(pk, "count");
+	msgpack_pack_uint64(pk, count);
+}
+
+static void
+update_input(struct task *t, const msgpack_object *msg)
+{
+	struct update_task *ut = (struct update_task *)t;
+	const msgpack_object *st = proto_map_get(msg, "state");
+	const msgpack_object *err = proto_map_get(msg, "error");
+	const char *why = NULL;
+	bool applied;
+
+	if (err != NULL) {
+		conn_reply_error(t->conn, t->seq, "Update aborted by the client");
+		conn_task_end(t, false);
+		return;
+	}
+	if (st != NULL && proto_str_eq(st, "end")) {
+		reply_count(t->conn, t->seq, ut->count);
+		conn_task_end(t, false);
+		return;
+	}
+	if (persist_apply_record(conn_agent(t->conn), &ut->ctx, msg, &applied,
+	    &why) != 0) {
+		conn_reply_error(t->conn, t->seq, "Bad update record: %s", why);
+		conn_task_end(t, false);
+		return;
+	}
+	ut->count += applied;
+}
+
+static const struct task_ops update_task_ops = {
+	.input = update_input,
+	.free = free_task,
+};
+
+static void
+act_update(struct req *r)
+{
+	struct record_ctx ctx;
+	struct update_task *ut;
+	struct entry *base = conn_root(r->c);
+	const char *why = NULL;
+	bool applied;
+
+	if (proto_map_get(r->msg, "path") != NULL && r->streamed &&
+	    !req_path(r, true, false, &base))
+		return;
+	ctx.base = base;
+	ctx.last = base;
+	if (!r->streamed) {
+		if (persist_apply_record(r->a, &ctx, r->msg, &applied,
+		    &why) != 0) {
+			conn_reply_error(r->c, r->seq, "Bad update record: %s",
+			    why);
+			return;
+		}
+		reply_count(r->c, r->seq, applied);
+		return;
+	}
+	if ((ut = calloc(1, sizeof(*ut))) == NULL) {
+		conn_reply_error(r->c, r->seq, "Out of memory");
+		return;
+	}
+	ut->task.seq = r->seq;
+	ut->task.ops = &update_task_ops;
+	ut->ctx = ctx;
+	conn_task_add(r->c, &ut->task);
+}
+
+/* ---- stop, pass-through, auth ---- */
+
+static void
+act_stop(struct req *r)
+{
+	const msgpack_object *to = proto_map_get(r->msg, "task");
+	struct task *t;
+	msgpack_packer *pk;
+	uint64_t seq;
+
+	if (to == NULL || proto_get_uint(to, &seq) != 0) {
+		conn_reply_error(r->c, r->seq, "stop needs task (integer)");
+		return;
+	}
+	t = conn_task_find(r->c, seq);
+	/* spec §8.15: the stopped request still ends with state "end" */
+	if (t != NULL)
+		conn_task_end(t, true);
+	pk = conn_reply(r->c, r->seq, 1, true);
+	pack_key(pk, "result");
+	if (t != NULL)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void
+act_no_serf(struct req *r)
+{
+	conn_reply_error(r->c, r->seq,
+	    "No Serf: this agent runs standalone (serfsend/serfmon need a cluster)");
+}
+
+static void
+act_auth(struct req *r)
+{
+	/* Only the implicit super-root login exists so far: with no active
+	 * method every connection is logged in (spec §2.3). */
+	conn_reply_state(r->c, r->seq, "start");
+	conn_reply_state(r->c, r->seq, "end");
+}
+
+static void
+act_not_yet(struct req *r)
+{
+	const msgpack_object *a = proto_map_get(r->msg, "action");
+
+	conn_reply_error(r->c, r->seq,
+	    "%.*s is not implemented by this agent yet",
+	    (int)a->via.str.size, a->via.str.ptr);
+}
+
+static const struct action actions[] = {
+	{ "get_value", act_get_value, false },
+	{ "set_value", act_set_value, false },
+	{ "delete_value", act_delete_value, false },
+	{ "get_tree", act_get_tree, true },
+	{ "watch", act_watch, true },
+	{ "root", act_root, false },
+	{ "get_state", act_get_state, false },
+	{ "get_internal", act_get_internal, false },
+	{ "set_internal", act_set_internal, false },
+	{ "delete_internal", act_delete_internal, false },
+	{ "delete_tree", act_delete_tree, false },
+	{ "save", act_save, false },
+	{ "log", act_log, false },
+	{ "update", act_update, true },
+	{ "stop", act_stop, false },
+	{ "serfsend", act_no_serf, false },
+	{ "serfmon", act_no_serf, true },
+	{ "auth", act_auth, true },
+	{ "diffie_hellman", act_not_yet, false },
+	{ "auth_list", act_not_yet, true },
+	{ "auth_get", act_not_yet, true },
+	{ "auth_set", act_not_yet, true },
+	{ "set_auth_typ", act_not_yet, false },
+};
+
+/* A reply that cannot carry a seq (spec §2.2): {error, tock}. */
+static void
+reply_no_seq(struct conn *c, const char *msg)
+{
+	msgpack_packer *pk = conn_reply_noseq(c, 1);
+
+	pack_key(pk, "error");
+	msgpack_pack_str_with_body(pk, msg, strlen(msg));
+}
+
+void
+handlers_dispatch(struct conn *c, struct handlers_seq *hs,
+    const msgpack_object *msg)
+{
+	const msgpack_object *so, *ao, *st;
+	struct req r;
+	struct task *t;
+	int64_t seq;
+
+	if (msg->type != MSGPACK_OBJECT_MAP) {
+		reply_no_seq(c, "Request must be a map");
+		return;
+	}
+	so = proto_map_get(msg, "seq");
+	if (so == NULL || proto_get_int(so, &seq) != 0) {
+		reply_no_seq(c, "Request without an integer seq");
+		return;
+	}
+	/* messages of a running client-streamed request go to it */
+	if (seq >= 0 && (t = conn_task_find(c, (uint64_t)seq)) != NULL &&
+	    t->ops->input != NULL) {
+		t->ops->input(t, msg);
+		return;
+	}
+	if (seq < 0) {
+		reply_no_seq(c, "seq must not be negative");
+		return;
+	}
+	if (hs->have_last && seq <= hs->last) {
+		conn_reply_error(c, (uint64_t)seq,
+		    "Channel closed? Sequence error: %" PRId64 " < %" PRId64,
+		    hs->last, seq);
+		return;
+	}
+	hs->have_last = true;
+	hs->last = seq;
+
+	memset(&r, 0, sizeof(r));
+	r.c = c;
+	r.a = conn_agent(c);
+	r.seq = (uint64_t)seq;
+	r.msg = msg;
+	ao = proto_map_get(msg, "action");
+	if (ao == NULL || ao->type != MSGPACK_OBJECT_STR) {
+		conn_reply_error(c, r.seq, "Missing action (a string)");
+		return;
+	}
+	st = proto_map_get(msg, "state");
+	r.streamed = st != NULL && proto_str_eq(st, "start");
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+		if (!proto_str_eq(ao, actions[i].name))
+			continue;
+		if (r.streamed && !actions[i].streamable)
+			break;
+		actions[i].fn(&r);
+		return;
+	}
+	conn_reply_error(c, r.seq, "Unknown action: %.*s",
+	    (int)(ao->via.str.size > 64 ? 64 : ao->via.str.size),
+	    ao->via.str.ptr);
+}

@@ -1,0 +1,36 @@
+/*
+ * handlers: the client actions of spec §2.5.  handlers_dispatch() takes one
+ * decoded request map of a connection, checks the envelope and runs the
+ * action; every reply goes through server.h's conn_reply*.
+ */
+#ifndef DISTKV_HANDLERS_H
+#define DISTKV_HANDLERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+struct conn;
+struct entry;
+
+/* Per-connection request state the dispatcher needs. */
+struct handlers_seq {
+	bool have_last;
+	int64_t last;
+};
+
+/* Send the greeting (spec §2.3) to a new connection. */
+void handlers_greet(struct conn *c);
+
+void handlers_dispatch(struct conn *c, struct handlers_seq *hs,
+    const msgpack_object *msg);
+
+/*
+ * Send one tree/watch item {seq, path, depth, value, tock, [chain]} for
+ * entry e, its path shortened relative to base against *last (updated).
+ */
+void handlers_send_item(struct conn *c, uint64_t seq, const struct entry *base,
+    const struct entry **last, const struct entry *e, unsigned nchain);
+
+#endif

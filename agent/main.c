@@ -1,0 +1,312 @@
+/* distkv-agent: command line, start-up and shutdown.  The only globals of
+ * the agent live here. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <msgpack.h>
+
+#include "agent.h"
+#include "log.h"
+#include "persist.h"
+#include "proto.h"
+#include "server.h"
+
+#define DEFAULT_SOCKET "/run/distkv/distkv.sock"
+
+static const char usage_text[] =
+"Usage: distkv-agent [OPTIONS]\n"
+"\n"
+"Run the DistKV-C agent: hold the whole key-value tree in memory and serve\n"
+"local clients (libdistkv, distkv-cli) on a Unix socket.\n"
+"\n"
+"Options:\n"
+"  --socket PATH        client socket (default " DEFAULT_SOCKET ",\n"
+"                       or $DISTKV_SOCKET)\n"
+"  --socket-mode MODE   permissions of the socket file, octal (default 0660)\n"
+"  --node NAME          this node's name (default: the host name)\n"
+"  --standalone         run without Serf: a single node, ready at once\n"
+"  --init VALUE         set the root entry to VALUE when the agent has no\n"
+"                       data yet; VALUE is an integer, a float, true, false,\n"
+"                       null, or else a string\n"
+"  --load FILE          load a snapshot or log file before serving (refused\n"
+"                       when the state dir already holds this node's data)\n"
+"  --state-dir DIR      keep a change log and snapshots in DIR and restore\n"
+"                       them at start\n"
+"  --fsync POLICY       change log durability: always (default: fsync before\n"
+"                       the reply), batch (once a second), none\n"
+"  --snapshot-every N   snapshot the state dir after N changes (default 10000)\n"
+"  --file-dir DIR       directory for the files of the save and log actions\n"
+"                       (default: the state dir)\n"
+"  --max-request BYTES  largest request accepted (default 4194304)\n"
+"  --max-output BYTES   output queued to one client before its watches are\n"
+"                       dropped and its reading paused (default 16777216)\n"
+"  --change-length N    chain links stored and sent (default 5, max 16)\n"
+"  --log-level LEVEL    debug, info (default), warn, error\n"
+"  -h, --help           show this help and exit\n"
+"\n"
+"Replication through Serf is not built yet: --standalone is required.\n"
+"See docs/operations.md.\n";
+
+enum {
+	OPT_SOCKET = 256, OPT_SOCKET_MODE, OPT_NODE, OPT_STANDALONE, OPT_INIT,
+	OPT_LOAD, OPT_STATE_DIR, OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_FILE_DIR,
+	OPT_MAX_REQUEST, OPT_MAX_OUTPUT, OPT_CHANGE_LENGTH, OPT_LOG_LEVEL,
+};
+
+static const struct option long_opts[] = {
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "node", required_argument, NULL, OPT_NODE },
+	{ "standalone", no_argument, NULL, OPT_STANDALONE },
+	{ "init", required_argument, NULL, OPT_INIT },
+	{ "load", required_argument, NULL, OPT_LOAD },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "fsync", required_argument, NULL, OPT_FSYNC },
+	{ "snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY },
+	{ "file-dir", required_argument, NULL, OPT_FILE_DIR },
+	{ "max-request", required_argument, NULL, OPT_MAX_REQUEST },
+	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "change-length", required_argument, NULL, OPT_CHANGE_LENGTH },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static struct agent the_agent;
+static char hostname[256];
+
+static void
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "distkv-agent: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'distkv-agent --help'.\n");
+	exit(2);
+}
+
+static unsigned long long
+parse_number(const char *s, const char *what, unsigned long long lo,
+    unsigned long long hi)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo ||
+	    v > hi)
+		usage_error("bad number for %s", what);
+	return v;
+}
+
+/* --init's value: a number, true/false/null, or else the string itself. */
+static void
+pack_init_value(msgpack_packer *pk, const char *s)
+{
+	char *end;
+	long long i;
+	double d;
+
+	errno = 0;
+	i = strtoll(s, &end, 10);
+	if (*s != '\0' && *end == '\0' && errno == 0) {
+		msgpack_pack_int64(pk, i);
+		return;
+	}
+	d = strtod(s, &end);
+	if (*s != '\0' && *end == '\0') {
+		msgpack_pack_double(pk, d);
+		return;
+	}
+	if (strcmp(s, "true") == 0)
+		msgpack_pack_true(pk);
+	else if (strcmp(s, "false") == 0)
+		msgpack_pack_false(pk);
+	else if (strcmp(s, "null") == 0)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	log_info("signal %d: shutting down", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+parse_args(int argc, char **argv, struct agent_config *cfg)
+{
+	int c, lvl;
+	const char *env = getenv("DISTKV_SOCKET");
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->socket_path = env != NULL && *env != '\0' ? env : DEFAULT_SOCKET;
+	cfg->socket_mode = 0660;
+	cfg->fsync = FSYNC_ALWAYS;
+	cfg->max_request = 4u << 20;
+	cfg->max_output = 16u << 20;
+	cfg->change_length = CHAIN_DEFAULT_LENGTH;
+	cfg->snapshot_every = 10000;
+	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
+		snprintf(hostname, sizeof(hostname), "localhost");
+	cfg->node = hostname;
+
+	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SOCKET: cfg->socket_path = optarg; break;
+		case OPT_SOCKET_MODE: {
+			char *end;
+			long m = strtol(optarg, &end, 8);
+
+			if (*optarg == '\0' || *end != '\0' || m < 0 ||
+			    m > 0777)
+				usage_error("bad --socket-mode %s (octal, e.g. 0660)",
+				    optarg);
+			cfg->socket_mode = (mode_t)m;
+			break;
+		}
+		case OPT_NODE:
+			if (*optarg == '\0' ||
+			    strlen(optarg) > PROTO_MAX_NODE_NAME ||
+			    !proto_utf8_valid(optarg, strlen(optarg)))
+				usage_error("bad node name '%s' (1-128 bytes UTF-8)",
+				    optarg);
+			cfg->node = optarg;
+			break;
+		case OPT_STANDALONE: cfg->standalone = true; break;
+		case OPT_INIT: cfg->init_json = optarg; break;
+		case OPT_LOAD: cfg->load_file = optarg; break;
+		case OPT_STATE_DIR: cfg->state_dir = optarg; break;
+		case OPT_FILE_DIR: cfg->file_dir = optarg; break;
+		case OPT_FSYNC:
+			if (strcmp(optarg, "always") == 0)
+				cfg->fsync = FSYNC_ALWAYS;
+			else if (strcmp(optarg, "batch") == 0)
+				cfg->fsync = FSYNC_BATCH;
+			else if (strcmp(optarg, "none") == 0)
+				cfg->fsync = FSYNC_NONE;
+			else
+				usage_error("bad --fsync '%s' (always, batch, none)",
+				    optarg);
+			break;
+		case OPT_SNAPSHOT_EVERY:
+			cfg->snapshot_every = (unsigned)parse_number(optarg,
+			    "--snapshot-every", 0, UINT_MAX);
+			break;
+		case OPT_MAX_REQUEST:
+			cfg->max_request = parse_number(optarg, "--max-request",
+			    256, 1ull << 30);
+			break;
+		case OPT_MAX_OUTPUT:
+			cfg->max_output = parse_number(optarg, "--max-output",
+			    1024, 1ull << 34);
+			break;
+		case OPT_CHANGE_LENGTH:
+			cfg->change_length = (unsigned)parse_number(optarg,
+			    "--change-length", 1, CHAIN_CAP);
+			break;
+		case OPT_LOG_LEVEL:
+			if ((lvl = log_parse_level(optarg)) < 0)
+				usage_error("bad --log-level '%s'", optarg);
+			log_set_level((enum log_level)lvl);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'distkv-agent --help'.\n");
+			exit(2);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (!cfg->standalone)
+		usage_error("%s", "replication through Serf is not built yet; "
+		    "run with --standalone");
+	if (cfg->file_dir == NULL)
+		cfg->file_dir = cfg->state_dir;
+}
+
+static void
+apply_init_value(struct agent *a)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_init_value(&pk, a->cfg.init_json);
+	if (agent_change_local(a, &a->tree.root,
+	    sb.size == 1 && (uint8_t)sb.data[0] == 0xc0 ? NULL :
+	    (const uint8_t *)sb.data, sb.size) != 0)
+		fatal("out of memory");
+	msgpack_sbuffer_destroy(&sb);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct agent_config cfg;
+	struct agent *a = &the_agent;
+	struct ev_loop *loop;
+	ev_signal sigterm, sigint;
+	int rc;
+
+	parse_args(argc, argv, &cfg);
+	signal(SIGPIPE, SIG_IGN);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (agent_init(a, loop, &cfg) != 0)
+		fatal("out of memory");
+	if (strcmp(cfg.socket_path, DEFAULT_SOCKET) == 0)
+		mkdir("/run/distkv", 0755);
+
+	if (cfg.state_dir != NULL &&
+	    (rc = persist_open_state_dir(a, cfg.state_dir)) != 0)
+		fatal("cannot use state dir %s: %s", cfg.state_dir,
+		    strerror(-rc));
+	if (cfg.load_file != NULL) {
+		if (a->self->has_tick)
+			fatal("--load refused: this node already has data (tick %llu)",
+			    (unsigned long long)a->self->tick);
+		if ((rc = persist_load_file(a, cfg.load_file)) != 0)
+			fatal("cannot load %s: %s", cfg.load_file,
+			    strerror(-rc));
+	}
+	/* standalone: ready at once (spec §3.9, tick 0 = ready, no change) */
+	if (!a->self->has_tick) {
+		node_raise_tick(a->self, 0);
+		if (cfg.init_json != NULL)
+			apply_init_value(a);
+	} else if (cfg.init_json != NULL)
+		log_info("--init ignored: this node has data (tick %llu)",
+		    (unsigned long long)a->self->tick);
+
+	if ((rc = server_open(a, &a->server)) != 0)
+		fatal("cannot serve on %s: %s", cfg.socket_path, strerror(-rc));
+	ev_signal_init(&sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&sigint, signal_cb, SIGINT);
+	ev_signal_start(loop, &sigterm);
+	ev_signal_start(loop, &sigint);
+	log_info("node %s ready on %s (tick %llu)", a->self->name,
+	    cfg.socket_path, (unsigned long long)a->self->tick);
+
+	ev_run(loop, 0);
+
+	server_drain(a->server);
+	persist_close(a);
+	server_close(a->server);
+	agent_fini(a);
+	log_info("stopped");
+	return 0;
+}

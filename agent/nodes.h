@@ -1,0 +1,66 @@
+/*
+ * nodes: the node table (spec §1.3).  One record per node name ever heard
+ * of, including this agent's own: its tick (or none yet), the ticks seen
+ * (known), the ticks other servers reported missing, and which entry holds
+ * each of its ticks that is still on some stored chain.
+ *
+ * Records are never freed while the agent runs, so a struct node pointer
+ * is a stable identity (chains hold them).
+ */
+#ifndef DISTKV_NODES_H
+#define DISTKV_NODES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ranges.h"
+
+struct entry;
+
+/* tick -> entry, open addressing with backward-shift deletion */
+struct tickmap {
+	struct tickmap_slot {
+		uint64_t tick;		/* 0 = empty (ticks start at 1) */
+		struct entry *entry;
+	} *slot;
+	size_t n, cap;
+};
+
+struct node {
+	char *name;		/* NUL-terminated, valid UTF-8 */
+	size_t name_len;
+	bool has_tick;		/* false: tick is nil (no data yet) */
+	uint64_t tick;
+	struct ranges known;
+	struct ranges remote_missing;
+	struct tickmap entries;
+	struct node *hnext;	/* hash chain */
+	size_t index;		/* creation order */
+};
+
+struct nodes {
+	struct node **by_index;	/* creation order */
+	size_t n, cap;
+	struct node **hash;
+	size_t hcap;
+};
+
+void nodes_init(struct nodes *ns);
+void nodes_fini(struct nodes *ns);
+/* Find a node by name; with create, make it (name must be valid UTF-8,
+ * 1..PROTO_MAX_NODE_NAME bytes: checked by callers).  NULL if absent or
+ * out of memory. */
+struct node *nodes_get(struct nodes *ns, const char *name, size_t len,
+    bool create);
+/* tick := max(tick, t), nil below every number. */
+void node_raise_tick(struct node *n, uint64_t t);
+/* "See" tick t (spec §1.3): known += t, remote_missing -= t. */
+int node_see(struct node *n, uint64_t t);
+
+struct entry *node_entry_get(const struct node *n, uint64_t tick);
+int node_entry_set(struct node *n, uint64_t tick, struct entry *e);
+/* Remove the mapping tick -> e (only if it maps to e). */
+void node_entry_del(struct node *n, uint64_t tick, const struct entry *e);
+
+#endif

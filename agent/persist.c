@@ -1,0 +1,794 @@
+/* persist: see persist.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <xxhash.h>
+
+#include "agent.h"
+#include "log.h"
+#include "persist.h"
+#include "proto.h"
+
+#define SNAPSHOT_NAME "snapshot.dkv"
+#define LOG_NAME "changes.dkv"
+#define LOCK_NAME "lock"
+/* Chain links kept in snapshot records (spec §2.8: 99; ours are shorter). */
+#define SNAPSHOT_CHAIN CHAIN_CAP
+
+/* An append-only framed file: records are packed into buf and written and
+ * synced by logwriter_sync, so one fsync covers a whole loop iteration. */
+struct logwriter {
+	int fd;
+	char *path;
+	msgpack_sbuffer buf;
+	bool unsynced;		/* written since the last fsync */
+};
+
+struct persist {
+	char *dir;
+	int lock_fd;
+	struct logwriter log;
+	uint64_t since_snapshot;
+	ev_timer timer;
+	struct agent *a;
+};
+
+/* ---- framing ---- */
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* Frame the record that occupies sb->data[start..] (8 header bytes were
+ * reserved at start). */
+static void
+frame_finish(msgpack_sbuffer *sb, size_t start)
+{
+	uint8_t *h = (uint8_t *)sb->data + start;
+	size_t len = sb->size - start - 8;
+
+	put_le32(h, (uint32_t)len);
+	put_le32(h + 4, XXH32(h + 8, len, 0));
+}
+
+static size_t
+frame_begin(msgpack_sbuffer *sb)
+{
+	size_t start = sb->size;
+	static const char zero[8];
+
+	msgpack_sbuffer_write(sb, zero, 8);
+	return start;
+}
+
+static int
+write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, c, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- record packing ---- */
+
+static void
+pack_key(msgpack_packer *pk, const char *k)
+{
+	msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+
+static void
+pack_raw_value(msgpack_sbuffer *sb, msgpack_packer *pk, const struct entry *e)
+{
+	if (e->value == NULL)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_sbuffer_write(sb, (const char *)e->value, e->value_len);
+}
+
+static void
+pack_state_record(struct agent *a, msgpack_packer *pk)
+{
+	uint32_t nk = 0;
+
+	for (size_t i = 0; i < a->nodes.n; i++)
+		nk += !ranges_empty(&a->nodes.by_index[i]->known);
+	msgpack_pack_map(pk, 2);
+	pack_key(pk, "nodes");
+	msgpack_pack_map(pk, a->nodes.n);
+	for (size_t i = 0; i < a->nodes.n; i++) {
+		struct node *n = a->nodes.by_index[i];
+
+		msgpack_pack_str_with_body(pk, n->name, n->name_len);
+		if (n->has_tick)
+			msgpack_pack_uint64(pk, n->tick);
+		else
+			msgpack_pack_nil(pk);
+	}
+	pack_key(pk, "known");
+	msgpack_pack_map(pk, nk);
+	for (size_t i = 0; i < a->nodes.n; i++) {
+		struct node *n = a->nodes.by_index[i];
+
+		if (ranges_empty(&n->known))
+			continue;
+		msgpack_pack_str_with_body(pk, n->name, n->name_len);
+		ranges_pack(pk, &n->known);
+	}
+}
+
+/* A change record: chain fields flat, full path (spec §2.8 log). */
+static void
+pack_change_record(struct agent *a, msgpack_sbuffer *sb, const struct entry *e)
+{
+	msgpack_packer pk;
+	size_t start = frame_begin(sb);
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 6);
+	chain_pack_flat(&pk, &e->chain, a->cfg.change_length);
+	pack_key(&pk, "path");
+	tree_pack_path(&pk, &a->tree.root, e, 0);
+	pack_key(&pk, "value");
+	pack_raw_value(sb, &pk, e);
+	pack_key(&pk, "tock");
+	msgpack_pack_uint64(&pk, e->tock);
+	frame_finish(sb, start);
+}
+
+/* Snapshot into sb: magic, state record, every entry in pre-order. */
+static void
+pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
+{
+	struct tree_walk w;
+	const struct entry *last = &a->tree.root;
+	struct entry *e;
+	msgpack_packer pk;
+	size_t start;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (magic)
+		msgpack_sbuffer_write(sb, PERSIST_MAGIC, PERSIST_MAGIC_LEN);
+	start = frame_begin(sb);
+	pack_state_record(a, &pk);
+	frame_finish(sb, start);
+	tree_walk_init(&w, &a->tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL) {
+		uint32_t d = tree_common_depth(&a->tree.root, last, e);
+
+		start = frame_begin(sb);
+		msgpack_pack_map(&pk, 4 + (e->chain.n > 0));
+		pack_key(&pk, "path");
+		tree_pack_path(&pk, &a->tree.root, e, d);
+		pack_key(&pk, "depth");
+		msgpack_pack_uint32(&pk, d);
+		pack_key(&pk, "value");
+		pack_raw_value(sb, &pk, e);
+		pack_key(&pk, "tock");
+		msgpack_pack_uint64(&pk, e->tock);
+		if (e->chain.n > 0) {
+			pack_key(&pk, "chain");
+			chain_pack(&pk, &e->chain, SNAPSHOT_CHAIN);
+		}
+		frame_finish(sb, start);
+		last = e;
+	}
+}
+
+/* ---- applying records ---- */
+
+static int
+merge_state(struct agent *a, const msgpack_object *rec, const char **why)
+{
+	static const char *keys[3] = { "nodes", "known", "remote_missing" };
+
+	for (int k = 0; k < 3; k++) {
+		const msgpack_object *m = proto_map_get(rec, keys[k]);
+
+		if (m == NULL)
+			continue;
+		if (m->type != MSGPACK_OBJECT_MAP) {
+			*why = "state fields must be maps";
+			return -EINVAL;
+		}
+		for (uint32_t i = 0; i < m->via.map.size; i++) {
+			const msgpack_object *name = &m->via.map.ptr[i].key;
+			const msgpack_object *v = &m->via.map.ptr[i].val;
+			struct ranges rs;
+			struct node *n;
+			uint64_t t;
+			int rc = 0;
+
+			if (!chain_node_name_ok(name)) {
+				*why = "bad node name";
+				return -EINVAL;
+			}
+			ranges_init(&rs);
+			if (k == 0 && v->type != MSGPACK_OBJECT_NIL &&
+			    proto_get_uint(v, &t) != 0)
+				rc = -EINVAL;
+			if (k > 0)
+				rc = ranges_unpack(v, &rs);
+			if (rc != 0) {
+				ranges_fini(&rs);
+				*why = "bad tick or range list";
+				return -EINVAL;
+			}
+			n = nodes_get(&a->nodes, name->via.str.ptr,
+			    name->via.str.size, true);
+			if (n == NULL) {
+				ranges_fini(&rs);
+				*why = "out of memory";
+				return -ENOMEM;
+			}
+			if (k == 0 && v->type != MSGPACK_OBJECT_NIL)
+				node_raise_tick(n, t);
+			else if (k == 1)
+				rc = ranges_add_all(&n->known, &rs);
+			else if (k == 2)
+				rc = ranges_add_all(&n->remote_missing, &rs);
+			ranges_fini(&rs);
+			if (rc != 0) {
+				*why = "out of memory";
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+int
+persist_apply_record(struct agent *a, struct record_ctx *ctx,
+    const msgpack_object *rec, bool *applied, const char **why)
+{
+	const msgpack_object *path, *depth, *value, *ch, *tock;
+	struct entry *start, *e;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct update u;
+	uint64_t d = 0;
+	int rc;
+
+	*applied = false;
+	*why = NULL;
+	if (rec->type != MSGPACK_OBJECT_MAP) {
+		*why = "record is not a map";
+		return -EINVAL;
+	}
+	value = proto_map_get(rec, "value");
+	if (value == NULL) {
+		if (proto_map_get(rec, "nodes") != NULL ||
+		    proto_map_get(rec, "known") != NULL ||
+		    proto_map_get(rec, "remote_missing") != NULL)
+			return merge_state(a, rec, why);
+		log_warn("ignoring a record without value or state");
+		return 0;
+	}
+	path = proto_map_get(rec, "path");
+	depth = proto_map_get(rec, "depth");
+	if (path == NULL) {
+		*why = "record without path";
+		return -EINVAL;
+	}
+	start = ctx->base;
+	if (depth != NULL) {
+		/* spec §2.6: P = L[:depth] + path */
+		if (proto_get_uint(depth, &d) != 0 ||
+		    d > ctx->last->depth - ctx->base->depth) {
+			*why = "bad depth";
+			return -EINVAL;
+		}
+		for (start = ctx->last;
+		    start->depth - ctx->base->depth > d; start = start->parent)
+			;
+	}
+	rc = tree_follow(&a->tree, start, path, true,
+	    start == &a->tree.root, NULL, &e);
+	if (rc != 0) {
+		*why = rc == -E2BIG ? "path too deep" : "bad path";
+		return rc == -ENOMEM ? rc : -EINVAL;
+	}
+	ctx->last = e;
+	memset(&u, 0, sizeof(u));
+	ch = proto_map_get(rec, "chain");
+	if (ch == NULL && proto_map_get(rec, "node") != NULL)
+		ch = rec;	/* flat chain fields */
+	if (ch == NULL || ch->type == MSGPACK_OBJECT_NIL)
+		return 0;	/* a value-less snapshot entry changes nothing */
+	if (chain_unpack(&a->nodes, ch, a->cfg.change_length, &u.chain) != 0) {
+		*why = "bad chain";
+		return -EINVAL;
+	}
+	tock = proto_map_get(rec, "tock");
+	if (tock == NULL)
+		u.tock = agent_stamp(a);
+	else if (proto_get_uint(tock, &u.tock) != 0) {
+		*why = "bad tock";
+		return -EINVAL;
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (value->type != MSGPACK_OBJECT_NIL) {
+		if (proto_pack_canonical(&pk, value) != 0) {
+			msgpack_sbuffer_destroy(&sb);
+			*why = "out of memory";
+			return -ENOMEM;
+		}
+		u.value = (const uint8_t *)sb.data;
+		u.value_len = sb.size;
+	}
+	u.entry = e;
+	rc = agent_commit(a, &u, ORIGIN_LOAD);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc < 0) {
+		*why = "out of memory";
+		return rc;
+	}
+	*applied = rc == APPLY_ACCEPTED;
+	return 0;
+}
+
+/*
+ * Read the records of a framed file and apply them.  *good_end is the
+ * offset after the last whole, valid record; *torn tells whether bytes
+ * follow it (a torn tail, or garbage).
+ */
+static int
+load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
+{
+	struct record_ctx ctx = { &a->tree.root, &a->tree.root };
+	uint8_t hdr[8], magic[PERSIST_MAGIC_LEN];
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	msgpack_zone zone;
+	off_t off;
+	uint64_t nrec = 0;
+	int rc = 0;
+	FILE *f;
+
+	*good_end = 0;
+	*torn = false;
+	if ((f = fopen(path, "rb")) == NULL)
+		return -errno;
+	if (fread(magic, 1, sizeof(magic), f) != sizeof(magic) ||
+	    memcmp(magic, PERSIST_MAGIC, PERSIST_MAGIC_LEN) != 0) {
+		fclose(f);
+		log_error("%s: not a distkv file (bad magic)", path);
+		return -EINVAL;
+	}
+	off = PERSIST_MAGIC_LEN;
+	*good_end = off;
+	msgpack_zone_init(&zone, 4096);
+	for (;;) {
+		size_t n = fread(hdr, 1, 8, f), len, objlen;
+		msgpack_object obj;
+		const char *why;
+		bool applied;
+
+		if (n == 0)
+			break;
+		if (n < 8) {
+			*torn = true;
+			break;
+		}
+		len = get_le32(hdr);
+		if (len == 0 || len > PERSIST_MAX_RECORD) {
+			*torn = true;
+			break;
+		}
+		if (len > cap) {
+			uint8_t *nb = realloc(buf, len);
+
+			if (nb == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = len;
+		}
+		if (fread(buf, 1, len, f) != len ||
+		    XXH32(buf, len, 0) != get_le32(hdr + 4) ||
+		    proto_scan(buf, len, PROTO_MAX_NESTING, &objlen) != 0 ||
+		    objlen != len ||
+		    proto_unpack(buf, len, &zone, &obj) != 0) {
+			*torn = true;
+			break;
+		}
+		if ((rc = persist_apply_record(a, &ctx, &obj, &applied,
+		    &why)) != 0) {
+			log_error("%s: record %llu: %s", path,
+			    (unsigned long long)nrec, why);
+			break;
+		}
+		msgpack_zone_clear(&zone);
+		off += (off_t)(8 + len);
+		*good_end = off;
+		nrec++;
+	}
+	msgpack_zone_destroy(&zone);
+	free(buf);
+	fclose(f);
+	log_info("%s: %llu records loaded%s", path, (unsigned long long)nrec,
+	    *torn ? " (torn tail after them)" : "");
+	return rc;
+}
+
+int
+persist_load_file(struct agent *a, const char *path)
+{
+	off_t end;
+	bool torn;
+	int rc = load_framed(a, path, &end, &torn);
+
+	if (rc == 0 && torn)
+		log_warn("%s: ignored damaged bytes after offset %lld", path,
+		    (long long)end);
+	return rc;
+}
+
+/* ---- writing files ---- */
+
+static int
+fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int
+persist_save(struct agent *a, const char *path)
+{
+	char tmp[PATH_MAX + 16];
+	msgpack_sbuffer sb;
+	int fd, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	msgpack_sbuffer_init(&sb);
+	pack_snapshot(a, &sb, true);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((rc = write_all(fd, sb.data, sb.size)) == 0 && fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir_of(path);
+	if (rc != 0)
+		unlink(tmp);
+out:
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static void
+logwriter_close(struct logwriter *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	free(w->path);
+	w->path = NULL;
+	msgpack_sbuffer_destroy(&w->buf);
+}
+
+/* Write out buffered records; fsync when sync (the policy asks for it). */
+static int
+logwriter_sync(struct logwriter *w, bool sync)
+{
+	int rc;
+
+	if (w->buf.size > 0) {
+		if ((rc = write_all(w->fd, w->buf.data, w->buf.size)) != 0) {
+			log_error("%s: write failed: %s", w->path,
+			    strerror(-rc));
+			return rc;
+		}
+		w->buf.size = 0;
+		w->unsynced = true;
+	}
+	if (sync && w->unsynced) {
+		if (fdatasync(w->fd) != 0) {
+			rc = -errno;
+			log_error("%s: fsync failed: %s", w->path,
+			    strerror(-rc));
+			return rc;
+		}
+		w->unsynced = false;
+	}
+	return 0;
+}
+
+int
+persist_start_log(struct agent *a, const char *path, bool fetch)
+{
+	struct logwriter *w = calloc(1, sizeof(*w));
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	if (w == NULL)
+		return -ENOMEM;
+	msgpack_sbuffer_init(&w->buf);
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (w->fd < 0 || (w->path = strdup(path)) == NULL) {
+		rc = w->fd < 0 ? -errno : -ENOMEM;
+		logwriter_close(w);
+		free(w);
+		return rc;
+	}
+	msgpack_sbuffer_write(&w->buf, PERSIST_MAGIC, PERSIST_MAGIC_LEN);
+	if (fetch)
+		pack_snapshot(a, &w->buf, false);
+	msgpack_packer_init(&pk, &w->buf, msgpack_sbuffer_write);
+	start = frame_begin(&w->buf);
+	pack_state_record(a, &pk);
+	frame_finish(&w->buf, start);
+	if ((rc = logwriter_sync(w, true)) != 0) {
+		logwriter_close(w);
+		free(w);
+		return rc;
+	}
+	/* the new writer has its initial state: the old one may stop */
+	if (a->logw != NULL) {
+		logwriter_sync(a->logw, true);
+		logwriter_close(a->logw);
+		free(a->logw);
+	}
+	a->logw = w;
+	return 0;
+}
+
+/* ---- state dir ---- */
+
+static void persist_snapshot_state(struct agent *a);
+
+void
+persist_record_change(struct agent *a, const struct entry *e)
+{
+	if (a->persist != NULL) {
+		pack_change_record(a, &a->persist->log.buf, e);
+		a->persist->since_snapshot++;
+	}
+	if (a->logw != NULL)
+		pack_change_record(a, &a->logw->buf, e);
+}
+
+void
+persist_sync(struct agent *a)
+{
+	bool sync = a->cfg.fsync == FSYNC_ALWAYS;
+
+	if (a->persist != NULL) {
+		if (logwriter_sync(&a->persist->log, sync) != 0)
+			fatal("cannot write the change log; stopping so that no unlogged change is acknowledged");
+		if (a->cfg.snapshot_every > 0 &&
+		    a->persist->since_snapshot >= a->cfg.snapshot_every)
+			persist_snapshot_state(a);
+	}
+	if (a->logw != NULL && logwriter_sync(a->logw, sync) != 0) {
+		log_error("stopping the change log %s", a->logw->path);
+		logwriter_close(a->logw);
+		free(a->logw);
+		a->logw = NULL;
+	}
+}
+
+void
+persist_tick(struct agent *a)
+{
+	if (a->cfg.fsync != FSYNC_BATCH)
+		return;
+	if (a->persist != NULL)
+		logwriter_sync(&a->persist->log, true);
+	if (a->logw != NULL)
+		logwriter_sync(a->logw, true);
+}
+
+static void
+persist_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct persist *p = (struct persist *)((char *)w -
+	    offsetof(struct persist, timer));
+
+	(void)loop;
+	(void)revents;
+	persist_tick(p->a);
+}
+
+static int
+state_path(char *buf, size_t cap, const char *dir, const char *name)
+{
+	return (size_t)snprintf(buf, cap, "%s/%s", dir, name) >= cap ?
+	    -ENAMETOOLONG : 0;
+}
+
+/*
+ * Snapshot, then empty the log.  A crash between the two replays old log
+ * records onto the newer snapshot, which the chain rules ignore as
+ * duplicates or stale, so no order of crashes loses or reorders a change.
+ */
+static void
+persist_snapshot_state(struct agent *a)
+{
+	struct persist *p = a->persist;
+	char path[PATH_MAX];
+	int rc;
+
+	if (logwriter_sync(&p->log, true) != 0)
+		return;
+	state_path(path, sizeof(path), p->dir, SNAPSHOT_NAME);
+	if ((rc = persist_save(a, path)) != 0) {
+		log_error("snapshot %s failed: %s", path, strerror(-rc));
+		return;
+	}
+	if (ftruncate(p->log.fd, PERSIST_MAGIC_LEN) != 0 ||
+	    lseek(p->log.fd, 0, SEEK_END) < 0 || fdatasync(p->log.fd) != 0) {
+		log_error("cannot empty %s: %s", p->log.path, strerror(errno));
+		return;
+	}
+	p->since_snapshot = 0;
+	log_debug("snapshot written to %s", path);
+}
+
+int
+persist_open_state_dir(struct agent *a, const char *dir)
+{
+	char snap[PATH_MAX], logp[PATH_MAX], lockp[PATH_MAX];
+	struct persist *p;
+	off_t end;
+	bool torn;
+	int rc;
+
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		rc = -errno;
+		log_error("cannot create state dir %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	if ((rc = state_path(snap, sizeof(snap), dir, SNAPSHOT_NAME)) != 0 ||
+	    (rc = state_path(logp, sizeof(logp), dir, LOG_NAME)) != 0 ||
+	    (rc = state_path(lockp, sizeof(lockp), dir, LOCK_NAME)) != 0)
+		return rc;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -ENOMEM;
+	p->a = a;
+	p->log.fd = -1;
+	msgpack_sbuffer_init(&p->log.buf);
+	if ((p->dir = strdup(dir)) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	p->lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		rc = -errno;
+		log_error("state dir %s is in use by another agent", dir);
+		goto fail;
+	}
+	/* restore before a client is accepted: snapshot, then the log */
+	if (access(snap, F_OK) == 0 &&
+	    (rc = load_framed(a, snap, &end, &torn)) != 0)
+		goto fail;
+	if (access(snap, F_OK) == 0 && torn) {
+		log_error("%s is damaged after offset %lld; refusing to start",
+		    snap, (long long)end);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (access(logp, F_OK) == 0) {
+		if ((rc = load_framed(a, logp, &end, &torn)) != 0)
+			goto fail;
+		p->log.fd = open(logp, O_WRONLY | O_CLOEXEC);
+		if (p->log.fd < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		if (torn) {
+			log_warn("%s: cutting a torn tail at offset %lld", logp,
+			    (long long)end);
+			if (ftruncate(p->log.fd, end) != 0 ||
+			    fdatasync(p->log.fd) != 0) {
+				rc = -errno;
+				goto fail;
+			}
+		}
+		lseek(p->log.fd, 0, SEEK_END);
+	} else {
+		p->log.fd = open(logp, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+		if (p->log.fd < 0 ||
+		    write_all(p->log.fd, PERSIST_MAGIC, PERSIST_MAGIC_LEN) != 0 ||
+		    fdatasync(p->log.fd) != 0 || fsync_dir_of(logp) != 0) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+	if ((p->log.path = strdup(logp)) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	a->persist = p;
+	ev_timer_init(&p->timer, persist_timer_cb, 1.0, 1.0);
+	ev_timer_start(a->loop, &p->timer);
+	ev_unref(a->loop);	/* the timer alone keeps no loop alive */
+	return 0;
+fail:
+	if (p->lock_fd > 0)
+		close(p->lock_fd);
+	logwriter_close(&p->log);
+	free(p->dir);
+	free(p);
+	return rc;
+}
+
+void
+persist_close(struct agent *a)
+{
+	struct persist *p = a->persist;
+
+	if (a->logw != NULL) {
+		logwriter_sync(a->logw, true);
+		logwriter_close(a->logw);
+		free(a->logw);
+		a->logw = NULL;
+	}
+	if (p == NULL)
+		return;
+	persist_snapshot_state(a);
+	ev_ref(a->loop);
+	ev_timer_stop(a->loop, &p->timer);
+	logwriter_close(&p->log);
+	close(p->lock_fd);
+	free(p->dir);
+	free(p);
+	a->persist = NULL;
+}

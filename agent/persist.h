@@ -1,0 +1,66 @@
+/*
+ * persist: files.  One file format for everything (docs/operations.md):
+ * an 8-byte magic, then records, each framed as
+ *   u32 little-endian length | u32 little-endian XXH32(payload) | payload
+ * where the payload is one msgpack map (spec §2.8 records).  A reader
+ * stops at the first record that is incomplete or fails its checksum: a
+ * torn tail is detected and cut, never misread.
+ *
+ * - save: a snapshot written to a temp file, fsynced, renamed.
+ * - log: change records appended, fsynced by the agent's policy before the
+ *   replies they acknowledge leave (server.c calls persist_sync).
+ * - state dir: snapshot + log; restored before clients are accepted;
+ *   snapshotted every cfg.snapshot_every changes and at exit.
+ */
+#ifndef DISTKV_PERSIST_H
+#define DISTKV_PERSIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct agent;
+struct entry;
+
+#define PERSIST_MAGIC "DKVC\x00\x01\r\n"
+#define PERSIST_MAGIC_LEN 8
+/* Largest record accepted when reading (a value plus its path). */
+#define PERSIST_MAX_RECORD (64u << 20)
+
+/* Open (creating) the state dir, restore snapshot + log into a, and keep
+ * logging there.  Returns 0 or a negative errno (logged). */
+int persist_open_state_dir(struct agent *a, const char *dir);
+/* Final snapshot (if a state dir is open) and close everything. */
+void persist_close(struct agent *a);
+
+/* Load a file (snapshot or log) through agent_commit: --load. */
+int persist_load_file(struct agent *a, const char *path);
+/* Write a snapshot of the whole tree to path atomically. */
+int persist_save(struct agent *a, const char *path);
+/* Start (replace) the `log` action writer; with fetch, snapshot first. */
+int persist_start_log(struct agent *a, const char *path, bool fetch);
+
+/* Record a committed change of e in every open change log. */
+void persist_record_change(struct agent *a, const struct entry *e);
+/* Make recorded changes durable as the fsync policy demands; cheap when
+ * nothing is pending.  Called before any reply is written. */
+void persist_sync(struct agent *a);
+/* Timer work: batch fsync, periodic snapshot. */
+void persist_tick(struct agent *a);
+
+/* Path lengthener of a record stream (spec §2.6): base and last entry. */
+struct record_ctx {
+	struct entry *base;
+	struct entry *last;
+};
+
+/*
+ * Apply one decoded record (spec §2.8 loading rules) through agent_commit;
+ * used by the loader and by the `update` action.  *applied is set when a
+ * value record was accepted.  Returns 0, or -EINVAL for a malformed record
+ * with *why set to a message.
+ */
+struct msgpack_object;
+int persist_apply_record(struct agent *a, struct record_ctx *rc,
+    const struct msgpack_object *rec, bool *applied, const char **why);
+
+#endif

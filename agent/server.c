@@ -1,0 +1,606 @@
+/* server: see server.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "agent.h"
+#include "handlers.h"
+#include "log.h"
+#include "persist.h"
+#include "proto.h"
+#include "server.h"
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* Bytes read per read(2); reads per callback are bounded for fairness. */
+#define SERVER_READ_CHUNK 65536
+#define SERVER_READS_PER_CB 16
+
+struct conn {
+	ev_io rio, wio;
+	int fd;
+	struct server *srv;
+	uint8_t *in;
+	size_t in_len, in_cap;
+	msgpack_sbuffer out;
+	size_t out_off;
+	msgpack_packer pk;
+	msgpack_zone zone;
+	struct handlers_seq hs;
+	struct entry *root;
+	struct task *tasks;
+	bool reading;		/* rio active (off while output is full) */
+	bool dirty;		/* on the flush list */
+	bool want_pump;		/* some task waits for output room */
+	bool dead;
+	struct conn *next, *prev;		/* all connections */
+	struct conn *dnext;			/* flush list */
+};
+
+struct server {
+	struct agent *a;
+	int lfd;
+	ev_io lio;
+	ev_prepare prep;
+	struct conn *conns;
+	struct conn *dirty;
+	size_t nconns;
+};
+
+static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
+
+struct agent *
+conn_agent(const struct conn *c)
+{
+	return c->srv->a;
+}
+
+struct entry *
+conn_root(const struct conn *c)
+{
+	return c->root;
+}
+
+void
+conn_set_root(struct conn *c, struct entry *root)
+{
+	c->root = root;
+}
+
+static size_t
+conn_pending(const struct conn *c)
+{
+	return c->out.size - c->out_off;
+}
+
+bool
+conn_output_full(const struct conn *c)
+{
+	return conn_pending(c) > c->srv->a->cfg.max_output;
+}
+
+bool
+conn_output_busy(const struct conn *c)
+{
+	return conn_pending(c) > c->srv->a->cfg.max_output / 2;
+}
+
+static void
+conn_mark_dirty(struct conn *c)
+{
+	if (c->dirty || c->dead)
+		return;
+	c->dirty = true;
+	c->dnext = c->srv->dirty;
+	c->srv->dirty = c;
+}
+
+msgpack_packer *
+conn_reply(struct conn *c, uint64_t seq, uint32_t nfields, bool stamp)
+{
+	msgpack_pack_map(&c->pk, nfields + 1 + (stamp ? 1 : 0));
+	msgpack_pack_str_with_body(&c->pk, "seq", 3);
+	msgpack_pack_uint64(&c->pk, seq);
+	if (stamp) {
+		msgpack_pack_str_with_body(&c->pk, "tock", 4);
+		msgpack_pack_uint64(&c->pk, agent_stamp(c->srv->a));
+	}
+	conn_mark_dirty(c);
+	return &c->pk;
+}
+
+msgpack_packer *
+conn_reply_noseq(struct conn *c, uint32_t nfields)
+{
+	msgpack_pack_map(&c->pk, nfields + 1);
+	msgpack_pack_str_with_body(&c->pk, "tock", 4);
+	msgpack_pack_uint64(&c->pk, agent_stamp(c->srv->a));
+	conn_mark_dirty(c);
+	return &c->pk;
+}
+
+void
+conn_reply_error(struct conn *c, uint64_t seq, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	msgpack_packer *pk;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	pk = conn_reply(c, seq, 1, true);
+	msgpack_pack_str_with_body(pk, "error", 5);
+	msgpack_pack_str_with_body(pk, msg, (size_t)n);
+}
+
+void
+conn_reply_state(struct conn *c, uint64_t seq, const char *st)
+{
+	msgpack_packer *pk = conn_reply(c, seq, 1, true);
+
+	msgpack_pack_str_with_body(pk, "state", 5);
+	msgpack_pack_str_with_body(pk, st, strlen(st));
+}
+
+void
+conn_pack_raw(struct conn *c, const uint8_t *p, size_t len)
+{
+	msgpack_sbuffer_write(&c->out, (const char *)p, len);
+}
+
+void
+conn_task_add(struct conn *c, struct task *t)
+{
+	t->conn = c;
+	t->prev = NULL;
+	t->next = c->tasks;
+	if (c->tasks != NULL)
+		c->tasks->prev = t;
+	c->tasks = t;
+}
+
+struct task *
+conn_task_find(struct conn *c, uint64_t seq)
+{
+	for (struct task *t = c->tasks; t != NULL; t = t->next)
+		if (t->seq == seq)
+			return t;
+	return NULL;
+}
+
+void
+conn_task_end(struct task *t, bool send_end)
+{
+	struct conn *c = t->conn;
+
+	if (send_end)
+		conn_reply_state(c, t->seq, "end");
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		c->tasks = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
+	t->ops->free(t);
+}
+
+void
+conn_task_want_pump(struct task *t)
+{
+	t->wants_pump = true;
+	t->conn->want_pump = true;
+	conn_mark_dirty(t->conn);
+}
+
+/* Run the pumps of tasks waiting for room, while there is room. */
+static void
+conn_run_pumps(struct conn *c)
+{
+	struct task *t, *next;
+
+	if (!c->want_pump || c->dead)
+		return;
+	c->want_pump = false;
+	for (t = c->tasks; t != NULL; t = next) {
+		next = t->next;
+		if (!t->wants_pump)
+			continue;
+		if (conn_output_busy(c)) {
+			c->want_pump = true;
+			return;
+		}
+		t->wants_pump = false;
+		/* may end (free) t, never another task */
+		t->ops->pump(t);
+	}
+}
+
+static void
+conn_update_reading(struct conn *c)
+{
+	struct ev_loop *loop = c->srv->a->loop;
+	bool want = !c->dead && !conn_output_full(c);
+
+	if (want && !c->reading)
+		ev_io_start(loop, &c->rio);
+	else if (!want && c->reading)
+		ev_io_stop(loop, &c->rio);
+	c->reading = want;
+}
+
+/* Write what we can without blocking; arm wio for the rest. */
+static void
+conn_flush(struct conn *c)
+{
+	struct ev_loop *loop = c->srv->a->loop;
+
+	if (c->dead)
+		return;
+	/* a reply must never leave before its change is durable */
+	persist_sync(c->srv->a);
+	while (conn_pending(c) > 0) {
+		ssize_t n = send(c->fd, c->out.data + c->out_off,
+		    conn_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		log_debug("client write failed: %s", strerror(errno));
+		c->dead = true;
+		return;
+	}
+	if (conn_pending(c) == 0) {
+		c->out.size = 0;
+		c->out_off = 0;
+		ev_io_stop(loop, &c->wio);
+	} else {
+		if (c->out_off > (1u << 20) && c->out_off > c->out.size / 2) {
+			memmove(c->out.data, c->out.data + c->out_off,
+			    conn_pending(c));
+			c->out.size -= c->out_off;
+			c->out_off = 0;
+		}
+		ev_io_start(loop, &c->wio);
+	}
+	conn_update_reading(c);
+}
+
+static void
+conn_wio_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, wio);
+
+	(void)loop;
+	(void)revents;
+	conn_flush(c);
+	if (!c->dead && !conn_output_busy(c) && c->want_pump)
+		conn_mark_dirty(c);	/* pumps run in the prepare step */
+	if (c->dead)
+		conn_close(c);
+}
+
+/* Handle every complete message in the input buffer. */
+static void
+conn_process_input(struct conn *c)
+{
+	size_t off = 0;
+
+	while (!c->dead && off < c->in_len) {
+		size_t objlen;
+		msgpack_object obj;
+		int rc;
+
+		rc = proto_scan(c->in + off, c->in_len - off,
+		    PROTO_MAX_NESTING, &objlen);
+		if (rc == -EAGAIN) {
+			if (c->in_len - off > c->srv->a->cfg.max_request) {
+				msgpack_packer *pk = conn_reply_noseq(c, 1);
+
+				msgpack_pack_str_with_body(pk, "error", 5);
+				msgpack_pack_str_with_body(pk,
+				    "Request too large; closing", 26);
+				c->dead = true;	/* the stream cannot resync */
+			}
+			break;
+		}
+		if (rc != 0 || objlen > c->srv->a->cfg.max_request) {
+			/* no seq can be trusted: reply without one */
+			msgpack_packer *pk = conn_reply_noseq(c, 1);
+
+			msgpack_pack_str_with_body(pk, "error", 5);
+			if (rc != 0)
+				msgpack_pack_str_with_body(pk,
+				    "Malformed msgpack (or nested too deep); closing", 47);
+			else
+				msgpack_pack_str_with_body(pk,
+				    "Request too large; closing", 26);
+			c->dead = true;
+			break;
+		}
+		if (proto_unpack(c->in + off, objlen, &c->zone, &obj) != 0) {
+			msgpack_packer *pk = conn_reply_noseq(c, 1);
+
+			msgpack_pack_str_with_body(pk, "error", 5);
+			msgpack_pack_str_with_body(pk, "Malformed msgpack; closing", 26);
+			c->dead = true;
+			break;
+		}
+		off += objlen;
+		handlers_dispatch(c, &c->hs, &obj);
+		msgpack_zone_clear(&c->zone);
+	}
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+}
+
+static void
+conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, rio);
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < SERVER_READS_PER_CB && !c->dead; i++) {
+		ssize_t n;
+
+		if (c->in_cap - c->in_len < SERVER_READ_CHUNK) {
+			size_t cap = c->in_cap ? c->in_cap * 2 :
+			    SERVER_READ_CHUNK * 2;
+			uint8_t *in;
+
+			if (cap > c->srv->a->cfg.max_request +
+			    4 * SERVER_READ_CHUNK && c->in_cap >=
+			    c->in_len + SERVER_READ_CHUNK / 4)
+				cap = c->in_cap;	/* at the bound */
+			if (cap != c->in_cap) {
+				if ((in = realloc(c->in, cap)) == NULL) {
+					c->dead = true;
+					break;
+				}
+				c->in = in;
+				c->in_cap = cap;
+			}
+		}
+		n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+		if (n == 0) {
+			/* half-sent frames are dropped with the connection */
+			c->dead = true;
+			break;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				c->dead = true;
+			break;
+		}
+		c->in_len += (size_t)n;
+		conn_process_input(c);
+		if (conn_output_full(c))
+			break;
+	}
+	if (c->dead) {
+		/* try to deliver a final error reply, then go */
+		c->dead = false;
+		conn_flush(c);
+		conn_close(c);
+		return;
+	}
+	conn_update_reading(c);
+}
+
+static void
+conn_close(struct conn *c)
+{
+	struct server *s = c->srv;
+	struct ev_loop *loop = s->a->loop;
+
+	/* cancel everything the connection started (spec §2.2) */
+	while (c->tasks != NULL)
+		conn_task_end(c->tasks, false);
+	ev_io_stop(loop, &c->rio);
+	ev_io_stop(loop, &c->wio);
+	close(c->fd);
+	if (c->dirty) {
+		struct conn **pp;
+
+		for (pp = &s->dirty; *pp != NULL; pp = &(*pp)->dnext)
+			if (*pp == c) {
+				*pp = c->dnext;
+				break;
+			}
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	free(c->in);
+	msgpack_sbuffer_destroy(&c->out);
+	msgpack_zone_destroy(&c->zone);
+	free(c);
+}
+
+static void
+server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *s = container_of(w, struct server, lio);
+
+	(void)revents;
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(s->lfd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL ||
+		    !msgpack_zone_init(&c->zone, 4096)) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->srv = s;
+		c->root = &s->a->tree.root;
+		msgpack_sbuffer_init(&c->out);
+		msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+		ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);
+		ev_io_init(&c->wio, conn_wio_cb, fd, EV_WRITE);
+		c->next = s->conns;
+		if (s->conns != NULL)
+			s->conns->prev = c;
+		s->conns = c;
+		s->nconns++;
+		c->reading = true;
+		ev_io_start(loop, &c->rio);
+		handlers_greet(c);
+	}
+}
+
+/* Once per loop iteration: pumps, then durability, then replies. */
+static void
+server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct server *s = container_of(w, struct server, prep);
+	struct conn *c;
+
+	(void)loop;
+	(void)revents;
+	for (c = s->dirty; c != NULL; c = c->dnext)
+		conn_run_pumps(c);
+	persist_sync(s->a);
+	while ((c = s->dirty) != NULL) {
+		s->dirty = c->dnext;
+		c->dirty = false;
+		conn_flush(c);
+		if (c->dead)
+			conn_close(c);
+	}
+}
+
+int
+server_open(struct agent *a, struct server **out)
+{
+	struct sockaddr_un sun;
+	struct server *s;
+	const char *path = a->cfg.socket_path;
+	int fd, probe;
+
+	*out = NULL;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_error("socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sun.sun_path, path);
+	/* a live agent answers on the socket: never steal it */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0) {
+		if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			log_error("another agent is listening on %s", path);
+			return -EADDRINUSE;
+		}
+		close(probe);
+	}
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    chmod(path, a->cfg.socket_mode) != 0 || listen(fd, 128) != 0) {
+		int e = errno;
+
+		log_error("cannot listen on %s: %s", path, strerror(e));
+		close(fd);
+		return -e;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->a = a;
+	s->lfd = fd;
+	ev_io_init(&s->lio, server_accept_cb, fd, EV_READ);
+	ev_io_start(a->loop, &s->lio);
+	ev_prepare_init(&s->prep, server_prepare_cb);
+	ev_prepare_start(a->loop, &s->prep);
+	*out = s;
+	return 0;
+}
+
+void
+server_drain(struct server *s)
+{
+	long long waited = 0;
+
+	ev_io_stop(s->a->loop, &s->lio);
+	persist_sync(s->a);
+	/* bounded: a client that does not read gets what fits in 2 s */
+	while (waited < 2000) {
+		bool pending = false;
+		struct pollfd pfd[64];
+		nfds_t n = 0;
+
+		for (struct conn *c = s->conns; c != NULL; c = c->next) {
+			conn_flush(c);
+			if (!c->dead && conn_pending(c) > 0 && n < 64) {
+				pfd[n].fd = c->fd;
+				pfd[n].events = POLLOUT;
+				n++;
+				pending = true;
+			}
+		}
+		if (!pending)
+			break;
+		poll(pfd, n, 50);
+		waited += 50;
+	}
+}
+
+void
+server_close(struct server *s)
+{
+	if (s == NULL)
+		return;
+	while (s->conns != NULL)
+		conn_close(s->conns);
+	ev_io_stop(s->a->loop, &s->lio);
+	ev_prepare_stop(s->a->loop, &s->prep);
+	close(s->lfd);
+	unlink(s->a->cfg.socket_path);
+	free(s);
+}

@@ -1,0 +1,84 @@
+/*
+ * server: the Unix-socket listener and client connections.  Bytes in are
+ * framed with proto_scan and handed to handlers_dispatch(); replies are
+ * packed straight into the connection's output buffer, which is flushed
+ * once per loop iteration (ev_prepare), after the change logs are synced:
+ * that is the group commit that makes fsync=always cheap under load.
+ *
+ * Long-running requests (tree walks, watches, client-streamed input) are
+ * tasks owned by their connection; stop and disconnect cancel them.
+ */
+#ifndef DISTKV_SERVER_H
+#define DISTKV_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+struct agent;
+struct conn;
+struct entry;
+struct task;
+
+struct task_ops {
+	/* More output wanted (a walk); called when the output has room. */
+	void (*pump)(struct task *t);
+	/* A client-streamed message with this task's seq (may be NULL). */
+	void (*input)(struct task *t, const msgpack_object *msg);
+	/* Release the task's resources; the task is already unlinked. */
+	void (*free)(struct task *t);
+};
+
+struct task {
+	struct conn *conn;
+	uint64_t seq;
+	const struct task_ops *ops;
+	bool wants_pump;
+	struct task *next, *prev;
+};
+
+int server_open(struct agent *a, struct server **out);
+/* Stop accepting, close every connection, remove the socket file. */
+void server_close(struct server *s);
+/* Write out every pending reply (blocking briefly); used at shutdown. */
+void server_drain(struct server *s);
+
+/* The agent a connection belongs to. */
+struct agent *conn_agent(const struct conn *c);
+/* Root entry of the connection (after the `root` action). */
+struct entry *conn_root(const struct conn *c);
+void conn_set_root(struct conn *c, struct entry *root);
+
+/*
+ * Start a reply message: a map of nfields + 1 (seq) + (stamp ? 1 : 0)
+ * entries, with seq packed and, if stamp, a fresh tock.  The caller packs
+ * exactly nfields key/value pairs with the returned packer.
+ */
+msgpack_packer *conn_reply(struct conn *c, uint64_t seq, uint32_t nfields,
+    bool stamp);
+/* Start a message without seq (for input whose seq is unknown). */
+msgpack_packer *conn_reply_noseq(struct conn *c, uint32_t nfields);
+/* A whole single reply {seq, error, tock}. */
+void conn_reply_error(struct conn *c, uint64_t seq, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* {seq, state: st, tock} */
+void conn_reply_state(struct conn *c, uint64_t seq, const char *st);
+/* Pack already-encoded msgpack bytes as one object. */
+void conn_pack_raw(struct conn *c, const uint8_t *p, size_t len);
+
+/* Output beyond the configured bound: producers must stop or abort. */
+bool conn_output_full(const struct conn *c);
+/* Half full: walks pause here and resume when the output drains. */
+bool conn_output_busy(const struct conn *c);
+
+/* Link a task to its connection (seq must not run already). */
+void conn_task_add(struct conn *c, struct task *t);
+struct task *conn_task_find(struct conn *c, uint64_t seq);
+/* Unlink and free t; with send_end, first reply {seq, state: "end"}. */
+void conn_task_end(struct task *t, bool send_end);
+/* Ask for t->ops->pump to run when the output has room. */
+void conn_task_want_pump(struct task *t);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * tree: the data tree of entries (spec §1.2).  Children are kept in
+ * creation order with a hash index once an entry has many of them.
+ * Entries are never removed (a delete leaves a tombstone with its chain),
+ * so a struct entry pointer stays valid for the agent's lifetime; walkers
+ * and watchers rely on that.
+ *
+ * Only agent_commit() (agent.h) may change an entry's value, chain or tock;
+ * this module only creates entries and finds them.
+ */
+#ifndef DISTKV_TREE_H
+#define DISTKV_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "chain.h"
+#include "proto.h"
+
+struct watch;
+
+struct entry {
+	struct entry *parent;
+	uint8_t *name;			/* canonical msgpack of the element */
+	uint32_t name_len;
+	uint32_t depth;			/* root = 0 */
+	struct entry **child;		/* creation order */
+	uint32_t nchild, capchild;
+	uint32_t *cidx;			/* hash index: child position + 1 */
+	uint32_t cidx_cap;
+	uint8_t *value;			/* canonical msgpack; NULL = nil */
+	uint32_t value_len;
+	uint64_t tock;
+	struct chain chain;
+	struct watch *watchers;		/* watch.h, on this entry */
+};
+
+struct tree {
+	struct entry root;
+	size_t nentries;
+};
+
+void tree_init(struct tree *t);
+void tree_fini(struct tree *t);
+
+/* Child of e named by canonical element bytes; created (with e's tock)
+ * if create.  NULL if absent or out of memory. */
+struct entry *tree_child(struct tree *t, struct entry *e,
+    const uint8_t *name, size_t len, bool create);
+
+/*
+ * Follow a wire path (msgpack array) from base.  Each element is
+ * canonicalised (proto_pack_path_elem); nil is allowed only as the first
+ * element when allow_nil.  Returns 0 with *out (NULL if absent and not
+ * create), -EINVAL for a bad element (*bad_nil set when the element was a
+ * misplaced nil), -E2BIG for more than PROTO_MAX_PATH_DEPTH elements.
+ */
+int tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
+    bool create, bool allow_nil, bool *bad_nil, struct entry **out);
+
+/* Pack the path of e relative to its ancestor base, elements from index
+ * skip on (as an array). */
+void tree_pack_path(msgpack_packer *pk, const struct entry *base,
+    const struct entry *e, uint32_t skip);
+
+/*
+ * Pre-order walker that survives changes between steps (entries are never
+ * removed and children are only appended, so (entry, next child) positions
+ * stay valid).  max_depth < 0: unlimited; depth relative to the start.
+ */
+struct tree_walk {
+	struct entry *start;
+	int max_depth;
+	unsigned sp;
+	bool started, done;
+	struct {
+		struct entry *e;
+		uint32_t next;
+	} stack[PROTO_MAX_PATH_DEPTH + 2];
+};
+
+void tree_walk_init(struct tree_walk *w, struct entry *start, int max_depth);
+/* Next entry in pre-order, or NULL when done. */
+struct entry *tree_walk_next(struct tree_walk *w);
+
+/* Depth of the deepest common ancestor of a and b, relative to base (both
+ * must be base or below it). */
+uint32_t tree_common_depth(const struct entry *base, const struct entry *a,
+    const struct entry *b);
+
+#endif

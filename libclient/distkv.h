@@ -1,0 +1,344 @@
+/*
+ * distkv.h - client library for the DistKV-C agent (libdistkv).
+ *
+ * A connection talks to the local distkv-agent over its Unix socket in the
+ * msgpack client protocol (docs/protocol.md).  Two ways to use it:
+ *
+ *  - synchronous calls (distkv_get, distkv_set, ...): send one request and
+ *    wait for its reply;
+ *  - asynchronous calls (distkv_async_*): start a request and return at once;
+ *    the application polls distkv_fd() for readability in its own event loop
+ *    and calls distkv_process(), which runs the callbacks of the replies that
+ *    arrived.  Synchronous calls may run callbacks of pending asynchronous
+ *    requests while they wait.
+ *
+ * Values are msgpack bytes (any msgpack object); the distkv_value_* helpers
+ * build and read the common scalar types.  Paths are lists of elements
+ * (UTF-8 strings, byte strings, integers); see distkv_path_*.
+ *
+ * There is NO automatic reconnect, on purpose: once the agent connection is
+ * lost every call on that handle fails with DISTKV_EDISCONNECTED; close the
+ * handle and connect again when the agent is back.
+ *
+ * A handle is not thread-safe: use it from one thread at a time.
+ *
+ * Errors: every int-returning function returns 0 on success or a negative
+ * code: -errno for system errors, DISTKV_E* (<= -1000) for library errors.
+ * distkv_strerror() describes both; distkv_errmsg() gives the text of the
+ * last error the agent sent on a handle.
+ */
+#ifndef DISTKV_H
+#define DISTKV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- error codes ---- */
+enum {
+	DISTKV_ENOTFOUND = -1000,	/* the path holds no value */
+	DISTKV_EPROTO = -1001,		/* malformed or unexpected data from the agent */
+	DISTKV_EDISCONNECTED = -1002,	/* the connection to the agent is gone */
+	DISTKV_ESERVER = -1003,		/* the agent answered with an error (distkv_errmsg) */
+	DISTKV_EINVAL = -1004,		/* bad argument (bad path text, bad value bytes, ...) */
+	DISTKV_ETOOSMALL = -1005,	/* caller's buffer too small */
+	DISTKV_ETYPE = -1006,		/* the value is not of the requested type */
+	DISTKV_ECANCELLED = -1007,	/* the request was stopped (distkv_cancel) */
+	DISTKV_ECONNECT = -1008,	/* cannot reach the agent socket */
+	DISTKV_ETIMEDOUT = -1009,	/* no answer within the timeout */
+};
+
+/* Describe any code returned by this library (-errno or DISTKV_E*). */
+const char *distkv_strerror(int rc);
+
+/* ---- paths ---- */
+
+typedef struct distkv_path distkv_path;
+
+enum distkv_elem_type {
+	DISTKV_ELEM_STR,
+	DISTKV_ELEM_BIN,
+	DISTKV_ELEM_INT,
+	DISTKV_ELEM_NIL,	/* only as the first element: the meta root */
+};
+
+struct distkv_elem {
+	enum distkv_elem_type type;
+	int64_t i;		/* DISTKV_ELEM_INT */
+	const char *s;		/* STR / BIN bytes, borrowed from the path */
+	size_t len;
+};
+
+/* New empty path (the root).  Returns 0 or -ENOMEM. */
+int distkv_path_new(distkv_path **out);
+/* Deep copy. */
+int distkv_path_dup(const distkv_path *p, distkv_path **out);
+void distkv_path_free(distkv_path *p);
+/* Append an element.  Strings must be UTF-8 (else DISTKV_EINVAL). */
+int distkv_path_push_str(distkv_path *p, const char *s, size_t len);
+int distkv_path_push_bin(distkv_path *p, const void *b, size_t len);
+int distkv_path_push_int(distkv_path *p, int64_t v);
+int distkv_path_push_nil(distkv_path *p);
+/* Number of elements, and element i (borrowed until the path changes). */
+size_t distkv_path_len(const distkv_path *p);
+int distkv_path_elem(const distkv_path *p, size_t i, struct distkv_elem *out);
+/* Remove the last n elements. */
+void distkv_path_truncate(distkv_path *p, size_t n);
+
+/*
+ * Parse the text form used by distkv-cli (docs/cli.md): elements separated
+ * by '/', a leading or trailing '/' ignored, "" or "/" is the root.
+ *   \/ and \\ escape a slash and a backslash inside an element;
+ *   \: at the start of an element makes a string starting with ':'.
+ *   :123 and :-5 are integer elements; :xDEADBEEF is a byte string (hex);
+ *   ':' alone is the empty string; :nil is the meta root (first only).
+ * An empty element between two slashes is an error (DISTKV_EINVAL).
+ */
+int distkv_path_parse(const char *text, distkv_path **out);
+/* The text form of p in a new malloc'd string (*out), parseable again. */
+int distkv_path_format(const distkv_path *p, char **out);
+
+/* ---- values (msgpack bytes) ---- */
+
+/* A malloc'd msgpack value; free with distkv_value_clear. */
+struct distkv_value {
+	uint8_t *data;
+	size_t len;
+};
+
+void distkv_value_clear(struct distkv_value *v);
+/* Build a value.  Returns 0 or -ENOMEM. */
+int distkv_value_from_str(struct distkv_value *v, const char *s, size_t len);
+int distkv_value_from_int(struct distkv_value *v, int64_t i);
+int distkv_value_from_double(struct distkv_value *v, double d);
+int distkv_value_from_bool(struct distkv_value *v, bool b);
+int distkv_value_from_nil(struct distkv_value *v);
+/* Copy msgpack bytes; DISTKV_EINVAL unless they are exactly one object. */
+int distkv_value_from_msgpack(struct distkv_value *v, const void *data,
+    size_t len);
+/*
+ * Read a value.  DISTKV_ETYPE if it is of another type.  get_str returns a
+ * pointer into the value's bytes (not NUL-terminated) and its length.
+ * get_int accepts any integer that fits int64; get_double accepts floats
+ * and integers.
+ */
+int distkv_value_get_str(const void *data, size_t len, const char **s,
+    size_t *slen);
+int distkv_value_get_int(const void *data, size_t len, int64_t *out);
+int distkv_value_get_double(const void *data, size_t len, double *out);
+int distkv_value_get_bool(const void *data, size_t len, bool *out);
+bool distkv_value_is_nil(const void *data, size_t len);
+
+/* ---- chains ---- */
+
+#define DISTKV_NODE_MAX 128	/* longest node name, bytes */
+#define DISTKV_CHAIN_MAX 16	/* most chain links a reply is decoded to */
+
+struct distkv_event {
+	char node[DISTKV_NODE_MAX + 1];	/* NUL-terminated */
+	uint64_t tick;
+};
+
+/* A change chain (spec §1.4), newest event first. */
+struct distkv_chain {
+	size_t n;			/* 0: no chain */
+	bool complete;			/* false: the agent sent a truncated chain */
+	struct distkv_event ev[DISTKV_CHAIN_MAX];
+};
+
+/* ---- connection ---- */
+
+typedef struct distkv distkv;
+
+/* Default socket path when NULL is passed (also $DISTKV_SOCKET). */
+#define DISTKV_DEFAULT_SOCKET "/run/distkv/distkv.sock"
+
+/*
+ * Connect to the agent at socket_path (NULL: $DISTKV_SOCKET, else
+ * DISTKV_DEFAULT_SOCKET) and read its greeting.
+ * Errors: DISTKV_ECONNECT, DISTKV_EPROTO (no valid greeting), -ENOMEM.
+ */
+int distkv_connect(const char *socket_path, distkv **out);
+/* Close the connection; cancels everything it started.  NULL is a no-op. */
+void distkv_close(distkv *c);
+/* From the greeting: the agent's node name, its tick then. */
+const char *distkv_node(const distkv *c);
+uint64_t distkv_greeting_tick(const distkv *c);
+/* Text of the last error reply of the agent on this handle ("" if none). */
+const char *distkv_errmsg(const distkv *c);
+/* Timeout for synchronous calls in milliseconds (default 30000; <0: none). */
+void distkv_set_timeout(distkv *c, int ms);
+
+/* ---- synchronous calls ---- */
+
+/* One entry as the agent reports it. Free with distkv_entry_clear. */
+struct distkv_entry {
+	distkv_path *path;		/* full path (below the connection root); NULL for distkv_get */
+	struct distkv_value value;	/* msgpack; a nil value means "no value" */
+	uint64_t tock;
+	struct distkv_chain chain;	/* n == 0 unless asked for (nchain) */
+	int depth;			/* tree/watch items: depth below the request path */
+};
+
+void distkv_entry_clear(struct distkv_entry *e);
+
+/*
+ * Read the value at p.  nchain: how many chain links to ask for (0: none).
+ * Errors: DISTKV_ENOTFOUND if the path has no value (out->value is then nil,
+ * out->tock set), DISTKV_EDISCONNECTED, DISTKV_ESERVER, DISTKV_EPROTO.
+ */
+int distkv_get(distkv *c, const distkv_path *p, int nchain,
+    struct distkv_entry *out);
+
+/* Read the entry whose chain holds event (node, tick); out->path is set. */
+int distkv_get_event(distkv *c, const char *node, uint64_t tick, int nchain,
+    struct distkv_entry *out);
+
+/* Preconditions for set/delete. */
+enum distkv_precond {
+	DISTKV_PRE_NONE = 0,
+	DISTKV_PRE_NEW,		/* chain: nil - the entry must not exist yet */
+	DISTKV_PRE_CHAIN,	/* the entry's chain head must equal opts.chain_head */
+};
+
+struct distkv_set_opts {
+	enum distkv_precond pre;
+	struct distkv_event chain_head;	/* for DISTKV_PRE_CHAIN */
+	const void *prev;		/* if not NULL: expected old value (msgpack) */
+	size_t prev_len;
+	int nchain;			/* chain links in the reply; -1 = default (1) */
+};
+
+struct distkv_set_result {
+	bool changed;
+	bool has_prev;			/* the agent reported the old value */
+	struct distkv_value prev;
+	struct distkv_chain chain;
+	uint64_t tock;
+};
+
+void distkv_set_result_clear(struct distkv_set_result *r);
+
+/*
+ * Set p to the msgpack value (value, len).  opts and out may be NULL.
+ * Precondition failures are DISTKV_ESERVER with the agent's text in
+ * distkv_errmsg ("This entry already exists", "This entry is new",
+ * "Chain is ...", "Data is ...").
+ */
+int distkv_set(distkv *c, const distkv_path *p, const void *value, size_t len,
+    const struct distkv_set_opts *opts, struct distkv_set_result *out);
+/* Delete the value at p (keeps a tombstone).  Same options and errors. */
+int distkv_delete(distkv *c, const distkv_path *p,
+    const struct distkv_set_opts *opts, struct distkv_set_result *out);
+/* Delete p and every value below it; *count = entries cleared. */
+int distkv_delete_tree(distkv *c, const distkv_path *p, uint64_t *count);
+
+/* Depth window and chain length for tree walks and watches. */
+struct distkv_tree_opts {
+	int min_depth;		/* 0 = from the entry itself */
+	int max_depth;		/* -1 = unlimited, 0 = the entry only */
+	int nchain;
+	bool fetch;		/* watch only: first send the current subtree */
+};
+
+/*
+ * Item callback of get_tree and watch.  The entry is borrowed for the call.
+ * Return 0 to go on, non-zero to stop (get_tree returns early; a watch is
+ * cancelled).
+ */
+typedef int distkv_entry_fn(void *arg, const struct distkv_entry *e);
+
+/* Every entry with a value below p, in pre-order.  opts may be NULL. */
+int distkv_get_tree(distkv *c, const distkv_path *p,
+    const struct distkv_tree_opts *opts, distkv_entry_fn *fn, void *arg);
+
+/*
+ * Watch p and its subtree, blocking: calls fn for every item until fn returns
+ * non-zero (then the watch is stopped and 0 returned), the connection fails,
+ * or timeout_ms passes (-1: forever; returns DISTKV_ETIMEDOUT).  With fetch,
+ * an "uptodate" marker is reported as a call with e == NULL.
+ */
+int distkv_watch(distkv *c, const distkv_path *p,
+    const struct distkv_tree_opts *opts, int timeout_ms, distkv_entry_fn *fn,
+    void *arg);
+
+/* Agent state flags for distkv_state. */
+enum {
+	DISTKV_STATE_NODES = 1,
+	DISTKV_STATE_KNOWN = 2,
+	DISTKV_STATE_MISSING = 4,
+	DISTKV_STATE_REMOTE_MISSING = 8,
+	DISTKV_STATE_ALL = 15,
+};
+
+/*
+ * get_state: *out receives the reply map as msgpack bytes (keys nodes,
+ * known, missing, remote_missing as asked; seq and tock removed).
+ */
+int distkv_state(distkv *c, int flags, struct distkv_value *out);
+/* Change the connection's root to p (irreversible). */
+int distkv_root(distkv *c, const distkv_path *p, struct distkv_entry *out);
+/* Write a snapshot to file (agent side, under its state directory). */
+int distkv_save(distkv *c, const char *file);
+/* Start logging changes to file (agent side); with fetch, snapshot first. */
+int distkv_log(distkv *c, const char *file, bool fetch);
+
+/*
+ * Send any request: fields is a msgpack map without seq (action, ...).  The
+ * reply map(s) are passed to fn as msgpack bytes, borrowed for the call;
+ * for a multi reply fn is called once per message including the state
+ * messages.  Return non-zero from fn to stop the request.
+ */
+typedef int distkv_raw_fn(void *arg, const uint8_t *msg, size_t len);
+int distkv_request(distkv *c, const void *fields, size_t len,
+    distkv_raw_fn *fn, void *arg);
+
+/* ---- asynchronous interface ---- */
+
+/* The socket to poll for readability (POLLIN) in the caller's loop. */
+int distkv_fd(const distkv *c);
+/*
+ * Read what arrived, without blocking, and run the callbacks of completed
+ * replies and watch items.  Also sends queued requests.  Returns 0,
+ * DISTKV_EDISCONNECTED or DISTKV_EPROTO (the handle is then dead).
+ */
+int distkv_process(distkv *c);
+/* True while requests are queued for sending (poll for POLLOUT too). */
+bool distkv_want_write(const distkv *c);
+
+/*
+ * Completion callback of a single-reply async request: rc is 0 or an error;
+ * e (get) / r (set, delete) borrowed for the call, NULL on error.
+ */
+typedef void distkv_get_cb(void *arg, int rc, const struct distkv_entry *e);
+typedef void distkv_set_cb(void *arg, int rc,
+    const struct distkv_set_result *r);
+/* Watch item callback: e NULL means "uptodate"; rc != 0 means the watch
+ * ended (DISTKV_ECANCELLED after distkv_cancel, or an error) and is the last
+ * call. */
+typedef void distkv_watch_cb(void *arg, int rc, const struct distkv_entry *e);
+
+/* Start a request; *seq (may be NULL) identifies it for distkv_cancel. */
+int distkv_async_get(distkv *c, const distkv_path *p, int nchain,
+    distkv_get_cb *cb, void *arg, uint64_t *seq);
+int distkv_async_set(distkv *c, const distkv_path *p, const void *value,
+    size_t len, const struct distkv_set_opts *opts, distkv_set_cb *cb,
+    void *arg, uint64_t *seq);
+int distkv_async_delete(distkv *c, const distkv_path *p,
+    const struct distkv_set_opts *opts, distkv_set_cb *cb, void *arg,
+    uint64_t *seq);
+int distkv_async_watch(distkv *c, const distkv_path *p,
+    const struct distkv_tree_opts *opts, distkv_watch_cb *cb, void *arg,
+    uint64_t *seq);
+/* Stop a running request (a watch); its callback then gets
+ * DISTKV_ECANCELLED once the agent confirms. */
+int distkv_cancel(distkv *c, uint64_t seq);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

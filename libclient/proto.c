@@ -1,0 +1,254 @@
+/* proto: see proto.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "proto.h"
+
+/* Bytes after the type byte that hold a length or value, by type byte. */
+static int
+scan_read_be(const uint8_t *p, size_t avail, unsigned width, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned i;
+
+	if (avail < width)
+		return -EAGAIN;
+	for (i = 0; i < width; i++)
+		v = (v << 8) | p[i];
+	*out = v;
+	return 0;
+}
+
+/*
+ * Iterative walk: 'pending' counts the objects still to read at each open
+ * container level, so deep input costs no C stack.
+ */
+int
+proto_scan(const uint8_t *buf, size_t len, unsigned max_nesting,
+    size_t *objlen)
+{
+	uint64_t pending[PROTO_MAX_NESTING + 1];
+	unsigned depth = 0;
+	size_t pos = 0;
+	int rc;
+
+	if (max_nesting > PROTO_MAX_NESTING)
+		max_nesting = PROTO_MAX_NESTING;
+	pending[0] = 1;
+	for (;;) {
+		uint64_t skip = 0, children = 0;
+		uint8_t b;
+
+		while (pending[depth] == 0) {
+			if (depth == 0) {
+				*objlen = pos;
+				return 0;
+			}
+			depth--;
+		}
+		pending[depth]--;
+		if (pos >= len)
+			return -EAGAIN;
+		b = buf[pos++];
+		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 ||
+		    b == 0xc3) {
+			/* fixint, nil, bool: nothing follows */
+		} else if (b >= 0xa0 && b <= 0xbf) {
+			skip = b & 0x1f;
+		} else if (b >= 0x90 && b <= 0x9f) {
+			children = b & 0x0f;
+		} else if (b >= 0x80 && b <= 0x8f) {
+			children = 2 * (uint64_t)(b & 0x0f);
+		} else {
+			unsigned w = 0;
+			uint64_t n;
+
+			switch (b) {
+			case 0xc1:
+				return -EPROTO;
+			case 0xcc: case 0xd0: skip = 1; break;
+			case 0xcd: case 0xd1: skip = 2; break;
+			case 0xca: case 0xce: case 0xd2: skip = 4; break;
+			case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+			case 0xd4: skip = 2; break;
+			case 0xd5: skip = 3; break;
+			case 0xd6: skip = 5; break;
+			case 0xd7: skip = 9; break;
+			case 0xd8: skip = 17; break;
+			case 0xc4: case 0xd9: w = 1; break;
+			case 0xc5: case 0xda: w = 2; break;
+			case 0xc6: case 0xdb: w = 4; break;
+			case 0xc7: w = 1; break;
+			case 0xc8: w = 2; break;
+			case 0xc9: w = 4; break;
+			case 0xdc: case 0xde: w = 2; break;
+			case 0xdd: case 0xdf: w = 4; break;
+			default:
+				return -EPROTO;
+			}
+			if (w != 0) {
+				if ((rc = scan_read_be(buf + pos, len - pos, w,
+				    &n)) != 0)
+					return rc;
+				pos += w;
+				if (b == 0xdc || b == 0xdd)
+					children = n;
+				else if (b == 0xde || b == 0xdf)
+					children = 2 * n;
+				else if (b >= 0xc7 && b <= 0xc9)
+					skip = n + 1;	/* ext: type byte */
+				else
+					skip = n;
+			}
+		}
+		if (skip > 0) {
+			if (skip > len - pos)
+				return -EAGAIN;
+			pos += skip;
+		}
+		if (children > 0) {
+			if (depth + 1 > max_nesting)
+				return -EPROTO;
+			pending[++depth] = children;
+		}
+	}
+}
+
+int
+proto_unpack(const uint8_t *buf, size_t len, msgpack_zone *zone,
+    msgpack_object *out)
+{
+	size_t off = 0;
+	msgpack_unpack_return r;
+
+	r = msgpack_unpack((const char *)buf, len, &off, zone, out);
+	if (r != MSGPACK_UNPACK_SUCCESS || off != len)
+		return -EPROTO;
+	return 0;
+}
+
+bool
+proto_str_eq(const msgpack_object *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	return o != NULL && o->type == MSGPACK_OBJECT_STR &&
+	    o->via.str.size == n && memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+const msgpack_object *
+proto_map_get(const msgpack_object *map, const char *key)
+{
+	uint32_t i;
+
+	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (i = 0; i < map->via.map.size; i++) {
+		if (proto_str_eq(&map->via.map.ptr[i].key, key))
+			return &map->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+int
+proto_get_int(const msgpack_object *o, int64_t *out)
+{
+	if (o == NULL)
+		return -EINVAL;
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		if (o->via.u64 > INT64_MAX)
+			return -EINVAL;
+		*out = (int64_t)o->via.u64;
+		return 0;
+	}
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		*out = o->via.i64;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int
+proto_get_uint(const msgpack_object *o, uint64_t *out)
+{
+	if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -EINVAL;
+	*out = o->via.u64;
+	return 0;
+}
+
+bool
+proto_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1; cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2; cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3; cp = c & 0x07;
+		} else
+			return false;
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* overlong forms, surrogates, beyond U+10FFFF */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+int
+proto_pack_path_elem(msgpack_packer *pk, const msgpack_object *o,
+    bool allow_nil)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		if (!proto_utf8_valid(o->via.str.ptr, o->via.str.size))
+			return -EINVAL;
+		msgpack_pack_str(pk, o->via.str.size);
+		return msgpack_pack_str_body(pk, o->via.str.ptr,
+		    o->via.str.size) == 0 ? 0 : -ENOMEM;
+	case MSGPACK_OBJECT_BIN:
+		/* spec §1.1: the empty bin and the empty str are one key */
+		if (o->via.bin.size == 0)
+			return msgpack_pack_str(pk, 0) == 0 ? 0 : -ENOMEM;
+		msgpack_pack_bin(pk, o->via.bin.size);
+		return msgpack_pack_bin_body(pk, o->via.bin.ptr,
+		    o->via.bin.size) == 0 ? 0 : -ENOMEM;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return msgpack_pack_uint64(pk, o->via.u64) == 0 ? 0 : -ENOMEM;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return msgpack_pack_int64(pk, o->via.i64) == 0 ? 0 : -ENOMEM;
+	case MSGPACK_OBJECT_NIL:
+		if (!allow_nil)
+			return -EINVAL;
+		return msgpack_pack_nil(pk) == 0 ? 0 : -ENOMEM;
+	default:
+		return -EINVAL;
+	}
+}
+
+int
+proto_pack_canonical(msgpack_packer *pk, const msgpack_object *o)
+{
+	return msgpack_pack_object(pk, *o) == 0 ? 0 : -ENOMEM;
+}

@@ -1,0 +1,75 @@
+/*
+ * proto: the msgpack helpers shared by the agent and libdistkv.
+ *
+ * The wire carries concatenated msgpack objects with no framing (spec §2.1),
+ * so both sides must find object boundaries in a byte stream that may be
+ * hostile.  proto_scan() walks the bytes without allocating: it rejects
+ * nesting deeper than a limit and reports the exact length of the first
+ * complete object, so msgpack-c only ever unpacks objects whose every element
+ * is present in the buffer (which bounds its allocation by the input size).
+ *
+ * Not installed; linked into distkv-agent and libdistkv.  No I/O, no globals.
+ */
+#ifndef DISTKV_PROTO_H
+#define DISTKV_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+/* Deepest container nesting accepted anywhere on the wire. */
+#define PROTO_MAX_NESTING 32
+/* Most elements in a path. */
+#define PROTO_MAX_PATH_DEPTH 64
+/* Longest node name (bytes). */
+#define PROTO_MAX_NODE_NAME 128
+
+/*
+ * Find the first complete msgpack object in buf[0..len).
+ * Returns 0 and sets *objlen, -EAGAIN if more bytes are needed, -EPROTO if
+ * the bytes can never be valid msgpack (reserved byte 0xc1) or nest deeper
+ * than max_nesting.
+ */
+int proto_scan(const uint8_t *buf, size_t len, unsigned max_nesting,
+    size_t *objlen);
+
+/*
+ * Unpack exactly one object of len bytes (as found by proto_scan) into zone.
+ * Returns 0 or -EPROTO.
+ */
+int proto_unpack(const uint8_t *buf, size_t len, msgpack_zone *zone,
+    msgpack_object *out);
+
+/* Look up a string key in a map object; NULL if absent or not a map. */
+const msgpack_object *proto_map_get(const msgpack_object *map,
+    const char *key);
+
+/* True if o is a msgpack str equal to s. */
+bool proto_str_eq(const msgpack_object *o, const char *s);
+
+/* Integer value of o (positive or negative integer).  Returns 0 or -EINVAL. */
+int proto_get_int(const msgpack_object *o, int64_t *out);
+int proto_get_uint(const msgpack_object *o, uint64_t *out);
+
+/* True if s[0..len) is valid UTF-8. */
+bool proto_utf8_valid(const char *s, size_t len);
+
+/*
+ * Pack one path element in canonical form (spec §1.1, our choices):
+ * str stays str (must be UTF-8), empty bin becomes empty str, other bin stays
+ * bin, integers are packed by value in the smallest width, nil is allowed
+ * only if allow_nil.  Floats, bools, arrays and maps give -EINVAL.
+ */
+int proto_pack_path_elem(msgpack_packer *pk, const msgpack_object *o,
+    bool allow_nil);
+
+/*
+ * Pack an object in canonical form: msgpack-c chooses the smallest encoding
+ * for every integer, string and container header, so two equal values always
+ * give equal bytes (spec §8.26: type + value equality, integers by value).
+ */
+int proto_pack_canonical(msgpack_packer *pk, const msgpack_object *o);
+
+#endif
