@@ -53,6 +53,7 @@ struct server {
 	int lfd;
 	ev_io lio;
 	ev_prepare prep;
+	ev_idle idle;		/* keeps the loop spinning while walks go on */
 	struct conn *conns;
 	struct conn *dirty;
 	size_t nconns;
@@ -496,7 +497,6 @@ server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct server *s = container_of(w, struct server, prep);
 	struct conn *c;
 
-	(void)loop;
 	(void)revents;
 	for (c = s->dirty; c != NULL; c = c->dnext)
 		conn_run_pumps(c);
@@ -508,6 +508,22 @@ server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		if (c->dead)
 			conn_close(c);
 	}
+	/*
+	 * A walk that paused on a busy output whose bytes all went out at
+	 * once has no write event to wake it: run its pump next iteration.
+	 */
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->want_pump && !conn_output_busy(c)) {
+			conn_mark_dirty(c);
+			ev_idle_start(loop, &s->idle);
+		}
+}
+
+static void
+server_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);
 }
 
 int
@@ -558,6 +574,7 @@ server_open(struct agent *a, struct server **out)
 	ev_io_start(a->loop, &s->lio);
 	ev_prepare_init(&s->prep, server_prepare_cb);
 	ev_prepare_start(a->loop, &s->prep);
+	ev_idle_init(&s->idle, server_idle_cb);
 	*out = s;
 	return 0;
 }
@@ -600,6 +617,7 @@ server_close(struct server *s)
 		conn_close(s->conns);
 	ev_io_stop(s->a->loop, &s->lio);
 	ev_prepare_stop(s->a->loop, &s->prep);
+	ev_idle_stop(s->a->loop, &s->idle);
 	close(s->lfd);
 	unlink(s->a->cfg.socket_path);
 	free(s);

@@ -1,0 +1,23 @@
+/*
+ * client_internal: helpers shared by the libdistkv source files (path.c,
+ * value.c, client.c).  Not installed; nothing here is exported API.
+ */
+#ifndef DISTKV_CLIENT_INTERNAL_H
+#define DISTKV_CLIENT_INTERNAL_H
+
+#include <msgpack.h>
+
+#include "distkv.h"
+
+/* Append src's elements from index 'from' on to dst. */
+int	path_append(distkv_path *dst, const distkv_path *src, size_t from);
+/* Pack p as a msgpack array (NULL packs the root, []). */
+int	path_pack(msgpack_packer *pk, const distkv_path *p);
+/* Append the elements of a msgpack array from the agent; DISTKV_EPROTO if
+ * it is not a valid path. */
+int	path_push_object(distkv_path *p, const msgpack_object *o);
+
+/* Copy one msgpack object into v in packed form.  Returns 0 or -ENOMEM. */
+int	value_from_object(struct distkv_value *v, const msgpack_object *o);
+
+#endif

@@ -1,0 +1,252 @@
+/* Unit tests of agent/tree.c, chain.c, nodes.c and the apply rules of
+ * agent_commit (spec §1.4, §3.6). */
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <ev.h>
+
+#include "agent.h"
+#include "chain.h"
+#include "nodes.h"
+#include "tree.h"
+
+static struct agent ag;
+
+static void
+setup(void)
+{
+	struct agent_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node = "me";
+	cfg.change_length = CHAIN_DEFAULT_LENGTH;
+	cr_assert_eq(agent_init(&ag, ev_default_loop(0), &cfg), 0);
+	node_raise_tick(ag.self, 0);
+}
+
+static void
+teardown(void)
+{
+	agent_fini(&ag);
+}
+
+/* Follow a path given as msgpack bytes. */
+static struct entry *
+follow(const char *mp, size_t n, bool create)
+{
+	msgpack_zone z;
+	msgpack_object o;
+	struct entry *e = NULL;
+	int rc;
+
+	msgpack_zone_init(&z, 256);
+	cr_assert_eq(msgpack_unpack(mp, n, NULL, &z, &o),
+	    MSGPACK_UNPACK_SUCCESS);
+	rc = tree_follow(&ag.tree, &ag.tree.root, &o, create, true, NULL, &e);
+	msgpack_zone_destroy(&z);
+	return rc == 0 ? e : NULL;
+}
+
+static struct node *
+node(const char *name)
+{
+	return nodes_get(&ag.nodes, name, strlen(name), true);
+}
+
+/* chain from "a:3 b:1" */
+static struct chain
+mkchain(const char *spec)
+{
+	struct chain c;
+	char buf[128], *save, *tok;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (tok = strtok_r(buf, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save)) {
+		char *colon = strchr(tok, ':');
+
+		*colon = '\0';
+		c.l[c.n].node = node(tok);
+		c.l[c.n].tick = strtoull(colon + 1, NULL, 10);
+		c.n++;
+	}
+	return c;
+}
+
+static int
+apply(struct entry *e, const char *chain, int value, uint64_t tock)
+{
+	uint8_t v = (uint8_t)value;
+	struct update u;
+
+	memset(&u, 0, sizeof(u));
+	u.entry = e;
+	u.value = &v;
+	u.value_len = 1;
+	u.chain = mkchain(chain);
+	u.tock = tock;
+	return agent_commit(&ag, &u, ORIGIN_REMOTE);
+}
+
+TestSuite(tree, .init = setup, .fini = teardown);
+
+Test(tree, paths_canonical_and_reads_do_not_create)
+{
+	/* ["a", ""] and ["a", b""] are the same entry */
+	struct entry *x = follow("\x92\xa1" "a\xa0", 4, true);
+	struct entry *y = follow("\x92\xa1" "a\xc4\x00", 5, false);
+
+	cr_assert_not_null(x);
+	cr_assert_eq(x, y);
+	/* [5] as uint64 and as fixint */
+	x = follow("\x91\xcf\0\0\0\0\0\0\0\x05", 10, true);
+	cr_assert_eq(x, follow("\x91\x05", 2, false));
+	/* a read of a missing path creates nothing */
+	size_t before = ag.tree.nentries;
+	cr_assert_null(follow("\x92\xa1z\xa1y", 5, false));
+	cr_assert_eq(ag.tree.nentries, before);
+}
+
+Test(tree, many_children_keep_creation_order_and_are_found)
+{
+	char key[16];
+	struct entry *e;
+
+	for (int i = 0; i < 1000; i++) {
+		int n = snprintf(key + 1, sizeof(key) - 1, "k%d", 999 - i);
+
+		key[0] = (char)(0xa0 | n);
+		cr_assert_not_null(tree_child(&ag.tree, &ag.tree.root,
+		    (uint8_t *)key, (size_t)n + 1, true));
+	}
+	cr_assert_eq(ag.tree.root.nchild, 1000);
+	for (int i = 0; i < 1000; i++) {
+		int n = snprintf(key + 1, sizeof(key) - 1, "k%d", i);
+
+		key[0] = (char)(0xa0 | n);
+		e = tree_child(&ag.tree, &ag.tree.root, (uint8_t *)key,
+		    (size_t)n + 1, false);
+		cr_assert_not_null(e);
+		cr_assert_eq(ag.tree.root.child[999 - i], e);
+	}
+}
+
+Test(tree, walk_preorder_with_depth_limit)
+{
+	struct entry *a = follow("\x91\xa1" "a", 3, true);
+	struct entry *ab = follow("\x92\xa1" "a\xa1" "b", 5, true);
+	struct entry *abc = follow("\x93\xa1" "a\xa1" "b\xa1" "c", 7, true);
+	struct entry *d = follow("\x91\xa1" "d", 3, true);
+	struct tree_walk w;
+
+	tree_walk_init(&w, &ag.tree.root, -1);
+	cr_assert_eq(tree_walk_next(&w), &ag.tree.root);
+	cr_assert_eq(tree_walk_next(&w), a);
+	cr_assert_eq(tree_walk_next(&w), ab);
+	cr_assert_eq(tree_walk_next(&w), abc);
+	cr_assert_eq(tree_walk_next(&w), d);
+	cr_assert_null(tree_walk_next(&w));
+	tree_walk_init(&w, &ag.tree.root, 1);
+	cr_assert_eq(tree_walk_next(&w), &ag.tree.root);
+	cr_assert_eq(tree_walk_next(&w), a);
+	cr_assert_eq(tree_walk_next(&w), d);
+	cr_assert_null(tree_walk_next(&w));
+	cr_assert_eq(tree_common_depth(&ag.tree.root, abc, d), 0);
+	cr_assert_eq(tree_common_depth(&ag.tree.root, abc, ab), 2);
+	cr_assert_eq(tree_common_depth(a, abc, ab), 1);
+}
+
+Test(tree, chain_relations)
+{
+	struct chain c = mkchain("a:5 b:2"), e;
+
+	e = mkchain("a:5 c:1");
+	cr_assert(chain_same(&c, &e));
+	e = mkchain("b:2");
+	cr_assert(chain_covers(&c, &e));	/* old news */
+	e = mkchain("b:1");
+	cr_assert(chain_covers(&c, &e));
+	e = mkchain("b:3 a:5");
+	cr_assert(chain_descends(&e, &c));
+	cr_assert_not(chain_covers(&c, &e));
+	e = mkchain("c:1 a:4");
+	cr_assert_not(chain_descends(&e, &c));	/* concurrent */
+	cr_assert_not(chain_covers(&c, &e));
+}
+
+Test(tree, apply_rules_duplicate_stale_descend_conflict)
+{
+	struct entry *e = follow("\x91\xa1k", 3, true);
+
+	cr_assert_eq(apply(e, "a:1", 1, 10), APPLY_ACCEPTED);
+	cr_assert_eq(apply(e, "a:1", 1, 10), APPLY_DUPLICATE);
+	cr_assert_eq(apply(e, "b:1 a:1", 2, 11), APPLY_ACCEPTED);
+	cr_assert_eq(apply(e, "a:1", 1, 10), APPLY_STALE);
+	/* concurrent with b:1, lower tock: loses */
+	cr_assert_eq(apply(e, "c:1 a:1", 3, 5), APPLY_CONFLICT_LOST);
+	cr_assert_eq(e->value[0], 2);
+	/* concurrent, equal tock: the incoming one wins */
+	cr_assert_eq(apply(e, "d:1 a:1", 4, 11), APPLY_ACCEPTED);
+	cr_assert_eq(e->value[0], 4);
+	cr_assert_eq(e->tock, 11);
+	/* every link seen, even of the rejected update */
+	cr_assert(ranges_contains(&node("c")->known, 1));
+	/* b:1 was superseded: no entry holds it any more */
+	cr_assert_null(node_entry_get(node("b"), 1));
+	cr_assert_eq(node_entry_get(node("d"), 1), e);
+	cr_assert_eq(node_entry_get(node("a"), 1), e);
+}
+
+Test(tree, local_change_builds_chain_and_supersedes_own_tick)
+{
+	struct entry *e = follow("\x91\xa1k", 3, true);
+	uint8_t v = 7;
+	uint64_t tock0;
+
+	cr_assert_eq(apply(e, "x:4", 1, 3), APPLY_ACCEPTED);
+	tock0 = ag.tock;
+	cr_assert_eq(agent_change_local(&ag, e, &v, 1), 0);
+	cr_assert_eq(e->chain.n, 2);
+	cr_assert_eq(e->chain.l[0].node, ag.self);
+	cr_assert_eq(e->chain.l[0].tick, 1);
+	cr_assert_eq(e->chain.l[1].node, node("x"));
+	cr_assert_eq(agent_change_local(&ag, e, &v, 1), 0);
+	cr_assert_eq(e->chain.n, 2);		/* own old link dropped */
+	cr_assert_eq(e->chain.l[0].tick, 2);
+	cr_assert_null(node_entry_get(ag.self, 1));	/* superseded */
+	cr_assert(ranges_contains(&ag.self->known, 1));
+	/* spec §3.7: three tocks per local change */
+	cr_assert_eq(ag.tock, tock0 + 6);
+}
+
+Test(tree, chain_capped_at_change_length)
+{
+	struct entry *e = follow("\x91\xa1k", 3, true);
+
+	cr_assert_eq(apply(e, "a:1 b:1 c:1 d:1 e:1 f:1 g:1", 1, 1),
+	    APPLY_ACCEPTED);
+	cr_assert_eq(e->chain.n, CHAIN_DEFAULT_LENGTH);
+	cr_assert_null(node_entry_get(node("g"), 1));
+	cr_assert(ranges_contains(&node("g")->known, 1));
+}
+
+Test(tree, tickmap_survives_churn)
+{
+	struct node *n = node("churn");
+	struct entry *e = follow("\x91\xa1k", 3, true);
+	struct entry *f = follow("\x91\xa1j", 3, true);
+
+	for (uint64_t t = 1; t <= 5000; t++)
+		cr_assert_eq(node_entry_set(n, t, (t & 1) ? e : f), 0);
+	for (uint64_t t = 1; t <= 5000; t += 3)
+		node_entry_del(n, t, (t & 1) ? e : f);
+	node_entry_del(n, 2, e);	/* maps to f: kept */
+	for (uint64_t t = 1; t <= 5000; t++) {
+		struct entry *want = (t - 1) % 3 == 0 ? NULL :
+		    ((t & 1) ? e : f);
+
+		cr_assert_eq(node_entry_get(n, t), want, "tick %llu",
+		    (unsigned long long)t);
+	}
+}
