@@ -359,6 +359,57 @@ persist_apply_record(struct agent *a, struct record_ctx *ctx,
 	return 0;
 }
 
+/* True if a whole, valid record starts at buf[0..len). */
+static bool
+frame_valid_at(const uint8_t *buf, size_t len)
+{
+	size_t rlen, objlen;
+
+	if (len < 9)
+		return false;
+	rlen = get_le32(buf);
+	if (rlen == 0 || rlen > len - 8 || rlen > PERSIST_MAX_RECORD ||
+	    (buf[8] & 0xf0) != 0x80)	/* records are small maps */
+		return false;
+	return XXH32(buf + 8, rlen, 0) == get_le32(buf + 4) &&
+	    proto_scan(buf + 8, rlen, PROTO_MAX_NESTING, &objlen) == 0 &&
+	    objlen == rlen;
+}
+
+/*
+ * A bad record at offset bad: a crash can only tear the end of the file,
+ * so if any valid record follows it, the damage is in the middle and
+ * cutting would silently drop acknowledged changes.
+ */
+static bool
+damage_is_mid_file(const char *path, off_t bad)
+{
+	uint8_t *buf;
+	size_t len;
+	bool mid = false;
+	FILE *f = fopen(path, "rb");
+	long end;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0 ||
+	    end <= bad + 1) {
+		if (f != NULL)
+			fclose(f);
+		return false;
+	}
+	len = (size_t)(end - bad - 1);
+	if ((buf = malloc(len)) == NULL ||
+	    fseek(f, bad + 1, SEEK_SET) != 0 || fread(buf, 1, len, f) != len) {
+		free(buf);
+		fclose(f);
+		return true;	/* cannot tell: assume the worst */
+	}
+	for (size_t i = 0; i < len && !mid; i++)
+		mid = frame_valid_at(buf + i, len - i);
+	free(buf);
+	fclose(f);
+	return mid;
+}
+
 /*
  * Read the records of a framed file and apply them.  *good_end is the
  * offset after the last whole, valid record; *torn tells whether bytes
@@ -440,7 +491,14 @@ load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
 	free(buf);
 	fclose(f);
 	log_info("%s: %llu records loaded%s", path, (unsigned long long)nrec,
-	    *torn ? " (torn tail after them)" : "");
+	    *torn ? " (damaged bytes after them)" : "");
+	if (rc == 0 && *torn && damage_is_mid_file(path, *good_end)) {
+		log_error("%s: record at offset %lld is damaged but valid records "
+		    "follow it: the file is corrupt, not torn; refusing to drop "
+		    "them (move the file aside to start without it)", path,
+		    (long long)*good_end);
+		rc = -EBADMSG;
+	}
 	return rc;
 }
 

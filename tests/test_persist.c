@@ -1,5 +1,6 @@
 /* Unit tests of agent/persist.c: record framing, torn tails, snapshots,
  * tick continuity after a restore. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,4 +272,27 @@ Test(persist, second_agent_on_same_state_dir_is_refused)
 	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
 	cr_assert_neq(persist_open_state_dir(&b, state), 0);
 	persist_close(&a);
+}
+
+Test(persist, damage_in_the_middle_refuses_instead_of_dropping)
+{
+	struct agent b;
+	struct agent_config cfg;
+	char state[96];
+	uint8_t byte;
+	int fd;
+
+	snprintf(state, sizeof(state), "%s/state", dir);
+	in_dying_child(write_three, state);
+	/* one byte inside the first record (after magic and frame header) */
+	fd = open(path_in("changes.dkv"), O_RDWR);
+	cr_assert_eq(pread(fd, &byte, 1, PERSIST_MAGIC_LEN + 8 + 3), 1);
+	byte ^= 0x01;
+	cr_assert_eq(pwrite(fd, &byte, 1, PERSIST_MAGIC_LEN + 8 + 3), 1);
+	close(fd);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node = "n1";
+	cfg.change_length = CHAIN_DEFAULT_LENGTH;
+	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
+	cr_assert_eq(persist_open_state_dir(&b, state), -EBADMSG);
 }

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Quick start 2: install what is missing, build, run the whole test suite,
+# then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/scripts/deps.sh"
+
+run_suite() {
+	name=$1; shift
+	echo "==== $name build"
+	"$top/scripts/build.sh" "$top/_build/$name" "$@"
+	echo "==== $name: make check"
+	if ! make -C "$top/_build/$name" check; then
+		for f in "$top/_build/$name"/tests/*.log; do
+			grep -q "^FAIL\|^ERROR" "$f" 2>/dev/null || continue
+			echo "---- $f"; tail -n 60 "$f"
+		done
+		return 1
+	fi
+}
+
+run_suite plain
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	run_suite sanitize --enable-asan --enable-ubsan CC=clang
+summary() {
+	grep -h "^# \(PASS\|FAIL\|ERROR\)" "$top/_build/$1/test-suite.log" | tr '\n' ' '
+	echo
+}
+echo "==== plain:    $(summary plain)"
+echo "==== sanitize: $(summary sanitize)"
