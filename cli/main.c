@@ -1,0 +1,1439 @@
+/*
+ * distkv-cli - the shell tool of DistKV-C (manual: docs/cli.md).
+ *
+ * One static function per subcommand, listed in the const table `cmds'
+ * (tmux's cmd_entry idea).  The whole argv is parsed here: global options
+ * may stand before or after the subcommand, "--" ends the options.  Usage
+ * errors are found before the agent is contacted.  The agent is reached
+ * only through libdistkv.
+ *
+ * Exit status: 0 ok, 1 not found, 2 usage error, 3 agent unreachable /
+ * protocol or I/O error, 4 the agent refused the request.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distkv.h"
+#include "mp.h"
+#include "value.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+#define EXIT_NOTFOUND	1
+#define EXIT_USAGE	2
+#define EXIT_AGENT	3
+#define EXIT_REFUSED	4
+
+#define MAX_ARGS	8	/* positional arguments any command takes */
+
+enum output {
+	OUT_TEXT,
+	OUT_JSON,
+	OUT_RAW,
+};
+
+enum optid {
+	O_END = 0,
+	/* global */
+	O_HELP,
+	O_SOCKET,
+	O_JSON,
+	O_RAW,
+	O_VERSION,
+	/* per command */
+	O_JSONVAL,
+	O_NEW,
+	O_PRECHAIN,
+	O_PREV,
+	O_RECURSIVE,
+	O_NCHAIN,
+	O_MINDEPTH,
+	O_MAXDEPTH,
+	O_FETCH,
+	O_COUNT,
+	O_TIMEOUT,
+	O_EVENT,
+};
+
+struct opt {
+	enum optid	 id;
+	char		 sname;		/* 0: no short form */
+	const char	*lname;
+	const char	*arg;		/* NULL: a flag */
+	const char	*help;
+};
+
+/* Everything the command line said, and the connection. */
+struct ctx {
+	const char	*socket;	/* resolved socket path */
+	enum output	 out;
+	bool		 help;
+	bool		 version;
+	distkv		*c;
+
+	int		 argc;		/* positional arguments */
+	char		*argv[MAX_ARGS];
+
+	bool		 json_value;
+	bool		 is_new;
+	bool		 has_head;
+	struct distkv_event head;
+	const char	*prev;
+	bool		 recursive;
+	int		 nchain;
+	int		 min_depth;
+	int		 max_depth;
+	bool		 fetch;
+	long		 count;		/* -1: unlimited */
+	int		 timeout_ms;	/* -1: none */
+	bool		 has_event;
+	struct distkv_event event;
+
+	long		 seen;		/* watch: entries printed */
+
+	/* prepared by main() from the above, before connecting */
+	const char	*pathtext;	/* as given ("" for the root) */
+	const char	*label;		/* in messages; "/" for the root */
+	distkv_path	*path;
+	struct mp_buf	 val;
+	struct mp_buf	 prev_val;
+	struct distkv_set_opts so;
+};
+
+struct cmd {
+	const char	*name;
+	int		(*fn)(struct ctx *);
+	const char	*usage;
+	const char	*summary;
+	const char	*help;		/* description and examples */
+	const enum optid *opts;		/* O_END-terminated */
+	int		 minargs;
+	int		 maxargs;
+	int		 flags;
+};
+
+/* cmd flags: what main() prepares before the command runs */
+#define CMD_CONNECT	0x1	/* connect to the agent */
+#define CMD_PATH	0x2	/* argv[0] is a PATH; none: the root */
+#define CMD_VALUE	0x4	/* argv[1] is a VALUE */
+#define CMD_PRECOND	0x8	/* --new, --chain, --prev */
+
+static int	cmd_get(struct ctx *);
+static int	cmd_set(struct ctx *);
+static int	cmd_delete(struct ctx *);
+static int	cmd_tree(struct ctx *);
+static int	cmd_watch(struct ctx *);
+static int	cmd_state(struct ctx *);
+static int	cmd_save(struct ctx *);
+static int	cmd_log(struct ctx *);
+static int	cmd_help(struct ctx *);
+
+static int	cli_err(int, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static int	lib_error(struct ctx *, int, const char *);
+static const struct opt *find_opt(const enum optid *, const char *, char);
+static int	apply_opt(struct ctx *, const struct opt *, const char *);
+static int	parse_args(struct ctx *, const struct cmd *, int, char **,
+		    int);
+static int	parse_int(const char *, const char *, long, long, long *);
+static int	parse_event(const char *, const char *,
+		    struct distkv_event *);
+static int	parse_path(const char *, distkv_path **);
+static int	build_value(struct ctx *, const char *, bool,
+		    struct mp_buf *);
+static int	emit(struct mp_buf *);
+static int	put_path(struct mp_buf *, const distkv_path *, bool);
+static int	put_chain_json(struct mp_buf *, const struct distkv_chain *);
+static int	put_chain_text(struct mp_buf *, const struct distkv_chain *);
+static int	put_entry(struct ctx *, struct mp_buf *, const distkv_path *,
+		    const struct distkv_entry *, bool);
+static int	tree_cb(void *, const struct distkv_entry *);
+static int	watch_cb(void *, const struct distkv_entry *);
+static int	put_ranges(struct mp_buf *, const uint8_t *, size_t);
+static int	put_ranges1(struct mp_buf *, const uint8_t *, size_t);
+static int	put_set_result(struct ctx *, const char *,
+		    const struct distkv_set_result *);
+static int	prepare(struct ctx *, const struct cmd *);
+static bool	is_negative_number(const char *);
+static void	print_opt(const struct opt *);
+static void	print_usage(FILE *);
+static void	print_cmd_help(const struct cmd *);
+static const struct cmd *find_cmd(const char *);
+
+/* ---- options ---- */
+
+static const struct opt opts[] = {
+	{ O_HELP, 'h', "help", NULL, "show help and exit" },
+	{ O_SOCKET, 0, "socket", "PATH",
+	    "the agent's socket (default: $DISTKV_SOCKET)" },
+	{ O_JSON, 0, "json", NULL, "print one JSON object per line" },
+	{ O_RAW, 0, "raw", NULL, "print bare values only" },
+	{ O_VERSION, 0, "version", NULL, "print the version and exit" },
+	{ O_JSONVAL, 'j', "json-value", NULL,
+	    "VALUE (and --prev) is JSON, not a string" },
+	{ O_NEW, 0, "new", NULL, "fail unless the entry does not exist yet" },
+	{ O_PRECHAIN, 0, "chain", "NODE:TICK",
+	    "fail unless the last change was NODE:TICK" },
+	{ O_PREV, 0, "prev", "VALUE",
+	    "fail unless the current value is VALUE" },
+	{ O_RECURSIVE, 'r', "recursive", NULL,
+	    "delete PATH and everything below it" },
+	{ O_NCHAIN, 'c', "chain", "N",
+	    "show up to N links of the change chain" },
+	{ O_MINDEPTH, 0, "min-depth", "N",
+	    "skip entries less than N levels below PATH" },
+	{ O_MAXDEPTH, 0, "max-depth", "N",
+	    "skip entries more than N levels below PATH" },
+	{ O_FETCH, 0, "fetch", NULL, "first print the current subtree" },
+	{ O_COUNT, 'n', "count", "COUNT", "stop after COUNT entries" },
+	{ O_TIMEOUT, 't', "timeout", "SECONDS", "stop after SECONDS" },
+	{ O_EVENT, 'e', "event", "NODE:TICK",
+	    "get the entry changed by NODE:TICK" },
+	{ O_END, 0, NULL, NULL, NULL },
+};
+
+static const enum optid global_opts[] = {
+	O_HELP, O_SOCKET, O_JSON, O_RAW, O_VERSION, O_END
+};
+
+static const enum optid get_opts[] = { O_NCHAIN, O_EVENT, O_END };
+static const enum optid set_opts[] = {
+	O_JSONVAL, O_NEW, O_PRECHAIN, O_PREV, O_END
+};
+static const enum optid delete_opts[] = {
+	O_RECURSIVE, O_JSONVAL, O_NEW, O_PRECHAIN, O_PREV, O_END
+};
+static const enum optid tree_opts[] = {
+	O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_END
+};
+static const enum optid watch_opts[] = {
+	O_FETCH, O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_COUNT, O_TIMEOUT, O_END
+};
+static const enum optid log_opts[] = { O_FETCH, O_END };
+static const enum optid no_opts[] = { O_END };
+
+/* ---- the command table ---- */
+
+static const struct cmd cmds[] = {
+	{ "get", cmd_get, "get [-c N] PATH | get -e NODE:TICK",
+	    "print the value at PATH",
+	    "Print the value stored at PATH.  In the default output a string is\n"
+	    "printed as it is, any other value as JSON.  A path without a\n"
+	    "value (never set, or deleted) is \"not found\": exit status 1.\n"
+	    "With -c N the change chain (newest change first) is printed on a\n"
+	    "second line, \"chain: NODE:TICK ...\".  With -e the entry whose\n"
+	    "chain holds that change is printed as \"PATH = VALUE\".\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli get svc/web/host\n"
+	    "  distkv-cli get --json -c 3 svc/web/port\n"
+	    "  {\"path\":\"svc/web/port\",\"value\":8080,\"tock\":12,"
+	    "\"chain\":[{\"node\":\"n1\",\"tick\":4}]}\n"
+	    "  distkv-cli get --raw certs/web.pem > web.pem\n"
+	    "  distkv-cli get counters/:42        # integer path element 42\n"
+	    "  distkv-cli get -e n1:4\n",
+	    get_opts, 0, 1, CMD_CONNECT | CMD_PATH },
+	{ "set", cmd_set, "set [-j] [--new | --chain NODE:TICK] [--prev VALUE] "
+	    "PATH VALUE",
+	    "store VALUE at PATH",
+	    "Store VALUE at PATH.  VALUE is a string unless -j is given; then it\n"
+	    "is JSON and may be any type (integers, floats, true/false, arrays,\n"
+	    "objects, {\"$bin\":\"HEX\"} for bytes; see docs/cli.md).  null is\n"
+	    "not a value: use delete.  The preconditions make the write\n"
+	    "conditional; when one fails the agent's message is printed and the\n"
+	    "exit status is 4.  Prints nothing unless --json is given.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli set svc/web/host www1.example.org\n"
+	    "  distkv-cli set -j svc/web/port 8080\n"
+	    "  distkv-cli set -j svc/web '{\"port\":8080,\"tags\":[\"a\",\"b\"]}'\n"
+	    "  distkv-cli set --new locks/backup \"$(hostname)\"  # create only\n"
+	    "  distkv-cli set --chain n1:4 -j svc/web/port 8081   # compare and "
+	    "swap\n"
+	    "  distkv-cli set --prev 8080 -j svc/web/port 8081\n"
+	    "  distkv-cli set -j temp/min -5   # negative numbers are values\n"
+	    "  distkv-cli set note -- --x      # '--' ends the options\n",
+	    set_opts, 2, 2,
+	    CMD_CONNECT | CMD_PATH | CMD_VALUE | CMD_PRECOND },
+	{ "delete", cmd_delete, "delete [-r] [--new | --chain NODE:TICK] "
+	    "[--prev VALUE] PATH",
+	    "delete the value at PATH",
+	    "Delete the value at PATH (the agent keeps a tombstone, so the\n"
+	    "entry's chain stays usable with --chain).  Deleting a path that has\n"
+	    "no value is not an error.  With -r PATH and every value below it\n"
+	    "are deleted (each one as its own change); the preconditions cannot\n"
+	    "be combined with -r.  With --json the reply is printed:\n"
+	    "{\"path\":...,\"changed\":...} or, with -r, {\"path\":...,"
+	    "\"deleted\":N}.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli delete svc/web/host\n"
+	    "  distkv-cli delete --prev www1.example.org svc/web/host\n"
+	    "  distkv-cli delete -r svc/web\n",
+	    delete_opts, 1, 1, CMD_CONNECT | CMD_PATH | CMD_PRECOND },
+	{ "tree", cmd_tree, "tree [-c N] [--min-depth N] [--max-depth N] [PATH]",
+	    "list PATH and everything below it",
+	    "Print every entry with a value at or below PATH (default: the\n"
+	    "whole tree), parents before children, one \"PATH = VALUE\" line\n"
+	    "each with the value as JSON.  Depth 0 is PATH itself.  With -c N\n"
+	    "the chain is appended as \"  [NODE:TICK ...]\".\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli tree svc\n"
+	    "  svc/web/host = \"www1.example.org\"\n"
+	    "  svc/web/port = 8080\n"
+	    "  distkv-cli tree --max-depth 1 svc\n"
+	    "  distkv-cli tree --json svc | jq -r .path\n",
+	    tree_opts, 0, 1, CMD_CONNECT | CMD_PATH },
+	{ "watch", cmd_watch, "watch [--fetch] [-c N] [--min-depth N] "
+	    "[--max-depth N] [-n COUNT] [-t SECONDS] [PATH]",
+	    "print changes at or below PATH as they happen",
+	    "Print one line for every change at or below PATH (default: the\n"
+	    "whole tree), as \"PATH = VALUE\" or \"PATH (no value)\" for a\n"
+	    "deletion.  With --fetch the current entries are printed first\n"
+	    "(value-less ones included), then \"(up to date)\" (JSON:\n"
+	    "{\"state\":\"uptodate\"}).  Runs until interrupted (Ctrl-C), until\n"
+	    "COUNT entries were printed (-n) or SECONDS passed (-t, exit 0).\n"
+	    "Output is flushed after every line.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli watch svc\n"
+	    "  distkv-cli watch --fetch --json svc/web\n"
+	    "  distkv-cli watch -n 1 -t 60 deploy/trigger  # wait for one change\n",
+	    watch_opts, 0, 1, CMD_CONNECT | CMD_PATH },
+	{ "state", cmd_state, "state", "show the agent's node table",
+	    "Print the agent's name and its node table: every node's tick and\n"
+	    "the tick ranges this agent knows, misses, and others reported as\n"
+	    "missing (\"1-3,7\" means ticks 1, 2, 3 and 7).\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli state\n"
+	    "  distkv-cli state --json\n",
+	    no_opts, 0, 0, CMD_CONNECT },
+	{ "save", cmd_save, "save FILE", "write a snapshot on the agent's host",
+	    "Ask the agent to write a snapshot of the whole tree to FILE.  The\n"
+	    "agent resolves FILE inside its own file directory (distkv-agent\n"
+	    "--file-dir), not relative to the current directory.\n"
+	    "\n"
+	    "Example:\n"
+	    "  distkv-cli save backup-2024-01-01.mp\n",
+	    no_opts, 1, 1, CMD_CONNECT },
+	{ "log", cmd_log, "log [--fetch] FILE", "start a change log on the agent",
+	    "Ask the agent to log every change to FILE (inside its file\n"
+	    "directory); with --fetch a snapshot is written first.  A log that\n"
+	    "was running before stops once the new one is in place.\n"
+	    "\n"
+	    "Example:\n"
+	    "  distkv-cli log --fetch changes.mp\n",
+	    log_opts, 1, 1, CMD_CONNECT },
+	{ "help", cmd_help, "help [COMMAND]", "show help for a command",
+	    "Show the overview, or the help of COMMAND (same as COMMAND "
+	    "--help).\n",
+	    no_opts, 0, 1, 0 },
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+/* ---- errors ---- */
+
+static int
+cli_err(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("distkv-cli: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return (code);
+}
+
+/* Report a libdistkv error about `what' and return the exit status. */
+static int
+lib_error(struct ctx *ctx, int rc, const char *what)
+{
+	const char *msg;
+
+	switch (rc) {
+	case DISTKV_ENOTFOUND:
+		return (cli_err(EXIT_NOTFOUND, "%s: not found", what));
+	case DISTKV_ESERVER:
+		msg = ctx->c != NULL ? distkv_errmsg(ctx->c) : "";
+		if (msg == NULL || *msg == '\0')
+			msg = distkv_strerror(rc);
+		return (cli_err(EXIT_REFUSED, "%s: %s", what, msg));
+	case DISTKV_EINVAL:
+		return (cli_err(EXIT_USAGE, "%s: %s", what, distkv_strerror(rc)));
+	case DISTKV_ECONNECT:
+		return (cli_err(EXIT_AGENT, "cannot reach the agent at %s: %s",
+		    ctx->socket, distkv_strerror(rc)));
+	default:
+		return (cli_err(EXIT_AGENT, "%s: %s", what, distkv_strerror(rc)));
+	}
+}
+
+/* ---- argument parsing ---- */
+
+static const struct opt *
+find_opt(const enum optid *allowed, const char *lname, char sname)
+{
+	const enum optid *a;
+	const struct opt *o;
+
+	for (a = allowed; *a != O_END; a++)
+		for (o = opts; o->id != O_END; o++) {
+			if (o->id != *a)
+				continue;
+			if (lname != NULL ? strcmp(o->lname, lname) == 0 :
+			    (sname != 0 && o->sname == sname))
+				return (o);
+		}
+	return (NULL);
+}
+
+static int
+parse_int(const char *name, const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
+		return (cli_err(EXIT_USAGE, "invalid %s: '%s' (a number from "
+		    "%ld to %ld)", name, s, min, max));
+	*out = v;
+	return (0);
+}
+
+/* NODE:TICK, split at the last ':' so node names may contain colons. */
+static int
+parse_event(const char *name, const char *s, struct distkv_event *ev)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned long long tick;
+	char *end;
+	size_t n;
+
+	if (colon == NULL || colon == s || colon[1] == '\0')
+		return (cli_err(EXIT_USAGE, "invalid %s: '%s' (expected "
+		    "NODE:TICK)", name, s));
+	n = (size_t)(colon - s);
+	if (n > DISTKV_NODE_MAX)
+		return (cli_err(EXIT_USAGE, "invalid %s: node name longer than "
+		    "%d bytes", name, DISTKV_NODE_MAX));
+	errno = 0;
+	tick = strtoull(colon + 1, &end, 10);
+	if (*end != '\0' || errno != 0 || !isdigit((unsigned char)colon[1]))
+		return (cli_err(EXIT_USAGE, "invalid %s: '%s' (TICK must be a "
+		    "number)", name, s));
+	memset(ev, 0, sizeof(*ev));
+	memcpy(ev->node, s, n);
+	ev->tick = tick;
+	return (0);
+}
+
+static int
+apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
+{
+	long v;
+
+	switch (o->id) {
+	case O_HELP:
+		ctx->help = true;
+		break;
+	case O_VERSION:
+		ctx->version = true;
+		break;
+	case O_SOCKET:
+		ctx->socket = arg;
+		break;
+	case O_JSON:
+		ctx->out = OUT_JSON;
+		break;
+	case O_RAW:
+		ctx->out = OUT_RAW;
+		break;
+	case O_JSONVAL:
+		ctx->json_value = true;
+		break;
+	case O_NEW:
+		ctx->is_new = true;
+		break;
+	case O_PRECHAIN:
+		if (parse_event("--chain", arg, &ctx->head) != 0)
+			return (-1);
+		ctx->has_head = true;
+		break;
+	case O_PREV:
+		ctx->prev = arg;
+		break;
+	case O_RECURSIVE:
+		ctx->recursive = true;
+		break;
+	case O_NCHAIN:
+		if (parse_int("chain length", arg, 0, DISTKV_CHAIN_MAX,
+		    &v) != 0)
+			return (-1);
+		ctx->nchain = (int)v;
+		break;
+	case O_MINDEPTH:
+		if (parse_int("--min-depth", arg, 0, INT_MAX, &v) != 0)
+			return (-1);
+		ctx->min_depth = (int)v;
+		break;
+	case O_MAXDEPTH:
+		if (parse_int("--max-depth", arg, 0, INT_MAX, &v) != 0)
+			return (-1);
+		ctx->max_depth = (int)v;
+		break;
+	case O_FETCH:
+		ctx->fetch = true;
+		break;
+	case O_COUNT:
+		if (parse_int("count", arg, 1, LONG_MAX, &v) != 0)
+			return (-1);
+		ctx->count = v;
+		break;
+	case O_TIMEOUT:
+		if (parse_int("timeout", arg, 1, INT_MAX / 1000, &v) != 0)
+			return (-1);
+		ctx->timeout_ms = (int)v * 1000;
+		break;
+	case O_EVENT:
+		if (parse_event("--event", arg, &ctx->event) != 0)
+			return (-1);
+		ctx->has_event = true;
+		break;
+	case O_END:
+		break;
+	}
+	return (0);
+}
+
+/* An argument that is a negative number is a value, not an option. */
+static bool
+is_negative_number(const char *a)
+{
+	return (a[0] == '-' && (isdigit((unsigned char)a[1]) ||
+	    (a[1] == '.' && isdigit((unsigned char)a[2]))));
+}
+
+/*
+ * Parse argv[i..argc).  Without cmd only the global options are known and
+ * parsing stops at the first positional argument (the subcommand), whose
+ * index is returned.  With cmd, options and positionals mix freely until
+ * "--".  Returns the index reached, or -1 after printing a usage error.
+ */
+static int
+parse_args(struct ctx *ctx, const struct cmd *cmd, int argc, char **argv,
+    int i)
+{
+	enum optid allowed[32];
+	const struct opt *o;
+	const char *a, *val, *eq;
+	char lname[64];
+	size_t n = 0, k;
+	bool dashdash = false;
+
+	for (k = 0; global_opts[k] != O_END; k++)
+		allowed[n++] = global_opts[k];
+	for (k = 0; cmd != NULL && cmd->opts[k] != O_END; k++)
+		allowed[n++] = cmd->opts[k];
+	allowed[n] = O_END;
+
+	for (; i < argc; i++) {
+		a = argv[i];
+		if (dashdash || a[0] != '-' || a[1] == '\0' ||
+		    is_negative_number(a)) {
+			if (cmd == NULL)
+				return (i);
+			if (ctx->argc == MAX_ARGS)
+				return (cli_err(-1, "%s: too many arguments",
+				    cmd->name));
+			ctx->argv[ctx->argc++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			if (cmd == NULL)
+				return (i + 1);
+			dashdash = true;
+			continue;
+		}
+		if (a[1] == '-') {
+			/* --name, --name=value, --name value */
+			eq = strchr(a + 2, '=');
+			k = eq != NULL ? (size_t)(eq - a - 2) : strlen(a + 2);
+			if (k >= sizeof(lname))
+				k = sizeof(lname) - 1;
+			memcpy(lname, a + 2, k);
+			lname[k] = '\0';
+			if ((o = find_opt(allowed, lname, 0)) == NULL)
+				goto unknown;
+			if (o->arg == NULL) {
+				if (eq != NULL)
+					return (cli_err(-1, "option --%s takes "
+					    "no value", o->lname));
+				val = NULL;
+			} else if (eq != NULL)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else
+				return (cli_err(-1, "option --%s needs %s",
+				    o->lname, o->arg));
+			if (apply_opt(ctx, o, val) != 0)
+				return (-1);
+			continue;
+		}
+		/* -x, -xVALUE, -x VALUE, -abc (flags) */
+		for (a++; *a != '\0'; a++) {
+			if ((o = find_opt(allowed, NULL, *a)) == NULL) {
+				if (cmd == NULL)
+					return (cli_err(-1, "unknown option "
+					    "'-%c' (see distkv-cli --help)",
+					    *a));
+				return (cli_err(-1, "%s: unknown option '-%c' "
+				    "(see distkv-cli %s --help)", cmd->name,
+				    *a, cmd->name));
+			}
+			if (o->arg == NULL) {
+				if (apply_opt(ctx, o, NULL) != 0)
+					return (-1);
+				continue;
+			}
+			if (a[1] != '\0')
+				val = a + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else
+				return (cli_err(-1, "option -%c needs %s",
+				    o->sname, o->arg));
+			if (apply_opt(ctx, o, val) != 0)
+				return (-1);
+			break;
+		}
+		continue;
+unknown:
+		if (cmd == NULL)
+			return (cli_err(-1, "unknown option '%s' (see "
+			    "distkv-cli --help)", argv[i]));
+		return (cli_err(-1, "%s: unknown option '%s' (see "
+		    "distkv-cli %s --help)", cmd->name, argv[i], cmd->name));
+	}
+	return (i);
+}
+
+static int
+parse_path(const char *text, distkv_path **out)
+{
+	int rc;
+
+	if ((rc = distkv_path_parse(text, out)) != 0)
+		return (cli_err(EXIT_USAGE, "invalid path '%s': %s (see "
+		    "distkv-cli help)", text, rc == DISTKV_EINVAL ?
+		    "bad syntax" : distkv_strerror(rc)));
+	return (0);
+}
+
+/* VALUE from the command line: a string, or JSON with -j. */
+static int
+build_value(struct ctx *ctx, const char *text, bool allow_nil,
+    struct mp_buf *out)
+{
+	char err[256];
+
+	if (!ctx->json_value) {
+		if (!value_utf8_valid(text, strlen(text)))
+			return (cli_err(EXIT_USAGE, "value is not valid UTF-8 "
+			    "(use -j '{\"$bin\":\"HEX\"}' for bytes)"));
+		if (mp_put_str(out, text, strlen(text)) != 0)
+			return (cli_err(EXIT_AGENT, "out of memory"));
+		return (0);
+	}
+	if (value_parse_json(text, out, err, sizeof(err)) != 0)
+		return (cli_err(EXIT_USAGE, "invalid JSON value '%s': %s", text,
+		    err));
+	if (!allow_nil && out->len == 1 && out->buf[0] == 0xc0)
+		return (cli_err(EXIT_USAGE, "null is not a value (to remove a "
+		    "value use delete)"));
+	return (0);
+}
+
+/* ---- output ---- */
+
+/* Write and reset the buffer; flush so watchers see lines at once. */
+static int
+emit(struct mp_buf *b)
+{
+	if (b->len != 0 && fwrite(b->buf, 1, b->len, stdout) != b->len)
+		return (-1);
+	b->len = 0;
+	return (fflush(stdout) == 0 ? 0 : -1);
+}
+
+/* The text form of a path; the root is "/" in text output, "" in JSON. */
+static int
+put_path(struct mp_buf *b, const distkv_path *p, bool json)
+{
+	char *s = NULL;
+	int rc;
+
+	if (p == NULL || distkv_path_format(p, &s) != 0)
+		return (-1);
+	if (json)
+		rc = value_json_string(b, s, strlen(s));
+	else
+		rc = value_puts(b, *s == '\0' ? "/" : s);
+	free(s);
+	return (rc);
+}
+
+static int
+put_chain_json(struct mp_buf *b, const struct distkv_chain *ch)
+{
+	char num[32];
+	size_t i;
+
+	if (value_puts(b, "[") != 0)
+		return (-1);
+	for (i = 0; i < ch->n && i < DISTKV_CHAIN_MAX; i++) {
+		snprintf(num, sizeof(num), ",\"tick\":%" PRIu64 "}",
+		    ch->ev[i].tick);
+		if ((i > 0 && value_puts(b, ",") != 0) ||
+		    value_puts(b, "{\"node\":") != 0 ||
+		    value_json_string(b, ch->ev[i].node,
+		    strlen(ch->ev[i].node)) != 0 || value_puts(b, num) != 0)
+			return (-1);
+	}
+	return (value_puts(b, "]"));
+}
+
+static int
+put_chain_text(struct mp_buf *b, const struct distkv_chain *ch)
+{
+	char num[32];
+	size_t i;
+
+	for (i = 0; i < ch->n && i < DISTKV_CHAIN_MAX; i++) {
+		snprintf(num, sizeof(num), ":%" PRIu64, ch->ev[i].tick);
+		if ((i > 0 && value_puts(b, " ") != 0) ||
+		    value_puts(b, ch->ev[i].node) != 0 ||
+		    value_puts(b, num) != 0)
+			return (-1);
+	}
+	return (0);
+}
+
+/*
+ * One entry in the current output mode.  path NULL: a single `get' (the
+ * value alone in text and raw mode); else a list line (tree, watch).
+ * Returns 0, or an exit status after printing the error.
+ */
+static int
+put_entry(struct ctx *ctx, struct mp_buf *b, const distkv_path *path,
+    const struct distkv_entry *e, bool single)
+{
+	char num[32];
+	bool nil = e->value.len == 0 ||
+	    distkv_value_is_nil(e->value.data, e->value.len);
+	int rc = 0;
+
+	switch (ctx->out) {
+	case OUT_JSON:
+		if (value_puts(b, "{\"path\":") != 0 ||
+		    put_path(b, path, true) != 0 ||
+		    value_puts(b, ",\"value\":") != 0)
+			goto fail;
+		if (nil)
+			rc = value_puts(b, "null");
+		else
+			rc = value_format(b, e->value.data, e->value.len, 0);
+		if (rc != 0)
+			goto bad;
+		snprintf(num, sizeof(num), ",\"tock\":%" PRIu64, e->tock);
+		if (value_puts(b, num) != 0)
+			goto fail;
+		if (e->chain.n > 0 && (value_puts(b, ",\"chain\":") != 0 ||
+		    put_chain_json(b, &e->chain) != 0))
+			goto fail;
+		if (value_puts(b, "}\n") != 0)
+			goto fail;
+		break;
+	case OUT_RAW:
+		if (!nil && value_format(b, e->value.data, e->value.len,
+		    VALUE_BARE_STR | VALUE_BARE_BIN) != 0)
+			goto bad;
+		if (!single && value_puts(b, "\n") != 0)
+			goto fail;
+		break;
+	case OUT_TEXT:
+		if (!single) {
+			if (put_path(b, path, false) != 0)
+				goto fail;
+			if (nil) {
+				if (value_puts(b, " (no value)") != 0)
+					goto fail;
+			} else if (value_puts(b, " = ") != 0 ||
+			    value_format(b, e->value.data, e->value.len,
+			    0) != 0)
+				goto bad;
+			if (e->chain.n > 0 && (value_puts(b, "  [") != 0 ||
+			    put_chain_text(b, &e->chain) != 0 ||
+			    value_puts(b, "]") != 0))
+				goto fail;
+		} else if (value_format(b, e->value.data, e->value.len,
+		    VALUE_BARE_STR) != 0)
+			goto bad;
+		if (value_puts(b, "\n") != 0)
+			goto fail;
+		if (single && e->chain.n > 0 &&
+		    (value_puts(b, "chain: ") != 0 ||
+		    put_chain_text(b, &e->chain) != 0 ||
+		    value_puts(b, "\n") != 0))
+			goto fail;
+		break;
+	}
+	if (emit(b) != 0)
+		return (cli_err(EXIT_AGENT, "write error: %s",
+		    strerror(errno)));
+	return (0);
+bad:
+	return (cli_err(EXIT_AGENT, "protocol error: the agent sent a value "
+	    "that is not valid msgpack"));
+fail:
+	return (cli_err(EXIT_AGENT, "out of memory"));
+}
+
+/* ---- subcommands ---- */
+
+static int
+cmd_get(struct ctx *ctx)
+{
+	struct distkv_entry e;
+	struct mp_buf b = { NULL, 0, 0 };
+	char what[DISTKV_NODE_MAX + 32];
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	if (ctx->has_event) {
+		snprintf(what, sizeof(what), "%s:%" PRIu64, ctx->event.node,
+		    ctx->event.tick);
+		rc = distkv_get_event(ctx->c, ctx->event.node,
+		    ctx->event.tick, ctx->nchain, &e);
+		/*
+		 * The agent's only refusal here is an unknown or superseded
+		 * event (its text is just the tick): report "not found".
+		 */
+		if (rc == DISTKV_ESERVER)
+			rc = cli_err(EXIT_NOTFOUND, "%s: no such change (the "
+			    "agent said: %s)", what, distkv_errmsg(ctx->c));
+		else if (rc != 0)
+			rc = lib_error(ctx, rc, what);
+		else
+			rc = put_entry(ctx, &b, e.path, &e, false);
+		goto out;
+	}
+	if ((rc = distkv_get(ctx->c, ctx->path, ctx->nchain, &e)) != 0) {
+		rc = lib_error(ctx, rc, ctx->label);
+		goto out;
+	}
+	if (e.value.len == 0 || distkv_value_is_nil(e.value.data,
+	    e.value.len)) {
+		rc = cli_err(EXIT_NOTFOUND, "%s: not found", ctx->label);
+		goto out;
+	}
+	rc = put_entry(ctx, &b, ctx->path, &e, true);
+out:
+	distkv_entry_clear(&e);
+	mp_buf_free(&b);
+	return (rc);
+}
+
+/* --json output of set and delete. */
+static int
+put_set_result(struct ctx *ctx, const char *path,
+    const struct distkv_set_result *r)
+{
+	struct mp_buf b = { NULL, 0, 0 };
+	char num[48];
+	int rc = 0;
+
+	if (ctx->out != OUT_JSON)
+		return (0);
+	snprintf(num, sizeof(num), ",\"changed\":%s,\"tock\":%" PRIu64,
+	    r->changed ? "true" : "false", r->tock);
+	if (value_puts(&b, "{\"path\":") != 0 ||
+	    value_json_string(&b, path, strlen(path)) != 0 ||
+	    value_puts(&b, num) != 0)
+		rc = -1;
+	if (rc == 0 && r->chain.n > 0 && (value_puts(&b, ",\"chain\":") != 0 ||
+	    put_chain_json(&b, &r->chain) != 0))
+		rc = -1;
+	if (rc == 0 && r->has_prev) {
+		if (value_puts(&b, ",\"prev\":") != 0)
+			rc = -1;
+		else if (r->prev.len == 0)
+			rc = value_puts(&b, "null");
+		else if (value_format(&b, r->prev.data, r->prev.len, 0) != 0)
+			rc = value_puts(&b, "null");
+	}
+	if (rc == 0 && value_puts(&b, "}\n") != 0)
+		rc = -1;
+	if (rc != 0)
+		rc = cli_err(EXIT_AGENT, "out of memory");
+	else if (emit(&b) != 0)
+		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
+	mp_buf_free(&b);
+	return (rc);
+}
+
+static int
+cmd_set(struct ctx *ctx)
+{
+	struct distkv_set_result r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = distkv_set(ctx->c, ctx->path, ctx->val.buf, ctx->val.len,
+	    &ctx->so, &r)) != 0)
+		rc = lib_error(ctx, rc, ctx->label);
+	else
+		rc = put_set_result(ctx, ctx->pathtext, &r);
+	distkv_set_result_clear(&r);
+	return (rc);
+}
+
+static int
+cmd_delete(struct ctx *ctx)
+{
+	struct distkv_set_result r;
+	struct mp_buf b = { NULL, 0, 0 };
+	uint64_t count = 0;
+	char num[48];
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if (!ctx->recursive) {
+		if ((rc = distkv_delete(ctx->c, ctx->path, &ctx->so, &r)) != 0)
+			rc = lib_error(ctx, rc, ctx->label);
+		else
+			rc = put_set_result(ctx, ctx->pathtext, &r);
+		distkv_set_result_clear(&r);
+		return (rc);
+	}
+	if ((rc = distkv_delete_tree(ctx->c, ctx->path, &count)) != 0)
+		return (lib_error(ctx, rc, ctx->label));
+	if (ctx->out != OUT_JSON)
+		return (0);
+	snprintf(num, sizeof(num), ",\"deleted\":%" PRIu64 "}\n", count);
+	if (value_puts(&b, "{\"path\":") != 0 ||
+	    value_json_string(&b, ctx->pathtext, strlen(ctx->pathtext)) != 0 ||
+	    value_puts(&b, num) != 0)
+		rc = cli_err(EXIT_AGENT, "out of memory");
+	else if (emit(&b) != 0)
+		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
+	mp_buf_free(&b);
+	return (rc);
+}
+
+struct list_arg {
+	struct ctx	*ctx;
+	struct mp_buf	 b;
+	int		 rc;	/* exit status of a failed print */
+};
+
+static int
+tree_cb(void *arg, const struct distkv_entry *e)
+{
+	struct list_arg *la = arg;
+
+	if ((la->rc = put_entry(la->ctx, &la->b, e->path, e, false)) != 0)
+		return (1);
+	return (0);
+}
+
+static int
+cmd_tree(struct ctx *ctx)
+{
+	struct distkv_tree_opts to;
+	struct list_arg la;
+	int rc;
+
+	memset(&la, 0, sizeof(la));
+	la.ctx = ctx;
+	memset(&to, 0, sizeof(to));
+	to.min_depth = ctx->min_depth;
+	to.max_depth = ctx->max_depth;
+	to.nchain = ctx->nchain;
+	rc = distkv_get_tree(ctx->c, ctx->path, &to, tree_cb, &la);
+	if (la.rc != 0)
+		rc = la.rc;
+	else if (rc != 0)
+		rc = lib_error(ctx, rc, ctx->label);
+	mp_buf_free(&la.b);
+	return (rc);
+}
+
+static int
+watch_cb(void *arg, const struct distkv_entry *e)
+{
+	struct list_arg *la = arg;
+	struct ctx *ctx = la->ctx;
+
+	if (e == NULL) {
+		/* end of the --fetch part */
+		if (ctx->out == OUT_RAW)
+			return (0);
+		if (value_puts(&la->b, ctx->out == OUT_JSON ?
+		    "{\"state\":\"uptodate\"}\n" : "(up to date)\n") != 0 ||
+		    emit(&la->b) != 0) {
+			la->rc = cli_err(EXIT_AGENT, "write error");
+			return (1);
+		}
+		return (0);
+	}
+	if ((la->rc = put_entry(ctx, &la->b, e->path, e, false)) != 0)
+		return (1);
+	ctx->seen++;
+	return (ctx->count > 0 && ctx->seen >= ctx->count);
+}
+
+static int
+cmd_watch(struct ctx *ctx)
+{
+	struct distkv_tree_opts to;
+	struct list_arg la;
+	int rc;
+
+	memset(&la, 0, sizeof(la));
+	la.ctx = ctx;
+	memset(&to, 0, sizeof(to));
+	to.min_depth = ctx->min_depth;
+	to.max_depth = ctx->max_depth;
+	to.nchain = ctx->nchain;
+	to.fetch = ctx->fetch;
+	rc = distkv_watch(ctx->c, ctx->path, &to, ctx->timeout_ms, watch_cb,
+	    &la);
+	if (la.rc != 0)
+		rc = la.rc;
+	else if (rc == DISTKV_ETIMEDOUT && ctx->timeout_ms >= 0)
+		rc = 0;		/* -t: stopping is what was asked for */
+	else if (rc != 0)
+		rc = lib_error(ctx, rc, ctx->label);
+	mp_buf_free(&la.b);
+	return (rc);
+}
+
+/* A range list [t, [b, e], ...] as "t,b-(e-1)"; -1 if not of that shape. */
+static int
+put_ranges(struct mp_buf *b, const uint8_t *data, size_t len)
+{
+	size_t mark = b->len;
+	int rc;
+
+	if ((rc = put_ranges1(b, data, len)) != 0)
+		b->len = mark;
+	return (rc);
+}
+
+static int
+put_ranges1(struct mp_buf *b, const uint8_t *data, size_t len)
+{
+	struct mp_reader r;
+	struct mp_tok t, lo, hi;
+	char num[64];
+	uint32_t i;
+
+	mp_reader_init(&r, data, len);
+	if (mp_next(&r, &t) != 0 || t.type != MP_ARRAY)
+		return (-1);
+	if (t.n == 0)
+		return (value_puts(b, "-"));
+	for (i = 0; i < t.n; i++) {
+		if (mp_next(&r, &lo) != 0)
+			return (-1);
+		if (lo.type == MP_UINT)
+			snprintf(num, sizeof(num), "%" PRIu64, lo.u);
+		else if (lo.type == MP_ARRAY && lo.n == 2 &&
+		    mp_next(&r, &lo) == 0 && lo.type == MP_UINT &&
+		    mp_next(&r, &hi) == 0 && hi.type == MP_UINT &&
+		    hi.u > lo.u) {
+			if (hi.u - 1 == lo.u)
+				snprintf(num, sizeof(num), "%" PRIu64, lo.u);
+			else
+				snprintf(num, sizeof(num), "%" PRIu64 "-%"
+				    PRIu64, lo.u, hi.u - 1);
+		} else
+			return (-1);
+		if ((i > 0 && value_puts(b, ",") != 0) ||
+		    value_puts(b, num) != 0)
+			return (-1);
+	}
+	return (r.p == r.end ? 0 : -1);
+}
+
+static int
+cmd_state(struct ctx *ctx)
+{
+	struct distkv_value v = { NULL, 0 };
+	struct mp_buf b = { NULL, 0, 0 };
+	struct mp_reader r, sub;
+	struct mp_tok t, k, nk, sec;
+	const uint8_t *start;
+	const char *node = distkv_node(ctx->c);
+	uint32_t i, j;
+	int rc;
+
+	if ((rc = distkv_state(ctx->c, DISTKV_STATE_ALL, &v)) != 0)
+		return (lib_error(ctx, rc, "state"));
+	if (node == NULL)
+		node = "";
+	mp_reader_init(&r, v.data, v.len);
+	if (mp_next(&r, &t) != 0 || t.type != MP_MAP)
+		goto bad;
+	if (ctx->out == OUT_JSON) {
+		/* {"node":NAME, then the reply's keys} */
+		if (value_puts(&b, "{\"node\":") != 0 ||
+		    value_json_string(&b, node, strlen(node)) != 0)
+			goto oom;
+		for (i = 0; i < t.n; i++) {
+			if (mp_next(&r, &k) != 0 || k.type != MP_STR)
+				goto bad;
+			if (value_puts(&b, ",") != 0 ||
+			    value_json_string(&b, k.s, k.len) != 0 ||
+			    value_puts(&b, ":") != 0)
+				goto oom;
+			start = r.p;
+			if (mp_skip(&r, VALUE_MAX_DEPTH) != 0 ||
+			    value_format(&b, start, (size_t)(r.p - start),
+			    0) != 0)
+				goto bad;
+		}
+		if (value_puts(&b, "}\n") != 0)
+			goto oom;
+		goto print;
+	}
+	/*
+	 * Text: "agent NAME", then per section ("nodes", "known", ...) one
+	 * line per node: its tick, or its tick ranges.
+	 */
+	if (value_puts(&b, "agent ") != 0 || value_puts(&b, node) != 0 ||
+	    value_puts(&b, "\n") != 0)
+		goto oom;
+	for (i = 0; i < t.n; i++) {
+		if (mp_next(&r, &k) != 0 || k.type != MP_STR)
+			goto bad;
+		if (value_putn(&b, k.s, k.len) != 0 ||
+		    value_puts(&b, ":\n") != 0)
+			goto oom;
+		sub = r;
+		if (mp_next(&sub, &sec) != 0 || sec.type != MP_MAP) {
+			/* not a per-node map: print it as JSON */
+			start = r.p;
+			if (mp_skip(&r, VALUE_MAX_DEPTH) != 0 ||
+			    value_puts(&b, "  ") != 0 ||
+			    value_format(&b, start, (size_t)(r.p - start),
+			    0) != 0 || value_puts(&b, "\n") != 0)
+				goto bad;
+			continue;
+		}
+		r = sub;
+		for (j = 0; j < sec.n; j++) {
+			if (mp_next(&r, &nk) != 0)
+				goto bad;
+			if (value_puts(&b, "  ") != 0 ||
+			    (nk.type == MP_STR ?
+			    value_putn(&b, nk.s, nk.len) :
+			    value_puts(&b, "?")) != 0 ||
+			    value_puts(&b, " ") != 0)
+				goto oom;
+			start = r.p;
+			if (mp_skip(&r, VALUE_MAX_DEPTH) != 0)
+				goto bad;
+			if (put_ranges(&b, start, (size_t)(r.p - start)) != 0 &&
+			    value_format(&b, start, (size_t)(r.p - start),
+			    0) != 0)
+				goto bad;
+			if (value_puts(&b, "\n") != 0)
+				goto oom;
+		}
+	}
+print:
+	if (emit(&b) != 0)
+		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
+	goto out;
+bad:
+	rc = cli_err(EXIT_AGENT, "protocol error: malformed state reply");
+	goto out;
+oom:
+	rc = cli_err(EXIT_AGENT, "out of memory");
+out:
+	distkv_value_clear(&v);
+	mp_buf_free(&b);
+	return (rc);
+}
+
+static int
+cmd_save(struct ctx *ctx)
+{
+	int rc;
+
+	if ((rc = distkv_save(ctx->c, ctx->argv[0])) != 0)
+		return (lib_error(ctx, rc, ctx->argv[0]));
+	if (ctx->out == OUT_JSON)
+		printf("{\"result\":true}\n");
+	return (0);
+}
+
+static int
+cmd_log(struct ctx *ctx)
+{
+	int rc;
+
+	if ((rc = distkv_log(ctx->c, ctx->argv[0], ctx->fetch)) != 0)
+		return (lib_error(ctx, rc, ctx->argv[0]));
+	if (ctx->out == OUT_JSON)
+		printf("{\"result\":true}\n");
+	return (0);
+}
+
+static int
+cmd_help(struct ctx *ctx)
+{
+	const struct cmd *cmd;
+
+	if (ctx->argc == 0) {
+		print_usage(stdout);
+		return (0);
+	}
+	if ((cmd = find_cmd(ctx->argv[0])) == NULL)
+		return (cli_err(EXIT_USAGE, "unknown command '%s' (see "
+		    "distkv-cli --help)", ctx->argv[0]));
+	print_cmd_help(cmd);
+	return (0);
+}
+
+/*
+ * Everything that can be a usage error is checked here, before the agent
+ * is contacted: PATH syntax, VALUE syntax, option combinations.
+ */
+static int
+prepare(struct ctx *ctx, const struct cmd *cmd)
+{
+	struct distkv_set_opts *so = &ctx->so;
+	int rc;
+
+	if (cmd->fn == cmd_get && ctx->has_event == (ctx->argc == 1))
+		return (cli_err(EXIT_USAGE, "usage: distkv-cli %s",
+		    cmd->usage));
+	if (cmd->flags & CMD_PATH) {
+		ctx->pathtext = ctx->argc > 0 ? ctx->argv[0] : "";
+		ctx->label = *ctx->pathtext != '\0' ? ctx->pathtext : "/";
+		if ((rc = parse_path(ctx->pathtext, &ctx->path)) != 0)
+			return (rc);
+	}
+	if ((cmd->flags & CMD_VALUE) &&
+	    (rc = build_value(ctx, ctx->argv[1], false, &ctx->val)) != 0)
+		return (rc);
+	if (!(cmd->flags & CMD_PRECOND))
+		return (0);
+	if (ctx->recursive && (ctx->is_new || ctx->has_head ||
+	    ctx->prev != NULL))
+		return (cli_err(EXIT_USAGE, "delete -r takes no preconditions "
+		    "(--new, --chain, --prev)"));
+	if (ctx->is_new && ctx->has_head)
+		return (cli_err(EXIT_USAGE, "--new and --chain exclude each "
+		    "other"));
+	memset(so, 0, sizeof(*so));
+	so->nchain = -1;
+	if (ctx->is_new)
+		so->pre = DISTKV_PRE_NEW;
+	else if (ctx->has_head) {
+		so->pre = DISTKV_PRE_CHAIN;
+		so->chain_head = ctx->head;
+	}
+	if (ctx->prev != NULL) {
+		rc = build_value(ctx, ctx->prev, true, &ctx->prev_val);
+		if (rc != 0)
+			return (rc);
+		so->prev = ctx->prev_val.buf;
+		so->prev_len = ctx->prev_val.len;
+	}
+	return (0);
+}
+
+/* ---- help ---- */
+
+static void
+print_opt(const struct opt *o)
+{
+	char left[64];
+
+	if (o->sname != 0)
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->sname,
+		    o->lname, o->arg != NULL ? " " : "",
+		    o->arg != NULL ? o->arg : "");
+	else
+		snprintf(left, sizeof(left), "    --%s%s%s", o->lname,
+		    o->arg != NULL ? " " : "", o->arg != NULL ? o->arg : "");
+	printf("  %-22s %s\n", left, o->help);
+}
+
+static void
+print_usage(FILE *f)
+{
+	const enum optid *a;
+	const struct opt *o;
+	size_t i;
+
+	fprintf(f, "usage: distkv-cli [--socket PATH] [--json | --raw] COMMAND "
+	    "[ARGS...]\n");
+	if (f != stdout) {
+		fprintf(f, "Run 'distkv-cli --help' for the commands.\n");
+		return;
+	}
+	printf("\nRead and write the DistKV tree through the local "
+	    "distkv-agent.\n\nCommands:\n");
+	for (i = 0; i < NCMDS; i++)
+		printf("  %-8s %s\n", cmds[i].name, cmds[i].summary);
+	printf("\nGlobal options (before or after COMMAND; '--' ends the "
+	    "options):\n");
+	for (a = global_opts; *a != O_END; a++)
+		for (o = opts; o->id != O_END; o++)
+			if (o->id == *a)
+				print_opt(o);
+	printf("\n"
+	    "Paths: elements separated by '/', e.g. svc/web/port.  '\\/' and\n"
+	    "'\\\\' escape a slash and a backslash; ':42' and ':-5' are integer\n"
+	    "elements, ':xCAFE' bytes, '\\:x' a string starting with ':'.\n"
+	    "\n"
+	    "Output: text by default (get: strings bare, other values as JSON;\n"
+	    "tree/watch: \"PATH = JSON\" lines); --json: one JSON object per\n"
+	    "line; --raw: bare values (get adds no newline).\n"
+	    "\n"
+	    "The socket is --socket PATH, else $DISTKV_SOCKET, else\n"
+	    "" DISTKV_DEFAULT_SOCKET ".\n"
+	    "\n"
+	    "Exit status: 0 ok, 1 not found, 2 usage error, 3 agent unreachable,\n"
+	    "protocol or I/O error, 4 refused by the agent (e.g. a failed\n"
+	    "precondition).\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli set svc/web/host www1.example.org\n"
+	    "  distkv-cli set -j svc/web/port 8080\n"
+	    "  distkv-cli get svc/web/port\n"
+	    "  distkv-cli tree svc --json\n"
+	    "  distkv-cli watch --fetch svc\n"
+	    "\n"
+	    "Run 'distkv-cli help COMMAND' for the options of a command; the\n"
+	    "manual is docs/cli.md.\n");
+}
+
+static void
+print_cmd_help(const struct cmd *cmd)
+{
+	const enum optid *a;
+	const struct opt *o;
+
+	printf("usage: distkv-cli %s\n\n%s", cmd->usage, cmd->help);
+	if (cmd->opts[0] != O_END) {
+		printf("\nOptions:\n");
+		for (a = cmd->opts; *a != O_END; a++)
+			for (o = opts; o->id != O_END; o++)
+				if (o->id == *a)
+					print_opt(o);
+	}
+	printf("\nGlobal options: --socket PATH, --json, --raw, -h/--help "
+	    "(see distkv-cli --help).\n");
+}
+
+static const struct cmd *
+find_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return (&cmds[i]);
+	return (NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctx ctx;
+	const struct cmd *cmd;
+	const char *env;
+	int i, rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.max_depth = -1;
+	ctx.count = -1;
+	ctx.timeout_ms = -1;
+
+	if ((i = parse_args(&ctx, NULL, argc, argv, 1)) < 0)
+		return (EXIT_USAGE);
+	if (ctx.version) {
+		printf("distkv-cli %s\n", PACKAGE_VERSION);
+		return (0);
+	}
+	if (i >= argc) {
+		if (ctx.help) {
+			print_usage(stdout);
+			return (0);
+		}
+		print_usage(stderr);
+		return (EXIT_USAGE);
+	}
+	if ((cmd = find_cmd(argv[i])) == NULL)
+		return (cli_err(EXIT_USAGE, "unknown command '%s' (see "
+		    "distkv-cli --help)", argv[i]));
+	if (parse_args(&ctx, cmd, argc, argv, i + 1) < 0)
+		return (EXIT_USAGE);
+	if (ctx.help) {
+		print_cmd_help(cmd);
+		return (0);
+	}
+	if (ctx.argc < cmd->minargs || ctx.argc > cmd->maxargs)
+		return (cli_err(EXIT_USAGE, "usage: distkv-cli %s",
+		    cmd->usage));
+	if ((rc = prepare(&ctx, cmd)) != 0)
+		goto out;
+
+	if (ctx.socket == NULL) {
+		env = getenv("DISTKV_SOCKET");
+		ctx.socket = env != NULL && *env != '\0' ? env :
+		    DISTKV_DEFAULT_SOCKET;
+	}
+	if ((cmd->flags & CMD_CONNECT) &&
+	    (rc = distkv_connect(ctx.socket, &ctx.c)) != 0) {
+		rc = cli_err(EXIT_AGENT, "cannot reach the agent at %s: %s",
+		    ctx.socket, distkv_strerror(rc));
+		goto out;
+	}
+	rc = cmd->fn(&ctx);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
+out:
+	distkv_close(ctx.c);
+	distkv_path_free(ctx.path);
+	mp_buf_free(&ctx.val);
+	mp_buf_free(&ctx.prev_val);
+	return (rc);
+}

@@ -1,0 +1,821 @@
+/*
+ * test_cli: distkv-cli end to end against a real standalone distkv-agent,
+ * plus unit tests of its value conversion (cli/value.c, cli/mp.c).
+ *
+ * Every child runs under a deadline: run_cli() kills the CLI after
+ * CLI_DEADLINE_MS and fails the test; watchers are read line by line with a
+ * deadline.  A live watch is synchronised on its "(up to date)" line, never
+ * on a sleep.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "../cli/value.h"
+#include "harness.h"
+
+#define CLI_DEADLINE_MS	10000
+#define MAX_ARGV	32
+
+struct run {
+	int	status;		/* exit status, or 128 + signal */
+	char	out[65536];
+	size_t	outlen;
+	char	err[8192];
+	size_t	errlen;
+};
+
+struct proc {
+	pid_t	pid;
+	int	out;		/* read end of its stdout */
+	char	buf[8192];
+	size_t	len;
+};
+
+static struct harness_agent agent;
+
+/* ---- running the CLI ---- */
+
+static void
+spawn(struct proc *p, const char **argv, int *errfd)
+{
+	int po[2], pe[2];
+
+	cr_assert(pipe(po) == 0 && pipe(pe) == 0);
+	memset(p, 0, sizeof(*p));
+	p->pid = fork();
+	cr_assert(p->pid >= 0);
+	if (p->pid == 0) {
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		close(po[0]);
+		close(po[1]);
+		close(pe[0]);
+		close(pe[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	p->out = po[0];
+	if (errfd != NULL)
+		*errfd = pe[0];
+	else
+		close(pe[0]);
+}
+
+static void
+build_argv(const char **argv, const char *first, va_list ap)
+{
+	const char *a;
+	int n = 0;
+
+	argv[n++] = harness_bin("distkv-cli");
+	for (a = first; a != NULL && n < MAX_ARGV; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	argv[n] = NULL;
+}
+
+/* Run distkv-cli with the NULL-terminated arguments; collect everything. */
+static int
+run_argv(struct run *r, const char **argv)
+{
+	struct pollfd pf[2];
+	struct proc p;
+	long long deadline = harness_now_ms() + CLI_DEADLINE_MS;
+	int errfd, status, n, open_fds = 2;
+	ssize_t got;
+
+	memset(r, 0, sizeof(*r));
+	spawn(&p, argv, &errfd);
+	pf[0].fd = p.out;
+	pf[1].fd = errfd;
+	pf[0].events = pf[1].events = POLLIN;
+	while (open_fds > 0) {
+		long long left = deadline - harness_now_ms();
+
+		if (left <= 0) {
+			kill(p.pid, SIGKILL);
+			waitpid(p.pid, NULL, 0);
+			cr_assert_fail("distkv-cli %s did not finish in time",
+			    argv[1]);
+		}
+		n = poll(pf, 2, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		cr_assert(n >= 0);
+		if (pf[0].fd >= 0 && (pf[0].revents & (POLLIN | POLLHUP))) {
+			got = read(pf[0].fd, r->out + r->outlen,
+			    sizeof(r->out) - 1 - r->outlen);
+			if (got <= 0) {
+				close(pf[0].fd);
+				pf[0].fd = -1;
+				open_fds--;
+			} else
+				r->outlen += (size_t)got;
+		}
+		if (pf[1].fd >= 0 && (pf[1].revents & (POLLIN | POLLHUP))) {
+			got = read(pf[1].fd, r->err + r->errlen,
+			    sizeof(r->err) - 1 - r->errlen);
+			if (got <= 0) {
+				close(pf[1].fd);
+				pf[1].fd = -1;
+				open_fds--;
+			} else
+				r->errlen += (size_t)got;
+		}
+	}
+	cr_assert(waitpid(p.pid, &status, 0) == p.pid);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) :
+	    128 + WTERMSIG(status);
+	r->out[r->outlen] = '\0';
+	r->err[r->errlen] = '\0';
+	return (r->status);
+}
+
+/* distkv-cli ARGS... (no socket option added) */
+static int
+cli_bare(struct run *r, const char *first, ...)
+{
+	const char *argv[MAX_ARGV + 2];
+	va_list ap;
+
+	va_start(ap, first);
+	build_argv(argv, first, ap);
+	va_end(ap);
+	return (run_argv(r, argv));
+}
+
+/* distkv-cli --socket AGENT ARGS... */
+static int
+cli(struct run *r, const char *first, ...)
+{
+	const char *argv[MAX_ARGV + 4];
+	const char *a;
+	va_list ap;
+	int n = 0;
+
+	argv[n++] = harness_bin("distkv-cli");
+	argv[n++] = "--socket";
+	argv[n++] = agent.socket;
+	va_start(ap, first);
+	for (a = first; a != NULL && n < MAX_ARGV; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return (run_argv(r, argv));
+}
+
+/* Must succeed silently or print only on stdout. */
+#define OK(...) do {							\
+	struct run ok_r;						\
+	int ok_rc = cli(&ok_r, __VA_ARGS__, NULL);			\
+	cr_assert_eq(ok_rc, 0, "exit %d, stderr: %s", ok_rc, ok_r.err);	\
+} while (0)
+
+/* Read one line from a running watcher, with a deadline. */
+static char *
+read_line(struct proc *p, char *line, size_t cap)
+{
+	long long deadline = harness_now_ms() + CLI_DEADLINE_MS;
+	struct pollfd pf;
+	char *nl;
+	ssize_t got;
+	size_t n;
+
+	for (;;) {
+		if ((nl = memchr(p->buf, '\n', p->len)) != NULL) {
+			n = (size_t)(nl - p->buf) + 1;
+			cr_assert(n < cap);
+			memcpy(line, p->buf, n);
+			line[n] = '\0';
+			memmove(p->buf, p->buf + n, p->len - n);
+			p->len -= n;
+			return (line);
+		}
+		if (harness_now_ms() >= deadline)
+			return (NULL);
+		pf.fd = p->out;
+		pf.events = POLLIN;
+		if (poll(&pf, 1, (int)(deadline - harness_now_ms())) <= 0)
+			continue;
+		got = read(p->out, p->buf + p->len, sizeof(p->buf) - p->len);
+		if (got <= 0)
+			return (NULL);
+		p->len += (size_t)got;
+	}
+}
+
+/* Wait for a spawned CLI to exit (deadline); its exit status. */
+static int
+proc_wait(struct proc *p)
+{
+	long long deadline = harness_now_ms() + CLI_DEADLINE_MS;
+	int status;
+
+	while (harness_now_ms() < deadline) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			close(p->out);
+			return (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		}
+		usleep(2000);	/* poll interval of a deadline-bounded wait */
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	close(p->out);
+	return (-1);
+}
+
+/* ---- fixture: one standalone agent per test ---- */
+
+static void
+agent_up(void)
+{
+	harness_init(&agent);
+	cr_assert(mkdir(agent.state_dir, 0700) == 0);
+	if (harness_start(&agent, "--standalone", "--node", "n1",
+	    "--file-dir", agent.state_dir, NULL) != 0) {
+		harness_cleanup(&agent);
+		cr_assert_fail("agent did not start (see its stderr)");
+	}
+}
+
+static void
+agent_down(void)
+{
+	harness_cleanup(&agent);
+}
+
+TestSuite(cli, .init = agent_up, .fini = agent_down, .timeout = 60.);
+TestSuite(cli_usage, .timeout = 30.);
+TestSuite(cli_value);
+
+/* ---- set / get ---- */
+
+Test(cli, set_get_string)
+{
+	struct run r;
+
+	cr_assert_eq(cli(&r, "set", "svc/web/host", "www1.example.org",
+	    NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	cr_assert_eq(cli(&r, "get", "svc/web/host", NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "www1.example.org\n");
+	/* a string that looks like a number stays a string */
+	OK("set", "s/num", "42");
+	cli(&r, "get", "--json", "s/num", NULL);
+	cr_assert(strncmp(r.out, "{\"path\":\"s/num\",\"value\":\"42\","
+	    "\"tock\":", 34) == 0, "%s", r.out);
+}
+
+Test(cli, set_get_json_int)
+{
+	struct run r;
+
+	OK("set", "-j", "svc/web/port", "8080");
+	cr_assert_eq(cli(&r, "get", "svc/web/port", NULL), 0);
+	cr_assert_str_eq(r.out, "8080\n");
+	OK("set", "-j", "neg", "-5");		/* a negative number is a value */
+	cli(&r, "get", "neg", NULL);
+	cr_assert_str_eq(r.out, "-5\n");
+	OK("set", "-j", "big", "18446744073709551615");
+	cli(&r, "get", "big", NULL);
+	cr_assert_str_eq(r.out, "18446744073709551615\n");
+	OK("set", "-j", "f", "1.0");
+	cli(&r, "get", "f", NULL);
+	cr_assert_str_eq(r.out, "1.0\n");
+	OK("set", "--json-value", "t", "true");
+	cli(&r, "get", "t", NULL);
+	cr_assert_str_eq(r.out, "true\n");
+}
+
+Test(cli, set_get_json_object)
+{
+	const char *obj = "{\"port\":8080,\"tags\":[\"a\",\"b\"],"
+	    "\"w\":1.5,\"on\":false,\"x\":null}";
+	struct run r;
+
+	OK("set", "-j", "svc/web", obj);
+	cr_assert_eq(cli(&r, "get", "svc/web", NULL), 0);
+	cr_assert_str_eq(r.out, "{\"port\":8080,\"tags\":[\"a\",\"b\"],"
+	    "\"w\":1.5,\"on\":false,\"x\":null}\n");
+	OK("set", "-j", "bytes", "{\"$bin\":\"00ff41\"}");
+	cli(&r, "get", "bytes", NULL);
+	cr_assert_str_eq(r.out, "{\"$bin\":\"00ff41\"}\n");
+}
+
+Test(cli, typed_path_elements)
+{
+	struct run r;
+
+	OK("set", "-j", "counters/:42", "1");
+	OK("set", "counters/:xcafe", "bytes-key");
+	OK("set", "a\\/b", "slash");
+	cr_assert_eq(cli(&r, "get", "counters/:42", NULL), 0);
+	cr_assert_str_eq(r.out, "1\n");
+	/* the string "42" is another element than the integer 42 */
+	cr_assert_eq(cli(&r, "get", "counters/42", NULL), 1);
+	cr_assert_eq(cli(&r, "get", "a\\/b", NULL), 0);
+	cr_assert_str_eq(r.out, "slash\n");
+	cr_assert_eq(cli(&r, "tree", "counters", NULL), 0);
+	cr_assert_str_eq(r.out, "counters/:42 = 1\n"
+	    "counters/:xcafe = \"bytes-key\"\n");
+}
+
+Test(cli, missing_key_exits_1)
+{
+	struct run r;
+
+	cr_assert_eq(cli(&r, "get", "no/such/key", NULL), 1);
+	cr_assert_str_eq(r.out, "");
+	cr_assert_str_eq(r.err, "distkv-cli: no/such/key: not found\n");
+	/* deleted = not found too */
+	OK("set", "gone", "x");
+	OK("delete", "gone");
+	cr_assert_eq(cli(&r, "get", "gone", NULL), 1);
+}
+
+/* ---- output modes ---- */
+
+Test(cli, json_output_exact)
+{
+	struct run r;
+	char want[256];
+	unsigned long long tock;
+	int n = 0;
+
+	OK("set", "-j", "svc/web/port", "8080");
+	cr_assert_eq(cli(&r, "get", "--json", "svc/web/port", NULL), 0);
+	cr_assert(sscanf(r.out, "{\"path\":\"svc/web/port\",\"value\":8080,"
+	    "\"tock\":%llu}\n%n", &tock, &n) == 1 && n > 0 &&
+	    (size_t)n == r.outlen, "%s", r.out);
+	snprintf(want, sizeof(want), "{\"path\":\"svc/web/port\","
+	    "\"value\":8080,\"tock\":%llu,\"chain\":[{\"node\":\"n1\","
+	    "\"tick\":", tock);
+	cr_assert_eq(cli(&r, "get", "--json", "-c", "3", "svc/web/port",
+	    NULL), 0);
+	cr_assert(strncmp(r.out, want, strlen(want)) == 0, "%s", r.out);
+	cr_assert(r.outlen > 4 && strcmp(r.out + r.outlen - 4, "}]}\n") == 0,
+	    "%s", r.out);
+
+	/* set --json prints the reply */
+	cr_assert_eq(cli(&r, "set", "--json", "k", "v", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"k\",\"changed\":true,\"tock\":",
+	    33) == 0, "%s", r.out);
+}
+
+Test(cli, raw_output_exact)
+{
+	struct run r;
+
+	OK("set", "s", "hello world");
+	cr_assert_eq(cli(&r, "get", "--raw", "s", NULL), 0);
+	cr_assert_eq(r.outlen, 11);
+	cr_assert(memcmp(r.out, "hello world", 11) == 0);
+	OK("set", "-j", "b", "{\"$bin\":\"00ff\"}");
+	cr_assert_eq(cli(&r, "--raw", "get", "b", NULL), 0);
+	cr_assert_eq(r.outlen, 2);
+	cr_assert(memcmp(r.out, "\0\xff", 2) == 0);
+	OK("set", "-j", "o", "[1,\"x\"]");
+	cli(&r, "get", "--raw", "o", NULL);
+	cr_assert_str_eq(r.out, "[1,\"x\"]");
+	OK("set", "t/a", "A");
+	OK("set", "-j", "t/b", "2");
+	cli(&r, "tree", "--raw", "t", NULL);
+	cr_assert_str_eq(r.out, "A\n2\n");
+}
+
+Test(cli, global_options_after_subcommand)
+{
+	const char *argv[8];
+	struct run r;
+
+	OK("set", "k", "v");
+	argv[0] = harness_bin("distkv-cli");
+	argv[1] = "get";
+	argv[2] = "k";
+	argv[3] = "--json";
+	argv[4] = "--socket";
+	argv[5] = agent.socket;
+	argv[6] = NULL;
+	cr_assert_eq(run_argv(&r, argv), 0, "%s", r.err);
+	cr_assert(strncmp(r.out, "{\"path\":\"k\",\"value\":\"v\"", 23) == 0,
+	    "%s", r.out);
+	/* --socket=PATH, before the subcommand, $DISTKV_SOCKET */
+	{
+		char opt[400];
+
+		snprintf(opt, sizeof(opt), "--socket=%s", agent.socket);
+		cr_assert_eq(cli_bare(&r, opt, "--raw", "get", "k", NULL), 0);
+		cr_assert_str_eq(r.out, "v");
+		setenv("DISTKV_SOCKET", agent.socket, 1);
+		cr_assert_eq(cli_bare(&r, "get", "k", NULL), 0, "%s", r.err);
+		cr_assert_str_eq(r.out, "v\n");
+		unsetenv("DISTKV_SOCKET");
+	}
+	/* "--" ends the options: a value starting with "--" */
+	OK("set", "--", "d", "--not-an-option");
+	cli(&r, "get", "d", NULL);
+	cr_assert_str_eq(r.out, "--not-an-option\n");
+}
+
+/* ---- tree ---- */
+
+Test(cli, tree_and_depth_limits)
+{
+	struct run r;
+
+	OK("set", "-j", "a", "1");
+	OK("set", "-j", "a/b", "2");
+	OK("set", "-j", "a/b/c", "3");
+	OK("set", "a/d", "four");
+	OK("set", "-j", "z", "0");
+	cr_assert_eq(cli(&r, "tree", "a", NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out,
+	    "a = 1\na/b = 2\na/b/c = 3\na/d = \"four\"\n");
+	cr_assert_eq(cli(&r, "tree", "--max-depth", "1", "a", NULL), 0);
+	cr_assert_str_eq(r.out, "a = 1\na/b = 2\na/d = \"four\"\n");
+	cr_assert_eq(cli(&r, "tree", "--max-depth", "0", "a", NULL), 0);
+	cr_assert_str_eq(r.out, "a = 1\n");
+	cr_assert_eq(cli(&r, "tree", "--min-depth", "1", "--max-depth=1",
+	    "a", NULL), 0);
+	cr_assert_str_eq(r.out, "a/b = 2\na/d = \"four\"\n");
+	cr_assert_eq(cli(&r, "tree", "--min-depth", "2", "a", NULL), 0);
+	cr_assert_str_eq(r.out, "a/b/c = 3\n");
+	/* whole tree: both top-level entries, in creation order */
+	cr_assert_eq(cli(&r, "tree", "--max-depth", "1", NULL), 0);
+	cr_assert_str_eq(r.out, "a = 1\nz = 0\n");
+	cr_assert_eq(cli(&r, "tree", "--json", "a/b", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"a/b\",\"value\":2,\"tock\":",
+	    31) == 0, "%s", r.out);
+	cr_assert(strstr(r.out, "}\n{\"path\":\"a/b/c\",\"value\":3,"
+	    "\"tock\":") != NULL, "%s", r.out);
+	cr_assert_eq(cli(&r, "tree", "-c", "1", "a/b/c", NULL), 0);
+	cr_assert(strncmp(r.out, "a/b/c = 3  [n1:", 15) == 0, "%s", r.out);
+}
+
+/* ---- delete ---- */
+
+Test(cli, delete)
+{
+	struct run r;
+
+	OK("set", "x", "1");
+	cr_assert_eq(cli(&r, "delete", "x", NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	cr_assert_eq(cli(&r, "get", "x", NULL), 1);
+	/* deleting nothing is fine */
+	cr_assert_eq(cli(&r, "delete", "never/there", NULL), 0, "%s", r.err);
+
+	OK("set", "t/a", "1");
+	OK("set", "t/b/c", "2");
+	OK("set", "t2", "keep");
+	cr_assert_eq(cli(&r, "delete", "-r", "--json", "t", NULL), 0, "%s",
+	    r.err);
+	cr_assert_str_eq(r.out, "{\"path\":\"t\",\"deleted\":2}\n");
+	cr_assert_eq(cli(&r, "get", "t/a", NULL), 1);
+	cr_assert_eq(cli(&r, "get", "t/b/c", NULL), 1);
+	cr_assert_eq(cli(&r, "get", "t2", NULL), 0);
+	cr_assert_eq(cli(&r, "tree", "t", NULL), 0);
+	cr_assert_str_eq(r.out, "");
+	/* -r takes no preconditions */
+	cr_assert_eq(cli(&r, "delete", "-r", "--new", "t", NULL), 2);
+}
+
+/* ---- preconditions ---- */
+
+Test(cli, precondition_new)
+{
+	struct run r;
+
+	cr_assert_eq(cli(&r, "set", "--new", "lock", "a", NULL), 0, "%s",
+	    r.err);
+	cr_assert_eq(cli(&r, "set", "--new", "lock", "b", NULL), 4);
+	cr_assert_str_eq(r.err,
+	    "distkv-cli: lock: This entry already exists\n");
+	cli(&r, "get", "lock", NULL);
+	cr_assert_str_eq(r.out, "a\n");
+}
+
+Test(cli, precondition_prev)
+{
+	struct run r;
+
+	OK("set", "-j", "n", "5");
+	cr_assert_eq(cli(&r, "set", "-j", "--prev", "4", "n", "6", NULL), 4);
+	cr_assert(strstr(r.err, "distkv-cli: n: ") == r.err, "%s", r.err);
+	cr_assert_eq(cli(&r, "set", "-j", "--prev", "5", "n", "6", NULL), 0,
+	    "%s", r.err);
+	cli(&r, "get", "n", NULL);
+	cr_assert_str_eq(r.out, "6\n");
+	/* without -j --prev is a string: "6" is not 6 */
+	cr_assert_eq(cli(&r, "delete", "--prev", "6", "n", NULL), 4);
+	cr_assert_eq(cli(&r, "delete", "-j", "--prev", "6", "n", NULL), 0);
+	cr_assert_eq(cli(&r, "get", "n", NULL), 1);
+}
+
+Test(cli, precondition_chain)
+{
+	struct run r;
+	char node[64], head[96];
+	unsigned long long tick;
+	char *p;
+
+	OK("set", "c", "1");
+	cr_assert_eq(cli(&r, "get", "-c", "1", "c", NULL), 0);
+	/* "1\nchain: n1:T\n" */
+	p = strstr(r.out, "chain: ");
+	cr_assert(p != NULL, "%s", r.out);
+	cr_assert(sscanf(p, "chain: %63[^:]:%llu", node, &tick) == 2);
+	cr_assert_str_eq(node, "n1");
+	cr_assert_eq(cli(&r, "set", "--chain", "n1:999999", "c", "2", NULL), 4);
+	cr_assert(strncmp(r.err, "distkv-cli: c: Chain is", 23) == 0, "%s",
+	    r.err);
+	snprintf(head, sizeof(head), "%s:%llu", node, tick);
+	cr_assert_eq(cli(&r, "set", "--chain", head, "c", "2", NULL), 0, "%s",
+	    r.err);
+	/* the old head is stale now */
+	cr_assert_eq(cli(&r, "set", "--chain", head, "c", "3", NULL), 4);
+	cr_assert_eq(cli(&r, "set", "--chain", "n1:1", "fresh", "x", NULL), 4);
+	cr_assert_str_eq(r.err, "distkv-cli: fresh: This entry is new\n");
+	cr_assert_eq(cli(&r, "set", "--new", "--chain", head, "c", "x", NULL),
+	    2);
+}
+
+/* ---- watch ---- */
+
+Test(cli, watch_fetch_count)
+{
+	struct run r;
+
+	OK("set", "-j", "w/a", "1");
+	OK("set", "-j", "w/b", "2");
+	/* fetch: the value-less "w" itself, then a and b */
+	cr_assert_eq(cli(&r, "watch", "--fetch", "-n", "3", "w", NULL), 0,
+	    "%s", r.err);
+	cr_assert_str_eq(r.out, "w (no value)\nw/a = 1\nw/b = 2\n");
+	cr_assert_eq(cli(&r, "watch", "--fetch", "--min-depth", "1", "-n",
+	    "2", "--json", "w", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"w/a\",\"value\":1,", 24) == 0,
+	    "%s", r.out);
+	/* a timeout ends a watch that got fewer items: exit 0 */
+	cr_assert_eq(cli(&r, "watch", "--fetch", "-t", "1", "-n", "10", "w",
+	    NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out,
+	    "w (no value)\nw/a = 1\nw/b = 2\n(up to date)\n");
+}
+
+Test(cli, watch_live)
+{
+	const char *argv[12];
+	struct proc p;
+	char line[512];
+	struct run r;
+
+	OK("set", "-j", "live/x", "1");
+	argv[0] = harness_bin("distkv-cli");
+	argv[1] = "--socket";
+	argv[2] = agent.socket;
+	argv[3] = "watch";
+	argv[4] = "--fetch";
+	argv[5] = "-n";
+	argv[6] = "4";
+	argv[7] = "live";
+	argv[8] = NULL;
+	spawn(&p, argv, NULL);
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "live (no value)\n");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "live/x = 1\n");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "(up to date)\n");
+	/* the watch is registered: changes now arrive live */
+	OK("set", "-j", "live/y", "[1,2]");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)),
+	    "live/y = [1,2]\n");
+	OK("delete", "live/x");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)),
+	    "live/x (no value)\n");
+	cr_assert_eq(proc_wait(&p), 0);
+	(void)r;
+}
+
+/* ---- state, save, log ---- */
+
+Test(cli, state)
+{
+	struct run r;
+
+	OK("set", "k", "v");
+	cr_assert_eq(cli(&r, "state", NULL), 0, "%s", r.err);
+	cr_assert(strncmp(r.out, "agent n1\n", 9) == 0, "%s", r.out);
+	cr_assert(strstr(r.out, "nodes:\n  n1 ") != NULL, "%s", r.out);
+	cr_assert_eq(cli(&r, "state", "--json", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"node\":\"n1\",", 13) == 0, "%s", r.out);
+	cr_assert(strstr(r.out, "\"nodes\":{\"n1\":") != NULL, "%s", r.out);
+}
+
+Test(cli, save_and_log)
+{
+	struct run r;
+	struct stat st;
+	char path[512];
+
+	OK("set", "k", "v");
+	cr_assert_eq(cli(&r, "save", "snap.mp", NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	snprintf(path, sizeof(path), "%s/snap.mp", agent.state_dir);
+	cr_assert(stat(path, &st) == 0 && st.st_size > 0, "%s missing", path);
+	cr_assert_eq(cli(&r, "log", "--fetch", "changes.mp", NULL), 0, "%s",
+	    r.err);
+	snprintf(path, sizeof(path), "%s/changes.mp", agent.state_dir);
+	cr_assert(stat(path, &st) == 0 && st.st_size > 0, "%s missing", path);
+}
+
+/* ---- usage and connection errors (no agent needed) ---- */
+
+Test(cli_usage, usage_errors_exit_2)
+{
+	struct run r;
+
+	cr_assert_eq(cli_bare(&r, NULL), 2);
+	cr_assert(strncmp(r.err, "usage: distkv-cli", 17) == 0, "%s", r.err);
+	cr_assert_eq(cli_bare(&r, "frobnicate", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: unknown command 'frobnicate' "
+	    "(see distkv-cli --help)\n");
+	cr_assert_eq(cli_bare(&r, "--doesnotexist", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "get", "--bogus", "k", NULL), 2);
+	cr_assert(strstr(r.err, "unknown option '--bogus'") != NULL, "%s",
+	    r.err);
+	cr_assert_eq(cli_bare(&r, "get", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "get", "a", "b", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "set", "k", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "get", "a//b", NULL), 2);
+	cr_assert(strncmp(r.err, "distkv-cli: invalid path 'a//b'", 31) == 0,
+	    "%s", r.err);
+	cr_assert_eq(cli_bare(&r, "set", "-j", "k", "{", NULL), 2);
+	cr_assert(strncmp(r.err, "distkv-cli: invalid JSON value", 30) == 0,
+	    "%s", r.err);
+	cr_assert_eq(cli_bare(&r, "set", "-j", "k", "null", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "set", "-j", "k", "18446744073709551616",
+	    NULL), 2);
+	cr_assert_eq(cli_bare(&r, "tree", "--max-depth", "x", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "set", "--chain", "n1", "k", "v", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "watch", "-n", "0", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "state", "extra", NULL), 2);
+	/* -j belongs to set/delete only */
+	cr_assert_eq(cli_bare(&r, "get", "-j", "k", NULL), 2);
+	cr_assert_str_eq(r.out, "");
+}
+
+Test(cli_usage, unreachable_exits_3)
+{
+	struct run r;
+
+	cr_assert_eq(cli_bare(&r, "--socket", "/nonexistent/distkv.sock",
+	    "get", "k", NULL), 3);
+	cr_assert(strncmp(r.err, "distkv-cli: cannot reach the agent at "
+	    "/nonexistent/distkv.sock", 62) == 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+}
+
+Test(cli_usage, help)
+{
+	struct run r;
+
+	cr_assert_eq(cli_bare(&r, "--help", NULL), 0);
+	cr_assert(strstr(r.out, "Commands:") != NULL);
+	cr_assert(strstr(r.out, "Exit status:") != NULL);
+	cr_assert_eq(cli_bare(&r, "-h", NULL), 0);
+	cr_assert_eq(cli_bare(&r, "get", "--help", NULL), 0);
+	cr_assert(strncmp(r.out, "usage: distkv-cli get", 21) == 0);
+	cr_assert(strstr(r.out, "Examples:") != NULL);
+	cr_assert_eq(cli_bare(&r, "set", "-h", "--socket", "/x", NULL), 0);
+	cr_assert(strncmp(r.out, "usage: distkv-cli set", 21) == 0);
+	cr_assert_eq(cli_bare(&r, "help", "watch", NULL), 0);
+	cr_assert(strncmp(r.out, "usage: distkv-cli watch", 23) == 0);
+	cr_assert_eq(cli_bare(&r, "help", "nope", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "--version", NULL), 0);
+}
+
+/* ---- value conversion (no processes) ---- */
+
+static void
+roundtrip(const char *in, const char *want)
+{
+	struct mp_buf mp = { NULL, 0, 0 }, txt = { NULL, 0, 0 };
+	char err[256];
+
+	cr_assert_eq(value_parse_json(in, &mp, err, sizeof(err)), 0,
+	    "%s: %s", in, err);
+	cr_assert_eq(value_format(&txt, mp.buf, mp.len, 0), 0, "%s", in);
+	cr_assert_eq(value_putn(&txt, "", 1), 0);
+	cr_assert_str_eq((char *)txt.buf, want);
+	mp_buf_free(&mp);
+	mp_buf_free(&txt);
+}
+
+Test(cli_value, json_roundtrips)
+{
+	roundtrip("1", "1");
+	roundtrip(" -5 ", "-5");
+	roundtrip("1.5", "1.5");
+	roundtrip("0.1", "0.1");
+	roundtrip("3.0", "3.0");
+	roundtrip("1e300", "1e+300");
+	roundtrip("\"a\\\"b\\n\\u00e9\"", "\"a\\\"b\\n\xc3\xa9\"");
+	roundtrip("[1,[2,{}],[]]", "[1,[2,{}],[]]");
+	roundtrip("{\"b\":1,\"a\":{\"c\":null}}", "{\"b\":1,\"a\":{\"c\":null}}");
+	roundtrip("9223372036854775807", "9223372036854775807");
+	roundtrip("-9223372036854775808", "-9223372036854775808");
+	roundtrip("9223372036854775808", "9223372036854775808");
+	roundtrip("[18446744073709551615]", "[18446744073709551615]");
+	roundtrip("{\"$bin\":\"00FF\"}", "{\"$bin\":\"00ff\"}");
+	roundtrip("{\"$bin\":\"\"}", "{\"$bin\":\"\"}");
+	roundtrip("{\"$ext\":[-3,\"0102\"]}", "{\"$ext\":[-3,\"0102\"]}");
+	roundtrip("{\"$map\":[[1,\"a\"],[\"k\",2]]}",
+	    "{\"$map\":[[1,\"a\"],[\"k\",2]]}");
+	/* all-string keys come out as a plain object */
+	roundtrip("{\"$map\":[[\"a\",1]]}", "{\"a\":1}");
+	/* a real map whose only key is "$bin" keeps its identity */
+	roundtrip("{\"$bin\":5}", "{\"$map\":[[\"$bin\",5]]}");
+	roundtrip("{\"$map\":[[\"$bin\",\"00\"]]}",
+	    "{\"$map\":[[\"$bin\",\"00\"]]}");
+	roundtrip("\"\\u0000\"", "\"\\u0000\"");
+}
+
+Test(cli_value, json_errors)
+{
+	static const char *bad[] = {
+		"{", "hello", "18446744073709551616", "-9223372036854775809",
+		"{\"$bin\":\"0\"}", "{\"$bin\":\"zz\"}", "{\"$ext\":[300,\"\"]}",
+		"{\"$map\":[[1]]}", "[1,]", "",
+	};
+	struct mp_buf mp = { NULL, 0, 0 };
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(value_parse_json(bad[i], &mp, err, sizeof(err)),
+		    -1, "%s", bad[i]);
+		cr_assert(err[0] != '\0', "no message for %s", bad[i]);
+		cr_assert_eq(mp.len, 0);
+	}
+	mp_buf_free(&mp);
+}
+
+Test(cli_value, msgpack_forms)
+{
+	/* float32 0.1, fixext1, str8 with invalid UTF-8, bare flags */
+	static const uint8_t f32[] = { 0xca, 0x3d, 0xcc, 0xcc, 0xcd };
+	static const uint8_t ext[] = { 0xd4, 0x07, 0xab };
+	static const uint8_t badstr[] = { 0xd9, 0x02, 'a', 0xff };
+	static const uint8_t str[] = { 0xa2, 'h', 'i' };
+	static const uint8_t trunc[] = { 0x92, 0x01 };
+	static const uint8_t two[] = { 0x01, 0x02 };
+	static const uint8_t nonstrkey[] = { 0x81, 0x01, 0xc3 };
+	struct mp_buf t = { NULL, 0, 0 };
+
+#define FMT(bytes, flags, want) do {					\
+	t.len = 0;							\
+	cr_assert_eq(value_format(&t, bytes, sizeof(bytes), flags), 0);	\
+	cr_assert_eq(t.len, strlen(want));				\
+	cr_assert(memcmp(t.buf, want, t.len) == 0);			\
+} while (0)
+	FMT(f32, 0, "0.1");
+	FMT(ext, 0, "{\"$ext\":[7,\"ab\"]}");
+	FMT(badstr, 0, "\"a\xef\xbf\xbd\"");
+	FMT(str, 0, "\"hi\"");
+	FMT(str, VALUE_BARE_STR, "hi");
+	FMT(nonstrkey, 0, "{\"$map\":[[1,true]]}");
+#undef FMT
+	cr_assert_eq(value_format(&t, trunc, sizeof(trunc), 0), -1);
+	cr_assert_eq(value_format(&t, two, sizeof(two), 0), -1);
+	mp_buf_free(&t);
+}
+
+Test(cli_value, canonical_integers)
+{
+	struct mp_buf b = { NULL, 0, 0 };
+
+	cr_assert_eq(mp_put_int(&b, 127), 0);
+	cr_assert_eq(mp_put_int(&b, -32), 0);
+	cr_assert_eq(mp_put_int(&b, -33), 0);
+	cr_assert_eq(mp_put_int(&b, 256), 0);
+	cr_assert_eq(mp_put_uint(&b, UINT64_MAX), 0);
+	cr_assert_eq(b.len, 1 + 1 + 2 + 3 + 9);
+	cr_assert_eq(b.buf[0], 0x7f);
+	cr_assert_eq(b.buf[1], 0xe0);
+	cr_assert_eq(b.buf[2], 0xd0);
+	cr_assert_eq(b.buf[4], 0xcd);
+	cr_assert_eq(b.buf[7], 0xcf);
+	mp_buf_free(&b);
+}
