@@ -14,16 +14,19 @@
 struct conn;
 struct entry;
 
-/* Per-connection request state the dispatcher needs. */
-struct handlers_seq {
+/* Per-connection state of the dispatcher: seq order and login. */
+struct handlers_conn {
 	bool have_last;
 	int64_t last;
+	bool need_login;	/* an auth method was active at connect */
+	bool logged_in;
 };
 
-/* Send the greeting (spec §2.3) to a new connection. */
-void handlers_greet(struct conn *c);
+/* Send the greeting (spec §2.3) to a new connection; sets hc's login
+ * state from the active auth method. */
+void handlers_greet(struct conn *c, struct handlers_conn *hc);
 
-void handlers_dispatch(struct conn *c, struct handlers_seq *hs,
+void handlers_dispatch(struct conn *c, struct handlers_conn *hs,
     const msgpack_object *msg);
 
 /*

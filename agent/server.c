@@ -37,7 +37,7 @@ struct conn {
 	size_t out_off;
 	msgpack_packer pk;
 	msgpack_zone zone;
-	struct handlers_seq hs;
+	struct handlers_conn hs;
 	struct entry *root;
 	struct task *tasks;
 	bool reading;		/* rio active (off while output is full) */
@@ -486,7 +486,7 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		s->nconns++;
 		c->reading = true;
 		ev_io_start(loop, &c->rio);
-		handlers_greet(c);
+		handlers_greet(c, &c->hs);
 	}
 }
 
