@@ -7,6 +7,7 @@
 #include "log.h"
 #include "persist.h"
 #include "watch.h"
+#include "writer.h"
 
 int
 agent_init(struct agent *a, struct ev_loop *loop,
@@ -30,6 +31,93 @@ agent_fini(struct agent *a)
 {
 	tree_fini(&a->tree);
 	nodes_fini(&a->nodes);
+}
+
+/* Key of e in the region: the canonical msgpack array of its path. */
+static void
+agent_pack_key(struct agent *a, const struct entry *e, msgpack_sbuffer *sb)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	tree_pack_path(&pk, &a->tree.root, e, 0);
+}
+
+/* Fan-out step 2: the change is visible in shm before any reply. */
+static void
+agent_shm_publish(struct agent *a, const struct entry *e)
+{
+	msgpack_sbuffer sb;
+	struct shm_meta m;
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	agent_pack_key(a, e, &sb);
+	if (e->value == NULL)
+		rc = shm_writer_del(a->shm, (const uint8_t *)sb.data, sb.size);
+	else {
+		m.tick = e->chain.l[0].tick;
+		m.tock = e->tock;
+		m.node = e->chain.l[0].node->name;
+		m.node_len = e->chain.l[0].node->name_len;
+		rc = shm_writer_put(a->shm, (const uint8_t *)sb.data, sb.size,
+		    e->value, e->value_len, &m);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != 0)
+		/* readers would serve an old value as current: never */
+		fatal("cannot publish to the shared-memory region: %s",
+		    strerror(-rc));
+}
+
+static void
+agent_heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = (struct agent *)((char *)w -
+	    offsetof(struct agent, heartbeat));
+
+	(void)loop;
+	(void)revents;
+	shm_writer_heartbeat(a->shm);
+}
+
+int
+agent_shm_open(struct agent *a)
+{
+	struct tree_walk w;
+	struct entry *e;
+	int rc;
+
+	if ((rc = shm_writer_open(a->cfg.shm_path, a->cfg.shm_mode,
+	    a->self->name, &a->shm)) != 0)
+		return rc;
+	tree_walk_init(&w, &a->tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL)
+		if (e->value != NULL)
+			agent_shm_publish(a, e);
+	ev_timer_init(&a->heartbeat, agent_heartbeat_cb, 0.25, 0.25);
+	ev_timer_start(a->loop, &a->heartbeat);
+	ev_unref(a->loop);	/* the heartbeat alone keeps no loop alive */
+	return 0;
+}
+
+void
+agent_shm_close(struct agent *a)
+{
+	if (a->shm == NULL)
+		return;
+	ev_ref(a->loop);
+	ev_timer_stop(a->loop, &a->heartbeat);
+	shm_writer_close(a->shm, false);
+	a->shm = NULL;
+}
+
+void
+agent_end_batch(struct agent *a)
+{
+	persist_sync(a);
+	if (a->shm != NULL)
+		shm_writer_notify(a->shm);
 }
 
 /* Step 1 of spec §3.6: every link of an incoming chain is seen. */
@@ -108,7 +196,8 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 
 	/* fan-out, in DESIGN.md order */
 	persist_record_change(a, e);
-	/* 2: shm publish lands here (shm issue) */
+	if (a->shm != NULL)
+		agent_shm_publish(a, e);
 	watch_notify(a, e);
 	/* 4: Serf broadcast of local changes lands here (replication issue) */
 	return APPLY_ACCEPTED;

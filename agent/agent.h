@@ -38,11 +38,14 @@ struct agent_config {
 	size_t max_output;		/* bytes queued to one client */
 	unsigned change_length;		/* chain links stored and sent */
 	unsigned snapshot_every;	/* changes between snapshots (state dir) */
+	const char *shm_path;		/* shared-memory region, NULL: none */
+	mode_t shm_mode;
 };
 
 struct server;
 struct persist;
 struct logwriter;
+struct shm_writer;
 
 struct agent {
 	struct ev_loop *loop;
@@ -54,6 +57,8 @@ struct agent {
 	struct server *server;
 	struct persist *persist;	/* state dir, or NULL */
 	struct logwriter *logw;		/* `log` action writer, or NULL */
+	struct shm_writer *shm;		/* shared-memory region, or NULL */
+	ev_timer heartbeat;		/* shm liveness */
 	uint64_t changes;		/* accepted changes since start */
 };
 
@@ -105,6 +110,19 @@ int agent_commit(struct agent *a, const struct update *u, enum origin o);
  */
 int agent_change_local(struct agent *a, struct entry *e, const uint8_t *value,
     size_t len);
+
+/*
+ * Open the shared-memory region (cfg.shm_path) and publish the tree into
+ * it; later changes are published by agent_commit.  Returns 0 or -errno.
+ */
+int agent_shm_open(struct agent *a);
+/* Mark the region closed (readers then report stale data). */
+void agent_shm_close(struct agent *a);
+/*
+ * End of one event-loop iteration's batch of changes, before replies are
+ * written: make them durable and wake blocked shm readers.
+ */
+void agent_end_batch(struct agent *a);
 
 /* True when this agent serves clients (its tick is set). */
 static inline bool

@@ -311,7 +311,14 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 	cur = auth_current(a, &zone, &val);
 	hc->need_login = cur != NULL;
 	hc->logged_in = cur == NULL;
-	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0), true);
+	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0) + (a->shm != NULL),
+	    true);
+	if (a->shm != NULL) {
+		/* where local readers map the tree (docs/shm.md) */
+		pack_key(pk, "shm");
+		msgpack_pack_str_with_body(pk, a->cfg.shm_path,
+		    strlen(a->cfg.shm_path));
+	}
 	pack_key(pk, "node");
 	msgpack_pack_str_with_body(pk, a->self->name, a->self->name_len);
 	pack_key(pk, "version");

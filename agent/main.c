@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "mpjson.h"
 #include "persist.h"
 #include "proto.h"
 #include "server.h"
@@ -34,8 +35,8 @@ static const char usage_text[] =
 "  --node NAME          this node's name (default: the host name)\n"
 "  --standalone         run without Serf: a single node, ready at once\n"
 "  --init VALUE         set the root entry to VALUE when the agent has no\n"
-"                       data yet; VALUE is an integer, a float, true, false,\n"
-"                       null, or else a string\n"
+"                       data yet; VALUE is JSON (e.g. 123, '\"x\"',\n"
+"                       '{\"a\":1}'), or else a string\n"
 "  --load FILE          load a snapshot or log file before serving (refused\n"
 "                       when the state dir already holds this node's data)\n"
 "  --state-dir DIR      keep a change log and snapshots in DIR and restore\n"
@@ -49,6 +50,11 @@ static const char usage_text[] =
 "  --max-output BYTES   output queued to one client before its watches are\n"
 "                       dropped and its reading paused (default 16777216)\n"
 "  --change-length N    chain links stored and sent (default 5, max 16)\n"
+"  --shm PATH           shared-memory region for local readers (default\n"
+"                       /dev/shm/distkv-NODE)\n"
+"  --shm-mode MODE      permissions of the region file, octal (default 0640:\n"
+"                       readable by the agent's group)\n"
+"  --no-shm             no shared-memory region\n"
 "  --log-level LEVEL    debug, info (default), warn, error\n"
 "  -h, --help           show this help and exit\n"
 "\n"
@@ -59,6 +65,7 @@ enum {
 	OPT_SOCKET = 256, OPT_SOCKET_MODE, OPT_NODE, OPT_STANDALONE, OPT_INIT,
 	OPT_LOAD, OPT_STATE_DIR, OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_FILE_DIR,
 	OPT_MAX_REQUEST, OPT_MAX_OUTPUT, OPT_CHANGE_LENGTH, OPT_LOG_LEVEL,
+	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM,
 };
 
 static const struct option long_opts[] = {
@@ -76,12 +83,16 @@ static const struct option long_opts[] = {
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "change-length", required_argument, NULL, OPT_CHANGE_LENGTH },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "shm", required_argument, NULL, OPT_SHM },
+	{ "shm-mode", required_argument, NULL, OPT_SHM_MODE },
+	{ "no-shm", no_argument, NULL, OPT_NO_SHM },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 static struct agent the_agent;
 static char hostname[256];
+static char shm_default[300];
 
 static void
 usage_error(const char *fmt, const char *arg)
@@ -107,32 +118,19 @@ parse_number(const char *s, const char *what, unsigned long long lo,
 	return v;
 }
 
-/* --init's value: a number, true/false/null, or else the string itself. */
+/*
+ * --init's value: JSON in distkv-cli's mapping (mpjson, docs/cli.md
+ * "Values") if it parses, else the string itself.
+ */
 static void
 pack_init_value(msgpack_packer *pk, const char *s)
 {
-	char *end;
-	long long i;
-	double d;
+	char err[128];
+	int rc;
 
-	errno = 0;
-	i = strtoll(s, &end, 10);
-	if (*s != '\0' && *end == '\0' && errno == 0) {
-		msgpack_pack_int64(pk, i);
-		return;
-	}
-	d = strtod(s, &end);
-	if (*s != '\0' && *end == '\0') {
-		msgpack_pack_double(pk, d);
-		return;
-	}
-	if (strcmp(s, "true") == 0)
-		msgpack_pack_true(pk);
-	else if (strcmp(s, "false") == 0)
-		msgpack_pack_false(pk);
-	else if (strcmp(s, "null") == 0)
-		msgpack_pack_nil(pk);
-	else
+	if ((rc = mpjson_parse(pk, s, err, sizeof(err))) == -ENOMEM)
+		fatal("out of memory");
+	if (rc != 0)
 		msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
@@ -144,9 +142,35 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+static mode_t
+parse_mode(const char *s, const char *what)
+{
+	char *end;
+	long m = strtol(s, &end, 8);
+
+	if (*s == '\0' || *end != '\0' || m < 0 || m > 0777)
+		usage_error("bad mode for %s (octal, e.g. 0660)", what);
+	return (mode_t)m;
+}
+
+/* /dev/shm/distkv-NODE, with '/' in the node name made harmless. */
+static const char *
+default_shm_path(const char *node)
+{
+	size_t n = (size_t)snprintf(shm_default, sizeof(shm_default),
+	    "/dev/shm/distkv-%s", node);
+
+	for (size_t i = strlen("/dev/shm/distkv-"); i < n &&
+	    i < sizeof(shm_default); i++)
+		if (shm_default[i] == '/')
+			shm_default[i] = '_';
+	return shm_default;
+}
+
 static void
 parse_args(int argc, char **argv, struct agent_config *cfg)
 {
+	bool no_shm = false;
 	int c, lvl;
 	const char *env = getenv("DISTKV_SOCKET");
 
@@ -158,6 +182,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	cfg->max_output = 16u << 20;
 	cfg->change_length = CHAIN_DEFAULT_LENGTH;
 	cfg->snapshot_every = 10000;
+	cfg->shm_mode = 0640;
 	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "localhost");
 	cfg->node = hostname;
@@ -165,17 +190,14 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_SOCKET: cfg->socket_path = optarg; break;
-		case OPT_SOCKET_MODE: {
-			char *end;
-			long m = strtol(optarg, &end, 8);
-
-			if (*optarg == '\0' || *end != '\0' || m < 0 ||
-			    m > 0777)
-				usage_error("bad --socket-mode %s (octal, e.g. 0660)",
-				    optarg);
-			cfg->socket_mode = (mode_t)m;
+		case OPT_SOCKET_MODE:
+			cfg->socket_mode = parse_mode(optarg, "--socket-mode");
 			break;
-		}
+		case OPT_SHM_MODE:
+			cfg->shm_mode = parse_mode(optarg, "--shm-mode");
+			break;
+		case OPT_SHM: cfg->shm_path = optarg; no_shm = false; break;
+		case OPT_NO_SHM: no_shm = true; break;
 		case OPT_NODE:
 			if (*optarg == '\0' ||
 			    strlen(optarg) > PROTO_MAX_NODE_NAME ||
@@ -236,6 +258,10 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 		    "run with --standalone");
 	if (cfg->file_dir == NULL)
 		cfg->file_dir = cfg->state_dir;
+	if (no_shm)
+		cfg->shm_path = NULL;
+	else if (cfg->shm_path == NULL)
+		cfg->shm_path = default_shm_path(cfg->node);
 }
 
 static void
@@ -271,6 +297,10 @@ main(int argc, char **argv)
 	if (strcmp(cfg.socket_path, DEFAULT_SOCKET) == 0)
 		mkdir("/run/distkv", 0755);
 
+	/* opened first: restored and loaded changes are published too */
+	if (cfg.shm_path != NULL && (rc = agent_shm_open(a)) != 0)
+		fatal("cannot create the shared-memory region %s: %s",
+		    cfg.shm_path, strerror(-rc));
 	if (cfg.state_dir != NULL &&
 	    (rc = persist_open_state_dir(a, cfg.state_dir)) != 0)
 		fatal("cannot use state dir %s: %s", cfg.state_dir,
@@ -305,6 +335,7 @@ main(int argc, char **argv)
 
 	server_drain(a->server);
 	persist_close(a);
+	agent_shm_close(a);
 	server_close(a->server);
 	agent_fini(a);
 	log_info("stopped");

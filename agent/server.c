@@ -500,7 +500,7 @@ server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	for (c = s->dirty; c != NULL; c = c->dnext)
 		conn_run_pumps(c);
-	persist_sync(s->a);
+	agent_end_batch(s->a);
 	while ((c = s->dirty) != NULL) {
 		s->dirty = c->dnext;
 		c->dirty = false;

@@ -5,7 +5,8 @@
  * (tmux's cmd_entry idea).  The whole argv is parsed here: global options
  * may stand before or after the subcommand, "--" ends the options.  Usage
  * errors are found before the agent is contacted.  The agent is reached
- * only through libdistkv.
+ * only through libdistkv; values are built and read with msgpack-c and
+ * converted from and to JSON by mpjson (libproto).
  *
  * Exit status: 0 ok, 1 not found, 2 usage error, 3 agent unreachable /
  * protocol or I/O error, 4 the agent refused the request.
@@ -24,9 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "distkv.h"
-#include "mp.h"
-#include "value.h"
+#include "mpjson.h"
+#include "proto.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -108,8 +111,8 @@ struct ctx {
 	const char	*pathtext;	/* as given ("" for the root) */
 	const char	*label;		/* in messages; "/" for the root */
 	distkv_path	*path;
-	struct mp_buf	 val;
-	struct mp_buf	 prev_val;
+	msgpack_sbuffer	 val;
+	msgpack_sbuffer	 prev_val;
 	struct distkv_set_opts so;
 };
 
@@ -153,17 +156,19 @@ static int	parse_event(const char *, const char *,
 		    struct distkv_event *);
 static int	parse_path(const char *, distkv_path **);
 static int	build_value(struct ctx *, const char *, bool,
-		    struct mp_buf *);
-static int	emit(struct mp_buf *);
-static int	put_path(struct mp_buf *, const distkv_path *, bool);
-static int	put_chain_json(struct mp_buf *, const struct distkv_chain *);
-static int	put_chain_text(struct mp_buf *, const struct distkv_chain *);
-static int	put_entry(struct ctx *, struct mp_buf *, const distkv_path *,
+		    msgpack_sbuffer *);
+static int	put(msgpack_sbuffer *, const char *);
+static int	putn(msgpack_sbuffer *, const char *, size_t);
+static int	emit(msgpack_sbuffer *);
+static int	put_path(msgpack_sbuffer *, const distkv_path *, bool);
+static int	put_chain_json(msgpack_sbuffer *, const struct distkv_chain *);
+static int	put_chain_text(msgpack_sbuffer *, const struct distkv_chain *);
+static int	put_entry(struct ctx *, msgpack_sbuffer *, const distkv_path *,
 		    const struct distkv_entry *, bool);
 static int	tree_cb(void *, const struct distkv_entry *);
 static int	watch_cb(void *, const struct distkv_entry *);
-static int	put_ranges(struct mp_buf *, const uint8_t *, size_t);
-static int	put_ranges1(struct mp_buf *, const uint8_t *, size_t);
+static int	put_ranges(msgpack_sbuffer *, const msgpack_object *);
+static int	put_state_section(msgpack_sbuffer *, const msgpack_object *);
 static int	put_set_result(struct ctx *, const char *,
 		    const struct distkv_set_result *);
 static int	prepare(struct ctx *, const struct cmd *);
@@ -654,22 +659,27 @@ parse_path(const char *text, distkv_path **out)
 /* VALUE from the command line: a string, or JSON with -j. */
 static int
 build_value(struct ctx *ctx, const char *text, bool allow_nil,
-    struct mp_buf *out)
+    msgpack_sbuffer *out)
 {
+	msgpack_packer pk;
 	char err[256];
+	int rc;
 
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
 	if (!ctx->json_value) {
-		if (!value_utf8_valid(text, strlen(text)))
+		if (!proto_utf8_valid(text, strlen(text)))
 			return (cli_err(EXIT_USAGE, "value is not valid UTF-8 "
 			    "(use -j '{\"$bin\":\"HEX\"}' for bytes)"));
-		if (mp_put_str(out, text, strlen(text)) != 0)
+		if (msgpack_pack_str_with_body(&pk, text, strlen(text)) != 0)
 			return (cli_err(EXIT_AGENT, "out of memory"));
 		return (0);
 	}
-	if (value_parse_json(text, out, err, sizeof(err)) != 0)
+	if ((rc = mpjson_parse(&pk, text, err, sizeof(err))) == -ENOMEM)
+		return (cli_err(EXIT_AGENT, "out of memory"));
+	if (rc != 0)
 		return (cli_err(EXIT_USAGE, "invalid JSON value '%s': %s", text,
 		    err));
-	if (!allow_nil && out->len == 1 && out->buf[0] == 0xc0)
+	if (!allow_nil && out->size == 1 && (uint8_t)out->data[0] == 0xc0)
 		return (cli_err(EXIT_USAGE, "null is not a value (to remove a "
 		    "value use delete)"));
 	return (0);
@@ -677,19 +687,37 @@ build_value(struct ctx *ctx, const char *text, bool allow_nil,
 
 /* ---- output ---- */
 
+/*
+ * Text is collected in a msgpack_sbuffer used as a plain byte buffer (the
+ * buffer mpjson writes to).  Both return 0 or -ENOMEM.
+ */
+static int
+putn(msgpack_sbuffer *b, const char *s, size_t len)
+{
+	if (len == 0)
+		return (0);
+	return (msgpack_sbuffer_write(b, s, len) == 0 ? 0 : -ENOMEM);
+}
+
+static int
+put(msgpack_sbuffer *b, const char *s)
+{
+	return (putn(b, s, strlen(s)));
+}
+
 /* Write and reset the buffer; flush so watchers see lines at once. */
 static int
-emit(struct mp_buf *b)
+emit(msgpack_sbuffer *b)
 {
-	if (b->len != 0 && fwrite(b->buf, 1, b->len, stdout) != b->len)
+	if (b->size != 0 && fwrite(b->data, 1, b->size, stdout) != b->size)
 		return (-1);
-	b->len = 0;
+	b->size = 0;
 	return (fflush(stdout) == 0 ? 0 : -1);
 }
 
 /* The text form of a path; the root is "/" in text output, "" in JSON. */
 static int
-put_path(struct mp_buf *b, const distkv_path *p, bool json)
+put_path(msgpack_sbuffer *b, const distkv_path *p, bool json)
 {
 	char *s = NULL;
 	int rc;
@@ -697,44 +725,44 @@ put_path(struct mp_buf *b, const distkv_path *p, bool json)
 	if (p == NULL || distkv_path_format(p, &s) != 0)
 		return (-1);
 	if (json)
-		rc = value_json_string(b, s, strlen(s));
+		rc = mpjson_put_string(b, s, strlen(s));
 	else
-		rc = value_puts(b, *s == '\0' ? "/" : s);
+		rc = put(b, *s == '\0' ? "/" : s);
 	free(s);
 	return (rc);
 }
 
 static int
-put_chain_json(struct mp_buf *b, const struct distkv_chain *ch)
+put_chain_json(msgpack_sbuffer *b, const struct distkv_chain *ch)
 {
 	char num[32];
 	size_t i;
 
-	if (value_puts(b, "[") != 0)
+	if (put(b, "[") != 0)
 		return (-1);
 	for (i = 0; i < ch->n && i < DISTKV_CHAIN_MAX; i++) {
 		snprintf(num, sizeof(num), ",\"tick\":%" PRIu64 "}",
 		    ch->ev[i].tick);
-		if ((i > 0 && value_puts(b, ",") != 0) ||
-		    value_puts(b, "{\"node\":") != 0 ||
-		    value_json_string(b, ch->ev[i].node,
-		    strlen(ch->ev[i].node)) != 0 || value_puts(b, num) != 0)
+		if ((i > 0 && put(b, ",") != 0) ||
+		    put(b, "{\"node\":") != 0 ||
+		    mpjson_put_string(b, ch->ev[i].node,
+		    strlen(ch->ev[i].node)) != 0 || put(b, num) != 0)
 			return (-1);
 	}
-	return (value_puts(b, "]"));
+	return (put(b, "]"));
 }
 
 static int
-put_chain_text(struct mp_buf *b, const struct distkv_chain *ch)
+put_chain_text(msgpack_sbuffer *b, const struct distkv_chain *ch)
 {
 	char num[32];
 	size_t i;
 
 	for (i = 0; i < ch->n && i < DISTKV_CHAIN_MAX; i++) {
 		snprintf(num, sizeof(num), ":%" PRIu64, ch->ev[i].tick);
-		if ((i > 0 && value_puts(b, " ") != 0) ||
-		    value_puts(b, ch->ev[i].node) != 0 ||
-		    value_puts(b, num) != 0)
+		if ((i > 0 && put(b, " ") != 0) ||
+		    put(b, ch->ev[i].node) != 0 ||
+		    put(b, num) != 0)
 			return (-1);
 	}
 	return (0);
@@ -746,7 +774,7 @@ put_chain_text(struct mp_buf *b, const struct distkv_chain *ch)
  * Returns 0, or an exit status after printing the error.
  */
 static int
-put_entry(struct ctx *ctx, struct mp_buf *b, const distkv_path *path,
+put_entry(struct ctx *ctx, msgpack_sbuffer *b, const distkv_path *path,
     const struct distkv_entry *e, bool single)
 {
 	char num[32];
@@ -756,30 +784,28 @@ put_entry(struct ctx *ctx, struct mp_buf *b, const distkv_path *path,
 
 	switch (ctx->out) {
 	case OUT_JSON:
-		if (value_puts(b, "{\"path\":") != 0 ||
+		if (put(b, "{\"path\":") != 0 ||
 		    put_path(b, path, true) != 0 ||
-		    value_puts(b, ",\"value\":") != 0)
+		    put(b, ",\"value\":") != 0)
 			goto fail;
-		if (nil)
-			rc = value_puts(b, "null");
-		else
-			rc = value_format(b, e->value.data, e->value.len, 0);
+		rc = nil ? put(b, "null") : mpjson_format_bytes(b,
+		    e->value.data, e->value.len, 0);
 		if (rc != 0)
 			goto bad;
 		snprintf(num, sizeof(num), ",\"tock\":%" PRIu64, e->tock);
-		if (value_puts(b, num) != 0)
+		if (put(b, num) != 0)
 			goto fail;
-		if (e->chain.n > 0 && (value_puts(b, ",\"chain\":") != 0 ||
+		if (e->chain.n > 0 && (put(b, ",\"chain\":") != 0 ||
 		    put_chain_json(b, &e->chain) != 0))
 			goto fail;
-		if (value_puts(b, "}\n") != 0)
+		if (put(b, "}\n") != 0)
 			goto fail;
 		break;
 	case OUT_RAW:
-		if (!nil && value_format(b, e->value.data, e->value.len,
-		    VALUE_BARE_STR | VALUE_BARE_BIN) != 0)
+		if (!nil && (rc = mpjson_format_bytes(b, e->value.data,
+		    e->value.len, MPJSON_BARE_STR | MPJSON_BARE_BIN)) != 0)
 			goto bad;
-		if (!single && value_puts(b, "\n") != 0)
+		if (!single && put(b, "\n") != 0)
 			goto fail;
 		break;
 	case OUT_TEXT:
@@ -787,25 +813,25 @@ put_entry(struct ctx *ctx, struct mp_buf *b, const distkv_path *path,
 			if (put_path(b, path, false) != 0)
 				goto fail;
 			if (nil) {
-				if (value_puts(b, " (no value)") != 0)
+				if (put(b, " (no value)") != 0)
 					goto fail;
-			} else if (value_puts(b, " = ") != 0 ||
-			    value_format(b, e->value.data, e->value.len,
-			    0) != 0)
+			} else if ((rc = put(b, " = ")) != 0 ||
+			    (rc = mpjson_format_bytes(b, e->value.data,
+			    e->value.len, 0)) != 0)
 				goto bad;
-			if (e->chain.n > 0 && (value_puts(b, "  [") != 0 ||
+			if (e->chain.n > 0 && (put(b, "  [") != 0 ||
 			    put_chain_text(b, &e->chain) != 0 ||
-			    value_puts(b, "]") != 0))
+			    put(b, "]") != 0))
 				goto fail;
-		} else if (value_format(b, e->value.data, e->value.len,
-		    VALUE_BARE_STR) != 0)
+		} else if ((rc = mpjson_format_bytes(b, e->value.data,
+		    e->value.len, MPJSON_BARE_STR)) != 0)
 			goto bad;
-		if (value_puts(b, "\n") != 0)
+		if (put(b, "\n") != 0)
 			goto fail;
 		if (single && e->chain.n > 0 &&
-		    (value_puts(b, "chain: ") != 0 ||
+		    (put(b, "chain: ") != 0 ||
 		    put_chain_text(b, &e->chain) != 0 ||
-		    value_puts(b, "\n") != 0))
+		    put(b, "\n") != 0))
 			goto fail;
 		break;
 	}
@@ -814,6 +840,8 @@ put_entry(struct ctx *ctx, struct mp_buf *b, const distkv_path *path,
 		    strerror(errno)));
 	return (0);
 bad:
+	if (rc == -ENOMEM)
+		goto fail;
 	return (cli_err(EXIT_AGENT, "protocol error: the agent sent a value "
 	    "that is not valid msgpack"));
 fail:
@@ -826,10 +854,11 @@ static int
 cmd_get(struct ctx *ctx)
 {
 	struct distkv_entry e;
-	struct mp_buf b = { NULL, 0, 0 };
+	msgpack_sbuffer b;
 	char what[DISTKV_NODE_MAX + 32];
 	int rc;
 
+	msgpack_sbuffer_init(&b);
 	memset(&e, 0, sizeof(e));
 	if (ctx->has_event) {
 		snprintf(what, sizeof(what), "%s:%" PRIu64, ctx->event.node,
@@ -861,7 +890,7 @@ cmd_get(struct ctx *ctx)
 	rc = put_entry(ctx, &b, ctx->path, &e, true);
 out:
 	distkv_entry_clear(&e);
-	mp_buf_free(&b);
+	msgpack_sbuffer_destroy(&b);
 	return (rc);
 }
 
@@ -870,36 +899,38 @@ static int
 put_set_result(struct ctx *ctx, const char *path,
     const struct distkv_set_result *r)
 {
-	struct mp_buf b = { NULL, 0, 0 };
+	msgpack_sbuffer b;
 	char num[48];
 	int rc = 0;
 
 	if (ctx->out != OUT_JSON)
 		return (0);
+	msgpack_sbuffer_init(&b);
 	snprintf(num, sizeof(num), ",\"changed\":%s,\"tock\":%" PRIu64,
 	    r->changed ? "true" : "false", r->tock);
-	if (value_puts(&b, "{\"path\":") != 0 ||
-	    value_json_string(&b, path, strlen(path)) != 0 ||
-	    value_puts(&b, num) != 0)
+	if (put(&b, "{\"path\":") != 0 ||
+	    mpjson_put_string(&b, path, strlen(path)) != 0 ||
+	    put(&b, num) != 0)
 		rc = -1;
-	if (rc == 0 && r->chain.n > 0 && (value_puts(&b, ",\"chain\":") != 0 ||
+	if (rc == 0 && r->chain.n > 0 && (put(&b, ",\"chain\":") != 0 ||
 	    put_chain_json(&b, &r->chain) != 0))
 		rc = -1;
 	if (rc == 0 && r->has_prev) {
-		if (value_puts(&b, ",\"prev\":") != 0)
+		if (put(&b, ",\"prev\":") != 0)
 			rc = -1;
 		else if (r->prev.len == 0)
-			rc = value_puts(&b, "null");
-		else if (value_format(&b, r->prev.data, r->prev.len, 0) != 0)
-			rc = value_puts(&b, "null");
+			rc = put(&b, "null");
+		else if (mpjson_format_bytes(&b, r->prev.data, r->prev.len,
+		    0) != 0)
+			rc = put(&b, "null");
 	}
-	if (rc == 0 && value_puts(&b, "}\n") != 0)
+	if (rc == 0 && put(&b, "}\n") != 0)
 		rc = -1;
 	if (rc != 0)
 		rc = cli_err(EXIT_AGENT, "out of memory");
 	else if (emit(&b) != 0)
 		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
-	mp_buf_free(&b);
+	msgpack_sbuffer_destroy(&b);
 	return (rc);
 }
 
@@ -910,7 +941,7 @@ cmd_set(struct ctx *ctx)
 	int rc;
 
 	memset(&r, 0, sizeof(r));
-	if ((rc = distkv_set(ctx->c, ctx->path, ctx->val.buf, ctx->val.len,
+	if ((rc = distkv_set(ctx->c, ctx->path, ctx->val.data, ctx->val.size,
 	    &ctx->so, &r)) != 0)
 		rc = lib_error(ctx, rc, ctx->label);
 	else
@@ -923,7 +954,7 @@ static int
 cmd_delete(struct ctx *ctx)
 {
 	struct distkv_set_result r;
-	struct mp_buf b = { NULL, 0, 0 };
+	msgpack_sbuffer b;
 	uint64_t count = 0;
 	char num[48];
 	int rc;
@@ -941,20 +972,21 @@ cmd_delete(struct ctx *ctx)
 		return (lib_error(ctx, rc, ctx->label));
 	if (ctx->out != OUT_JSON)
 		return (0);
+	msgpack_sbuffer_init(&b);
 	snprintf(num, sizeof(num), ",\"deleted\":%" PRIu64 "}\n", count);
-	if (value_puts(&b, "{\"path\":") != 0 ||
-	    value_json_string(&b, ctx->pathtext, strlen(ctx->pathtext)) != 0 ||
-	    value_puts(&b, num) != 0)
+	if (put(&b, "{\"path\":") != 0 ||
+	    mpjson_put_string(&b, ctx->pathtext, strlen(ctx->pathtext)) != 0 ||
+	    put(&b, num) != 0)
 		rc = cli_err(EXIT_AGENT, "out of memory");
 	else if (emit(&b) != 0)
 		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
-	mp_buf_free(&b);
+	msgpack_sbuffer_destroy(&b);
 	return (rc);
 }
 
 struct list_arg {
 	struct ctx	*ctx;
-	struct mp_buf	 b;
+	msgpack_sbuffer	 b;
 	int		 rc;	/* exit status of a failed print */
 };
 
@@ -986,7 +1018,7 @@ cmd_tree(struct ctx *ctx)
 		rc = la.rc;
 	else if (rc != 0)
 		rc = lib_error(ctx, rc, ctx->label);
-	mp_buf_free(&la.b);
+	msgpack_sbuffer_destroy(&la.b);
 	return (rc);
 }
 
@@ -1000,7 +1032,7 @@ watch_cb(void *arg, const struct distkv_entry *e)
 		/* end of the --fetch part */
 		if (ctx->out == OUT_RAW)
 			return (0);
-		if (value_puts(&la->b, ctx->out == OUT_JSON ?
+		if (put(&la->b, ctx->out == OUT_JSON ?
 		    "{\"state\":\"uptodate\"}\n" : "(up to date)\n") != 0 ||
 		    emit(&la->b) != 0) {
 			la->rc = cli_err(EXIT_AGENT, "write error");
@@ -1036,96 +1068,143 @@ cmd_watch(struct ctx *ctx)
 		rc = 0;		/* -t: stopping is what was asked for */
 	else if (rc != 0)
 		rc = lib_error(ctx, rc, ctx->label);
-	mp_buf_free(&la.b);
+	msgpack_sbuffer_destroy(&la.b);
 	return (rc);
 }
 
-/* A range list [t, [b, e], ...] as "t,b-(e-1)"; -1 if not of that shape. */
+/*
+ * A range list [t, [b, e], ...] as "t,b-(e-1)", "-" if empty; -EINVAL
+ * (nothing written) if o is not of that shape.
+ */
 static int
-put_ranges(struct mp_buf *b, const uint8_t *data, size_t len)
+put_ranges(msgpack_sbuffer *b, const msgpack_object *o)
 {
-	size_t mark = b->len;
-	int rc;
-
-	if ((rc = put_ranges1(b, data, len)) != 0)
-		b->len = mark;
-	return (rc);
-}
-
-static int
-put_ranges1(struct mp_buf *b, const uint8_t *data, size_t len)
-{
-	struct mp_reader r;
-	struct mp_tok t, lo, hi;
+	const msgpack_object *it, *lo, *hi;
+	size_t mark = b->size;
 	char num[64];
 	uint32_t i;
+	int rc = 0;
 
-	mp_reader_init(&r, data, len);
-	if (mp_next(&r, &t) != 0 || t.type != MP_ARRAY)
-		return (-1);
-	if (t.n == 0)
-		return (value_puts(b, "-"));
-	for (i = 0; i < t.n; i++) {
-		if (mp_next(&r, &lo) != 0)
-			return (-1);
-		if (lo.type == MP_UINT)
-			snprintf(num, sizeof(num), "%" PRIu64, lo.u);
-		else if (lo.type == MP_ARRAY && lo.n == 2 &&
-		    mp_next(&r, &lo) == 0 && lo.type == MP_UINT &&
-		    mp_next(&r, &hi) == 0 && hi.type == MP_UINT &&
-		    hi.u > lo.u) {
-			if (hi.u - 1 == lo.u)
-				snprintf(num, sizeof(num), "%" PRIu64, lo.u);
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return (-EINVAL);
+	if (o->via.array.size == 0)
+		return (put(b, "-"));
+	for (i = 0; i < o->via.array.size && rc == 0; i++) {
+		it = &o->via.array.ptr[i];
+		lo = hi = NULL;
+		if (it->type == MSGPACK_OBJECT_ARRAY &&
+		    it->via.array.size == 2) {
+			lo = &it->via.array.ptr[0];
+			hi = &it->via.array.ptr[1];
+		}
+		if (it->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			snprintf(num, sizeof(num), "%" PRIu64, it->via.u64);
+		else if (lo != NULL &&
+		    lo->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    hi->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    hi->via.u64 > lo->via.u64) {
+			if (hi->via.u64 - 1 == lo->via.u64)
+				snprintf(num, sizeof(num), "%" PRIu64,
+				    lo->via.u64);
 			else
 				snprintf(num, sizeof(num), "%" PRIu64 "-%"
-				    PRIu64, lo.u, hi.u - 1);
-		} else
-			return (-1);
-		if ((i > 0 && value_puts(b, ",") != 0) ||
-		    value_puts(b, num) != 0)
-			return (-1);
+				    PRIu64, lo->via.u64, hi->via.u64 - 1);
+		} else {
+			rc = -EINVAL;
+			break;
+		}
+		if (i > 0)
+			rc = put(b, ",");
+		if (rc == 0)
+			rc = put(b, num);
 	}
-	return (r.p == r.end ? 0 : -1);
+	if (rc != 0)
+		b->size = mark;
+	return (rc);
+}
+
+/*
+ * One section of the text form of `state': a line per node with its tick
+ * or its tick ranges, or the whole value as JSON if it is not a map.
+ * Returns 0, -ENOMEM or -EINVAL.
+ */
+static int
+put_state_section(msgpack_sbuffer *b, const msgpack_object *o)
+{
+	const msgpack_object_kv *kv;
+	uint32_t i;
+	int rc;
+
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		if ((rc = put(b, "  ")) != 0 ||
+		    (rc = mpjson_format(b, o, 0)) != 0)
+			return (rc);
+		return (put(b, "\n"));
+	}
+	for (i = 0; i < o->via.map.size; i++) {
+		kv = &o->via.map.ptr[i];
+		if ((rc = put(b, "  ")) != 0 ||
+		    (rc = kv->key.type == MSGPACK_OBJECT_STR ?
+		    putn(b, kv->key.via.str.ptr, kv->key.via.str.size) :
+		    put(b, "?")) != 0 ||
+		    (rc = put(b, " ")) != 0)
+			return (rc);
+		if (put_ranges(b, &kv->val) != 0 &&
+		    (rc = mpjson_format(b, &kv->val, 0)) != 0)
+			return (rc);
+		if ((rc = put(b, "\n")) != 0)
+			return (rc);
+	}
+	return (0);
 }
 
 static int
 cmd_state(struct ctx *ctx)
 {
 	struct distkv_value v = { NULL, 0 };
-	struct mp_buf b = { NULL, 0, 0 };
-	struct mp_reader r, sub;
-	struct mp_tok t, k, nk, sec;
-	const uint8_t *start;
-	const char *node = distkv_node(ctx->c);
-	uint32_t i, j;
+	const msgpack_object_kv *kv;
+	msgpack_sbuffer b;
+	msgpack_zone zone;
+	msgpack_object o;
+	const char *node;
+	size_t objlen;
+	uint32_t i;
 	int rc;
 
 	if ((rc = distkv_state(ctx->c, DISTKV_STATE_ALL, &v)) != 0)
 		return (lib_error(ctx, rc, "state"));
-	if (node == NULL)
+	msgpack_sbuffer_init(&b);
+	if (!msgpack_zone_init(&zone, 2048)) {
+		distkv_value_clear(&v);
+		return (cli_err(EXIT_AGENT, "out of memory"));
+	}
+	if ((node = distkv_node(ctx->c)) == NULL)
 		node = "";
-	mp_reader_init(&r, v.data, v.len);
-	if (mp_next(&r, &t) != 0 || t.type != MP_MAP)
+	if (v.len == 0 || proto_scan(v.data, v.len, PROTO_MAX_NESTING,
+	    &objlen) != 0 || objlen != v.len ||
+	    proto_unpack(v.data, v.len, &zone, &o) != 0 ||
+	    o.type != MSGPACK_OBJECT_MAP)
 		goto bad;
 	if (ctx->out == OUT_JSON) {
 		/* {"node":NAME, then the reply's keys} */
-		if (value_puts(&b, "{\"node\":") != 0 ||
-		    value_json_string(&b, node, strlen(node)) != 0)
+		if (put(&b, "{\"node\":") != 0 ||
+		    mpjson_put_string(&b, node, strlen(node)) != 0)
 			goto oom;
-		for (i = 0; i < t.n; i++) {
-			if (mp_next(&r, &k) != 0 || k.type != MP_STR)
+		for (i = 0; i < o.via.map.size; i++) {
+			kv = &o.via.map.ptr[i];
+			if (kv->key.type != MSGPACK_OBJECT_STR)
 				goto bad;
-			if (value_puts(&b, ",") != 0 ||
-			    value_json_string(&b, k.s, k.len) != 0 ||
-			    value_puts(&b, ":") != 0)
+			if (put(&b, ",") != 0 ||
+			    mpjson_put_string(&b, kv->key.via.str.ptr,
+			    kv->key.via.str.size) != 0 ||
+			    put(&b, ":") != 0)
 				goto oom;
-			start = r.p;
-			if (mp_skip(&r, VALUE_MAX_DEPTH) != 0 ||
-			    value_format(&b, start, (size_t)(r.p - start),
-			    0) != 0)
+			if ((rc = mpjson_format(&b, &kv->val, 0)) == -ENOMEM)
+				goto oom;
+			if (rc != 0)
 				goto bad;
 		}
-		if (value_puts(&b, "}\n") != 0)
+		if (put(&b, "}\n") != 0)
 			goto oom;
 		goto print;
 	}
@@ -1133,48 +1212,23 @@ cmd_state(struct ctx *ctx)
 	 * Text: "agent NAME", then per section ("nodes", "known", ...) one
 	 * line per node: its tick, or its tick ranges.
 	 */
-	if (value_puts(&b, "agent ") != 0 || value_puts(&b, node) != 0 ||
-	    value_puts(&b, "\n") != 0)
+	if (put(&b, "agent ") != 0 || put(&b, node) != 0 ||
+	    put(&b, "\n") != 0)
 		goto oom;
-	for (i = 0; i < t.n; i++) {
-		if (mp_next(&r, &k) != 0 || k.type != MP_STR)
+	for (i = 0; i < o.via.map.size; i++) {
+		kv = &o.via.map.ptr[i];
+		if (kv->key.type != MSGPACK_OBJECT_STR)
 			goto bad;
-		if (value_putn(&b, k.s, k.len) != 0 ||
-		    value_puts(&b, ":\n") != 0)
+		if (putn(&b, kv->key.via.str.ptr, kv->key.via.str.size) != 0 ||
+		    put(&b, ":\n") != 0)
 			goto oom;
-		sub = r;
-		if (mp_next(&sub, &sec) != 0 || sec.type != MP_MAP) {
-			/* not a per-node map: print it as JSON */
-			start = r.p;
-			if (mp_skip(&r, VALUE_MAX_DEPTH) != 0 ||
-			    value_puts(&b, "  ") != 0 ||
-			    value_format(&b, start, (size_t)(r.p - start),
-			    0) != 0 || value_puts(&b, "\n") != 0)
-				goto bad;
-			continue;
-		}
-		r = sub;
-		for (j = 0; j < sec.n; j++) {
-			if (mp_next(&r, &nk) != 0)
-				goto bad;
-			if (value_puts(&b, "  ") != 0 ||
-			    (nk.type == MP_STR ?
-			    value_putn(&b, nk.s, nk.len) :
-			    value_puts(&b, "?")) != 0 ||
-			    value_puts(&b, " ") != 0)
-				goto oom;
-			start = r.p;
-			if (mp_skip(&r, VALUE_MAX_DEPTH) != 0)
-				goto bad;
-			if (put_ranges(&b, start, (size_t)(r.p - start)) != 0 &&
-			    value_format(&b, start, (size_t)(r.p - start),
-			    0) != 0)
-				goto bad;
-			if (value_puts(&b, "\n") != 0)
-				goto oom;
-		}
+		if ((rc = put_state_section(&b, &kv->val)) == -ENOMEM)
+			goto oom;
+		if (rc != 0)
+			goto bad;
 	}
 print:
+	rc = 0;
 	if (emit(&b) != 0)
 		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
 	goto out;
@@ -1184,8 +1238,9 @@ bad:
 oom:
 	rc = cli_err(EXIT_AGENT, "out of memory");
 out:
+	msgpack_zone_destroy(&zone);
 	distkv_value_clear(&v);
-	mp_buf_free(&b);
+	msgpack_sbuffer_destroy(&b);
 	return (rc);
 }
 
@@ -1272,8 +1327,8 @@ prepare(struct ctx *ctx, const struct cmd *cmd)
 		rc = build_value(ctx, ctx->prev, true, &ctx->prev_val);
 		if (rc != 0)
 			return (rc);
-		so->prev = ctx->prev_val.buf;
-		so->prev_len = ctx->prev_val.len;
+		so->prev = ctx->prev_val.data;
+		so->prev_len = ctx->prev_val.size;
 	}
 	return (0);
 }
@@ -1433,7 +1488,7 @@ main(int argc, char **argv)
 out:
 	distkv_close(ctx.c);
 	distkv_path_free(ctx.path);
-	mp_buf_free(&ctx.val);
-	mp_buf_free(&ctx.prev_val);
+	msgpack_sbuffer_destroy(&ctx.val);
+	msgpack_sbuffer_destroy(&ctx.prev_val);
 	return (rc);
 }

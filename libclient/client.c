@@ -89,6 +89,9 @@ struct distkv {
 	uint64_t	 gtick;
 	char		*errmsg;
 	int		 timeout_ms;
+	distkv_shm	*shm;		/* region named in the greeting */
+	distkv_path	*root;		/* after distkv_root: the prefix of
+					 * every path, for shm keys */
 	uint64_t	 next_seq;
 
 	uint8_t		*in;
@@ -182,6 +185,10 @@ distkv_strerror(int rc)
 		return ("cannot connect to the agent socket");
 	case DISTKV_ETIMEDOUT:
 		return ("timed out waiting for the agent");
+	case DISTKV_EBUSY:
+		return ("the value kept changing while it was read; try again");
+	case DISTKV_ECORRUPT:
+		return ("the shared-memory region is not a valid DistKV region");
 	}
 	if (rc < 0 && rc > -1000)
 		return (strerror(-rc));
@@ -462,6 +469,38 @@ set_errmsg(distkv *c, const msgpack_object *e)
 	c->errmsg = s;
 }
 
+/*
+ * Map the region the agent names.  Failing that is no error: reads then
+ * go over the socket.  DISTKV_NO_SHM set in the environment skips it.
+ */
+static void
+map_shm(distkv *c, const msgpack_object *path)
+{
+	char *p;
+
+	if (path == NULL || path->type != MSGPACK_OBJECT_STR ||
+	    path->via.str.size == 0 || path->via.str.size > 4096 ||
+	    getenv("DISTKV_NO_SHM") != NULL)
+		return;
+	if ((p = strndup(path->via.str.ptr, path->via.str.size)) == NULL)
+		return;
+	if (distkv_shm_open(p, &c->shm) != 0)
+		c->shm = NULL;
+	free(p);
+}
+
+distkv_shm *
+distkv_shm_of(const distkv *c)
+{
+	return (c->shm);
+}
+
+bool
+client_has_root(const distkv *c)
+{
+	return (c->root != NULL);
+}
+
 static void
 handle_greeting(distkv *c, const msgpack_object *m)
 {
@@ -482,6 +521,7 @@ handle_greeting(distkv *c, const msgpack_object *m)
 	/* tick is nil while the agent has no data yet (spec §1.3) */
 	if (tick != NULL && proto_get_uint(tick, &c->gtick) != 0)
 		c->gtick = 0;
+	map_shm(c, proto_map_get(m, "shm"));
 	c->greeted = true;
 }
 
@@ -1100,6 +1140,8 @@ distkv_close(distkv *c)
 		req_unref(r);
 	}
 	close(c->fd);
+	distkv_shm_close(c->shm);
+	distkv_path_free(c->root);
 	free(c->in);
 	free(c->out);
 	free(c->node);
@@ -1133,6 +1175,48 @@ distkv_set_timeout(distkv *c, int ms)
 
 /* ---- synchronous calls ---- */
 
+/*
+ * distkv_get through the mapped region: no round trip.  The agent
+ * publishes a change before it replies, so a caller reads its own writes.
+ */
+static int
+get_from_shm(distkv *c, const distkv_path *p, struct distkv_entry *out)
+{
+	struct distkv_shm_meta m;
+	uint8_t small[256];
+	distkv_path *full = NULL;
+	size_t len;
+	int rc;
+
+	if (c->root != NULL) {
+		if ((rc = distkv_path_dup(c->root, &full)) != 0 ||
+		    (rc = path_append(full, p, 0)) != 0) {
+			distkv_path_free(full);
+			return (rc);
+		}
+		p = full;
+	}
+	rc = distkv_shm_get(c->shm, p, small, sizeof(small), &len, &m);
+	if (rc == DISTKV_ETOOSMALL) {
+		uint8_t *big = malloc(len);
+
+		if (big == NULL)
+			return (-ENOMEM);
+		rc = distkv_shm_get(c->shm, p, big, len, &len, &m);
+		if (rc == 0)
+			rc = distkv_value_from_msgpack(&out->value, big, len);
+		free(big);
+	} else if (rc == 0)
+		rc = distkv_value_from_msgpack(&out->value, small, len);
+	distkv_path_free(full);
+	if (rc == 0)
+		out->tock = m.tock;
+	else if (rc == DISTKV_ENOTFOUND)
+		rc = distkv_value_from_nil(&out->value) == 0 ?
+		    DISTKV_ENOTFOUND : -ENOMEM;
+	return (rc);
+}
+
 int
 distkv_get(distkv *c, const distkv_path *p, int nchain,
     struct distkv_entry *out)
@@ -1144,6 +1228,11 @@ distkv_get(distkv *c, const distkv_path *p, int nchain,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (c->shm != NULL && nchain <= 0 && c->dead == 0 &&
+	    shm_client_fresh(c->shm) &&
+	    (rc = get_from_shm(c, p, out)) != DISTKV_EBUSY &&
+	    rc != DISTKV_ECORRUPT)
+		return (rc);
 	if ((rc = sync_prepare(c, &r)) != 0)
 		return (rc);
 	enc_init(&e, nchain > 0 ? 4 : 3);
@@ -1578,6 +1667,11 @@ distkv_root(distkv *c, const distkv_path *p, struct distkv_entry *out)
 			*out = tmp;
 		else
 			distkv_entry_clear(&tmp);
+		/* shm keys are absolute: remember the new prefix */
+		if (c->root == NULL)
+			rc = distkv_path_dup(p, &c->root);
+		else
+			rc = path_append(c->root, p, 0);
 	}
 	msgpack_zone_destroy(&zone);
 	req_unref(r);

@@ -20,4 +20,10 @@ int	path_push_object(distkv_path *p, const msgpack_object *o);
 /* Copy one msgpack object into v in packed form.  Returns 0 or -ENOMEM. */
 int	value_from_object(struct distkv_value *v, const msgpack_object *o);
 
+/* shmclient.c: the region is not closed and its heartbeat is recent (no
+ * system call); distkv_get only trusts a fresh region. */
+bool	shm_client_fresh(distkv_shm *s);
+/* client.c: true after distkv_root changed the connection's root. */
+bool	client_has_root(const distkv *c);
+
 #endif

@@ -50,6 +50,8 @@ enum {
 	DISTKV_ECANCELLED = -1007,	/* the request was stopped (distkv_cancel) */
 	DISTKV_ECONNECT = -1008,	/* cannot reach the agent socket */
 	DISTKV_ETIMEDOUT = -1009,	/* no answer within the timeout */
+	DISTKV_EBUSY = -1010,		/* shm: the writer kept changing it; try again */
+	DISTKV_ECORRUPT = -1011,	/* shm: the region is not a valid DistKV region */
 };
 
 /* Describe any code returned by this library (-errno or DISTKV_E*). */
@@ -296,6 +298,77 @@ int distkv_log(distkv *c, const char *file, bool fetch);
 typedef int distkv_raw_fn(void *arg, const uint8_t *msg, size_t len);
 int distkv_request(distkv *c, const void *fields, size_t len,
     distkv_raw_fn *fn, void *arg);
+
+/* ---- shared-memory reads (docs/shm.md) ---- */
+
+/*
+ * The agent mirrors the tree into a read-only shared-memory region.  A
+ * distkv_shm handle reads it without a system call and without a lock;
+ * values are copied out whole (never torn).  distkv_connect() maps the
+ * region the agent names in its greeting, and distkv_get() then reads it
+ * instead of asking over the socket (for nchain == 0).  A distkv_shm
+ * handle is for one thread at a time; open one per thread.
+ */
+typedef struct distkv_shm distkv_shm;
+
+struct distkv_shm_meta {
+	uint64_t tick;			/* of the chain head: the last change */
+	uint64_t tock;
+	char node[65];			/* node that made it, NUL-terminated */
+};
+
+/* Map the region at path (the agent's --shm).  DISTKV_ECORRUPT, -errno. */
+int distkv_shm_open(const char *path, distkv_shm **out);
+void distkv_shm_close(distkv_shm *s);
+/* The region distkv_connect mapped for c, or NULL (borrowed). */
+distkv_shm *distkv_shm_of(const distkv *c);
+
+/*
+ * Copy the value (msgpack) at p into buf.  *len: its size.  m may be NULL.
+ * Errors: DISTKV_ENOTFOUND, DISTKV_ETOOSMALL (*len = size needed),
+ * DISTKV_EBUSY (changed under every retry), DISTKV_ECORRUPT, -errno.
+ * No system call unless the agent replaced the region (then it re-maps).
+ */
+int distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
+    size_t *len, struct distkv_shm_meta *m);
+/* Typed getters: DISTKV_ETYPE if the value has another type.  get_str
+ * copies a NUL-terminated string (DISTKV_ETOOSMALL if it does not fit). */
+int distkv_shm_get_str(distkv_shm *s, const distkv_path *p, char *buf,
+    size_t cap);
+int distkv_shm_get_int(distkv_shm *s, const distkv_path *p, int64_t *out);
+int distkv_shm_get_double(distkv_shm *s, const distkv_path *p, double *out);
+int distkv_shm_get_bool(distkv_shm *s, const distkv_path *p, bool *out);
+
+/* Changes published so far: a plain memory load, free to poll. */
+uint64_t distkv_shm_changes(distkv_shm *s);
+/* The wait word: pass it to distkv_shm_wait. */
+uint32_t distkv_shm_counter(distkv_shm *s);
+/*
+ * Block until anything changed since counter (as read before), or
+ * timeout_ms passed (-1: forever).  Returns 0 or DISTKV_ETIMEDOUT.
+ * Wakes up also when the agent stops or replaces the region.
+ */
+int distkv_shm_wait(distkv_shm *s, uint32_t counter, int timeout_ms);
+/*
+ * 1 if the agent is alive (process exists, heartbeat fresh), 0 if the data
+ * is stale.  If the agent restarted with a new region, re-maps it first.
+ * Makes system calls; call it now and then, not per read.
+ */
+int distkv_shm_alive(distkv_shm *s);
+
+/*
+ * Every child of p that has a value (depth 1 below p), from one consistent
+ * view of the region; e->path is the child's full path.  DISTKV_EBUSY if
+ * the writer changed the region under every retry.
+ */
+int distkv_shm_children(distkv_shm *s, const distkv_path *p,
+    distkv_entry_fn *fn, void *arg);
+/*
+ * Children of p through shm when mapped and consistent, else over the
+ * socket (get_tree with depth 1).
+ */
+int distkv_children(distkv *c, const distkv_path *p, distkv_entry_fn *fn,
+    void *arg);
 
 /* ---- asynchronous interface ---- */
 

@@ -47,6 +47,7 @@ harness_init(struct harness_agent *a)
 	}
 	snprintf(a->socket, sizeof(a->socket), "%s/agent.sock", a->dir);
 	snprintf(a->state_dir, sizeof(a->state_dir), "%s/state", a->dir);
+	snprintf(a->shm, sizeof(a->shm), "%s/region", a->dir);
 }
 
 int
@@ -73,9 +74,10 @@ harness_connect(const char *path)
 int
 harness_start(struct harness_agent *a, ...)
 {
-	const char *argv[HARNESS_MAX_ARGS + 4];
+	const char *argv[HARNESS_MAX_ARGS + 6];
 	char errpath[320];
 	int argc = 0, status;
+	bool own_shm = false;
 	long long deadline;
 	const char *arg;
 	va_list ap;
@@ -85,9 +87,17 @@ harness_start(struct harness_agent *a, ...)
 	argv[argc++] = a->socket;
 	va_start(ap, a);
 	while ((arg = va_arg(ap, const char *)) != NULL &&
-	    argc < HARNESS_MAX_ARGS)
+	    argc < HARNESS_MAX_ARGS) {
+		if (strcmp(arg, "--shm") == 0 || strcmp(arg, "--no-shm") == 0)
+			own_shm = true;
 		argv[argc++] = arg;
+	}
 	va_end(ap);
+	/* the default region is named after the node: keep tests apart */
+	if (!own_shm) {
+		argv[argc++] = "--shm";
+		argv[argc++] = a->shm;
+	}
 	argv[argc] = NULL;
 
 	snprintf(errpath, sizeof(errpath), "%s/agent.err", a->dir);

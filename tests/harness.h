@@ -17,6 +17,8 @@ struct harness_agent {
 	char dir[256];		/* temp dir, removed by harness_cleanup */
 	char socket[300];	/* dir/agent.sock */
 	char state_dir[300];	/* dir/state (not created unless asked) */
+	char shm[300];		/* dir/region: passed as --shm unless the
+				 * test gives --shm or --no-shm itself */
 };
 
 /* Path of a built program, e.g. harness_bin("distkv-agent"). Static buffer. */

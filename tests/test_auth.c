@@ -45,7 +45,7 @@ Test(auth, root_method_gates_new_connections)
 	    "{seq:3, error:'This entry already exists', tock:_}");
 	/* configured but not active yet: still open */
 	c = rc_open(ag.socket);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'n1', version:_, tick:2, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'n1', version:_, tick:2, "
 	    "tock:_, auth:[nil, 'root']}");
 	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'get_value', path:[]}"),
 	    "{seq:1, value:42, tock:_}");
@@ -58,7 +58,7 @@ Test(auth, root_method_gates_new_connections)
 	    "{seq:5, value:42, tock:_}");
 
 	c = rc_open(ag.socket);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'n1', version:_, tick:3, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'n1', version:_, tick:3, "
 	    "tock:_, auth:['root']}");
 	{
 		struct rc_msg *m = rc_call(c,
@@ -147,7 +147,7 @@ Test(auth, test_method_users_list_get_and_switch_back_off)
 	    "typ:nil}"), "{seq:8, changed:true, prev:{current:'_test'}, "
 	    "chain:_, tock:_}");
 	c = rc_open(ag.socket);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'n1', version:_, tick:_, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'n1', version:_, tick:_, "
 	    "tock:_, auth:[nil, '_test']}");
 	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'get_value', path:[]}"),
 	    "{seq:1, value:42, tock:_}");

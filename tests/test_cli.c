@@ -1,6 +1,6 @@
 /*
  * test_cli: distkv-cli end to end against a real standalone distkv-agent,
- * plus unit tests of its value conversion (cli/value.c, cli/mp.c).
+ * plus unit tests of its JSON <-> msgpack conversion (libclient/mpjson.c).
  *
  * Every child runs under a deadline: run_cli() kills the CLI after
  * CLI_DEADLINE_MS and fails the test; watchers are read line by line with a
@@ -21,8 +21,10 @@
 
 #include <criterion/criterion.h>
 
-#include "../cli/value.h"
+#include <msgpack.h>
+
 #include "harness.h"
+#include "mpjson.h"
 
 #define CLI_DEADLINE_MS	10000
 #define MAX_ARGV	32
@@ -705,21 +707,33 @@ Test(cli_usage, help)
 	cr_assert_eq(cli_bare(&r, "--version", NULL), 0);
 }
 
-/* ---- value conversion (no processes) ---- */
+/* ---- value conversion: mpjson (no processes) ---- */
+
+/* Parse JSON into a fresh buffer; returns mpjson_parse()'s code. */
+static int
+parse(const char *in, msgpack_sbuffer *mp, char *err, size_t errlen)
+{
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(mp);
+	msgpack_packer_init(&pk, mp, msgpack_sbuffer_write);
+	return (mpjson_parse(&pk, in, err, errlen));
+}
 
 static void
 roundtrip(const char *in, const char *want)
 {
-	struct mp_buf mp = { NULL, 0, 0 }, txt = { NULL, 0, 0 };
+	msgpack_sbuffer mp, txt;
 	char err[256];
 
-	cr_assert_eq(value_parse_json(in, &mp, err, sizeof(err)), 0,
-	    "%s: %s", in, err);
-	cr_assert_eq(value_format(&txt, mp.buf, mp.len, 0), 0, "%s", in);
-	cr_assert_eq(value_putn(&txt, "", 1), 0);
-	cr_assert_str_eq((char *)txt.buf, want);
-	mp_buf_free(&mp);
-	mp_buf_free(&txt);
+	cr_assert_eq(parse(in, &mp, err, sizeof(err)), 0, "%s: %s", in, err);
+	msgpack_sbuffer_init(&txt);
+	cr_assert_eq(mpjson_format_bytes(&txt, mp.data, mp.size, 0), 0, "%s",
+	    in);
+	cr_assert_eq(msgpack_sbuffer_write(&txt, "", 1), 0);
+	cr_assert_str_eq(txt.data, want);
+	msgpack_sbuffer_destroy(&mp);
+	msgpack_sbuffer_destroy(&txt);
 }
 
 Test(cli_value, json_roundtrips)
@@ -740,6 +754,7 @@ Test(cli_value, json_roundtrips)
 	roundtrip("{\"$bin\":\"00FF\"}", "{\"$bin\":\"00ff\"}");
 	roundtrip("{\"$bin\":\"\"}", "{\"$bin\":\"\"}");
 	roundtrip("{\"$ext\":[-3,\"0102\"]}", "{\"$ext\":[-3,\"0102\"]}");
+	roundtrip("{\"$ext\":[5,\"010203\"]}", "{\"$ext\":[5,\"010203\"]}");
 	roundtrip("{\"$map\":[[1,\"a\"],[\"k\",2]]}",
 	    "{\"$map\":[[1,\"a\"],[\"k\",2]]}");
 	/* all-string keys come out as a plain object */
@@ -756,20 +771,29 @@ Test(cli_value, json_errors)
 	static const char *bad[] = {
 		"{", "hello", "18446744073709551616", "-9223372036854775809",
 		"{\"$bin\":\"0\"}", "{\"$bin\":\"zz\"}", "{\"$ext\":[300,\"\"]}",
-		"{\"$map\":[[1]]}", "[1,]", "",
+		"{\"$map\":[[1]]}", "[1,]", "", "[1,{\"$bin\":\"0\"}]",
 	};
-	struct mp_buf mp = { NULL, 0, 0 };
+	msgpack_sbuffer mp;
+	msgpack_packer pk;
 	char err[256];
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		cr_assert_eq(value_parse_json(bad[i], &mp, err, sizeof(err)),
-		    -1, "%s", bad[i]);
+		cr_assert_eq(parse(bad[i], &mp, err, sizeof(err)), -EINVAL,
+		    "%s", bad[i]);
 		cr_assert(err[0] != '\0', "no message for %s", bad[i]);
-		cr_assert_eq(mp.len, 0);
+		cr_assert_eq(mp.size, 0, "%s packed something", bad[i]);
+		msgpack_sbuffer_destroy(&mp);
 	}
-	mp_buf_free(&mp);
+	/* a failure leaves what the packer already wrote alone */
+	msgpack_sbuffer_init(&mp);
+	msgpack_packer_init(&pk, &mp, msgpack_sbuffer_write);
+	cr_assert_eq(msgpack_pack_array(&pk, 1), 0);
+	cr_assert_eq(mpjson_parse(&pk, "[[1,2],{\"$ext\":[1,\"x\"]}]", err,
+	    sizeof(err)), -EINVAL);
+	cr_assert_eq(mp.size, 1);
+	msgpack_sbuffer_destroy(&mp);
 }
 
 Test(cli_value, msgpack_forms)
@@ -779,43 +803,58 @@ Test(cli_value, msgpack_forms)
 	static const uint8_t ext[] = { 0xd4, 0x07, 0xab };
 	static const uint8_t badstr[] = { 0xd9, 0x02, 'a', 0xff };
 	static const uint8_t str[] = { 0xa2, 'h', 'i' };
+	static const uint8_t bin[] = { 0xc4, 0x02, 0x00, 'x' };
+	static const uint8_t big[] = { 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0xff, 0xff, 0xff };
+	static const uint8_t i8[] = { 0xd0, 0x05 };	/* int8 5 */
 	static const uint8_t trunc[] = { 0x92, 0x01 };
 	static const uint8_t two[] = { 0x01, 0x02 };
+	static const uint8_t reserved[] = { 0xc1 };
 	static const uint8_t nonstrkey[] = { 0x81, 0x01, 0xc3 };
-	struct mp_buf t = { NULL, 0, 0 };
+	msgpack_sbuffer t;
 
+	msgpack_sbuffer_init(&t);
 #define FMT(bytes, flags, want) do {					\
-	t.len = 0;							\
-	cr_assert_eq(value_format(&t, bytes, sizeof(bytes), flags), 0);	\
-	cr_assert_eq(t.len, strlen(want));				\
-	cr_assert(memcmp(t.buf, want, t.len) == 0);			\
+	t.size = 0;							\
+	cr_assert_eq(mpjson_format_bytes(&t, bytes, sizeof(bytes),	\
+	    flags), 0);							\
+	cr_assert_eq(t.size, sizeof(want) - 1);				\
+	cr_assert(memcmp(t.data, want, t.size) == 0);			\
 } while (0)
 	FMT(f32, 0, "0.1");
 	FMT(ext, 0, "{\"$ext\":[7,\"ab\"]}");
 	FMT(badstr, 0, "\"a\xef\xbf\xbd\"");
 	FMT(str, 0, "\"hi\"");
-	FMT(str, VALUE_BARE_STR, "hi");
+	FMT(str, MPJSON_BARE_STR, "hi");
+	FMT(bin, 0, "{\"$bin\":\"0078\"}");
+	FMT(bin, MPJSON_BARE_BIN, "\0x");
+	FMT(big, 0, "18446744073709551615");
+	FMT(i8, 0, "5");
 	FMT(nonstrkey, 0, "{\"$map\":[[1,true]]}");
 #undef FMT
-	cr_assert_eq(value_format(&t, trunc, sizeof(trunc), 0), -1);
-	cr_assert_eq(value_format(&t, two, sizeof(two), 0), -1);
-	mp_buf_free(&t);
+	t.size = 0;
+	cr_assert_eq(mpjson_format_bytes(&t, trunc, sizeof(trunc), 0),
+	    -EPROTO);
+	cr_assert_eq(mpjson_format_bytes(&t, two, sizeof(two), 0), -EPROTO);
+	cr_assert_eq(mpjson_format_bytes(&t, reserved, sizeof(reserved), 0),
+	    -EPROTO);
+	cr_assert_eq(t.size, 0);
+	msgpack_sbuffer_destroy(&t);
 }
 
 Test(cli_value, canonical_integers)
 {
-	struct mp_buf b = { NULL, 0, 0 };
+	/* msgpack-c's smallest encodings, as the agent compares bytes */
+	static const uint8_t want[] = {
+		0x95, 0x7f, 0xe0, 0xd0, 0xdf, 0xcd, 0x01, 0x00,
+		0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	};
+	msgpack_sbuffer b;
+	char err[256];
 
-	cr_assert_eq(mp_put_int(&b, 127), 0);
-	cr_assert_eq(mp_put_int(&b, -32), 0);
-	cr_assert_eq(mp_put_int(&b, -33), 0);
-	cr_assert_eq(mp_put_int(&b, 256), 0);
-	cr_assert_eq(mp_put_uint(&b, UINT64_MAX), 0);
-	cr_assert_eq(b.len, 1 + 1 + 2 + 3 + 9);
-	cr_assert_eq(b.buf[0], 0x7f);
-	cr_assert_eq(b.buf[1], 0xe0);
-	cr_assert_eq(b.buf[2], 0xd0);
-	cr_assert_eq(b.buf[4], 0xcd);
-	cr_assert_eq(b.buf[7], 0xcf);
-	mp_buf_free(&b);
+	cr_assert_eq(parse("[127,-32,-33,256,18446744073709551615]", &b, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(b.size, sizeof(want));
+	cr_assert(memcmp(b.data, want, sizeof(want)) == 0);
+	msgpack_sbuffer_destroy(&b);
 }

@@ -96,7 +96,7 @@ Test(e2e, worked_example)
 
 	/* §2.3 greeting: node, version (integer array), tick, tock */
 	RC_ASSERT_MATCH(c->greeting,
-	    "{seq:0, node:'n1', version:_, tick:_, tock:_}");
+	    "{seq:0, shm:_, node:'n1', version:_, tick:_, tock:_}");
 	{
 		const msgpack_object *ver = rc_get(&c->greeting->obj,
 		    "version");
@@ -311,7 +311,7 @@ Test(e2e, test_01_basic)
 	c = rc_open(ag.socket);
 	cr_assert(c != NULL);
 	RC_ASSERT_MATCH(c->greeting,
-	    "{seq:0, node:'test_0', version:_, tick:1, tock:_}");
+	    "{seq:0, shm:_, node:'test_0', version:_, tick:1, tock:_}");
 	last = rc_int(&c->greeting->obj, "tock");
 
 	m = rc_call(c, "{seq:1, action:'get_value', path:[]}");
@@ -487,6 +487,20 @@ Test(e2e, unknown_action_and_stop_unknown)
 	/* unknown request fields are ignored (§2.2) */
 	RC_ASSERT_MATCH(rc_call(c, "{seq:4, action:'get_value', path:['x'], "
 	    "iter:false, from_server:nil}"), "{seq:4, value:nil, tock:_}");
+	rc_close(c);
+}
+
+Test(e2e, save_and_log_need_a_file_dir)
+{
+	struct rc_conn *c;
+
+	RC_START(&ag, "--standalone", "--node", "n1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'save', path:'x.dkv'}"),
+	    "{seq:1, error:_, tock:_}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:2, action:'log', path:'x.dkv'}"),
+	    "{seq:2, error:_, tock:_}");
 	rc_close(c);
 }
 
@@ -689,7 +703,7 @@ Test(e2e, nchain_chain_shapes)
 	RC_START(&ag, "--standalone", "--node", "n1", "--load", file);
 	c = rc_open(ag.socket);
 	cr_assert(c != NULL);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'n1', version:_, tick:6, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'n1', version:_, tick:6, "
 	    "tock:_}");
 	cr_assert(rc_int(&c->greeting->obj, "tock") > 50,
 	    "greeting tock must follow the loaded tocks (§1.5): %s",
@@ -894,6 +908,19 @@ Test(e2e, root_makes_paths_relative)
 	m = rc_call(r, "{seq:8, action:'set_value', path:[nil, 'a'], "
 	    "value:1}");
 	RC_ASSERT_MATCH(m, "{seq:8, error:_, tock:_}");
+
+	/* an empty root path changes nothing (§2.5.6) */
+	{
+		struct rc_conn *e = rc_open(ag.socket);
+
+		cr_assert(e != NULL);
+		RC_ASSERT_MATCH(rc_call(e, "{seq:1, action:'root', path:[]}"),
+		    "{seq:1, value:nil, tock:_, path:[]}");
+		RC_ASSERT_MATCH(rc_call(e, "{seq:2, action:'get_value', "
+		    "path:['t','u']}"), "{seq:2, value:7, tock:%lld}",
+		    (long long)tk);
+		rc_close(e);
+	}
 
 	/* a second root is relative to the first */
 	m = rc_call(r, "{seq:9, action:'root', path:['x']}");

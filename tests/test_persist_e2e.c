@@ -136,7 +136,7 @@ Test(persist, kill9_keeps_every_acknowledged_value)
 	START_STATE();
 	c = rc_open(ag.socket);
 	cr_assert(c != NULL);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'p1', version:_, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'p1', version:_, "
 	    "tick:%lld, tock:_}", (long long)tick1);
 	cr_assert(rc_int(&c->greeting->obj, "tock") > maxtock,
 	    "greeting tock %lld not above the restored tocks (max %lld)",
@@ -180,7 +180,7 @@ Test(persist, kill9_keeps_every_acknowledged_value)
 	START_STATE();
 	c = rc_open(ag.socket);
 	cr_assert(c != NULL);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'p1', version:_, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'p1', version:_, "
 	    "tick:%lld, tock:_}", (long long)tick1 + 1);
 	check_values(c, 1, 1, a);
 	RC_ASSERT_MATCH(rc_call(c, "{seq:20001, action:'get_value', "
@@ -206,7 +206,7 @@ Test(persist, restart_without_writes_reuses_no_tick)
 		START_STATE();
 		c = rc_open(ag.socket);
 		cr_assert(c != NULL);
-		RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'p1', version:_, "
+		RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'p1', version:_, "
 		    "tick:%lld, tock:_}", (long long)t);
 		m = rc_call(c, "{seq:1, action:'set_value', path:['a'], "
 		    "value:%d}", round + 2);
@@ -252,7 +252,7 @@ Test(persist, torn_log_tail_is_cut)
 	START_STATE();
 	c = rc_open(ag.socket);
 	cr_assert(c != NULL);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'p1', version:_, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'p1', version:_, "
 	    "tick:%lld, tock:_}", (long long)a[N - 1].tick);
 	check_values(c, N, 1, a);
 	/* a change after the cut must land where the next restart finds it */
@@ -270,7 +270,7 @@ Test(persist, torn_log_tail_is_cut)
 	c = rc_open(ag.socket);
 	cr_assert(c != NULL, "restart after cut failed; stderr:\n%s",
 	    rc_agent_err(&ag));
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'p1', version:_, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'p1', version:_, "
 	    "tick:%lld, tock:_}", (long long)a[N].tick);
 	check_values(c, N + 1, 1, a);
 	rc_close(c);
@@ -427,7 +427,7 @@ Test(persist, save_then_load)
 	RC_START(&b, "--standalone", "--node", "s1", "--load", file);
 	c = rc_open(b.socket);
 	cr_assert(c != NULL);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'s1', version:_, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'s1', version:_, "
 	    "tick:%lld, tock:_}", (long long)last_tick);
 	tree_text(c, 8, after, sizeof(after));
 	cr_assert_str_eq(after, before, "loaded tree differs");
@@ -527,7 +527,7 @@ Test(persist, log_then_load)
 	RC_START(&b, "--standalone", "--node", "l1", "--load", file);
 	c = rc_open(b.socket);
 	cr_assert(c != NULL);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'l1', version:_, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'l1', version:_, "
 	    "tick:%lld, tock:_}", (long long)last_tick);
 	tree_text(c, 21, after, sizeof(after));
 	cr_assert_str_eq(after, before, "tree loaded from the log differs");

@@ -1,0 +1,351 @@
+/*
+ * shmclient: the distkv_shm_* part of libdistkv, a thin layer over
+ * shm/reader.c that turns paths into region keys and reader errors into
+ * DISTKV_E* codes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "distkv.h"
+#include "proto.h"
+#include "reader.h"
+
+/* Readers consider the agent gone after this long without a heartbeat. */
+#define SHM_STALE_MS 3000
+
+struct distkv_shm {
+	struct shm_reader *r;
+};
+
+/* A key buffer: most paths fit on the stack. */
+struct keybuf {
+	uint8_t small[512];
+	uint8_t *p;
+	size_t len, cap;
+	bool heap;
+};
+
+static int
+keybuf_write(void *data, const char *buf, size_t len)
+{
+	struct keybuf *k = data;
+
+	if (len > k->cap - k->len) {
+		size_t cap = k->cap * 2 + len;
+		uint8_t *p = malloc(cap);
+
+		if (p == NULL)
+			return -1;
+		memcpy(p, k->p, k->len);
+		if (k->heap)
+			free(k->p);
+		k->p = p;
+		k->cap = cap;
+		k->heap = true;
+	}
+	memcpy(k->p + k->len, buf, len);
+	k->len += len;
+	return 0;
+}
+
+/* The region key of p: its canonical msgpack array (same bytes as the
+ * agent's, see path_pack). */
+static int
+key_of(const distkv_path *p, struct keybuf *k)
+{
+	msgpack_packer pk;
+
+	k->p = k->small;
+	k->len = 0;
+	k->cap = sizeof(k->small);
+	k->heap = false;
+	msgpack_packer_init(&pk, k, keybuf_write);
+	return path_pack(&pk, p) == 0 ? 0 : -ENOMEM;
+}
+
+static void
+key_free(struct keybuf *k)
+{
+	if (k->heap)
+		free(k->p);
+}
+
+static int
+shm_err(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case -ENOENT:
+		return DISTKV_ENOTFOUND;
+	case -ENOBUFS:
+		return DISTKV_ETOOSMALL;
+	case -EAGAIN:
+		return DISTKV_EBUSY;
+	case -EBADMSG:
+		return DISTKV_ECORRUPT;
+	default:
+		return rc;
+	}
+}
+
+int
+distkv_shm_open(const char *path, distkv_shm **out)
+{
+	distkv_shm *s;
+	int rc;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	if ((rc = shm_reader_open(path, &s->r)) != 0) {
+		free(s);
+		return shm_err(rc);
+	}
+	*out = s;
+	return 0;
+}
+
+void
+distkv_shm_close(distkv_shm *s)
+{
+	if (s == NULL)
+		return;
+	shm_reader_close(s->r);
+	free(s);
+}
+
+int
+distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
+    size_t *len, struct distkv_shm_meta *m)
+{
+	struct shm_read_meta rm;
+	struct keybuf k;
+	int rc;
+
+	*len = 0;
+	if ((rc = key_of(p, &k)) != 0)
+		return rc;
+	rc = shm_reader_get(s->r, k.p, k.len, buf, cap, len,
+	    m != NULL ? &rm : NULL);
+	key_free(&k);
+	if (rc == 0 && m != NULL) {
+		m->tick = rm.tick;
+		m->tock = rm.tock;
+		memcpy(m->node, rm.node, sizeof(m->node));
+	}
+	return shm_err(rc);
+}
+
+/* Small scalar values: read into a stack buffer, then decode. */
+static int
+shm_get_small(distkv_shm *s, const distkv_path *p, uint8_t *buf, size_t cap,
+    size_t *len)
+{
+	return distkv_shm_get(s, p, buf, cap, len, NULL);
+}
+
+int
+distkv_shm_get_str(distkv_shm *s, const distkv_path *p, char *buf,
+    size_t cap)
+{
+	size_t len, slen;
+	const char *str;
+	uint8_t *tmp;
+	int rc;
+
+	/* the msgpack str header takes at most 5 bytes */
+	if (cap == 0 || (tmp = malloc(cap + 5)) == NULL)
+		return cap == 0 ? DISTKV_ETOOSMALL : -ENOMEM;
+	rc = distkv_shm_get(s, p, tmp, cap + 5, &len, NULL);
+	if (rc == 0 && (rc = distkv_value_get_str(tmp, len, &str, &slen)) ==
+	    0) {
+		if (slen >= cap)
+			rc = DISTKV_ETOOSMALL;
+		else {
+			memcpy(buf, str, slen);
+			buf[slen] = '\0';
+		}
+	}
+	free(tmp);
+	return rc;
+}
+
+int
+distkv_shm_get_int(distkv_shm *s, const distkv_path *p, int64_t *out)
+{
+	uint8_t buf[16];
+	size_t len;
+	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
+
+	if (rc == DISTKV_ETOOSMALL)
+		return DISTKV_ETYPE;	/* no integer is that long */
+	return rc != 0 ? rc : distkv_value_get_int(buf, len, out);
+}
+
+int
+distkv_shm_get_double(distkv_shm *s, const distkv_path *p, double *out)
+{
+	uint8_t buf[16];
+	size_t len;
+	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
+
+	if (rc == DISTKV_ETOOSMALL)
+		return DISTKV_ETYPE;
+	return rc != 0 ? rc : distkv_value_get_double(buf, len, out);
+}
+
+int
+distkv_shm_get_bool(distkv_shm *s, const distkv_path *p, bool *out)
+{
+	uint8_t buf[16];
+	size_t len;
+	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
+
+	if (rc == DISTKV_ETOOSMALL)
+		return DISTKV_ETYPE;
+	return rc != 0 ? rc : distkv_value_get_bool(buf, len, out);
+}
+
+uint64_t
+distkv_shm_changes(distkv_shm *s)
+{
+	return shm_reader_changes(s->r);
+}
+
+uint32_t
+distkv_shm_counter(distkv_shm *s)
+{
+	return shm_reader_seq(s->r);
+}
+
+int
+distkv_shm_wait(distkv_shm *s, uint32_t counter, int timeout_ms)
+{
+	int rc = shm_reader_wait(s->r, counter, timeout_ms);
+
+	return rc == -ETIMEDOUT ? DISTKV_ETIMEDOUT : rc;
+}
+
+bool
+shm_client_fresh(distkv_shm *s)
+{
+	/* the agent beats every 250 ms: 1 s without one means trouble */
+	return shm_reader_fresh(s->r, 1000);
+}
+
+int
+distkv_shm_alive(distkv_shm *s)
+{
+	return shm_reader_alive(s->r, SHM_STALE_MS);
+}
+
+/* ---- children ---- */
+
+struct children {
+	const distkv_path *parent;
+	struct keybuf prefix;		/* the parent's element bytes */
+	size_t depth;			/* elements in the parent */
+	distkv_entry_fn *fn;
+	void *arg;
+	int rc;
+	bool stopped;
+};
+
+/* Length of a msgpack array header and its count; 0 if not an array. */
+static size_t
+array_header(const uint8_t *k, size_t len, uint32_t *n)
+{
+	if (len >= 1 && (k[0] & 0xf0) == 0x90) {
+		*n = k[0] & 0x0f;
+		return 1;
+	}
+	if (len >= 3 && k[0] == 0xdc) {
+		*n = (uint32_t)k[1] << 8 | k[2];
+		return 3;
+	}
+	if (len >= 5 && k[0] == 0xdd) {
+		*n = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
+		    (uint32_t)k[3] << 8 | k[4];
+		return 5;
+	}
+	return 0;
+}
+
+static int
+child_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+    size_t vlen)
+{
+	struct children *ch = arg;
+	size_t ph, kh;
+	uint32_t pn, kn;
+	struct distkv_entry e;
+	msgpack_zone zone;
+	msgpack_object o;
+	int rc;
+
+	/* a child's key: header of depth+1, the parent's elements, one more */
+	ph = array_header(ch->prefix.p, ch->prefix.len, &pn);
+	kh = array_header(key, klen, &kn);
+	if (kh == 0 || kn != ch->depth + 1 ||
+	    klen - kh < ch->prefix.len - ph ||
+	    memcmp(key + kh, ch->prefix.p + ph, ch->prefix.len - ph) != 0)
+		return 0;
+	memset(&e, 0, sizeof(e));
+	msgpack_zone_init(&zone, 256);
+	if (proto_unpack(key, klen, &zone, &o) != 0 ||
+	    o.type != MSGPACK_OBJECT_ARRAY ||
+	    (rc = distkv_path_new(&e.path)) != 0 ||
+	    (rc = path_append(e.path, ch->parent, 0)) != 0 ||
+	    (rc = path_push_object(e.path, &o.via.array.ptr[ch->depth])) != 0 ||
+	    (rc = distkv_value_from_msgpack(&e.value, val, vlen)) != 0) {
+		msgpack_zone_destroy(&zone);
+		distkv_entry_clear(&e);
+		ch->rc = DISTKV_ECORRUPT;
+		return 1;
+	}
+	msgpack_zone_destroy(&zone);
+	e.depth = 1;
+	if (ch->fn(ch->arg, &e) != 0)
+		ch->stopped = true;
+	distkv_entry_clear(&e);
+	return ch->stopped;
+}
+
+int
+distkv_shm_children(distkv_shm *s, const distkv_path *p,
+    distkv_entry_fn *fn, void *arg)
+{
+	struct children ch;
+	int rc;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.parent = p;
+	ch.depth = distkv_path_len(p);
+	ch.fn = fn;
+	ch.arg = arg;
+	if ((rc = key_of(p, &ch.prefix)) != 0)
+		return rc;
+	rc = shm_err(shm_reader_scan(s->r, child_cb, &ch));
+	key_free(&ch.prefix);
+	return rc != 0 ? rc : ch.rc;
+}
+
+int
+distkv_children(distkv *c, const distkv_path *p, distkv_entry_fn *fn,
+    void *arg)
+{
+	struct distkv_tree_opts o = { 1, 1, 0, false };
+	distkv_shm *s = distkv_shm_of(c);
+
+	/* below a root the shm keys need the prefix: ask the agent */
+	if (s != NULL && shm_client_fresh(s) && !client_has_root(c)) {
+		int rc = distkv_shm_children(s, p, fn, arg);
+
+		if (rc != DISTKV_EBUSY && rc != DISTKV_ECORRUPT)
+			return rc;
+	}
+	return distkv_get_tree(c, p, &o, fn, arg);
+}

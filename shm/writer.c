@@ -1,0 +1,447 @@
+/* shm writer: see writer.h and layout.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "layout.h"
+#include "writer.h"
+
+#define SHM_MIN_SLOTS 1024
+#define SHM_MIN_ARENA (256u << 10)
+/* Rebuild when live + deleted slots pass this share of the table. */
+#define SHM_MAX_LOAD_NUM 3
+#define SHM_MAX_LOAD_DEN 4
+
+struct shm_writer {
+	char *path;
+	mode_t mode;
+	char node[SHM_NODE_MAX];
+	int fd;
+	uint8_t *base;
+	size_t size;
+	struct shm_header *h;
+	struct shm_slot *tab;
+	uint8_t *arena;
+	uint64_t used_slots;		/* live + deleted */
+	uint32_t notified_seq;
+	uint64_t replacements;
+};
+
+/* Plain stores to fields readers load atomically. */
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+static void
+futex_wake_all(uint32_t *word)
+{
+	/* shared futex: readers wait on the same file page */
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static uint64_t
+pow2_at_least(uint64_t n)
+{
+	uint64_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* A new, empty region in a temp file next to the target path. */
+static int
+region_create(struct shm_writer *w, uint64_t slots, uint64_t arena,
+    uint64_t generation, int *fdp, uint8_t **basep, size_t *sizep,
+    char *tmp, size_t tmpcap)
+{
+	struct shm_header *h;
+	uint64_t size = SHM_HEADER_SIZE + slots * SHM_SLOT_SIZE + arena;
+	uint8_t *base;
+	int fd;
+
+	if ((size_t)snprintf(tmp, tmpcap, "%s.new", w->path) >= tmpcap)
+		return -ENAMETOOLONG;
+	unlink(tmp);
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, w->mode);
+	if (fd < 0)
+		return -errno;
+	/* the mode must not depend on the umask */
+	if (fchmod(fd, w->mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
+		int e = errno;
+
+		close(fd);
+		unlink(tmp);
+		return -e;
+	}
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		int e = errno;
+
+		close(fd);
+		unlink(tmp);
+		return -e;
+	}
+	h = (struct shm_header *)base;
+	h->magic = SHM_MAGIC;
+	h->format = SHM_FORMAT;
+	h->header_size = SHM_HEADER_SIZE;
+	h->region_size = size;
+	h->table_off = SHM_HEADER_SIZE;
+	h->table_slots = slots;
+	h->arena_off = SHM_HEADER_SIZE + slots * SHM_SLOT_SIZE;
+	h->arena_size = arena;
+	h->generation = generation;
+	h->agent_pid = (uint32_t)getpid();
+	memcpy(h->node, w->node, sizeof(h->node));
+	*fdp = fd;
+	*basep = base;
+	*sizep = size;
+	return 0;
+}
+
+static void
+writer_attach(struct shm_writer *w, int fd, uint8_t *base, size_t size)
+{
+	w->fd = fd;
+	w->base = base;
+	w->size = size;
+	w->h = (struct shm_header *)base;
+	w->tab = (struct shm_slot *)(base + w->h->table_off);
+	w->arena = base + w->h->arena_off;
+}
+
+static const struct shm_record *
+rec_at(const uint8_t *arena, uint64_t off)
+{
+	return (const struct shm_record *)(const void *)(arena + off);
+}
+
+static const uint8_t *
+rec_key(const struct shm_record *r)
+{
+	return (const uint8_t *)(r + 1) + r->node_len;
+}
+
+/*
+ * Find key: *found = its LIVE slot, or SIZE_MAX; *free_slot = the first
+ * DELETED or EMPTY slot of the probe (where an insert goes).
+ */
+static void
+writer_find(const struct shm_writer *w, uint64_t hash, const uint8_t *key,
+    size_t klen, uint64_t *found, uint64_t *free_slot)
+{
+	uint64_t mask = w->h->table_slots - 1;
+
+	*found = UINT64_MAX;
+	*free_slot = UINT64_MAX;
+	for (uint64_t i = 0; i <= mask; i++) {
+		uint64_t idx = (hash + i) & mask;
+		const struct shm_slot *s = &w->tab[idx];
+
+		if (s->state == SHM_SLOT_EMPTY) {
+			if (*free_slot == UINT64_MAX)
+				*free_slot = idx;
+			return;
+		}
+		if (s->state == SHM_SLOT_DELETED) {
+			if (*free_slot == UINT64_MAX)
+				*free_slot = idx;
+			continue;
+		}
+		if (s->hash == hash) {
+			const struct shm_record *r = rec_at(w->arena,
+			    s->rec_off);
+
+			if (r->key_len == klen &&
+			    memcmp(rec_key(r), key, klen) == 0) {
+				*found = idx;
+				return;
+			}
+		}
+	}
+}
+
+/*
+ * Seqlock write of one slot (Linux write_seqcount_begin/end in C11): the
+ * odd sequence is stored, a release fence orders it before the field
+ * stores, and the final even value is stored with release.  Readers pair
+ * this with an acquire load of seq, relaxed field loads, an acquire fence
+ * and a second load of seq.
+ */
+static void
+slot_write(struct shm_slot *s, uint32_t state, uint64_t hash, uint64_t off,
+    uint32_t len)
+{
+	uint32_t seq = s->seq;
+
+	STORE(&s->seq, seq + 1);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	STORE(&s->state, state);
+	STORE(&s->hash, hash);
+	STORE(&s->rec_off, off);
+	STORE(&s->rec_len, len);
+	__atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+static void
+publish_change(struct shm_writer *w)
+{
+	struct shm_header *h = w->h;
+
+	STORE(&h->changes, h->changes + 1);
+	__atomic_store_n(&h->change_seq, h->change_seq + 1, __ATOMIC_RELEASE);
+}
+
+/* Append a record to the arena (caller checked the room). */
+static uint64_t
+arena_append(struct shm_writer *w, const uint8_t *key, size_t klen,
+    const uint8_t *val, size_t vlen, const char *node, size_t nlen,
+    uint64_t tick, uint64_t tock)
+{
+	uint64_t off = w->h->arena_used;
+	uint64_t size = shm_record_size(nlen, klen, vlen);
+	struct shm_record *r = (struct shm_record *)(void *)(w->arena + off);
+	uint8_t *p = (uint8_t *)(r + 1);
+
+	/* bytes no slot points to yet: plain stores are fine */
+	memset(r, 0, sizeof(*r));
+	r->key_len = (uint32_t)klen;
+	r->val_len = (uint32_t)vlen;
+	r->tick = tick;
+	r->tock = tock;
+	r->node_len = (uint8_t)nlen;
+	memcpy(p, node, nlen);
+	memcpy(p + nlen, key, klen);
+	memcpy(p + nlen + klen, val, vlen);
+	memset(p + nlen + klen + vlen, 0, size - SHM_RECORD_HEADER - nlen -
+	    klen - vlen);
+	STORE(&w->h->arena_used, off + size);
+	return off;
+}
+
+/*
+ * Build a compacted region with room for extra_bytes more and one more key,
+ * rename it over the path, and tell readers of the old one.
+ */
+static int
+writer_rebuild(struct shm_writer *w, uint64_t extra_bytes)
+{
+	struct shm_header *oh = w->h;
+	uint64_t live = oh->live_bytes + extra_bytes;
+	uint64_t entries = oh->live_entries + 1;
+	uint64_t slots, arena, size;
+	char tmp[PATH_MAX + 8];
+	struct shm_writer nw;
+	uint8_t *base;
+	int fd, rc;
+
+	/* load <= 0.7 after the rebuild; arena 1.5x the live records */
+	slots = pow2_at_least(entries * 10 / 7 + 1);
+	if (slots < SHM_MIN_SLOTS)
+		slots = SHM_MIN_SLOTS;
+	arena = live + live / 2;
+	if (arena < SHM_MIN_ARENA)
+		arena = SHM_MIN_ARENA;
+	arena = (arena + 4095) & ~(uint64_t)4095;
+	nw = *w;
+	if ((rc = region_create(w, slots, arena, oh->generation + 1, &fd,
+	    &base, &size, tmp, sizeof(tmp))) != 0)
+		return rc;
+	writer_attach(&nw, fd, base, size);
+	nw.used_slots = 0;
+	for (uint64_t i = 0; i < oh->table_slots; i++) {
+		const struct shm_slot *s = &w->tab[i];
+		const struct shm_record *r;
+		uint64_t found, free_slot, off;
+
+		if (s->state != SHM_SLOT_LIVE)
+			continue;
+		r = rec_at(w->arena, s->rec_off);
+		writer_find(&nw, s->hash, rec_key(r), r->key_len, &found,
+		    &free_slot);
+		off = nw.h->arena_used;
+		memcpy(nw.arena + off, r, s->rec_len);
+		nw.h->arena_used = off + s->rec_len;
+		nw.tab[free_slot].state = SHM_SLOT_LIVE;
+		nw.tab[free_slot].hash = s->hash;
+		nw.tab[free_slot].rec_off = off;
+		nw.tab[free_slot].rec_len = s->rec_len;
+		nw.used_slots++;
+	}
+	nw.h->live_entries = oh->live_entries;
+	nw.h->live_bytes = oh->live_bytes;
+	nw.h->changes = oh->changes;
+	nw.h->change_seq = oh->change_seq;
+	nw.h->heartbeat_ns = oh->heartbeat_ns;
+	if (rename(tmp, w->path) != 0) {
+		rc = -errno;
+		munmap(base, size);
+		close(fd);
+		unlink(tmp);
+		return rc;
+	}
+	/* readers of the old region re-open the name on their next call */
+	__atomic_store_n(&oh->superseded, 1, __ATOMIC_RELEASE);
+	publish_change(w);
+	futex_wake_all(&oh->change_seq);
+	munmap(w->base, w->size);
+	close(w->fd);
+	nw.replacements = w->replacements + 1;
+	nw.notified_seq = w->notified_seq;
+	*w = nw;
+	return 0;
+}
+
+int
+shm_writer_open(const char *path, mode_t mode, const char *node,
+    struct shm_writer **out)
+{
+	struct shm_writer *w;
+	char tmp[PATH_MAX + 8];
+	uint8_t *base;
+	size_t size;
+	int fd, rc;
+
+	*out = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL ||
+	    (w->path = strdup(path)) == NULL) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->mode = mode;
+	/* NUL padded, not necessarily terminated (layout.h) */
+	memcpy(w->node, node, strnlen(node, sizeof(w->node)));
+	if ((rc = region_create(w, SHM_MIN_SLOTS, SHM_MIN_ARENA, 1, &fd, &base,
+	    &size, tmp, sizeof(tmp))) != 0)
+		goto fail;
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		munmap(base, size);
+		close(fd);
+		unlink(tmp);
+		goto fail;
+	}
+	writer_attach(w, fd, base, size);
+	shm_writer_heartbeat(w);
+	*out = w;
+	return 0;
+fail:
+	free(w->path);
+	free(w);
+	return rc;
+}
+
+int
+shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
+    const uint8_t *val, size_t vlen, const struct shm_meta *m)
+{
+	uint64_t hash = XXH3_64bits(key, klen);
+	size_t nlen = m->node_len < SHM_NODE_MAX ? m->node_len : SHM_NODE_MAX;
+	uint64_t size = shm_record_size(nlen, klen, vlen);
+	uint64_t found, free_slot, off, old_len = 0;
+	int rc;
+
+	if (klen > UINT32_MAX / 2 || vlen > UINT32_MAX / 2)
+		return -E2BIG;
+	writer_find(w, hash, key, klen, &found, &free_slot);
+	if (w->h->arena_used + size > w->h->arena_size ||
+	    (found == UINT64_MAX && (w->used_slots + 1) * SHM_MAX_LOAD_DEN >
+	    w->h->table_slots * SHM_MAX_LOAD_NUM)) {
+		if ((rc = writer_rebuild(w, size)) != 0)
+			return rc;
+		writer_find(w, hash, key, klen, &found, &free_slot);
+	}
+	off = arena_append(w, key, klen, val, vlen, m->node, nlen, m->tick,
+	    m->tock);
+	if (found != UINT64_MAX) {
+		old_len = w->tab[found].rec_len;
+		slot_write(&w->tab[found], SHM_SLOT_LIVE, hash, off,
+		    (uint32_t)size);
+	} else {
+		if (w->tab[free_slot].state == SHM_SLOT_EMPTY)
+			w->used_slots++;
+		slot_write(&w->tab[free_slot], SHM_SLOT_LIVE, hash, off,
+		    (uint32_t)size);
+		STORE(&w->h->live_entries, w->h->live_entries + 1);
+	}
+	STORE(&w->h->live_bytes, w->h->live_bytes + size - old_len);
+	publish_change(w);
+	return 0;
+}
+
+int
+shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
+{
+	uint64_t hash = XXH3_64bits(key, klen);
+	uint64_t found, free_slot;
+	struct shm_slot *s;
+
+	writer_find(w, hash, key, klen, &found, &free_slot);
+	if (found == UINT64_MAX)
+		return 0;
+	s = &w->tab[found];
+	STORE(&w->h->live_bytes, w->h->live_bytes - s->rec_len);
+	STORE(&w->h->live_entries, w->h->live_entries - 1);
+	slot_write(s, SHM_SLOT_DELETED, hash, s->rec_off, s->rec_len);
+	publish_change(w);
+	return 0;
+}
+
+void
+shm_writer_heartbeat(struct shm_writer *w)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	STORE(&w->h->heartbeat_ns,
+	    (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+void
+shm_writer_notify(struct shm_writer *w)
+{
+	uint32_t cur = w->h->change_seq;
+
+	if (cur == w->notified_seq)
+		return;
+	w->notified_seq = cur;
+	futex_wake_all(&w->h->change_seq);
+}
+
+void
+shm_writer_stats(const struct shm_writer *w, struct shm_writer_stats *s)
+{
+	s->region_size = w->h->region_size;
+	s->live_entries = w->h->live_entries;
+	s->live_bytes = w->h->live_bytes;
+	s->arena_used = w->h->arena_used;
+	s->generation = w->h->generation;
+	s->replacements = w->replacements;
+}
+
+void
+shm_writer_close(struct shm_writer *w, bool unlink_file)
+{
+	if (w == NULL)
+		return;
+	__atomic_store_n(&w->h->closed, 1, __ATOMIC_RELEASE);
+	publish_change(w);
+	futex_wake_all(&w->h->change_seq);
+	munmap(w->base, w->size);
+	close(w->fd);
+	if (unlink_file)
+		unlink(w->path);
+	free(w->path);
+	free(w);
+}

@@ -1,0 +1,58 @@
+/*
+ * shm writer: the agent's side of the shared-memory region (layout.h).
+ * Single-threaded; exactly one writer per region path (the agent).  No I/O
+ * besides the region file itself.
+ */
+#ifndef DISTKV_SHM_WRITER_H
+#define DISTKV_SHM_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct shm_writer;
+
+struct shm_meta {
+	uint64_t tick;
+	uint64_t tock;
+	const char *node;	/* chain head node, cut to SHM_NODE_MAX bytes */
+	size_t node_len;
+};
+
+struct shm_writer_stats {
+	uint64_t region_size;
+	uint64_t live_entries;
+	uint64_t live_bytes;
+	uint64_t arena_used;
+	uint64_t generation;
+	uint64_t replacements;	/* regions built by growth or compaction */
+};
+
+/*
+ * Create a fresh, empty region at path (replacing whatever file was there,
+ * atomically) with the given permissions.  node names the agent.
+ * Returns 0 or -errno.
+ */
+int shm_writer_open(const char *path, mode_t mode, const char *node,
+    struct shm_writer **out);
+/*
+ * Publish key -> value with its metadata; replaces an existing record.
+ * Readers see the whole old or the whole new record.  May build a new
+ * region (growth or compaction).  Returns 0 or -errno / -E2BIG.
+ */
+int shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
+    const uint8_t *val, size_t vlen, const struct shm_meta *m);
+/* Remove key (a no-op if absent). */
+int shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen);
+/* Store the current time as the heartbeat (call periodically). */
+void shm_writer_heartbeat(struct shm_writer *w);
+/* Wake readers blocked in a wait if anything changed since the last call
+ * (one futex syscall per batch, not per change). */
+void shm_writer_notify(struct shm_writer *w);
+void shm_writer_stats(const struct shm_writer *w, struct shm_writer_stats *s);
+/* Mark the region closed (readers then report it stale) and unmap; the
+ * file stays for readers unless unlink_file. */
+void shm_writer_close(struct shm_writer *w, bool unlink_file);
+
+#endif
