@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,7 @@ struct distkv {
 	distkv_shm	*shm;		/* region named in the greeting */
 	distkv_path	*root;		/* after distkv_root: the prefix of
 					 * every path, for shm keys */
+	msgpack_sbuffer	 greeting;	/* the greeting map, as received */
 	uint64_t	 next_seq;
 
 	uint8_t		*in;
@@ -522,6 +524,12 @@ handle_greeting(distkv *c, const msgpack_object *m)
 	if (tick != NULL && proto_get_uint(tick, &c->gtick) != 0)
 		c->gtick = 0;
 	map_shm(c, proto_map_get(m, "shm"));
+	{
+		msgpack_packer pk;
+
+		msgpack_packer_init(&pk, &c->greeting, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *m);
+	}
 	c->greeted = true;
 }
 
@@ -1082,12 +1090,38 @@ sync_prepare(distkv *c, struct req **rp)
 
 /* ---- connection ---- */
 
+/* Wrap a connected socket and read the greeting within timeout_ms. */
+static int
+connect_fd(int fd, int timeout_ms, distkv **out)
+{
+	distkv *c;
+	int rc;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return (-ENOMEM);
+	}
+	c->fd = fd;
+	c->timeout_ms = DEFAULT_TIMEOUT;
+	c->next_seq = 1;
+	msgpack_sbuffer_init(&c->greeting);
+
+	rc = wait_req(c, NULL, timeout_ms);
+	if (rc == DISTKV_EDISCONNECTED)
+		rc = DISTKV_ECONNECT;
+	if (rc != 0) {
+		distkv_close(c);
+		return (rc);
+	}
+	*out = c;
+	return (0);
+}
+
 int
 distkv_connect(const char *socket_path, distkv **out)
 {
 	struct sockaddr_un sun;
-	distkv *c;
-	int fd, rc;
+	int fd;
 
 	*out = NULL;
 	if (socket_path == NULL)
@@ -1107,23 +1141,69 @@ distkv_connect(const char *socket_path, distkv **out)
 		close(fd);
 		return (DISTKV_ECONNECT);
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		close(fd);
-		return (-ENOMEM);
-	}
-	c->fd = fd;
-	c->timeout_ms = DEFAULT_TIMEOUT;
-	c->next_seq = 1;
+	return (connect_fd(fd, DEFAULT_TIMEOUT, out));
+}
 
-	rc = wait_req(c, NULL, c->timeout_ms);
-	if (rc == DISTKV_EDISCONNECTED)
-		rc = DISTKV_ECONNECT;
-	if (rc != 0) {
-		distkv_close(c);
+int
+distkv_connect_tcp(const char *hostport, int timeout_ms, distkv **out)
+{
+	struct addrinfo hints, *ai = NULL;
+	char host[256];
+	const char *colon;
+	struct pollfd pfd;
+	long long deadline = now_ms() + timeout_ms;
+	int fd, rc, err = 0;
+	socklen_t elen = sizeof(err);
+
+	*out = NULL;
+	colon = strrchr(hostport, ':');
+	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host) ||
+	    colon == hostport)
+		return (DISTKV_EINVAL);
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return (DISTKV_EINVAL);
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd < 0) {
+		rc = -errno;
+		freeaddrinfo(ai);
 		return (rc);
 	}
-	*out = c;
-	return (0);
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (rc != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return (DISTKV_ECONNECT);
+	}
+	if (rc != 0) {
+		/* bounded: a vanished peer costs at most timeout_ms */
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		rc = poll(&pfd, 1, timeout_ms);
+		if (rc <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err,
+		    &elen) != 0 || err != 0) {
+			close(fd);
+			return (rc == 0 ? DISTKV_ETIMEDOUT : DISTKV_ECONNECT);
+		}
+	}
+	rc = (int)(deadline - now_ms());
+	return (connect_fd(fd, rc > 0 ? rc : 1, out));
+}
+
+const void *
+distkv_greeting(const distkv *c, size_t *len)
+{
+	*len = c->greeting.size;
+	return (c->greeting.data);
 }
 
 void
@@ -1142,6 +1222,7 @@ distkv_close(distkv *c)
 	close(c->fd);
 	distkv_shm_close(c->shm);
 	distkv_path_free(c->root);
+	msgpack_sbuffer_destroy(&c->greeting);
 	free(c->in);
 	free(c->out);
 	free(c->node);
@@ -1726,15 +1807,18 @@ distkv_log(distkv *c, const char *file, bool fetch)
  * The caller's map gets our seq in front: a new map header with one more
  * pair, our seq pair, then the caller's pairs verbatim.
  */
-int
-distkv_request(distkv *c, const void *fields, size_t len,
-    distkv_raw_fn *fn, void *arg)
+/*
+ * The caller's map gets our seq in front: a new map header with one more
+ * pair, our seq pair, then the caller's pairs verbatim.
+ */
+static int
+raw_prepare(distkv *c, const void *fields, size_t len, distkv_raw_fn *fn,
+    void *arg, struct req **rp, struct enc *e)
 {
 	const uint8_t *b = fields;
 	msgpack_zone zone;
 	msgpack_object m;
 	struct req *r;
-	struct enc e;
 	size_t hdr;
 	int rc;
 
@@ -1761,13 +1845,46 @@ distkv_request(distkv *c, const void *fields, size_t len,
 		return (-ENOMEM);
 	r->raw_fn = fn;
 	r->arg = arg;
-	enc_init_raw(&e);
-	if (msgpack_pack_map(&e.pk, m.via.map.size + 1) != 0)
-		e.err = -ENOMEM;
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_raw(&e, b + hdr, len - hdr);
+	enc_init_raw(e);
+	if (msgpack_pack_map(&e->pk, m.via.map.size + 1) != 0)
+		e->err = -ENOMEM;
+	enc_str(e, "seq");
+	enc_uint(e, r->seq);
+	enc_raw(e, b + hdr, len - hdr);
+	*rp = r;
+	return (0);
+}
+
+int
+distkv_request(distkv *c, const void *fields, size_t len,
+    distkv_raw_fn *fn, void *arg)
+{
+	struct req *r;
+	struct enc e;
+	int rc;
+
+	if ((rc = raw_prepare(c, fields, len, fn, arg, &r, &e)) != 0)
+		return (rc);
 	return (sync_multi(c, &e, r, c->timeout_ms));
+}
+
+int
+distkv_async_request(distkv *c, const void *fields, size_t len,
+    distkv_raw_fn *fn, void *arg, uint64_t *seq)
+{
+	struct req *r;
+	struct enc e;
+	uint64_t s;
+	int rc;
+
+	if (seq != NULL)
+		*seq = 0;
+	if ((rc = raw_prepare(c, fields, len, fn, arg, &r, &e)) != 0)
+		return (rc);
+	s = r->seq;
+	if ((rc = start(c, &e, r)) == 0 && seq != NULL)
+		*seq = s;
+	return (rc);
 }
 
 /* ---- asynchronous interface ---- */

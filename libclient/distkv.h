@@ -165,6 +165,14 @@ typedef struct distkv distkv;
  * Errors: DISTKV_ECONNECT, DISTKV_EPROTO (no valid greeting), -ENOMEM.
  */
 int distkv_connect(const char *socket_path, distkv **out);
+/*
+ * Connect to an agent's peer port over TCP ("127.0.0.1:27589", "[::1]:27589")
+ * and read its greeting, all within timeout_ms.  Agents use this among
+ * themselves; peer ports may demand a login (docs/cluster.md).
+ */
+int distkv_connect_tcp(const char *hostport, int timeout_ms, distkv **out);
+/* The greeting map as received (msgpack bytes, borrowed). */
+const void *distkv_greeting(const distkv *c, size_t *len);
 /* Close the connection; cancels everything it started.  NULL is a no-op. */
 void distkv_close(distkv *c);
 /* From the greeting: the agent's node name, its tick then. */
@@ -371,6 +379,14 @@ int distkv_children(distkv *c, const distkv_path *p, distkv_entry_fn *fn,
     void *arg);
 
 /* ---- asynchronous interface ---- */
+
+/*
+ * distkv_request without waiting: fn gets every reply message of the
+ * request from distkv_process (for a multi reply up to and including the
+ * {state: "end"} message).  A non-zero return from fn stops the request.
+ */
+int distkv_async_request(distkv *c, const void *fields, size_t len,
+    distkv_raw_fn *fn, void *arg, uint64_t *seq);
 
 /* The socket to poll for readability (POLLIN) in the caller's loop. */
 int distkv_fd(const distkv *c);

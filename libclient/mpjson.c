@@ -23,7 +23,7 @@
 #define BIGUINT_MARK "\\u0000U"
 
 static int	putn(msgpack_sbuffer *, const char *, size_t);
-static int	puts_(msgpack_sbuffer *, const char *);
+static int	put(msgpack_sbuffer *, const char *);
 static int	utf8_seq(const unsigned char *, size_t);
 static int	put_hex(msgpack_sbuffer *, const char *, size_t);
 static int	put_double(msgpack_sbuffer *, double, bool);
@@ -51,7 +51,7 @@ putn(msgpack_sbuffer *out, const char *s, size_t len)
 }
 
 static int
-puts_(msgpack_sbuffer *out, const char *s)
+put(msgpack_sbuffer *out, const char *s)
 {
 	return (putn(out, s, strlen(s)));
 }
@@ -122,7 +122,7 @@ mpjson_put_string(msgpack_sbuffer *out, const char *s, size_t len)
 				strcpy(esc, "\xef\xbf\xbd");	/* U+FFFD */
 			break;
 		}
-		if ((rc = puts_(out, esc)) != 0)
+		if ((rc = put(out, esc)) != 0)
 			goto out;
 		i++;
 	}
@@ -162,7 +162,7 @@ put_double(msgpack_sbuffer *out, double d, bool is_f32)
 	int prec;
 
 	if (!isfinite(d))
-		return (puts_(out, "null"));
+		return (put(out, "null"));
 	for (prec = 1; prec <= 17; prec++) {
 		snprintf(buf, sizeof(buf), "%.*g", prec, d);
 		if (is_f32 ? strtof(buf, NULL) == (float)d :
@@ -171,7 +171,7 @@ put_double(msgpack_sbuffer *out, double d, bool is_f32)
 	}
 	if (strpbrk(buf, ".eE") == NULL)
 		strcat(buf, ".0");
-	return (puts_(out, buf));
+	return (put(out, buf));
 }
 
 /* ---- msgpack -> text ---- */
@@ -204,18 +204,18 @@ format_map(msgpack_sbuffer *out, const msgpack_object_map *m, int depth)
 	uint32_t i;
 	int rc;
 
-	if ((rc = puts_(out, plain ? "{" : "{\"$map\":[")) != 0)
+	if ((rc = put(out, plain ? "{" : "{\"$map\":[")) != 0)
 		return (rc);
 	for (i = 0; i < m->size; i++) {
-		if ((i > 0 && (rc = puts_(out, ",")) != 0) ||
-		    (!plain && (rc = puts_(out, "[")) != 0) ||
+		if ((i > 0 && (rc = put(out, ",")) != 0) ||
+		    (!plain && (rc = put(out, "[")) != 0) ||
 		    (rc = format_obj(out, &m->ptr[i].key, depth - 1, 0)) != 0 ||
-		    (rc = puts_(out, plain ? ":" : ",")) != 0 ||
+		    (rc = put(out, plain ? ":" : ",")) != 0 ||
 		    (rc = format_obj(out, &m->ptr[i].val, depth - 1, 0)) != 0 ||
-		    (!plain && (rc = puts_(out, "]")) != 0))
+		    (!plain && (rc = put(out, "]")) != 0))
 			return (rc);
 	}
-	return (puts_(out, plain ? "}" : "]}"));
+	return (put(out, plain ? "}" : "]}"));
 }
 
 static int
@@ -230,15 +230,15 @@ format_obj(msgpack_sbuffer *out, const msgpack_object *o, int depth,
 		return (-EINVAL);
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
-		return (puts_(out, "null"));
+		return (put(out, "null"));
 	case MSGPACK_OBJECT_BOOLEAN:
-		return (puts_(out, o->via.boolean ? "true" : "false"));
+		return (put(out, o->via.boolean ? "true" : "false"));
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		snprintf(num, sizeof(num), "%" PRIu64, o->via.u64);
-		return (puts_(out, num));
+		return (put(out, num));
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		snprintf(num, sizeof(num), "%" PRId64, o->via.i64);
-		return (puts_(out, num));
+		return (put(out, num));
 	case MSGPACK_OBJECT_FLOAT32:
 		return (put_double(out, o->via.f64, true));
 	case MSGPACK_OBJECT_FLOAT64:
@@ -251,27 +251,27 @@ format_obj(msgpack_sbuffer *out, const msgpack_object *o, int depth,
 	case MSGPACK_OBJECT_BIN:
 		if (flags & MPJSON_BARE_BIN)
 			return (putn(out, o->via.bin.ptr, o->via.bin.size));
-		if ((rc = puts_(out, "{\"$bin\":\"")) != 0 ||
+		if ((rc = put(out, "{\"$bin\":\"")) != 0 ||
 		    (rc = put_hex(out, o->via.bin.ptr, o->via.bin.size)) != 0)
 			return (rc);
-		return (puts_(out, "\"}"));
+		return (put(out, "\"}"));
 	case MSGPACK_OBJECT_EXT:
 		snprintf(num, sizeof(num), "{\"$ext\":[%d,\"",
 		    o->via.ext.type);
-		if ((rc = puts_(out, num)) != 0 ||
+		if ((rc = put(out, num)) != 0 ||
 		    (rc = put_hex(out, o->via.ext.ptr, o->via.ext.size)) != 0)
 			return (rc);
-		return (puts_(out, "\"]}"));
+		return (put(out, "\"]}"));
 	case MSGPACK_OBJECT_ARRAY:
-		if ((rc = puts_(out, "[")) != 0)
+		if ((rc = put(out, "[")) != 0)
 			return (rc);
 		for (i = 0; i < o->via.array.size; i++) {
-			if ((i > 0 && (rc = puts_(out, ",")) != 0) ||
+			if ((i > 0 && (rc = put(out, ",")) != 0) ||
 			    (rc = format_obj(out, &o->via.array.ptr[i],
 			    depth - 1, 0)) != 0)
 				return (rc);
 		}
-		return (puts_(out, "]"));
+		return (put(out, "]"));
 	case MSGPACK_OBJECT_MAP:
 		return (format_map(out, &o->via.map, depth));
 	}
@@ -479,6 +479,7 @@ json_to_mp(msgpack_packer *pk, json_t *j, int depth, bool big, char *err,
 	return (0);
 }
 
+#undef FAIL
 #undef PACK
 
 /*
@@ -541,10 +542,10 @@ rewrite_big_ints(const char *text, char **copy, bool *changed, char *err,
 					if (errno != 0)
 						goto range;
 					if (u > INT64_MAX) {
-						if (puts_(&out, "\""
+						if (put(&out, "\""
 						    BIGUINT_MARK) != 0 ||
 						    putn(&out, tok, n) != 0 ||
-						    puts_(&out, "\"") != 0)
+						    put(&out, "\"") != 0)
 							goto oom;
 						*changed = true;
 						continue;
@@ -600,8 +601,11 @@ mpjson_parse(msgpack_packer *pk, const char *text, char *err, size_t errlen)
 		else
 			snprintf(err, errlen, "%s (at column %d)", jerr.text,
 			    jerr.column);
-		return (json_error_code(&jerr) == json_error_out_of_memory ?
-		    -ENOMEM : -EINVAL);
+#if JANSSON_VERSION_HEX >= 0x020b00	/* json_error_code() */
+		if (json_error_code(&jerr) == json_error_out_of_memory)
+			return (-ENOMEM);
+#endif
+		return (-EINVAL);
 	}
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&tmp, &sb, msgpack_sbuffer_write);
