@@ -16,13 +16,14 @@ agent_init(struct agent *a, struct ev_loop *loop,
 	memset(a, 0, sizeof(*a));
 	a->loop = loop;
 	a->cfg = *cfg;
-	tree_init(&a->tree);
+	if (tree_init(&a->tree) != 0)
+		return -ENOMEM;
 	nodes_init(&a->nodes);
 	a->self = nodes_get(&a->nodes, cfg->node, strlen(cfg->node), true);
 	if (a->self == NULL)
 		return -ENOMEM;
 	/* spec §1.5: root creation at start is stamped */
-	a->tree.root.tock = agent_stamp(a);
+	a->tree.root->tock = agent_stamp(a);
 	return 0;
 }
 
@@ -33,37 +34,24 @@ agent_fini(struct agent *a)
 	nodes_fini(&a->nodes);
 }
 
-/* Key of e in the region: the canonical msgpack array of its path. */
-static void
-agent_pack_key(struct agent *a, const struct entry *e, msgpack_sbuffer *sb)
-{
-	msgpack_packer pk;
-
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	tree_pack_path(&pk, &a->tree.root, e, 0);
-}
-
 /* Fan-out step 2: the change is visible in shm before any reply. */
 static void
 agent_shm_publish(struct agent *a, const struct entry *e)
 {
-	msgpack_sbuffer sb;
 	struct shm_meta m;
 	int rc;
 
-	msgpack_sbuffer_init(&sb);
-	agent_pack_key(a, e, &sb);
+	/* the entry's key is the region key (docs/shm.md) */
 	if (e->value == NULL)
-		rc = shm_writer_del(a->shm, (const uint8_t *)sb.data, sb.size);
+		rc = shm_writer_del(a->shm, e->key, e->key_len);
 	else {
 		m.tick = e->chain.l[0].tick;
 		m.tock = e->tock;
 		m.node = e->chain.l[0].node->name;
 		m.node_len = e->chain.l[0].node->name_len;
-		rc = shm_writer_put(a->shm, (const uint8_t *)sb.data, sb.size,
-		    e->value, e->value_len, &m);
+		rc = shm_writer_put(a->shm, e->key, e->key_len, e->value,
+		    e->value_len, &m);
 	}
-	msgpack_sbuffer_destroy(&sb);
 	if (rc != 0)
 		/* readers would serve an old value as current: never */
 		fatal("cannot publish to the shared-memory region: %s",
@@ -91,7 +79,7 @@ agent_shm_open(struct agent *a)
 	if ((rc = shm_writer_open(a->cfg.shm_path, a->cfg.shm_mode,
 	    a->self->name, &a->shm)) != 0)
 		return rc;
-	tree_walk_init(&w, &a->tree.root, -1);
+	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL)
 		if (e->value != NULL)
 			agent_shm_publish(a, e);

@@ -100,7 +100,7 @@ meta_root(struct agent *a)
 {
 	static const uint8_t nil = 0xc0;
 
-	return tree_child(&a->tree, &a->tree.root, &nil, 1, true);
+	return tree_child(&a->tree, a->tree.root, &nil, 1, true);
 }
 
 /*
@@ -132,7 +132,7 @@ req_path(struct req *r, bool create, bool internal, struct entry **out)
 		}
 	} else {
 		base = conn_root(r->c);
-		allow_nil = base == &r->a->tree.root;
+		allow_nil = base == r->a->tree.root;
 	}
 	rc = tree_follow(&r->a->tree, base, p, create, allow_nil, &bad_nil,
 	    out);
@@ -268,9 +268,11 @@ name_is_str(const struct entry *e, const char *s, size_t len)
 {
 	size_t hdr = len < 32 ? 1 : 2;
 
-	return e->name_len == hdr + len &&
-	    (hdr == 1 ? e->name[0] == (0xa0 | len) : e->name[0] == 0xd9) &&
-	    memcmp(e->name + hdr, s, len) == 0;
+	const uint8_t *name = entry_name(e);
+
+	return entry_name_len(e) == hdr + len &&
+	    (hdr == 1 ? name[0] == (0xa0 | len) : name[0] == 0xd9) &&
+	    memcmp(name + hdr, s, len) == 0;
 }
 
 /* (nil, "auth"), or NULL if it does not exist. */
@@ -279,7 +281,7 @@ auth_entry(struct agent *a)
 {
 	static const uint8_t nil = 0xc0;
 
-	return child_str(a, tree_child(&a->tree, &a->tree.root, &nil, 1,
+	return child_str(a, tree_child(&a->tree, a->tree.root, &nil, 1,
 	    false), "auth", 4, false);
 }
 
@@ -350,7 +352,7 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 			if (cur != NULL && name_is_str(m, cur->via.str.ptr,
 			    cur->via.str.size))
 				continue;
-			conn_pack_raw(c, m->name, m->name_len);
+			conn_pack_raw(c, entry_name(m), entry_name_len(m));
 		}
 	}
 	msgpack_zone_destroy(&zone);
@@ -1393,7 +1395,7 @@ pack_auth_item(struct req *r, const msgpack_object *typ,
 	pack_key(pk, "kind");
 	msgpack_pack_str_with_body(pk, "user", 4);
 	pack_key(pk, "ident");
-	conn_pack_raw(r->c, rec->name, rec->name_len);
+	conn_pack_raw(r->c, entry_name(rec), entry_name_len(rec));
 	if (with_chain) {
 		pack_key(pk, "chain");
 		chain_pack(pk, &rec->chain, nchain);

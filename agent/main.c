@@ -273,7 +273,7 @@ apply_init_value(struct agent *a)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	pack_init_value(&pk, a->cfg.init_json);
-	if (agent_change_local(a, &a->tree.root,
+	if (agent_change_local(a, a->tree.root,
 	    sb.size == 1 && (uint8_t)sb.data[0] == 0xc0 ? NULL :
 	    (const uint8_t *)sb.data, sb.size) != 0)
 		fatal("out of memory");

@@ -159,7 +159,7 @@ pack_change_record(struct agent *a, msgpack_sbuffer *sb, const struct entry *e)
 	msgpack_pack_map(&pk, 6);
 	chain_pack_flat(&pk, &e->chain, a->cfg.change_length);
 	pack_key(&pk, "path");
-	tree_pack_path(&pk, &a->tree.root, e, 0);
+	tree_pack_path(&pk, a->tree.root, e, 0);
 	pack_key(&pk, "value");
 	pack_raw_value(sb, &pk, e);
 	pack_key(&pk, "tock");
@@ -172,7 +172,7 @@ static void
 pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
 {
 	struct tree_walk w;
-	const struct entry *last = &a->tree.root;
+	const struct entry *last = a->tree.root;
 	struct entry *e;
 	msgpack_packer pk;
 	size_t start;
@@ -183,14 +183,14 @@ pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
 	start = frame_begin(sb);
 	pack_state_record(a, &pk);
 	frame_finish(sb, start);
-	tree_walk_init(&w, &a->tree.root, -1);
+	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL) {
-		uint32_t d = tree_common_depth(&a->tree.root, last, e);
+		uint32_t d = tree_common_depth(a->tree.root, last, e);
 
 		start = frame_begin(sb);
 		msgpack_pack_map(&pk, 4 + (e->chain.n > 0));
 		pack_key(&pk, "path");
-		tree_pack_path(&pk, &a->tree.root, e, d);
+		tree_pack_path(&pk, a->tree.root, e, d);
 		pack_key(&pk, "depth");
 		msgpack_pack_uint32(&pk, d);
 		pack_key(&pk, "value");
@@ -314,7 +314,7 @@ persist_apply_record(struct agent *a, struct record_ctx *ctx,
 			;
 	}
 	rc = tree_follow(&a->tree, start, path, true,
-	    start == &a->tree.root, NULL, &e);
+	    start == a->tree.root, NULL, &e);
 	if (rc != 0) {
 		*why = rc == -E2BIG ? "path too deep" : "bad path";
 		return rc == -ENOMEM ? rc : -EINVAL;
@@ -418,7 +418,7 @@ damage_is_mid_file(const char *path, off_t bad)
 static int
 load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
 {
-	struct record_ctx ctx = { &a->tree.root, &a->tree.root };
+	struct record_ctx ctx = { a->tree.root, a->tree.root };
 	uint8_t hdr[8], magic[PERSIST_MAGIC_LEN];
 	uint8_t *buf = NULL;
 	size_t cap = 0;

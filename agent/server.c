@@ -402,7 +402,8 @@ conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->in_len += (size_t)n;
 		conn_process_input(c);
-		if (conn_output_full(c))
+		/* a short read drained the socket: skip the EAGAIN read */
+		if (conn_output_full(c) || (size_t)n < SERVER_READ_CHUNK / 2)
 			break;
 	}
 	if (c->dead) {
@@ -474,7 +475,7 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->fd = fd;
 		c->srv = s;
-		c->root = &s->a->tree.root;
+		c->root = s->a->tree.root;
 		msgpack_sbuffer_init(&c->out);
 		msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
 		ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);

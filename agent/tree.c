@@ -7,139 +7,169 @@
 
 #include "tree.h"
 
-/* Children above this count get a hash index. */
-#define TREE_INDEX_MIN 8
-
-void
-tree_init(struct tree *t)
+/* Size of the canonical msgpack array header for n elements. */
+static uint32_t
+key_hdr_len(uint32_t n)
 {
-	memset(t, 0, sizeof(*t));
-	t->nentries = 1;
+	return n < 16 ? 1 : 3;
 }
 
 static void
-tree_free_entry(struct entry *e, bool self)
+key_hdr_put(uint8_t *p, uint32_t n)
+{
+	if (n < 16)
+		p[0] = (uint8_t)(0x90 | n);
+	else {
+		p[0] = 0xdc;
+		p[1] = (uint8_t)(n >> 8);
+		p[2] = (uint8_t)n;
+	}
+}
+
+static struct entry *
+entry_new(const uint8_t *elems, size_t elen, uint32_t depth, size_t name_len)
+{
+	uint32_t hdr = key_hdr_len(depth);
+	struct entry *e = calloc(1, sizeof(*e) + hdr + elen);
+
+	if (e == NULL)
+		return NULL;
+	key_hdr_put(e->key, depth);
+	if (elen > 0)
+		memcpy(e->key + hdr, elems, elen);
+	e->key_len = (uint32_t)(hdr + elen);
+	e->name_off = (uint32_t)(e->key_len - name_len);
+	e->depth = depth;
+	return e;
+}
+
+int
+tree_init(struct tree *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->index_cap = 1024;
+	if ((t->index = calloc(t->index_cap, sizeof(*t->index))) == NULL ||
+	    (t->root = entry_new(NULL, 0, 0, 0)) == NULL) {
+		free(t->index);
+		return -ENOMEM;
+	}
+	t->nentries = 1;
+	return 0;
+}
+
+static void
+tree_free_entry(struct entry *e)
 {
 	for (uint32_t i = 0; i < e->nchild; i++)
-		tree_free_entry(e->child[i], true);
+		tree_free_entry(e->child[i]);
 	free(e->child);
-	free(e->cidx);
 	free(e->value);
-	free(e->name);
-	if (self)
-		free(e);
+	free(e);
 }
 
 void
 tree_fini(struct tree *t)
 {
-	tree_free_entry(&t->root, false);
+	if (t->root != NULL)
+		tree_free_entry(t->root);
+	free(t->index);
 	memset(t, 0, sizeof(*t));
 }
 
-static size_t
-tree_hash(const uint8_t *name, size_t len)
-{
-	return (size_t)XXH3_64bits(name, len);
-}
-
 static void
-tree_index_put(struct entry *e, uint32_t pos)
+index_put(struct tree_slot *tab, size_t cap, uint64_t h, struct entry *e)
 {
-	const struct entry *c = e->child[pos];
-	size_t mask = e->cidx_cap - 1;
-	size_t i = tree_hash(c->name, c->name_len) & mask;
+	size_t i;
 
-	while (e->cidx[i] != 0)
-		i = (i + 1) & mask;
-	e->cidx[i] = pos + 1;
+	for (i = (size_t)h & (cap - 1); tab[i].e != NULL;
+	    i = (i + 1) & (cap - 1))
+		;
+	tab[i].hash = h;
+	tab[i].e = e;
 }
 
 static int
-tree_index_grow(struct entry *e)
+index_grow(struct tree *t)
 {
-	uint32_t cap = e->cidx_cap ? e->cidx_cap * 2 : 32;
-	uint32_t *idx;
+	size_t cap = t->index_cap * 2;
+	struct tree_slot *tab = calloc(cap, sizeof(*tab));
 
-	while (cap < e->nchild * 2)
-		cap *= 2;
-	if ((idx = calloc(cap, sizeof(*idx))) == NULL)
+	if (tab == NULL)
 		return -ENOMEM;
-	free(e->cidx);
-	e->cidx = idx;
-	e->cidx_cap = cap;
-	for (uint32_t i = 0; i < e->nchild; i++)
-		tree_index_put(e, i);
+	for (size_t i = 0; i < t->index_cap; i++)
+		if (t->index[i].e != NULL)
+			index_put(tab, cap, t->index[i].hash, t->index[i].e);
+	free(t->index);
+	t->index = tab;
+	t->index_cap = cap;
 	return 0;
 }
 
+/* The entry with exactly this key, or NULL. */
 static struct entry *
-tree_find_child(const struct entry *e, const uint8_t *name, size_t len)
+index_find(const struct tree *t, const uint8_t *key, size_t len, uint64_t h)
 {
-	if (e->cidx != NULL) {
-		size_t mask = e->cidx_cap - 1;
+	size_t mask = t->index_cap - 1;
 
-		for (size_t i = tree_hash(name, len) & mask; e->cidx[i] != 0;
-		    i = (i + 1) & mask) {
-			struct entry *c = e->child[e->cidx[i] - 1];
+	for (size_t i = (size_t)h & mask; t->index[i].e != NULL;
+	    i = (i + 1) & mask) {
+		struct entry *e = t->index[i].e;
 
-			if (c->name_len == len &&
-			    memcmp(c->name, name, len) == 0)
-				return c;
-		}
-		return NULL;
-	}
-	for (uint32_t i = 0; i < e->nchild; i++) {
-		struct entry *c = e->child[i];
-
-		if (c->name_len == len && memcmp(c->name, name, len) == 0)
-			return c;
+		if (t->index[i].hash == h && e->key_len == len &&
+		    memcmp(e->key, key, len) == 0)
+			return e;
 	}
 	return NULL;
 }
 
+/*
+ * Child of e whose element bytes are name: its key is e's elements plus
+ * name under a header for one more element.
+ */
 struct entry *
 tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
     bool create)
 {
-	struct entry *c = tree_find_child(e, name, len);
+	uint32_t phdr = key_hdr_len(e->depth);
+	uint32_t depth = e->depth + 1, hdr = key_hdr_len(depth);
+	size_t pel = e->key_len - phdr, elen = pel + len, klen = hdr + elen;
+	uint8_t small[256], *key = small;
+	struct entry *c;
+	uint64_t h;
 
+	if (klen > UINT32_MAX / 2)
+		return NULL;
+	if (klen > sizeof(small) && (key = malloc(klen)) == NULL)
+		return NULL;
+	key_hdr_put(key, depth);
+	memcpy(key + hdr, e->key + phdr, pel);
+	memcpy(key + hdr + pel, name, len);
+	h = XXH3_64bits(key, klen);
+	c = index_find(t, key, klen, h);
 	if (c != NULL || !create)
-		return c;
+		goto out;
 	if (e->nchild == e->capchild) {
 		uint32_t cap = e->capchild ? e->capchild * 2 : 4;
 		struct entry **ch = realloc(e->child, cap * sizeof(*ch));
 
 		if (ch == NULL)
-			return NULL;
+			goto out;
 		e->child = ch;
 		e->capchild = cap;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	if ((c->name = malloc(len)) == NULL) {
-		free(c);
-		return NULL;
-	}
-	memcpy(c->name, name, len);
-	c->name_len = (uint32_t)len;
+	if ((t->nentries + 1) * 2 > t->index_cap && index_grow(t) != 0)
+		goto out;
+	if ((c = entry_new(key + hdr, elen, depth, len)) == NULL)
+		goto out;
 	c->parent = e;
-	c->depth = e->depth + 1;
 	/* spec §1.2: a never-updated entry carries its parent's tock */
 	c->tock = e->tock;
 	e->child[e->nchild++] = c;
+	index_put(t->index, t->index_cap, h, c);
 	t->nentries++;
-	if (e->nchild > TREE_INDEX_MIN) {
-		if (e->cidx == NULL || e->nchild * 2 > e->cidx_cap) {
-			if (tree_index_grow(e) != 0) {
-				/* fall back to the linear scan */
-				free(e->cidx);
-				e->cidx = NULL;
-				e->cidx_cap = 0;
-			}
-		} else
-			tree_index_put(e, e->nchild - 1);
-	}
+out:
+	if (key != small)
+		free(key);
 	return c;
 }
 
@@ -166,83 +196,103 @@ int
 tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
     bool create, bool allow_nil, bool *bad_nil, struct entry **out)
 {
-	struct entry *e = base;
-	msgpack_packer pk;
+	uint32_t n, bhdr = key_hdr_len(base->depth), hdr;
 	struct fixbuf fb;
-	uint8_t *tmp = NULL;
-	uint8_t small[256];
+	msgpack_packer pk;
+	uint8_t small[512];
+	struct entry *e;
+	size_t cap;
+	int rc = 0;
 
 	*out = NULL;
 	if (bad_nil != NULL)
 		*bad_nil = false;
 	if (path->type != MSGPACK_OBJECT_ARRAY)
 		return -EINVAL;
+	n = path->via.array.size;
 	/* absolute depth bound: walkers and path packers use fixed stacks */
-	if (base->depth + path->via.array.size > PROTO_MAX_PATH_DEPTH)
+	if (base->depth + n > PROTO_MAX_PATH_DEPTH)
 		return -E2BIG;
-	for (uint32_t i = 0; i < path->via.array.size; i++) {
+	if (n == 0) {
+		*out = base;
+		return 0;
+	}
+	/* the key: header, base's elements, the canonical new elements */
+	hdr = key_hdr_len(base->depth + n);
+	cap = hdr + base->key_len + 16 * (size_t)n;
+	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *el = &path->via.array.ptr[i];
-		size_t need = 16;
-		int rc;
 
 		if (el->type == MSGPACK_OBJECT_STR)
-			need += el->via.str.size;
+			cap += el->via.str.size;
 		else if (el->type == MSGPACK_OBJECT_BIN)
-			need += el->via.bin.size;
-		fb.len = 0;
-		if (need <= sizeof(small)) {
-			fb.p = small;
-			fb.cap = sizeof(small);
-		} else {
-			free(tmp);
-			if ((tmp = malloc(need)) == NULL)
-				return -ENOMEM;
-			fb.p = tmp;
-			fb.cap = need;
-		}
-		msgpack_packer_init(&pk, &fb, fixbuf_write);
+			cap += el->via.bin.size;
+	}
+	fb.p = cap <= sizeof(small) ? small : malloc(cap);
+	if (fb.p == NULL)
+		return -ENOMEM;
+	fb.cap = cap;
+	key_hdr_put(fb.p, base->depth + n);
+	memcpy(fb.p + hdr, base->key + bhdr, base->key_len - bhdr);
+	fb.len = hdr + base->key_len - bhdr;
+	msgpack_packer_init(&pk, &fb, fixbuf_write);
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *el = &path->via.array.ptr[i];
+
 		if (el->type == MSGPACK_OBJECT_NIL && !(allow_nil && i == 0)) {
 			if (bad_nil != NULL)
 				*bad_nil = true;
-			free(tmp);
-			return -EINVAL;
+			rc = -EINVAL;
+			goto out;
 		}
-		if ((rc = proto_pack_path_elem(&pk, el, true)) != 0) {
-			free(tmp);
-			return -EINVAL;
-		}
-		/* once absent, go on only to validate the other elements */
-		if (e != NULL)
-			e = tree_child(t, e, fb.p, fb.len, create);
-		if (e == NULL && create) {
-			free(tmp);
-			return -ENOMEM;
+		if (proto_pack_path_elem(&pk, el, true) != 0) {
+			rc = -EINVAL;
+			goto out;
 		}
 	}
-	free(tmp);
+	/* every path, however deep, is one probe when it exists */
+	e = index_find(t, fb.p, fb.len, XXH3_64bits(fb.p, fb.len));
+	if (e == NULL && create) {
+		/* create level by level below the deepest existing entry */
+		size_t off = hdr + base->key_len - bhdr;
+
+		e = base;
+		for (uint32_t i = 0; i < n && e != NULL; i++) {
+			size_t elen;
+
+			/* our own canonical bytes: always one whole element */
+			proto_scan(fb.p + off, fb.len - off, 1, &elen);
+			e = tree_child(t, e, fb.p + off, elen, true);
+			off += elen;
+		}
+		if (e == NULL)
+			rc = -ENOMEM;
+	}
 	*out = e;
-	return 0;
+out:
+	if (fb.p != small)
+		free(fb.p);
+	return rc;
 }
 
 void
 tree_pack_path(msgpack_packer *pk, const struct entry *base,
     const struct entry *e, uint32_t skip)
 {
-	const struct entry *stack[PROTO_MAX_PATH_DEPTH + 2];
-	uint32_t n = 0;
+	const struct entry *from = e;
+	uint32_t n, ehdr = key_hdr_len(e->depth), fhdr, start;
 
-	for (const struct entry *p = e; p != base && p != NULL &&
-	    n < PROTO_MAX_PATH_DEPTH + 2; p = p->parent)
-		stack[n++] = p;
-	if (skip > n)
-		skip = n;
-	msgpack_pack_array(pk, n - skip);
-	/* stack holds e's ancestors deepest first */
-	for (uint32_t i = n - skip; i > 0; i--) {
-		const struct entry *p = stack[i - 1];
-
-		pk->callback(pk->data, (const char *)p->name, p->name_len);
-	}
+	/* the first element to pack belongs to the ancestor at this depth */
+	if (e->depth < base->depth + skip)
+		skip = e->depth - base->depth;
+	n = e->depth - base->depth - skip;
+	while (from->depth > base->depth + skip)
+		from = from->parent;
+	/* from's elements are a prefix of e's: skip that many bytes */
+	fhdr = key_hdr_len(from->depth);
+	start = ehdr + (from->key_len - fhdr);
+	msgpack_pack_array(pk, n);
+	pk->callback(pk->data, (const char *)e->key + start, e->key_len - start);
 }
 
 void

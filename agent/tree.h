@@ -20,30 +20,56 @@
 #include "chain.h"
 #include "proto.h"
 
+/* tree_init returns 0 or -ENOMEM (the root entry and the index). */
+
 struct watch;
 
+/*
+ * An entry carries its whole path as a key: the canonical msgpack array
+ * of its elements (the same bytes the shm region uses).  One hash index
+ * over all keys finds any entry with one probe, whatever its depth.
+ */
 struct entry {
 	struct entry *parent;
-	uint8_t *name;			/* canonical msgpack of the element */
-	uint32_t name_len;
-	uint32_t depth;			/* root = 0 */
 	struct entry **child;		/* creation order */
 	uint32_t nchild, capchild;
-	uint32_t *cidx;			/* hash index: child position + 1 */
-	uint32_t cidx_cap;
-	uint8_t *value;			/* canonical msgpack; NULL = nil */
+	uint32_t depth;			/* root = 0 */
+	uint32_t key_len;		/* whole key, with the array header */
+	uint32_t name_off;		/* offset of the last element in key */
 	uint32_t value_len;
+	uint8_t *value;			/* canonical msgpack; NULL = nil */
 	uint64_t tock;
-	struct chain chain;
 	struct watch *watchers;		/* watch.h, on this entry */
+	struct chain chain;
+	uint8_t key[];
+};
+
+/* The entry's own element (canonical msgpack), e.g. for its name. */
+static inline const uint8_t *
+entry_name(const struct entry *e)
+{
+	return e->key + e->name_off;
+}
+
+static inline uint32_t
+entry_name_len(const struct entry *e)
+{
+	return e->key_len - e->name_off;
+}
+
+struct tree_slot {
+	uint64_t hash;
+	struct entry *e;		/* NULL: empty */
 };
 
 struct tree {
-	struct entry root;
 	size_t nentries;
+	struct tree_slot *index;	/* open addressing over every entry */
+	size_t index_cap;
+	struct entry *root;
 };
 
-void tree_init(struct tree *t);
+int tree_init(struct tree *t);
 void tree_fini(struct tree *t);
 
 /* Child of e named by canonical element bytes; created (with e's tock)
@@ -62,7 +88,7 @@ int tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
     bool create, bool allow_nil, bool *bad_nil, struct entry **out);
 
 /* Pack the path of e relative to its ancestor base, elements from index
- * skip on (as an array). */
+ * skip on (as an array).  For base = root and skip 0 that is e->key. */
 void tree_pack_path(msgpack_packer *pk, const struct entry *base,
     const struct entry *e, uint32_t skip);
 

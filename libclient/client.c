@@ -94,6 +94,8 @@ struct distkv {
 	distkv_path	*root;		/* after distkv_root: the prefix of
 					 * every path, for shm keys */
 	msgpack_sbuffer	 greeting;	/* the greeting map, as received */
+	msgpack_zone	 zone;		/* reused by dispatch() */
+	bool		 zone_ready, zone_busy;
 	uint64_t	 next_seq;
 
 	uint8_t		*in;
@@ -221,7 +223,8 @@ req_new(distkv *c, enum req_kind kind)
 	return (r);
 }
 
-static void
+/* not inlined: gcc 12's -Wuse-after-free misreads the refcount */
+static __attribute__((noinline)) void
 req_unref(struct req *r)
 {
 	if (r == NULL || --r->refs > 0)
@@ -432,7 +435,7 @@ in_read(distkv *c, int max_reads)
 static void
 in_frames(distkv *c)
 {
-	uint8_t *msg;
+	uint8_t small[1024], *msg;
 	size_t objlen;
 	int rc;
 
@@ -445,14 +448,17 @@ in_frames(distkv *c)
 			conn_die(c, DISTKV_EPROTO);
 			return;
 		}
-		if ((msg = malloc(objlen)) == NULL) {
+		/* a copy: callbacks may re-enter and move c->in */
+		msg = objlen <= sizeof(small) ? small : malloc(objlen);
+		if (msg == NULL) {
 			conn_die(c, -ENOMEM);
 			return;
 		}
 		memcpy(msg, c->in + c->in_off, objlen);
 		c->in_off += objlen;
 		dispatch(c, msg, objlen);
-		free(msg);
+		if (msg != small)
+			free(msg);
 	}
 }
 
@@ -536,14 +542,23 @@ handle_greeting(distkv *c, const msgpack_object *m)
 static void
 dispatch(distkv *c, const uint8_t *buf, size_t len)
 {
-	msgpack_zone zone;
+	msgpack_zone local, *zone;
 	msgpack_object m;
 	const msgpack_object *seqo;
 	uint64_t seq;
 	struct req *r;
 
-	msgpack_zone_init(&zone, 2048);
-	if (proto_unpack(buf, len, &zone, &m) != 0 ||
+	/* the handle's zone, unless a callback re-entered us while it is
+	 * in use: then a fresh one */
+	if (!c->zone_busy && (c->zone_ready ||
+	    (c->zone_ready = msgpack_zone_init(&c->zone, 2048)))) {
+		zone = &c->zone;
+		c->zone_busy = true;
+	} else {
+		msgpack_zone_init(&local, 2048);
+		zone = &local;
+	}
+	if (proto_unpack(buf, len, zone, &m) != 0 ||
 	    m.type != MSGPACK_OBJECT_MAP ||
 	    (seqo = proto_map_get(&m, "seq")) == NULL ||
 	    proto_get_uint(seqo, &seq) != 0) {
@@ -565,7 +580,11 @@ dispatch(distkv *c, const uint8_t *buf, size_t len)
 	dispatch_req(c, r, &m, buf, len);
 	req_unref(r);
 out:
-	msgpack_zone_destroy(&zone);
+	if (zone == &c->zone) {
+		msgpack_zone_clear(zone);
+		c->zone_busy = false;
+	} else
+		msgpack_zone_destroy(zone);
 }
 
 static void
@@ -932,7 +951,13 @@ start(distkv *c, struct enc *e, struct req *r)
 	    e->sb.size)) == 0) {
 		r->next = c->reqs;
 		c->reqs = r;
-		if (c->write_err == 0)
+		/*
+		 * Batch: requests started together leave in one write, from
+		 * distkv_process() or a synchronous wait (distkv_want_write
+		 * tells the caller's loop to poll for POLLOUT).  Only a large
+		 * backlog is pushed out here.
+		 */
+		if (c->write_err == 0 && c->out_len - c->out_off > 65536)
 			c->write_err = out_flush(c);
 	} else
 		req_unref(r);
@@ -1223,6 +1248,8 @@ distkv_close(distkv *c)
 	distkv_shm_close(c->shm);
 	distkv_path_free(c->root);
 	msgpack_sbuffer_destroy(&c->greeting);
+	if (c->zone_ready)
+		msgpack_zone_destroy(&c->zone);
 	free(c->in);
 	free(c->out);
 	free(c->node);

@@ -411,7 +411,12 @@ typedef void distkv_set_cb(void *arg, int rc,
  * call. */
 typedef void distkv_watch_cb(void *arg, int rc, const struct distkv_entry *e);
 
-/* Start a request; *seq (may be NULL) identifies it for distkv_cancel. */
+/*
+ * Start a request; *seq (may be NULL) identifies it for distkv_cancel.
+ * The request is queued, not written: requests started together leave in
+ * one write on the next distkv_process() (poll for POLLOUT while
+ * distkv_want_write() is true), or when more than 64 KiB are queued.
+ */
 int distkv_async_get(distkv *c, const distkv_path *p, int nchain,
     distkv_get_cb *cb, void *arg, uint64_t *seq);
 int distkv_async_set(distkv *c, const distkv_path *p, const void *value,

@@ -139,12 +139,15 @@ proto_str_eq(const msgpack_object *o, const char *s)
 const msgpack_object *
 proto_map_get(const msgpack_object *map, const char *key)
 {
-	uint32_t i;
+	size_t n = strlen(key);
 
 	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
 		return NULL;
-	for (i = 0; i < map->via.map.size; i++) {
-		if (proto_str_eq(&map->via.map.ptr[i].key, key))
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object *k = &map->via.map.ptr[i].key;
+
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, key, n) == 0)
 			return &map->via.map.ptr[i].val;
 	}
 	return NULL;

@@ -177,7 +177,8 @@ pump_until(distkv *c, const bool *flag, int ms)
 	long long deadline = harness_now_ms() + ms;
 
 	while (!*flag) {
-		struct pollfd pfd = { distkv_fd(c), POLLIN, 0 };
+		struct pollfd pfd = { distkv_fd(c), (short)(POLLIN |
+		    (distkv_want_write(c) ? POLLOUT : 0)), 0 };
 		long long left = deadline - harness_now_ms();
 		int rc;
 
@@ -807,7 +808,8 @@ Test(fake, async_watch_cancel)
 	c = fake_connect(&f);
 	cr_assert_eq(distkv_async_watch(c, p, &o, watch_cb, &w, &seq), 0);
 	while (!up) {
-		struct pollfd pfd = { distkv_fd(c), POLLIN, 0 };
+		struct pollfd pfd = { distkv_fd(c), (short)(POLLIN |
+		    (distkv_want_write(c) ? POLLOUT : 0)), 0 };
 
 		cr_assert_eq(poll(&pfd, 1, 5000), 1, "uptodate never came");
 		cr_assert_eq(distkv_process(c), 0);
@@ -1136,7 +1138,8 @@ Test(agent, async_watch_sees_other_connection_then_cancel)
 	cr_assert_eq(distkv_async_watch(c, p, &o, watch_cb, &w, &seq), 0);
 	deadline = harness_now_ms() + 5000;
 	while (w.uptodate == 0) {
-		struct pollfd pfd = { distkv_fd(c), POLLIN, 0 };
+		struct pollfd pfd = { distkv_fd(c), (short)(POLLIN |
+		    (distkv_want_write(c) ? POLLOUT : 0)), 0 };
 
 		cr_assert_lt(harness_now_ms(), deadline, "no uptodate");
 		poll(&pfd, 1, 100);
@@ -1149,7 +1152,8 @@ Test(agent, async_watch_sees_other_connection_then_cancel)
 	set_int(c2, "w/new/x", 2);
 	deadline = harness_now_ms() + 5000;
 	while (w.items == 0) {
-		struct pollfd pfd = { distkv_fd(c), POLLIN, 0 };
+		struct pollfd pfd = { distkv_fd(c), (short)(POLLIN |
+		    (distkv_want_write(c) ? POLLOUT : 0)), 0 };
 
 		cr_assert_lt(harness_now_ms(), deadline, "no live item");
 		poll(&pfd, 1, 100);

@@ -57,7 +57,7 @@ key(struct agent *a, int i)
 	int n = snprintf(k + 1, sizeof(k) - 1, "key%d", i);
 
 	k[0] = (char)(0xa0 | n);
-	return tree_child(&a->tree, &a->tree.root, (uint8_t *)k,
+	return tree_child(&a->tree, a->tree.root, (uint8_t *)k,
 	    (size_t)n + 1, true);
 }
 

@@ -42,7 +42,7 @@ follow(const char *mp, size_t n, bool create)
 	msgpack_zone_init(&z, 256);
 	cr_assert_eq(msgpack_unpack(mp, n, NULL, &z, &o),
 	    MSGPACK_UNPACK_SUCCESS);
-	rc = tree_follow(&ag.tree, &ag.tree.root, &o, create, true, NULL, &e);
+	rc = tree_follow(&ag.tree, ag.tree.root, &o, create, true, NULL, &e);
 	msgpack_zone_destroy(&z);
 	return rc == 0 ? e : NULL;
 }
@@ -117,18 +117,18 @@ Test(tree, many_children_keep_creation_order_and_are_found)
 		int n = snprintf(key + 1, sizeof(key) - 1, "k%d", 999 - i);
 
 		key[0] = (char)(0xa0 | n);
-		cr_assert_not_null(tree_child(&ag.tree, &ag.tree.root,
+		cr_assert_not_null(tree_child(&ag.tree, ag.tree.root,
 		    (uint8_t *)key, (size_t)n + 1, true));
 	}
-	cr_assert_eq(ag.tree.root.nchild, 1000);
+	cr_assert_eq(ag.tree.root->nchild, 1000);
 	for (int i = 0; i < 1000; i++) {
 		int n = snprintf(key + 1, sizeof(key) - 1, "k%d", i);
 
 		key[0] = (char)(0xa0 | n);
-		e = tree_child(&ag.tree, &ag.tree.root, (uint8_t *)key,
+		e = tree_child(&ag.tree, ag.tree.root, (uint8_t *)key,
 		    (size_t)n + 1, false);
 		cr_assert_not_null(e);
-		cr_assert_eq(ag.tree.root.child[999 - i], e);
+		cr_assert_eq(ag.tree.root->child[999 - i], e);
 	}
 }
 
@@ -140,20 +140,20 @@ Test(tree, walk_preorder_with_depth_limit)
 	struct entry *d = follow("\x91\xa1" "d", 3, true);
 	struct tree_walk w;
 
-	tree_walk_init(&w, &ag.tree.root, -1);
-	cr_assert_eq(tree_walk_next(&w), &ag.tree.root);
+	tree_walk_init(&w, ag.tree.root, -1);
+	cr_assert_eq(tree_walk_next(&w), ag.tree.root);
 	cr_assert_eq(tree_walk_next(&w), a);
 	cr_assert_eq(tree_walk_next(&w), ab);
 	cr_assert_eq(tree_walk_next(&w), abc);
 	cr_assert_eq(tree_walk_next(&w), d);
 	cr_assert_null(tree_walk_next(&w));
-	tree_walk_init(&w, &ag.tree.root, 1);
-	cr_assert_eq(tree_walk_next(&w), &ag.tree.root);
+	tree_walk_init(&w, ag.tree.root, 1);
+	cr_assert_eq(tree_walk_next(&w), ag.tree.root);
 	cr_assert_eq(tree_walk_next(&w), a);
 	cr_assert_eq(tree_walk_next(&w), d);
 	cr_assert_null(tree_walk_next(&w));
-	cr_assert_eq(tree_common_depth(&ag.tree.root, abc, d), 0);
-	cr_assert_eq(tree_common_depth(&ag.tree.root, abc, ab), 2);
+	cr_assert_eq(tree_common_depth(ag.tree.root, abc, d), 0);
+	cr_assert_eq(tree_common_depth(ag.tree.root, abc, ab), 2);
 	cr_assert_eq(tree_common_depth(a, abc, ab), 1);
 }
 
