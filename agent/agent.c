@@ -4,8 +4,11 @@
 #include <string.h>
 
 #include "agent.h"
+#include "proto.h"
 #include "log.h"
 #include "persist.h"
+#include "server.h"
+#include "sync.h"
 #include "watch.h"
 #include "writer.h"
 
@@ -103,9 +106,26 @@ agent_shm_close(struct agent *a)
 void
 agent_end_batch(struct agent *a)
 {
+	/* durable first: nothing leaves before it is logged */
 	persist_sync(a);
 	if (a->shm != NULL)
 		shm_writer_notify(a->shm);
+	sync_flush(a);
+}
+
+void
+agent_became_ready(struct agent *a)
+{
+	int rc;
+
+	if (a->server_ready)
+		return;
+	if ((rc = server_open_clients(a->server)) != 0)
+		fatal("cannot serve on %s: %s", a->cfg.socket_path,
+		    strerror(-rc));
+	a->server_ready = true;
+	log_info("node %s ready on %s (tick %llu)", a->self->name,
+	    a->cfg.socket_path, (unsigned long long)a->self->tick);
 }
 
 /* Step 1 of spec §3.6: every link of an incoming chain is seen. */
@@ -134,13 +154,26 @@ agent_decide(const struct entry *e, const struct update *u)
 	    u->chain.l[0].node->name, (unsigned long long)u->chain.l[0].tick,
 	    e->chain.l[0].node->name, (unsigned long long)e->chain.l[0].tick,
 	    (unsigned long long)u->tock, (unsigned long long)e->tock);
-	return u->tock < e->tock ? APPLY_CONFLICT_LOST : APPLY_ACCEPTED;
+	if (u->tock != e->tock)
+		return u->tock < e->tock ? APPLY_CONFLICT_LOST : APPLY_ACCEPTED;
+	/*
+	 * Equal tocks: the reference lets the incoming update win, which
+	 * makes two nodes swap values.  Every node must pick the same winner,
+	 * so compare the heads: the higher node name, then the higher tick.
+	 */
+	{
+		int c = strcmp(u->chain.l[0].node->name,
+		    e->chain.l[0].node->name);
+
+		if (c == 0)
+			c = u->chain.l[0].tick > e->chain.l[0].tick ? 1 : -1;
+		return c > 0 ? APPLY_ACCEPTED : APPLY_CONFLICT_LOST;
+	}
 }
 
 int
 agent_commit(struct agent *a, const struct update *u, enum origin o)
 {
-	(void)o;	/* the Serf broadcast will use it */
 	struct entry *e = u->entry;
 	enum apply_result r;
 	uint8_t *nv = NULL;
@@ -187,7 +220,8 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 	if (a->shm != NULL)
 		agent_shm_publish(a, e);
 	watch_notify(a, e);
-	/* 4: Serf broadcast of local changes lands here (replication issue) */
+	if (o == ORIGIN_LOCAL)
+		sync_local_change(a, e);
 	return APPLY_ACCEPTED;
 }
 
@@ -216,4 +250,174 @@ agent_change_local(struct agent *a, struct entry *e, const uint8_t *value,
 	rc = agent_commit(a, &u, ORIGIN_LOCAL);
 	agent_stamp(a);
 	return rc == APPLY_ACCEPTED ? 0 : (rc < 0 ? rc : -EIO);
+}
+
+/* ---- applying records (spec §2.8 loading rules) ---- */
+
+static int
+merge_state(struct agent *a, const msgpack_object *rec, const char **why)
+{
+	static const char *keys[3] = { "nodes", "known", "remote_missing" };
+
+	for (int k = 0; k < 3; k++) {
+		const msgpack_object *m = proto_map_get(rec, keys[k]);
+
+		if (m == NULL)
+			continue;
+		if (m->type != MSGPACK_OBJECT_MAP) {
+			*why = "state fields must be maps";
+			return -EINVAL;
+		}
+		for (uint32_t i = 0; i < m->via.map.size; i++) {
+			const msgpack_object *name = &m->via.map.ptr[i].key;
+			const msgpack_object *v = &m->via.map.ptr[i].val;
+			struct ranges rs;
+			struct node *n;
+			uint64_t t;
+			int rc = 0;
+
+			if (!chain_node_name_ok(name)) {
+				*why = "bad node name";
+				return -EINVAL;
+			}
+			ranges_init(&rs);
+			if (k == 0 && v->type != MSGPACK_OBJECT_NIL &&
+			    proto_get_uint(v, &t) != 0)
+				rc = -EINVAL;
+			if (k > 0)
+				rc = ranges_unpack(v, &rs);
+			if (rc != 0) {
+				ranges_fini(&rs);
+				*why = "bad tick or range list";
+				return -EINVAL;
+			}
+			n = nodes_get(&a->nodes, name->via.str.ptr,
+			    name->via.str.size, true);
+			if (n == NULL) {
+				ranges_fini(&rs);
+				*why = "out of memory";
+				return -ENOMEM;
+			}
+			if (k == 0 && v->type != MSGPACK_OBJECT_NIL)
+				node_raise_tick(n, t);
+			else if (k == 1)
+				rc = ranges_add_all(&n->known, &rs);
+			else if (k == 2)
+				rc = ranges_add_all(&n->remote_missing, &rs);
+			ranges_fini(&rs);
+			if (rc != 0) {
+				*why = "out of memory";
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+int
+agent_apply_record(struct agent *a, struct record_ctx *ctx,
+    const msgpack_object *rec, enum origin o, bool *applied, const char **why)
+{
+	const msgpack_object *path, *depth, *value, *ch, *tock;
+	struct entry *start, *e;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct update u;
+	uint64_t d = 0;
+	int rc;
+
+	*applied = false;
+	*why = NULL;
+	if (rec->type != MSGPACK_OBJECT_MAP) {
+		*why = "record is not a map";
+		return -EINVAL;
+	}
+	value = proto_map_get(rec, "value");
+	if (value == NULL) {
+		if (proto_map_get(rec, "nodes") != NULL ||
+		    proto_map_get(rec, "known") != NULL ||
+		    proto_map_get(rec, "remote_missing") != NULL)
+			return merge_state(a, rec, why);
+		log_warn("ignoring a record without value or state");
+		return 0;
+	}
+	path = proto_map_get(rec, "path");
+	depth = proto_map_get(rec, "depth");
+	if (path == NULL) {
+		*why = "record without path";
+		return -EINVAL;
+	}
+	start = ctx->base;
+	if (depth != NULL) {
+		/* spec §2.6: P = L[:depth] + path */
+		if (proto_get_uint(depth, &d) != 0 ||
+		    d > ctx->last->depth - ctx->base->depth) {
+			*why = "bad depth";
+			return -EINVAL;
+		}
+		for (start = ctx->last;
+		    start->depth - ctx->base->depth > d; start = start->parent)
+			;
+	}
+	rc = tree_follow(&a->tree, start, path, true,
+	    start == a->tree.root, NULL, &e);
+	if (rc != 0) {
+		*why = rc == -E2BIG ? "path too deep" : "bad path";
+		return rc == -ENOMEM ? rc : -EINVAL;
+	}
+	ctx->last = e;
+	memset(&u, 0, sizeof(u));
+	ch = proto_map_get(rec, "chain");
+	if (ch == NULL && proto_map_get(rec, "node") != NULL)
+		ch = rec;	/* flat chain fields */
+	if (ch == NULL || ch->type == MSGPACK_OBJECT_NIL)
+		return 0;	/* a value-less snapshot entry changes nothing */
+	if (chain_unpack(&a->nodes, ch, a->cfg.change_length, &u.chain) != 0) {
+		*why = "bad chain";
+		return -EINVAL;
+	}
+	tock = proto_map_get(rec, "tock");
+	if (tock == NULL)
+		u.tock = agent_stamp(a);
+	else if (proto_get_uint(tock, &u.tock) != 0) {
+		*why = "bad tock";
+		return -EINVAL;
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (value->type != MSGPACK_OBJECT_NIL) {
+		if (proto_pack_canonical(&pk, value) != 0) {
+			msgpack_sbuffer_destroy(&sb);
+			*why = "out of memory";
+			return -ENOMEM;
+		}
+		u.value = (const uint8_t *)sb.data;
+		u.value_len = sb.size;
+	}
+	u.entry = e;
+	rc = agent_commit(a, &u, o);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc < 0) {
+		*why = "out of memory";
+		return rc;
+	}
+	*applied = rc == APPLY_ACCEPTED;
+	return 0;
+}
+
+void
+agent_pack_change(struct agent *a, msgpack_packer *pk, const struct entry *e)
+{
+	msgpack_pack_map(pk, 6);
+	chain_pack_flat(pk, &e->chain, a->cfg.change_length);
+	msgpack_pack_str_with_body(pk, "path", 4);
+	/* the entry's key is the canonical array of its full path */
+	pk->callback(pk->data, (const char *)e->key, e->key_len);
+	msgpack_pack_str_with_body(pk, "value", 5);
+	if (e->value == NULL)
+		msgpack_pack_nil(pk);
+	else
+		pk->callback(pk->data, (const char *)e->value, e->value_len);
+	msgpack_pack_str_with_body(pk, "tock", 4);
+	msgpack_pack_uint64(pk, e->tock);
 }

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <ev.h>
+#include <msgpack.h>
 
 #include "chain.h"
 #include "nodes.h"
@@ -40,12 +41,26 @@ struct agent_config {
 	unsigned snapshot_every;	/* changes between snapshots (state dir) */
 	const char *shm_path;		/* shared-memory region, NULL: none */
 	mode_t shm_mode;
+	/* cluster (sync.c, docs/cluster.md) */
+	const char *serf_addr;		/* --serf: attach to this RPC address */
+	const char *serf_auth;		/* its rpc_auth key, or NULL */
+	const char *serf_rpc;		/* embedded agent's RPC address */
+	const char *serf_bin;
+	const char *bind;		/* embedded agent's gossip ADDR:PORT */
+	const char *const *join;	/* NULL-terminated */
+	const char *peer_bind;		/* peer port ADDR:PORT */
+	const char *run_dir;		/* embedded agent's files */
+	const char *event_prefix;	/* Serf event names: PREFIX.update ... */
+	double clock;			/* seconds between info messages */
+	bool has_cluster_key;
+	uint8_t cluster_key[32];
 };
 
 struct server;
 struct persist;
 struct logwriter;
 struct shm_writer;
+struct sync;
 
 struct agent {
 	struct ev_loop *loop;
@@ -58,6 +73,8 @@ struct agent {
 	struct persist *persist;	/* state dir, or NULL */
 	struct logwriter *logw;		/* `log` action writer, or NULL */
 	struct shm_writer *shm;		/* shared-memory region, or NULL */
+	struct sync *sync;		/* replication, or NULL (standalone) */
+	bool server_ready;		/* the client socket is open */
 	ev_timer heartbeat;		/* shm liveness */
 	uint64_t changes;		/* accepted changes since start */
 };
@@ -123,6 +140,35 @@ void agent_shm_close(struct agent *a);
  * written: make them durable and wake blocked shm readers.
  */
 void agent_end_batch(struct agent *a);
+
+/* Path lengthener of a record stream (spec §2.6): base and last entry. */
+struct record_ctx {
+	struct entry *base;
+	struct entry *last;
+};
+
+/*
+ * Apply one decoded record (spec §2.8 loading rules) through agent_commit:
+ * a value record (full or shortened path, chain nested or flat) or a state
+ * record (nodes, known, remote_missing).  Used by the file loader, the
+ * `update` action, peers' downloads and Serf updates.  *applied is set
+ * when a value record was accepted.  Returns 0, or -EINVAL for a malformed
+ * record with *why set to a message.
+ */
+struct msgpack_object;
+int agent_apply_record(struct agent *a, struct record_ctx *ctx,
+    const struct msgpack_object *rec, enum origin o, bool *applied,
+    const char **why);
+
+/*
+ * Pack the change record of e (spec §2.8 log record, §3.3 update): a map
+ * {node, tick, prev, path, value, tock}, chain flat, full path.
+ */
+void agent_pack_change(struct agent *a, msgpack_packer *pk,
+    const struct entry *e);
+
+/* The node just got its data (download): open the client socket. */
+void agent_became_ready(struct agent *a);
 
 /* True when this agent serves clients (its tick is set). */
 static inline bool

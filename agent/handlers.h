@@ -20,6 +20,8 @@ struct handlers_conn {
 	int64_t last;
 	bool need_login;	/* an auth method was active at connect */
 	bool logged_in;
+	bool need_peer_auth;	/* peer port with a cluster key */
+	uint8_t challenge[32];	/* sent in the greeting, for peer_auth */
 };
 
 /* Send the greeting (spec §2.3) to a new connection; sets hc's login

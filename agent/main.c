@@ -19,6 +19,9 @@
 #include "persist.h"
 #include "proto.h"
 #include "server.h"
+#include "sync.h"
+
+#include <sodium.h>
 
 #define DEFAULT_SOCKET "/run/distkv/distkv.sock"
 
@@ -34,6 +37,25 @@ static const char usage_text[] =
 "  --socket-mode MODE   permissions of the socket file, octal (default 0660)\n"
 "  --node NAME          this node's name (default: the host name)\n"
 "  --standalone         run without Serf: a single node, ready at once\n"
+"\n"
+"Cluster (without --standalone; docs/cluster.md):\n"
+"  --bind ADDR:PORT     gossip address of the embedded serf agent\n"
+"                       (default 127.0.0.1:7946)\n"
+"  --serf-rpc ADDR:PORT RPC address of the embedded serf agent\n"
+"                       (default 127.0.0.1:7373)\n"
+"  --join ADDR:PORT     another node's gossip address (repeatable)\n"
+"  --serf ADDR:PORT     use a running serf agent's RPC instead of starting\n"
+"                       one; --serf-auth KEY if it has rpc_auth set\n"
+"  --peer-bind ADDR:PORT peer port for downloads and catch-up (default:\n"
+"                       the --bind address, port 27589)\n"
+"  --cluster-key FILE   shared secret peers must prove (HMAC challenge)\n"
+"  --event-prefix NAME  Serf event names NAME.update, NAME.info (default\n"
+"                       distkv)\n"
+"  --clock SECONDS      interval of info messages and catch-up (default 1)\n"
+"  --run-dir DIR        files of the embedded serf agent (default: the\n"
+"                       state dir, else a temp dir)\n"
+"  --serf-bin PATH      the serf program (default: serf in PATH)\n"
+"\n"
 "  --init VALUE         set the root entry to VALUE when the agent has no\n"
 "                       data yet; VALUE is JSON (e.g. 123, '\"x\"',\n"
 "                       '{\"a\":1}'), or else a string\n"
@@ -58,14 +80,16 @@ static const char usage_text[] =
 "  --log-level LEVEL    debug, info (default), warn, error\n"
 "  -h, --help           show this help and exit\n"
 "\n"
-"Replication through Serf is not built yet: --standalone is required.\n"
+
 "See docs/operations.md.\n";
 
 enum {
 	OPT_SOCKET = 256, OPT_SOCKET_MODE, OPT_NODE, OPT_STANDALONE, OPT_INIT,
 	OPT_LOAD, OPT_STATE_DIR, OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_FILE_DIR,
 	OPT_MAX_REQUEST, OPT_MAX_OUTPUT, OPT_CHANGE_LENGTH, OPT_LOG_LEVEL,
-	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM,
+	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
+	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY,
+	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN,
 };
 
 static const struct option long_opts[] = {
@@ -86,12 +110,25 @@ static const struct option long_opts[] = {
 	{ "shm", required_argument, NULL, OPT_SHM },
 	{ "shm-mode", required_argument, NULL, OPT_SHM_MODE },
 	{ "no-shm", no_argument, NULL, OPT_NO_SHM },
+	{ "bind", required_argument, NULL, OPT_BIND },
+	{ "serf-rpc", required_argument, NULL, OPT_SERF_RPC },
+	{ "join", required_argument, NULL, OPT_JOIN },
+	{ "serf", required_argument, NULL, OPT_SERF },
+	{ "serf-auth", required_argument, NULL, OPT_SERF_AUTH },
+	{ "peer-bind", required_argument, NULL, OPT_PEER_BIND },
+	{ "cluster-key", required_argument, NULL, OPT_CLUSTER_KEY },
+	{ "event-prefix", required_argument, NULL, OPT_EVENT_PREFIX },
+	{ "clock", required_argument, NULL, OPT_CLOCK },
+	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+	{ "serf-bin", required_argument, NULL, OPT_SERF_BIN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 static struct agent the_agent;
 static char hostname[256];
+static const char *joins[33];
+static char peer_default[300];
 static char shm_default[300];
 
 static void
@@ -167,10 +204,35 @@ default_shm_path(const char *node)
 	return shm_default;
 }
 
+/*
+ * The cluster secret: the file's whole content, hashed to a 32-byte key
+ * (so any length and format of secret works; trailing newlines count).
+ */
+static void
+read_cluster_key(const char *path, struct agent_config *cfg)
+{
+	unsigned char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL)
+		usage_error("cannot read --cluster-key %s", path);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n < 16)
+		usage_error("--cluster-key %s: use a secret of at least 16 bytes",
+		    path);
+	crypto_generichash(cfg->cluster_key, sizeof(cfg->cluster_key), buf, n,
+	    NULL, 0);
+	sodium_memzero(buf, sizeof(buf));
+	cfg->has_cluster_key = true;
+}
+
 static void
 parse_args(int argc, char **argv, struct agent_config *cfg)
 {
 	bool no_shm = false;
+	size_t njoin = 0;
 	int c, lvl;
 	const char *env = getenv("DISTKV_SOCKET");
 
@@ -183,6 +245,12 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	cfg->change_length = CHAIN_DEFAULT_LENGTH;
 	cfg->snapshot_every = 10000;
 	cfg->shm_mode = 0640;
+	cfg->bind = "127.0.0.1:7946";
+	cfg->serf_rpc = "127.0.0.1:7373";
+	cfg->serf_bin = "serf";
+	cfg->event_prefix = "distkv";
+	cfg->clock = 1.0;
+	cfg->join = joins;
 	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "localhost");
 	cfg->node = hostname;
@@ -197,6 +265,35 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 			cfg->shm_mode = parse_mode(optarg, "--shm-mode");
 			break;
 		case OPT_SHM: cfg->shm_path = optarg; no_shm = false; break;
+		case OPT_BIND: cfg->bind = optarg; break;
+		case OPT_SERF_RPC: cfg->serf_rpc = optarg; break;
+		case OPT_JOIN:
+			if (njoin >= 32)
+				usage_error("%s", "at most 32 --join");
+			joins[njoin++] = optarg;
+			break;
+		case OPT_SERF: cfg->serf_addr = optarg; break;
+		case OPT_SERF_AUTH: cfg->serf_auth = optarg; break;
+		case OPT_PEER_BIND: cfg->peer_bind = optarg; break;
+		case OPT_CLUSTER_KEY: read_cluster_key(optarg, cfg); break;
+		case OPT_EVENT_PREFIX:
+			if (*optarg == '\0' || strlen(optarg) > 64 ||
+			    *optarg == ':')
+				usage_error("bad --event-prefix '%s'", optarg);
+			cfg->event_prefix = optarg;
+			break;
+		case OPT_CLOCK: {
+			char *end;
+
+			cfg->clock = strtod(optarg, &end);
+			if (*end != '\0' || !(cfg->clock >= 0.05 &&
+			    cfg->clock <= 3600))
+				usage_error("bad --clock '%s' (seconds, 0.05 to 3600)",
+				    optarg);
+			break;
+		}
+		case OPT_RUN_DIR: cfg->run_dir = optarg; break;
+		case OPT_SERF_BIN: cfg->serf_bin = optarg; break;
 		case OPT_NO_SHM: no_shm = true; break;
 		case OPT_NODE:
 			if (*optarg == '\0' ||
@@ -253,9 +350,16 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
-	if (!cfg->standalone)
-		usage_error("%s", "replication through Serf is not built yet; "
-		    "run with --standalone");
+	if (cfg->peer_bind == NULL) {
+		/* the gossip address's host, the default peer port */
+		const char *colon = strrchr(cfg->bind, ':');
+		int hl = colon != NULL ? (int)(colon - cfg->bind) :
+		    (int)strlen(cfg->bind);
+
+		snprintf(peer_default, sizeof(peer_default), "%.*s:27589", hl,
+		    cfg->bind);
+		cfg->peer_bind = peer_default;
+	}
 	if (cfg->file_dir == NULL)
 		cfg->file_dir = cfg->state_dir;
 	if (no_shm)
@@ -289,6 +393,8 @@ main(int argc, char **argv)
 	ev_signal sigterm, sigint;
 	int rc;
 
+	if (sodium_init() < 0)
+		fatal("libsodium cannot initialise");
 	parse_args(argc, argv, &cfg);
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);
@@ -313,8 +419,13 @@ main(int argc, char **argv)
 			fatal("cannot load %s: %s", cfg.load_file,
 			    strerror(-rc));
 	}
-	/* standalone: ready at once (spec §3.9, tick 0 = ready, no change) */
-	if (!a->self->has_tick) {
+	/*
+	 * Ready at once: standalone (spec §3.9: tick 0 = ready, no change),
+	 * --init (the first node of a cluster), or data of our own from the
+	 * state dir or --load.  Otherwise the node downloads the tree from a
+	 * peer first and opens the client socket only then.
+	 */
+	if (!a->self->has_tick && (cfg.standalone || cfg.init_json != NULL)) {
 		node_raise_tick(a->self, 0);
 		if (cfg.init_json != NULL)
 			apply_init_value(a);
@@ -322,18 +433,32 @@ main(int argc, char **argv)
 		log_info("--init ignored: this node has data (tick %llu)",
 		    (unsigned long long)a->self->tick);
 
-	if ((rc = server_open(a, &a->server)) != 0)
-		fatal("cannot serve on %s: %s", cfg.socket_path, strerror(-rc));
+	if ((rc = server_new(a, &a->server)) != 0)
+		fatal("out of memory");
+	if (!cfg.standalone) {
+		if ((rc = server_open_peers(a->server, cfg.peer_bind)) != 0)
+			fatal("cannot open the peer port %s: %s", cfg.peer_bind,
+			    strerror(-rc));
+		if (!cfg.has_cluster_key)
+			log_warn("no --cluster-key: the peer port %s accepts "
+			    "any peer that can reach it", cfg.peer_bind);
+		if ((rc = sync_start(a)) != 0)
+			fatal("cannot start replication");
+	}
 	ev_signal_init(&sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&sigint, signal_cb, SIGINT);
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
-	log_info("node %s ready on %s (tick %llu)", a->self->name,
-	    cfg.socket_path, (unsigned long long)a->self->tick);
+	if (agent_ready(a))
+		agent_became_ready(a);
+	else
+		log_info("node %s has no data yet: waiting for a peer to "
+		    "download from", a->self->name);
 
 	ev_run(loop, 0);
 
 	server_drain(a->server);
+	sync_stop(a);
 	persist_close(a);
 	agent_shm_close(a);
 	server_close(a->server);

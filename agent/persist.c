@@ -156,14 +156,7 @@ pack_change_record(struct agent *a, msgpack_sbuffer *sb, const struct entry *e)
 	size_t start = frame_begin(sb);
 
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 6);
-	chain_pack_flat(&pk, &e->chain, a->cfg.change_length);
-	pack_key(&pk, "path");
-	tree_pack_path(&pk, a->tree.root, e, 0);
-	pack_key(&pk, "value");
-	pack_raw_value(sb, &pk, e);
-	pack_key(&pk, "tock");
-	msgpack_pack_uint64(&pk, e->tock);
+	agent_pack_change(a, &pk, e);
 	frame_finish(sb, start);
 }
 
@@ -204,159 +197,6 @@ pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
 		frame_finish(sb, start);
 		last = e;
 	}
-}
-
-/* ---- applying records ---- */
-
-static int
-merge_state(struct agent *a, const msgpack_object *rec, const char **why)
-{
-	static const char *keys[3] = { "nodes", "known", "remote_missing" };
-
-	for (int k = 0; k < 3; k++) {
-		const msgpack_object *m = proto_map_get(rec, keys[k]);
-
-		if (m == NULL)
-			continue;
-		if (m->type != MSGPACK_OBJECT_MAP) {
-			*why = "state fields must be maps";
-			return -EINVAL;
-		}
-		for (uint32_t i = 0; i < m->via.map.size; i++) {
-			const msgpack_object *name = &m->via.map.ptr[i].key;
-			const msgpack_object *v = &m->via.map.ptr[i].val;
-			struct ranges rs;
-			struct node *n;
-			uint64_t t;
-			int rc = 0;
-
-			if (!chain_node_name_ok(name)) {
-				*why = "bad node name";
-				return -EINVAL;
-			}
-			ranges_init(&rs);
-			if (k == 0 && v->type != MSGPACK_OBJECT_NIL &&
-			    proto_get_uint(v, &t) != 0)
-				rc = -EINVAL;
-			if (k > 0)
-				rc = ranges_unpack(v, &rs);
-			if (rc != 0) {
-				ranges_fini(&rs);
-				*why = "bad tick or range list";
-				return -EINVAL;
-			}
-			n = nodes_get(&a->nodes, name->via.str.ptr,
-			    name->via.str.size, true);
-			if (n == NULL) {
-				ranges_fini(&rs);
-				*why = "out of memory";
-				return -ENOMEM;
-			}
-			if (k == 0 && v->type != MSGPACK_OBJECT_NIL)
-				node_raise_tick(n, t);
-			else if (k == 1)
-				rc = ranges_add_all(&n->known, &rs);
-			else if (k == 2)
-				rc = ranges_add_all(&n->remote_missing, &rs);
-			ranges_fini(&rs);
-			if (rc != 0) {
-				*why = "out of memory";
-				return rc;
-			}
-		}
-	}
-	return 0;
-}
-
-int
-persist_apply_record(struct agent *a, struct record_ctx *ctx,
-    const msgpack_object *rec, bool *applied, const char **why)
-{
-	const msgpack_object *path, *depth, *value, *ch, *tock;
-	struct entry *start, *e;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	struct update u;
-	uint64_t d = 0;
-	int rc;
-
-	*applied = false;
-	*why = NULL;
-	if (rec->type != MSGPACK_OBJECT_MAP) {
-		*why = "record is not a map";
-		return -EINVAL;
-	}
-	value = proto_map_get(rec, "value");
-	if (value == NULL) {
-		if (proto_map_get(rec, "nodes") != NULL ||
-		    proto_map_get(rec, "known") != NULL ||
-		    proto_map_get(rec, "remote_missing") != NULL)
-			return merge_state(a, rec, why);
-		log_warn("ignoring a record without value or state");
-		return 0;
-	}
-	path = proto_map_get(rec, "path");
-	depth = proto_map_get(rec, "depth");
-	if (path == NULL) {
-		*why = "record without path";
-		return -EINVAL;
-	}
-	start = ctx->base;
-	if (depth != NULL) {
-		/* spec §2.6: P = L[:depth] + path */
-		if (proto_get_uint(depth, &d) != 0 ||
-		    d > ctx->last->depth - ctx->base->depth) {
-			*why = "bad depth";
-			return -EINVAL;
-		}
-		for (start = ctx->last;
-		    start->depth - ctx->base->depth > d; start = start->parent)
-			;
-	}
-	rc = tree_follow(&a->tree, start, path, true,
-	    start == a->tree.root, NULL, &e);
-	if (rc != 0) {
-		*why = rc == -E2BIG ? "path too deep" : "bad path";
-		return rc == -ENOMEM ? rc : -EINVAL;
-	}
-	ctx->last = e;
-	memset(&u, 0, sizeof(u));
-	ch = proto_map_get(rec, "chain");
-	if (ch == NULL && proto_map_get(rec, "node") != NULL)
-		ch = rec;	/* flat chain fields */
-	if (ch == NULL || ch->type == MSGPACK_OBJECT_NIL)
-		return 0;	/* a value-less snapshot entry changes nothing */
-	if (chain_unpack(&a->nodes, ch, a->cfg.change_length, &u.chain) != 0) {
-		*why = "bad chain";
-		return -EINVAL;
-	}
-	tock = proto_map_get(rec, "tock");
-	if (tock == NULL)
-		u.tock = agent_stamp(a);
-	else if (proto_get_uint(tock, &u.tock) != 0) {
-		*why = "bad tock";
-		return -EINVAL;
-	}
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (value->type != MSGPACK_OBJECT_NIL) {
-		if (proto_pack_canonical(&pk, value) != 0) {
-			msgpack_sbuffer_destroy(&sb);
-			*why = "out of memory";
-			return -ENOMEM;
-		}
-		u.value = (const uint8_t *)sb.data;
-		u.value_len = sb.size;
-	}
-	u.entry = e;
-	rc = agent_commit(a, &u, ORIGIN_LOAD);
-	msgpack_sbuffer_destroy(&sb);
-	if (rc < 0) {
-		*why = "out of memory";
-		return rc;
-	}
-	*applied = rc == APPLY_ACCEPTED;
-	return 0;
 }
 
 /* True if a whole, valid record starts at buf[0..len). */
@@ -476,7 +316,7 @@ load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
 			*torn = true;
 			break;
 		}
-		if ((rc = persist_apply_record(a, &ctx, &obj, &applied,
+		if ((rc = agent_apply_record(a, &ctx, &obj, ORIGIN_LOAD, &applied,
 		    &why)) != 0) {
 			log_error("%s: record %llu: %s", path,
 			    (unsigned long long)nrec, why);

@@ -47,20 +47,4 @@ void persist_sync(struct agent *a);
 /* Timer work: batch fsync, periodic snapshot. */
 void persist_tick(struct agent *a);
 
-/* Path lengthener of a record stream (spec §2.6): base and last entry. */
-struct record_ctx {
-	struct entry *base;
-	struct entry *last;
-};
-
-/*
- * Apply one decoded record (spec §2.8 loading rules) through agent_commit;
- * used by the loader and by the `update` action.  *applied is set when a
- * value record was accepted.  Returns 0, or -EINVAL for a malformed record
- * with *why set to a message.
- */
-struct msgpack_object;
-int persist_apply_record(struct agent *a, struct record_ctx *rc,
-    const struct msgpack_object *rec, bool *applied, const char **why);
-
 #endif

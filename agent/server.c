@@ -1,6 +1,7 @@
 /* server: see server.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ struct conn {
 	struct handlers_conn hs;
 	struct entry *root;
 	struct task *tasks;
+	bool peer;		/* came in on the peer port */
 	bool reading;		/* rio active (off while output is full) */
 	bool dirty;		/* on the flush list */
 	bool want_pump;		/* some task waits for output room */
@@ -48,10 +50,16 @@ struct conn {
 	struct conn *dnext;			/* flush list */
 };
 
+struct listener {
+	int fd;
+	ev_io io;
+	bool peer;		/* the TCP peer port */
+	struct server *srv;
+};
+
 struct server {
 	struct agent *a;
-	int lfd;
-	ev_io lio;
+	struct listener clients, peers;
 	ev_prepare prep;
 	ev_idle idle;		/* keeps the loop spinning while walks go on */
 	struct conn *conns;
@@ -453,11 +461,12 @@ conn_close(struct conn *c)
 static void
 server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct server *s = container_of(w, struct server, lio);
+	struct listener *l = container_of(w, struct listener, io);
+	struct server *s = l->srv;
 
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(s->lfd, NULL, NULL,
+		int fd = accept4(l->fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
@@ -475,6 +484,7 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->fd = fd;
 		c->srv = s;
+		c->peer = l->peer;
 		c->root = s->a->tree.root;
 		msgpack_sbuffer_init(&c->out);
 		msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
@@ -489,6 +499,12 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_start(loop, &c->rio);
 		handlers_greet(c, &c->hs);
 	}
+}
+
+bool
+conn_is_peer(const struct conn *c)
+{
+	return c->peer;
 }
 
 /* Once per loop iteration: pumps, then durability, then replies. */
@@ -528,14 +544,39 @@ server_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 }
 
 int
-server_open(struct agent *a, struct server **out)
+server_new(struct agent *a, struct server **out)
 {
-	struct sockaddr_un sun;
 	struct server *s;
-	const char *path = a->cfg.socket_path;
-	int fd, probe;
 
 	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	s->a = a;
+	s->clients.fd = s->peers.fd = -1;
+	s->clients.srv = s->peers.srv = s;
+	s->peers.peer = true;
+	ev_prepare_init(&s->prep, server_prepare_cb);
+	ev_prepare_start(a->loop, &s->prep);
+	ev_idle_init(&s->idle, server_idle_cb);
+	*out = s;
+	return 0;
+}
+
+static void
+listener_start(struct server *s, struct listener *l, int fd)
+{
+	l->fd = fd;
+	ev_io_init(&l->io, server_accept_cb, fd, EV_READ);
+	ev_io_start(s->a->loop, &l->io);
+}
+
+int
+server_open_clients(struct server *s)
+{
+	struct sockaddr_un sun;
+	const char *path = s->a->cfg.socket_path;
+	int fd, probe;
+
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -558,25 +599,54 @@ server_open(struct agent *a, struct server **out)
 	if (fd < 0)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(path, a->cfg.socket_mode) != 0 || listen(fd, 128) != 0) {
+	    chmod(path, s->a->cfg.socket_mode) != 0 || listen(fd, 128) != 0) {
 		int e = errno;
 
 		log_error("cannot listen on %s: %s", path, strerror(e));
 		close(fd);
 		return -e;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		close(fd);
-		return -ENOMEM;
+	listener_start(s, &s->clients, fd);
+	return 0;
+}
+
+int
+server_open_peers(struct server *s, const char *hostport)
+{
+	struct addrinfo hints, *ai = NULL;
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	int fd, one = 1, rc;
+
+	if (colon == NULL || colon == hostport ||
+	    (size_t)(colon - hostport) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd < 0) {
+		rc = -errno;
+		freeaddrinfo(ai);
+		return rc;
 	}
-	s->a = a;
-	s->lfd = fd;
-	ev_io_init(&s->lio, server_accept_cb, fd, EV_READ);
-	ev_io_start(a->loop, &s->lio);
-	ev_prepare_init(&s->prep, server_prepare_cb);
-	ev_prepare_start(a->loop, &s->prep);
-	ev_idle_init(&s->idle, server_idle_cb);
-	*out = s;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    listen(fd, 64) != 0) {
+		rc = -errno;
+		log_error("cannot listen on the peer port %s: %s", hostport,
+		    strerror(errno));
+		close(fd);
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	listener_start(s, &s->peers, fd);
 	return 0;
 }
 
@@ -585,7 +655,10 @@ server_drain(struct server *s)
 {
 	long long waited = 0;
 
-	ev_io_stop(s->a->loop, &s->lio);
+	if (s->clients.fd >= 0)
+		ev_io_stop(s->a->loop, &s->clients.io);
+	if (s->peers.fd >= 0)
+		ev_io_stop(s->a->loop, &s->peers.io);
 	persist_sync(s->a);
 	/* bounded: a client that does not read gets what fits in 2 s */
 	while (waited < 2000) {
@@ -616,10 +689,16 @@ server_close(struct server *s)
 		return;
 	while (s->conns != NULL)
 		conn_close(s->conns);
-	ev_io_stop(s->a->loop, &s->lio);
 	ev_prepare_stop(s->a->loop, &s->prep);
 	ev_idle_stop(s->a->loop, &s->idle);
-	close(s->lfd);
-	unlink(s->a->cfg.socket_path);
+	if (s->clients.fd >= 0) {
+		ev_io_stop(s->a->loop, &s->clients.io);
+		close(s->clients.fd);
+		unlink(s->a->cfg.socket_path);
+	}
+	if (s->peers.fd >= 0) {
+		ev_io_stop(s->a->loop, &s->peers.io);
+		close(s->peers.fd);
+	}
 	free(s);
 }

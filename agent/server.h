@@ -39,7 +39,13 @@ struct task {
 	struct task *next, *prev;
 };
 
-int server_open(struct agent *a, struct server **out);
+/* The server without listeners (replies and the per-iteration flush). */
+int server_new(struct agent *a, struct server **out);
+/* Listen on the client socket (cfg.socket_path, cfg.socket_mode). */
+int server_open_clients(struct server *s);
+/* Listen for peers on TCP ADDR:PORT; their greeting carries a challenge
+ * and they must prove the cluster key first (peer_auth). */
+int server_open_peers(struct server *s, const char *hostport);
 /* Stop accepting, close every connection, remove the socket file. */
 void server_close(struct server *s);
 /* Write out every pending reply (blocking briefly); used at shutdown. */
@@ -47,6 +53,8 @@ void server_drain(struct server *s);
 
 /* The agent a connection belongs to. */
 struct agent *conn_agent(const struct conn *c);
+/* True for connections that came in on the peer port. */
+bool conn_is_peer(const struct conn *c);
 /* Root entry of the connection (after the `root` action). */
 struct entry *conn_root(const struct conn *c);
 void conn_set_root(struct conn *c, struct entry *root);

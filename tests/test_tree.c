@@ -186,10 +186,13 @@ Test(tree, apply_rules_duplicate_stale_descend_conflict)
 	/* concurrent with b:1, lower tock: loses */
 	cr_assert_eq(apply(e, "c:1 a:1", 3, 5), APPLY_CONFLICT_LOST);
 	cr_assert_eq(e->value[0], 2);
-	/* concurrent, equal tock: the incoming one wins */
+	/* concurrent, equal tock: the higher head node wins, wherever it
+	 * arrives first (the reference: the incoming one) */
+	cr_assert_eq(apply(e, "a:2", 5, 11), APPLY_CONFLICT_LOST);
 	cr_assert_eq(apply(e, "d:1 a:1", 4, 11), APPLY_ACCEPTED);
 	cr_assert_eq(e->value[0], 4);
 	cr_assert_eq(e->tock, 11);
+	cr_assert_eq(apply(e, "c:2 a:1", 6, 11), APPLY_CONFLICT_LOST);
 	/* every link seen, even of the rejected update */
 	cr_assert(ranges_contains(&node("c")->known, 1));
 	/* b:1 was superseded: no entry holds it any more */

@@ -1,0 +1,918 @@
+/* sync: see sync.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <sodium.h>
+
+#include "agent.h"
+#include "distkv.h"
+#include "log.h"
+#include "proto.h"
+#include "ranges.h"
+#include "serf.h"
+#include "serfproc.h"
+#include "sync.h"
+
+/*
+ * Gossip carries an event quickly only if name + payload stay under about
+ * 1350 bytes (serf-notes §5); keep a margin for the payload's envelope.
+ */
+#define SYNC_EVENT_BUDGET 1200
+/* Serf loses events beyond a few tens per second: at most this many
+ * update events per second; the rest is left to catch-up. */
+#define SYNC_EVENTS_PER_SEC 40.0
+#define SYNC_EVENT_BURST 20.0
+/* Ticks asked for in one catch-up request. */
+#define SYNC_MAX_TICKS 20000
+#define SYNC_PEER_TIMEOUT_MS 1000
+
+struct qrec {
+	size_t off, len;
+	uint64_t tick;
+};
+
+struct sync {
+	struct agent *a;
+	struct serfproc *proc;
+	struct serf *serf;
+	char run_dir[512];
+	bool own_run_dir;
+	char ev_update[96], ev_info[96];
+
+	msgpack_sbuffer q;		/* encoded local change records */
+	struct qrec *qr;
+	size_t qn, qcap;
+	double tokens;
+	ev_tstamp refill;
+
+	struct serf_member *mem;
+	size_t nmem;
+	unsigned rr;
+
+	ev_timer info_timer, catchup_timer;
+
+	distkv *peer;			/* one peer request at a time */
+	ev_io peer_io;
+	bool downloading;
+	struct record_ctx ctx;
+	uint64_t peer_items;
+	ev_tstamp peer_started;
+	bool peer_done;			/* its end arrived: close it */
+
+	struct sync_monitor *mons;
+};
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+static void sync_peer_close(struct sync *s);
+
+/* ---- helpers ---- */
+
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+bool
+sync_name_reserved(const struct agent *a, const char *name, size_t nlen)
+{
+	size_t plen = strlen(a->cfg.event_prefix);
+
+	return nlen >= plen && memcmp(name, a->cfg.event_prefix, plen) == 0;
+}
+
+bool
+sync_serf_connected(const struct agent *a)
+{
+	return a->sync != NULL && a->sync->serf != NULL &&
+	    serf_connected(a->sync->serf);
+}
+
+/* ---- broadcasting local changes ---- */
+
+void
+sync_local_change(struct agent *a, const struct entry *e)
+{
+	struct sync *s = a->sync;
+	msgpack_packer pk;
+
+	if (s == NULL)
+		return;
+	if (s->qn == s->qcap) {
+		size_t cap = s->qcap ? s->qcap * 2 : 64;
+		struct qrec *qr = realloc(s->qr, cap * sizeof(*qr));
+
+		if (qr == NULL)
+			return;	/* catch-up will carry it */
+		s->qr = qr;
+		s->qcap = cap;
+	}
+	s->qr[s->qn].off = s->q.size;
+	msgpack_packer_init(&pk, &s->q, msgpack_sbuffer_write);
+	agent_pack_change(a, &pk, e);
+	s->qr[s->qn].len = s->q.size - s->qr[s->qn].off;
+	s->qr[s->qn].tick = e->chain.l[0].tick;
+	s->qn++;
+}
+
+/* Envelope of an update event: {node, tick, tock, changes: [...]}. */
+static void
+pack_update_head(struct sync *s, msgpack_packer *pk, uint32_t n)
+{
+	struct agent *a = s->a;
+
+	msgpack_pack_map(pk, 4);
+	pack_str(pk, "node");
+	msgpack_pack_str_with_body(pk, a->self->name, a->self->name_len);
+	pack_str(pk, "tick");
+	msgpack_pack_uint64(pk, a->self->tick);
+	pack_str(pk, "tock");
+	msgpack_pack_uint64(pk, a->tock);
+	pack_str(pk, "changes");
+	msgpack_pack_array(pk, n);
+}
+
+static bool
+take_token(struct sync *s)
+{
+	ev_tstamp now = ev_now(s->a->loop);
+
+	s->tokens += (now - s->refill) * SYNC_EVENTS_PER_SEC;
+	if (s->tokens > SYNC_EVENT_BURST)
+		s->tokens = SYNC_EVENT_BURST;
+	s->refill = now;
+	if (s->tokens < 1.0)
+		return false;
+	s->tokens -= 1.0;
+	return true;
+}
+
+static void
+send_update(struct sync *s, size_t from, size_t to)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_update_head(s, &pk, (uint32_t)(to - from));
+	for (size_t i = from; i < to; i++) {
+		if (s->qr[i].len > SYNC_EVENT_BUDGET) {
+			/* too big to gossip: announce it; peers pull the value */
+			msgpack_pack_map(&pk, 3);
+			pack_str(&pk, "node");
+			msgpack_pack_str_with_body(&pk, s->a->self->name,
+			    s->a->self->name_len);
+			pack_str(&pk, "tick");
+			msgpack_pack_uint64(&pk, s->qr[i].tick);
+			pack_str(&pk, "ref");
+			msgpack_pack_true(&pk);
+		} else
+			msgpack_sbuffer_write(&sb, s->q.data + s->qr[i].off,
+			    s->qr[i].len);
+	}
+	rc = serf_send_event(s->serf, s->ev_update, (const uint8_t *)sb.data,
+	    sb.size);
+	if (rc != 0)
+		log_debug("update event not sent (%s); catch-up will repair",
+		    strerror(-rc));
+	msgpack_sbuffer_destroy(&sb);
+}
+
+void
+sync_flush(struct agent *a)
+{
+	struct sync *s = a->sync;
+	size_t from = 0, size = 64;
+
+	if (s == NULL || s->qn == 0)
+		return;
+	if (serf_connected(s->serf)) {
+		for (size_t i = 0; i < s->qn; i++) {
+			size_t len = s->qr[i].len > SYNC_EVENT_BUDGET ? 40 :
+			    s->qr[i].len;
+
+			if (i > from && size + len > SYNC_EVENT_BUDGET) {
+				if (!take_token(s))
+					break;
+				send_update(s, from, i);
+				from = i;
+				size = 64;
+			}
+			size += len;
+		}
+		if (from < s->qn && take_token(s)) {
+			send_update(s, from, s->qn);
+			from = s->qn;
+		}
+		if (from < s->qn)
+			log_debug("%zu changes left to catch-up (rate limit)",
+			    s->qn - from);
+	}
+	s->qn = 0;
+	s->q.size = 0;
+}
+
+/* ---- info: the ticks this node knows ---- */
+
+static void
+send_info(struct sync *s)
+{
+	struct agent *a = s->a;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uint32_t n = 0;
+
+	if (!serf_connected(s->serf))
+		return;
+	for (size_t i = 0; i < a->nodes.n; i++)
+		n += a->nodes.by_index[i]->has_tick;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	pack_str(&pk, "node");
+	msgpack_pack_str_with_body(&pk, a->self->name, a->self->name_len);
+	pack_str(&pk, "tick");
+	if (a->self->has_tick)
+		msgpack_pack_uint64(&pk, a->self->tick);
+	else
+		msgpack_pack_nil(&pk);
+	pack_str(&pk, "tock");
+	msgpack_pack_uint64(&pk, a->tock);
+	pack_str(&pk, "ticks");
+	msgpack_pack_map(&pk, n);
+	for (size_t i = 0; i < a->nodes.n; i++) {
+		struct node *nd = a->nodes.by_index[i];
+
+		if (!nd->has_tick)
+			continue;
+		msgpack_pack_str_with_body(&pk, nd->name, nd->name_len);
+		msgpack_pack_uint64(&pk, nd->tick);
+	}
+	/* a large cluster's info may not gossip fast; it still arrives */
+	serf_send_event(s->serf, s->ev_info, (const uint8_t *)sb.data,
+	    sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- receiving ---- */
+
+static void
+raise_tock(struct agent *a, const msgpack_object *m)
+{
+	uint64_t t;
+
+	if (proto_get_uint(proto_map_get(m, "tock"), &t) == 0 && t > a->tock)
+		a->tock = t;
+}
+
+/* A (node, tick) pair from a message: the node's tick rises to it. */
+static void
+raise_node_tick(struct agent *a, const msgpack_object *name,
+    const msgpack_object *tick)
+{
+	struct node *n;
+	uint64_t t;
+
+	if (name == NULL || !chain_node_name_ok(name) || tick == NULL ||
+	    proto_get_uint(tick, &t) != 0)
+		return;
+	n = nodes_get(&a->nodes, name->via.str.ptr, name->via.str.size, true);
+	if (n != NULL)
+		node_raise_tick(n, t);
+}
+
+static void
+apply_update_record(struct agent *a, const msgpack_object *rec)
+{
+	struct record_ctx ctx = { a->tree.root, a->tree.root };
+	const msgpack_object *ref = proto_map_get(rec, "ref");
+	const char *why;
+	bool applied;
+
+	if (ref != NULL && ref->type == MSGPACK_OBJECT_BOOLEAN &&
+	    ref->via.boolean) {
+		/* by reference: the gap it opens is pulled by catch-up */
+		raise_node_tick(a, proto_map_get(rec, "node"),
+		    proto_map_get(rec, "tick"));
+		return;
+	}
+	if (proto_map_get(rec, "value") == NULL) {
+		log_debug("update record without value ignored");
+		return;
+	}
+	if (agent_apply_record(a, &ctx, rec, ORIGIN_REMOTE, &applied,
+	    &why) != 0)
+		log_warn("bad update record from Serf: %s", why);
+}
+
+static void
+handle_update(struct sync *s, const msgpack_object *m)
+{
+	const msgpack_object *ch = proto_map_get(m, "changes");
+
+	raise_tock(s->a, m);
+	raise_node_tick(s->a, proto_map_get(m, "node"),
+	    proto_map_get(m, "tick"));
+	if (ch == NULL) {
+		apply_update_record(s->a, m);	/* spec §3.3 single form */
+		return;
+	}
+	if (ch->type != MSGPACK_OBJECT_ARRAY)
+		return;
+	for (uint32_t i = 0; i < ch->via.array.size; i++)
+		if (ch->via.array.ptr[i].type == MSGPACK_OBJECT_MAP)
+			apply_update_record(s->a, &ch->via.array.ptr[i]);
+}
+
+static void
+handle_info(struct sync *s, const msgpack_object *m)
+{
+	const msgpack_object *ticks = proto_map_get(m, "ticks");
+
+	raise_tock(s->a, m);
+	if (ticks == NULL || ticks->type != MSGPACK_OBJECT_MAP)
+		return;
+	for (uint32_t i = 0; i < ticks->via.map.size; i++)
+		raise_node_tick(s->a, &ticks->via.map.ptr[i].key,
+		    &ticks->via.map.ptr[i].val);
+}
+
+static void
+serf_user_event(void *arg, const char *name, size_t nlen,
+    const uint8_t *payload, size_t len, uint64_t ltime)
+{
+	struct sync *s = arg;
+	bool upd = strlen(s->ev_update) == nlen &&
+	    memcmp(name, s->ev_update, nlen) == 0;
+	bool info = strlen(s->ev_info) == nlen &&
+	    memcmp(name, s->ev_info, nlen) == 0;
+	msgpack_zone zone;
+	msgpack_object m;
+	size_t objlen;
+
+	(void)ltime;
+	if (!upd && !info) {
+		for (struct sync_monitor *mo = s->mons; mo != NULL;) {
+			struct sync_monitor *next = mo->next;
+
+			if (mo->nlen == nlen && memcmp(mo->name, name, nlen) == 0)
+				mo->fn(mo, payload, len);
+			mo = next;
+		}
+		return;
+	}
+	/* payloads from the network: framed and checked like client input */
+	if (proto_scan(payload, len, PROTO_MAX_NESTING, &objlen) != 0 ||
+	    objlen != len) {
+		log_warn("malformed %.*s event ignored", (int)nlen, name);
+		return;
+	}
+	msgpack_zone_init(&zone, 4096);
+	if (proto_unpack(payload, len, &zone, &m) == 0 &&
+	    m.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *from = proto_map_get(&m, "node");
+
+		if (info && from != NULL &&
+		    proto_str_eq(from, s->a->self->name))
+			;	/* our own info */
+		else if (upd)
+			handle_update(s, &m);
+		else
+			handle_info(s, &m);
+	}
+	msgpack_zone_destroy(&zone);
+}
+
+static void
+serf_members(void *arg, const struct serf_member *m, size_t n)
+{
+	struct sync *s = arg;
+	struct serf_member *copy = NULL;
+
+	if (n > 0 && (copy = malloc(n * sizeof(*copy))) == NULL)
+		return;
+	if (n > 0)
+		memcpy(copy, m, n * sizeof(*copy));
+	free(s->mem);
+	s->mem = copy;
+	s->nmem = n;
+}
+
+static void
+serf_state(void *arg, bool connected)
+{
+	struct sync *s = arg;
+
+	log_info("Serf %s", connected ? "connected" : "connection lost; "
+	    "serving local clients, will catch up");
+	if (connected)
+		send_info(s);
+}
+
+/* ---- peer requests: download and catch-up ---- */
+
+/* An alive peer with a peer port, preferring the node named want. */
+static const struct serf_member *
+pick_peer(struct sync *s, const char *want)
+{
+	const struct serf_member *best = NULL;
+
+	for (size_t k = 0; k < s->nmem; k++) {
+		const struct serf_member *m = &s->mem[(s->rr + k) % s->nmem];
+
+		if (strcmp(m->status, "alive") != 0 || m->peer[0] == '\0' ||
+		    strcmp(m->name, s->a->self->name) == 0)
+			continue;
+		if (want != NULL && strcmp(m->name, want) == 0)
+			return m;
+		if (best == NULL)
+			best = m;
+	}
+	s->rr++;
+	return best;
+}
+
+static int
+ignore_reply(void *arg, const uint8_t *msg, size_t len)
+{
+	(void)arg;
+	(void)msg;
+	(void)len;
+	return 0;
+}
+
+/* Connect and, if the peer asks for it, prove the cluster key. */
+static int
+peer_connect(struct sync *s, const struct serf_member *m)
+{
+	const struct agent *a = s->a;
+	const msgpack_object *chal;
+	msgpack_zone zone;
+	msgpack_object g;
+	const void *gb;
+	size_t glen;
+	int rc;
+
+	if ((rc = distkv_connect_tcp(m->peer, SYNC_PEER_TIMEOUT_MS,
+	    &s->peer)) != 0) {
+		log_debug("peer %s (%s): %s", m->name, m->peer,
+		    distkv_strerror(rc));
+		return rc;
+	}
+	distkv_set_timeout(s->peer, SYNC_PEER_TIMEOUT_MS);
+	gb = distkv_greeting(s->peer, &glen);
+	msgpack_zone_init(&zone, 1024);
+	rc = proto_unpack(gb, glen, &zone, &g);
+	chal = rc == 0 ? proto_map_get(&g, "challenge") : NULL;
+	if (chal != NULL) {
+		uint8_t mac[crypto_auth_hmacsha256_BYTES];
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+
+		if (!a->cfg.has_cluster_key || chal->type != MSGPACK_OBJECT_BIN) {
+			log_warn("peer %s wants a cluster key we do not have",
+			    m->name);
+			rc = -EACCES;
+		} else {
+			crypto_auth_hmacsha256(mac,
+			    (const uint8_t *)chal->via.bin.ptr,
+			    chal->via.bin.size, a->cfg.cluster_key);
+			msgpack_sbuffer_init(&sb);
+			msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+			msgpack_pack_map(&pk, 3);
+			pack_str(&pk, "action");
+			pack_str(&pk, "peer_auth");
+			pack_str(&pk, "node");
+			msgpack_pack_str_with_body(&pk, a->self->name,
+			    a->self->name_len);
+			pack_str(&pk, "mac");
+			msgpack_pack_bin_with_body(&pk, mac, sizeof(mac));
+			rc = distkv_request(s->peer, sb.data, sb.size,
+			    ignore_reply, NULL);
+			msgpack_sbuffer_destroy(&sb);
+			if (rc != 0)
+				log_warn("peer %s refused our cluster key: %s",
+				    m->name, distkv_errmsg(s->peer));
+		}
+	}
+	msgpack_zone_destroy(&zone);
+	if (rc != 0) {
+		distkv_close(s->peer);
+		s->peer = NULL;
+	}
+	return rc;
+}
+
+static void
+peer_update_io(struct sync *s)
+{
+	int ev = EV_READ | (distkv_want_write(s->peer) ? EV_WRITE : 0);
+
+	if (ev_is_active(&s->peer_io) && s->peer_io.events == ev)
+		return;
+	ev_io_stop(s->a->loop, &s->peer_io);
+	ev_io_set(&s->peer_io, distkv_fd(s->peer), ev);
+	ev_io_start(s->a->loop, &s->peer_io);
+}
+
+static void
+sync_peer_close(struct sync *s)
+{
+	if (s->peer == NULL)
+		return;
+	ev_io_stop(s->a->loop, &s->peer_io);
+	distkv_close(s->peer);
+	s->peer = NULL;
+}
+
+static void
+download_done(struct sync *s)
+{
+	struct agent *a = s->a;
+
+	s->downloading = false;
+	/* spec §3.9, C recommendation: max(reported, 0), never reuse */
+	if (!a->self->has_tick)
+		node_raise_tick(a->self, 0);
+	log_info("download complete: %llu records, tick %llu",
+	    (unsigned long long)s->peer_items,
+	    (unsigned long long)a->self->tick);
+	agent_became_ready(a);
+}
+
+/* One reply message of the running peer request. */
+static int
+peer_message(void *arg, const uint8_t *msg, size_t len)
+{
+	struct sync *s = arg;
+	struct agent *a = s->a;
+	msgpack_zone zone;
+	msgpack_object m;
+	const msgpack_object *st, *err;
+	const char *why;
+	bool applied, end = false;
+
+	msgpack_zone_init(&zone, 4096);
+	if (proto_unpack(msg, len, &zone, &m) != 0 ||
+	    m.type != MSGPACK_OBJECT_MAP) {
+		msgpack_zone_destroy(&zone);
+		return 1;
+	}
+	st = proto_map_get(&m, "state");
+	err = proto_map_get(&m, "error");
+	if (err != NULL) {
+		log_warn("peer request failed: %.*s",
+		    err->type == MSGPACK_OBJECT_STR ? (int)err->via.str.size : 1,
+		    err->type == MSGPACK_OBJECT_STR ? err->via.str.ptr : "?");
+	} else if (st != NULL) {
+		end = proto_str_eq(st, "end");
+	} else {
+		raise_tock(a, &m);
+		if (agent_apply_record(a, &s->ctx, &m, ORIGIN_REMOTE, &applied,
+		    &why) != 0)
+			log_warn("bad record from peer: %s", why);
+		s->peer_items++;
+	}
+	msgpack_zone_destroy(&zone);
+	if (end) {
+		/* the request is over: the connection goes with it, closed by
+		 * peer_io_cb (not from inside the library's callback) */
+		s->peer_done = true;
+		if (s->downloading)
+			download_done(s);
+	}
+	return 0;
+}
+
+static void
+peer_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, peer_io);
+	int rc;
+
+	(void)loop;
+	(void)revents;
+	rc = distkv_process(s->peer);
+	if (rc != 0 || s->peer_done) {
+		if (rc != 0)
+			log_info("peer request ended: %s", distkv_strerror(rc));
+		if (rc != 0 && s->downloading)
+			s->downloading = false;	/* retried by the timer */
+		sync_peer_close(s);
+		return;
+	}
+	peer_update_io(s);
+}
+
+/* Start a request on a fresh peer connection; replies go to peer_message. */
+static int
+peer_request(struct sync *s, const struct serf_member *m,
+    const msgpack_sbuffer *req)
+{
+	int rc;
+
+	if ((rc = peer_connect(s, m)) != 0)
+		return rc;
+	s->peer_items = 0;
+	s->peer_done = false;
+	s->ctx.base = s->a->tree.root;
+	s->ctx.last = s->a->tree.root;
+	s->peer_started = ev_now(s->a->loop);
+	if ((rc = distkv_async_request(s->peer, req->data, req->size,
+	    peer_message, s, NULL)) != 0) {
+		sync_peer_close(s);
+		return rc;
+	}
+	ev_io_init(&s->peer_io, peer_io_cb, distkv_fd(s->peer), EV_READ);
+	peer_update_io(s);
+	return 0;
+}
+
+static void
+start_download(struct sync *s)
+{
+	const struct serf_member *m = pick_peer(s, NULL);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (m == NULL)
+		return;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	pack_str(&pk, "action");
+	pack_str(&pk, "dump");
+	s->downloading = true;
+	log_info("downloading the tree from %s (%s)", m->name, m->peer);
+	if (peer_request(s, m, &sb) != 0)
+		s->downloading = false;
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/*
+ * Ask a peer for every tick we know exists but have not seen.  The peer
+ * answers with the entries that hold them (their current state, which
+ * descends from the missing change) and reports superseded ones as known.
+ */
+static void
+start_catchup(struct sync *s)
+{
+	struct agent *a = s->a;
+	struct ranges miss;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	const struct serf_member *m;
+	const char *want = NULL;
+	uint64_t most = 0, total = 0;
+	uint32_t nn = 0;
+
+	ranges_init(&miss);
+	for (size_t i = 0; i < a->nodes.n; i++) {
+		struct node *nd = a->nodes.by_index[i];
+		uint64_t c;
+
+		if (!nd->has_tick || nd->tick == 0)
+			continue;
+		ranges_missing(&nd->known, nd->tick, &miss);
+		if ((c = ranges_count(&miss)) == 0)
+			continue;
+		nn++;
+		total += c;
+		if (c > most) {
+			most = c;
+			want = nd->name;
+		}
+	}
+	if (nn == 0 || (m = pick_peer(s, want)) == NULL) {
+		ranges_fini(&miss);
+		return;
+	}
+	log_info("catch-up: %llu missing events of %u nodes, asking %s",
+	    (unsigned long long)total, nn, m->name);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	pack_str(&pk, "action");
+	pack_str(&pk, "get_events");
+	pack_str(&pk, "ranges");
+	msgpack_pack_map(&pk, nn);
+	for (size_t i = 0; i < a->nodes.n; i++) {
+		struct node *nd = a->nodes.by_index[i];
+
+		if (!nd->has_tick || nd->tick == 0)
+			continue;
+		ranges_missing(&nd->known, nd->tick, &miss);
+		if (ranges_empty(&miss))
+			continue;
+		msgpack_pack_str_with_body(&pk, nd->name, nd->name_len);
+		ranges_pack(&pk, &miss);
+	}
+	ranges_fini(&miss);
+	peer_request(s, m, &sb);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+info_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, info_timer);
+
+	(void)loop;
+	(void)revents;
+	send_info(s);
+}
+
+static void
+catchup_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, catchup_timer);
+
+	(void)loop;
+	(void)revents;
+	if (s->peer != NULL) {
+		/* a peer that stalls is given up on after 30 s */
+		if (ev_now(s->a->loop) - s->peer_started > 30.0) {
+			log_warn("peer request stalled; dropping it");
+			sync_peer_close(s);
+			s->downloading = false;
+		}
+		return;
+	}
+	if (!agent_ready(s->a))
+		start_download(s);
+	else
+		start_catchup(s);
+}
+
+/* ---- start and stop ---- */
+
+static int
+make_run_dir(struct sync *s)
+{
+	const struct agent_config *c = &s->a->cfg;
+
+	if (c->run_dir != NULL) {
+		snprintf(s->run_dir, sizeof(s->run_dir), "%s", c->run_dir);
+		if (mkdir(s->run_dir, 0750) != 0 && errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	if (c->state_dir != NULL) {
+		snprintf(s->run_dir, sizeof(s->run_dir), "%s/serf",
+		    c->state_dir);
+		if (mkdir(s->run_dir, 0750) != 0 && errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	snprintf(s->run_dir, sizeof(s->run_dir), "%s/distkv-serf.XXXXXX",
+	    getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(s->run_dir) == NULL)
+		return -errno;
+	s->own_run_dir = true;
+	return 0;
+}
+
+int
+sync_start(struct agent *a)
+{
+	static const struct serf_callbacks cbs = {
+		.user_event = serf_user_event,
+		.members = serf_members,
+		.state = serf_state,
+	};
+	const struct agent_config *c = &a->cfg;
+	struct sync *s;
+	const char *rpc;
+	int rc;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	s->a = a;
+	msgpack_sbuffer_init(&s->q);
+	snprintf(s->ev_update, sizeof(s->ev_update), "%s.update",
+	    c->event_prefix);
+	snprintf(s->ev_info, sizeof(s->ev_info), "%s.info", c->event_prefix);
+	s->tokens = SYNC_EVENT_BURST;
+	s->refill = ev_now(a->loop);
+	a->sync = s;
+	rpc = c->serf_addr;
+	if (rpc == NULL) {
+		struct serfproc_config pc;
+		char tag[300];
+		const char *tags[2] = { tag, NULL };
+
+		if ((rc = make_run_dir(s)) != 0) {
+			log_error("cannot create a directory for Serf: %s",
+			    strerror(-rc));
+			goto fail;
+		}
+		snprintf(tag, sizeof(tag), "distkv=%s", c->peer_bind);
+		memset(&pc, 0, sizeof(pc));
+		pc.serf_bin = c->serf_bin;
+		pc.node = a->self->name;
+		pc.bind = c->bind;
+		pc.rpc_addr = c->serf_rpc;
+		pc.join = c->join;
+		pc.tags = tags;
+		pc.dir = s->run_dir;
+		pc.event_size_limit = 9216;
+		pc.reconnect_interval = "1s";
+		pc.reconnect_timeout = "24h";
+		pc.profile = "lan";
+		if ((rc = serfproc_start(a->loop, &pc, &s->proc)) != 0) {
+			log_error("cannot start serf agent: %s", strerror(-rc));
+			goto fail;
+		}
+		rpc = c->serf_rpc;
+	}
+	if ((rc = serf_open(a->loop, rpc, c->serf_auth, &cbs, s,
+	    &s->serf)) != 0) {
+		log_error("bad Serf RPC address %s", rpc);
+		goto fail;
+	}
+	serf_set_size_limit(s->serf, 9216);
+	ev_timer_init(&s->info_timer, info_timer_cb, c->clock, c->clock);
+	ev_timer_start(a->loop, &s->info_timer);
+	ev_timer_init(&s->catchup_timer, catchup_timer_cb, c->clock / 2,
+	    c->clock / 2);
+	ev_timer_start(a->loop, &s->catchup_timer);
+	return 0;
+fail:
+	sync_stop(a);
+	return rc;
+}
+
+void
+sync_stop(struct agent *a)
+{
+	struct sync *s = a->sync;
+
+	if (s == NULL)
+		return;
+	sync_peer_close(s);
+	ev_timer_stop(a->loop, &s->info_timer);
+	ev_timer_stop(a->loop, &s->catchup_timer);
+	serf_close(s->serf);
+	serfproc_stop(s->proc);
+	if (s->own_run_dir) {
+		char p[600];
+
+		snprintf(p, sizeof(p), "%s/serf.json", s->run_dir);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s/serf.log", s->run_dir);
+		unlink(p);
+		rmdir(s->run_dir);
+	}
+	msgpack_sbuffer_destroy(&s->q);
+	free(s->qr);
+	free(s->mem);
+	free(s);
+	a->sync = NULL;
+}
+
+/* ---- pass-through ---- */
+
+int
+sync_serf_send(struct agent *a, const char *name, size_t nlen,
+    const uint8_t *payload, size_t len)
+{
+	char buf[256];
+
+	if (a->sync == NULL || a->sync->serf == NULL)
+		return -ENOTCONN;
+	if (nlen >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, name, nlen);
+	buf[nlen] = '\0';
+	return serf_send_event(a->sync->serf, buf, payload, len);
+}
+
+void
+sync_monitor_add(struct agent *a, struct sync_monitor *m)
+{
+	m->next = a->sync->mons;
+	a->sync->mons = m;
+}
+
+void
+sync_monitor_remove(struct agent *a, struct sync_monitor *m)
+{
+	struct sync_monitor **pp;
+
+	if (a->sync == NULL)
+		return;
+	for (pp = &a->sync->mons; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == m) {
+			*pp = m->next;
+			return;
+		}
+}

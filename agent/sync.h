@@ -1,0 +1,55 @@
+/*
+ * sync: replication between agents (spec §3, docs/cluster.md).
+ *
+ * Serf is the fast path: local changes are broadcast as `<prefix>.update`
+ * events (several per event, each event small enough to gossip), and every
+ * node announces the ticks it knows in `<prefix>.info` every clock.  Serf
+ * loses events under bursts and gives a new node no history, so every
+ * node also repairs: per-origin ticks are contiguous, so a node sees what
+ * it misses ([1, tick] - known) and pulls exactly those events from a
+ * peer over the peer port (get_events).  A node without data downloads
+ * the whole tree from a peer (dump) before it serves clients.
+ *
+ * All of it runs on the agent's loop; every change still goes through
+ * agent_commit().
+ */
+#ifndef DISTKV_SYNC_H
+#define DISTKV_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct agent;
+struct conn;
+struct entry;
+
+/* Start Serf (embedded or attached), timers, download if not ready. */
+int sync_start(struct agent *a);
+void sync_stop(struct agent *a);
+
+/* A change made here: queue it for the next broadcast. */
+void sync_local_change(struct agent *a, const struct entry *e);
+/* End of a loop iteration (after the logs are synced): broadcast. */
+void sync_flush(struct agent *a);
+
+/* serfsend: fire a user event with exactly this name (no prefix). */
+int sync_serf_send(struct agent *a, const char *name, size_t nlen,
+    const uint8_t *payload, size_t len);
+/* True if a pass-through name would enter the servers' namespace. */
+bool sync_name_reserved(const struct agent *a, const char *name, size_t nlen);
+
+/* serfmon: events named name go to fn until removed. */
+struct sync_monitor {
+	char name[256];
+	size_t nlen;
+	void (*fn)(struct sync_monitor *m, const uint8_t *payload, size_t len);
+	struct sync_monitor *next;
+};
+void sync_monitor_add(struct agent *a, struct sync_monitor *m);
+void sync_monitor_remove(struct agent *a, struct sync_monitor *m);
+
+/* For get_state and logs: is Serf connected, how many peers are alive. */
+bool sync_serf_connected(const struct agent *a);
+
+#endif
