@@ -20,10 +20,10 @@ run_suite() {
 }
 
 run_suite plain
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-LSAN_OPTIONS=suppressions="$top/tests/lsan.supp":print_suppressions=0 \
-UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	run_suite sanitize --enable-asan --enable-ubsan CC=clang
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions="$top/tests/lsan.supp":print_suppressions=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite sanitize --enable-asan --enable-ubsan CC=clang
 summary() {
 	grep -h "^# \(PASS\|FAIL\|ERROR\)" "$top/_build/$1/test-suite.log" | tr '\n' ' '
 	echo
