@@ -14,8 +14,12 @@ if [ -f "$D/agent.pid" ] && kill -0 "$(cat "$D/agent.pid")" 2>/dev/null; then
 	while kill -0 "$(cat "$D/agent.pid")" 2>/dev/null; do sleep 0.1; done
 fi
 export DISTKV_SOCKET="$D/agent.sock"
-"$B/distkv-agent" --standalone --node demo --state-dir "$D/state" \
-	--socket "$DISTKV_SOCKET" --log-level warn &
+# The default mode: the agent starts and supervises its own serf agent
+# (docs/cluster.md).  --init makes this first node of a new cluster ready.
+"$B/distkv-agent" --node demo --init '{}' --state-dir "$D/state" \
+	--socket "$DISTKV_SOCKET" --shm "$D/region" \
+	--bind 127.0.0.1:17946 --serf-rpc 127.0.0.1:17373 \
+	--peer-bind 127.0.0.1:17589 --log-level warn &
 echo $! > "$D/agent.pid"
 # wait (bounded) until the agent answers
 i=0
@@ -37,5 +41,9 @@ echo "\$ distkv-cli watch --fetch -n 3 svc   (ran in the background meanwhile)"
 cat "$D/watch.out"
 cli state
 echo
-echo "Agent running (pid $(cat "$D/agent.pid")), socket $DISTKV_SOCKET"
+echo "Agent running (pid $(cat "$D/agent.pid")), socket $DISTKV_SOCKET,"
+echo "shared-memory region $D/region, its serf agent gossiping on 127.0.0.1:17946."
+echo "Add a second node: $B/distkv-agent --node two --join 127.0.0.1:17946 \\"
+echo "    --bind 127.0.0.1:17947 --serf-rpc 127.0.0.1:17374 --peer-bind 127.0.0.1:17590 \\"
+echo "    --socket $D/two.sock --shm $D/two.region &"
 echo "Try: DISTKV_SOCKET=$DISTKV_SOCKET $B/distkv-cli --help"
