@@ -13,6 +13,12 @@
 int	path_append(distkv_path *dst, const distkv_path *src, size_t from);
 /* Pack p as a msgpack array (NULL packs the root, []). */
 int	path_pack(msgpack_packer *pk, const distkv_path *p);
+/*
+ * The canonical key bytes of p (what path_pack writes) into buf, without
+ * a packer: returns the length, or, if cap is too small, a size that is
+ * enough (call again with a buffer that big).
+ */
+size_t	path_key(const distkv_path *p, uint8_t *buf, size_t cap);
 /* Append the elements of a msgpack array from the agent; DISTKV_EPROTO if
  * it is not a valid path. */
 int	path_push_object(distkv_path *p, const msgpack_object *o);

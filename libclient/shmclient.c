@@ -23,52 +23,29 @@ struct distkv_shm {
 struct keybuf {
 	uint8_t small[512];
 	uint8_t *p;
-	size_t len, cap;
-	bool heap;
+	size_t len;
 };
 
-static int
-keybuf_write(void *data, const char *buf, size_t len)
-{
-	struct keybuf *k = data;
-
-	if (len > k->cap - k->len) {
-		size_t cap = k->cap * 2 + len;
-		uint8_t *p = malloc(cap);
-
-		if (p == NULL)
-			return -1;
-		memcpy(p, k->p, k->len);
-		if (k->heap)
-			free(k->p);
-		k->p = p;
-		k->cap = cap;
-		k->heap = true;
-	}
-	memcpy(k->p + k->len, buf, len);
-	k->len += len;
-	return 0;
-}
-
-/* The region key of p: its canonical msgpack array (same bytes as the
- * agent's, see path_pack). */
+/* The region key of p: its canonical msgpack array (the agent's bytes). */
 static int
 key_of(const distkv_path *p, struct keybuf *k)
 {
-	msgpack_packer pk;
+	size_t n = path_key(p, k->small, sizeof(k->small));
 
 	k->p = k->small;
-	k->len = 0;
-	k->cap = sizeof(k->small);
-	k->heap = false;
-	msgpack_packer_init(&pk, k, keybuf_write);
-	return path_pack(&pk, p) == 0 ? 0 : -ENOMEM;
+	if (n > sizeof(k->small)) {
+		if ((k->p = malloc(n)) == NULL)
+			return -ENOMEM;
+		n = path_key(p, k->p, n);
+	}
+	k->len = n;
+	return 0;
 }
 
 static void
 key_free(struct keybuf *k)
 {
-	if (k->heap)
+	if (k->p != k->small)
 		free(k->p);
 }
 
@@ -233,6 +210,11 @@ bool
 shm_client_fresh(distkv_shm *s)
 {
 	/* the agent beats every 250 ms: 1 s without one means trouble */
+	if (shm_reader_fresh(s->r, 1000))
+		return true;
+	/* replaced by a grown or compacted region: map that one and ask
+	 * again (the only system calls on this path) */
+	(void)shm_reader_seq(s->r);
 	return shm_reader_fresh(s->r, 1000);
 }
 
@@ -298,8 +280,7 @@ child_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
 	if (proto_unpack(key, klen, &zone, &o) != 0 ||
 	    o.type != MSGPACK_OBJECT_ARRAY ||
 	    (rc = distkv_path_new(&e.path)) != 0 ||
-	    (rc = path_append(e.path, ch->parent, 0)) != 0 ||
-	    (rc = path_push_object(e.path, &o.via.array.ptr[ch->depth])) != 0 ||
+	    (rc = path_push_object(e.path, &o)) != 0 ||
 	    (rc = distkv_value_from_msgpack(&e.value, val, vlen)) != 0) {
 		msgpack_zone_destroy(&zone);
 		distkv_entry_clear(&e);

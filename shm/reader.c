@@ -290,6 +290,9 @@ shm_reader_get(struct shm_reader *r, const uint8_t *key, size_t klen,
 uint64_t
 shm_reader_changes(struct shm_reader *r)
 {
+	/* the count goes on in the region that replaced this one */
+	if (LOAD_ACQ(&r->h->superseded) != 0)
+		reader_remap(r);
 	return LOAD_ACQ(&r->h->changes);
 }
 

@@ -281,8 +281,14 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes)
 	}
 	nw.h->live_entries = oh->live_entries;
 	nw.h->live_bytes = oh->live_bytes;
-	nw.h->changes = oh->changes;
-	nw.h->change_seq = oh->change_seq;
+	/*
+	 * The replacement is itself published as one change on both sides,
+	 * so the counters agree: a reader that saw the old region's last
+	 * value sees the same value on the new one, and every later put
+	 * moves past it.
+	 */
+	nw.h->changes = oh->changes + 1;
+	nw.h->change_seq = oh->change_seq + 1;
 	nw.h->heartbeat_ns = oh->heartbeat_ns;
 	if (rename(tmp, w->path) != 0) {
 		rc = -errno;

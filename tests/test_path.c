@@ -261,3 +261,55 @@ Test(path, depth_limit)
 	cr_assert_lt(distkv_path_len(p), 1000);
 	distkv_path_free(p);
 }
+
+/* The shm key encoder must write exactly what path_pack writes. */
+#include "client_internal.h"
+
+static void
+assert_key_matches_pack(const distkv_path *p)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uint8_t *big;
+	size_t need, n;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	cr_assert_eq(path_pack(&pk, p), 0);
+	need = path_key(p, NULL, 0);	/* an upper bound */
+	big = malloc(need);
+	cr_assert_not_null(big);
+	n = path_key(p, big, need);
+	cr_assert_eq(n, sb.size, "path of %zu elements: key %zu bytes, packed %zu", distkv_path_len(p), n, sb.size);
+	cr_assert_eq(memcmp(big, sb.data, n), 0);
+	free(big);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(path, shm_key_bytes_equal_packed_path)
+{
+	static const int64_t ints[] = { 0, 1, 127, 128, 255, 256, 65535,
+	    65536, 4294967295LL, 4294967296LL, INT64_MAX, -1, -32, -33, -128,
+	    -129, -32768, -32769, -2147483648LL, -2147483649LL, INT64_MIN };
+	char longstr[70000];
+	distkv_path *p;
+
+	memset(longstr, 'x', sizeof(longstr));
+	cr_assert_eq(distkv_path_new(&p), 0);
+	assert_key_matches_pack(p);		/* the root */
+	cr_assert_eq(distkv_path_push_nil(p), 0);
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		cr_assert_eq(distkv_path_push_int(p, ints[i]), 0);
+		assert_key_matches_pack(p);
+	}
+	cr_assert_eq(distkv_path_push_str(p, longstr, 31), 0);
+	cr_assert_eq(distkv_path_push_str(p, longstr, 32), 0);
+	cr_assert_eq(distkv_path_push_str(p, longstr, 300), 0);
+	cr_assert_eq(distkv_path_push_str(p, longstr, 66000), 0);
+	cr_assert_eq(distkv_path_push_bin(p, longstr, 5), 0);
+	cr_assert_eq(distkv_path_push_bin(p, longstr, 300), 0);
+	cr_assert_eq(distkv_path_push_bin(p, longstr, 66000), 0);
+	cr_assert_eq(distkv_path_push_str(p, "", 0), 0);
+	assert_key_matches_pack(p);
+	distkv_path_free(p);
+}
