@@ -8,8 +8,8 @@
  * only through libdistkv; values are built and read with msgpack-c and
  * converted from and to JSON by mpjson (libproto).
  *
- * Exit status: 0 ok, 1 not found, 2 usage error, 3 agent unreachable /
- * protocol or I/O error, 4 the agent refused the request.
+ * Exit status: 0 ok, 1 not found (wait: timed out), 2 usage error, 3 agent
+ * unreachable / protocol or I/O error, 4 the agent refused the request.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <msgpack.h>
 
@@ -56,6 +57,7 @@ enum optid {
 	O_JSON,
 	O_RAW,
 	O_VERSION,
+	O_NOSHM,
 	/* per command */
 	O_JSONVAL,
 	O_NEW,
@@ -69,6 +71,7 @@ enum optid {
 	O_COUNT,
 	O_TIMEOUT,
 	O_EVENT,
+	O_CHANGES,
 };
 
 struct opt {
@@ -85,6 +88,7 @@ struct ctx {
 	enum output	 out;
 	bool		 help;
 	bool		 version;
+	bool		 no_shm;	/* --no-shm: no region reads */
 	distkv		*c;
 
 	int		 argc;		/* positional arguments */
@@ -104,6 +108,8 @@ struct ctx {
 	int		 timeout_ms;	/* -1: none */
 	bool		 has_event;
 	struct distkv_event event;
+	bool		 changes;	/* wait --changes */
+	bool		 serf_send;	/* serf: send (else mon) */
 
 	long		 seen;		/* watch: entries printed */
 
@@ -142,6 +148,8 @@ static int	cmd_watch(struct ctx *);
 static int	cmd_state(struct ctx *);
 static int	cmd_save(struct ctx *);
 static int	cmd_log(struct ctx *);
+static int	cmd_wait(struct ctx *);
+static int	cmd_serf(struct ctx *);
 static int	cmd_help(struct ctx *);
 
 static int	cli_err(int, const char *, ...)
@@ -172,11 +180,30 @@ static int	put_state_section(msgpack_sbuffer *, const msgpack_object *);
 static int	put_set_result(struct ctx *, const char *,
 		    const struct distkv_set_result *);
 static int	prepare(struct ctx *, const struct cmd *);
+static int	prepare_serf(struct ctx *, const struct cmd *);
 static bool	is_negative_number(const char *);
 static void	print_opt(const struct opt *);
 static void	print_usage(FILE *);
 static void	print_cmd_help(const struct cmd *);
 static const struct cmd *find_cmd(const char *);
+
+struct wstate;
+struct wait_arg;
+struct serf_arg;
+static void	wstate_clear(struct wstate *);
+static bool	wstate_differs(const struct wstate *, const struct wstate *);
+static int	wstate_set(struct wstate *, const void *, size_t, uint64_t);
+static int	wstate_read_shm(struct wstate *, distkv_shm *,
+		    const distkv_path *);
+static long long now_ms(void);
+static int	wait_shm(struct ctx *, distkv_shm *, struct wstate *, bool *);
+static int	wait_cb(void *, const struct distkv_entry *);
+static int	wait_socket(struct ctx *, struct wstate *);
+static int	wait_print(struct ctx *, const struct wstate *);
+static int	pack_cstr(msgpack_packer *, const char *);
+static int	serf_pack(struct ctx *, msgpack_sbuffer *);
+static int	serf_send_cb(void *, const uint8_t *, size_t);
+static int	serf_mon_cb(void *, const uint8_t *, size_t);
 
 /* ---- options ---- */
 
@@ -187,6 +214,8 @@ static const struct opt opts[] = {
 	{ O_JSON, 0, "json", NULL, "print one JSON object per line" },
 	{ O_RAW, 0, "raw", NULL, "print bare values only" },
 	{ O_VERSION, 0, "version", NULL, "print the version and exit" },
+	{ O_NOSHM, 0, "no-shm", NULL,
+	    "read over the socket, never the shared memory" },
 	{ O_JSONVAL, 'j', "json-value", NULL,
 	    "VALUE (and --prev) is JSON, not a string" },
 	{ O_NEW, 0, "new", NULL, "fail unless the entry does not exist yet" },
@@ -207,11 +236,13 @@ static const struct opt opts[] = {
 	{ O_TIMEOUT, 't', "timeout", "SECONDS", "stop after SECONDS" },
 	{ O_EVENT, 'e', "event", "NODE:TICK",
 	    "get the entry changed by NODE:TICK" },
+	{ O_CHANGES, 0, "changes", NULL,
+	    "return on any change anywhere; print nothing" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
 static const enum optid global_opts[] = {
-	O_HELP, O_SOCKET, O_JSON, O_RAW, O_VERSION, O_END
+	O_HELP, O_SOCKET, O_JSON, O_RAW, O_NOSHM, O_VERSION, O_END
 };
 
 static const enum optid get_opts[] = { O_NCHAIN, O_EVENT, O_END };
@@ -228,6 +259,10 @@ static const enum optid watch_opts[] = {
 	O_FETCH, O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_COUNT, O_TIMEOUT, O_END
 };
 static const enum optid log_opts[] = { O_FETCH, O_END };
+static const enum optid wait_opts[] = { O_TIMEOUT, O_CHANGES, O_END };
+static const enum optid serf_opts[] = {
+	O_JSONVAL, O_COUNT, O_TIMEOUT, O_END
+};
 static const enum optid no_opts[] = { O_END };
 
 /* ---- the command table ---- */
@@ -241,6 +276,10 @@ static const struct cmd cmds[] = {
 	    "With -c N the change chain (newest change first) is printed on a\n"
 	    "second line, \"chain: NODE:TICK ...\".  With -e the entry whose\n"
 	    "chain holds that change is printed as \"PATH = VALUE\".\n"
+	    "\n"
+	    "The value is read from the agent's shared-memory region when the\n"
+	    "agent has one (no round trip), else over the socket; --no-shm\n"
+	    "always asks over the socket.  The output is the same either way.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  distkv-cli get svc/web/host\n"
@@ -319,6 +358,25 @@ static const struct cmd cmds[] = {
 	    "  distkv-cli watch --fetch --json svc/web\n"
 	    "  distkv-cli watch -n 1 -t 60 deploy/trigger  # wait for one change\n",
 	    watch_opts, 0, 1, CMD_CONNECT | CMD_PATH },
+	{ "wait", cmd_wait, "wait [-t SECONDS] PATH | wait --changes "
+	    "[-t SECONDS]",
+	    "block until the value at PATH changes",
+	    "Block until the value at PATH differs from the one it had when wait\n"
+	    "started (appearing and disappearing count; storing the value it\n"
+	    "already has does not), then print the new value as get does and\n"
+	    "exit 0.  A deletion prints nothing (--json: {\"path\":...,\n"
+	    "\"value\":null}).  With -t, give up after SECONDS: a message and\n"
+	    "exit status 1.  With --changes (no PATH) return, printing nothing,\n"
+	    "as soon as anything in the tree changed.  Sleeps on the shared-\n"
+	    "memory region's change word when the agent has one, else (or with\n"
+	    "--no-shm) watches PATH over the socket; never polls.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli wait svc/web/port\n"
+	    "  8081\n"
+	    "  distkv-cli wait -t 60 deploy/trigger || echo \"nothing happened\"\n"
+	    "  while distkv-cli wait --changes; do ./refresh-cache; done\n",
+	    wait_opts, 0, 1, CMD_CONNECT | CMD_PATH },
 	{ "state", cmd_state, "state", "show the agent's node table",
 	    "Print the agent's name and its node table: every node's tick and\n"
 	    "the tick ranges this agent knows, misses, and others reported as\n"
@@ -344,6 +402,27 @@ static const struct cmd cmds[] = {
 	    "Example:\n"
 	    "  distkv-cli log --fetch changes.mp\n",
 	    log_opts, 1, 1, CMD_CONNECT },
+	{ "serf", cmd_serf, "serf send [-j] TYPE DATA | serf mon [-n COUNT] "
+	    "[-t SECONDS] TYPE",
+	    "send or monitor user events of the cluster",
+	    "serf send: have the agent broadcast the user event TYPE with DATA\n"
+	    "through Serf.  DATA is a string unless -j is given (then JSON, as\n"
+	    "for set; null is allowed); with --raw its bytes are sent as they\n"
+	    "are, not msgpack-encoded.  Prints nothing unless --json.\n"
+	    "serf mon: print one line per event TYPE that arrives: its data as\n"
+	    "JSON (--json: {\"type\":TYPE,\"data\":...}; a payload that is not\n"
+	    "msgpack as {\"$bin\":HEX}); with --raw the payload bytes as they\n"
+	    "are, then a newline.  Runs until interrupted, COUNT events (-n) or\n"
+	    "SECONDS (-t, exit 0).  TYPE may not start with ':' or the agents'\n"
+	    "own prefix.  An agent without Serf (--standalone) refuses both:\n"
+	    "\"No Serf: ...\", exit status 4.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli serf send deploy web-1.4\n"
+	    "  distkv-cli serf send -j deploy '{\"app\":\"web\",\"v\":\"1.4\"}'\n"
+	    "  distkv-cli serf mon -n 1 deploy\n"
+	    "  {\"app\":\"web\",\"v\":\"1.4\"}\n",
+	    serf_opts, 2, 3, CMD_CONNECT },
 	{ "help", cmd_help, "help [COMMAND]", "show help for a command",
 	    "Show the overview, or the help of COMMAND (same as COMMAND "
 	    "--help).\n",
@@ -456,7 +535,7 @@ parse_event(const char *name, const char *s, struct distkv_event *ev)
 static int
 apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 {
-	long v;
+	long v = 0;	/* gcc -O3 cannot see parse_int set it */
 
 	switch (o->id) {
 	case O_HELP:
@@ -473,6 +552,12 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		break;
 	case O_RAW:
 		ctx->out = OUT_RAW;
+		break;
+	case O_NOSHM:
+		ctx->no_shm = true;
+		break;
+	case O_CHANGES:
+		ctx->changes = true;
 		break;
 	case O_JSONVAL:
 		ctx->json_value = true;
@@ -1268,6 +1353,478 @@ cmd_log(struct ctx *ctx)
 	return (0);
 }
 
+/* ---- wait ---- */
+
+/*
+ * What wait compares: whether PATH has a value, and its bytes.  The tock
+ * only goes into the output.  The buffer is reused between reads.
+ */
+struct wstate {
+	bool		 has;		/* false: unset or deleted */
+	uint8_t		*buf;		/* the value (msgpack) */
+	size_t		 len;
+	size_t		 cap;
+	uint64_t	 tock;
+};
+
+static void
+wstate_clear(struct wstate *w)
+{
+	free(w->buf);
+	memset(w, 0, sizeof(*w));
+}
+
+static bool
+wstate_differs(const struct wstate *a, const struct wstate *b)
+{
+	if (a->has != b->has)
+		return (true);
+	return (a->has && (a->len != b->len ||
+	    memcmp(a->buf, b->buf, a->len) != 0));
+}
+
+/* Copy a value (len 0 or msgpack nil: no value).  0 or -ENOMEM. */
+static int
+wstate_set(struct wstate *w, const void *data, size_t len, uint64_t tock)
+{
+	uint8_t *nb;
+
+	w->tock = tock;
+	w->has = len > 0 && !distkv_value_is_nil(data, len);
+	w->len = 0;
+	if (!w->has)
+		return (0);
+	if (len > w->cap) {
+		if ((nb = realloc(w->buf, len)) == NULL)
+			return (-ENOMEM);
+		w->buf = nb;
+		w->cap = len;
+	}
+	memcpy(w->buf, data, len);
+	w->len = len;
+	return (0);
+}
+
+/* PATH's state from the region: 0, or a distkv_shm_get() error. */
+static int
+wstate_read_shm(struct wstate *w, distkv_shm *s, const distkv_path *p)
+{
+	struct distkv_shm_meta m;
+	size_t need;
+	uint8_t *nb;
+	int rc;
+
+	if (w->cap == 0) {
+		if ((w->buf = malloc(256)) == NULL)
+			return (-ENOMEM);
+		w->cap = 256;
+	}
+	while ((rc = distkv_shm_get(s, p, w->buf, w->cap, &need, &m)) ==
+	    DISTKV_ETOOSMALL) {
+		/* the value may grow again before the next try */
+		if ((nb = realloc(w->buf, need)) == NULL)
+			return (-ENOMEM);
+		w->buf = nb;
+		w->cap = need;
+	}
+	if (rc == DISTKV_ENOTFOUND) {
+		w->has = false;
+		w->len = 0;
+		w->tock = 0;
+		return (0);
+	}
+	if (rc != 0)
+		return (rc);
+	w->len = need;
+	w->tock = m.tock;
+	w->has = !distkv_value_is_nil(w->buf, w->len);
+	return (0);
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Longest single futex sleep: how soon an agent killed -9 is noticed. */
+#define WAIT_SLICE_MS	1000
+
+/*
+ * wait through the shared-memory region: sleep on its change word, look
+ * at PATH after every wake-up.  The word is read before the value, so a
+ * change between the two ends the next sleep at once.  The sleep is cut
+ * into slices only to notice an agent that died without closing the
+ * region (kill -9); a closed region wakes us at once.  Returns 0 with *now
+ * filled (changed), DISTKV_ETIMEDOUT, DISTKV_EDISCONNECTED (the agent is
+ * gone) or a distkv_shm_get() error; *started false: the start value could
+ * not be read (the caller may use the socket instead).
+ */
+static int
+wait_shm(struct ctx *ctx, distkv_shm *s, struct wstate *now, bool *started)
+{
+	struct wstate start;
+	long long deadline = -1, left;
+	uint32_t seq, nseq;
+	int rc, slice;
+
+	memset(&start, 0, sizeof(start));
+	*started = false;
+	if (ctx->timeout_ms >= 0)
+		deadline = now_ms() + ctx->timeout_ms;
+	seq = distkv_shm_counter(s);
+	if (!ctx->changes &&
+	    (rc = wstate_read_shm(&start, s, ctx->path)) != 0)
+		goto out;
+	*started = true;
+	for (;;) {
+		slice = WAIT_SLICE_MS;
+		if (deadline >= 0) {
+			if ((left = deadline - now_ms()) <= 0) {
+				rc = DISTKV_ETIMEDOUT;
+				goto out;
+			}
+			if (left < slice)
+				slice = (int)left;
+		}
+		rc = distkv_shm_wait(s, seq, slice);
+		if (rc == DISTKV_ETIMEDOUT) {
+			if (distkv_shm_alive(s) != 1) {
+				rc = DISTKV_EDISCONNECTED;
+				goto out;
+			}
+			continue;
+		}
+		if (rc != 0)
+			goto out;
+		nseq = distkv_shm_counter(s);
+		/* closing the region counts as a change: is it one? */
+		if (distkv_shm_alive(s) != 1) {
+			rc = DISTKV_EDISCONNECTED;
+			goto out;
+		}
+		if (ctx->changes) {
+			if (nseq != seq) {
+				rc = 0;
+				goto out;
+			}
+			continue;
+		}
+		seq = nseq;
+		rc = wstate_read_shm(now, s, ctx->path);
+		if (rc == DISTKV_EBUSY)
+			continue;	/* the writer's next change wakes us */
+		if (rc != 0)
+			goto out;
+		if (wstate_differs(&start, now))
+			goto out;
+	}
+out:
+	wstate_clear(&start);
+	return (rc);
+}
+
+struct wait_arg {
+	struct ctx	*ctx;
+	struct wstate	 start;		/* PATH as fetched */
+	struct wstate	*now;
+	bool		 uptodate;
+	int		 rc;		/* -ENOMEM from a copy */
+};
+
+static int
+wait_cb(void *arg, const struct distkv_entry *e)
+{
+	struct wait_arg *wa = arg;
+
+	if (wa->ctx->changes)
+		return (e != NULL);	/* any live item */
+	if (e == NULL) {
+		wa->uptodate = true;
+		return (0);
+	}
+	if (e->depth != 0)
+		return (0);
+	if ((wa->rc = wstate_set(wa->uptodate ? wa->now : &wa->start,
+	    e->value.data, e->value.len, e->tock)) != 0)
+		return (1);
+	return (wa->uptodate && wstate_differs(&wa->start, wa->now));
+}
+
+/*
+ * wait over the socket: a watch of PATH alone whose fetch part gives the
+ * start state; the first live item that differs ends it.  --changes: a
+ * watch of the whole tree without fetch, ended by its first item.
+ */
+static int
+wait_socket(struct ctx *ctx, struct wstate *now)
+{
+	struct distkv_tree_opts to;
+	struct wait_arg wa;
+	distkv_path *root = NULL;
+	int rc;
+
+	memset(&wa, 0, sizeof(wa));
+	wa.ctx = ctx;
+	wa.now = now;
+	memset(&to, 0, sizeof(to));
+	to.max_depth = ctx->changes ? -1 : 0;
+	to.fetch = !ctx->changes;
+	if (ctx->changes && (rc = distkv_path_new(&root)) != 0)
+		return (rc);
+	rc = distkv_watch(ctx->c, ctx->changes ? root : ctx->path, &to,
+	    ctx->timeout_ms, wait_cb, &wa);
+	if (wa.rc != 0)
+		rc = wa.rc;
+	distkv_path_free(root);
+	wstate_clear(&wa.start);
+	return (rc);
+}
+
+/* The new state as get prints it; a deletion only in --json. */
+static int
+wait_print(struct ctx *ctx, const struct wstate *w)
+{
+	struct distkv_entry e;
+	msgpack_sbuffer b;
+	int rc = 0;
+
+	if (ctx->changes || (!w->has && ctx->out != OUT_JSON))
+		return (0);
+	msgpack_sbuffer_init(&b);
+	if (w->has) {
+		memset(&e, 0, sizeof(e));
+		e.value.data = w->buf;
+		e.value.len = w->len;
+		e.tock = w->tock;
+		rc = put_entry(ctx, &b, ctx->path, &e, true);
+	} else if (put(&b, "{\"path\":") != 0 ||
+	    put_path(&b, ctx->path, true) != 0 ||
+	    put(&b, ",\"value\":null}\n") != 0)
+		rc = cli_err(EXIT_AGENT, "out of memory");
+	else if (emit(&b) != 0)
+		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));
+	msgpack_sbuffer_destroy(&b);
+	return (rc);
+}
+
+static int
+cmd_wait(struct ctx *ctx)
+{
+	struct wstate now;
+	distkv_shm *s = distkv_shm_of(ctx->c);
+	bool started = false;
+	int rc;
+
+	memset(&now, 0, sizeof(now));
+	/* a stale region (agent hung or gone) cannot tell us anything */
+	if (s != NULL && distkv_shm_alive(s) == 1)
+		rc = wait_shm(ctx, s, &now, &started);
+	if (!started) {
+		/* no region, or PATH unreadable in it (busy writer) */
+		s = NULL;
+		rc = wait_socket(ctx, &now);
+	}
+	if (rc == 0)
+		rc = wait_print(ctx, &now);
+	else if (rc == DISTKV_ETIMEDOUT && ctx->timeout_ms >= 0) {
+		if (ctx->changes)
+			rc = cli_err(EXIT_NOTFOUND, "no change within %d s",
+			    ctx->timeout_ms / 1000);
+		else
+			rc = cli_err(EXIT_NOTFOUND, "%s: no change within "
+			    "%d s", ctx->label, ctx->timeout_ms / 1000);
+	} else if (rc == DISTKV_EDISCONNECTED && s != NULL)
+		rc = cli_err(EXIT_AGENT, "%s: the agent stopped",
+		    ctx->label);
+	else
+		rc = lib_error(ctx, rc, ctx->label);
+	wstate_clear(&now);
+	return (rc);
+}
+
+/* ---- serf ---- */
+
+static int
+pack_cstr(msgpack_packer *pk, const char *s)
+{
+	return (msgpack_pack_str_with_body(pk, s, strlen(s)));
+}
+
+/*
+ * The request: {action: "serfsend", type, data | raw} or
+ * {action: "serfmon", type, raw}.  0 or -ENOMEM.
+ */
+static int
+serf_pack(struct ctx *ctx, msgpack_sbuffer *req)
+{
+	msgpack_packer pk;
+	const char *data = ctx->argv[2];
+	bool raw = ctx->out == OUT_RAW;
+
+	msgpack_packer_init(&pk, req, msgpack_sbuffer_write);
+	if (msgpack_pack_map(&pk, 3) != 0 ||
+	    pack_cstr(&pk, "action") != 0 ||
+	    pack_cstr(&pk, ctx->serf_send ? "serfsend" : "serfmon") != 0 ||
+	    pack_cstr(&pk, "type") != 0 ||
+	    pack_cstr(&pk, ctx->argv[1]) != 0)
+		return (-ENOMEM);
+	if (!ctx->serf_send) {
+		if (pack_cstr(&pk, "raw") != 0 || (raw ?
+		    msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) != 0)
+			return (-ENOMEM);
+		return (0);
+	}
+	if (raw) {
+		if (pack_cstr(&pk, "raw") != 0 ||
+		    msgpack_pack_bin_with_body(&pk, data, strlen(data)) != 0)
+			return (-ENOMEM);
+		return (0);
+	}
+	/* the value prepare() built, as it is */
+	if (pack_cstr(&pk, "data") != 0 ||
+	    msgpack_sbuffer_write(req, ctx->val.data, ctx->val.size) != 0)
+		return (-ENOMEM);
+	return (0);
+}
+
+static int
+serf_send_cb(void *arg, const uint8_t *msg, size_t len)
+{
+	(void)arg;
+	(void)msg;
+	(void)len;
+	return (0);	/* the library turns an error reply into rc */
+}
+
+struct serf_arg {
+	struct ctx	*ctx;
+	msgpack_sbuffer	 b;
+	msgpack_zone	 zone;
+	int		 rc;	/* exit status of a failed print */
+};
+
+/* One serfmon reply: an event {type, data | raw [, error]} or a state. */
+static int
+serf_mon_cb(void *arg, const uint8_t *msg, size_t len)
+{
+	struct serf_arg *sa = arg;
+	struct ctx *ctx = sa->ctx;
+	const msgpack_object *type, *data, *raw, *err;
+	msgpack_object m;
+	msgpack_sbuffer *b = &sa->b;
+	int rc = 0;
+
+	msgpack_zone_clear(&sa->zone);
+	if (proto_unpack(msg, len, &sa->zone, &m) != 0 ||
+	    m.type != MSGPACK_OBJECT_MAP)
+		goto bad;
+	/* states, and an error reply (the library reports it) */
+	if ((type = proto_map_get(&m, "type")) == NULL)
+		return (0);
+	data = proto_map_get(&m, "data");
+	raw = proto_map_get(&m, "raw");
+	err = proto_map_get(&m, "error");
+	if (type->type != MSGPACK_OBJECT_STR || (data == NULL &&
+	    (raw == NULL || raw->type != MSGPACK_OBJECT_BIN)))
+		goto bad;
+	switch (ctx->out) {
+	case OUT_RAW:
+		if (raw != NULL && raw->type == MSGPACK_OBJECT_BIN)
+			rc = putn(b, raw->via.bin.ptr, raw->via.bin.size);
+		else
+			rc = mpjson_format(b, data, MPJSON_BARE_STR |
+			    MPJSON_BARE_BIN);
+		break;
+	case OUT_JSON:
+		if ((rc = put(b, "{\"type\":")) != 0 ||
+		    (rc = mpjson_put_string(b, type->via.str.ptr,
+		    type->via.str.size)) != 0 ||
+		    (rc = put(b, data != NULL ? ",\"data\":" :
+		    ",\"raw\":")) != 0 ||
+		    (rc = mpjson_format(b, data != NULL ? data : raw, 0)) != 0)
+			break;
+		if (data == NULL && err != NULL &&
+		    err->type == MSGPACK_OBJECT_STR &&
+		    ((rc = put(b, ",\"error\":")) != 0 ||
+		    (rc = mpjson_put_string(b, err->via.str.ptr,
+		    err->via.str.size)) != 0))
+			break;
+		rc = put(b, "}");
+		break;
+	case OUT_TEXT:
+		rc = mpjson_format(b, data != NULL ? data : raw, 0);
+		break;
+	}
+	if (rc == 0)
+		rc = put(b, "\n");
+	if (rc == -ENOMEM) {
+		sa->rc = cli_err(EXIT_AGENT, "out of memory");
+		return (1);
+	}
+	if (rc != 0)
+		goto bad;
+	if (emit(b) != 0) {
+		sa->rc = cli_err(EXIT_AGENT, "write error: %s",
+		    strerror(errno));
+		return (1);
+	}
+	ctx->seen++;
+	return (ctx->count > 0 && ctx->seen >= ctx->count);
+bad:
+	sa->rc = cli_err(EXIT_AGENT, "protocol error: malformed serfmon "
+	    "reply");
+	return (1);
+}
+
+static int
+cmd_serf(struct ctx *ctx)
+{
+	const char *what = ctx->serf_send ? "serf send" : "serf mon";
+	struct serf_arg sa;
+	msgpack_sbuffer req;
+	int rc;
+
+	msgpack_sbuffer_init(&req);
+	if (serf_pack(ctx, &req) != 0) {
+		msgpack_sbuffer_destroy(&req);
+		return (cli_err(EXIT_AGENT, "out of memory"));
+	}
+	if (ctx->serf_send) {
+		rc = distkv_request(ctx->c, req.data, req.size, serf_send_cb,
+		    NULL);
+		if (rc != 0)
+			rc = lib_error(ctx, rc, what);
+		else if (ctx->out == OUT_JSON)
+			printf("{\"result\":true}\n");
+		msgpack_sbuffer_destroy(&req);
+		return (rc);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.ctx = ctx;
+	msgpack_sbuffer_init(&sa.b);
+	if (!msgpack_zone_init(&sa.zone, 2048)) {
+		msgpack_sbuffer_destroy(&req);
+		return (cli_err(EXIT_AGENT, "out of memory"));
+	}
+	/* events come when they come: -t is the only limit */
+	distkv_set_timeout(ctx->c, ctx->timeout_ms);
+	rc = distkv_request(ctx->c, req.data, req.size, serf_mon_cb, &sa);
+	if (sa.rc != 0)
+		rc = sa.rc;
+	else if (rc == DISTKV_ETIMEDOUT && ctx->timeout_ms >= 0)
+		rc = 0;		/* -t: stopping is what was asked for */
+	else if (rc != 0)
+		rc = lib_error(ctx, rc, what);
+	msgpack_zone_destroy(&sa.zone);
+	msgpack_sbuffer_destroy(&sa.b);
+	msgpack_sbuffer_destroy(&req);
+	return (rc);
+}
+
 static int
 cmd_help(struct ctx *ctx)
 {
@@ -1294,9 +1851,12 @@ prepare(struct ctx *ctx, const struct cmd *cmd)
 	struct distkv_set_opts *so = &ctx->so;
 	int rc;
 
-	if (cmd->fn == cmd_get && ctx->has_event == (ctx->argc == 1))
+	if ((cmd->fn == cmd_get && ctx->has_event == (ctx->argc == 1)) ||
+	    (cmd->fn == cmd_wait && ctx->changes == (ctx->argc == 1)))
 		return (cli_err(EXIT_USAGE, "usage: distkv-cli %s",
 		    cmd->usage));
+	if (cmd->fn == cmd_serf)
+		return (prepare_serf(ctx, cmd));
 	if (cmd->flags & CMD_PATH) {
 		ctx->pathtext = ctx->argc > 0 ? ctx->argv[0] : "";
 		ctx->label = *ctx->pathtext != '\0' ? ctx->pathtext : "/";
@@ -1333,6 +1893,34 @@ prepare(struct ctx *ctx, const struct cmd *cmd)
 	return (0);
 }
 
+/* serf send|mon: the subcommand, TYPE, and for send the DATA value. */
+static int
+prepare_serf(struct ctx *ctx, const struct cmd *cmd)
+{
+	const char *type = ctx->argv[1];
+
+	if (strcmp(ctx->argv[0], "send") == 0 && ctx->argc == 3) {
+		ctx->serf_send = true;
+		if (ctx->count != -1 || ctx->timeout_ms != -1)
+			return (cli_err(EXIT_USAGE, "serf send takes no -n or "
+			    "-t"));
+		if (ctx->json_value && ctx->out == OUT_RAW)
+			return (cli_err(EXIT_USAGE, "serf send: -j and --raw "
+			    "exclude each other"));
+	} else if (strcmp(ctx->argv[0], "mon") == 0 && ctx->argc == 2) {
+		if (ctx->json_value)
+			return (cli_err(EXIT_USAGE, "serf mon takes no -j"));
+	} else
+		return (cli_err(EXIT_USAGE, "usage: distkv-cli %s",
+		    cmd->usage));
+	if (*type == '\0' || !proto_utf8_valid(type, strlen(type)))
+		return (cli_err(EXIT_USAGE, "serf: TYPE must be a non-empty "
+		    "UTF-8 string"));
+	if (ctx->serf_send && ctx->out != OUT_RAW)
+		return (build_value(ctx, ctx->argv[2], true, &ctx->val));
+	return (0);
+}
+
 /* ---- help ---- */
 
 static void
@@ -1357,8 +1945,8 @@ print_usage(FILE *f)
 	const struct opt *o;
 	size_t i;
 
-	fprintf(f, "usage: distkv-cli [--socket PATH] [--json | --raw] COMMAND "
-	    "[ARGS...]\n");
+	fprintf(f, "usage: distkv-cli [--socket PATH] [--json | --raw] "
+	    "[--no-shm] COMMAND [ARGS...]\n");
 	if (f != stdout) {
 		fprintf(f, "Run 'distkv-cli --help' for the commands.\n");
 		return;
@@ -1385,9 +1973,12 @@ print_usage(FILE *f)
 	    "The socket is --socket PATH, else $DISTKV_SOCKET, else\n"
 	    "" DISTKV_DEFAULT_SOCKET ".\n"
 	    "\n"
-	    "Exit status: 0 ok, 1 not found, 2 usage error, 3 agent unreachable,\n"
-	    "protocol or I/O error, 4 refused by the agent (e.g. a failed\n"
-	    "precondition).\n"
+	    "Reads: get and wait use the agent's shared-memory region when it\n"
+	    "has one; --no-shm (or DISTKV_NO_SHM=1) asks over the socket.\n"
+	    "\n"
+	    "Exit status: 0 ok, 1 not found (wait: timed out), 2 usage error,\n"
+	    "3 agent unreachable, protocol or I/O error, 4 refused by the agent\n"
+	    "(e.g. a failed precondition, or serf on a standalone agent).\n"
 	    "\n"
 	    "Examples:\n"
 	    "  distkv-cli set svc/web/host www1.example.org\n"
@@ -1395,6 +1986,7 @@ print_usage(FILE *f)
 	    "  distkv-cli get svc/web/port\n"
 	    "  distkv-cli tree svc --json\n"
 	    "  distkv-cli watch --fetch svc\n"
+	    "  distkv-cli wait -t 60 svc/web/port\n"
 	    "\n"
 	    "Run 'distkv-cli help COMMAND' for the options of a command; the\n"
 	    "manual is docs/cli.md.\n");
@@ -1414,8 +2006,8 @@ print_cmd_help(const struct cmd *cmd)
 				if (o->id == *a)
 					print_opt(o);
 	}
-	printf("\nGlobal options: --socket PATH, --json, --raw, -h/--help "
-	    "(see distkv-cli --help).\n");
+	printf("\nGlobal options: --socket PATH, --json, --raw, --no-shm, "
+	    "-h/--help\n(see distkv-cli --help).\n");
 }
 
 static const struct cmd *
@@ -1475,6 +2067,11 @@ main(int argc, char **argv)
 		env = getenv("DISTKV_SOCKET");
 		ctx.socket = env != NULL && *env != '\0' ? env :
 		    DISTKV_DEFAULT_SOCKET;
+	}
+	/* libdistkv maps the region unless told not to */
+	if (ctx.no_shm && setenv("DISTKV_NO_SHM", "1", 1) != 0) {
+		rc = cli_err(EXIT_AGENT, "setenv: %s", strerror(errno));
+		goto out;
 	}
 	if ((cmd->flags & CMD_CONNECT) &&
 	    (rc = distkv_connect(ctx.socket, &ctx.c)) != 0) {

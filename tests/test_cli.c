@@ -185,11 +185,11 @@ cli(struct run *r, const char *first, ...)
 	cr_assert_eq(ok_rc, 0, "exit %d, stderr: %s", ok_rc, ok_r.err);	\
 } while (0)
 
-/* Read one line from a running watcher, with a deadline. */
+/* Read one line from a running watcher within ms; NULL: none (or EOF). */
 static char *
-read_line(struct proc *p, char *line, size_t cap)
+read_line_ms(struct proc *p, char *line, size_t cap, int ms)
 {
-	long long deadline = harness_now_ms() + CLI_DEADLINE_MS;
+	long long deadline = harness_now_ms() + ms;
 	struct pollfd pf;
 	char *nl;
 	ssize_t got;
@@ -216,6 +216,13 @@ read_line(struct proc *p, char *line, size_t cap)
 			return (NULL);
 		p->len += (size_t)got;
 	}
+}
+
+/* Read one line from a running watcher, with a deadline. */
+static char *
+read_line(struct proc *p, char *line, size_t cap)
+{
+	return (read_line_ms(p, line, cap, CLI_DEADLINE_MS));
 }
 
 /* Wait for a spawned CLI to exit (deadline); its exit status. */
@@ -609,6 +616,251 @@ Test(cli, watch_live)
 	(void)r;
 }
 
+/* ---- shared memory: get through the region or the socket ---- */
+
+/* distkv-cli [--no-shm] get [mode] key: both ways must print the same. */
+static void
+get_both_ways(const char *key, const char *mode)
+{
+	const char *argv[10];
+	struct run a, b;
+	int n;
+
+	n = 0;
+	argv[n++] = harness_bin("distkv-cli");
+	argv[n++] = "--socket";
+	argv[n++] = agent.socket;
+	argv[n++] = "get";
+	if (mode != NULL)
+		argv[n++] = mode;
+	argv[n++] = key;
+	argv[n] = NULL;
+	run_argv(&a, argv);
+	argv[n++] = "--no-shm";		/* a global option after the path */
+	argv[n] = NULL;
+	run_argv(&b, argv);
+	cr_assert_eq(a.status, b.status, "%s %s: %d vs %d", key,
+	    mode != NULL ? mode : "", a.status, b.status);
+	cr_assert_eq(a.outlen, b.outlen, "%s: '%s' vs '%s'", key, a.out,
+	    b.out);
+	cr_assert(memcmp(a.out, b.out, a.outlen) == 0, "%s: '%s' vs '%s'",
+	    key, a.out, b.out);
+	cr_assert_str_eq(a.err, b.err);
+}
+
+Test(cli, get_shm_and_socket_agree)
+{
+	static const char *keys[] = { "s", "e", "i", "f", "o", "b", "big",
+	    "missing", "gone" };
+	static const char *modes[] = { NULL, "--json", "--raw" };
+	char big[2000];
+	struct stat st;
+	struct run r;
+	size_t k, m;
+
+	/* the harness gives the agent a region, or this tests nothing */
+	cr_assert(stat(agent.shm, &st) == 0 && st.st_size > 0,
+	    "no region at %s", agent.shm);
+	memset(big, 'x', sizeof(big) - 1);	/* beyond any small buffer */
+	big[sizeof(big) - 1] = '\0';
+	OK("set", "s", "hello world");
+	OK("set", "e", "");
+	OK("set", "-j", "i", "-5");
+	OK("set", "-j", "f", "1.5");
+	OK("set", "-j", "o", "{\"port\":8080,\"tags\":[\"a\",\"b\"]}");
+	OK("set", "-j", "b", "{\"$bin\":\"00ff41\"}");
+	OK("set", "big", big);
+	OK("set", "gone", "x");
+	OK("delete", "gone");
+	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+			get_both_ways(keys[k], modes[m]);
+	/* and the value is the one stored */
+	cr_assert_eq(cli(&r, "--no-shm", "get", "o", NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "{\"port\":8080,\"tags\":[\"a\",\"b\"]}\n");
+	cr_assert_eq(cli(&r, "--no-shm", "get", "missing", NULL), 1);
+	cr_assert_str_eq(r.err, "distkv-cli: missing: not found\n");
+}
+
+/* ---- wait ---- */
+
+/*
+ * Start `distkv-cli --socket S wait WARGS...' in the background, then set
+ * key to "w1", "w2", ... until the wait printed something or exited.
+ * Usually "w1" ends it.  Had the wait not read its start value before the
+ * first set, it takes "w1" as the start and the next set ends it: no sleep
+ * decides the outcome, and every step has a deadline.  Returns the number
+ * of sets; *line gets the wait's first line ("" if none), *status its exit
+ * status.
+ */
+static int
+wait_while_setting(const char **wargs, const char *key, char *line,
+    size_t cap, int *status)
+{
+	const char *argv[MAX_ARGV + 4];
+	long long deadline = harness_now_ms() + CLI_DEADLINE_MS;
+	struct pollfd pf;
+	struct proc p;
+	char val[32];
+	int n = 0, i, errfd;
+
+	argv[n++] = harness_bin("distkv-cli");
+	argv[n++] = "--socket";
+	argv[n++] = agent.socket;
+	argv[n++] = "wait";
+	for (i = 0; wargs[i] != NULL && n < MAX_ARGV; i++)
+		argv[n++] = wargs[i];
+	argv[n] = NULL;
+	spawn(&p, argv, &errfd);
+	for (i = 1;; i++) {
+		cr_assert(harness_now_ms() < deadline, "wait did not return "
+		    "after %d sets", i - 1);
+		snprintf(val, sizeof(val), "w%d", i);
+		OK("set", key, val);
+		pf.fd = p.out;
+		pf.events = POLLIN;
+		/* a step, not a guess: the loop goes on until it returns */
+		if (poll(&pf, 1, 200) > 0)
+			break;
+	}
+	if (read_line(&p, line, cap) == NULL)
+		*line = '\0';
+	*status = proc_wait(&p);
+	close(errfd);
+	return (i);
+}
+
+/* The wait printed "wJ\n" for a J that was set. */
+static void
+assert_set_value(const char *line, int sets)
+{
+	int j = 0, end = 0;
+
+	cr_assert(sscanf(line, "w%d\n%n", &j, &end) == 1 && end > 0 &&
+	    line[end] == '\0', "wait printed '%s'", line);
+	cr_assert(j >= 1 && j <= sets, "wait printed w%d after %d sets", j,
+	    sets);
+}
+
+Test(cli, wait_returns_after_set)
+{
+	const char *wargs[] = { "wk", NULL };
+	char line[512];
+	int status, sets;
+
+	OK("set", "wk", "start");
+	sets = wait_while_setting(wargs, "wk", line, sizeof(line), &status);
+	cr_assert_eq(status, 0);
+	assert_set_value(line, sets);
+}
+
+Test(cli, wait_no_shm_returns_after_set)
+{
+	const char *wargs[] = { "--no-shm", "wk", NULL };
+	const char *jargs[] = { "wk", "--json", "--no-shm", NULL };
+	char line[512];
+	int status, sets;
+
+	OK("set", "wk", "start");
+	sets = wait_while_setting(wargs, "wk", line, sizeof(line), &status);
+	cr_assert_eq(status, 0);
+	assert_set_value(line, sets);
+	wait_while_setting(jargs, "wk", line, sizeof(line), &status);
+	cr_assert_eq(status, 0);
+	cr_assert(strncmp(line, "{\"path\":\"wk\",\"value\":\"w", 23) == 0,
+	    "%s", line);
+}
+
+Test(cli, wait_sees_a_value_appear)
+{
+	const char *shm[] = { "new/a", NULL };
+	const char *sock[] = { "--no-shm", "new/b", NULL };
+	char line[512];
+	int status, sets;
+
+	sets = wait_while_setting(shm, "new/a", line, sizeof(line), &status);
+	cr_assert_eq(status, 0);
+	assert_set_value(line, sets);
+	sets = wait_while_setting(sock, "new/b", line, sizeof(line), &status);
+	cr_assert_eq(status, 0);
+	assert_set_value(line, sets);
+}
+
+Test(cli, wait_changes)
+{
+	const char *shm[] = { "--changes", NULL };
+	const char *sock[] = { "--changes", "--no-shm", NULL };
+	char line[512];
+	int status;
+
+	wait_while_setting(shm, "any/where", line, sizeof(line), &status);
+	cr_assert_eq(status, 0);
+	cr_assert_str_eq(line, "");
+	wait_while_setting(sock, "any/where", line, sizeof(line), &status);
+	cr_assert_eq(status, 0);
+	cr_assert_str_eq(line, "");
+}
+
+Test(cli, wait_timeout_exits_1)
+{
+	const char *argv[10];
+	struct proc p;
+	struct run r;
+	int n, errfd;
+
+	OK("set", "still", "v");
+	cr_assert_eq(cli(&r, "wait", "--timeout", "1", "still", NULL), 1);
+	cr_assert_str_eq(r.out, "");
+	cr_assert_str_eq(r.err, "distkv-cli: still: no change within 1 s\n");
+	cr_assert_eq(cli(&r, "wait", "-t", "1", "--no-shm", "still", NULL), 1);
+	cr_assert_str_eq(r.out, "");
+	cr_assert_str_eq(r.err, "distkv-cli: still: no change within 1 s\n");
+	cr_assert_eq(cli(&r, "wait", "-t", "1", "never/set", NULL), 1);
+	cr_assert_eq(cli(&r, "wait", "-t", "1", "--changes", NULL), 1);
+	cr_assert_str_eq(r.err, "distkv-cli: no change within 1 s\n");
+
+	/*
+	 * Storing the value the path already has is no change, whether it
+	 * happens before or after the wait has started.
+	 */
+	n = 0;
+	argv[n++] = harness_bin("distkv-cli");
+	argv[n++] = "--socket";
+	argv[n++] = agent.socket;
+	argv[n++] = "wait";
+	argv[n++] = "-t";
+	argv[n++] = "1";
+	argv[n++] = "still";
+	argv[n] = NULL;
+	spawn(&p, argv, &errfd);	/* keep its stderr open: no SIGPIPE */
+	OK("set", "still", "v");
+	cr_assert_eq(proc_wait(&p), 1);
+	close(errfd);
+}
+
+/* ---- serf ---- */
+
+Test(cli, serf_standalone_refused)
+{
+	struct run r;
+
+	cr_assert_eq(cli(&r, "serf", "send", "deploy", "web-1.4", NULL), 4);
+	cr_assert_str_eq(r.out, "");
+	cr_assert(strncmp(r.err, "distkv-cli: serf send: No Serf", 30) == 0,
+	    "%s", r.err);
+	cr_assert_eq(cli(&r, "--json", "serf", "send", "-j", "deploy",
+	    "{\"v\":[1,2]}", NULL), 4);
+	cr_assert_str_eq(r.out, "");
+	cr_assert(strstr(r.err, "No Serf") != NULL, "%s", r.err);
+	cr_assert_eq(cli(&r, "serf", "send", "--raw", "deploy", "bytes",
+	    NULL), 4);
+	cr_assert(strstr(r.err, "No Serf") != NULL, "%s", r.err);
+	cr_assert_eq(cli(&r, "serf", "mon", "-n", "1", "deploy", NULL), 4);
+	cr_assert_str_eq(r.out, "");
+	cr_assert(strncmp(r.err, "distkv-cli: serf mon: No Serf", 29) == 0,
+	    "%s", r.err);
+}
+
 /* ---- state, save, log ---- */
 
 Test(cli, state)
@@ -675,6 +927,24 @@ Test(cli_usage, usage_errors_exit_2)
 	/* -j belongs to set/delete only */
 	cr_assert_eq(cli_bare(&r, "get", "-j", "k", NULL), 2);
 	cr_assert_str_eq(r.out, "");
+	/* wait: PATH, or --changes without one */
+	cr_assert_eq(cli_bare(&r, "wait", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "wait", "--changes", "k", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "wait", "-t", "0", "k", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "wait", "a//b", NULL), 2);
+	/* serf send TYPE DATA | serf mon TYPE */
+	cr_assert_eq(cli_bare(&r, "serf", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "serf", "bogus", "t", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "serf", "send", "t", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "serf", "mon", "t", "x", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "serf", "send", "", "x", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "serf", "send", "-j", "t", "{", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "serf", "send", "-j", "--raw", "t", "1",
+	    NULL), 2);
+	cr_assert_eq(cli_bare(&r, "serf", "send", "-n", "1", "t", "x", NULL),
+	    2);
+	cr_assert_eq(cli_bare(&r, "serf", "mon", "-j", "t", NULL), 2);
+	cr_assert_str_eq(r.out, "");
 }
 
 Test(cli_usage, unreachable_exits_3)
@@ -704,6 +974,12 @@ Test(cli_usage, help)
 	cr_assert_eq(cli_bare(&r, "help", "watch", NULL), 0);
 	cr_assert(strncmp(r.out, "usage: distkv-cli watch", 23) == 0);
 	cr_assert_eq(cli_bare(&r, "help", "nope", NULL), 2);
+	cr_assert_eq(cli_bare(&r, "help", "wait", NULL), 0);
+	cr_assert(strncmp(r.out, "usage: distkv-cli wait", 22) == 0);
+	cr_assert_eq(cli_bare(&r, "serf", "--help", NULL), 0);
+	cr_assert(strncmp(r.out, "usage: distkv-cli serf", 22) == 0);
+	cr_assert_eq(cli_bare(&r, "--help", NULL), 0);
+	cr_assert(strstr(r.out, "--no-shm") != NULL);
 	cr_assert_eq(cli_bare(&r, "--version", NULL), 0);
 }
 
