@@ -89,6 +89,20 @@ serfproc_plain(const char *s)
 	return true;
 }
 
+/* Standard base64 only: it goes into the JSON config verbatim. */
+static bool
+serfproc_base64(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= 'A' && *s <= 'Z') || *s == '+' || *s == '/' ||
+		    *s == '='))
+			return false;
+	return true;
+}
+
 static int
 serfproc_write_config(const char *dir, const struct serfproc_config *c,
     char **pathp)
@@ -107,9 +121,18 @@ serfproc_write_config(const char *dir, const struct serfproc_config *c,
 		rc = -errno;
 		goto out;
 	}
+	/* it may hold the gossip key: for the agent's user only */
+	if (fchmod(fileno(f), 0600) != 0) {
+		rc = -errno;
+		goto out;
+	}
 	fputc('{', f);
+	if (c->encrypt_key != NULL) {
+		fprintf(f, "\"encrypt_key\": \"%s\"", c->encrypt_key);
+		sep = ", ";
+	}
 	if (c->event_size_limit > 0) {
-		fprintf(f, "\"user_event_size_limit\": %zu",
+		fprintf(f, "%s\"user_event_size_limit\": %zu", sep,
 		    c->event_size_limit);
 		sep = ", ";
 	}
@@ -349,7 +372,8 @@ serfproc_start(struct ev_loop *loop, const struct serfproc_config *c,
 	    !serfproc_plain(c->reconnect_interval)) ||
 	    (c->reconnect_timeout != NULL &&
 	    !serfproc_plain(c->reconnect_timeout)) ||
-	    (c->profile != NULL && !serfproc_plain(c->profile)))
+	    (c->profile != NULL && !serfproc_plain(c->profile)) ||
+	    (c->encrypt_key != NULL && !serfproc_base64(c->encrypt_key)))
 		return -EINVAL;
 	if (mkdir(c->dir, 0700) != 0 && errno != EEXIST)
 		return -errno;

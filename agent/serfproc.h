@@ -31,6 +31,7 @@ struct serfproc_config {
 	const char *reconnect_interval;	/* Go duration, e.g. "1s" */
 	const char *reconnect_timeout;	/* e.g. "30s" */
 	const char *profile;		/* lan (default), local, wan */
+	const char *encrypt_key;	/* gossip key, base64 (or NULL) */
 };
 
 /* Spawn the child and supervise it.  Returns 0 or -errno. */

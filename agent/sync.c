@@ -790,6 +790,7 @@ sync_start(struct agent *a)
 		.state = serf_state,
 	};
 	const struct agent_config *c = &a->cfg;
+	char gossip_key[64];
 	struct sync *s;
 	const char *rpc;
 	int rc;
@@ -828,6 +829,22 @@ sync_start(struct agent *a)
 		pc.reconnect_interval = "1s";
 		pc.reconnect_timeout = "24h";
 		pc.profile = "lan";
+		if (c->has_cluster_key) {
+			/*
+			 * Gossip is encrypted with a key derived from the
+			 * cluster secret: a Serf agent without it cannot join,
+			 * so nobody outside can fire update events.
+			 */
+			uint8_t k[32];
+
+			crypto_generichash(k, sizeof(k),
+			    (const uint8_t *)"distkv-serf-gossip", 18,
+			    c->cluster_key, sizeof(c->cluster_key));
+			sodium_bin2base64(gossip_key, sizeof(gossip_key), k,
+			    sizeof(k), sodium_base64_VARIANT_ORIGINAL);
+			sodium_memzero(k, sizeof(k));
+			pc.encrypt_key = gossip_key;
+		}
 		if ((rc = serfproc_start(a->loop, &pc, &s->proc)) != 0) {
 			log_error("cannot start serf agent: %s", strerror(-rc));
 			goto fail;

@@ -217,7 +217,8 @@ Test(shm_e2e, greeting_maps_the_region)
 	unsetenv("DISTKV_NO_SHM");
 }
 
-Test(shm_e2e, no_shm_agent_reads_over_the_socket, .init = setup)
+Test(shm_e2e, no_shm_agent_reads_over_the_socket, .init = setup,
+    .fini = teardown)
 {
 	distkv *c;
 
@@ -527,7 +528,8 @@ Test(shm_e2e, kill9_keeps_last_state_then_restart_remaps)
 	distkv_shm_close(s);
 }
 
-Test(shm_e2e, clean_stop_then_restart_with_state, .init = setup)
+Test(shm_e2e, clean_stop_then_restart_with_state, .init = setup,
+    .fini = teardown)
 {
 	distkv *c;
 	distkv_shm *s;
@@ -932,7 +934,10 @@ Test(shm_e2e, region_growth_through_the_agent)
 	struct shm_reader_info info;
 	char path[64];
 
+	uint64_t changes0;
+
 	cr_assert_eq(shm_reader_open(agent.shm, &r), 0);
+	changes0 = distkv_shm_changes(s);
 	for (int i = 0; i < 1500; i++) {
 		snprintf(path, sizeof(path), "g/%d", i);
 		set_int(c, path, i);
@@ -946,6 +951,32 @@ Test(shm_e2e, region_growth_through_the_agent)
 	cr_assert_eq(info.live_entries, 1500);
 	cr_assert_eq(info.agent_pid, (uint32_t)agent.pid);
 	cr_assert_eq(distkv_shm_alive(s), 1);
+	/* a poller of the change count follows the replacements */
+	cr_assert_geq(distkv_shm_changes(s), changes0 + 1500);
+
+	/*
+	 * The connection mapped the first region; distkv_get must follow
+	 * the replacement and still read the region, not fall back to the
+	 * socket for good.
+	 */
+	{
+		struct distkv_entry e;
+		distkv_path *p = P("g/1234");
+		int64_t i = 0;
+		int rc;
+
+		distkv_set_timeout(c, 2000);
+		agent_pause();
+		rc = distkv_get(c, p, 0, &e);
+		agent_resume();
+		cr_assert_eq(rc, 0, "get after growth, agent stopped: %s",
+		    distkv_strerror(rc));
+		cr_assert_eq(distkv_value_get_int(e.value.data, e.value.len,
+		    &i), 0);
+		cr_assert_eq(i, 1234);
+		distkv_entry_clear(&e);
+		distkv_path_free(p);
+	}
 	shm_reader_close(r);
 	distkv_shm_close(s);
 	distkv_close(c);
