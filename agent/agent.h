@@ -51,7 +51,8 @@ struct agent_config {
 	const char *peer_bind;		/* peer port ADDR:PORT */
 	const char *run_dir;		/* embedded agent's files */
 	const char *event_prefix;	/* Serf event names: PREFIX.update ... */
-	double clock;			/* seconds between info messages */
+	double clock;			/* seconds: info messages, ping clock */
+	unsigned ping_length;		/* links of a ping chain (4) */
 	bool has_cluster_key;
 	uint8_t cluster_key[32];
 };

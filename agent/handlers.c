@@ -817,13 +817,13 @@ pack_state_ranges(struct agent *a, msgpack_packer *pk, enum state_kind k)
 static void
 act_get_state(struct req *r)
 {
-	bool f[4];
-	static const char *keys[4] = { "nodes", "known", "missing",
-	    "remote_missing" };
+	bool f[5];
+	static const char *keys[5] = { "nodes", "known", "missing",
+	    "remote_missing", "ping" };
 	msgpack_packer *pk;
 	uint32_t n = 0;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		if (!req_bool(r, keys[i], false, &f[i]))
 			return;
 		n += f[i];
@@ -853,6 +853,11 @@ act_get_state(struct req *r)
 	if (f[3]) {
 		pack_key(pk, "remote_missing");
 		pack_state_ranges(r->a, pk, ST_REMOTE);
+	}
+	if (f[4]) {
+		/* the last accepted ping chain, newest first (spec §3.8) */
+		pack_key(pk, "ping");
+		sync_pack_ping(r->a, pk);
 	}
 }
 

@@ -51,7 +51,9 @@ static const char usage_text[] =
 "  --cluster-key FILE   shared secret peers must prove (HMAC challenge)\n"
 "  --event-prefix NAME  Serf event names NAME.update, NAME.info (default\n"
 "                       distkv)\n"
-"  --clock SECONDS      interval of info messages and catch-up (default 1)\n"
+"  --clock SECONDS      the ping clock: info messages, catch-up, pings\n"
+"                       (default 1)\n"
+"  --ping-length N      links of a ping chain (default 4)\n"
 "  --run-dir DIR        files of the embedded serf agent (default: the\n"
 "                       state dir, else a temp dir)\n"
 "  --serf-bin PATH      the serf program (default: serf in PATH)\n"
@@ -89,7 +91,7 @@ enum {
 	OPT_MAX_REQUEST, OPT_MAX_OUTPUT, OPT_CHANGE_LENGTH, OPT_LOG_LEVEL,
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY,
-	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN,
+	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
 };
 
 static const struct option long_opts[] = {
@@ -121,6 +123,7 @@ static const struct option long_opts[] = {
 	{ "clock", required_argument, NULL, OPT_CLOCK },
 	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
 	{ "serf-bin", required_argument, NULL, OPT_SERF_BIN },
+	{ "ping-length", required_argument, NULL, OPT_PING_LENGTH },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -250,6 +253,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	cfg->serf_bin = "serf";
 	cfg->event_prefix = "distkv";
 	cfg->clock = 1.0;
+	cfg->ping_length = 4;
 	cfg->join = joins;
 	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "localhost");
@@ -294,6 +298,10 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 		}
 		case OPT_RUN_DIR: cfg->run_dir = optarg; break;
 		case OPT_SERF_BIN: cfg->serf_bin = optarg; break;
+		case OPT_PING_LENGTH:
+			cfg->ping_length = (unsigned)parse_number(optarg,
+			    "--ping-length", 2, 16);
+			break;
 		case OPT_NO_SHM: no_shm = true; break;
 		case OPT_NODE:
 			if (*optarg == '\0' ||

@@ -36,13 +36,30 @@ struct qrec {
 	uint64_t tick;
 };
 
+/* A ping chain (spec §3.5): newest first; nodes may repeat; a node whose
+ * tick was nil has no tick. */
+#define PING_MAX 16
+struct pinglink {
+	struct node *node;
+	bool has_tick;
+	uint64_t tick;
+};
+struct pingchain {
+	unsigned n;
+	uint64_t tock;
+	struct pinglink l[PING_MAX];
+};
+
 struct sync {
 	struct agent *a;
 	struct serfproc *proc;
 	struct serf *serf;
 	char run_dir[512];
 	bool own_run_dir;
-	char ev_update[96], ev_info[96];
+	char ev_update[96], ev_info[96], ev_ping[96];
+	struct pingchain last_ping;	/* L: the last accepted ping */
+	ev_timer ping_timer;
+	uint64_t pings_sent, collisions;
 
 	msgpack_sbuffer q;		/* encoded local change records */
 	struct qrec *qr;
@@ -71,6 +88,7 @@ struct sync {
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 static void sync_peer_close(struct sync *s);
+static void raise_tock(struct agent *a, const msgpack_object *m);
 
 /* ---- helpers ---- */
 
@@ -263,6 +281,273 @@ send_info(struct sync *s)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* ---- pings (spec §3.8): a common, rotating order of live nodes ---- */
+
+static double
+rand01(void)
+{
+	return (double)randombytes_uniform(1000000) / 1000000.0;
+}
+
+static bool
+link_eq(const struct pinglink *a, const struct pinglink *b)
+{
+	return a->node == b->node && a->has_tick == b->has_tick &&
+	    (!a->has_tick || a->tick == b->tick);
+}
+
+/*
+ * Tolerant equality of ping chains from index ai / bi on: heads equal and
+ * tails equal, where a tail that ends early matches as long as the other
+ * side has at most 2 more links (truncation tolerance).
+ */
+static bool
+ping_tail_eq(const struct pingchain *a, unsigned ai,
+    const struct pingchain *b, unsigned bi)
+{
+	for (;;) {
+		unsigned ra = a->n - ai, rb = b->n - bi;
+
+		if (ra == 0 || rb == 0)
+			return (ra > rb ? ra - rb : rb - ra) <= 2;
+		if (!link_eq(&a->l[ai], &b->l[bi]))
+			return false;
+		ai++;
+		bi++;
+	}
+}
+
+/* Position (1-based) of this node in prev(L), 0 if absent. */
+static unsigned
+ping_position(const struct sync *s)
+{
+	for (unsigned i = 1; i < s->last_ping.n; i++)
+		if (s->last_ping.l[i].node == s->a->self)
+			return i;
+	return 0;
+}
+
+/* When to ping next, as a factor of the clock (spec §3.8 table). */
+static double
+ping_factor(const struct sync *s)
+{
+	const struct pingchain *L = &s->last_ping;
+	unsigned lv = L->n, pos, k;
+	double nn = (double)(s->a->nodes.n > 0 ? s->a->nodes.n : 1);
+
+	if (L->n > 0 && L->l[0].node == s->a->self)
+		return 3.0;
+	if (!agent_ready(s->a) && L->n > 1) {
+		for (unsigned i = 1; i < L->n; i++)
+			if (L->l[i].has_tick && L->l[i].tick > 0) {
+				if (i > (L->n - 1 + 1) / 2)
+					return 3.0;	/* stay quiet */
+				break;
+			}
+	}
+	if ((pos = ping_position(s)) > 0)
+		return 2.0 - (double)(pos - 1) / (double)lv;
+	k = lv < s->a->cfg.ping_length - 1 ? 3 : 10;
+	if (rand01() < 1.0 / ((double)k * nn))
+		return 1.0 + rand01() / nn;
+	return 2.5 + rand01() / 2.0;
+}
+
+static void
+ping_reschedule(struct sync *s)
+{
+	ev_timer_stop(s->a->loop, &s->ping_timer);
+	ev_timer_set(&s->ping_timer, ping_factor(s) * s->a->cfg.clock, 0.);
+	ev_timer_start(s->a->loop, &s->ping_timer);
+}
+
+static void
+pack_ping_chain(msgpack_packer *pk, const struct pingchain *c, unsigned i)
+{
+	/* as a chain map: node, [tick], prev (nil at the real end) */
+	msgpack_pack_map(pk, 2 + c->l[i].has_tick);
+	pack_str(pk, "node");
+	msgpack_pack_str_with_body(pk, c->l[i].node->name,
+	    c->l[i].node->name_len);
+	if (c->l[i].has_tick) {
+		pack_str(pk, "tick");
+		msgpack_pack_uint64(pk, c->l[i].tick);
+	}
+	pack_str(pk, "prev");
+	if (i + 1 < c->n)
+		pack_ping_chain(pk, c, i + 1);
+	else
+		msgpack_pack_nil(pk);
+}
+
+static void
+send_ping(struct sync *s)
+{
+	struct agent *a = s->a;
+	struct pingchain p;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	/* a new ping = (self, tick) followed by L, cut to ping.length; if
+	 * that head equals L's, L is sent again unchanged */
+	memset(&p, 0, sizeof(p));
+	p.l[0].node = a->self;
+	p.l[0].has_tick = a->self->has_tick;
+	p.l[0].tick = a->self->tick;
+	if (s->last_ping.n > 0 && link_eq(&p.l[0], &s->last_ping.l[0]))
+		p = s->last_ping;
+	else {
+		p.n = 1;
+		for (unsigned i = 0; i < s->last_ping.n &&
+		    p.n < a->cfg.ping_length; i++)
+			p.l[p.n++] = s->last_ping.l[i];
+		p.tock = agent_stamp(a);
+	}
+	s->last_ping = p;
+	s->pings_sent++;
+	if (serf_connected(s->serf)) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 4);
+		pack_str(&pk, "node");
+		msgpack_pack_str_with_body(&pk, a->self->name,
+		    a->self->name_len);
+		pack_str(&pk, "tick");
+		if (a->self->has_tick)
+			msgpack_pack_uint64(&pk, a->self->tick);
+		else
+			msgpack_pack_nil(&pk);
+		pack_str(&pk, "tock");
+		msgpack_pack_uint64(&pk, p.tock);
+		pack_str(&pk, "prev");
+		if (p.n > 1)
+			pack_ping_chain(&pk, &p, 1);
+		else
+			msgpack_pack_nil(&pk);
+		serf_send_event(s->serf, s->ev_ping, (const uint8_t *)sb.data,
+		    sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	ping_reschedule(s);
+}
+
+static void
+ping_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, ping_timer);
+
+	(void)loop;
+	(void)revents;
+	send_ping(s);
+}
+
+/* Decode a ping message into a chain (nodes created, ticks raised). */
+static bool
+ping_decode(struct sync *s, const msgpack_object *m, struct pingchain *out)
+{
+	const msgpack_object *cur = m;
+
+	memset(out, 0, sizeof(*out));
+	if (proto_get_uint(proto_map_get(m, "tock"), &out->tock) != 0)
+		return false;
+	while (cur != NULL && cur->type == MSGPACK_OBJECT_MAP &&
+	    out->n < PING_MAX) {
+		const msgpack_object *name = proto_map_get(cur, "node");
+		const msgpack_object *tick = proto_map_get(cur, "tick");
+		struct pinglink *l = &out->l[out->n];
+
+		if (name == NULL || !chain_node_name_ok(name))
+			return false;
+		l->node = nodes_get(&s->a->nodes, name->via.str.ptr,
+		    name->via.str.size, true);
+		if (l->node == NULL)
+			return false;
+		if (tick != NULL && tick->type != MSGPACK_OBJECT_NIL) {
+			if (proto_get_uint(tick, &l->tick) != 0)
+				return false;
+			l->has_tick = true;
+			node_raise_tick(l->node, l->tick);
+		}
+		out->n++;
+		cur = proto_map_get(cur, "prev");
+	}
+	return out->n > 0;
+}
+
+/*
+ * A ping from another node.  The valid next ping extends L; anything else
+ * is a collision (two pings after the same one, or a split healing).  The
+ * winner is chosen the same way everywhere (spec §3.8, with the docs'
+ * tie-breakers: higher tick, then the alphabetically lower name); a
+ * collision also starts a catch-up round at once, which is how this
+ * implementation recovers from a split (docs/cluster.md).
+ */
+static void
+handle_ping(struct sync *s, const msgpack_object *m)
+{
+	struct agent *a = s->a;
+	struct pingchain p;
+	bool take;
+
+	if (!ping_decode(s, m, &p) || p.l[0].node == a->self)
+		return;
+	raise_tock(a, m);
+	if (s->last_ping.n == 0 || (p.n > 1 &&
+	    ping_tail_eq(&p, 1, &s->last_ping, 0)) ||
+	    (p.n == 1 && s->last_ping.n <= 2)) {
+		s->last_ping = p;
+		ping_reschedule(s);
+		return;
+	}
+	s->collisions++;
+	if (!p.l[0].has_tick && agent_ready(a))
+		take = false;
+	else if (p.l[0].has_tick && !agent_ready(a))
+		take = true;
+	else if (p.tock != s->last_ping.tock)
+		take = p.tock > s->last_ping.tock;
+	else if (p.l[0].tick != s->last_ping.l[0].tick)
+		take = p.l[0].tick > s->last_ping.l[0].tick;
+	else
+		take = strcmp(p.l[0].node->name,
+		    s->last_ping.l[0].node->name) < 0;
+	log_info("ping collision: %s:%llu (tock %llu) vs %s:%llu (tock %llu), "
+	    "keeping %s", p.l[0].node->name, (unsigned long long)p.l[0].tick,
+	    (unsigned long long)p.tock, s->last_ping.l[0].node->name,
+	    (unsigned long long)s->last_ping.l[0].tick,
+	    (unsigned long long)s->last_ping.tock,
+	    take ? "the new one" : "ours");
+	if (take) {
+		s->last_ping = p;
+		ping_reschedule(s);
+	}
+	/* the network may have healed: tell what we know, pull what we miss */
+	send_info(s);
+}
+
+void
+sync_pack_ping(const struct agent *a, msgpack_packer *pk)
+{
+	const struct pingchain *c;
+
+	if (a->sync == NULL) {
+		msgpack_pack_array(pk, 0);
+		return;
+	}
+	c = &a->sync->last_ping;
+	msgpack_pack_array(pk, c->n);
+	for (unsigned i = 0; i < c->n; i++) {
+		msgpack_pack_map(pk, 1 + c->l[i].has_tick);
+		pack_str(pk, "node");
+		msgpack_pack_str_with_body(pk, c->l[i].node->name,
+		    c->l[i].node->name_len);
+		if (c->l[i].has_tick) {
+			pack_str(pk, "tick");
+			msgpack_pack_uint64(pk, c->l[i].tick);
+		}
+	}
+}
+
 /* ---- receiving ---- */
 
 static void
@@ -355,12 +640,14 @@ serf_user_event(void *arg, const char *name, size_t nlen,
 	    memcmp(name, s->ev_update, nlen) == 0;
 	bool info = strlen(s->ev_info) == nlen &&
 	    memcmp(name, s->ev_info, nlen) == 0;
+	bool ping = strlen(s->ev_ping) == nlen &&
+	    memcmp(name, s->ev_ping, nlen) == 0;
 	msgpack_zone zone;
 	msgpack_object m;
 	size_t objlen;
 
 	(void)ltime;
-	if (!upd && !info) {
+	if (!upd && !info && !ping) {
 		for (struct sync_monitor *mo = s->mons; mo != NULL;) {
 			struct sync_monitor *next = mo->next;
 
@@ -381,11 +668,13 @@ serf_user_event(void *arg, const char *name, size_t nlen,
 	    m.type == MSGPACK_OBJECT_MAP) {
 		const msgpack_object *from = proto_map_get(&m, "node");
 
-		if (info && from != NULL &&
+		if (!upd && from != NULL &&
 		    proto_str_eq(from, s->a->self->name))
-			;	/* our own info */
+			;	/* our own info or ping */
 		else if (upd)
 			handle_update(s, &m);
+		else if (ping)
+			handle_ping(s, &m);
 		else
 			handle_info(s, &m);
 	}
@@ -802,6 +1091,7 @@ sync_start(struct agent *a)
 	snprintf(s->ev_update, sizeof(s->ev_update), "%s.update",
 	    c->event_prefix);
 	snprintf(s->ev_info, sizeof(s->ev_info), "%s.info", c->event_prefix);
+	snprintf(s->ev_ping, sizeof(s->ev_ping), "%s.ping", c->event_prefix);
 	s->tokens = SYNC_EVENT_BURST;
 	s->refill = ev_now(a->loop);
 	a->sync = s;
@@ -862,6 +1152,10 @@ sync_start(struct agent *a)
 	ev_timer_init(&s->catchup_timer, catchup_timer_cb, c->clock / 2,
 	    c->clock / 2);
 	ev_timer_start(a->loop, &s->catchup_timer);
+	/* the first ping after a random delay in [clock/2, clock) */
+	ev_timer_init(&s->ping_timer, ping_timer_cb,
+	    c->clock * (0.5 + rand01() / 2.0), 0.);
+	ev_timer_start(a->loop, &s->ping_timer);
 	return 0;
 fail:
 	sync_stop(a);
@@ -878,6 +1172,7 @@ sync_stop(struct agent *a)
 	sync_peer_close(s);
 	ev_timer_stop(a->loop, &s->info_timer);
 	ev_timer_stop(a->loop, &s->catchup_timer);
+	ev_timer_stop(a->loop, &s->ping_timer);
 	serf_close(s->serf);
 	serfproc_stop(s->proc);
 	if (s->own_run_dir) {

@@ -49,7 +49,10 @@ struct sync_monitor {
 void sync_monitor_add(struct agent *a, struct sync_monitor *m);
 void sync_monitor_remove(struct agent *a, struct sync_monitor *m);
 
-/* For get_state and logs: is Serf connected, how many peers are alive. */
+/* For get_state and logs: is Serf connected. */
 bool sync_serf_connected(const struct agent *a);
+/* get_state's `ping`: the last accepted ping chain [{node, tick}, ...]. */
+struct msgpack_packer;
+void sync_pack_ping(const struct agent *a, struct msgpack_packer *pk);
 
 #endif
