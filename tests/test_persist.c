@@ -50,6 +50,15 @@ start(struct agent *a, const char *state)
 		node_raise_tick(a->self, 0);
 }
 
+/* A clean stop: final snapshot, then everything freed. */
+static void
+finish(struct agent *a)
+{
+	persist_close(a);
+	ev_loop_destroy(a->loop);
+	agent_fini(a);
+}
+
 static struct entry *
 key(struct agent *a, int i)
 {
@@ -137,9 +146,7 @@ Test(persist, log_replay_restores_values_and_tick)
 	cr_assert_eq(key(&b, 7)->chain.l[0].tick, 51);
 	set_int(&b, 1, 1);
 	cr_assert_eq(b.self->tick, 52);	/* never reused */
-	persist_close(&b);
-	ev_loop_destroy(b.loop);
-	agent_fini(&b);
+	finish(&b);
 }
 
 static void
@@ -175,20 +182,16 @@ Test(persist, torn_tail_is_cut_and_earlier_records_kept)
 		cr_assert_eq(key(&b, i)->value[0], i);
 	cr_assert_eq(stat(path_in("changes.dkv"), &st2), 0);
 	cr_assert_eq(st2.st_size, st1.st_size, "tail cut");
-	persist_close(&b);
-	ev_loop_destroy(b.loop);
-	agent_fini(&b);
+	finish(&b);
 
 	/* records written after the cut are read back too */
 	start(&c, state);
 	set_int(&c, 3, 33);
-	persist_close(&c);
-	ev_loop_destroy(c.loop);
-	agent_fini(&c);
+	finish(&c);
 	start(&c, state);
 	cr_assert_eq(key(&c, 3)->value[0], 33);
 	cr_assert_eq(c.self->tick, 11);
-	persist_close(&c);
+	finish(&c);
 }
 
 static void
@@ -223,7 +226,7 @@ Test(persist, checksum_mismatch_stops_reading)
 	cr_assert_eq(b.self->tick, 2);
 	cr_assert_eq(key(&b, 1)->value[0], 2);
 	cr_assert_null(key(&b, 2)->value);
-	persist_close(&b);
+	finish(&b);
 }
 
 Test(persist, snapshot_then_log_then_load_elsewhere)
@@ -236,15 +239,12 @@ Test(persist, snapshot_then_log_then_load_elsewhere)
 	start(&a, state);
 	for (int i = 0; i < 20; i++)
 		set_int(&a, i, (uint8_t)i);
-	persist_close(&a);		/* final snapshot, log emptied */
-	ev_loop_destroy(a.loop);
-	agent_fini(&a);
+	finish(&a);		/* final snapshot, log emptied */
 
 	start(&b, state);
 	cr_assert_eq(b.self->tick, 20);
 	set_int(&b, 5, 55);		/* lands in the log after the snapshot */
 	cr_assert_eq(persist_save(&b, file), 0);
-	persist_close(&b);
 
 	start(&c, NULL);
 	c.self->has_tick = false;
@@ -256,6 +256,7 @@ Test(persist, snapshot_then_log_then_load_elsewhere)
 	cr_assert_eq(key(&c, 19)->chain.l[0].tick, 20);
 	ev_loop_destroy(c.loop);
 	agent_fini(&c);
+	finish(&b);
 }
 
 Test(persist, second_agent_on_same_state_dir_is_refused)
@@ -271,7 +272,9 @@ Test(persist, second_agent_on_same_state_dir_is_refused)
 	cfg.change_length = CHAIN_DEFAULT_LENGTH;
 	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
 	cr_assert_neq(persist_open_state_dir(&b, state), 0);
-	persist_close(&a);
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
+	finish(&a);
 }
 
 Test(persist, damage_in_the_middle_refuses_instead_of_dropping)
@@ -295,4 +298,6 @@ Test(persist, damage_in_the_middle_refuses_instead_of_dropping)
 	cfg.change_length = CHAIN_DEFAULT_LENGTH;
 	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
 	cr_assert_eq(persist_open_state_dir(&b, state), -EBADMSG);
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
 }

@@ -127,7 +127,8 @@ canon_elem(const uint8_t *in, size_t inlen, uint8_t *out, int *rc)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	*rc = proto_pack_path_elem(&pk, &o, false);
 	n = sb.size;
-	memcpy(out, sb.data, n);
+	if (n > 0)
+		memcpy(out, sb.data, n);
 	msgpack_sbuffer_destroy(&sb);
 	msgpack_zone_destroy(&z);
 	return n;
