@@ -421,6 +421,14 @@ scan_once(struct shm_reader *r, struct scanbuf *b)
 			continue;
 		lens[0] = rh.key_len;
 		lens[1] = rh.val_len;
+		/*
+		 * Live records never overlap, so a valid region yields at most
+		 * arena_size bytes (plus 8 per slot): more means slots point
+		 * at the same bytes again and again, i.e. corruption.
+		 */
+		if (b->len + sizeof(lens) + rh.key_len + rh.val_len >
+		    r->arena_size + 8 * (r->mask + 1))
+			return -EBADMSG;
 		if (scanbuf_add(b, lens, sizeof(lens)) != 0 ||
 		    scanbuf_add(b, r->arena + off + SHM_RECORD_HEADER +
 		    rh.node_len, (size_t)rh.key_len + rh.val_len) != 0)

@@ -309,6 +309,19 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes)
 	return 0;
 }
 
+/*
+ * The arena is sized 1.5x the live records at a replacement; once the
+ * live data has shrunk so far that the arena is more than twice it (plus
+ * the minimum), compact, so the region stays within 2x live + a fixed
+ * part however the data shrinks.  The gap between 1.5 and 2 keeps it from
+ * compacting again and again.
+ */
+static bool
+writer_oversized(const struct shm_writer *w)
+{
+	return w->h->arena_size > 2 * w->h->live_bytes + SHM_MIN_ARENA;
+}
+
 int
 shm_writer_open(const char *path, mode_t mode, const char *node,
     struct shm_writer **out)
@@ -352,18 +365,18 @@ int
 shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
     const uint8_t *val, size_t vlen, const struct shm_meta *m)
 {
-	uint64_t hash = XXH3_64bits(key, klen);
 	size_t nlen = m->node_len < SHM_NODE_MAX ? m->node_len : SHM_NODE_MAX;
-	uint64_t size = shm_record_size(nlen, klen, vlen);
-	uint64_t found, free_slot, off, old_len = 0;
+	uint64_t hash, size, found, free_slot, off, old_len = 0;
 	int rc;
 
 	if (klen > UINT32_MAX / 2 || vlen > UINT32_MAX / 2)
 		return -E2BIG;
+	hash = XXH3_64bits(key, klen);
+	size = shm_record_size(nlen, klen, vlen);
 	writer_find(w, hash, key, klen, &found, &free_slot);
 	if (w->h->arena_used + size > w->h->arena_size ||
 	    (found == UINT64_MAX && (w->used_slots + 1) * SHM_MAX_LOAD_DEN >
-	    w->h->table_slots * SHM_MAX_LOAD_NUM)) {
+	    w->h->table_slots * SHM_MAX_LOAD_NUM) || writer_oversized(w)) {
 		if ((rc = writer_rebuild(w, size)) != 0)
 			return rc;
 		writer_find(w, hash, key, klen, &found, &free_slot);
@@ -389,10 +402,13 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 int
 shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
 {
-	uint64_t hash = XXH3_64bits(key, klen);
-	uint64_t found, free_slot;
+	uint64_t hash, found, free_slot;
 	struct shm_slot *s;
+	int rc;
 
+	if (klen > UINT32_MAX / 2)
+		return 0;	/* no such key can exist */
+	hash = XXH3_64bits(key, klen);
 	writer_find(w, hash, key, klen, &found, &free_slot);
 	if (found == UINT64_MAX)
 		return 0;
@@ -401,6 +417,9 @@ shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
 	STORE(&w->h->live_entries, w->h->live_entries - 1);
 	slot_write(s, SHM_SLOT_DELETED, hash, s->rec_off, s->rec_len);
 	publish_change(w);
+	/* deletes shrink the live data: keep the region within its bound */
+	if (writer_oversized(w) && (rc = writer_rebuild(w, 0)) != 0)
+		return rc;
 	return 0;
 }
 

@@ -217,8 +217,14 @@ Test(shm_e2e, greeting_maps_the_region)
 	unsetenv("DISTKV_NO_SHM");
 }
 
-Test(shm_e2e, no_shm_agent_reads_over_the_socket, .init = setup,
-    .fini = teardown)
+/*
+ * Tests that start the agent themselves live in their own suite: Criterion
+ * runs a suite's .init as well as a test's, so overriding it would start
+ * a second agent and lose the first.
+ */
+TestSuite(shm_e2e_own, .init = setup, .fini = teardown, .timeout = 30.);
+
+Test(shm_e2e_own, no_shm_agent_reads_over_the_socket)
 {
 	distkv *c;
 
@@ -528,8 +534,7 @@ Test(shm_e2e, kill9_keeps_last_state_then_restart_remaps)
 	distkv_shm_close(s);
 }
 
-Test(shm_e2e, clean_stop_then_restart_with_state, .init = setup,
-    .fini = teardown)
+Test(shm_e2e_own, clean_stop_then_restart_with_state)
 {
 	distkv *c;
 	distkv_shm *s;
