@@ -421,3 +421,57 @@ agent_pack_change(struct agent *a, msgpack_packer *pk, const struct entry *e)
 	msgpack_pack_str_with_body(pk, "tock", 4);
 	msgpack_pack_uint64(pk, e->tock);
 }
+
+void
+agent_pack_nodes(const struct agent *a, msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, a->nodes.n);
+	for (size_t i = 0; i < a->nodes.n; i++) {
+		const struct node *nd = a->nodes.by_index[i];
+
+		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+		if (nd->has_tick)
+			msgpack_pack_uint64(pk, nd->tick);
+		else
+			msgpack_pack_nil(pk);
+	}
+}
+
+void
+agent_pack_ranges(const struct agent *a, msgpack_packer *pk,
+    enum agent_ranges k)
+{
+	struct ranges miss;
+	uint32_t n = 0;
+
+	ranges_init(&miss);
+	/* two passes: count the non-empty sets, then pack them */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			msgpack_pack_map(pk, n);
+		for (size_t i = 0; i < a->nodes.n; i++) {
+			struct node *nd = a->nodes.by_index[i];
+			const struct ranges *rs;
+
+			if (k == AGENT_KNOWN)
+				rs = &nd->known;
+			else if (k == AGENT_REMOTE_MISSING)
+				rs = &nd->remote_missing;
+			else {
+				if (!nd->has_tick || nd->tick < 1)
+					continue;
+				ranges_missing(&nd->known, nd->tick, &miss);
+				rs = &miss;
+			}
+			if (ranges_empty(rs))
+				continue;
+			if (pass == 0) {
+				n++;
+				continue;
+			}
+			msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+			ranges_pack(pk, rs);
+		}
+	}
+	ranges_fini(&miss);
+}

@@ -168,6 +168,13 @@ int agent_apply_record(struct agent *a, struct record_ctx *ctx,
 void agent_pack_change(struct agent *a, msgpack_packer *pk,
     const struct entry *e);
 
+/* The node table's {name: tick} map (spec §2.5.7 `nodes`). */
+void agent_pack_nodes(const struct agent *a, msgpack_packer *pk);
+/* {name: ranges} of every node with a non-empty set of this kind. */
+enum agent_ranges { AGENT_KNOWN, AGENT_MISSING, AGENT_REMOTE_MISSING };
+void agent_pack_ranges(const struct agent *a, msgpack_packer *pk,
+    enum agent_ranges k);
+
 /* The node just got its data (download): open the client socket. */
 void agent_became_ready(struct agent *a);
 

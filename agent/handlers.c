@@ -774,45 +774,6 @@ act_root(struct req *r)
 
 /* ---- get_state ---- */
 
-enum state_kind { ST_KNOWN, ST_MISSING, ST_REMOTE };
-
-static void
-pack_state_ranges(struct agent *a, msgpack_packer *pk, enum state_kind k)
-{
-	struct ranges miss;
-	uint32_t n = 0;
-
-	ranges_init(&miss);
-	/* two passes: count the non-empty sets, then pack them */
-	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1)
-			msgpack_pack_map(pk, n);
-		for (size_t i = 0; i < a->nodes.n; i++) {
-			struct node *nd = a->nodes.by_index[i];
-			const struct ranges *rs;
-
-			if (k == ST_KNOWN)
-				rs = &nd->known;
-			else if (k == ST_REMOTE)
-				rs = &nd->remote_missing;
-			else {
-				if (!nd->has_tick || nd->tick < 1)
-					continue;
-				ranges_missing(&nd->known, nd->tick, &miss);
-				rs = &miss;
-			}
-			if (ranges_empty(rs))
-				continue;
-			if (pass == 0) {
-				n++;
-				continue;
-			}
-			msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
-			ranges_pack(pk, rs);
-		}
-	}
-	ranges_fini(&miss);
-}
 
 static void
 act_get_state(struct req *r)
@@ -831,28 +792,19 @@ act_get_state(struct req *r)
 	pk = conn_reply(r->c, r->seq, n, true);
 	if (f[0]) {
 		pack_key(pk, "nodes");
-		msgpack_pack_map(pk, r->a->nodes.n);
-		for (size_t i = 0; i < r->a->nodes.n; i++) {
-			struct node *nd = r->a->nodes.by_index[i];
-
-			msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
-			if (nd->has_tick)
-				msgpack_pack_uint64(pk, nd->tick);
-			else
-				msgpack_pack_nil(pk);
-		}
+		agent_pack_nodes(r->a, pk);
 	}
 	if (f[1]) {
 		pack_key(pk, "known");
-		pack_state_ranges(r->a, pk, ST_KNOWN);
+		agent_pack_ranges(r->a, pk, AGENT_KNOWN);
 	}
 	if (f[2]) {
 		pack_key(pk, "missing");
-		pack_state_ranges(r->a, pk, ST_MISSING);
+		agent_pack_ranges(r->a, pk, AGENT_MISSING);
 	}
 	if (f[3]) {
 		pack_key(pk, "remote_missing");
-		pack_state_ranges(r->a, pk, ST_REMOTE);
+		agent_pack_ranges(r->a, pk, AGENT_REMOTE_MISSING);
 	}
 	if (f[4]) {
 		/* the last accepted ping chain, newest first (spec §3.8) */
@@ -1358,18 +1310,9 @@ send_state_item(struct req *r)
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, r->a->tock);
 	pack_key(pk, "nodes");
-	msgpack_pack_map(pk, r->a->nodes.n);
-	for (size_t i = 0; i < r->a->nodes.n; i++) {
-		struct node *nd = r->a->nodes.by_index[i];
-
-		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
-		if (nd->has_tick)
-			msgpack_pack_uint64(pk, nd->tick);
-		else
-			msgpack_pack_nil(pk);
-	}
+	agent_pack_nodes(r->a, pk);
 	pack_key(pk, "known");
-	pack_state_ranges(r->a, pk, ST_KNOWN);
+	agent_pack_ranges(r->a, pk, AGENT_KNOWN);
 }
 
 static void

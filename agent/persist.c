@@ -120,32 +120,11 @@ pack_raw_value(msgpack_sbuffer *sb, msgpack_packer *pk, const struct entry *e)
 static void
 pack_state_record(struct agent *a, msgpack_packer *pk)
 {
-	uint32_t nk = 0;
-
-	for (size_t i = 0; i < a->nodes.n; i++)
-		nk += !ranges_empty(&a->nodes.by_index[i]->known);
 	msgpack_pack_map(pk, 2);
 	pack_key(pk, "nodes");
-	msgpack_pack_map(pk, a->nodes.n);
-	for (size_t i = 0; i < a->nodes.n; i++) {
-		struct node *n = a->nodes.by_index[i];
-
-		msgpack_pack_str_with_body(pk, n->name, n->name_len);
-		if (n->has_tick)
-			msgpack_pack_uint64(pk, n->tick);
-		else
-			msgpack_pack_nil(pk);
-	}
+	agent_pack_nodes(a, pk);
 	pack_key(pk, "known");
-	msgpack_pack_map(pk, nk);
-	for (size_t i = 0; i < a->nodes.n; i++) {
-		struct node *n = a->nodes.by_index[i];
-
-		if (ranges_empty(&n->known))
-			continue;
-		msgpack_pack_str_with_body(pk, n->name, n->name_len);
-		ranges_pack(pk, &n->known);
-	}
+	agent_pack_ranges(a, pk, AGENT_KNOWN);
 }
 
 /* A change record: chain fields flat, full path (spec §2.8 log). */

@@ -1626,32 +1626,9 @@ items_req(distkv *c, const distkv_path *p, struct req **out)
 	return (0);
 }
 
-int
-distkv_get_tree(distkv *c, const distkv_path *p,
-    const struct distkv_tree_opts *opts, distkv_entry_fn *fn, void *arg)
-{
-	struct req *r;
-	struct enc e;
-	int rc;
-
-	if (c->dead != 0)
-		return (c->dead);
-	if (fn == NULL)
-		return (DISTKV_EINVAL);
-	if ((rc = items_req(c, p, &r)) != 0)
-		return (rc);
-	if ((rc = enc_tree(&e, r->seq, "get_tree", p, opts)) != 0) {
-		msgpack_sbuffer_destroy(&e.sb);
-		req_unref(r);
-		return (rc);
-	}
-	r->entry_fn = fn;
-	r->arg = arg;
-	return (sync_multi(c, &e, r, c->timeout_ms));
-}
-
-int
-distkv_watch(distkv *c, const distkv_path *p,
+/* get_tree and the synchronous watch: a multi reply of items to fn. */
+static int
+sync_items(distkv *c, const char *action, const distkv_path *p,
     const struct distkv_tree_opts *opts, int timeout_ms, distkv_entry_fn *fn,
     void *arg)
 {
@@ -1665,7 +1642,7 @@ distkv_watch(distkv *c, const distkv_path *p,
 		return (DISTKV_EINVAL);
 	if ((rc = items_req(c, p, &r)) != 0)
 		return (rc);
-	if ((rc = enc_tree(&e, r->seq, "watch", p, opts)) != 0) {
+	if ((rc = enc_tree(&e, r->seq, action, p, opts)) != 0) {
 		msgpack_sbuffer_destroy(&e.sb);
 		req_unref(r);
 		return (rc);
@@ -1673,6 +1650,21 @@ distkv_watch(distkv *c, const distkv_path *p,
 	r->entry_fn = fn;
 	r->arg = arg;
 	return (sync_multi(c, &e, r, timeout_ms));
+}
+
+int
+distkv_get_tree(distkv *c, const distkv_path *p,
+    const struct distkv_tree_opts *opts, distkv_entry_fn *fn, void *arg)
+{
+	return (sync_items(c, "get_tree", p, opts, c->timeout_ms, fn, arg));
+}
+
+int
+distkv_watch(distkv *c, const distkv_path *p,
+    const struct distkv_tree_opts *opts, int timeout_ms, distkv_entry_fn *fn,
+    void *arg)
+{
+	return (sync_items(c, "watch", p, opts, timeout_ms, fn, arg));
 }
 
 int
