@@ -833,9 +833,10 @@ ht_free(struct ht *t)
 /*
  * A lookup on a private copy of the region (layout.h) with none of the
  * reader's protocol: no sequence words, no bounds checks, no re-map test.
- * Against ht_get it prices the region's layout (32-byte slots, 32-byte
- * record headers with the node name, arena slack); against shm_reader_get
- * what the lock-free protocol and the checks cost.
+ * Against ht_get it prices the region's layout (16-byte slots with a
+ * 32-bit tag, records with an 8-byte header and the metadata after the
+ * value, arena slack); against shm_reader_get what the lock-free protocol
+ * and the checks cost.
  */
 static __attribute__((noinline)) int
 copy_get(const uint8_t *base, const uint8_t *key, size_t klen, void *buf,
@@ -846,24 +847,25 @@ copy_get(const uint8_t *base, const uint8_t *key, size_t klen, void *buf,
 	const struct shm_record	*r;
 	const uint8_t		*arena = base + h->arena_off;
 	uint64_t		 hash = XXH3_64bits(key, klen), mask, i;
+	uint32_t		 tag = shm_hash_tag(hash), state;
 
 	tab = (const struct shm_slot *)(base + SHM_HEADER_SIZE);
 	mask = h->table_slots - 1;
 	for (i = hash & mask;; i = (i + 1) & mask) {
 		s = &tab[i];
-		if (s->state == SHM_SLOT_EMPTY)
+		state = shm_slot_state(s->len_state);
+		if (state == SHM_SLOT_EMPTY)
 			return (-ENOENT);
-		if (s->state != SHM_SLOT_LIVE || s->hash != hash)
+		if (state != SHM_SLOT_LIVE || shm_slot_tag(s->tag_off) != tag)
 			continue;
-		r = (const struct shm_record *)(arena + s->rec_off);
-		if (r->key_len != klen || memcmp((const uint8_t *)(r + 1) +
-		    r->node_len, key, klen) != 0)
+		r = (const struct shm_record *)(arena +
+		    shm_slot_off(s->tag_off));
+		if (r->key_len != klen || memcmp(r + 1, key, klen) != 0)
 			continue;
 		*len = r->val_len;
 		if (r->val_len > cap)
 			return (-ENOBUFS);
-		memcpy(buf, (const uint8_t *)(r + 1) + r->node_len + klen,
-		    r->val_len);
+		memcpy(buf, (const uint8_t *)(r + 1) + klen, r->val_len);
 		return (0);
 	}
 }
@@ -995,6 +997,7 @@ region_inspect(const char *path, const struct keyset *ks,
 	const struct shm_slot	*tab;
 	struct stat		 st;
 	uint64_t		 total = 0, mask, i, hash, probe;
+	uint32_t		 state;
 	void			*base;
 	long			 k;
 	int			 fd;
@@ -1025,11 +1028,13 @@ region_inspect(const char *path, const struct keyset *ks,
 	for (k = 0; k < ks->n; k++) {
 		hash = XXH3_64bits(ks->key[k], ks->klen[k]);
 		for (i = hash & mask, probe = 1; probe <= ri->slots;
-		    i = (i + 1) & mask, probe++)
-			if (tab[i].state == SHM_SLOT_EMPTY ||
-			    (tab[i].state == SHM_SLOT_LIVE &&
-			    tab[i].hash == hash))
+		    i = (i + 1) & mask, probe++) {
+			state = shm_slot_state(tab[i].len_state);
+			if (state == SHM_SLOT_EMPTY ||
+			    (state == SHM_SLOT_LIVE &&
+			    shm_slot_tag(tab[i].tag_off) == shm_hash_tag(hash)))
 				break;
+		}
 		total += probe;
 		if (probe > ri->max_probe)
 			ri->max_probe = probe;

@@ -60,7 +60,8 @@ header_check(const uint8_t *base, size_t size)
 		return -EBADMSG;
 	tab_end = SHM_HEADER_SIZE + slots * SHM_SLOT_SIZE;
 	if (h->arena_off != tab_end || h->arena_off > size ||
-	    h->arena_size > size - h->arena_off)
+	    h->arena_size > size - h->arena_off ||
+	    h->arena_size > SHM_ARENA_MAX)
 		return -EBADMSG;
 	return 0;
 }
@@ -165,21 +166,60 @@ shm_reader_close(struct shm_reader *r)
 }
 
 /*
- * Check a record position taken from a slot against the arena and read
- * its header into *rh.  Invariant relied on: records never straddle the
- * arena end, so off + len <= arena_size for any slot the writer made.
+ * Check a record position taken from a slot against the arena and read its
+ * key and value lengths into *rh; *moff is the offset of its metadata from
+ * the record start.  Key, value and the fixed part of the metadata must
+ * fit in len; the node name's length, at the end of the record, is checked
+ * by meta_ok() when the metadata is read (a lookup that does not want it
+ * touches only the record's first bytes).  Invariant relied on: records
+ * never straddle the arena end, so off + len <= arena_size for any slot
+ * the writer made.  off is 8-aligned by construction (a count of 8 bytes).
  */
-static bool
+static inline bool
 record_ok(const struct shm_reader *r, uint64_t off, uint64_t len,
-    struct shm_record *rh)
+    struct shm_record *rh, uint64_t *moff)
 {
 	if (off > r->arena_size || len > r->arena_size - off ||
-	    len < SHM_RECORD_HEADER || (off & (SHM_ALIGN - 1)) != 0)
+	    len < SHM_RECORD_MIN || (len & (SHM_ALIGN - 1)) != 0)
 		return false;
 	memcpy(rh, r->arena + off, sizeof(*rh));
-	return rh->node_len <= SHM_NODE_MAX &&
-	    (uint64_t)SHM_RECORD_HEADER + rh->node_len + rh->key_len +
-	    rh->val_len <= len;
+	/* u32 + u32: no overflow in 64 bits */
+	*moff = shm_meta_off(rh->key_len, rh->val_len);
+	return *moff <= len - SHM_META_SIZE;
+}
+
+/* The node name of a record that passed record_ok() fits in it too. */
+static inline bool
+meta_ok(const struct shm_reader *r, uint64_t off, uint64_t len,
+    uint64_t moff, uint8_t *node_len)
+{
+	*node_len = r->arena[off + moff +
+	    offsetof(struct shm_record_meta, node_len)];
+	return *node_len <= SHM_NODE_MAX &&
+	    moff + SHM_META_SIZE + *node_len <= len;
+}
+
+/*
+ * Key bytes equal?  Keys are mostly short (a msgpack path of a few dozen
+ * bytes): compare them a word at a time here, without a call; the last
+ * word overlaps the one before, so neither side is read past n.
+ */
+static inline bool
+key_eq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint64_t x, y;
+
+	if (n < 8 || n > 64)
+		return memcmp(a, b, n) == 0;
+	for (size_t i = 0; i + 8 < n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return false;
+	}
+	memcpy(&x, a + n - 8, 8);
+	memcpy(&y, b + n - 8, 8);
+	return x == y;
 }
 
 enum probe_step { PROBE_MISS, PROBE_NEXT, PROBE_HIT, PROBE_RETRY,
@@ -189,13 +229,14 @@ enum probe_step { PROBE_MISS, PROBE_NEXT, PROBE_HIT, PROBE_RETRY,
  * One slot of a lookup.  Reads the slot under its sequence word; on a
  * key match copies the value.  Returns what the lookup does next.
  */
-static enum probe_step
+static inline enum probe_step
 probe_slot(const struct shm_reader *r, const struct shm_slot *s,
-    uint64_t hash, const uint8_t *key, size_t klen, void *buf, size_t cap,
+    uint32_t tag, const uint8_t *key, size_t klen, void *buf, size_t cap,
     size_t *len, struct shm_read_meta *m)
 {
-	uint32_t seq, state;
-	uint64_t h, off, rlen;
+	uint32_t seq, ls, state;
+	uint64_t to, off, moff;
+	uint8_t nl;
 	struct shm_record rh;
 	const uint8_t *p;
 	enum probe_step step;
@@ -204,20 +245,23 @@ probe_slot(const struct shm_reader *r, const struct shm_slot *s,
 	seq = LOAD_ACQ(&s->seq);
 	if (seq & 1)
 		return PROBE_RETRY;
-	state = LOAD(&s->state);
-	h = LOAD(&s->hash);
-	off = LOAD(&s->rec_off);
-	rlen = LOAD(&s->rec_len);
+	ls = LOAD(&s->len_state);
+	to = LOAD(&s->tag_off);
+	state = shm_slot_state(ls);
 	if (state == SHM_SLOT_EMPTY)
 		step = PROBE_MISS;
-	else if (state != SHM_SLOT_LIVE || h != hash)
+	else if (state != SHM_SLOT_LIVE || shm_slot_tag(to) != tag)
 		step = PROBE_NEXT;
-	else if (!record_ok(r, off, rlen, &rh))
+	else if (off = shm_slot_off(to),
+	    !record_ok(r, off, shm_slot_len(ls), &rh, &moff))
 		step = PROBE_BAD;
 	else {
-		p = r->arena + off + SHM_RECORD_HEADER + rh.node_len;
-		if (rh.key_len != klen || memcmp(p, key, klen) != 0)
+		p = r->arena + off + SHM_RECORD_HEADER;
+		if (rh.key_len != klen || !key_eq(p, key, klen))
 			step = PROBE_NEXT;
+		else if (m != NULL && !meta_ok(r, off, shm_slot_len(ls), moff,
+		    &nl))
+			step = PROBE_BAD;
 		else if (rh.val_len > cap) {
 			*len = rh.val_len;
 			step = PROBE_SMALL;
@@ -225,11 +269,13 @@ probe_slot(const struct shm_reader *r, const struct shm_slot *s,
 			memcpy(buf, p + klen, rh.val_len);
 			*len = rh.val_len;
 			if (m != NULL) {
-				m->tick = rh.tick;
-				m->tock = rh.tock;
-				memcpy(m->node, r->arena + off +
-				    SHM_RECORD_HEADER, rh.node_len);
-				m->node[rh.node_len] = '\0';
+				const uint8_t *mp = r->arena + off + moff;
+
+				memcpy(&m->tick, mp, sizeof(m->tick));
+				memcpy(&m->tock, mp + offsetof(struct
+				    shm_record_meta, tock), sizeof(m->tock));
+				memcpy(m->node, mp + SHM_META_SIZE, nl);
+				m->node[nl] = '\0';
 			}
 			step = PROBE_HIT;
 		}
@@ -247,6 +293,7 @@ shm_reader_get(struct shm_reader *r, const uint8_t *key, size_t klen,
     void *buf, size_t cap, size_t *len, struct shm_read_meta *m)
 {
 	uint64_t hash = XXH3_64bits(key, klen);
+	uint32_t tag = shm_hash_tag(hash);
 	int rc;
 
 	for (int attempt = 0; attempt < SHM_READ_RETRIES; attempt++) {
@@ -259,7 +306,7 @@ shm_reader_get(struct shm_reader *r, const uint8_t *key, size_t klen,
 		for (uint64_t i = 0; i <= r->mask && !retry; i++) {
 			const struct shm_slot *s = &r->tab[(hash + i) & r->mask];
 
-			switch (probe_slot(r, s, hash, key, klen, buf, cap, len,
+			switch (probe_slot(r, s, tag, key, klen, buf, cap, len,
 			    m)) {
 			case PROBE_MISS:
 				return -ENOENT;
@@ -400,16 +447,17 @@ scan_once(struct shm_reader *r, struct scanbuf *b)
 	for (uint64_t i = 0; i <= r->mask; i++) {
 		const struct shm_slot *s = &r->tab[i];
 		struct shm_record rh;
-		uint64_t off, rlen;
+		uint64_t off, rlen, moff;
 		uint32_t lens[2];
 
-		uint32_t seq = LOAD_ACQ(&s->seq), state;
+		uint32_t seq = LOAD_ACQ(&s->seq), ls;
+		uint64_t to;
+		uint8_t nl;
 
 		if (seq & 1)
 			return -EAGAIN;
-		state = LOAD(&s->state);
-		off = LOAD(&s->rec_off);
-		rlen = LOAD(&s->rec_len);
+		ls = LOAD(&s->len_state);
+		to = LOAD(&s->tag_off);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (LOAD(&s->seq) != seq)
 			return -EAGAIN;
@@ -417,7 +465,11 @@ scan_once(struct shm_reader *r, struct scanbuf *b)
 		 * A stable slot points at an immutable record: the arena is
 		 * a bump allocator, never reused within one region.
 		 */
-		if (state != SHM_SLOT_LIVE || !record_ok(r, off, rlen, &rh))
+		off = shm_slot_off(to);
+		rlen = shm_slot_len(ls);
+		if (shm_slot_state(ls) != SHM_SLOT_LIVE ||
+		    !record_ok(r, off, rlen, &rh, &moff) ||
+		    !meta_ok(r, off, rlen, moff, &nl))
 			continue;
 		lens[0] = rh.key_len;
 		lens[1] = rh.val_len;
@@ -430,8 +482,8 @@ scan_once(struct shm_reader *r, struct scanbuf *b)
 		    r->arena_size + 8 * (r->mask + 1))
 			return -EBADMSG;
 		if (scanbuf_add(b, lens, sizeof(lens)) != 0 ||
-		    scanbuf_add(b, r->arena + off + SHM_RECORD_HEADER +
-		    rh.node_len, (size_t)rh.key_len + rh.val_len) != 0)
+		    scanbuf_add(b, r->arena + off + SHM_RECORD_HEADER,
+		    (size_t)rh.key_len + rh.val_len) != 0)
 			return -ENOMEM;
 	}
 	return 0;

@@ -130,7 +130,7 @@ rec_at(const uint8_t *arena, uint64_t off)
 static const uint8_t *
 rec_key(const struct shm_record *r)
 {
-	return (const uint8_t *)(r + 1) + r->node_len;
+	return (const uint8_t *)(r + 1);
 }
 
 /*
@@ -142,26 +142,28 @@ writer_find(const struct shm_writer *w, uint64_t hash, const uint8_t *key,
     size_t klen, uint64_t *found, uint64_t *free_slot)
 {
 	uint64_t mask = w->h->table_slots - 1;
+	uint32_t tag = shm_hash_tag(hash);
 
 	*found = UINT64_MAX;
 	*free_slot = UINT64_MAX;
 	for (uint64_t i = 0; i <= mask; i++) {
 		uint64_t idx = (hash + i) & mask;
 		const struct shm_slot *s = &w->tab[idx];
+		uint32_t state = shm_slot_state(s->len_state);
 
-		if (s->state == SHM_SLOT_EMPTY) {
+		if (state == SHM_SLOT_EMPTY) {
 			if (*free_slot == UINT64_MAX)
 				*free_slot = idx;
 			return;
 		}
-		if (s->state == SHM_SLOT_DELETED) {
+		if (state == SHM_SLOT_DELETED) {
 			if (*free_slot == UINT64_MAX)
 				*free_slot = idx;
 			continue;
 		}
-		if (s->hash == hash) {
+		if (shm_slot_tag(s->tag_off) == tag) {
 			const struct shm_record *r = rec_at(w->arena,
-			    s->rec_off);
+			    shm_slot_off(s->tag_off));
 
 			if (r->key_len == klen &&
 			    memcmp(rec_key(r), key, klen) == 0) {
@@ -187,10 +189,8 @@ slot_write(struct shm_slot *s, uint32_t state, uint64_t hash, uint64_t off,
 
 	STORE(&s->seq, seq + 1);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	STORE(&s->state, state);
-	STORE(&s->hash, hash);
-	STORE(&s->rec_off, off);
-	STORE(&s->rec_len, len);
+	STORE(&s->len_state, len | state);
+	STORE(&s->tag_off, shm_tag_off(hash, off));
 	__atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
@@ -211,21 +211,23 @@ arena_append(struct shm_writer *w, const uint8_t *key, size_t klen,
 {
 	uint64_t off = w->h->arena_used;
 	uint64_t size = shm_record_size(nlen, klen, vlen);
+	uint64_t moff = shm_meta_off(klen, vlen);
 	struct shm_record *r = (struct shm_record *)(void *)(w->arena + off);
+	struct shm_record_meta *mt =
+	    (struct shm_record_meta *)(void *)(w->arena + off + moff);
 	uint8_t *p = (uint8_t *)(r + 1);
 
 	/* bytes no slot points to yet: plain stores are fine */
-	memset(r, 0, sizeof(*r));
 	r->key_len = (uint32_t)klen;
 	r->val_len = (uint32_t)vlen;
-	r->tick = tick;
-	r->tock = tock;
-	r->node_len = (uint8_t)nlen;
-	memcpy(p, node, nlen);
-	memcpy(p + nlen, key, klen);
-	memcpy(p + nlen + klen, val, vlen);
-	memset(p + nlen + klen + vlen, 0, size - SHM_RECORD_HEADER - nlen -
-	    klen - vlen);
+	memcpy(p, key, klen);
+	memcpy(p + klen, val, vlen);
+	memset(p + klen + vlen, 0, moff - SHM_RECORD_HEADER - klen - vlen);
+	mt->tick = tick;
+	mt->tock = tock;
+	mt->node_len = (uint8_t)nlen;
+	memcpy(mt->node, node, nlen);
+	memset(mt->node + nlen, 0, size - moff - SHM_META_SIZE - nlen);
 	STORE(&w->h->arena_used, off + size);
 	return off;
 }
@@ -254,6 +256,11 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes)
 	if (arena < SHM_MIN_ARENA)
 		arena = SHM_MIN_ARENA;
 	arena = (arena + 4095) & ~(uint64_t)4095;
+	/* slot offsets reach SHM_ARENA_MAX and no further */
+	if (live > SHM_ARENA_MAX)
+		return -E2BIG;
+	if (arena > SHM_ARENA_MAX)
+		arena = SHM_ARENA_MAX;
 	nw = *w;
 	if ((rc = region_create(w, slots, arena, oh->generation + 1, &fd,
 	    &base, &size, tmp, sizeof(tmp))) != 0)
@@ -263,20 +270,22 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes)
 	for (uint64_t i = 0; i < oh->table_slots; i++) {
 		const struct shm_slot *s = &w->tab[i];
 		const struct shm_record *r;
-		uint64_t found, free_slot, off;
+		uint64_t found, free_slot, off, hash;
+		uint32_t len = shm_slot_len(s->len_state);
 
-		if (s->state != SHM_SLOT_LIVE)
+		if (shm_slot_state(s->len_state) != SHM_SLOT_LIVE)
 			continue;
-		r = rec_at(w->arena, s->rec_off);
-		writer_find(&nw, s->hash, rec_key(r), r->key_len, &found,
+		r = rec_at(w->arena, shm_slot_off(s->tag_off));
+		/* the slot keeps only the top of the hash: the probe needs
+		 * the low bits */
+		hash = XXH3_64bits(rec_key(r), r->key_len);
+		writer_find(&nw, hash, rec_key(r), r->key_len, &found,
 		    &free_slot);
 		off = nw.h->arena_used;
-		memcpy(nw.arena + off, r, s->rec_len);
-		nw.h->arena_used = off + s->rec_len;
-		nw.tab[free_slot].state = SHM_SLOT_LIVE;
-		nw.tab[free_slot].hash = s->hash;
-		nw.tab[free_slot].rec_off = off;
-		nw.tab[free_slot].rec_len = s->rec_len;
+		memcpy(nw.arena + off, r, len);
+		nw.h->arena_used = off + len;
+		nw.tab[free_slot].len_state = len | SHM_SLOT_LIVE;
+		nw.tab[free_slot].tag_off = shm_tag_off(hash, off);
 		nw.used_slots++;
 	}
 	nw.h->live_entries = oh->live_entries;
@@ -371,8 +380,11 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 
 	if (klen > UINT32_MAX / 2 || vlen > UINT32_MAX / 2)
 		return -E2BIG;
-	hash = XXH3_64bits(key, klen);
 	size = shm_record_size(nlen, klen, vlen);
+	/* a slot holds the length in 32 bits */
+	if (size > SHM_RECORD_MAX)
+		return -E2BIG;
+	hash = XXH3_64bits(key, klen);
 	writer_find(w, hash, key, klen, &found, &free_slot);
 	if (w->h->arena_used + size > w->h->arena_size ||
 	    (found == UINT64_MAX && (w->used_slots + 1) * SHM_MAX_LOAD_DEN >
@@ -384,11 +396,12 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 	off = arena_append(w, key, klen, val, vlen, m->node, nlen, m->tick,
 	    m->tock);
 	if (found != UINT64_MAX) {
-		old_len = w->tab[found].rec_len;
+		old_len = shm_slot_len(w->tab[found].len_state);
 		slot_write(&w->tab[found], SHM_SLOT_LIVE, hash, off,
 		    (uint32_t)size);
 	} else {
-		if (w->tab[free_slot].state == SHM_SLOT_EMPTY)
+		if (shm_slot_state(w->tab[free_slot].len_state) ==
+		    SHM_SLOT_EMPTY)
 			w->used_slots++;
 		slot_write(&w->tab[free_slot], SHM_SLOT_LIVE, hash, off,
 		    (uint32_t)size);
@@ -413,9 +426,11 @@ shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
 	if (found == UINT64_MAX)
 		return 0;
 	s = &w->tab[found];
-	STORE(&w->h->live_bytes, w->h->live_bytes - s->rec_len);
+	STORE(&w->h->live_bytes, w->h->live_bytes -
+	    shm_slot_len(s->len_state));
 	STORE(&w->h->live_entries, w->h->live_entries - 1);
-	slot_write(s, SHM_SLOT_DELETED, hash, s->rec_off, s->rec_len);
+	slot_write(s, SHM_SLOT_DELETED, hash, shm_slot_off(s->tag_off),
+	    shm_slot_len(s->len_state));
 	publish_change(w);
 	/* deletes shrink the live data: keep the region within its bound */
 	if (writer_oversized(w) && (rc = writer_rebuild(w, 0)) != 0)

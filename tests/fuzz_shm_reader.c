@@ -216,9 +216,9 @@ spit_compact(const char *dir, const char *name, const uint8_t *src)
 	uint8_t *buf;
 
 	for (uint64_t i = 0; i < sh->table_slots; i++)
-		if (stab[i].state == SHM_SLOT_LIVE) {
+		if (shm_slot_state(stab[i].len_state) == SHM_SLOT_LIVE) {
 			n++;
-			bytes += stab[i].rec_len;
+			bytes += shm_slot_len(stab[i].len_state);
 		}
 	while (slots < 2 * (n + 1))
 		slots <<= 1;
@@ -236,30 +236,34 @@ spit_compact(const char *dir, const char *name, const uint8_t *src)
 	tab = (struct shm_slot *)(void *)(buf + SHM_HEADER_SIZE);
 	for (uint64_t i = 0; i < sh->table_slots; i++) {
 		const struct shm_slot *s = &stab[i];
-		uint64_t j;
+		const struct shm_record *r;
+		uint32_t len = shm_slot_len(s->len_state);
+		uint64_t j, hash;
 
-		if (s->state != SHM_SLOT_LIVE)
+		if (shm_slot_state(s->len_state) != SHM_SLOT_LIVE)
 			continue;
-		j = s->hash & (slots - 1);
-		while (tab[j].state != SHM_SLOT_EMPTY)
+		/* the probe starts at the low bits of the hash, which the
+		 * slot does not keep */
+		r = (const struct shm_record *)(const void *)(src +
+		    sh->arena_off + shm_slot_off(s->tag_off));
+		hash = XXH3_64bits(r + 1, r->key_len);
+		j = hash & (slots - 1);
+		while (shm_slot_state(tab[j].len_state) != SHM_SLOT_EMPTY)
 			j = (j + 1) & (slots - 1);
-		memcpy(buf + h->arena_off + off, src + sh->arena_off +
-		    s->rec_off, s->rec_len);
+		memcpy(buf + h->arena_off + off, r, len);
 		tab[j].seq = 2;
-		tab[j].state = SHM_SLOT_LIVE;
-		tab[j].hash = s->hash;
-		tab[j].rec_off = off;
-		tab[j].rec_len = s->rec_len;
-		off += s->rec_len;
+		tab[j].len_state = len | SHM_SLOT_LIVE;
+		tab[j].tag_off = shm_tag_off(hash, off);
+		off += len;
 	}
 	/* a tombstone where a probe for "gone" starts */
 	{
 		uint64_t j = XXH3_64bits("gone", 4) & (slots - 1);
 
-		while (tab[j].state != SHM_SLOT_EMPTY)
+		while (shm_slot_state(tab[j].len_state) != SHM_SLOT_EMPTY)
 			j = (j + 1) & (slots - 1);
-		tab[j].state = SHM_SLOT_DELETED;
-		tab[j].hash = XXH3_64bits("gone", 4);
+		tab[j].len_state = SHM_RECORD_MIN | SHM_SLOT_DELETED;
+		tab[j].tag_off = shm_tag_off(XXH3_64bits("gone", 4), 0);
 	}
 	spit(dir, name, buf, size);
 	free(buf);

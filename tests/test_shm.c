@@ -192,8 +192,10 @@ peek_file(const char *path, struct peek *pk)
 		const struct shm_slot *s = (const struct shm_slot *)(const void *)
 		    (base + SHM_HEADER_SIZE + i * SHM_SLOT_SIZE);
 
-		pk->used_slots += s->state != SHM_SLOT_EMPTY;
-		pk->live_slots += s->state == SHM_SLOT_LIVE;
+		uint32_t state = shm_slot_state(s->len_state);
+
+		pk->used_slots += state != SHM_SLOT_EMPTY;
+		pk->live_slots += state == SHM_SLOT_LIVE;
 	}
 	munmap((void *)base, (size_t)st.st_size);
 	close(fd);
@@ -1243,7 +1245,8 @@ Test(shm_corrupt, open_rejects_bad_files)
 	struct { size_t off; uint64_t val; int width; const char *what; }
 	    bad[] = {
 		{ 0, 0x31304d48535645ULL, 8, "magic" },
-		{ 8, 2, 4, "format" },
+		{ 8, 1, 4, "format 1 (the old layout)" },
+		{ 8, 3, 4, "format 3" },
 		{ 12, 128, 4, "header_size" },
 		{ 16, n - 8, 8, "region_size" },
 		{ 16, UINT64_MAX, 8, "region_size max" },
@@ -1278,8 +1281,9 @@ Test(shm_corrupt, bad_slots_and_records_are_errors)
 	struct peek pk;
 	uint8_t *good;
 	size_t n;
-	uint64_t idx, so, rec;
+	uint64_t idx, so, rec, moff, tagbits, rlen;
 	struct shm_slot s;
+	struct shm_record rh;
 	struct scan_acc a;
 
 	{
@@ -1293,31 +1297,61 @@ Test(shm_corrupt, bad_slots_and_records_are_errors)
 	idx = slot_of(&pk, "target");
 	so = slot_off(idx);
 	memcpy(&s, good + so, sizeof(s));
-	cr_assert_eq(s.state, SHM_SLOT_LIVE, "no collision on this probe");
-	rec = pk.h.arena_off + s.rec_off;
+	cr_assert_eq(shm_slot_state(s.len_state), SHM_SLOT_LIVE,
+	    "no collision on this probe");
+	cr_assert_eq(shm_slot_tag(s.tag_off),
+	    shm_hash_tag(XXH3_64bits("target", 6)));
+	rec = pk.h.arena_off + shm_slot_off(s.tag_off);
+	rlen = shm_slot_len(s.len_state);
+	memcpy(&rh, good + rec, sizeof(rh));
+	moff = shm_meta_off(rh.key_len, rh.val_len);
+	cr_assert_eq(rlen, shm_record_size(2, 6, 5));
+	cr_assert_eq(good[rec + moff + 16], 2, "node_len where it belongs");
+	tagbits = s.tag_off & ~(uint64_t)UINT32_MAX;
 
+	/*
+	 * want: the result of a get that also reads the metadata; a get
+	 * without it (m == NULL) gives the same, except for a bad node name
+	 * length (meta_only): it never reads that byte and finds the value.
+	 */
 	struct { uint64_t off; uint64_t val; int width; int want;
-	    const char *what; } bad[] = {
-		{ so + 16, pk.h.arena_size + 8, 8, -EBADMSG, "rec_off out" },
-		{ so + 16, UINT64_MAX - 7, 8, -EBADMSG, "rec_off wraps" },
-		{ so + 16, s.rec_off + 4, 8, -EBADMSG, "rec_off unaligned" },
-		{ so + 16, pk.h.arena_size - 8, 8, -EBADMSG,
-		    "record past the arena end" },
-		{ so + 24, 8, 4, -EBADMSG, "rec_len < header" },
-		{ so + 24, UINT32_MAX, 4, -EBADMSG, "rec_len huge" },
-		{ rec + 0, UINT32_MAX, 4, -EBADMSG, "key_len huge" },
-		{ rec + 4, UINT32_MAX, 4, -EBADMSG, "val_len huge" },
-		{ rec + 4, 1000, 4, -EBADMSG, "val_len past rec_len" },
-		{ rec + 24, 65, 1, -EBADMSG, "node_len > 64" },
-		{ rec + 24, 255, 1, -EBADMSG, "node_len 255" },
-		{ so + 4, 7, 4, -ENOENT, "unknown state: skipped" },
-		{ so + 4, SHM_SLOT_DELETED, 4, -ENOENT, "deleted" },
-		{ so + 8, 12345, 8, -ENOENT, "other hash" },
-		{ rec + 0, 5, 4, -ENOENT, "other key length" },
-		{ so + 0, 1, 4, -EAGAIN, "seq odd forever: bounded retry" },
+	    const char *what; int meta_only; } bad[] = {
+		/* tag_off: tag in the high half, offset / 8 in the low */
+		{ so + 8, tagbits | (pk.h.arena_size + 8) >> 3, 8, -EBADMSG,
+		    "rec_off out", 0 },
+		{ so + 8, tagbits | UINT32_MAX, 8, -EBADMSG, "rec_off max", 0 },
+		{ so + 8, tagbits | (pk.h.arena_size - 8) >> 3, 8, -EBADMSG,
+		    "record past the arena end", 0 },
+		/* len_state: length in bytes | state */
+		{ so + 4, (rlen + 4) | SHM_SLOT_LIVE, 4, -EBADMSG,
+		    "rec_len not a multiple of 8", 0 },
+		{ so + 4, 8 | SHM_SLOT_LIVE, 4, -EBADMSG,
+		    "rec_len < header", 0 },
+		{ so + 4, (rlen - 8) | SHM_SLOT_LIVE, 4, -EBADMSG,
+		    "rec_len cuts the node name", 0 },
+		{ so + 4, 0xfffffff8u | SHM_SLOT_LIVE, 4, -EBADMSG,
+		    "rec_len huge", 0 },
+		{ rec + 0, UINT32_MAX, 4, -EBADMSG, "key_len huge", 0 },
+		{ rec + 4, UINT32_MAX, 4, -EBADMSG, "val_len huge", 0 },
+		{ rec + 4, 1000, 4, -EBADMSG, "val_len past rec_len", 0 },
+		{ rec + 4, rlen, 4, -EBADMSG,
+		    "val_len puts the meta past rec_len", 0 },
+		{ rec + moff + 16, 65, 1, -EBADMSG, "node_len > 64", 1 },
+		{ rec + moff + 16, 255, 1, -EBADMSG, "node_len 255", 1 },
+		{ rec + moff + 16, 64, 1, -EBADMSG, "node_len past rec_len",
+		    1 },
+		{ so + 4, rlen | 3, 4, -ENOENT, "unknown state: skipped", 0 },
+		{ so + 4, rlen | SHM_SLOT_DELETED, 4, -ENOENT, "deleted", 0 },
+		{ so + 4, 0, 4, -ENOENT, "empty", 0 },
+		{ so + 12, shm_slot_tag(s.tag_off) ^ 1, 4, -ENOENT,
+		    "other tag", 0 },
+		{ rec + 0, 5, 4, -ENOENT, "other key length", 0 },
+		{ rec + 8, 'T', 1, -ENOENT, "other key bytes", 0 },
+		{ so + 0, 1, 4, -EAGAIN, "seq odd forever: bounded retry", 0 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct shm_reader *r;
+		struct shm_read_meta rm;
 		char out[64];
 		size_t len = 0;
 		int rc;
@@ -1331,8 +1365,19 @@ Test(shm_corrupt, bad_slots_and_records_are_errors)
 			patch_u8(region, bad[i].off, (uint8_t)bad[i].val);
 		r = ropen();
 		rc = shm_reader_get(r, (const uint8_t *)"target", 6, out,
-		    sizeof(out), &len, NULL);
+		    sizeof(out), &len, &rm);
 		cr_assert_eq(rc, bad[i].want, "%s: got %d", bad[i].what, rc);
+		cr_assert_leq(len, sizeof(out));
+		len = 0;
+		rc = shm_reader_get(r, (const uint8_t *)"target", 6, out,
+		    sizeof(out), &len, NULL);
+		if (bad[i].meta_only) {
+			cr_assert_eq(rc, 0, "%s, no meta: got %d", bad[i].what,
+			    rc);
+			cr_assert(len == 5 && memcmp(out, "value", 5) == 0);
+		} else
+			cr_assert_eq(rc, bad[i].want, "%s, no meta: got %d",
+			    bad[i].what, rc);
 		cr_assert_leq(len, sizeof(out));
 		/* a scan skips what it cannot trust, or reports busy */
 		memset(&a, 0, sizeof(a));
@@ -1352,7 +1397,8 @@ Test(shm_corrupt, full_table_lookup_terminates)
 {
 	struct shm_reader *r;
 	struct peek pk;
-	struct shm_slot s = { 0, SHM_SLOT_LIVE, 1, 0, 64, 0 };
+	/* tag 1, offset 0, 64 bytes */
+	struct shm_slot s = { 0, 64 | SHM_SLOT_LIVE, (uint64_t)1 << 32 };
 	uint8_t *tab;
 	char out[8];
 	size_t len;
@@ -1917,7 +1963,7 @@ round_page(uint64_t n)
  *   used slots <= 0.75 x table_slots
  * and, as long as the live bytes did not drop by a quarter since the last
  * replacement (true here: sizes are drawn from one distribution),
- *   region_size <= 2 x live_bytes + 32 x table_slots + 256 + 4096.
+ *   region_size <= 2 x live_bytes + 16 x table_slots + 256 + 4096.
  */
 Test(shm_memory, region_bounded_after_1m_updates, .init = tdir_setup,
     .fini = tdir_teardown, .timeout = 180.)
@@ -1993,7 +2039,7 @@ Test(shm_memory, region_bounded_after_1m_updates, .init = tdir_setup,
 	cr_log_info("memory: after %d updates on %d keys: region %" PRIu64
 	    " bytes, live %" PRIu64 " bytes, table %" PRIu64 " slots, "
 	    "%" PRIu64 " replacements; region/live %.3f (worst %.3f), "
-	    "region/(live + 32 x slots) %.3f (worst %.3f)", M_UPDATES, M_KEYS,
+	    "region/(live + 16 x slots) %.3f (worst %.3f)", M_UPDATES, M_KEYS,
 	    st.region_size, st.live_bytes, pk.h.table_slots, st.replacements,
 	    (double)st.region_size / (double)st.live_bytes, worst,
 	    (double)st.region_size / (double)(st.live_bytes + SHM_SLOT_SIZE *
