@@ -74,6 +74,7 @@
 #include <lmdb.h>
 #include <xxhash.h>
 
+#include "benchutil.h"
 #include "distkv.h"
 #include "layout.h"
 #include "reader.h"
@@ -341,15 +342,9 @@ static char		 sig_files[NFILES][DIR_MAX + 72];
 static char		 sig_dir[DIR_MAX];
 
 static void		 usage(FILE *f);
-static int		 parse_long(const char *s, long lo, long hi, long *out);
 static int		 parse_list(const char *s, long lo, long hi, long *out,
 			    int max);
-static uint64_t		 now_ns(void);
-static void		 loadavg_read(char *buf, size_t len);
-static int		 pin_cpu(long cpu);
 static long		 client_cpu(const struct bench *b, int thread);
-static double		 percentile_us(uint64_t *v, long n, double p);
-static double		 median(double *v, long n);
 static size_t		 key_encode(long i, uint8_t *out);
 static void		 value_make(long key, uint32_t gen, uint8_t *wire);
 static int		 keyset_build(struct keyset *ks, long n, bool paths);
@@ -376,7 +371,6 @@ static int		 measure_writer(struct target *tg);
 static int		 measure_wake(struct target *tg);
 static int		 agent_run(struct bench *b, struct target *tg);
 static void		 target_free(struct target *tg);
-static void		 dir_remove(const char *dir);
 static void		 on_signal(int sig);
 static void		 print_results(const struct bench *b,
 			    struct target *tgs, int ntg, struct target *ag);
@@ -412,20 +406,6 @@ usage(FILE *f)
 "                    lmdb, lmdb-txn, put, wake, agent (default: all)\n"
 "  --help            this text\n"
 "Progress goes to stderr, the table to stdout.\n", SOCKET_DIV);
-}
-
-static int
-parse_long(const char *s, long lo, long hi, long *out)
-{
-	char	*end;
-	long	 v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return (-1);
-	*out = v;
-	return (0);
 }
 
 /* --only: comma-separated part names; returns 0 or -1. */
@@ -470,44 +450,7 @@ parse_list(const char *s, long lo, long hi, long *out, int max)
 	return (n > 0 ? n : -1);
 }
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-}
-
-static void
-loadavg_read(char *buf, size_t len)
-{
-	double	 l1, l5, l15;
-	FILE	*f;
-
-	snprintf(buf, len, "unknown");
-	if ((f = fopen("/proc/loadavg", "r")) == NULL)
-		return;
-	if (fscanf(f, "%lf %lf %lf", &l1, &l5, &l15) == 3)
-		snprintf(buf, len, "%.2f %.2f %.2f", l1, l5, l15);
-	fclose(f);
-}
-
 /* Pin the calling thread (or a child between fork and exec) to cpu. */
-static int
-pin_cpu(long cpu)
-{
-	cpu_set_t	set;
-
-	if (cpu < 0)
-		return (0);
-	CPU_ZERO(&set);
-	CPU_SET((int)cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0)
-		return (-errno);
-	return (0);
-}
-
 static long
 client_cpu(const struct bench *b, int thread)
 {
@@ -522,49 +465,8 @@ cpu_relax(void)
 #endif
 }
 
-static int
-u64cmp(const void *a, const void *b)
-{
-	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return ((x > y) - (x < y));
-}
-
-static int
-dblcmp(const void *a, const void *b)
-{
-	double	x = *(const double *)a, y = *(const double *)b;
-
-	return ((x > y) - (x < y));
-}
-
 /* Nearest-rank percentile p (0..1] of n samples in ns, in us; sorts v. */
-static double
-percentile_us(uint64_t *v, long n, double p)
-{
-	long	i;
-
-	if (n <= 0)
-		return (0);
-	qsort(v, (size_t)n, sizeof(*v), u64cmp);
-	i = (long)(p * (double)n + 0.999999) - 1;
-	if (i < 0)
-		i = 0;
-	if (i >= n)
-		i = n - 1;
-	return ((double)v[i] / 1000.0);
-}
-
 /* Median of n values (the mean of the middle two for even n); sorts v. */
-static double
-median(double *v, long n)
-{
-	qsort(v, (size_t)n, sizeof(*v), dblcmp);
-	if (n % 2 == 1)
-		return (v[n / 2]);
-	return ((v[n / 2 - 1] + v[n / 2]) / 2);
-}
-
 /* splitmix64: the op streams, seeded per key count and thread. */
 static uint64_t
 rng_next(uint64_t *s)
@@ -2270,30 +2172,6 @@ target_free(struct target *tg)
 /* ---- files ---- */
 
 /* Remove the flat temp dir: whatever is left in it, then it. */
-static void
-dir_remove(const char *dir)
-{
-	char		 path[PATH_MAX];
-	struct dirent	*de;
-	DIR		*d;
-
-	if (dir[0] == '\0' || (d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) != 0)
-			fprintf(stderr, "bench: cannot remove %s: %s\n", path,
-			    strerror(errno));
-	}
-	closedir(d);
-	if (rmdir(dir) != 0)
-		fprintf(stderr, "bench: cannot remove %s: %s\n", dir,
-		    strerror(errno));
-}
-
 /* SIGINT/SIGTERM: kill what we started, remove the known files, leave. */
 static void
 on_signal(int sig)

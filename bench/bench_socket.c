@@ -58,6 +58,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "benchutil.h"
 #include "distkv.h"
 
 #define VAL_LEN		64	/* value bytes, both servers */
@@ -158,21 +159,14 @@ static char		 sig_files[2 * NSIDES][DIR_MAX + 16];
 static char		 sig_dir[DIR_MAX];
 
 static void		 usage(FILE *f);
-static int		 parse_long(const char *s, long lo, long hi, long *out);
-static uint64_t		 now_ns(void);
-static void		 loadavg_read(char *buf, size_t len);
-static int		 pin_cpu(int cpu);
 static void		 value_make(long key, uint32_t gen, uint8_t *out);
 static int		 value_check(struct side *s, long key, const void *got,
 			    size_t len);
 static long		 walk_next(struct side *s);
-static double		 percentile_us(uint64_t *v, long n, double p);
-static double		 median(double *v, long n);
 static int		 server_start(struct side *s, char *const argv[]);
 static int		 server_wait(struct server *srv, int ms);
 static int		 server_stop(struct side *s);
 static void		 server_log_tail(const struct server *srv);
-static void		 dir_remove(const char *dir);
 static void		 on_signal(int sig);
 static int		 measure(struct side *s, enum metric m, long round);
 static int		 verify(struct side *s);
@@ -203,62 +197,11 @@ usage(FILE *f)
 "Progress goes to stderr, the table to stdout.\n");
 }
 
-static int
-parse_long(const char *s, long lo, long hi, long *out)
-{
-	char	*end;
-	long	 v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return (-1);
-	*out = v;
-	return (0);
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-}
-
 /*
  * The 1, 5 and 15 minute load averages, printed with the results: the
  * numbers mean little if something else was running.
  */
-static void
-loadavg_read(char *buf, size_t len)
-{
-	double	 l1, l5, l15;
-	FILE	*f;
-
-	snprintf(buf, len, "unknown");
-	if ((f = fopen("/proc/loadavg", "r")) == NULL)
-		return;
-	if (fscanf(f, "%lf %lf %lf", &l1, &l5, &l15) == 3)
-		snprintf(buf, len, "%.2f %.2f %.2f", l1, l5, l15);
-	fclose(f);
-}
-
 /* Pin the calling process (or a child between fork and exec) to cpu. */
-static int
-pin_cpu(int cpu)
-{
-	cpu_set_t	set;
-
-	if (cpu < 0)
-		return (0);
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0)
-		return (-errno);
-	return (0);
-}
-
 /*
  * The VAL_LEN bytes written to key by its gen-th set.  Key and generation
  * are spelled out in the value, so a get that returns another key's value,
@@ -308,47 +251,8 @@ walk_next(struct side *s)
 	return (k);
 }
 
-static int
-u64cmp(const void *a, const void *b)
-{
-	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return ((x > y) - (x < y));
-}
-
-static int
-dblcmp(const void *a, const void *b)
-{
-	double	x = *(const double *)a, y = *(const double *)b;
-
-	return ((x > y) - (x < y));
-}
-
 /* Nearest-rank percentile p (0..1] of n samples in ns, in µs; sorts v. */
-static double
-percentile_us(uint64_t *v, long n, double p)
-{
-	long	i;
-
-	qsort(v, (size_t)n, sizeof(*v), u64cmp);
-	i = (long)(p * (double)n + 0.999999) - 1;
-	if (i < 0)
-		i = 0;
-	if (i >= n)
-		i = n - 1;
-	return ((double)v[i] / 1000.0);
-}
-
 /* Median of n values (the mean of the middle two for even n); sorts v. */
-static double
-median(double *v, long n)
-{
-	qsort(v, (size_t)n, sizeof(*v), dblcmp);
-	if (n % 2 == 1)
-		return (v[n / 2]);
-	return ((v[n / 2 - 1] + v[n / 2]) / 2);
-}
-
 static long
 gcd(long a, long b)
 {
@@ -514,30 +418,6 @@ server_log_tail(const struct server *srv)
 }
 
 /* Remove the flat temp dir: whatever the servers left there, then it. */
-static void
-dir_remove(const char *dir)
-{
-	char		 path[PATH_MAX];
-	struct dirent	*de;
-	DIR		*d;
-
-	if (dir[0] == '\0' || (d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) != 0)
-			fprintf(stderr, "bench: cannot remove %s: %s\n", path,
-			    strerror(errno));
-	}
-	closedir(d);
-	if (rmdir(dir) != 0)
-		fprintf(stderr, "bench: cannot remove %s: %s\n", dir,
-		    strerror(errno));
-}
-
 /* SIGINT/SIGTERM: kill our servers, remove the known files, leave. */
 static void
 on_signal(int sig)

@@ -1,0 +1,129 @@
+/* benchutil: see benchutil.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "benchutil.h"
+
+int
+parse_long(const char *s, long lo, long hi, long *out)
+{
+	char	*end;
+	long	 v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+uint64_t
+now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+void
+loadavg_read(char *buf, size_t len)
+{
+	double	 l1, l5, l15;
+	FILE	*f;
+
+	snprintf(buf, len, "unknown");
+	if ((f = fopen("/proc/loadavg", "r")) == NULL)
+		return;
+	if (fscanf(f, "%lf %lf %lf", &l1, &l5, &l15) == 3)
+		snprintf(buf, len, "%.2f %.2f %.2f", l1, l5, l15);
+	fclose(f);
+}
+
+int
+pin_cpu(long cpu)
+{
+	cpu_set_t	set;
+
+	if (cpu < 0)
+		return (0);
+	CPU_ZERO(&set);
+	CPU_SET((int)cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		return (-errno);
+	return (0);
+}
+
+int
+dblcmp(const void *a, const void *b)
+{
+	double	x = *(const double *)a, y = *(const double *)b;
+
+	return ((x > y) - (x < y));
+}
+
+int
+u64cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return ((x > y) - (x < y));
+}
+
+double
+percentile_us(uint64_t *v, long n, double p)
+{
+	long	i;
+
+	if (n <= 0)
+		return (0);
+	qsort(v, (size_t)n, sizeof(*v), u64cmp);
+	i = (long)(p * (double)n + 0.999999) - 1;
+	if (i < 0)
+		i = 0;
+	if (i >= n)
+		i = n - 1;
+	return ((double)v[i] / 1000.0);
+}
+
+double
+median(double *v, long n)
+{
+	qsort(v, (size_t)n, sizeof(*v), dblcmp);
+	if (n % 2 == 1)
+		return (v[n / 2]);
+	return ((v[n / 2 - 1] + v[n / 2]) / 2);
+}
+
+void
+dir_remove(const char *dir)
+{
+	char		 path[PATH_MAX];
+	struct dirent	*de;
+	DIR		*d;
+
+	if (dir[0] == '\0' || (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) != 0)
+			fprintf(stderr, "bench: cannot remove %s: %s\n", path,
+			    strerror(errno));
+	}
+	closedir(d);
+	if (rmdir(dir) != 0)
+		fprintf(stderr, "bench: cannot remove %s: %s\n", dir,
+		    strerror(errno));
+}
+

@@ -1,0 +1,29 @@
+/*
+ * benchutil: the small helpers every benchmark program in bench/ uses:
+ * clocks, CPU pinning, number parsing, percentiles, temp dir removal.
+ */
+#ifndef DISTKV_BENCHUTIL_H
+#define DISTKV_BENCHUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parse a decimal in [lo, hi] into *out; -1 if it is not one. */
+int parse_long(const char *s, long lo, long hi, long *out);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t now_ns(void);
+/* /proc/loadavg's first three fields, for the table header. */
+void loadavg_read(char *buf, size_t len);
+/* Pin the calling thread to cpu (< 0: leave it). 0 or -errno. */
+int pin_cpu(long cpu);
+/* qsort comparators. */
+int dblcmp(const void *a, const void *b);
+int u64cmp(const void *a, const void *b);
+/* The p-quantile (0..1) of n nanosecond samples, in microseconds; sorts v. */
+double percentile_us(uint64_t *v, long n, double p);
+/* The median of n doubles; sorts v. */
+double median(double *v, long n);
+/* Remove a temp dir this program made and the plain files in it. */
+void dir_remove(const char *dir);
+
+#endif
