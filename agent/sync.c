@@ -1,5 +1,7 @@
 /* sync: see sync.h. */
 #include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,11 @@ struct sync {
 	uint64_t peer_items;
 	ev_tstamp peer_started;
 	bool peer_done;			/* its end arrived: close it */
+	/* a peer connection being made, without blocking the loop */
+	int pfd;			/* -1: none */
+	ev_io connect_io;
+	msgpack_sbuffer preq;		/* the request to send once connected */
+	char pname[SERF_NAME_MAX + 1];
 
 	struct sync_monitor *mons;
 };
@@ -739,9 +746,13 @@ ignore_reply(void *arg, const uint8_t *msg, size_t len)
 	return 0;
 }
 
-/* Connect and, if the peer asks for it, prove the cluster key. */
+/*
+ * On a connected socket: read the greeting and, if the peer asks for it,
+ * prove the cluster key.  Both are answered at once by a reachable peer;
+ * the bound is SYNC_PEER_TIMEOUT_MS.
+ */
 static int
-peer_connect(struct sync *s, const struct serf_member *m)
+peer_login(struct sync *s, int fd)
 {
 	const struct agent *a = s->a;
 	const msgpack_object *chal;
@@ -751,10 +762,8 @@ peer_connect(struct sync *s, const struct serf_member *m)
 	size_t glen;
 	int rc;
 
-	if ((rc = distkv_connect_tcp(m->peer, SYNC_PEER_TIMEOUT_MS,
-	    &s->peer)) != 0) {
-		log_debug("peer %s (%s): %s", m->name, m->peer,
-		    distkv_strerror(rc));
+	if ((rc = distkv_connect_fd(fd, SYNC_PEER_TIMEOUT_MS, &s->peer)) != 0) {
+		log_debug("peer %s: %s", s->pname, distkv_strerror(rc));
 		return rc;
 	}
 	distkv_set_timeout(s->peer, SYNC_PEER_TIMEOUT_MS);
@@ -769,7 +778,7 @@ peer_connect(struct sync *s, const struct serf_member *m)
 
 		if (!a->cfg.has_cluster_key || chal->type != MSGPACK_OBJECT_BIN) {
 			log_warn("peer %s wants a cluster key we do not have",
-			    m->name);
+			    s->pname);
 			rc = -EACCES;
 		} else {
 			crypto_auth_hmacsha256(mac,
@@ -790,7 +799,7 @@ peer_connect(struct sync *s, const struct serf_member *m)
 			msgpack_sbuffer_destroy(&sb);
 			if (rc != 0)
 				log_warn("peer %s refused our cluster key: %s",
-				    m->name, distkv_errmsg(s->peer));
+				    s->pname, distkv_errmsg(s->peer));
 		}
 	}
 	msgpack_zone_destroy(&zone);
@@ -902,27 +911,98 @@ peer_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	peer_update_io(s);
 }
 
-/* Start a request on a fresh peer connection; replies go to peer_message. */
+/* Give up a connection that is being made. */
+static void
+peer_connect_abort(struct sync *s)
+{
+	if (s->pfd < 0)
+		return;
+	ev_io_stop(s->a->loop, &s->connect_io);
+	close(s->pfd);
+	s->pfd = -1;
+	s->downloading = false;
+}
+
+/* The non-blocking connect finished: log in, send the request. */
+static void
+peer_connected_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, connect_io);
+	int fd = s->pfd, err = 0, rc;
+	socklen_t elen = sizeof(err);
+
+	(void)revents;
+	ev_io_stop(loop, w);
+	s->pfd = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 ||
+	    err != 0) {
+		log_debug("peer %s: connect: %s", s->pname,
+		    strerror(err != 0 ? err : errno));
+		close(fd);
+		s->downloading = false;
+		return;
+	}
+	/* peer_login owns fd now */
+	if (peer_login(s, fd) != 0 ||
+	    (rc = distkv_async_request(s->peer, s->preq.data, s->preq.size,
+	    peer_message, s, NULL)) != 0) {
+		sync_peer_close(s);
+		s->downloading = false;
+		return;
+	}
+	ev_io_init(&s->peer_io, peer_io_cb, distkv_fd(s->peer), EV_READ);
+	peer_update_io(s);
+}
+
+/*
+ * Start a request to a peer; replies go to peer_message.  The TCP connect
+ * runs on the loop: an unreachable peer (a partition) costs the local
+ * clients nothing, and is given up after SYNC_PEER_TIMEOUT_MS.
+ */
 static int
 peer_request(struct sync *s, const struct serf_member *m,
     const msgpack_sbuffer *req)
 {
-	int rc;
+	struct addrinfo hints, *ai = NULL;
+	char host[256];
+	const char *colon = strrchr(m->peer, ':');
+	int fd, rc;
 
-	if ((rc = peer_connect(s, m)) != 0)
+	if (colon == NULL || colon == m->peer ||
+	    (size_t)(colon - m->peer) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, m->peer, (size_t)(colon - m->peer));
+	host[colon - m->peer] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd < 0) {
+		rc = -errno;
+		freeaddrinfo(ai);
 		return rc;
+	}
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (rc != 0 && errno != EINPROGRESS) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	snprintf(s->pname, sizeof(s->pname), "%s", m->name);
+	s->preq.size = 0;
+	msgpack_sbuffer_write(&s->preq, req->data, req->size);
 	s->peer_items = 0;
 	s->peer_done = false;
 	s->ctx.base = s->a->tree.root;
 	s->ctx.last = s->a->tree.root;
 	s->peer_started = ev_now(s->a->loop);
-	if ((rc = distkv_async_request(s->peer, req->data, req->size,
-	    peer_message, s, NULL)) != 0) {
-		sync_peer_close(s);
-		return rc;
-	}
-	ev_io_init(&s->peer_io, peer_io_cb, distkv_fd(s->peer), EV_READ);
-	peer_update_io(s);
+	s->pfd = fd;
+	ev_io_init(&s->connect_io, peer_connected_cb, fd, EV_WRITE);
+	ev_io_start(s->a->loop, &s->connect_io);
 	return 0;
 }
 
@@ -1027,6 +1107,15 @@ catchup_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (s->pfd >= 0) {
+		if (ev_now(s->a->loop) - s->peer_started >
+		    SYNC_PEER_TIMEOUT_MS / 1000.0) {
+			log_info("peer %s unreachable; trying another later",
+			    s->pname);
+			peer_connect_abort(s);
+		}
+		return;
+	}
 	if (s->peer != NULL) {
 		/* a peer that stalls is given up on after 30 s */
 		if (ev_now(s->a->loop) - s->peer_started > 30.0) {
@@ -1087,7 +1176,9 @@ sync_start(struct agent *a)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	s->a = a;
+	s->pfd = -1;
 	msgpack_sbuffer_init(&s->q);
+	msgpack_sbuffer_init(&s->preq);
 	snprintf(s->ev_update, sizeof(s->ev_update), "%s.update",
 	    c->event_prefix);
 	snprintf(s->ev_info, sizeof(s->ev_info), "%s.info", c->event_prefix);
@@ -1170,6 +1261,8 @@ sync_stop(struct agent *a)
 	if (s == NULL)
 		return;
 	sync_peer_close(s);
+	peer_connect_abort(s);
+	msgpack_sbuffer_destroy(&s->preq);
 	ev_timer_stop(a->loop, &s->info_timer);
 	ev_timer_stop(a->loop, &s->catchup_timer);
 	ev_timer_stop(a->loop, &s->ping_timer);

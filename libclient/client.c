@@ -1224,6 +1224,23 @@ distkv_connect_tcp(const char *hostport, int timeout_ms, distkv **out)
 	return (connect_fd(fd, rc > 0 ? rc : 1, out));
 }
 
+int
+distkv_connect_fd(int fd, int timeout_ms, distkv **out)
+{
+	int fl;
+
+	*out = NULL;
+	if (fd < 0)
+		return (DISTKV_EINVAL);
+	/* the library polls: the socket must not block */
+	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		close(fd);
+		return (-errno);
+	}
+	return (connect_fd(fd, timeout_ms, out));
+}
+
 const void *
 distkv_greeting(const distkv *c, size_t *len)
 {

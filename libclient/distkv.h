@@ -171,6 +171,12 @@ int distkv_connect(const char *socket_path, distkv **out);
  * themselves; peer ports may demand a login (docs/cluster.md).
  */
 int distkv_connect_tcp(const char *hostport, int timeout_ms, distkv **out);
+/*
+ * Take over a connected stream socket (e.g. from the caller's own
+ * non-blocking connect) and read the greeting within timeout_ms.  The
+ * handle owns fd from then on, also when this fails (it is closed).
+ */
+int distkv_connect_fd(int fd, int timeout_ms, distkv **out);
 /* The greeting map as received (msgpack bytes, borrowed). */
 const void *distkv_greeting(const distkv *c, size_t *len);
 /* Close the connection; cancels everything it started.  NULL is a no-op. */
