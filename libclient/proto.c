@@ -191,6 +191,16 @@ proto_utf8_valid(const char *str, size_t len)
 		size_t n;
 		uint32_t cp;
 
+		/* ASCII, the common case: eight bytes at a time */
+		if (len - i >= 8) {
+			uint64_t w;
+
+			memcpy(&w, s + i, 8);
+			if ((w & 0x8080808080808080ULL) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 		if (c < 0x80) {
 			i++;
 			continue;

@@ -110,6 +110,12 @@ Test(proto, utf8_validation)
 	cr_assert_not(proto_utf8_valid("\xc0\xaf", 2));	/* overlong */
 	cr_assert_not(proto_utf8_valid("\xed\xa0\x80", 3));	/* surrogate */
 	cr_assert_not(proto_utf8_valid("\xff", 1));
+	/* the eight-byte ASCII fast path, at and across word boundaries */
+	cr_assert(proto_utf8_valid("abcdefghijklmnopqrstuvwxyz", 26));
+	cr_assert(proto_utf8_valid("abcdefgh\xc3\xa9ijklmnop", 18));
+	cr_assert_not(proto_utf8_valid("abcdefghijklmnop\xffqrs", 20));
+	cr_assert_not(proto_utf8_valid("abcdefg\xc3", 8));
+	cr_assert_not(proto_utf8_valid("abcdefgh\xed\xa0\x80xyz", 14));
 }
 
 static size_t
