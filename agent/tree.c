@@ -173,24 +173,11 @@ out:
 	return c;
 }
 
-/* msgpack_packer callback into a fixed buffer; overflow is reported by
- * returning -1, which the packer passes back. */
+/* The key being built by tree_follow. */
 struct fixbuf {
 	uint8_t *p;
 	size_t len, cap;
 };
-
-static int
-fixbuf_write(void *data, const char *buf, size_t len)
-{
-	struct fixbuf *f = data;
-
-	if (len > f->cap - f->len)
-		return -1;
-	memcpy(f->p + f->len, buf, len);
-	f->len += len;
-	return 0;
-}
 
 int
 tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
@@ -198,7 +185,6 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 {
 	uint32_t n, bhdr = key_hdr_len(base->depth), hdr;
 	struct fixbuf fb;
-	msgpack_packer pk;
 	uint8_t small[512];
 	struct entry *e;
 	size_t cap;
@@ -235,9 +221,9 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 	key_hdr_put(fb.p, base->depth + n);
 	memcpy(fb.p + hdr, base->key + bhdr, base->key_len - bhdr);
 	fb.len = hdr + base->key_len - bhdr;
-	msgpack_packer_init(&pk, &fb, fixbuf_write);
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *el = &path->via.array.ptr[i];
+		int w;
 
 		if (el->type == MSGPACK_OBJECT_NIL && !(allow_nil && i == 0)) {
 			if (bad_nil != NULL)
@@ -245,10 +231,12 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 			rc = -EINVAL;
 			goto out;
 		}
-		if (proto_pack_path_elem(&pk, el, true) != 0) {
+		/* cap reserved 16 bytes + the string per element */
+		if ((w = proto_put_path_elem(fb.p + fb.len, el, true)) < 0) {
 			rc = -EINVAL;
 			goto out;
 		}
+		fb.len += (size_t)w;
 	}
 	/* every path, however deep, is one probe when it exists */
 	e = index_find(t, fb.p, fb.len, XXH3_64bits(fb.p, fb.len));

@@ -520,75 +520,6 @@ distkv_path_format(const distkv_path *p, char **out)
 	return (0);
 }
 
-/* Big-endian bytes of v, width w. */
-static uint8_t *
-put_be(uint8_t *o, uint64_t v, int w)
-{
-	for (int i = w - 1; i >= 0; i--)
-		*o++ = (uint8_t)(v >> (8 * i));
-	return (o);
-}
-
-/* A str/bin header of the shortest form (the same as msgpack-c's). */
-static uint8_t *
-put_strhdr(uint8_t *o, enum distkv_elem_type t, size_t n)
-{
-	if (t == DISTKV_ELEM_STR && n < 32) {
-		*o++ = (uint8_t)(0xa0 | n);
-		return (o);
-	}
-	if (n < 256) {
-		*o++ = t == DISTKV_ELEM_STR ? 0xd9 : 0xc4;
-		return (put_be(o, n, 1));
-	}
-	if (n < 65536) {
-		*o++ = t == DISTKV_ELEM_STR ? 0xda : 0xc5;
-		return (put_be(o, n, 2));
-	}
-	*o++ = t == DISTKV_ELEM_STR ? 0xdb : 0xc6;
-	return (put_be(o, n, 4));
-}
-
-/* An integer in msgpack-c's shortest form (unsigned formats if >= 0). */
-static uint8_t *
-put_int(uint8_t *o, int64_t v)
-{
-	if (v >= 0) {
-		uint64_t u = (uint64_t)v;
-
-		if (u < 128)
-			*o++ = (uint8_t)u;
-		else if (u < 256) {
-			*o++ = 0xcc;
-			o = put_be(o, u, 1);
-		} else if (u < 65536) {
-			*o++ = 0xcd;
-			o = put_be(o, u, 2);
-		} else if (u < 4294967296ULL) {
-			*o++ = 0xce;
-			o = put_be(o, u, 4);
-		} else {
-			*o++ = 0xcf;
-			o = put_be(o, u, 8);
-		}
-	} else if (v >= -32)
-		*o++ = (uint8_t)(int8_t)v;
-	else if (v >= INT8_MIN) {
-		*o++ = 0xd0;
-		o = put_be(o, (uint64_t)v, 1);
-	} else if (v >= INT16_MIN) {
-		*o++ = 0xd1;
-		o = put_be(o, (uint64_t)v, 2);
-	} else if (v >= INT32_MIN) {
-		*o++ = 0xd2;
-		o = put_be(o, (uint64_t)v, 4);
-	} else {
-		*o++ = 0xd3;
-		o = put_be(o, (uint64_t)v, 8);
-	}
-	return (o);
-}
-
 size_t
 path_key(const distkv_path *p, uint8_t *buf, size_t cap)
 {
@@ -603,7 +534,7 @@ path_key(const distkv_path *p, uint8_t *buf, size_t cap)
 		*o++ = (uint8_t)(0x90 | n);
 	else {
 		*o++ = 0xdc;
-		o = put_be(o, n, 2);
+		o = proto_put_be(o, n, 2);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct path_elem *e = &p->e[i];
@@ -611,12 +542,13 @@ path_key(const distkv_path *p, uint8_t *buf, size_t cap)
 		switch (e->type) {
 		case DISTKV_ELEM_STR:
 		case DISTKV_ELEM_BIN:
-			o = put_strhdr(o, e->type, e->len);
+			o = proto_put_strhdr(o, e->type == DISTKV_ELEM_BIN,
+			    e->len);
 			memcpy(o, e->s, e->len);
 			o += e->len;
 			break;
 		case DISTKV_ELEM_INT:
-			o = put_int(o, e->i);
+			o = proto_put_int(o, e->i);
 			break;
 		case DISTKV_ELEM_NIL:
 			*o++ = 0xc0;

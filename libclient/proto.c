@@ -265,3 +265,111 @@ proto_pack_canonical(msgpack_packer *pk, const msgpack_object *o)
 {
 	return msgpack_pack_object(pk, *o) == 0 ? 0 : -ENOMEM;
 }
+
+uint8_t *
+proto_put_be(uint8_t *o, uint64_t v, int w)
+{
+	for (int i = w - 1; i >= 0; i--)
+		*o++ = (uint8_t)(v >> (8 * i));
+	return (o);
+}
+
+
+uint8_t *
+proto_put_strhdr(uint8_t *o, bool bin, size_t n)
+{
+	if (!bin && n < 32) {
+		*o++ = (uint8_t)(0xa0 | n);
+		return (o);
+	}
+	if (n < 256) {
+		*o++ = bin ? 0xc4 : 0xd9;
+		return (proto_put_be(o, n, 1));
+	}
+	if (n < 65536) {
+		*o++ = bin ? 0xc5 : 0xda;
+		return (proto_put_be(o, n, 2));
+	}
+	*o++ = bin ? 0xc6 : 0xdb;
+	return (proto_put_be(o, n, 4));
+}
+
+
+uint8_t *
+proto_put_int(uint8_t *o, int64_t v)
+{
+	if (v >= 0) {
+		uint64_t u = (uint64_t)v;
+
+		if (u < 128)
+			*o++ = (uint8_t)u;
+		else if (u < 256) {
+			*o++ = 0xcc;
+			o = proto_put_be(o, u, 1);
+		} else if (u < 65536) {
+			*o++ = 0xcd;
+			o = proto_put_be(o, u, 2);
+		} else if (u < 4294967296ULL) {
+			*o++ = 0xce;
+			o = proto_put_be(o, u, 4);
+		} else {
+			*o++ = 0xcf;
+			o = proto_put_be(o, u, 8);
+		}
+	} else if (v >= -32)
+		*o++ = (uint8_t)(int8_t)v;
+	else if (v >= INT8_MIN) {
+		*o++ = 0xd0;
+		o = proto_put_be(o, (uint64_t)v, 1);
+	} else if (v >= INT16_MIN) {
+		*o++ = 0xd1;
+		o = proto_put_be(o, (uint64_t)v, 2);
+	} else if (v >= INT32_MIN) {
+		*o++ = 0xd2;
+		o = proto_put_be(o, (uint64_t)v, 4);
+	} else {
+		*o++ = 0xd3;
+		o = proto_put_be(o, (uint64_t)v, 8);
+	}
+	return (o);
+}
+
+int
+proto_put_path_elem(uint8_t *out, const msgpack_object *o, bool allow_nil)
+{
+	uint8_t *p = out;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		if (!proto_utf8_valid(o->via.str.ptr, o->via.str.size))
+			return -EINVAL;
+		p = proto_put_strhdr(p, false, o->via.str.size);
+		memcpy(p, o->via.str.ptr, o->via.str.size);
+		p += o->via.str.size;
+		break;
+	case MSGPACK_OBJECT_BIN:
+		/* spec §1.1: the empty bin and the empty str are one key */
+		p = proto_put_strhdr(p, o->via.bin.size > 0, o->via.bin.size);
+		memcpy(p, o->via.bin.ptr, o->via.bin.size);
+		p += o->via.bin.size;
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		if (o->via.u64 > INT64_MAX) {
+			*p++ = 0xcf;
+			p = proto_put_be(p, o->via.u64, 8);
+		} else
+			p = proto_put_int(p, (int64_t)o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		p = proto_put_int(p, o->via.i64);
+		break;
+	case MSGPACK_OBJECT_NIL:
+		if (!allow_nil)
+			return -EINVAL;
+		*p++ = 0xc0;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return (int)(p - out);
+}

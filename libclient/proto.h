@@ -66,6 +66,18 @@ int proto_pack_path_elem(msgpack_packer *pk, const msgpack_object *o,
     bool allow_nil);
 
 /*
+ * The same canonical element written directly into out, which must hold
+ * 9 bytes plus the element's string length.  Returns the bytes written or
+ * -EINVAL.  (The agent's hot path: no packer callbacks.)
+ */
+int proto_put_path_elem(uint8_t *out, const msgpack_object *o,
+    bool allow_nil);
+/* Shortest msgpack forms, as msgpack-c writes them; return the end. */
+uint8_t *proto_put_be(uint8_t *o, uint64_t v, int width);
+uint8_t *proto_put_strhdr(uint8_t *o, bool bin, size_t n);
+uint8_t *proto_put_int(uint8_t *o, int64_t v);
+
+/*
  * Pack an object in canonical form: msgpack-c chooses the smallest encoding
  * for every integer, string and container header, so two equal values always
  * give equal bytes (spec §8.26: type + value equality, integers by value).

@@ -133,6 +133,17 @@ canon_elem(const uint8_t *in, size_t inlen, uint8_t *out, int *rc)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	*rc = proto_pack_path_elem(&pk, &o, false);
 	n = sb.size;
+	{
+		/* the direct encoder writes exactly the same bytes */
+		uint8_t direct[64];
+		int w = proto_put_path_elem(direct, &o, false);
+
+		cr_assert_eq(w < 0, *rc != 0);
+		if (w >= 0) {
+			cr_assert_eq((size_t)w, n);
+			cr_assert_eq(memcmp(direct, sb.data, n), 0);
+		}
+	}
 	if (n > 0)
 		memcpy(out, sb.data, n);
 	msgpack_sbuffer_destroy(&sb);
