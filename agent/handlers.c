@@ -234,13 +234,60 @@ handlers_send_item(struct conn *c, uint64_t seq, const struct entry *base,
 	*last = e;
 }
 
-/* Pack a canonical copy of o into sb.  Returns false on failure. */
+/*
+ * A canonical value: small ones in place (a set should not cost an 8 KiB
+ * sbuffer allocation), larger ones on the heap.
+ */
+struct valbuf {
+	uint8_t small[512];
+	uint8_t *data;
+	size_t size, cap;
+};
+
+static int
+valbuf_write(void *arg, const char *b, size_t len)
+{
+	struct valbuf *v = arg;
+
+	if (len > v->cap - v->size) {
+		size_t cap = (v->cap + len) * 2;
+		uint8_t *d = v->data == v->small ? malloc(cap) :
+		    realloc(v->data, cap);
+
+		if (d == NULL)
+			return -1;
+		if (v->data == v->small)
+			memcpy(d, v->small, v->size);
+		v->data = d;
+		v->cap = cap;
+	}
+	memcpy(v->data + v->size, b, len);
+	v->size += len;
+	return 0;
+}
+
+static void
+valbuf_init(struct valbuf *v)
+{
+	v->data = v->small;
+	v->size = 0;
+	v->cap = sizeof(v->small);
+}
+
+static void
+valbuf_fini(struct valbuf *v)
+{
+	if (v->data != v->small)
+		free(v->data);
+}
+
+/* Pack a canonical copy of o into v.  Returns false on failure. */
 static bool
-canonical(msgpack_sbuffer *sb, const msgpack_object *o)
+canonical(struct valbuf *v, const msgpack_object *o)
 {
 	msgpack_packer pk;
 
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_packer_init(&pk, v, valbuf_write);
 	return proto_pack_canonical(&pk, o) == 0;
 }
 
@@ -478,7 +525,7 @@ set_common(struct req *r, bool internal, bool del)
 	const msgpack_object *vo = proto_map_get(r->msg, "value");
 	const msgpack_object *prev = proto_map_get(r->msg, "prev");
 	const msgpack_object *ch = proto_map_get(r->msg, "chain");
-	msgpack_sbuffer val, pv;
+	struct valbuf val, pv;
 	const uint8_t *nv = NULL;
 	size_t nvlen = 0;
 	struct entry *e;
@@ -489,8 +536,8 @@ set_common(struct req *r, bool internal, bool del)
 	char txt[256];
 	msgpack_packer *pk;
 
-	msgpack_sbuffer_init(&val);
-	msgpack_sbuffer_init(&pv);
+	valbuf_init(&val);
+	valbuf_init(&pv);
 	if (del && vo != NULL) {
 		conn_reply_error(r->c, r->seq,
 		    "A deleted entry can't have a value");
@@ -610,8 +657,8 @@ set_common(struct req *r, bool internal, bool del)
 	msgpack_pack_uint64(pk, e->tock);
 out:
 	free(old);
-	msgpack_sbuffer_destroy(&val);
-	msgpack_sbuffer_destroy(&pv);
+	valbuf_fini(&val);
+	valbuf_fini(&pv);
 }
 
 static void act_set_value(struct req *r) { set_common(r, false, false); }
