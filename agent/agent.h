@@ -76,6 +76,7 @@ struct agent {
 	struct shm_writer *shm;		/* shared-memory region, or NULL */
 	struct sync *sync;		/* replication, or NULL (standalone) */
 	bool server_ready;		/* the client socket is open */
+	bool ready;			/* has its data (agent_ready) */
 	ev_timer heartbeat;		/* shm liveness */
 	uint64_t changes;		/* accepted changes since start */
 };
@@ -178,11 +179,16 @@ void agent_pack_ranges(const struct agent *a, msgpack_packer *pk,
 /* The node just got its data (download): open the client socket. */
 void agent_became_ready(struct agent *a);
 
-/* True when this agent serves clients (its tick is set). */
+/*
+ * True when this agent has its data and serves clients: standalone,
+ * --init, data of its own from the state dir or --load, or a completed
+ * download.  Not "its tick is set": peers' messages name this node and
+ * raise its tick long before a restarted, empty node has any data.
+ */
 static inline bool
 agent_ready(const struct agent *a)
 {
-	return a->self->has_tick;
+	return a->ready;
 }
 
 #endif

@@ -435,11 +435,15 @@ main(int argc, char **argv)
 	 */
 	if (!a->self->has_tick && (cfg.standalone || cfg.init_json != NULL)) {
 		node_raise_tick(a->self, 0);
+		a->ready = true;
 		if (cfg.init_json != NULL)
 			apply_init_value(a);
 	} else if (cfg.init_json != NULL)
 		log_info("--init ignored: this node has data (tick %llu)",
 		    (unsigned long long)a->self->tick);
+	/* our own tick from the state dir or --load: our data is here */
+	if (a->self->has_tick)
+		a->ready = true;
 
 	if ((rc = server_new(a, &a->server)) != 0)
 		fatal("out of memory");

@@ -32,6 +32,10 @@
 /* Ticks asked for in one catch-up request. */
 #define SYNC_MAX_TICKS 20000
 #define SYNC_PEER_TIMEOUT_MS 1000
+/* Ticks a node skips after downloading its own lost data (see below). */
+#define SYNC_TICK_JUMP 100000
+/* Catch-up rounds that gain nothing back off up to this (seconds). */
+#define SYNC_CATCHUP_MAX_BACKOFF 5.0
 
 struct qrec {
 	size_t off, len;
@@ -89,6 +93,12 @@ struct sync {
 	char pname[SERF_NAME_MAX + 1];
 
 	struct sync_monitor *mons;
+
+	uint64_t announce_from, announce_to;	/* skipped own ticks */
+	bool last_gained;		/* the last catch-up brought something */
+	bool catching_up;		/* the running peer request is one */
+	double backoff;			/* seconds between fruitless rounds */
+	ev_tstamp next_catchup;
 };
 
 #define container_of(p, type, member) \
@@ -262,7 +272,18 @@ send_info(struct sync *s)
 		n += a->nodes.by_index[i]->has_tick;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
+	msgpack_pack_map(&pk, 4 + (s->announce_to > 0));
+	if (s->announce_to > 0) {
+		/* spec §3.4 `known`: our skipped ticks hold nothing */
+		pack_str(&pk, "known");
+		msgpack_pack_map(&pk, 1);
+		msgpack_pack_str_with_body(&pk, a->self->name,
+		    a->self->name_len);
+		msgpack_pack_array(&pk, 1);
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_uint64(&pk, s->announce_from);
+		msgpack_pack_uint64(&pk, s->announce_to);
+	}
 	pack_str(&pk, "node");
 	msgpack_pack_str_with_body(&pk, a->self->name, a->self->name_len);
 	pack_str(&pk, "tick");
@@ -629,8 +650,28 @@ static void
 handle_info(struct sync *s, const msgpack_object *m)
 {
 	const msgpack_object *ticks = proto_map_get(m, "ticks");
+	const msgpack_object *known = proto_map_get(m, "known");
 
 	raise_tock(s->a, m);
+	if (known != NULL && known->type == MSGPACK_OBJECT_MAP) {
+		/* superseded or skipped ticks: nothing to wait for */
+		struct record_ctx ctx = { s->a->tree.root, s->a->tree.root };
+		msgpack_object rec;
+		msgpack_object_kv kv;
+		const char *why;
+		bool applied;
+
+		kv.key.type = MSGPACK_OBJECT_STR;
+		kv.key.via.str.ptr = "known";
+		kv.key.via.str.size = 5;
+		kv.val = *known;
+		rec.type = MSGPACK_OBJECT_MAP;
+		rec.via.map.size = 1;
+		rec.via.map.ptr = &kv;
+		if (agent_apply_record(s->a, &ctx, &rec, ORIGIN_REMOTE,
+		    &applied, &why) != 0)
+			log_warn("bad info known: %s", why);
+	}
 	if (ticks == NULL || ticks->type != MSGPACK_OBJECT_MAP)
 		return;
 	for (uint32_t i = 0; i < ticks->via.map.size; i++)
@@ -841,6 +882,23 @@ download_done(struct sync *s)
 	/* spec §3.9, C recommendation: max(reported, 0), never reuse */
 	if (!a->self->has_tick)
 		node_raise_tick(a->self, 0);
+	else if (a->self->tick > 0) {
+		/*
+		 * This node existed before and lost its data (no state dir):
+		 * changes it made that no reachable peer saw have ticks above
+		 * what the download says.  Jump past them so no tick is ever
+		 * used twice, and announce the skipped ones as known (they
+		 * hold nothing), so nobody waits for them.
+		 */
+		uint64_t from = a->self->tick + 1, to = from + SYNC_TICK_JUMP;
+
+		ranges_add(&a->self->known, from, to);
+		node_raise_tick(a->self, to - 1);
+		log_info("restarted without data: ticks %llu-%llu skipped",
+		    (unsigned long long)from, (unsigned long long)(to - 1));
+		s->announce_from = from;
+		s->announce_to = to;
+	}
 	log_info("download complete: %llu records, tick %llu",
 	    (unsigned long long)s->peer_items,
 	    (unsigned long long)a->self->tick);
@@ -885,6 +943,9 @@ peer_message(void *arg, const uint8_t *msg, size_t len)
 		/* the request is over: the connection goes with it, closed by
 		 * peer_io_cb (not from inside the library's callback) */
 		s->peer_done = true;
+		if (s->catching_up && s->peer_items > 0)
+			s->last_gained = true;
+		s->catching_up = false;
 		if (s->downloading)
 			download_done(s);
 	}
@@ -1061,7 +1122,29 @@ start_catchup(struct sync *s)
 			want = nd->name;
 		}
 	}
-	if (nn == 0 || (m = pick_peer(s, want)) == NULL) {
+	if (nn == 0) {
+		s->backoff = 0;
+		ranges_fini(&miss);
+		return;
+	}
+	/*
+	 * Ticks nobody holds (lost with a node's disk) would be asked for
+	 * forever: after a round that brought nothing, wait longer, up to
+	 * SYNC_CATCHUP_MAX_BACKOFF; any progress resets the wait.
+	 */
+	if (ev_now(a->loop) < s->next_catchup) {
+		ranges_fini(&miss);
+		return;
+	}
+	if (s->last_gained)
+		s->backoff = 0;
+	else
+		s->backoff = s->backoff == 0 ? a->cfg.clock :
+		    s->backoff * 2 > SYNC_CATCHUP_MAX_BACKOFF ?
+		    SYNC_CATCHUP_MAX_BACKOFF : s->backoff * 2;
+	s->next_catchup = ev_now(a->loop) + s->backoff;
+	s->last_gained = false;
+	if ((m = pick_peer(s, want)) == NULL) {
 		ranges_fini(&miss);
 		return;
 	}
@@ -1086,7 +1169,8 @@ start_catchup(struct sync *s)
 		ranges_pack(&pk, &miss);
 	}
 	ranges_fini(&miss);
-	peer_request(s, m, &sb);
+	if (peer_request(s, m, &sb) == 0)
+		s->catching_up = true;
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -1177,6 +1261,7 @@ sync_start(struct agent *a)
 		return -ENOMEM;
 	s->a = a;
 	s->pfd = -1;
+	s->last_gained = true;		/* no backoff before the first round */
 	msgpack_sbuffer_init(&s->q);
 	msgpack_sbuffer_init(&s->preq);
 	snprintf(s->ev_update, sizeof(s->ev_update), "%s.update",

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -178,6 +179,10 @@ cluster_spawn(struct cluster *c, int i, bool init)
 			dup2(fd, 2);
 			close(fd);
 		}
+		if (nd->uid != 0 && (setgroups(0, NULL) != 0 ||
+		    setresgid(nd->gid, nd->gid, nd->gid) != 0 ||
+		    setresuid(nd->uid, nd->uid, nd->uid) != 0))
+			_exit(126);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}

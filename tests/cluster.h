@@ -41,6 +41,10 @@ struct cluster_node {
 	/* extra arguments for every start of this node (borrowed) */
 	const char *extra[CLUSTER_MAX_ARGS + 1];
 	bool started;			/* spawned at least once */
+	/* if uid != 0: the child drops to (uid, gid), no supplementary
+	 * groups, before exec (needs root; the fault harness uses it) */
+	uid_t uid;
+	gid_t gid;
 };
 
 struct cluster {
