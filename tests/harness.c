@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -106,6 +107,15 @@ harness_start(struct harness_agent *a, ...)
 		return -1;
 	if (a->pid == 0) {
 		int fd = open(errpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		/*
+		 * Whatever happens to the test (a timeout, a crash, a test
+		 * that lost track of its agent), the agent does not outlive
+		 * the process that started it.
+		 */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(127);
 
 		if (fd >= 0) {
 			dup2(fd, 2);
