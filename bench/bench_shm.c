@@ -1605,41 +1605,15 @@ out:
 
 /* ---- the agent ---- */
 
-/* Poll until the socket accepts, the agent exits, or ms pass. */
+/* Wait until the agent accepts; forget its pid if it died. */
 static int
 agent_wait(struct agentproc *ap, int ms)
 {
-	struct sockaddr_un	sun;
-	uint64_t		deadline;
-	int			fd, status;
+	int rc = wait_socket(ap->sock, &ap->pid, "distkv-agent", ms);
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, ap->sock, strlen(ap->sock) + 1);
-	deadline = now_ns() + (uint64_t)ms * 1000000u;
-	for (;;) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return (-1);
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(fd);
-			return (0);
-		}
-		close(fd);
-		if (waitpid(ap->pid, &status, WNOHANG) == ap->pid) {
-			fprintf(stderr, "bench: distkv-agent exited during "
-			    "start-up (status 0x%x)\n", status);
-			ap->pid = -1;
-			sig_pid[0] = -1;
-			return (-1);
-		}
-		if (now_ns() > deadline) {
-			fprintf(stderr, "bench: distkv-agent: no connection "
-			    "on %s after %d ms\n", ap->sock, ms);
-			return (-1);
-		}
-		usleep(10000);
-	}
+	if (ap->pid < 0)
+		sig_pid[0] = -1;
+	return (rc);
 }
 
 /* SIGTERM by pid, SIGKILL after STOP_MS; 0 if it stopped cleanly. */

@@ -164,7 +164,6 @@ static int		 value_check(struct side *s, long key, const void *got,
 			    size_t len);
 static long		 walk_next(struct side *s);
 static int		 server_start(struct side *s, char *const argv[]);
-static int		 server_wait(struct server *srv, int ms);
 static int		 server_stop(struct side *s);
 static void		 server_log_tail(const struct server *srv);
 static void		 on_signal(int sig);
@@ -308,48 +307,13 @@ server_start(struct side *s, char *const argv[])
 	close(fd);
 	srv->pid = pid;
 	sig_pid[s->idx] = pid;
-	if (server_wait(srv, START_MS) != 0) {
+	if (wait_socket(srv->sock, &srv->pid, srv->name, START_MS) != 0) {
 		server_stop(s);		/* the caller shows the log */
 		return (-1);
 	}
 	return (0);
 }
 
-/* Poll until srv->sock accepts a connection, the server exits, or ms pass. */
-static int
-server_wait(struct server *srv, int ms)
-{
-	struct sockaddr_un	sun;
-	uint64_t		deadline;
-	int			fd, status;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, srv->sock, strlen(srv->sock) + 1);
-	deadline = now_ns() + (uint64_t)ms * 1000000u;
-	for (;;) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return (-1);
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(fd);
-			return (0);
-		}
-		close(fd);
-		if (waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
-			fprintf(stderr, "bench: %s exited during start-up "
-			    "(status 0x%x)\n", srv->name, status);
-			srv->pid = -1;
-			return (-1);
-		}
-		if (now_ns() > deadline) {
-			fprintf(stderr, "bench: %s: no connection on %s after "
-			    "%d ms\n", srv->name, srv->sock, ms);
-			return (-1);
-		}
-		usleep(10000);
-	}
-}
 
 /*
  * SIGTERM the server by its pid, wait STOP_MS, then SIGKILL.  Returns 0 if

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "benchutil.h"
@@ -127,3 +130,39 @@ dir_remove(const char *dir)
 		    strerror(errno));
 }
 
+int
+wait_socket(const char *sock, pid_t *pid, const char *name, int ms)
+{
+	struct sockaddr_un	sun;
+	uint64_t		deadline;
+	int			fd, status;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(sock) >= sizeof(sun.sun_path))
+		return (-1);
+	memcpy(sun.sun_path, sock, strlen(sock) + 1);
+	deadline = now_ns() + (uint64_t)ms * 1000000u;
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return (-1);
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(fd);
+			return (0);
+		}
+		close(fd);
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			fprintf(stderr, "bench: %s exited during start-up "
+			    "(status 0x%x)\n", name, status);
+			*pid = -1;
+			return (-1);
+		}
+		if (now_ns() > deadline) {
+			fprintf(stderr, "bench: %s: no connection on %s after "
+			    "%d ms\n", name, sock, ms);
+			return (-1);
+		}
+		usleep(10000);	/* poll interval of a deadline-bounded wait */
+	}
+}

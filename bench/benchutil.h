@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Parse a decimal in [lo, hi] into *out; -1 if it is not one. */
 int parse_long(const char *s, long lo, long hi, long *out);
@@ -23,6 +24,11 @@ int u64cmp(const void *a, const void *b);
 double percentile_us(uint64_t *v, long n, double p);
 /* The median of n doubles; sorts v. */
 double median(double *v, long n);
+/*
+ * Wait until the server *pid started accepts on the Unix socket sock, it
+ * exits (*pid is then -1), or ms pass.  0 or -1 (said on stderr).
+ */
+int wait_socket(const char *sock, pid_t *pid, const char *name, int ms);
 /* Remove a temp dir this program made and the plain files in it. */
 void dir_remove(const char *dir);
 
