@@ -1348,6 +1348,21 @@ static const struct task_ops dump_ops = {
 	.free = free_task,
 };
 
+/*
+ * A node without its data yet must not hand out its empty tree: a joining
+ * node that downloaded it would call itself ready with nothing, and serve
+ * that to its clients.  The asker tries another peer.
+ */
+static bool
+refuse_not_ready(struct req *r)
+{
+	if (agent_ready(r->a))
+		return false;
+	conn_reply_error(r->c, r->seq,
+	    "Not ready: this node has not got its data yet");
+	return true;
+}
+
 /* {nodes: {name: tick}, known: {name: ranges}} as an item of seq */
 static void
 send_state_item(struct req *r)
@@ -1367,6 +1382,8 @@ act_dump(struct req *r)
 {
 	struct dump_task *dt;
 
+	if (refuse_not_ready(r))
+		return;
 	if ((dt = calloc(1, sizeof(*dt))) == NULL) {
 		conn_reply_error(r->c, r->seq, "Out of memory");
 		return;
@@ -1397,6 +1414,8 @@ act_get_events(struct req *r)
 	uint64_t budget = HANDLERS_MAX_EVENT_TICKS;
 	msgpack_packer *pk;
 
+	if (refuse_not_ready(r))
+		return;
 	if (rs == NULL || rs->type != MSGPACK_OBJECT_MAP) {
 		conn_reply_error(r->c, r->seq,
 		    "ranges must be a map {node: range list}");

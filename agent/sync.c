@@ -926,9 +926,13 @@ peer_message(void *arg, const uint8_t *msg, size_t len)
 	st = proto_map_get(&m, "state");
 	err = proto_map_get(&m, "error");
 	if (err != NULL) {
-		log_warn("peer request failed: %.*s",
+		log_info("peer %s refused: %.*s", s->pname,
 		    err->type == MSGPACK_OBJECT_STR ? (int)err->via.str.size : 1,
 		    err->type == MSGPACK_OBJECT_STR ? err->via.str.ptr : "?");
+		/* the request is over; the timer asks another peer */
+		s->peer_done = true;
+		s->catching_up = false;
+		s->downloading = false;
 	} else if (st != NULL) {
 		end = proto_str_eq(st, "end");
 	} else {

@@ -726,7 +726,8 @@ cluster_dump(const struct cluster *c, int i, struct cluster_dump *out)
 		cluster_dump_free(out);
 		return rc;
 	}
-	qsort(out->it, out->n, sizeof(out->it[0]), cmp_item);
+	if (out->n > 0)		/* qsort(NULL, 0, ...) is undefined */
+		qsort(out->it, out->n, sizeof(out->it[0]), cmp_item);
 	return 0;
 }
 
@@ -750,6 +751,8 @@ cluster_dump_find(const struct cluster_dump *d, const void *path, size_t len)
 	memset(&key, 0, sizeof(key));
 	key.path = (uint8_t *)(uintptr_t)path;
 	key.path_len = len;
+	if (d->n == 0)
+		return NULL;
 	return bsearch(&key, d->it, d->n, sizeof(key), cmp_item);
 }
 
