@@ -301,8 +301,13 @@ merge_state(struct agent *a, const msgpack_object *rec, const char **why)
 			}
 			if (k == 0 && v->type != MSGPACK_OBJECT_NIL)
 				node_raise_tick(n, t);
-			else if (k == 1)
+			else if (k == 1) {
+				/* spec §3.4 known: nothing left to send */
 				rc = ranges_add_all(&n->known, &rs);
+				if (rc == 0)
+					rc = ranges_remove_all(
+					    &n->remote_missing, &rs);
+			}
 			else if (k == 2)
 				rc = ranges_add_all(&n->remote_missing, &rs);
 			ranges_fini(&rs);

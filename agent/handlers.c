@@ -825,13 +825,13 @@ act_root(struct req *r)
 static void
 act_get_state(struct req *r)
 {
-	bool f[5];
-	static const char *keys[5] = { "nodes", "known", "missing",
-	    "remote_missing", "ping" };
+	bool f[6];
+	static const char *keys[6] = { "nodes", "known", "missing",
+	    "remote_missing", "ping", "recovery" };
 	msgpack_packer *pk;
 	uint32_t n = 0;
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		if (!req_bool(r, keys[i], false, &f[i]))
 			return;
 		n += f[i];
@@ -857,6 +857,11 @@ act_get_state(struct req *r)
 		/* the last accepted ping chain, newest first (spec §3.8) */
 		pack_key(pk, "ping");
 		sync_pack_ping(r->a, pk);
+	}
+	if (f[5]) {
+		/* split recovery (spec §3.10, §3.11): state and counters */
+		pack_key(pk, "recovery");
+		sync_pack_recovery(r->a, pk);
 	}
 }
 

@@ -22,6 +22,7 @@ nodes_fini(struct nodes *ns)
 		free(n->name);
 		ranges_fini(&n->known);
 		ranges_fini(&n->remote_missing);
+		ranges_fini(&n->seen_missing);
 		free(n->entries.slot);
 		free(n);
 	}
@@ -90,6 +91,7 @@ nodes_get(struct nodes *ns, const char *name, size_t len, bool create)
 	n->name_len = len;
 	ranges_init(&n->known);
 	ranges_init(&n->remote_missing);
+	ranges_init(&n->seen_missing);
 	n->index = ns->n;
 	ns->by_index[ns->n++] = n;
 	if (ns->n * 2 > ns->hcap) {

@@ -34,6 +34,9 @@ struct node {
 	uint64_t tick;
 	struct ranges known;
 	struct ranges remote_missing;
+	/* missing ticks already asked for during this split recovery
+	 * (spec §3.4, §3.10): not asked for twice */
+	struct ranges seen_missing;
 	struct tickmap entries;
 	struct node *hnext;	/* hash chain */
 	size_t index;		/* creation order */

@@ -36,6 +36,16 @@
 #define SYNC_TICK_JUMP 100000
 /* Catch-up rounds that gain nothing back off up to this (seconds). */
 #define SYNC_CATCHUP_MAX_BACKOFF 5.0
+/*
+ * Missing ticks are left to Serf (split recovery, spec §3.10-3.11) for
+ * this many clocks before the peer port pulls them: the first answer of a
+ * recovery comes about half a clock after the collision.
+ */
+#define SYNC_CATCHUP_GRACE 1.0
+/* One answering round sends at most this many entries again over Serf;
+ * the rest is left to catch-up, and looks at most this many ticks. */
+#define SYNC_RETRANSMIT_MAX 200
+#define SYNC_ANSWER_TICKS 100000
 
 struct qrec {
 	size_t off, len;
@@ -94,6 +104,26 @@ struct sync {
 
 	struct sync_monitor *mons;
 
+	/* split recovery (spec §3.10): one at a time */
+	struct recovery {
+		bool running;
+		unsigned step;		/* next: 1 ticks, 2 missing, 3 answer */
+		unsigned pos;		/* our place on the sane chain */
+		bool replace;		/* the sane chain won the collision */
+		bool got_ticks;		/* another node sent its ticks */
+		bool got_missing;	/* another node sent its missing */
+		struct pingchain sane;
+		ev_timer timer;
+	} rec;
+	/* answering missing reports (spec §3.11): one at a time */
+	bool answering, answer_again;
+	ev_timer answer_timer;
+	ev_tstamp missing_since;	/* 0: nothing missing */
+	struct {
+		uint64_t recoveries, retransmit_events, retransmit_entries;
+		uint64_t missing_reports, known_reports, catchup_items;
+	} stats;
+
 	uint64_t announce_from, announce_to;	/* skipped own ticks */
 	bool last_gained;		/* the last catch-up brought something */
 	bool catching_up;		/* the running peer request is one */
@@ -113,6 +143,15 @@ static void
 pack_str(msgpack_packer *pk, const char *s)
 {
 	msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+static void
+pack_bool(msgpack_packer *pk, bool b)
+{
+	if (b)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
 }
 
 bool
@@ -258,32 +297,26 @@ sync_flush(struct agent *a)
 
 /* ---- info: the ticks this node knows ---- */
 
+static void pack_ping_chain(msgpack_packer *pk, const struct pingchain *c,
+    unsigned i);
+
+/* Send an info event: {node, tick, tock} plus what fill() adds (nparts
+ * keys), never coalesced; a large one may not gossip fast, it still
+ * arrives. */
 static void
-send_info(struct sync *s)
+send_info_event(struct sync *s, uint32_t nparts,
+    void (*fill)(struct sync *, msgpack_packer *, const void *),
+    const void *arg)
 {
 	struct agent *a = s->a;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	uint32_t n = 0;
 
 	if (!serf_connected(s->serf))
 		return;
-	for (size_t i = 0; i < a->nodes.n; i++)
-		n += a->nodes.by_index[i]->has_tick;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4 + (s->announce_to > 0));
-	if (s->announce_to > 0) {
-		/* spec §3.4 `known`: our skipped ticks hold nothing */
-		pack_str(&pk, "known");
-		msgpack_pack_map(&pk, 1);
-		msgpack_pack_str_with_body(&pk, a->self->name,
-		    a->self->name_len);
-		msgpack_pack_array(&pk, 1);
-		msgpack_pack_array(&pk, 2);
-		msgpack_pack_uint64(&pk, s->announce_from);
-		msgpack_pack_uint64(&pk, s->announce_to);
-	}
+	msgpack_pack_map(&pk, 3 + nparts);
 	pack_str(&pk, "node");
 	msgpack_pack_str_with_body(&pk, a->self->name, a->self->name_len);
 	pack_str(&pk, "tick");
@@ -293,20 +326,127 @@ send_info(struct sync *s)
 		msgpack_pack_nil(&pk);
 	pack_str(&pk, "tock");
 	msgpack_pack_uint64(&pk, a->tock);
-	pack_str(&pk, "ticks");
-	msgpack_pack_map(&pk, n);
-	for (size_t i = 0; i < a->nodes.n; i++) {
-		struct node *nd = a->nodes.by_index[i];
-
-		if (!nd->has_tick)
-			continue;
-		msgpack_pack_str_with_body(&pk, nd->name, nd->name_len);
-		msgpack_pack_uint64(&pk, nd->tick);
-	}
-	/* a large cluster's info may not gossip fast; it still arrives */
+	fill(s, &pk, arg);
 	serf_send_event(s->serf, s->ev_info, (const uint8_t *)sb.data,
 	    sb.size);
 	msgpack_sbuffer_destroy(&sb);
+}
+
+/* `ticks`: every node we know a tick of (spec §3.4). */
+static void
+pack_ticks(struct sync *s, msgpack_packer *pk)
+{
+	const struct nodes *ns = &s->a->nodes;
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < ns->n; i++)
+		n += ns->by_index[i]->has_tick;
+	pack_str(pk, "ticks");
+	msgpack_pack_map(pk, n);
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct node *nd = ns->by_index[i];
+
+		if (!nd->has_tick)
+			continue;
+		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+		msgpack_pack_uint64(pk, nd->tick);
+	}
+}
+
+/* The periodic info: our ticks, and our skipped ticks as known. */
+static void
+fill_periodic(struct sync *s, msgpack_packer *pk, const void *arg)
+{
+	const struct node *self = s->a->self;
+
+	(void)arg;
+	pack_ticks(s, pk);
+	if (s->announce_to == 0)
+		return;
+	/* spec §3.4 `known`: our skipped ticks hold nothing */
+	pack_str(pk, "known");
+	msgpack_pack_map(pk, 1);
+	msgpack_pack_str_with_body(pk, self->name, self->name_len);
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_uint64(pk, s->announce_from);
+	msgpack_pack_uint64(pk, s->announce_to);
+}
+
+static void
+send_info(struct sync *s)
+{
+	send_info_event(s, 1 + (s->announce_to > 0), fill_periodic, NULL);
+}
+
+/* Recovery step 1: our ticks and the sane ping chain as the reason. */
+static void
+fill_reason(struct sync *s, msgpack_packer *pk, const void *arg)
+{
+	const struct pingchain *c = &s->rec.sane;
+
+	(void)arg;
+	pack_ticks(s, pk);
+	pack_str(pk, "reason");
+	msgpack_pack_map(pk, 4 + c->l[0].has_tick);
+	pack_str(pk, "node");
+	msgpack_pack_str_with_body(pk, c->l[0].node->name,
+	    c->l[0].node->name_len);
+	if (c->l[0].has_tick) {
+		pack_str(pk, "tick");
+		msgpack_pack_uint64(pk, c->l[0].tick);
+	}
+	pack_str(pk, "tock");
+	msgpack_pack_uint64(pk, c->tock);
+	pack_str(pk, "replace");
+	pack_bool(pk, s->rec.replace);
+	pack_str(pk, "prev");
+	if (c->n > 1)
+		pack_ping_chain(pk, c, 1);
+	else
+		msgpack_pack_nil(pk);
+}
+
+/*
+ * Recovery step 2: `missing` for every node with ticks, less what was
+ * asked for already in this recovery (possibly an empty map: it still
+ * tells the others that this step is done).
+ */
+static void
+fill_missing(struct sync *s, msgpack_packer *pk, const void *arg)
+{
+	const struct nodes *ns = &s->a->nodes;
+	struct ranges *miss;
+	uint32_t n = 0;
+
+	(void)arg;
+	pack_str(pk, "missing");
+	if ((miss = calloc(ns->n ? ns->n : 1, sizeof(*miss))) == NULL) {
+		msgpack_pack_map(pk, 0);
+		return;
+	}
+	for (size_t i = 0; i < ns->n; i++) {
+		struct node *nd = ns->by_index[i];
+
+		ranges_init(&miss[i]);
+		if (!nd->has_tick || nd->tick == 0 ||
+		    ranges_missing(&nd->known, nd->tick, &miss[i]) != 0 ||
+		    ranges_remove_all(&miss[i], &nd->seen_missing) != 0)
+			ranges_clear(&miss[i]);
+		n += !ranges_empty(&miss[i]);
+	}
+	msgpack_pack_map(pk, n);
+	for (size_t i = 0; i < ns->n; i++) {
+		struct node *nd = ns->by_index[i];
+
+		if (!ranges_empty(&miss[i])) {
+			msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+			ranges_pack(pk, &miss[i]);
+			(void)ranges_add_all(&nd->seen_missing, &miss[i]);
+		}
+		ranges_fini(&miss[i]);
+	}
+	free(miss);
 }
 
 /* ---- pings (spec §3.8): a common, rotating order of live nodes ---- */
@@ -502,20 +642,305 @@ ping_decode(struct sync *s, const msgpack_object *m, struct pingchain *out)
 	return out->n > 0;
 }
 
+/* ---- split recovery (spec §3.10) and answering (§3.11) ---- */
+
+/* Index (0-based) of this node in chain c, -1 if absent. */
+static int
+chain_position(const struct sync *s, const struct pingchain *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->l[i].node == s->a->self)
+			return (int)i;
+	return -1;
+}
+
+/* clock * (k - 2^-pos): the position-based waits of spec §3.10 */
+static double
+pos_wait(const struct sync *s, double k, unsigned pos)
+{
+	return s->a->cfg.clock * (k - 1.0 / (double)(1ULL << (pos > 60 ? 60 : pos)));
+}
+
+static void
+arm(struct sync *s, ev_timer *t, double after)
+{
+	ev_timer_stop(s->a->loop, t);
+	ev_timer_set(t, after > 0 ? after : 0., 0.);
+	ev_timer_start(s->a->loop, t);
+}
+
+static void
+start_answering(struct sync *s)
+{
+	int pos;
+
+	if (s->answering) {
+		s->answer_again = true;	/* one more round after this one */
+		return;
+	}
+	s->answering = true;
+	/* on the chain: by position (the first answers at once, the others
+	 * hear its retransmissions first); off it: after them */
+	pos = chain_position(s, s->rec.running ? &s->rec.sane : &s->last_ping);
+	arm(s, &s->answer_timer, pos >= 0 ? pos_wait(s, 1.0, (unsigned)pos) / 2 :
+	    s->a->cfg.clock * (0.5 + rand01() / 5.0));
+}
+
+/* One retransmission record (spec §3.3 shape) into out (emptied first);
+ * false if it is too big to gossip (catch-up will carry it). */
+static bool
+pack_retransmission(msgpack_sbuffer *out, const struct entry *e)
+{
+	msgpack_packer pk;
+
+	out->size = 0;
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	pack_str(&pk, "chain");
+	chain_pack(&pk, &e->chain, 2);
+	pack_str(&pk, "path");
+	msgpack_sbuffer_write(out, (const char *)e->key, e->key_len);
+	pack_str(&pk, "value");
+	if (e->value == NULL)
+		msgpack_pack_nil(&pk);
+	else
+		msgpack_sbuffer_write(out, (const char *)e->value,
+		    e->value_len);
+	pack_str(&pk, "tock");
+	msgpack_pack_uint64(&pk, e->tock);
+	return out->size <= SYNC_EVENT_BUDGET;
+}
+
+/* Send the collected records as one update event. */
+static void
+send_retransmissions(struct sync *s, msgpack_sbuffer *recs, uint32_t n)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (n == 0)
+		return;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_update_head(s, &pk, n);
+	msgpack_sbuffer_write(&sb, recs->data, recs->size);
+	if (serf_send_event(s->serf, s->ev_update, (const uint8_t *)sb.data,
+	    sb.size) == 0) {
+		s->stats.retransmit_events++;
+		s->stats.retransmit_entries += n;
+	}
+	msgpack_sbuffer_destroy(&sb);
+	recs->size = 0;
+}
+
+/* Collected superseded ticks, for the `known` info after a round. */
+struct answer_known {
+	struct ranges *sup;	/* per node index */
+	uint32_t n;		/* nodes with a non-empty set */
+};
+
+static void
+fill_known(struct sync *s, msgpack_packer *pk, const void *arg)
+{
+	const struct answer_known *k = arg;
+
+	pack_str(pk, "known");
+	msgpack_pack_map(pk, k->n);
+	for (size_t i = 0; i < s->a->nodes.n; i++) {
+		const struct node *nd = s->a->nodes.by_index[i];
+
+		if (ranges_empty(&k->sup[i]))
+			continue;
+		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+		ranges_pack(pk, &k->sup[i]);
+	}
+}
+
+/*
+ * One answering round: for every tick others reported missing that we
+ * know, send the entry that holds it again, or report it superseded.
+ * Single-threaded, the round cannot see others' retransmissions arrive
+ * halfway (the reference sleeps c/10 per skipped tick for that); the
+ * position-based start delays do that job: the first node answers, the
+ * later ones hear it and find their remote_missing emptied.
+ */
+static void
+answer_round(struct sync *s)
+{
+	struct agent *a = s->a;
+	size_t nn = a->nodes.n, start;
+	struct answer_known k = { NULL, 0 };
+	const struct entry **sent = NULL;
+	uint32_t nsent = 0, inbatch = 0;
+	uint64_t budget = SYNC_ANSWER_TICKS;
+	msgpack_sbuffer batch, one;
+	bool tokens = true;
+
+	if (nn == 0)
+		return;
+	if ((k.sup = calloc(nn, sizeof(*k.sup))) == NULL ||
+	    (sent = calloc(SYNC_RETRANSMIT_MAX, sizeof(*sent))) == NULL) {
+		free(k.sup);
+		return;
+	}
+	msgpack_sbuffer_init(&batch);
+	msgpack_sbuffer_init(&one);
+	start = randombytes_uniform((uint32_t)nn);
+	for (size_t j = 0; j < nn; j++) {
+		struct node *nd = a->nodes.by_index[(start + j) % nn];
+		struct ranges todo, unknown;
+
+		ranges_init(&k.sup[nd->index]);
+		if (ranges_empty(&nd->remote_missing))
+			continue;
+		/* todo = remote_missing ∩ known */
+		ranges_init(&todo);
+		ranges_init(&unknown);
+		if (ranges_add_all(&todo, &nd->remote_missing) != 0 ||
+		    ranges_add_all(&unknown, &nd->remote_missing) != 0 ||
+		    ranges_remove_all(&unknown, &nd->known) != 0 ||
+		    ranges_remove_all(&todo, &unknown) != 0)
+			ranges_clear(&todo);
+		for (size_t r = 0; r < todo.n && budget > 0; r++)
+			for (uint64_t t = todo.r[r].b; t < todo.r[r].e &&
+			    budget > 0; t++, budget--) {
+				const struct entry *e = node_entry_get(nd, t);
+				bool dup = false;
+
+				if (e == NULL) {
+					(void)ranges_add(&k.sup[nd->index], t,
+					    t + 1);
+					continue;
+				}
+				for (uint32_t i = 0; i < nsent && !dup; i++)
+					dup = sent[i] == e;
+				if (dup || !tokens || nsent == SYNC_RETRANSMIT_MAX ||
+				    !pack_retransmission(&one, e))
+					continue;
+				if (inbatch > 0 &&
+				    batch.size + one.size > SYNC_EVENT_BUDGET) {
+					if (!(tokens = take_token(s)))
+						continue;
+					send_retransmissions(s, &batch, inbatch);
+					inbatch = 0;
+				}
+				msgpack_sbuffer_write(&batch, one.data, one.size);
+				sent[nsent++] = e;
+				inbatch++;
+			}
+		k.n += !ranges_empty(&k.sup[nd->index]);
+		/* sent or superseded: not ours to send again (§3.11) */
+		(void)ranges_remove_all(&nd->remote_missing, &nd->known);
+		ranges_fini(&todo);
+		ranges_fini(&unknown);
+	}
+	if (inbatch > 0 && take_token(s))
+		send_retransmissions(s, &batch, inbatch);
+	if (nsent > 0 || k.n > 0)
+		log_info("recovery: answered missing reports: %u entries sent "
+		    "again, superseded ticks of %u nodes reported", nsent, k.n);
+	if (k.n > 0) {
+		send_info_event(s, 1, fill_known, &k);
+		s->stats.known_reports++;
+	}
+	for (size_t i = 0; i < nn; i++)
+		ranges_fini(&k.sup[i]);
+	free(k.sup);
+	free(sent);
+	msgpack_sbuffer_destroy(&batch);
+	msgpack_sbuffer_destroy(&one);
+}
+
+static void
+answer_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, answer_timer);
+
+	(void)loop;
+	(void)revents;
+	answer_round(s);
+	s->answering = false;
+	if (s->answer_again) {
+		s->answer_again = false;
+		start_answering(s);
+	}
+}
+
+static void
+start_recovery(struct sync *s, unsigned pos, const struct pingchain *sane,
+    bool replace)
+{
+	struct recovery *r = &s->rec;
+
+	if (r->running)
+		return;
+	r->running = true;
+	r->step = 1;
+	r->pos = pos;
+	r->replace = replace;
+	r->got_ticks = r->got_missing = false;
+	r->sane = *sane;
+	s->stats.recoveries++;
+	log_info("recovery: started at position %u of the ping chain of "
+	    "%s:%llu", pos, sane->l[0].node->name,
+	    (unsigned long long)sane->l[0].tick);
+	arm(s, &r->timer, pos_wait(s, 1.0, pos) / 2);
+}
+
+static void
+recovery_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, rec.timer);
+	struct recovery *r = &s->rec;
+
+	(void)loop;
+	(void)revents;
+	switch (r->step) {
+	case 1:
+		if (r->got_ticks)
+			log_info("recovery step 1: another node sent its ticks");
+		else {
+			log_info("recovery step 1: sending our ticks");
+			send_info_event(s, 2, fill_reason, NULL);
+		}
+		r->step = 2;
+		arm(s, &r->timer, pos_wait(s, 2.0, r->pos) / 2);
+		break;
+	case 2:
+		if (r->got_missing)
+			log_info("recovery step 2: another node sent its "
+			    "missing ticks");
+		else {
+			log_info("recovery step 2: sending our missing ticks");
+			send_info_event(s, 1, fill_missing, NULL);
+			s->stats.missing_reports++;
+		}
+		r->step = 3;
+		arm(s, &r->timer, pos_wait(s, 1.0, r->pos));
+		break;
+	default:
+		start_answering(s);
+		for (size_t i = 0; i < s->a->nodes.n; i++)
+			ranges_clear(&s->a->nodes.by_index[i]->seen_missing);
+		r->running = false;
+		log_info("recovery: done");
+		break;
+	}
+}
+
 /*
  * A ping from another node.  The valid next ping extends L; anything else
  * is a collision (two pings after the same one, or a split healing).  The
  * winner is chosen the same way everywhere (spec §3.8, with the docs'
- * tie-breakers: higher tick, then the alphabetically lower name); a
- * collision also starts a catch-up round at once, which is how this
- * implementation recovers from a split (docs/cluster.md).
+ * tie-breakers: higher tick, then the alphabetically lower name).
  */
 static void
 handle_ping(struct sync *s, const msgpack_object *m)
 {
 	struct agent *a = s->a;
-	struct pingchain p;
+	struct pingchain p, old;
 	bool take;
+	int pos;
 
 	if (!ping_decode(s, m, &p) || p.l[0].node == a->self)
 		return;
@@ -545,12 +970,48 @@ handle_ping(struct sync *s, const msgpack_object *m)
 	    (unsigned long long)s->last_ping.l[0].tick,
 	    (unsigned long long)s->last_ping.tock,
 	    take ? "the new one" : "ours");
+	old = s->last_ping;
 	if (take) {
 		s->last_ping = p;
 		ping_reschedule(s);
 	}
-	/* the network may have healed: tell what we know, pull what we miss */
-	send_info(s);
+	/*
+	 * Two chains after one another: a split healing (or two pings
+	 * crossing).  The nodes of the old chain run split recovery in
+	 * the order of their positions (spec §3.8 step 3).
+	 */
+	if (agent_ready(a) && p.l[0].has_tick && old.l[0].has_tick &&
+	    (pos = chain_position(s, &old)) >= 0)
+		start_recovery(s, (unsigned)pos, &old, !take);
+}
+
+void
+sync_pack_recovery(const struct agent *a, msgpack_packer *pk)
+{
+	const struct sync *s = a->sync;
+	static const struct sync zero;
+
+	if (s == NULL)
+		s = &zero;
+	msgpack_pack_map(pk, 9);
+	pack_str(pk, "running");
+	pack_bool(pk, s->rec.running);
+	pack_str(pk, "step");
+	msgpack_pack_uint32(pk, s->rec.running ? s->rec.step : 0);
+	pack_str(pk, "answering");
+	pack_bool(pk, s->answering);
+	pack_str(pk, "recoveries");
+	msgpack_pack_uint64(pk, s->stats.recoveries);
+	pack_str(pk, "retransmit_events");
+	msgpack_pack_uint64(pk, s->stats.retransmit_events);
+	pack_str(pk, "retransmit_entries");
+	msgpack_pack_uint64(pk, s->stats.retransmit_entries);
+	pack_str(pk, "missing_reports");
+	msgpack_pack_uint64(pk, s->stats.missing_reports);
+	pack_str(pk, "known_reports");
+	msgpack_pack_uint64(pk, s->stats.known_reports);
+	pack_str(pk, "catchup_items");
+	msgpack_pack_uint64(pk, s->stats.catchup_items);
 }
 
 void
@@ -646,11 +1107,67 @@ handle_update(struct sync *s, const msgpack_object *m)
 			apply_update_record(s->a, &ch->via.array.ptr[i]);
 }
 
+/* info `missing` (spec §3.4): others lack these ticks; answer them. */
+static void
+take_missing(struct sync *s, const msgpack_object *missing)
+{
+	bool any = false;
+
+	for (uint32_t i = 0; i < missing->via.map.size; i++) {
+		const msgpack_object *name = &missing->via.map.ptr[i].key;
+		struct ranges rs;
+		struct node *n;
+
+		if (!chain_node_name_ok(name))
+			continue;
+		ranges_init(&rs);
+		if (ranges_unpack(&missing->via.map.ptr[i].val, &rs) == 0 &&
+		    !ranges_empty(&rs) &&
+		    (n = nodes_get(&s->a->nodes, name->via.str.ptr,
+		    name->via.str.size, true)) != NULL) {
+			(void)ranges_add_all(&n->remote_missing, &rs);
+			(void)ranges_add_all(&n->seen_missing, &rs);
+			any = true;
+		}
+		ranges_fini(&rs);
+	}
+	if (any)
+		start_answering(s);
+}
+
+/*
+ * info `reason` (spec §3.10): another node found a split.  If it says its
+ * chain won, adopt it; then recover if this node is on our chain.
+ */
+static void
+take_reason(struct sync *s, const msgpack_object *reason, bool with_ticks)
+{
+	const msgpack_object *rep = proto_map_get(reason, "replace");
+	struct pingchain c;
+	int pos;
+
+	if (s->rec.running || !agent_ready(s->a) ||
+	    !ping_decode(s, reason, &c))
+		return;
+	if (rep != NULL && rep->type == MSGPACK_OBJECT_BOOLEAN &&
+	    rep->via.boolean) {
+		s->last_ping = c;
+		ping_reschedule(s);
+	}
+	if ((pos = chain_position(s, &s->last_ping)) < 0)
+		return;
+	start_recovery(s, (unsigned)pos, &s->last_ping, false);
+	s->rec.got_ticks = with_ticks;	/* this very info had them */
+}
+
 static void
 handle_info(struct sync *s, const msgpack_object *m)
 {
 	const msgpack_object *ticks = proto_map_get(m, "ticks");
 	const msgpack_object *known = proto_map_get(m, "known");
+	const msgpack_object *missing = proto_map_get(m, "missing");
+	const msgpack_object *reason = proto_map_get(m, "reason");
+	bool has_ticks = ticks != NULL && ticks->type == MSGPACK_OBJECT_MAP;
 
 	raise_tock(s->a, m);
 	if (known != NULL && known->type == MSGPACK_OBJECT_MAP) {
@@ -672,11 +1189,19 @@ handle_info(struct sync *s, const msgpack_object *m)
 		    &applied, &why) != 0)
 			log_warn("bad info known: %s", why);
 	}
-	if (ticks == NULL || ticks->type != MSGPACK_OBJECT_MAP)
-		return;
-	for (uint32_t i = 0; i < ticks->via.map.size; i++)
-		raise_node_tick(s->a, &ticks->via.map.ptr[i].key,
-		    &ticks->via.map.ptr[i].val);
+	if (has_ticks)
+		for (uint32_t i = 0; i < ticks->via.map.size; i++)
+			raise_node_tick(s->a, &ticks->via.map.ptr[i].key,
+			    &ticks->via.map.ptr[i].val);
+	if (reason != NULL && reason->type == MSGPACK_OBJECT_MAP)
+		take_reason(s, reason, has_ticks);
+	else if (has_ticks && s->rec.running)
+		s->rec.got_ticks = true;
+	if (missing != NULL && missing->type == MSGPACK_OBJECT_MAP) {
+		if (s->rec.running)
+			s->rec.got_missing = true;
+		take_missing(s, missing);
+	}
 }
 
 static void
@@ -941,6 +1466,8 @@ peer_message(void *arg, const uint8_t *msg, size_t len)
 		    &why) != 0)
 			log_warn("bad record from peer: %s", why);
 		s->peer_items++;
+		if (s->catching_up)
+			s->stats.catchup_items++;
 	}
 	msgpack_zone_destroy(&zone);
 	if (end) {
@@ -1128,6 +1655,15 @@ start_catchup(struct sync *s)
 	}
 	if (nn == 0) {
 		s->backoff = 0;
+		s->missing_since = 0;
+		ranges_fini(&miss);
+		return;
+	}
+	/* Serf gets the first chance (split recovery retransmits) */
+	if (s->missing_since == 0)
+		s->missing_since = ev_now(a->loop);
+	if (ev_now(a->loop) - s->missing_since <
+	    SYNC_CATCHUP_GRACE * a->cfg.clock) {
 		ranges_fini(&miss);
 		return;
 	}
@@ -1332,6 +1868,8 @@ sync_start(struct agent *a)
 	ev_timer_init(&s->catchup_timer, catchup_timer_cb, c->clock / 2,
 	    c->clock / 2);
 	ev_timer_start(a->loop, &s->catchup_timer);
+	ev_timer_init(&s->rec.timer, recovery_timer_cb, 0., 0.);
+	ev_timer_init(&s->answer_timer, answer_timer_cb, 0., 0.);
 	/* the first ping after a random delay in [clock/2, clock) */
 	ev_timer_init(&s->ping_timer, ping_timer_cb,
 	    c->clock * (0.5 + rand01() / 2.0), 0.);
@@ -1355,6 +1893,8 @@ sync_stop(struct agent *a)
 	ev_timer_stop(a->loop, &s->info_timer);
 	ev_timer_stop(a->loop, &s->catchup_timer);
 	ev_timer_stop(a->loop, &s->ping_timer);
+	ev_timer_stop(a->loop, &s->rec.timer);
+	ev_timer_stop(a->loop, &s->answer_timer);
 	serf_close(s->serf);
 	serfproc_stop(s->proc);
 	if (s->own_run_dir) {

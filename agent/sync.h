@@ -54,5 +54,7 @@ bool sync_serf_connected(const struct agent *a);
 /* get_state's `ping`: the last accepted ping chain [{node, tick}, ...]. */
 struct msgpack_packer;
 void sync_pack_ping(const struct agent *a, struct msgpack_packer *pk);
+/* get_state's `recovery`: {running, step, answering, counters...}. */
+void sync_pack_recovery(const struct agent *a, struct msgpack_packer *pk);
 
 #endif
