@@ -141,9 +141,37 @@ agent_see_chain(const struct chain *c)
 	return 0;
 }
 
-static enum apply_result
-agent_decide(const struct entry *e, const struct update *u)
+/*
+ * Purge a tombstone: its chain goes, the entry stays as a chain-less
+ * intermediate entry (entries are never freed while the agent runs;
+ * snapshots leave it out, so a restart reclaims it).
+ */
+static int
+agent_forget_tombstone(struct agent *a, struct entry *e,
+    const struct update *u)
 {
+	if (u->chain.n != 0 || e->value != NULL || e->chain.n == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < e->chain.n; i++)
+		node_entry_del(e->chain.l[i].node, e->chain.l[i].tick, e);
+	e->chain.n = 0;
+	a->tombstones--;
+	return APPLY_ACCEPTED;
+}
+
+static enum apply_result
+agent_decide(const struct agent *a, const struct entry *e,
+    const struct update *u, enum origin o)
+{
+	/*
+	 * No chain here, but every node has seen the incoming head: this is
+	 * a late copy of a change whose tombstone was purged (or which was
+	 * superseded), never news.  Not while downloading (not ready): a
+	 * download brings the known ranges before the entries.
+	 */
+	if (e->chain.n == 0 && o != ORIGIN_LOCAL && agent_ready(a) &&
+	    u->chain.l[0].tick <= u->chain.l[0].node->floor)
+		return APPLY_STALE;
 	if (e->chain.n > 0 && chain_same(&e->chain, &u->chain))
 		return APPLY_DUPLICATE;
 	if (e->chain.n > 0 && chain_covers(&e->chain, &u->chain))
@@ -180,6 +208,8 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 	uint8_t *nv = NULL;
 	struct chain in = u->chain;
 
+	if (o == ORIGIN_PURGE)
+		return agent_forget_tombstone(a, e, u);
 	if (in.n == 0)
 		return -EINVAL;
 	if (in.n > a->cfg.change_length)
@@ -188,9 +218,13 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 		a->tock = u->tock;
 	if (agent_see_chain(&u->chain) != 0)
 		return -ENOMEM;
-	r = agent_decide(e, u);
+	r = agent_decide(a, e, u, o);
 	if (r != APPLY_ACCEPTED)
 		return r;
+	if (e->value == NULL && e->chain.n > 0)
+		a->tombstones--;
+	if (u->value == NULL)
+		a->tombstones++;
 
 	if (u->value != NULL) {
 		if ((nv = malloc(u->value_len)) == NULL)

@@ -53,6 +53,7 @@ struct agent_config {
 	const char *event_prefix;	/* Serf event names: PREFIX.update ... */
 	double clock;			/* seconds: info messages, ping clock */
 	unsigned ping_length;		/* links of a ping chain (4) */
+	double tombstone_keep;		/* seconds before a purge may come */
 	bool has_cluster_key;
 	uint8_t cluster_key[32];
 };
@@ -79,12 +80,14 @@ struct agent {
 	bool ready;			/* has its data (agent_ready) */
 	ev_timer heartbeat;		/* shm liveness */
 	uint64_t changes;		/* accepted changes since start */
+	uint64_t tombstones;		/* entries with a chain and no value */
 };
 
 enum origin {
 	ORIGIN_LOCAL,			/* made here (client, --init) */
 	ORIGIN_LOAD,			/* snapshot, log replay, --load, update */
 	ORIGIN_REMOTE,			/* from a peer */
+	ORIGIN_PURGE,			/* forget a tombstone (chain.n 0) */
 };
 
 /* Outcome of agent_commit (spec §3.6). */
@@ -118,7 +121,9 @@ agent_stamp(struct agent *a)
 /*
  * Apply u to the tree (the one mutation path).  Marks every chain link
  * seen, decides, and on acceptance fans out.  Returns an enum
- * apply_result, or -ENOMEM.
+ * apply_result, or -ENOMEM.  With ORIGIN_PURGE and an empty chain it
+ * forgets the tombstone u->entry (sync.c decides when that is safe):
+ * nothing to publish, log or notify, the value is nil already.
  */
 int agent_commit(struct agent *a, const struct update *u, enum origin o);
 

@@ -54,6 +54,9 @@ static const char usage_text[] =
 "  --clock SECONDS      the ping clock: info messages, catch-up, pings\n"
 "                       (default 1)\n"
 "  --ping-length N      links of a ping chain (default 4)\n"
+"  --tombstone-keep SECONDS  keep deleted entries' chains at least this long\n"
+"                       before they may be purged, once every node has\n"
+"                       seen the delete (default 300; 0: as soon as safe)\n"
 "  --run-dir DIR        files of the embedded serf agent (default: the\n"
 "                       state dir, else a temp dir)\n"
 "  --serf-bin PATH      the serf program (default: serf in PATH)\n"
@@ -92,6 +95,7 @@ enum {
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
+	OPT_TOMBSTONE_KEEP,
 };
 
 static const struct option long_opts[] = {
@@ -124,6 +128,7 @@ static const struct option long_opts[] = {
 	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
 	{ "serf-bin", required_argument, NULL, OPT_SERF_BIN },
 	{ "ping-length", required_argument, NULL, OPT_PING_LENGTH },
+	{ "tombstone-keep", required_argument, NULL, OPT_TOMBSTONE_KEEP },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -254,6 +259,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	cfg->event_prefix = "distkv";
 	cfg->clock = 1.0;
 	cfg->ping_length = 4;
+	cfg->tombstone_keep = 300;
 	cfg->join = joins;
 	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "localhost");
@@ -296,6 +302,10 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 				    optarg);
 			break;
 		}
+		case OPT_TOMBSTONE_KEEP:
+			cfg->tombstone_keep = (double)parse_number(optarg,
+			    "--tombstone-keep", 0, 365ULL * 86400);
+			break;
 		case OPT_RUN_DIR: cfg->run_dir = optarg; break;
 		case OPT_SERF_BIN: cfg->serf_bin = optarg; break;
 		case OPT_PING_LENGTH:

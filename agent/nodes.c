@@ -24,6 +24,7 @@ nodes_fini(struct nodes *ns)
 		ranges_fini(&n->remote_missing);
 		ranges_fini(&n->seen_missing);
 		free(n->entries.slot);
+		free(n->report);
 		free(n);
 	}
 	free(ns->by_index);

@@ -38,6 +38,16 @@ struct node {
 	 * (spec §3.4, §3.10): not asked for twice */
 	struct ranges seen_missing;
 	struct tickmap entries;
+	/*
+	 * Tombstone purge (docs/cluster.md, "Tombstones"): this node's last
+	 * reported `done` vector (done[i]: every tick 1..done[i] of the node
+	 * with index i seen), and the purge floor: every tick <= floor of
+	 * this node is known to have reached every node.
+	 */
+	uint64_t *report;
+	size_t nreport;
+	bool has_report;
+	uint64_t floor;
 	struct node *hnext;	/* hash chain */
 	size_t index;		/* creation order */
 };

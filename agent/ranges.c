@@ -169,6 +169,13 @@ ranges_missing(const struct ranges *known, uint64_t upto, struct ranges *out)
 }
 
 uint64_t
+ranges_prefix(const struct ranges *rs)
+{
+	/* ranges are sorted and merged: only the first can start at 1 */
+	return rs->n > 0 && rs->r[0].b <= 1 ? rs->r[0].e - 1 : 0;
+}
+
+uint64_t
 ranges_count(const struct ranges *rs)
 {
 	uint64_t n = 0;

@@ -38,6 +38,8 @@ static inline bool ranges_empty(const struct ranges *rs) { return rs->n == 0; }
 /* out := [1, upto] - known (out is cleared first). */
 int ranges_missing(const struct ranges *known, uint64_t upto,
     struct ranges *out);
+/* The largest t with [1, t] in the set (0 if 1 is not in it). */
+uint64_t ranges_prefix(const struct ranges *rs);
 /* Number of ticks in the set. */
 uint64_t ranges_count(const struct ranges *rs);
 

@@ -46,6 +46,8 @@
  * the rest is left to catch-up, and looks at most this many ticks. */
 #define SYNC_RETRANSMIT_MAX 200
 #define SYNC_ANSWER_TICKS 100000
+/* (time, tock) samples kept to find "the tock of keep seconds ago" */
+#define SYNC_TOCK_SAMPLES 64
 
 struct qrec {
 	size_t off, len;
@@ -122,7 +124,14 @@ struct sync {
 	struct {
 		uint64_t recoveries, retransmit_events, retransmit_entries;
 		uint64_t missing_reports, known_reports, catchup_items;
+		uint64_t purged;
 	} stats;
+	/* (time, tock) samples for --tombstone-keep */
+	struct {
+		ev_tstamp at;
+		uint64_t tock;
+	} samples[SYNC_TOCK_SAMPLES];
+	unsigned nsamples;
 
 	uint64_t announce_from, announce_to;	/* skipped own ticks */
 	bool last_gained;		/* the last catch-up brought something */
@@ -353,7 +362,33 @@ pack_ticks(struct sync *s, msgpack_packer *pk)
 	}
 }
 
-/* The periodic info: our ticks, and our skipped ticks as known. */
+/*
+ * `done`: for every node, the end of the run of its ticks from 1 that we
+ * have all seen.  What every node reports this way decides when a
+ * tombstone may be purged (purge_tombstones).
+ */
+static void
+pack_done(struct sync *s, msgpack_packer *pk)
+{
+	const struct nodes *ns = &s->a->nodes;
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < ns->n; i++)
+		n += ranges_prefix(&ns->by_index[i]->known) > 0;
+	pack_str(pk, "done");
+	msgpack_pack_map(pk, n);
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct node *nd = ns->by_index[i];
+		uint64_t d = ranges_prefix(&nd->known);
+
+		if (d == 0)
+			continue;
+		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+		msgpack_pack_uint64(pk, d);
+	}
+}
+
+/* The periodic info: our ticks and done, our skipped ticks as known. */
 static void
 fill_periodic(struct sync *s, msgpack_packer *pk, const void *arg)
 {
@@ -361,6 +396,7 @@ fill_periodic(struct sync *s, msgpack_packer *pk, const void *arg)
 
 	(void)arg;
 	pack_ticks(s, pk);
+	pack_done(s, pk);
 	if (s->announce_to == 0)
 		return;
 	/* spec §3.4 `known`: our skipped ticks hold nothing */
@@ -376,7 +412,7 @@ fill_periodic(struct sync *s, msgpack_packer *pk, const void *arg)
 static void
 send_info(struct sync *s)
 {
-	send_info_event(s, 1 + (s->announce_to > 0), fill_periodic, NULL);
+	send_info_event(s, 2 + (s->announce_to > 0), fill_periodic, NULL);
 }
 
 /* Recovery step 1: our ticks and the sane ping chain as the reason. */
@@ -993,7 +1029,11 @@ sync_pack_recovery(const struct agent *a, msgpack_packer *pk)
 
 	if (s == NULL)
 		s = &zero;
-	msgpack_pack_map(pk, 9);
+	msgpack_pack_map(pk, 11);
+	pack_str(pk, "tombstones");
+	msgpack_pack_uint64(pk, a->tombstones);
+	pack_str(pk, "purged");
+	msgpack_pack_uint64(pk, s->stats.purged);
 	pack_str(pk, "running");
 	pack_bool(pk, s->rec.running);
 	pack_str(pk, "step");
@@ -1107,6 +1147,41 @@ handle_update(struct sync *s, const msgpack_object *m)
 			apply_update_record(s->a, &ch->via.array.ptr[i]);
 }
 
+/* info `done` of node `from`: remember it as that node's report. */
+static void
+take_done(struct sync *s, const msgpack_object *from,
+    const msgpack_object *done)
+{
+	struct nodes *ns = &s->a->nodes;
+	struct node *r, *n;
+	uint64_t *v;
+
+	if (from == NULL || !chain_node_name_ok(from) ||
+	    (r = nodes_get(ns, from->via.str.ptr, from->via.str.size,
+	    true)) == NULL)
+		return;
+	for (uint32_t i = 0; i < done->via.map.size; i++)
+		if (chain_node_name_ok(&done->via.map.ptr[i].key))
+			(void)nodes_get(ns, done->via.map.ptr[i].key.via.str.ptr,
+			    done->via.map.ptr[i].key.via.str.size, true);
+	if ((v = calloc(ns->n, sizeof(*v))) == NULL)
+		return;
+	for (uint32_t i = 0; i < done->via.map.size; i++) {
+		const msgpack_object *k = &done->via.map.ptr[i].key;
+		uint64_t t;
+
+		if (chain_node_name_ok(k) &&
+		    proto_get_uint(&done->via.map.ptr[i].val, &t) == 0 &&
+		    (n = nodes_get(ns, k->via.str.ptr, k->via.str.size,
+		    false)) != NULL)
+			v[n->index] = t;
+	}
+	free(r->report);
+	r->report = v;
+	r->nreport = ns->n;
+	r->has_report = true;
+}
+
 /* info `missing` (spec §3.4): others lack these ticks; answer them. */
 static void
 take_missing(struct sync *s, const msgpack_object *missing)
@@ -1167,6 +1242,7 @@ handle_info(struct sync *s, const msgpack_object *m)
 	const msgpack_object *known = proto_map_get(m, "known");
 	const msgpack_object *missing = proto_map_get(m, "missing");
 	const msgpack_object *reason = proto_map_get(m, "reason");
+	const msgpack_object *done = proto_map_get(m, "done");
 	bool has_ticks = ticks != NULL && ticks->type == MSGPACK_OBJECT_MAP;
 
 	raise_tock(s->a, m);
@@ -1193,6 +1269,8 @@ handle_info(struct sync *s, const msgpack_object *m)
 		for (uint32_t i = 0; i < ticks->via.map.size; i++)
 			raise_node_tick(s->a, &ticks->via.map.ptr[i].key,
 			    &ticks->via.map.ptr[i].val);
+	if (done != NULL && done->type == MSGPACK_OBJECT_MAP)
+		take_done(s, proto_map_get(m, "node"), done);
 	if (reason != NULL && reason->type == MSGPACK_OBJECT_MAP)
 		take_reason(s, reason, has_ticks);
 	else if (has_ticks && s->rec.running)
@@ -1714,6 +1792,129 @@ start_catchup(struct sync *s)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* ---- tombstones (docs/cluster.md, "Tombstones") ---- */
+
+/* Remember (time, tock) now and then: which tock is "keep seconds ago". */
+static void
+sample_tock(struct sync *s)
+{
+	ev_tstamp now = ev_now(s->a->loop);
+	double every = s->a->cfg.tombstone_keep / (SYNC_TOCK_SAMPLES / 2);
+	unsigned last = (s->nsamples + SYNC_TOCK_SAMPLES - 1) % SYNC_TOCK_SAMPLES;
+
+	if (s->nsamples > 0 && now - s->samples[last].at < every)
+		return;
+	s->samples[s->nsamples % SYNC_TOCK_SAMPLES].at = now;
+	s->samples[s->nsamples % SYNC_TOCK_SAMPLES].tock = s->a->tock;
+	s->nsamples++;
+}
+
+/* The tock this node had keep seconds ago (0: not running that long). */
+static uint64_t
+tock_keep_ago(const struct sync *s)
+{
+	ev_tstamp then = ev_now(s->a->loop) - s->a->cfg.tombstone_keep;
+	unsigned n = s->nsamples < SYNC_TOCK_SAMPLES ? s->nsamples :
+	    SYNC_TOCK_SAMPLES;
+	uint64_t best = 0;
+
+	if (s->a->cfg.tombstone_keep <= 0)
+		return s->a->tock;
+	for (unsigned i = 0; i < n; i++)
+		if (s->samples[i].at <= then && s->samples[i].tock > best)
+			best = s->samples[i].tock;
+	return best;
+}
+
+/*
+ * Raise every node's purge floor: the ticks every node has reported seen.
+ * Only when every node that may hold data has reported: every node that
+ * ever had a tick and every Serf member, whatever its status (one that is
+ * down or left may come back with its state dir).  And only when this
+ * node has seen everything each of them had made when it reported: a
+ * change made concurrently with a delete, before its maker saw the
+ * delete, is then here already and was weighed against the tombstone.
+ * Returns false when the floors could not be raised.
+ */
+static bool
+raise_floors(struct sync *s)
+{
+	struct nodes *ns = &s->a->nodes;
+	uint64_t *f;
+
+	for (size_t i = 0; i < s->nmem; i++) {
+		const struct serf_member *m = &s->mem[i];
+		const struct node *r = nodes_get(ns, m->name, strlen(m->name),
+		    false);
+
+		if (r != s->a->self && (r == NULL || !r->has_report))
+			return false;
+	}
+	if ((f = calloc(ns->n ? ns->n : 1, sizeof(*f))) == NULL)
+		return false;
+	for (size_t x = 0; x < ns->n; x++)
+		f[x] = ranges_prefix(&ns->by_index[x]->known);
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct node *r = ns->by_index[i];
+
+		if (r == s->a->self || (!r->has_tick && !r->has_report))
+			continue;
+		if (!r->has_report || ranges_prefix(&r->known) <
+		    (r->index < r->nreport ? r->report[r->index] : 0)) {
+			free(f);
+			return false;
+		}
+		for (size_t x = 0; x < ns->n; x++) {
+			uint64_t d = x < r->nreport ? r->report[x] : 0;
+
+			if (d < f[x])
+				f[x] = d;
+		}
+	}
+	for (size_t x = 0; x < ns->n; x++)
+		if (f[x] > ns->by_index[x]->floor)
+			ns->by_index[x]->floor = f[x];
+	free(f);
+	return true;
+}
+
+/*
+ * Forget tombstones whose delete every node has seen (head tick at or
+ * below its node's floor) and that are older than --tombstone-keep.  A
+ * late copy of anything they superseded is stale by the same floor
+ * (agent_decide), so nothing comes back to life.
+ */
+static void
+purge_tombstones(struct sync *s)
+{
+	struct agent *a = s->a;
+	struct tree_walk w;
+	struct entry *e;
+	uint64_t limit, n = 0;
+
+	sample_tock(s);
+	if (!agent_ready(a) || !raise_floors(s) || a->tombstones == 0 ||
+	    (limit = tock_keep_ago(s)) == 0)
+		return;
+	tree_walk_init(&w, a->tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL) {
+		struct update u;
+
+		if (e->value != NULL || e->chain.n == 0 || e->tock > limit ||
+		    e->chain.l[0].tick > e->chain.l[0].node->floor)
+			continue;
+		memset(&u, 0, sizeof(u));
+		u.entry = e;
+		if (agent_commit(a, &u, ORIGIN_PURGE) == APPLY_ACCEPTED)
+			n++;
+	}
+	if (n > 0) {
+		s->stats.purged += n;
+		log_info("purged %llu tombstones every node has seen",
+		    (unsigned long long)n);
+	}
+}
+
 static void
 info_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1722,6 +1923,7 @@ info_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	send_info(s);
+	purge_tombstones(s);
 }
 
 static void

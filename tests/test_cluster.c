@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <msgpack.h>
 #include <sodium.h>
 
 #include "cluster.h"
@@ -989,6 +990,132 @@ Test(cluster, serfsend_serfmon_round_trip)
 	rc_msg_free(m);
 	rc_close(a);
 	rc_close(b);
+	stop_all();
+}
+
+/* ---- tombstones are purged once every node has seen the delete ---- */
+
+/* Does node i's dump hold path (msgpack bytes)?  -1 if it cannot dump. */
+static int
+dump_has(int i, const uint8_t *path, size_t len, struct cluster_item *copy)
+{
+	struct cluster_dump d;
+	const struct cluster_item *it;
+	int has;
+
+	if (cluster_dump(&cl, i, &d) != 0)
+		return -1;
+	it = cluster_dump_find(&d, path, len);
+	has = it != NULL;
+	if (it != NULL && copy != NULL) {
+		*copy = *it;
+		copy->path = malloc(it->path_len);
+		copy->value = malloc(it->value_len);
+		copy->chain = malloc(it->chain_len);
+		cr_assert(copy->path && copy->value && copy->chain);
+		memcpy(copy->path, it->path, it->path_len);
+		memcpy(copy->value, it->value, it->value_len);
+		memcpy(copy->chain, it->chain, it->chain_len);
+	}
+	cluster_dump_free(&d);
+	return has;
+}
+
+static int
+count_reply(void *arg, const uint8_t *msg, size_t len)
+{
+	const char *p = memmem(msg, len, "\xa5" "count", 6);
+
+	/* {count: n} with a small n: the byte after the key */
+	*(int *)arg = p != NULL && p + 6 < (const char *)msg + len ?
+	    (uint8_t)p[6] : -1;
+	return 0;
+}
+
+Test(cluster, tombstone_purged_when_every_node_saw_it)
+{
+	distkv_path *p = cluster_path("t", 1);
+	struct cluster_item old;
+	uint8_t *pb;
+	size_t pl;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	long long deadline;
+	distkv *k;
+	int count = -2, rc;
+
+	pb = cluster_path_bytes(p, &pl);
+	start(3);
+	for (int i = 0; i < 3; i++)
+		cluster_node_args(&cl, i, "--tombstone-keep", "0",
+		    (const char *)NULL);
+	cr_assert(cluster_start(&cl) == 0, "%s", DIAG);
+	set_str(0, p, "old");
+	wait_str(p, "old", VISIBLE_MS);
+	cr_assert(dump_has(0, pb, pl, &old) == 1);
+
+	/* n2 down: it cannot report the delete, so nobody may purge it */
+	cr_assert(cluster_stop_node(&cl, 2) == 0, "%s", DIAG);
+	k = conn(0);
+	cr_assert(distkv_delete(k, p, NULL, NULL) == 0);
+	distkv_close(k);
+	wait_str(p, NULL, VISIBLE_MS);
+	/* a bounded look: 15 clocks of info rounds with n0, n1 alive */
+	deadline = harness_now_ms() + 3000;
+	while (harness_now_ms() < deadline) {
+		cr_assert(dump_has(0, pb, pl, NULL) == 1 &&
+		    dump_has(1, pb, pl, NULL) == 1, "tombstone purged while "
+		    "n2, which never saw the delete, was down\n%s", DIAG);
+		usleep(200 * 1000);
+	}
+
+	/* n2 back (without data: it downloads): now everybody has seen it */
+	cr_assert(cluster_spawn(&cl, 2, false) == 0);
+	cr_assert(cluster_wait_socket(&cl, 2, 10000) == 0, "%s", DIAG);
+	deadline = harness_now_ms() + 15000;
+	for (;;) {
+		int left = 0;
+
+		for (int i = 0; i < 3; i++)
+			left += dump_has(i, pb, pl, NULL) != 0;
+		if (left == 0)
+			break;
+		cr_assert(harness_now_ms() < deadline, "tombstone still on %d "
+		    "node(s) 15 s after n2 came back\n%s", left, DIAG);
+		usleep(100 * 1000);
+	}
+
+	/* a late copy of the overwritten set must not bring it back */
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 5);
+	msgpack_pack_str_with_body(&pk, "action", 6);
+	msgpack_pack_str_with_body(&pk, "update", 6);
+	msgpack_pack_str_with_body(&pk, "path", 4);
+	msgpack_sbuffer_write(&sb, (const char *)old.path, old.path_len);
+	msgpack_pack_str_with_body(&pk, "value", 5);
+	msgpack_sbuffer_write(&sb, (const char *)old.value, old.value_len);
+	msgpack_pack_str_with_body(&pk, "chain", 5);
+	msgpack_sbuffer_write(&sb, (const char *)old.chain, old.chain_len);
+	msgpack_pack_str_with_body(&pk, "tock", 4);
+	msgpack_pack_uint64(&pk, old.tock);
+	k = conn(1);
+	rc = distkv_request(k, sb.data, sb.size, count_reply, &count);
+	distkv_close(k);
+	msgpack_sbuffer_destroy(&sb);
+	cr_assert(rc == 0, "update: %s", distkv_strerror(rc));
+	cr_assert(count == 0, "the late copy was applied (count %d)", count);
+	cr_assert(dump_has(1, pb, pl, NULL) == 0, "purged entry came back");
+
+	/* and the path can be written again, everywhere */
+	set_str(1, p, "new");
+	wait_str(p, "new", VISIBLE_MS);
+	wait_same(2, CONVERGE_MS);
+	free(old.path);
+	free(old.value);
+	free(old.chain);
+	free(pb);
+	distkv_path_free(p);
 	stop_all();
 }
 
