@@ -1209,6 +1209,48 @@ put_ranges(msgpack_sbuffer *b, const msgpack_object *o)
 }
 
 /*
+ * The ping chain [{node, tick}, ...], newest first, as one line
+ * "  n1:5 n0:3 n2:-" (- : that node had no tick yet); "  -" when empty.
+ */
+static int
+put_ping_chain(msgpack_sbuffer *b, const msgpack_object *o)
+{
+	char num[24];
+	int rc = put(b, " ");
+
+	for (uint32_t i = 0; i < o->via.array.size && rc == 0; i++) {
+		const msgpack_object *l = &o->via.array.ptr[i];
+		const msgpack_object *name = NULL, *tick = NULL;
+
+		for (uint32_t j = 0; l->type == MSGPACK_OBJECT_MAP &&
+		    j < l->via.map.size; j++) {
+			const msgpack_object *k = &l->via.map.ptr[j].key;
+
+			if (k->type != MSGPACK_OBJECT_STR)
+				continue;
+			if (k->via.str.size == 4 &&
+			    memcmp(k->via.str.ptr, "node", 4) == 0)
+				name = &l->via.map.ptr[j].val;
+			else if (k->via.str.size == 4 &&
+			    memcmp(k->via.str.ptr, "tick", 4) == 0)
+				tick = &l->via.map.ptr[j].val;
+		}
+		if (name == NULL || name->type != MSGPACK_OBJECT_STR)
+			return (-EINVAL);
+		if (tick != NULL && tick->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			snprintf(num, sizeof(num), ":%" PRIu64, tick->via.u64);
+		else
+			snprintf(num, sizeof(num), ":-");
+		if ((rc = put(b, " ")) == 0 &&
+		    (rc = putn(b, name->via.str.ptr, name->via.str.size)) == 0)
+			rc = put(b, num);
+	}
+	if (rc == 0 && o->via.array.size == 0)
+		rc = put(b, " -");
+	return (rc != 0 ? rc : put(b, "\n"));
+}
+
+/*
  * One section of the text form of `state': a line per node with its tick
  * or its tick ranges, or the whole value as JSON if it is not a map.
  * Returns 0, -ENOMEM or -EINVAL.
@@ -1220,6 +1262,8 @@ put_state_section(msgpack_sbuffer *b, const msgpack_object *o)
 	uint32_t i;
 	int rc;
 
+	if (o->type == MSGPACK_OBJECT_ARRAY)
+		return (put_ping_chain(b, o));
 	if (o->type != MSGPACK_OBJECT_MAP) {
 		if ((rc = put(b, "  ")) != 0 ||
 		    (rc = mpjson_format(b, o, 0)) != 0)

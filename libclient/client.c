@@ -1695,6 +1695,8 @@ distkv_state(distkv *c, int flags, struct distkv_value *out)
 		{ DISTKV_STATE_KNOWN, "known" },
 		{ DISTKV_STATE_MISSING, "missing" },
 		{ DISTKV_STATE_REMOTE_MISSING, "remote_missing" },
+		{ DISTKV_STATE_PING, "ping" },
+		{ DISTKV_STATE_RECOVERY, "recovery" },
 	};
 	msgpack_zone zone;
 	msgpack_object m;

@@ -288,12 +288,15 @@ enum {
 	DISTKV_STATE_KNOWN = 2,
 	DISTKV_STATE_MISSING = 4,
 	DISTKV_STATE_REMOTE_MISSING = 8,
-	DISTKV_STATE_ALL = 15,
+	DISTKV_STATE_PING = 16,		/* the last ping chain */
+	DISTKV_STATE_RECOVERY = 32,	/* split recovery state, counters */
+	DISTKV_STATE_ALL = 63,
 };
 
 /*
  * get_state: *out receives the reply map as msgpack bytes (keys nodes,
- * known, missing, remote_missing as asked; seq and tock removed).
+ * known, missing, remote_missing, ping, recovery as asked; seq and tock
+ * removed).
  */
 int distkv_state(distkv *c, int flags, struct distkv_value *out);
 /* Change the connection's root to p (irreversible). */

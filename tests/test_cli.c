@@ -871,9 +871,15 @@ Test(cli, state)
 	cr_assert_eq(cli(&r, "state", NULL), 0, "%s", r.err);
 	cr_assert(strncmp(r.out, "agent n1\n", 9) == 0, "%s", r.out);
 	cr_assert(strstr(r.out, "nodes:\n  n1 ") != NULL, "%s", r.out);
+	/* standalone: no ping chain, recovery counters at zero */
+	cr_assert(strstr(r.out, "\nping:\n  -\n") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "\nrecovery:\n") != NULL &&
+	    strstr(r.out, "\n  running false\n") != NULL, "%s", r.out);
 	cr_assert_eq(cli(&r, "state", "--json", NULL), 0);
 	cr_assert(strncmp(r.out, "{\"node\":\"n1\",", 13) == 0, "%s", r.out);
 	cr_assert(strstr(r.out, "\"nodes\":{\"n1\":") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "\"recovery\":{\"tombstones\":0,") != NULL,
+	    "%s", r.out);
 }
 
 Test(cli, save_and_log)
