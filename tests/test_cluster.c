@@ -1119,6 +1119,185 @@ Test(cluster, tombstone_purged_when_every_node_saw_it)
 	stop_all();
 }
 
+/* ---- hostile server messages ---- */
+
+/* Read one msgpack object (a Serf RPC header or body) from fd. */
+static void
+serf_read_obj(int fd, msgpack_unpacker *u, msgpack_unpacked *out)
+{
+	long long deadline = harness_now_ms() + 5000;
+
+	while (msgpack_unpacker_next(u, out) != MSGPACK_UNPACK_SUCCESS) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t n;
+
+		cr_assert(harness_now_ms() < deadline, "serf RPC: no reply");
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		cr_assert(msgpack_unpacker_reserve_buffer(u, 4096));
+		n = read(fd, msgpack_unpacker_buffer(u), 4096);
+		cr_assert(n > 0, "serf RPC closed");
+		msgpack_unpacker_buffer_consumed(u, (size_t)n);
+	}
+}
+
+/*
+ * Fire user events straight into node i's Serf agent (RPC handshake, one
+ * `event` per payload, each reply awaited): the agents get them exactly
+ * as if a peer had sent them.
+ */
+static void
+serf_fire(int i, const char *name, uint8_t **payload, size_t *len, int n)
+{
+	struct sockaddr_in sin;
+	char host[32], *colon;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_unpacker u;
+	msgpack_unpacked up;
+	int fd;
+
+	snprintf(host, sizeof(host), "%s", cl.node[i].serf_rpc);
+	cr_assert((colon = strrchr(host, ':')) != NULL);
+	*colon = '\0';
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	cr_assert(inet_pton(AF_INET, host, &sin.sin_addr) == 1);
+	cr_assert((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "Command", 7);
+	msgpack_pack_str_with_body(&pk, "handshake", 9);
+	msgpack_pack_str_with_body(&pk, "Seq", 3);
+	msgpack_pack_uint32(&pk, 0);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "Version", 7);
+	msgpack_pack_int32(&pk, 1);
+	for (int k = 0; k < n; k++) {
+		msgpack_pack_map(&pk, 2);
+		msgpack_pack_str_with_body(&pk, "Command", 7);
+		msgpack_pack_str_with_body(&pk, "event", 5);
+		msgpack_pack_str_with_body(&pk, "Seq", 3);
+		msgpack_pack_uint32(&pk, (uint32_t)k + 1);
+		msgpack_pack_map(&pk, 3);
+		msgpack_pack_str_with_body(&pk, "Name", 4);
+		msgpack_pack_str_with_body(&pk, name, strlen(name));
+		msgpack_pack_str_with_body(&pk, "Payload", 7);
+		msgpack_pack_bin_with_body(&pk, payload[k], len[k]);
+		msgpack_pack_str_with_body(&pk, "Coalesce", 8);
+		msgpack_pack_false(&pk);
+	}
+	cr_assert(write(fd, sb.data, sb.size) == (ssize_t)sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	/* one reply header per request: the handshake and each event */
+	cr_assert(msgpack_unpacker_init(&u, 4096));
+	msgpack_unpacked_init(&up);
+	for (int k = 0; k <= n; k++) {
+		serf_read_obj(fd, &u, &up);
+		cr_assert(up.data.type == MSGPACK_OBJECT_MAP);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacker_destroy(&u);
+	close(fd);
+}
+
+Test(cluster, hostile_server_messages_change_nothing)
+{
+	/* in the spec's notation; the names are the servers' own events */
+	static const char *const infos[] = {
+		"[1, 2, 3]",
+		"{node:'x', tick:'no', ticks:[1], missing:7, known:'a', "
+		"done:[], reason:1}",
+		"{node:'x', tick:1, ticks:{x:-1, '':2}, done:{x:'z', n0:-5}}",
+		"{node:'x', tick:1, missing:{n0:[[1, 9223372036854775807]], "
+		"x:[0, [5, 2]], n1:'?'}}",
+		"{node:'x', tick:1, known:{n0:[[0, 3]]}, done:{n0:1.5}}",
+		"{node:'x', tick:1, reason:{node:7, tick:{}, replace:true}}",
+		"{node:'x', tick:1, reason:{node:'x', tick:2, tock:'t', "
+		"replace:true, prev:[1]}}",
+		"{node:'n1', tick:1, done:{n0:9223372036854775807, "
+		"n1:9223372036854775807, n2:9223372036854775807}}",
+	};
+	static const char *const updates[] = {
+		"{node:'x', tick:1, changes:[1, {chain:7}, {chain:{node:'x', "
+		"tick:1, prev:nil}, path:'notalist', value:1}]}",
+		"{node:'x', tick:1, changes:[{chain:{node:'', tick:1}, "
+		"path:['hostile'], value:1, tock:1}]}",
+		"{node:'x', tick:1, changes:[{chain:{node:'x', tick:0}, "
+		"path:['hostile'], value:1, tock:1}]}",
+		"{node:'x', changes:{}}",
+		"{chain:{node:'x', tick:2, prev:{node:'x', tick:1, prev:5}}, "
+		"path:['hostile'], value:1}",
+	};
+	static const char *const pings[] = {
+		"{node:'x'}",
+		"{node:'x', tick:1, tock:1, prev:{node:5}}",
+		"{node:'x', tick:'a', tock:1, prev:nil}",
+		"{node:'x', tick:1, tock:-1, prev:{prev:{prev:{}}}}",
+	};
+	uint8_t *pl[16];
+	size_t ll[16];
+	distkv_path *p = cluster_path("calm", 1), *h = cluster_path("hostile", 0);
+	int n;
+
+	start_all(3);
+	set_str(0, p, "before");
+	wait_str(p, "before", VISIBLE_MS);
+	wait_same(2, CONVERGE_MS);
+
+	n = (int)(sizeof(infos) / sizeof(infos[0]));
+	for (int k = 0; k < n; k++)
+		cr_assert(rc_build(&pl[k], &ll[k], "%s", infos[k]) == 0,
+		    "%s", infos[k]);
+	/* and bytes that are no msgpack at all, and too deep a nesting */
+	pl[n] = (uint8_t *)strdup("\xc1\xc1garbage");
+	ll[n++] = 9;
+	pl[n] = malloc(200);
+	memset(pl[n], 0x91, 199);
+	pl[n][199] = 0x01;
+	ll[n++] = 200;
+	serf_fire(1, "distkv.info", pl, ll, n);
+	for (int k = 0; k < n; k++)
+		free(pl[k]);
+	n = (int)(sizeof(updates) / sizeof(updates[0]));
+	for (int k = 0; k < n; k++)
+		cr_assert(rc_build(&pl[k], &ll[k], "%s", updates[k]) == 0,
+		    "%s", updates[k]);
+	serf_fire(1, "distkv.update", pl, ll, n);
+	for (int k = 0; k < n; k++)
+		free(pl[k]);
+	n = (int)(sizeof(pings) / sizeof(pings[0]));
+	for (int k = 0; k < n; k++)
+		cr_assert(rc_build(&pl[k], &ll[k], "%s", pings[k]) == 0,
+		    "%s", pings[k]);
+	serf_fire(1, "distkv.ping", pl, ll, n);
+	for (int k = 0; k < n; k++)
+		free(pl[k]);
+
+	/* they did arrive: every node logged the garbage and went on */
+	for (int i = 0; i < 3; i++) {
+		long long deadline = harness_now_ms() + VISIBLE_MS;
+
+		while (cluster_log_count(&cl, i,
+		    "malformed distkv.info event ignored") < 1) {
+			cr_assert(harness_now_ms() < deadline, "n%d never got "
+			    "the hostile events\n%s", i, DIAG);
+			usleep(20000);
+		}
+	}
+	/* every node still serves, replicates, and holds only real data */
+	set_str(2, p, "after");
+	wait_str(p, "after", VISIBLE_MS);
+	wait_str(h, NULL, VISIBLE_MS);
+	wait_same(2, CONVERGE_MS);
+	distkv_path_free(p);
+	distkv_path_free(h);
+	stop_all();
+}
+
 /*
  * One test at a time: real clusters on a 2-core machine are less jittery
  * that way, and libcriterion 2.4's runner leaks a timeout record when tests
