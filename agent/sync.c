@@ -694,7 +694,9 @@ chain_position(const struct sync *s, const struct pingchain *c)
 static double
 pos_wait(const struct sync *s, double k, unsigned pos)
 {
-	return s->a->cfg.clock * (k - 1.0 / (double)(1ULL << (pos > 60 ? 60 : pos)));
+	double half_pow = 1.0 / (double)(1ULL << (pos > 60 ? 60 : pos));
+
+	return s->a->cfg.clock * (k - half_pow);
 }
 
 static void
@@ -718,7 +720,8 @@ start_answering(struct sync *s)
 	/* on the chain: by position (the first answers at once, the others
 	 * hear its retransmissions first); off it: after them */
 	pos = chain_position(s, s->rec.running ? &s->rec.sane : &s->last_ping);
-	arm(s, &s->answer_timer, pos >= 0 ? pos_wait(s, 1.0, (unsigned)pos) / 2 :
+	arm(s, &s->answer_timer, pos >= 0 ?
+	    pos_wait(s, 1.0, (unsigned)pos) / 2 :
 	    s->a->cfg.clock * (0.5 + rand01() / 5.0));
 }
 
@@ -747,48 +750,86 @@ pack_retransmission(msgpack_sbuffer *out, const struct entry *e)
 	return out->size <= SYNC_EVENT_BUDGET;
 }
 
+/* One answering round (spec §3.11) in progress. */
+struct answer {
+	struct sync *s;
+	msgpack_sbuffer batch;		/* records of the next update event */
+	uint32_t inbatch;
+	msgpack_sbuffer one;		/* the record being added */
+	const struct entry *sent[SYNC_RETRANSMIT_MAX];
+	uint32_t nsent;
+	bool tokens;			/* false: rate limit reached */
+	struct ranges *sup;		/* superseded ticks, per node index */
+	uint32_t nsup;			/* nodes with a non-empty set */
+};
+
 /* Send the collected records as one update event. */
 static void
-send_retransmissions(struct sync *s, msgpack_sbuffer *recs, uint32_t n)
+answer_flush(struct answer *x)
 {
+	struct sync *s = x->s;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	if (n == 0)
+	if (x->inbatch == 0)
 		return;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	pack_update_head(s, &pk, n);
-	msgpack_sbuffer_write(&sb, recs->data, recs->size);
-	if (serf_send_event(s->serf, s->ev_update, (const uint8_t *)sb.data,
-	    sb.size) == 0) {
-		s->stats.retransmit_events++;
-		s->stats.retransmit_entries += n;
+	if ((x->tokens = take_token(s))) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		pack_update_head(s, &pk, x->inbatch);
+		msgpack_sbuffer_write(&sb, x->batch.data, x->batch.size);
+		if (serf_send_event(s->serf, s->ev_update,
+		    (const uint8_t *)sb.data, sb.size) == 0) {
+			s->stats.retransmit_events++;
+			s->stats.retransmit_entries += x->inbatch;
+		}
+		msgpack_sbuffer_destroy(&sb);
 	}
-	msgpack_sbuffer_destroy(&sb);
-	recs->size = 0;
+	x->batch.size = 0;
+	x->inbatch = 0;
 }
 
-/* Collected superseded ticks, for the `known` info after a round. */
-struct answer_known {
-	struct ranges *sup;	/* per node index */
-	uint32_t n;		/* nodes with a non-empty set */
-};
+/* Tick t of nd was reported missing and we know it: send its entry
+ * again, or collect it as superseded. */
+static void
+answer_tick(struct answer *x, struct node *nd, uint64_t t)
+{
+	const struct entry *e = node_entry_get(nd, t);
 
+	if (e == NULL) {
+		(void)ranges_add(&x->sup[nd->index], t, t + 1);
+		return;
+	}
+	for (uint32_t i = 0; i < x->nsent; i++)
+		if (x->sent[i] == e)
+			return;	/* its chain holds several asked ticks */
+	if (!x->tokens || x->nsent == SYNC_RETRANSMIT_MAX ||
+	    !pack_retransmission(&x->one, e))
+		return;			/* left to catch-up */
+	if (x->batch.size + x->one.size > SYNC_EVENT_BUDGET)
+		answer_flush(x);
+	if (!x->tokens)
+		return;
+	msgpack_sbuffer_write(&x->batch, x->one.data, x->one.size);
+	x->sent[x->nsent++] = e;
+	x->inbatch++;
+}
+
+/* `known`: the superseded ticks collected in a round. */
 static void
 fill_known(struct sync *s, msgpack_packer *pk, const void *arg)
 {
-	const struct answer_known *k = arg;
+	const struct answer *x = arg;
 
 	pack_str(pk, "known");
-	msgpack_pack_map(pk, k->n);
+	msgpack_pack_map(pk, x->nsup);
 	for (size_t i = 0; i < s->a->nodes.n; i++) {
 		const struct node *nd = s->a->nodes.by_index[i];
 
-		if (ranges_empty(&k->sup[i]))
+		if (ranges_empty(&x->sup[i]))
 			continue;
 		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
-		ranges_pack(pk, &k->sup[i]);
+		ranges_pack(pk, &x->sup[i]);
 	}
 }
 
@@ -803,30 +844,27 @@ fill_known(struct sync *s, msgpack_packer *pk, const void *arg)
 static void
 answer_round(struct sync *s)
 {
-	struct agent *a = s->a;
-	size_t nn = a->nodes.n, start;
-	struct answer_known k = { NULL, 0 };
-	const struct entry **sent = NULL;
-	uint32_t nsent = 0, inbatch = 0;
+	struct nodes *ns = &s->a->nodes;
+	size_t nn = ns->n, start;
 	uint64_t budget = SYNC_ANSWER_TICKS;
-	msgpack_sbuffer batch, one;
-	bool tokens = true;
+	struct answer *x;
 
-	if (nn == 0)
+	if (nn == 0 || (x = calloc(1, sizeof(*x))) == NULL)
 		return;
-	if ((k.sup = calloc(nn, sizeof(*k.sup))) == NULL ||
-	    (sent = calloc(SYNC_RETRANSMIT_MAX, sizeof(*sent))) == NULL) {
-		free(k.sup);
+	if ((x->sup = calloc(nn, sizeof(*x->sup))) == NULL) {
+		free(x);
 		return;
 	}
-	msgpack_sbuffer_init(&batch);
-	msgpack_sbuffer_init(&one);
+	x->s = s;
+	x->tokens = true;
+	msgpack_sbuffer_init(&x->batch);
+	msgpack_sbuffer_init(&x->one);
 	start = randombytes_uniform((uint32_t)nn);
 	for (size_t j = 0; j < nn; j++) {
-		struct node *nd = a->nodes.by_index[(start + j) % nn];
+		struct node *nd = ns->by_index[(start + j) % nn];
 		struct ranges todo, unknown;
 
-		ranges_init(&k.sup[nd->index]);
+		ranges_init(&x->sup[nd->index]);
 		if (ranges_empty(&nd->remote_missing))
 			continue;
 		/* todo = remote_missing ∩ known */
@@ -837,54 +875,31 @@ answer_round(struct sync *s)
 		    ranges_remove_all(&unknown, &nd->known) != 0 ||
 		    ranges_remove_all(&todo, &unknown) != 0)
 			ranges_clear(&todo);
-		for (size_t r = 0; r < todo.n && budget > 0; r++)
+		for (size_t r = 0; r < todo.n; r++)
 			for (uint64_t t = todo.r[r].b; t < todo.r[r].e &&
-			    budget > 0; t++, budget--) {
-				const struct entry *e = node_entry_get(nd, t);
-				bool dup = false;
-
-				if (e == NULL) {
-					(void)ranges_add(&k.sup[nd->index], t,
-					    t + 1);
-					continue;
-				}
-				for (uint32_t i = 0; i < nsent && !dup; i++)
-					dup = sent[i] == e;
-				if (dup || !tokens || nsent == SYNC_RETRANSMIT_MAX ||
-				    !pack_retransmission(&one, e))
-					continue;
-				if (inbatch > 0 &&
-				    batch.size + one.size > SYNC_EVENT_BUDGET) {
-					if (!(tokens = take_token(s)))
-						continue;
-					send_retransmissions(s, &batch, inbatch);
-					inbatch = 0;
-				}
-				msgpack_sbuffer_write(&batch, one.data, one.size);
-				sent[nsent++] = e;
-				inbatch++;
-			}
-		k.n += !ranges_empty(&k.sup[nd->index]);
+			    budget > 0; t++, budget--)
+				answer_tick(x, nd, t);
+		x->nsup += !ranges_empty(&x->sup[nd->index]);
 		/* sent or superseded: not ours to send again (§3.11) */
 		(void)ranges_remove_all(&nd->remote_missing, &nd->known);
 		ranges_fini(&todo);
 		ranges_fini(&unknown);
 	}
-	if (inbatch > 0 && take_token(s))
-		send_retransmissions(s, &batch, inbatch);
-	if (nsent > 0 || k.n > 0)
+	answer_flush(x);
+	if (x->nsent > 0 || x->nsup > 0)
 		log_info("recovery: answered missing reports: %u entries sent "
-		    "again, superseded ticks of %u nodes reported", nsent, k.n);
-	if (k.n > 0) {
-		send_info_event(s, 1, fill_known, &k);
+		    "again, superseded ticks of %u nodes reported", x->nsent,
+		    x->nsup);
+	if (x->nsup > 0) {
+		send_info_event(s, 1, fill_known, x);
 		s->stats.known_reports++;
 	}
 	for (size_t i = 0; i < nn; i++)
-		ranges_fini(&k.sup[i]);
-	free(k.sup);
-	free(sent);
-	msgpack_sbuffer_destroy(&batch);
-	msgpack_sbuffer_destroy(&one);
+		ranges_fini(&x->sup[i]);
+	free(x->sup);
+	msgpack_sbuffer_destroy(&x->batch);
+	msgpack_sbuffer_destroy(&x->one);
+	free(x);
 }
 
 static void
@@ -934,7 +949,7 @@ recovery_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	switch (r->step) {
 	case 1:
 		if (r->got_ticks)
-			log_info("recovery step 1: another node sent its ticks");
+			log_info("recovery step 1: another node sent ticks");
 		else {
 			log_info("recovery step 1: sending our ticks");
 			send_info_event(s, 2, fill_reason, NULL);
@@ -1160,10 +1175,13 @@ take_done(struct sync *s, const msgpack_object *from,
 	    (r = nodes_get(ns, from->via.str.ptr, from->via.str.size,
 	    true)) == NULL)
 		return;
-	for (uint32_t i = 0; i < done->via.map.size; i++)
-		if (chain_node_name_ok(&done->via.map.ptr[i].key))
-			(void)nodes_get(ns, done->via.map.ptr[i].key.via.str.ptr,
-			    done->via.map.ptr[i].key.via.str.size, true);
+	for (uint32_t i = 0; i < done->via.map.size; i++) {
+		const msgpack_object *k = &done->via.map.ptr[i].key;
+
+		if (chain_node_name_ok(k))
+			(void)nodes_get(ns, k->via.str.ptr, k->via.str.size,
+			    true);
+	}
 	if ((v = calloc(ns->n, sizeof(*v))) == NULL)
 		return;
 	for (uint32_t i = 0; i < done->via.map.size; i++) {
@@ -1800,7 +1818,8 @@ sample_tock(struct sync *s)
 {
 	ev_tstamp now = ev_now(s->a->loop);
 	double every = s->a->cfg.tombstone_keep / (SYNC_TOCK_SAMPLES / 2);
-	unsigned last = (s->nsamples + SYNC_TOCK_SAMPLES - 1) % SYNC_TOCK_SAMPLES;
+	unsigned last = (s->nsamples + SYNC_TOCK_SAMPLES - 1) %
+	    SYNC_TOCK_SAMPLES;
 
 	if (s->nsamples > 0 && now - s->samples[last].at < every)
 		return;
