@@ -728,7 +728,8 @@ start_answering(struct sync *s)
 /* One retransmission record (spec §3.3 shape) into out (emptied first);
  * false if it is too big to gossip (catch-up will carry it). */
 static bool
-pack_retransmission(msgpack_sbuffer *out, const struct entry *e)
+pack_retransmission(msgpack_sbuffer *out, const struct entry *e,
+    unsigned chain_len)
 {
 	msgpack_packer pk;
 
@@ -736,7 +737,12 @@ pack_retransmission(msgpack_sbuffer *out, const struct entry *e)
 	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 4);
 	pack_str(&pk, "chain");
-	chain_pack(&pk, &e->chain, 2);
+	/*
+	 * The whole stored chain, not the reference's 2 links: a receiver
+	 * that already holds the head keeps its chain, one that takes this
+	 * one must end with the same chain as everybody else.
+	 */
+	chain_pack(&pk, &e->chain, chain_len);
 	pack_str(&pk, "path");
 	msgpack_sbuffer_write(out, (const char *)e->key, e->key_len);
 	pack_str(&pk, "value");
@@ -804,7 +810,7 @@ answer_tick(struct answer *x, struct node *nd, uint64_t t)
 		if (x->sent[i] == e)
 			return;	/* its chain holds several asked ticks */
 	if (!x->tokens || x->nsent == SYNC_RETRANSMIT_MAX ||
-	    !pack_retransmission(&x->one, e))
+	    !pack_retransmission(&x->one, e, x->s->a->cfg.change_length))
 		return;			/* left to catch-up */
 	if (x->batch.size + x->one.size > SYNC_EVENT_BUDGET)
 		answer_flush(x);

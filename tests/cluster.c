@@ -770,7 +770,7 @@ show(const uint8_t *b, size_t len)
 	msgpack_unpacked_init(&up);
 	if (msgpack_unpack_next(&up, (const char *)b, len, NULL) ==
 	    MSGPACK_UNPACK_SUCCESS)
-		msgpack_object_print_buffer(out, sizeof(out[0]), up.data);
+		msgpack_object_print_buffer(out, sizeof(ring[0]), up.data);
 	else
 		snprintf(out, sizeof(ring[0]), "(%zu bad bytes)", len);
 	msgpack_unpacked_destroy(&up);

@@ -4,36 +4,78 @@
  * Starts N agents (each with its embedded serf) through tests/cluster.c,
  * every node as its own uid on its own loopback address with a state dir.
  * A workload writes and deletes a few keys on every node and records every
- * acknowledged change (node, key, value, chain head, tock).  Faults come on
- * a schedule drawn from the seed: partitions (iptables: packets marked by
- * uid in mangle OUTPUT, dropped on INPUT by mark and destination address,
- * serf-notes.md section 7), heals, kill -9 of agents (restarted after a
- * while with their state dir, or sometimes with an emptied one) and kill
- * -9 of serf children.  At the end everything is healed and restarted, the
- * run waits for identical dumps on every node and checks every
- * acknowledged write against the final tree:
+ * acknowledged change (node, key, value, chain head, tock); it also reads
+ * the keys over every node's socket (get_value with one chain link) and
+ * records every answered read (node asked, key, value bytes, chain head,
+ * tock).  Faults come on a schedule drawn from the seed: partitions
+ * (iptables: packets marked by uid in mangle OUTPUT, dropped on INPUT by
+ * mark and destination address, serf-notes.md section 7), heals, kill -9
+ * of agents (restarted after a while with their state dir, or sometimes
+ * with an emptied one) and kill -9 of serf children.  At the end
+ * everything is healed and restarted, the run waits for identical dumps on
+ * every node and checks every acknowledged write and every answered read
+ * against the final tree, with one rule for both:
  *
- *   - the final entry has the write's head: the value must be the write's;
- *   - else the final chain holds the write's node with a tick >= the
- *     write's tick (superseded by a causal successor);
- *   - else the final entry must win the conflict rule against the write
+ *   - the final entry has the write's (read's) head: the value must be
+ *     the one written (read);
+ *   - else the final chain holds the head's node with a tick >= the
+ *     head's tick (superseded by a causal successor);
+ *   - else the final entry must win the conflict rule against it
  *     (higher tock; equal tocks: higher head node name, then higher tick).
+ *
+ * A read of nothing (no value, or a tombstone) is not checked: it claims
+ * no value that could be lost.
  *
  * Writes of a node incarnation whose state dir was later emptied may be
  * lost (docs/cluster.md, "Limits"); they are counted apart as expected.
- * Two acknowledged writes with the same (node, tick) are reported as tick
- * reuse (a node restarted with an emptied state dir numbered a change
- * again).  While partitioned, just before each heal or new partition, the
- * dumps of two nodes on different sides are compared: the summary's
- * partition_probes_diverged shows that the cuts really cut.  Without
- * convergence the check runs against the first node that answers dump
- * (indicative only).
+ * The same holds for a read when every copy we know of went that way: the
+ * node that answered was emptied after the read, and so was the
+ * incarnation that made the write (if the write was never acknowledged to
+ * us: any emptying of the head's node).  Two acknowledged writes with the
+ * same (node, tick) are reported as tick reuse (a node restarted with an
+ * emptied state dir numbered a change again).  While partitioned, just
+ * before each heal or new partition, the dumps of two nodes on different
+ * sides are compared: the summary's partition_probes_diverged shows that
+ * the cuts really cut.  Without convergence the check runs against the
+ * first node that answers dump (indicative only).  Convergence after the
+ * final heal is given in ms, in seconds and in the cluster's clocks
+ * (--clock of the agents, 0.2 s).
+ *
+ * --split runs a deterministic split scenario instead (no faults, no
+ * random workload): every node writes a marker and the run waits for
+ * identical dumps and (if the agents report it) until no node runs a
+ * recovery; the nodes are cut into two halves (the first ceil(N/2) and
+ * the rest) with the same iptables rules; K changes (--changes, 10)
+ * are made alternately on the two sides, each on another node of its
+ * side, and each must be acknowledged.  The run waits until the nodes of
+ * each side hold identical dumps with all of that side's changes, then
+ * probes the cut: no node may hold a change of the other side.  Once the
+ * cut has held for 10 clocks (each side pings on its own, and Serf stops
+ * re-gossiping the split's changes, so recovery has work to do) it
+ * heals, waits for identical dumps on every node, checks the changes as
+ * above and reads the agents' recovery counters (get_state {recovery:
+ * true}: recoveries, retransmit_events, retransmit_entries,
+ * missing_reports, known_reports, catchup_items), summed over the nodes
+ * and counted from just before the cut, read as soon as the dumps are
+ * identical (recovery_running: nodes whose recovery still runs then).  A
+ * counter no node reports is printed as n/a.  lost_events counts, over
+ * the nodes, the changes made on the other side; retransmitted_per_lost
+ * is (retransmit_entries + catchup_items) / lost_events.  The run fails
+ * if the cut leaked, a side or the healed cluster does not converge within
+ * --converge-timeout, a change is lost, or (when reported, K <= 10)
+ * retransmit_events exceeds N + 1: the spec allows at most N + 1 update
+ * messages to repair up to 10 changes made during a split of N servers.
+ * On a convergence timeout the entries that differ are printed, with
+ * every node's value, tock and chain.
  *
  * Usage: distkv-faults [--nodes N] [--seconds S] [--seed X]
  *     [--converge-timeout S] [--wipe-percent P] [--keep] [--verbose]
+ *        distkv-faults --split [--nodes N] [--changes K]
+ *     [--converge-timeout S] [--keep] [--verbose]
  * The fault schedule is drawn from its own random stream, so a seed gives
- * the same schedule (up to timing: e.g. whether a restarted node is up).
- * --keep keeps the temp dirs (agent.err, run/serf.log, state) for a look.
+ * the same schedule (up to timing: e.g. whether a restarted node is up);
+ * writes and reads have a stream each as well.  --keep keeps the temp
+ * dirs (agent.err, run/serf.log, state) for a look.
  *
  * One summary line on stdout; exit 0 only without violations or timeouts.
  * Only its own pids are killed, only its own iptables rules deleted (also
@@ -61,6 +103,8 @@
 #define NKEYS 4
 #define MARK_BASE 0xd10000	/* + uid: unique per run and node */
 #define MAX_RULES 256
+#define SPLIT_MARK_KEY 1000	/* + node index: the markers of --split */
+#define SPLIT_HOLD_CLOCKS 10	/* the least a --split lasts */
 
 static volatile sig_atomic_t g_stop;
 
@@ -74,11 +118,12 @@ on_signal(int sig)
 /* ---- deterministic random numbers (xorshift64*) ---- */
 
 /*
- * Two streams: the fault schedule (drawn only when a fault is due, so the
- * same seed gives the same schedule whatever the timing) and the workload.
+ * Three streams: the fault schedule (drawn only when a fault is due, so
+ * the same seed gives the same schedule whatever the timing), the writes
+ * and the reads (adding reads left the writes of a seed as they were).
  */
-static uint64_t rng_state[2];
-enum { RNG_FAULT, RNG_WORK };
+enum { RNG_FAULT, RNG_WORK, RNG_READ, RNG_N };
+static uint64_t rng_state[RNG_N];
 
 static uint64_t
 rnd(int stream)
@@ -146,6 +191,9 @@ iptables(const char *op, const struct rule *r)
 }
 
 /* Add a rule; it is remembered so that cleanup deletes it exactly. */
+static int rule_add(const char *, const char *, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 rule_add(const char *table, const char *chain, const char *fmt, ...)
 {
@@ -216,12 +264,26 @@ struct write_rec {
 	long long t_ms;
 };
 
+/* An answered read of a value (reads of nothing are only counted). */
+struct read_rec {
+	int node;		/* index of the node that answered */
+	int epoch;		/* its incarnation then */
+	int key;
+	uint8_t value[16];	/* msgpack bytes: our values are integers */
+	size_t value_len;
+	char head[DISTKV_NODE_MAX + 1];
+	uint64_t tick, tock;
+	long long t_ms;
+};
+
 struct run {
 	struct cluster c;
 	int n;
 	int seconds;
 	uint64_t seed;
 	bool keep;
+	bool split;			/* --split: the split scenario */
+	int changes;			/* --changes: K of --split */
 	int converge_ms;
 	int wipe_pct;			/* restarts with an emptied state dir */
 	long long t0;
@@ -237,6 +299,9 @@ struct run {
 	struct write_rec *w;
 	size_t nw, capw;
 	unsigned long write_errors;
+	struct read_rec *rd;
+	size_t nrd, caprd;
+	unsigned long reads_nil, read_errors;
 	char joins[CLUSTER_MAX][CLUSTER_MAX][32];
 };
 
@@ -252,6 +317,9 @@ rel_ms(const struct run *r)
 {
 	return harness_now_ms() - r->t0;
 }
+
+static void logf_(const struct run *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 logf_(const struct run *r, const char *fmt, ...)
@@ -404,12 +472,51 @@ probe_partition(struct run *r)
 	cluster_dump_free(&a);
 }
 
+/*
+ * Cut the nodes into groups (group[i]: node i's, < ngroups; the filter
+ * rules of an earlier cut must be gone).  Returns the number of rules
+ * that could not be added: the cut then leaks.
+ */
+static int
+partition_apply(struct run *r, const int *group, int ngroups)
+{
+	char desc[128];
+	size_t off = 0;
+	int bad = 0;
+
+	for (int a = 0; a < r->n; a++)
+		for (int b = 0; b < r->n; b++)
+			if (group[a] != group[b] &&
+			    rule_add("filter", "INPUT", "-m mark --mark %d "
+			    "-d 127.0.0.%d -j DROP", node_mark(r, a),
+			    r->c.ipbase + b) != 0)
+				bad++;
+	desc[0] = '\0';
+	for (int g = 0; g < ngroups; g++) {
+		bool any = false;
+
+		for (int i = 0; i < r->n; i++)
+			any |= group[i] == g;
+		if (!any)
+			continue;
+		off += (size_t)snprintf(desc + off, sizeof(desc) - off, " {");
+		for (int i = 0; i < r->n; i++)
+			if (group[i] == g)
+				off += (size_t)snprintf(desc + off,
+				    sizeof(desc) - off, " n%d", i);
+		off += (size_t)snprintf(desc + off, sizeof(desc) - off, " }");
+	}
+	memcpy(r->group, group, (size_t)r->n * sizeof(group[0]));
+	r->partitioned = true;
+	r->faults[F_PARTITION]++;
+	logf_(r, "partition%s", desc);
+	return bad;
+}
+
 static void
 do_partition(struct run *r)
 {
 	int group[CLUSTER_MAX], ngroups, used;
-	char desc[128];
-	size_t off = 0;
 
 	probe_partition(r);
 	rules_delete("filter");
@@ -421,27 +528,8 @@ do_partition(struct run *r)
 			used |= 1 << group[i];
 		}
 	} while (__builtin_popcount((unsigned)used) < 2);
-	for (int a = 0; a < r->n; a++)
-		for (int b = 0; b < r->n; b++)
-			if (group[a] != group[b])
-				rule_add("filter", "INPUT", "-m mark --mark %d "
-				    "-d 127.0.0.%d -j DROP", node_mark(r, a),
-				    r->c.ipbase + b);
-	desc[0] = '\0';
-	for (int g = 0; g < ngroups; g++) {
-		if (!(used & (1 << g)))
-			continue;
-		off += (size_t)snprintf(desc + off, sizeof(desc) - off, " {");
-		for (int i = 0; i < r->n; i++)
-			if (group[i] == g)
-				off += (size_t)snprintf(desc + off,
-				    sizeof(desc) - off, " n%d", i);
-		off += (size_t)snprintf(desc + off, sizeof(desc) - off, " }");
-	}
-	memcpy(r->group, group, sizeof(group));
-	r->partitioned = true;
-	r->faults[F_PARTITION]++;
-	logf_(r, "partition%s", desc);
+	/* a rule that fails shows up as an undiverged probe */
+	(void)partition_apply(r, group, ngroups);
 }
 
 static void
@@ -537,70 +625,164 @@ pack_int(int64_t v, size_t *len)
 	return (uint8_t *)sb.data;
 }
 
+/* The client of node i, connected on demand; NULL while it is down (or
+ * still downloading: its socket opens only then). */
+static distkv *
+client(struct run *r, int i)
+{
+	if (r->c.node[i].h.pid <= 0)
+		return NULL;
+	if (r->k[i] == NULL) {
+		if (distkv_connect(r->c.node[i].h.socket, &r->k[i]) != 0) {
+			r->k[i] = NULL;
+			return NULL;
+		}
+		distkv_set_timeout(r->k[i], 3000);
+	}
+	return r->k[i];
+}
+
+/* After a failed call: a handle that cannot be trusted any more goes. */
+static void
+call_failed(struct run *r, int i, int rc)
+{
+	if (rc == DISTKV_EDISCONNECTED || rc == DISTKV_ETIMEDOUT ||
+	    rc == DISTKV_EPROTO)
+		drop_client(r, i);
+}
+
+/* v with room for one more element (n used, *cap allocated). */
+static void *
+grow(void *v, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return v;
+	*cap = *cap ? *cap * 2 : 1024;
+	if ((v = realloc(v, *cap * size)) == NULL)
+		abort();
+	return v;
+}
+
+/*
+ * Set fk/key to id (or delete it) through node i and record the change if
+ * the agent acknowledges one.  Returns 0 (recorded), 1 (acknowledged, but
+ * nothing changed: a delete of nothing), DISTKV_ECONNECT without a client,
+ * or the call's error code.
+ */
+static int
+do_write(struct run *r, int i, int key, bool del, int64_t id)
+{
+	struct distkv_set_result res;
+	struct distkv_set_opts opts;
+	struct write_rec *w;
+	distkv_path *p;
+	distkv *k;
+	uint8_t *val = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((k = client(r, i)) == NULL)
+		return DISTKV_ECONNECT;
+	memset(&opts, 0, sizeof(opts));
+	opts.nchain = 1;
+	memset(&res, 0, sizeof(res));
+	p = cluster_path("fk", key);
+	if (del)
+		rc = distkv_delete(k, p, &opts, &res);
+	else {
+		val = pack_int(id, &len);
+		rc = distkv_set(k, p, val, len, &opts, &res);
+	}
+	distkv_path_free(p);
+	free(val);
+	if (rc != 0) {
+		r->write_errors++;
+		call_failed(r, i, rc);
+		distkv_set_result_clear(&res);
+		return rc;
+	}
+	if (!res.changed || res.chain.n == 0) {
+		distkv_set_result_clear(&res);
+		return 1;
+	}
+	r->w = grow(r->w, r->nw, &r->capw, sizeof(*r->w));
+	w = &r->w[r->nw++];
+	memset(w, 0, sizeof(*w));
+	w->node = i;
+	w->epoch = r->epoch[i];
+	w->key = key;
+	w->del = del;
+	w->value = id;
+	snprintf(w->head, sizeof(w->head), "%s", res.chain.ev[0].node);
+	w->tick = res.chain.ev[0].tick;
+	w->tock = res.tock;
+	w->t_ms = rel_ms(r);
+	distkv_set_result_clear(&res);
+	return 0;
+}
+
 static void
 one_write(struct run *r, int64_t id)
 {
 	int i = (int)rnd_range(RNG_WORK, 0, r->n - 1);
 	int key = (int)rnd_range(RNG_WORK, 0, NKEYS - 1);
 	bool del = rnd_range(RNG_WORK, 0, 99) < 15;
-	struct distkv_set_result res;
-	struct distkv_set_opts opts;
+
+	(void)do_write(r, i, key, del, id);
+}
+
+/*
+ * Read a random key over a random node's socket (one chain link asked for,
+ * which also keeps libdistkv off the shm region) and record the answer.
+ */
+static void
+one_read(struct run *r)
+{
+	int i = (int)rnd_range(RNG_READ, 0, r->n - 1);
+	int key = (int)rnd_range(RNG_READ, 0, NKEYS - 1);
+	struct distkv_entry e;
+	struct read_rec *rd;
 	distkv_path *p;
-	uint8_t *val = NULL;
-	size_t len = 0;
+	distkv *k;
 	int rc;
 
-	if (r->c.node[i].h.pid <= 0)
+	if ((k = client(r, i)) == NULL)
 		return;
-	if (r->k[i] == NULL) {
-		if (distkv_connect(r->c.node[i].h.socket, &r->k[i]) != 0) {
-			r->k[i] = NULL;
-			return;		/* down, or still downloading */
-		}
-		distkv_set_timeout(r->k[i], 3000);
-	}
-	memset(&opts, 0, sizeof(opts));
-	opts.nchain = 1;
-	memset(&res, 0, sizeof(res));
 	p = cluster_path("fk", key);
-	if (del)
-		rc = distkv_delete(r->k[i], p, &opts, &res);
-	else {
-		val = pack_int(id, &len);
-		rc = distkv_set(r->k[i], p, val, len, &opts, &res);
-	}
+	rc = distkv_get(k, p, 1, &e);
 	distkv_path_free(p);
-	free(val);
-	if (rc != 0) {
-		r->write_errors++;
-		if (rc == DISTKV_EDISCONNECTED || rc == DISTKV_ETIMEDOUT ||
-		    rc == DISTKV_EPROTO)
-			drop_client(r, i);
-		distkv_set_result_clear(&res);
+	if (rc == DISTKV_ENOTFOUND) {
+		r->reads_nil++;
+		distkv_entry_clear(&e);
 		return;
 	}
-	if (res.changed && res.chain.n > 0) {
-		struct write_rec *w;
-
-		if (r->nw == r->capw) {
-			r->capw = r->capw ? r->capw * 2 : 1024;
-			r->w = realloc(r->w, r->capw * sizeof(*r->w));
-			if (r->w == NULL)
-				abort();
-		}
-		w = &r->w[r->nw++];
-		memset(w, 0, sizeof(*w));
-		w->node = i;
-		w->epoch = r->epoch[i];
-		w->key = key;
-		w->del = del;
-		w->value = id;
-		snprintf(w->head, sizeof(w->head), "%s", res.chain.ev[0].node);
-		w->tick = res.chain.ev[0].tick;
-		w->tock = res.tock;
-		w->t_ms = rel_ms(r);
+	if (rc != 0) {
+		r->read_errors++;
+		call_failed(r, i, rc);
+		return;
 	}
-	distkv_set_result_clear(&res);
+	if (e.chain.n == 0 || e.value.len > sizeof(rd->value)) {
+		/* no value of ours: an answer the check cannot judge */
+		fprintf(stderr, "faults: %s answered fk/%d with %zu value "
+		    "bytes and %zu chain links\n", r->c.node[i].name, key,
+		    e.value.len, e.chain.n);
+		r->read_errors++;
+		distkv_entry_clear(&e);
+		return;
+	}
+	r->rd = grow(r->rd, r->nrd, &r->caprd, sizeof(*r->rd));
+	rd = &r->rd[r->nrd++];
+	memset(rd, 0, sizeof(*rd));
+	rd->node = i;
+	rd->epoch = r->epoch[i];
+	rd->key = key;
+	memcpy(rd->value, e.value.data, e.value.len);
+	rd->value_len = e.value.len;
+	snprintf(rd->head, sizeof(rd->head), "%s", e.chain.ev[0].node);
+	rd->tick = e.chain.ev[0].tick;
+	rd->tock = e.tock;
+	rd->t_ms = rel_ms(r);
+	distkv_entry_clear(&e);
 }
 
 /* ---- the check ---- */
@@ -658,74 +840,126 @@ parse_chain(const uint8_t *b, size_t len, struct link *out, size_t max)
 	return n;
 }
 
-/* Does the final entry (head fh/ftick, tock ftock) win over write w? */
+/*
+ * What a node stated about fk/<key>: an acknowledged write or an answered
+ * read.  value: msgpack bytes (nil for a delete), borrowed.
+ */
+struct claim {
+	int key;
+	const uint8_t *value;
+	size_t value_len;
+	const char *head;
+	uint64_t tick, tock;
+};
+
+/* Does the final entry (head fh/ftick, tock ftock) win over claim c? */
 static bool
 conflict_wins(const char *fh, uint64_t ftick, uint64_t ftock,
-    const struct write_rec *w)
+    const struct claim *c)
 {
-	int c;
+	int cmp;
 
-	if (ftock != w->tock)
-		return ftock > w->tock;
-	if ((c = strcmp(fh, w->head)) != 0)
-		return c > 0;
-	return ftick > w->tick;
+	if (ftock != c->tock)
+		return ftock > c->tock;
+	if ((cmp = strcmp(fh, c->head)) != 0)
+		return cmp > 0;
+	return ftick > c->tick;
+}
+
+/*
+ * Does the tree d keep claim c (the rule in the header comment)?  If not,
+ * why says what differed.
+ */
+static bool
+claim_kept(const struct cluster_dump *d, const struct claim *c, char *why,
+    size_t whylen)
+{
+	distkv_path *p = cluster_path("fk", c->key);
+	size_t plen, n;
+	uint8_t *pb = cluster_path_bytes(p, &plen);
+	const struct cluster_item *it = cluster_dump_find(d, pb, plen);
+	struct link l[CLUSTER_MAX_ARGS];
+	bool ok = false;
+
+	distkv_path_free(p);
+	free(pb);
+	if (it == NULL) {
+		snprintf(why, whylen, "key missing from the tree");
+		return false;
+	}
+	if ((n = parse_chain(it->chain, it->chain_len, l,
+	    CLUSTER_MAX_ARGS)) == 0) {
+		snprintf(why, whylen, "final entry has no chain");
+		return false;
+	}
+	if (!strcmp(l[0].node, c->head) && l[0].tick == c->tick) {
+		if (it->value_len == c->value_len &&
+		    !memcmp(it->value, c->value, c->value_len))
+			return true;
+		snprintf(why, whylen, "final head is the same but the value "
+		    "differs (%zu bytes, first 0x%02x)", it->value_len,
+		    it->value_len > 0 ? it->value[0] : 0);
+		return false;
+	}
+	for (size_t j = 0; j < n && !ok; j++)
+		ok = !strcmp(l[j].node, c->head) && l[j].tick >= c->tick;
+	if (!ok)
+		ok = conflict_wins(l[0].node, l[0].tick, it->tock, c);
+	if (!ok)
+		snprintf(why, whylen, "lost to %s:%llu tock %llu, which "
+		    "neither descends from it nor wins the conflict rule",
+		    l[0].node, (unsigned long long)l[0].tick,
+		    (unsigned long long)it->tock);
+	return ok;
+}
+
+/* The claim of write w; *buf (free it) holds the value bytes. */
+static struct claim
+write_claim(const struct write_rec *w, uint8_t **buf)
+{
+	/* a delete leaves nil in the dump */
+	static const uint8_t nil = 0xc0;
+	struct claim c;
+
+	memset(&c, 0, sizeof(c));
+	*buf = NULL;
+	c.key = w->key;
+	if (w->del) {
+		c.value = &nil;
+		c.value_len = 1;
+	} else {
+		*buf = pack_int(w->value, &c.value_len);
+		c.value = *buf;
+	}
+	c.head = w->head;
+	c.tick = w->tick;
+	c.tock = w->tock;
+	return c;
+}
+
+static bool
+write_kept(const struct cluster_dump *d, const struct write_rec *w,
+    char *why, size_t whylen)
+{
+	uint8_t *buf;
+	struct claim c = write_claim(w, &buf);
+	bool ok = claim_kept(d, &c, why, whylen);
+
+	free(buf);
+	return ok;
 }
 
 static int
-check(struct run *r, const struct cluster_dump *d, int *expected)
+check_writes(struct run *r, const struct cluster_dump *d, int *expected)
 {
 	int violations = 0, shown = 0;
 
 	*expected = 0;
 	for (size_t k = 0; k < r->nw; k++) {
 		const struct write_rec *w = &r->w[k];
-		distkv_path *p = cluster_path("fk", w->key);
-		size_t plen, n;
-		uint8_t *pb = cluster_path_bytes(p, &plen);
-		const struct cluster_item *it = cluster_dump_find(d, pb, plen);
-		struct link l[CLUSTER_MAX_ARGS];
 		char why[400];
-		bool ok = false;
 
-		distkv_path_free(p);
-		free(pb);
-		why[0] = '\0';
-		if (it == NULL) {
-			snprintf(why, sizeof(why), "key missing from the tree");
-		} else if ((n = parse_chain(it->chain, it->chain_len, l,
-		    CLUSTER_MAX_ARGS)) == 0) {
-			snprintf(why, sizeof(why), "final entry has no chain");
-		} else if (!strcmp(l[0].node, w->head) && l[0].tick == w->tick) {
-			size_t vlen;
-			uint8_t *v = w->del ? NULL : pack_int(w->value, &vlen);
-			/* a delete leaves nil in the dump */
-			static const uint8_t nil = 0xc0;
-
-			if (w->del)
-				ok = it->value_len == 1 && it->value[0] == nil;
-			else
-				ok = it->value_len == vlen &&
-				    !memcmp(it->value, v, vlen);
-			if (!ok)
-				snprintf(why, sizeof(why), "final head is the "
-				    "write's but the value differs");
-			free(v);
-		} else {
-			for (size_t j = 0; j < n && !ok; j++)
-				ok = !strcmp(l[j].node, w->head) &&
-				    l[j].tick >= w->tick;
-			if (!ok)
-				ok = conflict_wins(l[0].node, l[0].tick,
-				    it->tock, w);
-			if (!ok)
-				snprintf(why, sizeof(why), "lost to %s:%llu "
-				    "tock %llu, which neither descends from "
-				    "it nor wins the conflict rule",
-				    l[0].node, (unsigned long long)l[0].tick,
-				    (unsigned long long)it->tock);
-		}
-		if (ok)
+		if (write_kept(d, w, why, sizeof(why)))
 			continue;
 		if (w->epoch < r->epoch[w->node]) {
 			(*expected)++;	/* its node's state dir was emptied */
@@ -733,14 +967,82 @@ check(struct run *r, const struct cluster_dump *d, int *expected)
 		}
 		violations++;
 		if (shown++ < 20)
-			fprintf(stderr, "faults: VIOLATION: %s %s fk/%d = %lld "
+			fprintf(stderr, "faults: VIOLATION: %s of fk/%d = %lld "
 			    "acked by %s at %.3f s: head %s:%llu tock %llu: "
-			    "%s\n", w->del ? "delete" : "set",
-			    w->del ? "of" : "of", w->key,
+			    "%s\n", w->del ? "delete" : "set", w->key,
 			    (long long)w->value, r->c.node[w->node].name,
 			    (double)w->t_ms / 1000.0, w->head,
 			    (unsigned long long)w->tick,
 			    (unsigned long long)w->tock, why);
+	}
+	return violations;
+}
+
+static int
+node_index(const struct run *r, const char *name)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!strcmp(r->c.node[i].name, name))
+			return i;
+	return -1;
+}
+
+/*
+ * May the value of read rd be gone for the known reason?  Only if every
+ * copy we know of went with an emptied state dir: the answering node's
+ * (emptied after the read) and the writer's (the incarnation that made
+ * the write was emptied later; for a write never acknowledged to us we
+ * cannot tell the incarnation: any emptying of the head's node counts).
+ */
+static bool
+read_loss_expected(const struct run *r, const struct read_rec *rd)
+{
+	int h;
+
+	if (rd->epoch >= r->epoch[rd->node])
+		return false;
+	for (size_t k = 0; k < r->nw; k++)
+		if (r->w[k].tick == rd->tick && !strcmp(r->w[k].head,
+		    rd->head))
+			return r->w[k].epoch < r->epoch[r->w[k].node];
+	h = node_index(r, rd->head);
+	return h >= 0 && r->epoch[h] > 0;
+}
+
+static int
+check_reads(struct run *r, const struct cluster_dump *d, int *expected)
+{
+	int violations = 0, shown = 0;
+
+	*expected = 0;
+	for (size_t k = 0; k < r->nrd; k++) {
+		const struct read_rec *rd = &r->rd[k];
+		struct claim c;
+		int64_t v = 0;
+		char why[400];
+
+		memset(&c, 0, sizeof(c));
+		c.key = rd->key;
+		c.value = rd->value;
+		c.value_len = rd->value_len;
+		c.head = rd->head;
+		c.tick = rd->tick;
+		c.tock = rd->tock;
+		if (claim_kept(d, &c, why, sizeof(why)))
+			continue;
+		if (read_loss_expected(r, rd)) {
+			(*expected)++;
+			continue;
+		}
+		violations++;
+		(void)distkv_value_get_int(rd->value, rd->value_len, &v);
+		if (shown++ < 20)
+			fprintf(stderr, "faults: READ VIOLATION: %s answered "
+			    "fk/%d = %lld at %.3f s: head %s:%llu tock %llu: "
+			    "%s\n", r->c.node[rd->node].name, rd->key,
+			    (long long)v, (double)rd->t_ms / 1000.0, rd->head,
+			    (unsigned long long)rd->tick,
+			    (unsigned long long)rd->tock, why);
 	}
 	return violations;
 }
@@ -769,6 +1071,707 @@ count_tick_reuse(const struct run *r)
 	return dup;
 }
 
+/* ---- convergence ---- */
+
+/* msgpack bytes as text, for messages (static ring of 4). */
+static const char *
+mp_show(const uint8_t *b, size_t len)
+{
+	static char ring[4][256];
+	static unsigned next;
+	char *out = ring[next++ % 4];
+	msgpack_unpacked up;
+
+	if (b == NULL)
+		return "(none)";
+	out[0] = '\0';
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, (const char *)b, len, NULL) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		msgpack_object_print_buffer(out, sizeof(ring[0]), up.data);
+	else
+		snprintf(out, sizeof(ring[0]), "(%zu bad bytes)", len);
+	msgpack_unpacked_destroy(&up);
+	return out;
+}
+
+static bool
+same_item(const struct cluster_item *a, const struct cluster_item *b)
+{
+	return a != NULL && b != NULL && a->tock == b->tock &&
+	    a->value_len == b->value_len && a->chain_len == b->chain_len &&
+	    !memcmp(a->value, b->value, a->value_len) &&
+	    (a->chain_len == 0 || !memcmp(a->chain, b->chain, a->chain_len));
+}
+
+/*
+ * After a convergence timeout: the entries on which the running nodes
+ * differ (up to 10), with every node's value, tock and chain.
+ */
+static void
+print_divergence(struct run *r)
+{
+	static struct cluster_dump d[CLUSTER_MAX];
+	bool got[CLUSTER_MAX];
+	int shown = 0;
+
+	for (int i = 0; i < r->n; i++)
+		got[i] = r->c.node[i].h.pid > 0 &&
+		    cluster_dump(&r->c, i, &d[i]) == 0;
+	/* every path once: at the first node that has it */
+	for (int a = 0; a < r->n; a++) {
+		for (size_t k = 0; got[a] && k < d[a].n && shown < 10; k++) {
+			const struct cluster_item *it = &d[a].it[k];
+			bool seen = false, differs = false;
+
+			for (int b = 0; b < a && !seen; b++)
+				seen = got[b] && cluster_dump_find(&d[b],
+				    it->path, it->path_len) != NULL;
+			for (int b = a + 1; b < r->n && !seen && !differs; b++)
+				differs = got[b] && !same_item(it,
+				    cluster_dump_find(&d[b], it->path,
+				    it->path_len));
+			if (seen || !differs)
+				continue;
+			shown++;
+			fprintf(stderr, "distkv-faults: differs: %s\n",
+			    mp_show(it->path, it->path_len));
+			for (int b = a; b < r->n; b++) {
+				const struct cluster_item *x = got[b] ?
+				    cluster_dump_find(&d[b], it->path,
+				    it->path_len) : NULL;
+
+				if (!got[b])
+					fprintf(stderr, "  %s: no dump\n",
+					    r->c.node[b].name);
+				else if (x == NULL)
+					fprintf(stderr, "  %s: (no entry)\n",
+					    r->c.node[b].name);
+				else
+					fprintf(stderr, "  %s: value %s tock "
+					    "%llu chain %s\n",
+					    r->c.node[b].name,
+					    mp_show(x->value, x->value_len),
+					    (unsigned long long)x->tock,
+					    mp_show(x->chain, x->chain_len));
+			}
+		}
+	}
+	for (int i = 0; i < r->n; i++)
+		if (got[i])
+			cluster_dump_free(&d[i]);
+}
+
+/* The agents' --clock in seconds. */
+static double
+clock_s(const struct run *r)
+{
+	double c = strtod(r->c.clock, NULL);
+
+	return c > 0 ? c : 1.0;
+}
+
+/* "converge_s=1.80 converge_clocks=9.0" for ms (n/a if negative);
+ * static buffer. */
+static const char *
+fmt_converge(const struct run *r, long long ms)
+{
+	static char buf[96];
+
+	if (ms < 0)
+		snprintf(buf, sizeof(buf), "converge_s=n/a "
+		    "converge_clocks=n/a");
+	else
+		snprintf(buf, sizeof(buf), "converge_s=%.2f "
+		    "converge_clocks=%.1f", (double)ms / 1000.0,
+		    (double)ms / 1000.0 / clock_s(r));
+	return buf;
+}
+
+/*
+ * Wait until every running node holds the same tree with at least
+ * min_items items, until timeout_ms after since, in slices so that a
+ * signal does not wait for the deadline.  Returns the ms from since to
+ * convergence, or -1 (why: the last difference).
+ */
+static long long
+wait_same(struct run *r, size_t min_items, long long since, int timeout_ms,
+    char *why, size_t whylen)
+{
+	long long left;
+
+	snprintf(why, whylen, "interrupted");
+	while (!g_stop &&
+	    (left = timeout_ms - (harness_now_ms() - since)) > 0)
+		if (cluster_wait_same(&r->c, min_items,
+		    left < 1000 ? (int)left : 1000, why, whylen) == 0)
+			return harness_now_ms() - since;
+	return -1;
+}
+
+/* ---- recovery counters: get_state {recovery: true} ---- */
+
+enum {
+	RV_RECOVERIES, RV_RETRANSMIT_EVENTS, RV_RETRANSMIT_ENTRIES,
+	RV_MISSING_REPORTS, RV_KNOWN_REPORTS, RV_CATCHUP_ITEMS, RV_N
+};
+static const char *const rv_key[RV_N] = {
+	"recoveries", "retransmit_events", "retransmit_entries",
+	"missing_reports", "known_reports", "catchup_items",
+};
+
+/* One node's answer; what the agent does not send stays absent. */
+struct recov {
+	bool have[RV_N];
+	uint64_t v[RV_N];
+	bool have_running, running;
+	bool have_answering, answering;
+};
+
+static bool
+str_is(const msgpack_object *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+	    memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+/* distkv_request callback: pick the recovery map out of the reply. */
+static int
+recov_reply(void *arg, const uint8_t *msg, size_t len)
+{
+	struct recov *rv = arg;
+	msgpack_unpacked up;
+	const msgpack_object *m = &up.data;
+
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, (const char *)msg, len, NULL) !=
+	    MSGPACK_UNPACK_SUCCESS || m->type != MSGPACK_OBJECT_MAP)
+		goto out;
+	for (uint32_t k = 0; k < m->via.map.size; k++) {
+		const msgpack_object *rec = &m->via.map.ptr[k].val;
+
+		if (!str_is(&m->via.map.ptr[k].key, "recovery") ||
+		    rec->type != MSGPACK_OBJECT_MAP)
+			continue;
+		for (uint32_t j = 0; j < rec->via.map.size; j++) {
+			const msgpack_object *key = &rec->via.map.ptr[j].key;
+			const msgpack_object *v = &rec->via.map.ptr[j].val;
+
+			if (v->type == MSGPACK_OBJECT_BOOLEAN) {
+				if (str_is(key, "running")) {
+					rv->have_running = true;
+					rv->running = v->via.boolean;
+				} else if (str_is(key, "answering")) {
+					rv->have_answering = true;
+					rv->answering = v->via.boolean;
+				}
+				continue;
+			}
+			if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+				continue;
+			for (int f = 0; f < RV_N; f++)
+				if (str_is(key, rv_key[f])) {
+					rv->have[f] = true;
+					rv->v[f] = v->via.u64;
+				}
+		}
+	}
+out:
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+/* Ask node i for its recovery counters; -1 (why) if it does not answer. */
+static int
+recov_query(struct run *r, int i, struct recov *rv, char *why,
+    size_t whylen)
+{
+	/* {action: "get_state", recovery: true} */
+	static const uint8_t req[] = {
+		0x82, 0xa6, 'a', 'c', 't', 'i', 'o', 'n',
+		0xa9, 'g', 'e', 't', '_', 's', 't', 'a', 't', 'e',
+		0xa8, 'r', 'e', 'c', 'o', 'v', 'e', 'r', 'y', 0xc3,
+	};
+	distkv *k;
+	int rc;
+
+	memset(rv, 0, sizeof(*rv));
+	if ((k = client(r, i)) == NULL) {
+		snprintf(why, whylen, "%s: no connection", r->c.node[i].name);
+		return -1;
+	}
+	if ((rc = distkv_request(k, req, sizeof(req), recov_reply, rv)) !=
+	    0) {
+		snprintf(why, whylen, "%s: get_state: %s %s",
+		    r->c.node[i].name, distkv_strerror(rc), distkv_errmsg(k));
+		call_failed(r, i, rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the split scenario (--split) ---- */
+
+/*
+ * Does node i hold write w's event (its head, or a causal successor)?
+ * For the cut probe: a node of the other side must not.
+ */
+static bool
+holds_event(const struct cluster_dump *d, const struct write_rec *w)
+{
+	distkv_path *p = cluster_path("fk", w->key);
+	size_t plen, n;
+	uint8_t *pb = cluster_path_bytes(p, &plen);
+	const struct cluster_item *it = cluster_dump_find(d, pb, plen);
+	struct link l[CLUSTER_MAX_ARGS];
+	bool held = false;
+
+	distkv_path_free(p);
+	free(pb);
+	if (it == NULL)
+		return false;
+	n = parse_chain(it->chain, it->chain_len, l, CLUSTER_MAX_ARGS);
+	for (size_t j = 0; j < n && !held; j++)
+		held = !strcmp(l[j].node, w->head) && l[j].tick >= w->tick;
+	return held;
+}
+
+/*
+ * Do the nodes of side s hold one tree, with every change made on that
+ * side (writes from index w0 on)?  0, or -1 with the difference in why.
+ */
+static int
+side_settled(struct run *r, const int *side, int s, size_t w0, char *why,
+    size_t whylen)
+{
+	struct cluster_dump ref, d;
+	char tmp[1400];
+	int first = -1, rc = 0;
+
+	for (int i = 0; i < r->n && rc == 0; i++) {
+		if (side[i] != s)
+			continue;
+		if ((rc = cluster_dump(&r->c, i, first < 0 ? &ref : &d)) !=
+		    0) {
+			snprintf(why, whylen, "%s: dump: %s",
+			    r->c.node[i].name, distkv_strerror(rc));
+			rc = -1;
+			break;
+		}
+		if (first < 0) {
+			first = i;
+			continue;
+		}
+		if (cluster_dump_cmp(&ref, &d, tmp, sizeof(tmp)) != 0) {
+			snprintf(why, whylen, "%s vs %s: %s",
+			    r->c.node[first].name, r->c.node[i].name, tmp);
+			rc = -1;
+		}
+		cluster_dump_free(&d);
+	}
+	for (size_t k = w0; first >= 0 && rc == 0 && k < r->nw; k++) {
+		const struct write_rec *w = &r->w[k];
+
+		if (side[w->node] == s &&
+		    !write_kept(&ref, w, tmp, sizeof(tmp))) {
+			snprintf(why, whylen, "%s: fk/%d = %lld of %s: %s",
+			    r->c.node[first].name, w->key,
+			    (long long)w->value, r->c.node[w->node].name, tmp);
+			rc = -1;
+		}
+	}
+	if (first >= 0)
+		cluster_dump_free(&ref);
+	return rc;
+}
+
+/*
+ * The cut probe: changes of the other side (writes from w0 on) that the
+ * nodes hold although the cut is up.  Returns their number, -1 if a node
+ * does not answer dump.
+ */
+static int
+cut_leaks(struct run *r, const int *side, size_t w0)
+{
+	int leaks = 0;
+
+	for (int i = 0; i < r->n; i++) {
+		struct cluster_dump d;
+		int rc;
+
+		if ((rc = cluster_dump(&r->c, i, &d)) != 0) {
+			fprintf(stderr, "distkv-faults: split: %s: dump: %s\n",
+			    r->c.node[i].name, distkv_strerror(rc));
+			return -1;
+		}
+		for (size_t k = w0; k < r->nw; k++) {
+			const struct write_rec *w = &r->w[k];
+
+			if (side[w->node] == side[i] || !holds_event(&d, w))
+				continue;
+			if (leaks++ < 5)
+				fprintf(stderr, "distkv-faults: split: the cut "
+				    "leaked: %s holds fk/%d = %lld (%s:%llu) "
+				    "made on %s across the cut\n",
+				    r->c.node[i].name, w->key,
+				    (long long)w->value, w->head,
+				    (unsigned long long)w->tick,
+				    r->c.node[w->node].name);
+		}
+		cluster_dump_free(&d);
+	}
+	return leaks;
+}
+
+/* A counter sum for the summary: its value, or n/a (static ring). */
+static const char *
+fmt_counter(bool have, uint64_t v)
+{
+	static char ring[8][24];
+	static unsigned next;
+	char *b = ring[next++ % 8];
+
+	if (!have)
+		return "n/a";
+	snprintf(b, sizeof(ring[0]), "%llu", (unsigned long long)v);
+	return b;
+}
+
+static int
+run_split(struct run *r)
+{
+	static struct recov before[CLUSTER_MAX], after[CLUSTER_MAX];
+	int side[CLUSTER_MAX], nside[2] = { 0, 0 }, made[2] = { 0, 0 };
+	int half = (r->n + 1) / 2, violations = 0, expected = 0, leaks = -1;
+	int have[RV_N], have_running = 0, running = 0, checked_on;
+	uint64_t sum[RV_N], lost = 0;
+	long long t0, t_cut, t_sides = -1, t_heal, t_conv = -1;
+	struct cluster_dump final;
+	bool failed = false;
+	size_t w0;
+	int64_t id = 0;
+	char why[2048];
+
+	/* every node writes, so that every node knows every node's ticks */
+	for (int i = 0; i < r->n; i++) {
+		int rc = do_write(r, i, SPLIT_MARK_KEY + i, false, ++id);
+
+		if (rc != 0) {
+			fprintf(stderr, "distkv-faults: split: marker on %s "
+			    "not acknowledged: %s\n", r->c.node[i].name,
+			    rc == 1 ? "nothing changed" : distkv_strerror(rc));
+			goto early;
+		}
+	}
+	if (wait_same(r, (size_t)r->n, harness_now_ms(), r->converge_ms,
+	    why, sizeof(why)) < 0) {
+		fprintf(stderr, "distkv-faults: split: TIMEOUT: no convergence "
+		    "before the cut in %d s: %s\n", r->converge_ms / 1000, why);
+		print_divergence(r);
+		goto early;
+	}
+	/*
+	 * Counted from here, so that the start does not count: once no node
+	 * runs a recovery (the start's ping collisions start some), if the
+	 * agents report that.
+	 */
+	t0 = harness_now_ms();
+	for (;;) {
+		int busy = 0;
+
+		for (int i = 0; i < r->n; i++) {
+			if (recov_query(r, i, &before[i], why,
+			    sizeof(why)) != 0) {
+				fprintf(stderr, "distkv-faults: split: %s\n",
+				    why);
+				goto early;
+			}
+			busy += before[i].have_running && before[i].running;
+		}
+		if (busy == 0)
+			break;
+		if (g_stop || harness_now_ms() - t0 > r->converge_ms) {
+			fprintf(stderr, "distkv-faults: split: TIMEOUT: %d "
+			    "node(s) still run a recovery %d s before the "
+			    "cut\n", busy, r->converge_ms / 1000);
+			goto early;
+		}
+		usleep(50000);
+	}
+
+	for (int i = 0; i < r->n; i++)
+		nside[side[i] = i < half ? 0 : 1]++;
+	if (partition_apply(r, side, 2) != 0) {
+		fprintf(stderr, "distkv-faults: split: could not cut\n");
+		goto early;
+	}
+	t_cut = harness_now_ms();
+	w0 = r->nw;
+	/* alternately on the two sides, each time on the next node there */
+	for (int j = 0; j < r->changes; j++) {
+		int s = j % 2, nth = (j / 2) % nside[s], i = -1, rc;
+
+		for (int x = 0; x < r->n && nth >= 0; x++)
+			if (side[x] == s && nth-- == 0)
+				i = x;
+		if ((rc = do_write(r, i, j, false, ++id)) != 0) {
+			fprintf(stderr, "distkv-faults: split: change %d "
+			    "(fk/%d) on %s not acknowledged: %s\n", j, j,
+			    r->c.node[i].name, rc == 1 ? "nothing changed" :
+			    distkv_strerror(rc));
+			goto early;
+		}
+		made[s]++;
+	}
+	logf_(r, "%d changes made (%d, %d)", r->changes, made[0], made[1]);
+	t0 = harness_now_ms();
+	while (!g_stop && t_sides < 0) {
+		int s = 0;
+
+		while (s < 2 && side_settled(r, side, s, w0, why,
+		    sizeof(why)) == 0)
+			s++;
+		if (s == 2)
+			t_sides = harness_now_ms() - t0;
+		else if (harness_now_ms() - t0 > r->converge_ms)
+			break;
+		else
+			usleep(50000);	/* dumps are not free */
+	}
+	if (g_stop)
+		return 1;
+	if (t_sides < 0) {
+		fprintf(stderr, "distkv-faults: split: TIMEOUT: the sides did "
+		    "not settle in %d s: %s\n", r->converge_ms / 1000, why);
+		failed = true;
+	} else if ((leaks = cut_leaks(r, side, w0)) != 0)
+		failed = true;
+	/*
+	 * The split lasts SPLIT_HOLD_CLOCKS at least: long enough for each
+	 * side to ping on its own (so the chains collide at the heal) and
+	 * for Serf to stop re-gossiping the split's events, which would
+	 * otherwise repair it without any recovery.
+	 */
+	while (!failed && !g_stop && harness_now_ms() - t_cut <
+	    (long long)(SPLIT_HOLD_CLOCKS * clock_s(r) * 1000.0))
+		usleep(20000);
+	logf_(r, "sides settled in %lld ms; healing %lld ms after the cut",
+	    t_sides, harness_now_ms() - t_cut);
+
+	do_heal(r);
+	t_heal = harness_now_ms();
+	t_conv = wait_same(r, (size_t)(r->n + r->changes), t_heal,
+	    r->converge_ms, why, sizeof(why));
+	if (g_stop)
+		return 1;
+	if (t_conv < 0) {
+		fprintf(stderr, "distkv-faults: split: TIMEOUT: no convergence "
+		    "in %d s after the heal: %s\n", r->converge_ms / 1000, why);
+		print_divergence(r);
+		failed = true;
+	}
+	logf_(r, "converged %lld ms after the heal", t_conv);
+	for (checked_on = 0; checked_on < r->n; checked_on++)
+		if (cluster_dump(&r->c, checked_on, &final) == 0)
+			break;
+	if (checked_on == r->n) {
+		fprintf(stderr, "distkv-faults: split: no node answers dump\n");
+		failed = true;
+	} else {
+		violations = check_writes(r, &final, &expected);
+		cluster_dump_free(&final);
+	}
+
+	memset(have, 0, sizeof(have));
+	memset(sum, 0, sizeof(sum));
+	for (int i = 0; i < r->n; i++) {
+		if (recov_query(r, i, &after[i], why, sizeof(why)) != 0) {
+			fprintf(stderr, "distkv-faults: split: %s\n", why);
+			failed = true;
+			continue;
+		}
+		for (int f = 0; f < RV_N; f++) {
+			if (!after[i].have[f])
+				continue;
+			have[f]++;
+			sum[f] += after[i].v[f] -
+			    (before[i].have[f] ? before[i].v[f] : 0);
+		}
+		have_running += after[i].have_running;
+		running += after[i].have_running && after[i].running;
+	}
+	for (int i = 0; i < r->n; i++)
+		lost += (uint64_t)made[1 - side[i]];
+	if (have[RV_RETRANSMIT_EVENTS] > 0 && r->changes <= 10 &&
+	    sum[RV_RETRANSMIT_EVENTS] > (uint64_t)r->n + 1) {
+		fprintf(stderr, "distkv-faults: split: %llu retransmit events "
+		    "for %d changes, more than N+1 = %d\n",
+		    (unsigned long long)sum[RV_RETRANSMIT_EVENTS], r->changes,
+		    r->n + 1);
+		failed = true;
+	}
+	failed |= violations > 0;
+
+	{
+		bool per = have[RV_RETRANSMIT_ENTRIES] > 0 ||
+		    have[RV_CATCHUP_ITEMS] > 0;
+		double rpl = lost > 0 ? (double)(sum[RV_RETRANSMIT_ENTRIES] +
+		    sum[RV_CATCHUP_ITEMS]) / (double)lost : 0.0;
+		char runs[32], rpls[32] = "n/a", cut[32] = "unprobed";
+
+		snprintf(runs, sizeof(runs), "%d/%d", running, r->n);
+		if (per)
+			snprintf(rpls, sizeof(rpls), "%.2f", rpl);
+		if (leaks == 0)
+			snprintf(cut, sizeof(cut), "held");
+		else if (leaks > 0)
+			snprintf(cut, sizeof(cut), "leaked(%d)", leaks);
+		printf("distkv-faults: split nodes=%d sides=%d+%d changes=%d "
+		    "acked=%zu lost_events=%llu violations=%d cut=%s "
+		    "sides_ms=%lld converge_ms=%lld %s recoveries=%s "
+		    "retransmit_events=%s retransmit_entries=%s "
+		    "missing_reports=%s known_reports=%s catchup_items=%s "
+		    "retransmitted_per_lost=%s recovery_running=%s %s\n",
+		    r->n, nside[0], nside[1], r->changes, r->nw - w0,
+		    (unsigned long long)lost, violations, cut, t_sides,
+		    t_conv, fmt_converge(r, t_conv),
+		    fmt_counter(have[RV_RECOVERIES] > 0,
+		    sum[RV_RECOVERIES]),
+		    fmt_counter(have[RV_RETRANSMIT_EVENTS] > 0,
+		    sum[RV_RETRANSMIT_EVENTS]),
+		    fmt_counter(have[RV_RETRANSMIT_ENTRIES] > 0,
+		    sum[RV_RETRANSMIT_ENTRIES]),
+		    fmt_counter(have[RV_MISSING_REPORTS] > 0,
+		    sum[RV_MISSING_REPORTS]),
+		    fmt_counter(have[RV_KNOWN_REPORTS] > 0,
+		    sum[RV_KNOWN_REPORTS]),
+		    fmt_counter(have[RV_CATCHUP_ITEMS] > 0,
+		    sum[RV_CATCHUP_ITEMS]),
+		    rpls,
+		    have_running > 0 ? runs : "n/a",
+		    failed ? "FAIL" : "PASS");
+		fflush(stdout);
+	}
+	if (failed && !r->keep)
+		fprintf(stderr, "%s", cluster_diag(&r->c));
+	return failed ? 1 : 0;
+early:
+	/* no figures to give */
+	printf("distkv-faults: split nodes=%d changes=%d FAIL\n", r->n,
+	    r->changes);
+	if (!r->keep && !g_stop)
+		fprintf(stderr, "%s", cluster_diag(&r->c));
+	return 1;
+}
+
+/* ---- the fault run ---- */
+
+static int
+run_faults(struct run *r)
+{
+	struct cluster_dump final;
+	long long next_fault, t_end, t_heal, t_conv = -1;
+	int violations = 0, expected = 0, read_violations = 0;
+	int read_expected = 0, rc, checked_on = 0;
+	int64_t id = 0;
+	char why[2048];
+
+	t_end = harness_now_ms() + (long long)r->seconds * 1000;
+	next_fault = harness_now_ms() + rnd_range(RNG_FAULT, 1000, 3000);
+	while (!g_stop && harness_now_ms() < t_end) {
+		one_write(r, ++id);
+		one_read(r);
+		if (harness_now_ms() >= next_fault) {
+			inject(r);
+			next_fault = harness_now_ms() +
+			    rnd_range(RNG_FAULT, 1000, 4000);
+		}
+		housekeeping(r, false);
+		usleep(20000);
+	}
+	if (g_stop)
+		return 1;
+
+	/* ---- heal everything, restart the dead, converge ---- */
+	do_heal(r);
+	housekeeping(r, true);
+	t_heal = harness_now_ms();
+	logf_(r, "final heal; waiting for convergence");
+	for (int i = 0; i < r->n && !g_stop; i++)
+		if (cluster_wait_socket(&r->c, i, (int)(r->converge_ms -
+		    (harness_now_ms() - t_heal))) != 0) {
+			fprintf(stderr, "distkv-faults: %s: no socket after the "
+			    "final heal\n", r->c.node[i].name);
+			break;
+		}
+	t_conv = wait_same(r, 0, t_heal, r->converge_ms, why, sizeof(why));
+	if (g_stop)
+		return 1;
+	if (t_conv < 0) {
+		fprintf(stderr, "distkv-faults: TIMEOUT: no convergence in "
+		    "%d s: %s\n%s", r->converge_ms / 1000, why,
+		    cluster_diag(&r->c));
+		print_divergence(r);
+	}
+	housekeeping(r, false);		/* report crashes during convergence */
+
+	/*
+	 * Check against node 0's tree, or without convergence against the
+	 * first node that answers (the result is then only indicative).
+	 */
+	for (checked_on = 0; checked_on < r->n; checked_on++)
+		if (cluster_dump(&r->c, checked_on, &final) == 0)
+			break;
+	if (checked_on == r->n) {
+		fprintf(stderr, "distkv-faults: no node answers dump\n");
+		t_conv = -1;
+	} else {
+		violations = check_writes(r, &final, &expected);
+		read_violations = check_reads(r, &final, &read_expected);
+		for (size_t k = 0; g_verbose && k < final.n; k++)
+			fprintf(stderr, "faults: final item %zu: value %s "
+			    "tock %llu\n", k, mp_show(final.it[k].value,
+			    final.it[k].value_len),
+			    (unsigned long long)final.it[k].tock);
+		cluster_dump_free(&final);
+	}
+	rc = (t_conv < 0 || violations > 0 || read_violations > 0 ||
+	    r->faults[F_CRASH] > 0) ? 1 : 0;
+	{
+		int reuse = count_tick_reuse(r);
+		size_t dels = 0, off = 0;
+		char fl[256];
+
+		for (size_t k = 0; k < r->nw; k++)
+			dels += r->w[k].del;
+		for (int f = 0; f < F_NKINDS; f++)
+			off += (size_t)snprintf(fl + off, sizeof(fl) - off,
+			    " %s=%d", fault_name[f], r->faults[f]);
+		printf("distkv-faults: seed=%llu nodes=%d duration=%ds "
+		    "faults:%s acked=%zu (deletes %zu) write_errors=%lu "
+		    "violations=%d expected_wipe_losses=%d reads=%zu "
+		    "(nil %lu) read_errors=%lu read_violations=%d "
+		    "expected_wipe_read_losses=%d tick_reuse=%d "
+		    "partition_probes_diverged=%d/%d converge_ms=%lld %s "
+		    "checked_on=%s%s %s\n",
+		    (unsigned long long)r->seed, r->n, r->seconds, fl,
+		    r->nw, dels, r->write_errors, violations, expected,
+		    r->nrd, r->reads_nil, r->read_errors, read_violations,
+		    read_expected, reuse, r->probes_diverged, r->probes,
+		    t_conv, fmt_converge(r, t_conv),
+		    checked_on < r->n ? r->c.node[checked_on].name : "none",
+		    t_conv < 0 ? "(unconverged)" : "",
+		    rc == 0 ? "PASS" : t_conv < 0 ? "FAIL(timeout)" :
+		    "FAIL");
+		fflush(stdout);
+	}
+	if (rc != 0 && !r->keep)
+		fprintf(stderr, "%s", cluster_diag(&r->c));
+	return rc;
+}
+
 /* ---- main ---- */
 
 static void
@@ -777,7 +1780,13 @@ usage(void)
 	fprintf(stderr, "usage: distkv-faults [--nodes N] [--seconds S] "
 	    "[--seed X] [--converge-timeout S] [--wipe-percent P] [--keep]\n"
 	    "       [--verbose]\n"
-	    "  P: share of agent restarts with an emptied state dir (25)\n");
+	    "       distkv-faults --split [--nodes N] [--changes K] "
+	    "[--converge-timeout S] [--keep]\n"
+	    "       [--verbose]\n"
+	    "  P: share of agent restarts with an emptied state dir (25)\n"
+	    "  --split: cut the nodes into two halves, make K changes (10) "
+	    "on both sides,\n"
+	    "  heal, and report convergence and the recovery counters\n");
 }
 
 static void
@@ -790,6 +1799,7 @@ cleanup(struct run *r)
 		setenv("DISTKV_KEEP", "1", 1);
 	cluster_cleanup(&r->c);
 	free(r->w);
+	free(r->rd);
 }
 
 int
@@ -803,16 +1813,14 @@ main(int argc, char **argv)
 		{ "keep", no_argument, NULL, 'k' },
 		{ "wipe-percent", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "split", no_argument, NULL, 'S' },
+		{ "changes", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct run run;
 	struct run *r = &run;
 	struct sigaction sa;
-	struct cluster_dump final;
-	long long next_fault, t_end, t_heal, t_conv = -1;
-	int opt, violations = 0, expected = 0, rc = 1, ipbase, checked_on = 0;
-	int64_t id = 0;
-	char why[2048];
+	int opt, rc = 1, ipbase;
 	unsigned base_uid;
 
 	r->n = 3;
@@ -820,6 +1828,7 @@ main(int argc, char **argv)
 	r->seed = (uint64_t)time(NULL);
 	r->converge_ms = 90000;
 	r->wipe_pct = 25;
+	r->changes = 10;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n': r->n = atoi(optarg); break;
@@ -829,10 +1838,14 @@ main(int argc, char **argv)
 		case 'k': r->keep = true; break;
 		case 'w': r->wipe_pct = atoi(optarg); break;
 		case 'v': g_verbose = true; break;
+		case 'S': r->split = true; break;
+		case 'K': r->changes = atoi(optarg); break;
 		default: usage(); return 2;
 		}
 	}
-	if (r->n < 2 || r->n > CLUSTER_MAX || r->seconds < 1) {
+	if (optind != argc || r->n < 2 || r->n > CLUSTER_MAX ||
+	    r->seconds < 1 || r->converge_ms < 1000 || r->changes < 1 ||
+	    r->changes >= SPLIT_MARK_KEY) {
 		usage();
 		return 2;
 	}
@@ -846,7 +1859,7 @@ main(int argc, char **argv)
 		    "skipped\n");
 		return 77;
 	}
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < RNG_N; k++) {
 		rng_state[k] = (r->seed + (uint64_t)k) * 0x9E3779B97F4A7C15ULL +
 		    0x1234567ULL;
 		if (rng_state[k] == 0)
@@ -899,112 +1912,7 @@ main(int argc, char **argv)
 	}
 	logf_(r, "cluster of %d up (ports %d.., uids %u..)", r->n, r->c.port,
 	    base_uid);
-
-	/* ---- workload and faults ---- */
-	t_end = harness_now_ms() + (long long)r->seconds * 1000;
-	next_fault = harness_now_ms() + rnd_range(RNG_FAULT, 1000, 3000);
-	while (!g_stop && harness_now_ms() < t_end) {
-		one_write(r, ++id);
-		if (harness_now_ms() >= next_fault) {
-			inject(r);
-			next_fault = harness_now_ms() +
-			    rnd_range(RNG_FAULT, 1000, 4000);
-		}
-		housekeeping(r, false);
-		usleep(20000);
-	}
-	if (g_stop)
-		goto out;
-
-	/* ---- heal everything, restart the dead, converge ---- */
-	do_heal(r);
-	housekeeping(r, true);
-	t_heal = harness_now_ms();
-	logf_(r, "final heal; waiting for convergence");
-	for (int i = 0; i < r->n && !g_stop; i++)
-		if (cluster_wait_socket(&r->c, i, (int)(r->converge_ms -
-		    (harness_now_ms() - t_heal))) != 0) {
-			fprintf(stderr, "distkv-faults: %s: no socket after the "
-			    "final heal\n", r->c.node[i].name);
-			break;
-		}
-	/* in slices, so that a signal does not wait for the deadline */
-	while (!g_stop && t_conv < 0 &&
-	    harness_now_ms() - t_heal < r->converge_ms)
-		if (cluster_wait_same(&r->c, 0, 1000, why, sizeof(why)) == 0)
-			t_conv = harness_now_ms() - t_heal;
-	if (g_stop)
-		goto out;
-	if (t_conv < 0)
-		fprintf(stderr, "distkv-faults: TIMEOUT: no convergence in "
-		    "%d s: %s\n%s", r->converge_ms / 1000, why,
-		    cluster_diag(&r->c));
-	housekeeping(r, false);		/* report crashes during convergence */
-
-	/*
-	 * Check against node 0's tree, or without convergence against the
-	 * first node that answers (the result is then only indicative).
-	 */
-	for (checked_on = 0; checked_on < r->n; checked_on++)
-		if (cluster_dump(&r->c, checked_on, &final) == 0)
-			break;
-	{
-		if (checked_on == r->n) {
-			fprintf(stderr, "distkv-faults: no node answers dump\n");
-			t_conv = -1;
-		} else {
-			violations = check(r, &final, &expected);
-			if (g_verbose)
-				for (size_t k = 0; k < final.n; k++) {
-					char vb[128];
-					msgpack_unpacked up;
-
-					msgpack_unpacked_init(&up);
-					vb[0] = 0;
-					if (msgpack_unpack_next(&up,
-					    (const char *)final.it[k].value,
-					    final.it[k].value_len, NULL) ==
-					    MSGPACK_UNPACK_SUCCESS)
-						msgpack_object_print_buffer(vb,
-						    sizeof(vb), up.data);
-					msgpack_unpacked_destroy(&up);
-					fprintf(stderr, "faults: final item "
-					    "%zu: value %s tock %llu\n", k, vb,
-					    (unsigned long long)
-					    final.it[k].tock);
-				}
-			cluster_dump_free(&final);
-		}
-	}
-	rc = (t_conv < 0 || violations > 0 || r->faults[F_CRASH] > 0) ? 1 : 0;
-	{
-		int reuse = count_tick_reuse(r);
-		size_t dels = 0;
-
-		for (size_t k = 0; k < r->nw; k++)
-			dels += r->w[k].del;
-		char fl[256];
-		size_t off = 0;
-
-		for (int f = 0; f < F_NKINDS; f++)
-			off += (size_t)snprintf(fl + off, sizeof(fl) - off,
-			    " %s=%d", fault_name[f], r->faults[f]);
-		printf("distkv-faults: seed=%llu nodes=%d duration=%ds "
-		    "faults:%s acked=%zu (deletes %zu) write_errors=%lu "
-		    "violations=%d expected_wipe_losses=%d tick_reuse=%d "
-		    "partition_probes_diverged=%d/%d converge_ms=%lld "
-		    "checked_on=%s%s %s\n",
-		    (unsigned long long)r->seed, r->n, r->seconds, fl,
-		    r->nw, dels, r->write_errors, violations, expected,
-		    reuse, r->probes_diverged, r->probes, t_conv,
-		    checked_on < r->n ? r->c.node[checked_on].name : "none",
-		    t_conv < 0 ? "(unconverged)" : "",
-		    rc == 0 ? "PASS" : t_conv < 0 ? "FAIL(timeout)" :
-		    "FAIL");
-		fflush(stdout);
-	}
-	if (rc != 0 && !r->keep)
-		fprintf(stderr, "%s", cluster_diag(&r->c));
+	rc = r->split ? run_split(r) : run_faults(r);
 out:
 	if (g_stop)
 		fprintf(stderr, "distkv-faults: interrupted; cleaning up\n");
