@@ -756,9 +756,8 @@ cluster_dump_find(const struct cluster_dump *d, const void *path, size_t len)
 	return bsearch(&key, d->it, d->n, sizeof(key), cmp_item);
 }
 
-/* Render msgpack bytes for a message (static ring). */
-static const char *
-show(const uint8_t *b, size_t len)
+const char *
+cluster_show(const uint8_t *b, size_t len)
 {
 	static char ring[4][512];
 	static unsigned next;
@@ -791,14 +790,14 @@ cluster_dump_cmp(const struct cluster_dump *a, const struct cluster_dump *b,
 
 		if (r < 0) {
 			snprintf(why, whylen, "only in the first: %s = %s",
-			    show(x->path, x->path_len),
-			    show(x->value, x->value_len));
+			    cluster_show(x->path, x->path_len),
+			    cluster_show(x->value, x->value_len));
 			return -1;
 		}
 		if (r > 0) {
 			snprintf(why, whylen, "only in the second: %s = %s",
-			    show(y->path, y->path_len),
-			    show(y->value, y->value_len));
+			    cluster_show(y->path, y->path_len),
+			    cluster_show(y->value, y->value_len));
 			return -1;
 		}
 		if (!same_bytes(x->value, x->value_len, y->value,
@@ -807,15 +806,15 @@ cluster_dump_cmp(const struct cluster_dump *a, const struct cluster_dump *b,
 		    y->chain_len)) {
 			snprintf(why, whylen, "%s differs: %s tock %llu chain %s"
 			    " / %s tock %llu chain %s",
-			    show(x->path, x->path_len),
+			    cluster_show(x->path, x->path_len),
 			    x->value_len > 64 ? "(long value)" :
-			    show(x->value, x->value_len),
+			    cluster_show(x->value, x->value_len),
 			    (unsigned long long)x->tock,
-			    show(x->chain, x->chain_len),
+			    cluster_show(x->chain, x->chain_len),
 			    y->value_len > 64 ? "(long value)" :
-			    show(y->value, y->value_len),
+			    cluster_show(y->value, y->value_len),
 			    (unsigned long long)y->tock,
-			    show(y->chain, y->chain_len));
+			    cluster_show(y->chain, y->chain_len));
 			return -1;
 		}
 		i++;

@@ -156,6 +156,9 @@ int cluster_dump_cmp(const struct cluster_dump *a, const struct cluster_dump *b,
 int cluster_wait_same(struct cluster *c, size_t min_items, int timeout_ms,
     char *why, size_t whylen);
 
+/* msgpack bytes as text, for messages: a static ring of 4 buffers. */
+const char *cluster_show(const uint8_t *b, size_t len);
+
 /* A path of one string and one integer element: [s, i] (aborts on ENOMEM). */
 distkv_path *cluster_path(const char *s, int64_t i);
 /* msgpack bytes of a path (array of its elements), malloc'd. */

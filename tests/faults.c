@@ -866,6 +866,20 @@ conflict_wins(const char *fh, uint64_t ftick, uint64_t ftock,
 	return ftick > c->tick;
 }
 
+/* The item of workload key ["fk", key] in d, or NULL. */
+static const struct cluster_item *
+key_item(const struct cluster_dump *d, int key)
+{
+	distkv_path *p = cluster_path("fk", key);
+	size_t plen;
+	uint8_t *pb = cluster_path_bytes(p, &plen);
+	const struct cluster_item *it = cluster_dump_find(d, pb, plen);
+
+	distkv_path_free(p);
+	free(pb);
+	return it;
+}
+
 /*
  * Does the tree d keep claim c (the rule in the header comment)?  If not,
  * why says what differed.
@@ -874,15 +888,11 @@ static bool
 claim_kept(const struct cluster_dump *d, const struct claim *c, char *why,
     size_t whylen)
 {
-	distkv_path *p = cluster_path("fk", c->key);
-	size_t plen, n;
-	uint8_t *pb = cluster_path_bytes(p, &plen);
-	const struct cluster_item *it = cluster_dump_find(d, pb, plen);
+	const struct cluster_item *it = key_item(d, c->key);
 	struct link l[CLUSTER_MAX_ARGS];
 	bool ok = false;
+	size_t n;
 
-	distkv_path_free(p);
-	free(pb);
 	if (it == NULL) {
 		snprintf(why, whylen, "key missing from the tree");
 		return false;
@@ -1073,28 +1083,6 @@ count_tick_reuse(const struct run *r)
 
 /* ---- convergence ---- */
 
-/* msgpack bytes as text, for messages (static ring of 4). */
-static const char *
-mp_show(const uint8_t *b, size_t len)
-{
-	static char ring[4][256];
-	static unsigned next;
-	char *out = ring[next++ % 4];
-	msgpack_unpacked up;
-
-	if (b == NULL)
-		return "(none)";
-	out[0] = '\0';
-	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, (const char *)b, len, NULL) ==
-	    MSGPACK_UNPACK_SUCCESS)
-		msgpack_object_print_buffer(out, sizeof(ring[0]), up.data);
-	else
-		snprintf(out, sizeof(ring[0]), "(%zu bad bytes)", len);
-	msgpack_unpacked_destroy(&up);
-	return out;
-}
-
 static bool
 same_item(const struct cluster_item *a, const struct cluster_item *b)
 {
@@ -1135,7 +1123,7 @@ print_divergence(struct run *r)
 				continue;
 			shown++;
 			fprintf(stderr, "distkv-faults: differs: %s\n",
-			    mp_show(it->path, it->path_len));
+			    cluster_show(it->path, it->path_len));
 			for (int b = a; b < r->n; b++) {
 				const struct cluster_item *x = got[b] ?
 				    cluster_dump_find(&d[b], it->path,
@@ -1151,9 +1139,9 @@ print_divergence(struct run *r)
 					fprintf(stderr, "  %s: value %s tock "
 					    "%llu chain %s\n",
 					    r->c.node[b].name,
-					    mp_show(x->value, x->value_len),
+					    cluster_show(x->value, x->value_len),
 					    (unsigned long long)x->tock,
-					    mp_show(x->chain, x->chain_len));
+					    cluster_show(x->chain, x->chain_len));
 			}
 		}
 	}
@@ -1321,15 +1309,11 @@ recov_query(struct run *r, int i, struct recov *rv, char *why,
 static bool
 holds_event(const struct cluster_dump *d, const struct write_rec *w)
 {
-	distkv_path *p = cluster_path("fk", w->key);
-	size_t plen, n;
-	uint8_t *pb = cluster_path_bytes(p, &plen);
-	const struct cluster_item *it = cluster_dump_find(d, pb, plen);
+	const struct cluster_item *it = key_item(d, w->key);
 	struct link l[CLUSTER_MAX_ARGS];
 	bool held = false;
+	size_t n;
 
-	distkv_path_free(p);
-	free(pb);
 	if (it == NULL)
 		return false;
 	n = parse_chain(it->chain, it->chain_len, l, CLUSTER_MAX_ARGS);
@@ -1732,7 +1716,7 @@ run_faults(struct run *r)
 		read_violations = check_reads(r, &final, &read_expected);
 		for (size_t k = 0; g_verbose && k < final.n; k++)
 			fprintf(stderr, "faults: final item %zu: value %s "
-			    "tock %llu\n", k, mp_show(final.it[k].value,
+			    "tock %llu\n", k, cluster_show(final.it[k].value,
 			    final.it[k].value_len),
 			    (unsigned long long)final.it[k].tock);
 		cluster_dump_free(&final);
