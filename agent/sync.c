@@ -103,6 +103,8 @@ struct sync {
 	ev_io connect_io;
 	msgpack_sbuffer preq;		/* the request to send once connected */
 	char pname[SERF_NAME_MAX + 1];
+	char refused[SERF_NAME_MAX + 1];	/* the last peer that refused */
+	ev_tstamp refused_until;
 
 	struct sync_monitor *mons;
 
@@ -1396,6 +1398,10 @@ pick_peer(struct sync *s, const char *want)
 		if (strcmp(m->status, "alive") != 0 || m->peer[0] == '\0' ||
 		    strcmp(m->name, s->a->self->name) == 0)
 			continue;
+		/* it just said it has no data: ask the others first */
+		if (ev_now(s->a->loop) < s->refused_until &&
+		    strcmp(m->name, s->refused) == 0)
+			continue;
 		if (want != NULL && strcmp(m->name, want) == 0)
 			return m;
 		if (best == NULL)
@@ -1557,6 +1563,8 @@ peer_message(void *arg, const uint8_t *msg, size_t len)
 		    err->type == MSGPACK_OBJECT_STR ? (int)err->via.str.size : 1,
 		    err->type == MSGPACK_OBJECT_STR ? err->via.str.ptr : "?");
 		/* the request is over; the timer asks another peer */
+		snprintf(s->refused, sizeof(s->refused), "%s", s->pname);
+		s->refused_until = ev_now(a->loop) + 2 * a->cfg.clock;
 		s->peer_done = true;
 		s->catching_up = false;
 		s->downloading = false;
