@@ -19,6 +19,8 @@ int	path_pack(msgpack_packer *pk, const distkv_path *p);
  * enough (call again with a buffer that big).
  */
 size_t	path_key(const distkv_path *p, uint8_t *buf, size_t cap);
+/* The key bytes kept in p (NULL if they did not fit): borrowed. */
+const uint8_t *path_key_cached(const distkv_path *p, size_t *len);
 /* Append the elements of a msgpack array from the agent; DISTKV_EPROTO if
  * it is not a valid path. */
 int	path_push_object(distkv_path *p, const msgpack_object *o);

@@ -24,11 +24,31 @@ struct path_elem {
 	size_t len;
 };
 
+/*
+ * The canonical key bytes are kept up to date in the path itself (when
+ * they fit): a shm lookup by path then reads one object, with the key in
+ * its first cache line, instead of walking the element array and every
+ * element's string (each its own allocation, each a cache miss when a
+ * service looks up many paths).
+ */
+#define PATH_KEY_CACHE 110
+
 struct distkv_path {
+	uint16_t key_len;		/* 0: the key does not fit key[] */
+	uint8_t key[PATH_KEY_CACHE];
 	size_t n;
 	size_t cap;
 	struct path_elem *e;
 };
+
+/* After every change of the elements. */
+static void
+path_key_refresh(distkv_path *p)
+{
+	size_t n = path_key(p, p->key, sizeof(p->key));
+
+	p->key_len = n <= sizeof(p->key) ? (uint16_t)n : 0;
+}
 
 static int	path_push(distkv_path *, enum distkv_elem_type, const void *,
 		    size_t, int64_t);
@@ -44,6 +64,7 @@ distkv_path_new(distkv_path **out)
 	*out = NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return (-ENOMEM);
+	path_key_refresh(p);
 	*out = p;
 	return (0);
 }
@@ -117,6 +138,7 @@ path_push(distkv_path *p, enum distkv_elem_type type, const void *b,
 	} else if (type == DISTKV_ELEM_INT)
 		e->i = i;
 	p->n++;
+	path_key_refresh(p);
 	return (0);
 }
 
@@ -182,6 +204,7 @@ distkv_path_truncate(distkv_path *p, size_t n)
 		free(p->e[p->n].s);
 		p->e[p->n].s = NULL;
 	}
+	path_key_refresh(p);
 }
 
 /* ---- internal helpers for client.c ---- */
@@ -518,6 +541,15 @@ distkv_path_format(const distkv_path *p, char **out)
 	}
 	*out = sb.b;
 	return (0);
+}
+
+const uint8_t *
+path_key_cached(const distkv_path *p, size_t *len)
+{
+	if (p == NULL || p->key_len == 0)
+		return (NULL);
+	*len = p->key_len;
+	return (p->key);
 }
 
 size_t

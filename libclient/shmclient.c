@@ -19,10 +19,11 @@ struct distkv_shm {
 	struct shm_reader *r;
 };
 
-/* A key buffer: most paths fit on the stack. */
+/* A key: the one kept in the path, else built on the stack or the heap. */
 struct keybuf {
 	uint8_t small[512];
-	uint8_t *p;
+	const uint8_t *p;
+	uint8_t *heap;
 	size_t len;
 };
 
@@ -30,13 +31,18 @@ struct keybuf {
 static int
 key_of(const distkv_path *p, struct keybuf *k)
 {
-	size_t n = path_key(p, k->small, sizeof(k->small));
+	size_t n;
 
+	k->heap = NULL;
+	if ((k->p = path_key_cached(p, &k->len)) != NULL)
+		return 0;
+	n = path_key(p, k->small, sizeof(k->small));
 	k->p = k->small;
 	if (n > sizeof(k->small)) {
-		if ((k->p = malloc(n)) == NULL)
+		if ((k->heap = malloc(n)) == NULL)
 			return -ENOMEM;
-		n = path_key(p, k->p, n);
+		n = path_key(p, k->heap, n);
+		k->p = k->heap;
 	}
 	k->len = n;
 	return 0;
@@ -45,8 +51,7 @@ key_of(const distkv_path *p, struct keybuf *k)
 static void
 key_free(struct keybuf *k)
 {
-	if (k->p != k->small)
-		free(k->p);
+	free(k->heap);
 }
 
 static int
