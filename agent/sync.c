@@ -37,9 +37,9 @@
 /* Catch-up rounds that gain nothing back off up to this (seconds). */
 #define SYNC_CATCHUP_MAX_BACKOFF 5.0
 /*
- * Missing ticks are left to Serf (split recovery, spec §3.10-3.11) for
- * this many clocks before the peer port pulls them: the first answer of a
- * recovery comes about half a clock after the collision.
+ * While a split recovery runs, missing ticks are left to Serf (spec
+ * §3.10-3.11) for this many clocks before the peer port pulls them: the
+ * first answer of a recovery comes about half a clock after the collision.
  */
 #define SYNC_CATCHUP_GRACE 1.0
 /* One answering round sends at most this many entries again over Serf;
@@ -1769,10 +1769,11 @@ start_catchup(struct sync *s)
 		ranges_fini(&miss);
 		return;
 	}
-	/* Serf gets the first chance (split recovery retransmits) */
+	/* during a split recovery, Serf retransmissions get the first
+	 * chance; other losses are pulled at once */
 	if (s->missing_since == 0)
 		s->missing_since = ev_now(a->loop);
-	if (ev_now(a->loop) - s->missing_since <
+	if (s->rec.running && ev_now(a->loop) - s->missing_since <
 	    SYNC_CATCHUP_GRACE * a->cfg.clock) {
 		ranges_fini(&miss);
 		return;
