@@ -103,7 +103,10 @@ struct distkv {
 	uint8_t		*out;
 	size_t		 out_off, out_len, out_cap;
 
+	/* in flight, oldest first: replies mostly come in that order, so
+	 * finding one is a look at the head */
 	struct req	*reqs;
+	struct req	**reqs_tail;	/* &last->next, or &reqs */
 };
 
 /* Encoder for one request map. */
@@ -255,6 +258,8 @@ req_unlink(distkv *c, struct req *r)
 	for (pp = &c->reqs; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == r) {
 			*pp = r->next;
+			if (c->reqs_tail == &r->next)
+				c->reqs_tail = pp;
 			r->next = NULL;
 			return;
 		}
@@ -855,21 +860,28 @@ distkv_set_result_clear(struct distkv_set_result *r)
 
 /* ---- encoding requests ---- */
 
-static void
-enc_init(struct enc *e, size_t nfields)
-{
-	msgpack_sbuffer_init(&e->sb);
-	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
-	e->err = msgpack_pack_map(&e->pk, nfields) == 0 ? 0 : -ENOMEM;
-}
+/*
+ * Most requests are a few dozen bytes: start with a small buffer (a
+ * cheap allocation) instead of msgpack's 8 KiB first growth.
+ */
+#define ENC_FIRST 256
 
 /* For a map header the caller writes itself. */
 static void
 enc_init_raw(struct enc *e)
 {
 	msgpack_sbuffer_init(&e->sb);
+	if ((e->sb.data = malloc(ENC_FIRST)) != NULL)
+		e->sb.alloc = ENC_FIRST;
 	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
 	e->err = 0;
+}
+
+static void
+enc_init(struct enc *e, size_t nfields)
+{
+	enc_init_raw(e);
+	e->err = msgpack_pack_map(&e->pk, nfields) == 0 ? 0 : -ENOMEM;
 }
 
 static void
@@ -921,7 +933,14 @@ enc_raw(struct enc *e, const void *b, size_t n)
 static void
 enc_path(struct enc *e, const distkv_path *p)
 {
-	if (path_pack(&e->pk, p) != 0)
+	const uint8_t *key;
+	size_t len;
+
+	/* the path keeps its canonical bytes: the same as path_pack's */
+	if ((key = path_key_cached(p, &len)) != NULL) {
+		if (msgpack_sbuffer_write(&e->sb, (const char *)key, len) != 0)
+			e->err = -ENOMEM;
+	} else if (path_pack(&e->pk, p) != 0)
 		e->err = -ENOMEM;
 }
 
@@ -949,8 +968,9 @@ start(distkv *c, struct enc *e, struct req *r)
 
 	if ((rc = e->err) == 0 && (rc = out_queue(c, e->sb.data,
 	    e->sb.size)) == 0) {
-		r->next = c->reqs;
-		c->reqs = r;
+		r->next = NULL;
+		*c->reqs_tail = r;
+		c->reqs_tail = &r->next;
 		/*
 		 * Batch: requests started together leave in one write, from
 		 * distkv_process() or a synchronous wait (distkv_want_write
@@ -1129,6 +1149,7 @@ connect_fd(int fd, int timeout_ms, distkv **out)
 	c->fd = fd;
 	c->timeout_ms = DEFAULT_TIMEOUT;
 	c->next_seq = 1;
+	c->reqs_tail = &c->reqs;
 	msgpack_sbuffer_init(&c->greeting);
 
 	rc = wait_req(c, NULL, timeout_ms);
@@ -1261,6 +1282,7 @@ distkv_close(distkv *c)
 		r->finished = true;
 		req_unref(r);
 	}
+	c->reqs_tail = &c->reqs;
 	close(c->fd);
 	distkv_shm_close(c->shm);
 	distkv_path_free(c->root);

@@ -45,9 +45,15 @@ struct distkv_path {
 static void
 path_key_refresh(distkv_path *p)
 {
-	size_t n = path_key(p, p->key, sizeof(p->key));
+	/* path_key's room estimate is generous: encode, then see */
+	uint8_t tmp[1024];
+	size_t n = path_key(p, tmp, sizeof(tmp));
 
-	p->key_len = n <= sizeof(p->key) ? (uint16_t)n : 0;
+	p->key_len = 0;
+	if (n <= sizeof(p->key)) {
+		memcpy(p->key, tmp, n);
+		p->key_len = (uint16_t)n;
+	}
 }
 
 static int	path_push(distkv_path *, enum distkv_elem_type, const void *,

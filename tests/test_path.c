@@ -282,6 +282,15 @@ assert_key_matches_pack(const distkv_path *p)
 	n = path_key(p, big, need);
 	cr_assert_eq(n, sb.size, "path of %zu elements: key %zu bytes, packed %zu", distkv_path_len(p), n, sb.size);
 	cr_assert_eq(memcmp(big, sb.data, n), 0);
+	/* the bytes the path keeps for lookups, when they fit */
+	{
+		size_t clen;
+		const uint8_t *c = path_key_cached(p, &clen);
+
+		cr_assert(c != NULL || n > 64, "a %zu-byte key not kept", n);
+		cr_assert(c == NULL || (clen == n && memcmp(c, big, n) == 0),
+		    "kept key differs from the packed path");
+	}
 	free(big);
 	msgpack_sbuffer_destroy(&sb);
 }
@@ -310,6 +319,14 @@ Test(path, shm_key_bytes_equal_packed_path)
 	cr_assert_eq(distkv_path_push_bin(p, longstr, 300), 0);
 	cr_assert_eq(distkv_path_push_bin(p, longstr, 66000), 0);
 	cr_assert_eq(distkv_path_push_str(p, "", 0), 0);
+	assert_key_matches_pack(p);
+	/* shortened again, back to a key that is kept */
+	distkv_path_truncate(p, distkv_path_len(p) - 2);
+	assert_key_matches_pack(p);
+	distkv_path_truncate(p, distkv_path_len(p));
+	assert_key_matches_pack(p);
+	cr_assert_eq(distkv_path_push_str(p, "svc", 3), 0);
+	cr_assert_eq(distkv_path_push_int(p, 12), 0);
 	assert_key_matches_pack(p);
 	distkv_path_free(p);
 }
