@@ -81,6 +81,7 @@ struct agent {
 	ev_timer heartbeat;		/* shm liveness */
 	uint64_t changes;		/* accepted changes since start */
 	uint64_t tombstones;		/* entries with a chain and no value */
+	size_t watches;			/* running watch requests (watch.c) */
 };
 
 enum origin {

@@ -34,13 +34,15 @@ struct entry {
 	struct entry **child;		/* creation order */
 	uint32_t nchild, capchild;
 	uint32_t depth;			/* root = 0 */
-	uint32_t key_len;		/* whole key, with the array header */
-	uint32_t name_off;		/* offset of the last element in key */
 	uint32_t value_len;
 	uint8_t *value;			/* canonical msgpack; NULL = nil */
 	uint64_t tock;
 	struct watch *watchers;		/* watch.h, on this entry */
 	struct chain chain;
+	/* last, next to the key: a lookup compares length and bytes in
+	 * one cache line, not the header's line and the key's */
+	uint32_t name_off;		/* offset of the last element in key */
+	uint32_t key_len;		/* whole key, with the array header */
 	uint8_t key[];
 };
 

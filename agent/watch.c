@@ -38,6 +38,7 @@ watch_free(struct task *t)
 {
 	struct watch *w = (struct watch *)t;
 
+	conn_agent(t->conn)->watches--;
 	watch_unlink(w);
 	free(w);
 }
@@ -96,6 +97,7 @@ watch_start(struct conn *c, uint64_t seq, struct entry *e,
 	w->entry = e;
 	w->o = *o;
 	w->last = e;
+	conn_agent(c)->watches++;
 	/* registration first: nothing committed from now on is lost */
 	w->enext = e->watchers;
 	if (e->watchers != NULL)
@@ -115,7 +117,9 @@ watch_start(struct conn *c, uint64_t seq, struct entry *e,
 void
 watch_notify(struct agent *a, struct entry *e)
 {
-	(void)a;
+	/* without any watch, do not touch every ancestor (cache misses) */
+	if (a->watches == 0)
+		return;
 	for (struct entry *p = e; p != NULL; p = p->parent) {
 		struct watch *w, *next;
 		int depth = (int)(e->depth - p->depth);
