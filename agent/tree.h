@@ -1,9 +1,9 @@
 /*
  * tree: the data tree of entries (spec §1.2).  Children are kept in
  * creation order with a hash index once an entry has many of them.
- * Entries are never removed (a delete leaves a tombstone with its chain),
- * so a struct entry pointer stays valid for the agent's lifetime; walkers
- * and watchers rely on that.
+ * Entries are never removed (a delete leaves a tombstone with its chain;
+ * a purge later drops only the chain), so a struct entry pointer stays
+ * valid for the agent's lifetime; walkers and watchers rely on that.
  *
  * Only agent_commit() (agent.h) may change an entry's value, chain or tock;
  * this module only creates entries and finds them.
