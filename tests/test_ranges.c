@@ -81,6 +81,26 @@ Test(ranges, missing_is_complement_up_to_tick)
 	ranges_fini(&miss);
 }
 
+/* The run of ticks from 1 that a node has all seen (info `done`). */
+Test(ranges, prefix_is_the_run_from_one)
+{
+	struct ranges rs;
+
+	ranges_init(&rs);
+	cr_assert_eq(ranges_prefix(&rs), 0, "empty set");
+	ranges_add(&rs, 2, 5);
+	cr_assert_eq(ranges_prefix(&rs), 0, "1 missing");
+	ranges_add(&rs, 1, 2);
+	cr_assert_eq(ranges_prefix(&rs), 4, "1..4 merged");
+	ranges_add(&rs, 6, 9);
+	cr_assert_eq(ranges_prefix(&rs), 4, "a gap at 5 ends the run");
+	ranges_add(&rs, 5, 6);
+	cr_assert_eq(ranges_prefix(&rs), 8);
+	ranges_remove(&rs, 3, 4);
+	cr_assert_eq(ranges_prefix(&rs), 2);
+	ranges_fini(&rs);
+}
+
 Test(ranges, unpack_normalises_and_rejects_garbage)
 {
 	/* [[5,7], 1, [2,4], 3]: unsorted and overlapping */
