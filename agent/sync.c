@@ -134,6 +134,7 @@ struct sync {
 		uint64_t tock;
 	} samples[SYNC_TOCK_SAMPLES];
 	unsigned nsamples;
+	ev_tstamp next_purge;		/* the next tree walk for purges */
 
 	uint64_t announce_from, announce_to;	/* skipped own ticks */
 	bool last_gained;		/* the last catch-up brought something */
@@ -1930,6 +1931,14 @@ purge_tombstones(struct sync *s)
 	if (!agent_ready(a) || !raise_floors(s) || a->tombstones == 0 ||
 	    (limit = tock_keep_ago(s)) == 0)
 		return;
+	/*
+	 * The walk visits the whole tree: not every clock when tombstones
+	 * must be kept long anyway (a tenth of --tombstone-keep late at
+	 * most).
+	 */
+	if (ev_now(a->loop) < s->next_purge)
+		return;
+	s->next_purge = ev_now(a->loop) + a->cfg.tombstone_keep / 10;
 	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL) {
 		struct update u;
