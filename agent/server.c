@@ -611,13 +611,14 @@ server_open_clients(struct server *s)
 }
 
 int
-server_open_peers(struct server *s, const char *hostport)
+server_tcp_socket(const char *hostport, bool passive, struct addrinfo **out)
 {
 	struct addrinfo hints, *ai = NULL;
 	char host[256];
 	const char *colon = strrchr(hostport, ':');
-	int fd, one = 1, rc;
+	int fd, rc;
 
+	*out = NULL;
 	if (colon == NULL || colon == hostport ||
 	    (size_t)(colon - hostport) >= sizeof(host))
 		return -EINVAL;
@@ -625,7 +626,8 @@ server_open_peers(struct server *s, const char *hostport)
 	host[colon - hostport] = '\0';
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
+	    (passive ? AI_PASSIVE : 0);
 	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
 		return -EINVAL;
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -635,6 +637,18 @@ server_open_peers(struct server *s, const char *hostport)
 		freeaddrinfo(ai);
 		return rc;
 	}
+	*out = ai;
+	return fd;
+}
+
+int
+server_open_peers(struct server *s, const char *hostport)
+{
+	struct addrinfo *ai;
+	int fd, one = 1, rc;
+
+	if ((fd = server_tcp_socket(hostport, true, &ai)) < 0)
+		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
 	    listen(fd, 64) != 0) {

@@ -43,6 +43,13 @@ struct task {
 int server_new(struct agent *a, struct server **out);
 /* Listen on the client socket (cfg.socket_path, cfg.socket_mode). */
 int server_open_clients(struct server *s);
+/*
+ * A non-blocking TCP socket for numeric "HOST:PORT" (passive: to bind);
+ * returns the fd with *ai to use and free, or -EINVAL / -errno.
+ */
+struct addrinfo;
+int server_tcp_socket(const char *hostport, bool passive,
+    struct addrinfo **ai);
 /* Listen for peers on TCP ADDR:PORT; their greeting carries a challenge
  * and they must prove the cluster key first (peer_auth). */
 int server_open_peers(struct server *s, const char *hostport);

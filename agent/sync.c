@@ -18,6 +18,7 @@
 #include "ranges.h"
 #include "serf.h"
 #include "serfproc.h"
+#include "server.h"
 #include "sync.h"
 
 /*
@@ -1666,28 +1667,11 @@ static int
 peer_request(struct sync *s, const struct serf_member *m,
     const msgpack_sbuffer *req)
 {
-	struct addrinfo hints, *ai = NULL;
-	char host[256];
-	const char *colon = strrchr(m->peer, ':');
+	struct addrinfo *ai;
 	int fd, rc;
 
-	if (colon == NULL || colon == m->peer ||
-	    (size_t)(colon - m->peer) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, m->peer, (size_t)(colon - m->peer));
-	host[colon - m->peer] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd < 0) {
-		rc = -errno;
-		freeaddrinfo(ai);
-		return rc;
-	}
+	if ((fd = server_tcp_socket(m->peer, false, &ai)) < 0)
+		return fd;
 	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (rc != 0 && errno != EINPROGRESS) {

@@ -34,6 +34,7 @@
 
 #include "../tests/cluster.h"
 #include "distkv.h"
+#include "proto.h"
 
 #define IPBASE 40
 #define MAXB (CLUSTER_MAX - 1)
@@ -85,23 +86,6 @@ stats_of(double *v, size_t n)
 }
 
 /* ---- msgpack ---- */
-
-static const msgpack_object *
-map_get(const msgpack_object *m, const char *key)
-{
-	size_t n = strlen(key);
-
-	if (m->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *k = &m->via.map.ptr[i].key;
-
-		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-		    memcmp(k->via.str.ptr, key, n) == 0)
-			return &m->via.map.ptr[i].val;
-	}
-	return NULL;
-}
 
 static void
 pack_str(msgpack_packer *pk, const char *s)
@@ -322,8 +306,8 @@ mon_cb(void *arg, const uint8_t *msg, size_t len)
 	msgpack_unpacked_init(&up);
 	if (msgpack_unpack_next(&up, (const char *)msg, len, NULL) ==
 	    MSGPACK_UNPACK_SUCCESS) {
-		st = map_get(&up.data, "state");
-		d = map_get(&up.data, "data");
+		st = proto_map_get(&up.data, "state");
+		d = proto_map_get(&up.data, "data");
 		if (st != NULL)
 			m->f->started[m->b] = true;
 		else if (d != NULL && d->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&

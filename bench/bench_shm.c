@@ -1649,27 +1649,6 @@ agent_stop(struct agentproc *ap)
 	return (-1);
 }
 
-static void
-agent_log_tail(const struct agentproc *ap)
-{
-	char	buf[4096];
-	ssize_t	n;
-	off_t	size;
-	int	fd;
-
-	if ((fd = open(ap->log, O_RDONLY | O_CLOEXEC)) < 0)
-		return;
-	size = lseek(fd, 0, SEEK_END);
-	lseek(fd, size > (off_t)sizeof(buf) ? size - (off_t)sizeof(buf) : 0,
-	    SEEK_SET);
-	if ((n = read(fd, buf, sizeof(buf))) > 0) {
-		fprintf(stderr, "---- last output of distkv-agent ----\n");
-		fwrite(buf, 1, (size_t)n, stderr);
-		fprintf(stderr, "---- end ----\n");
-	}
-	close(fd);
-}
-
 /* Fork and exec the agent, pinned to --cpu-server, and wait for it. */
 static int
 agent_start(struct bench *b, struct agentproc *ap)
@@ -1980,7 +1959,7 @@ out:
 	if (agent_stop(&ap) != 0)
 		status = -1;
 	if (status != 0)
-		agent_log_tail(&ap);
+		log_tail(ap.log, "distkv-agent");
 	return (status);
 }
 

@@ -165,7 +165,6 @@ static int		 value_check(struct side *s, long key, const void *got,
 static long		 walk_next(struct side *s);
 static int		 server_start(struct side *s, char *const argv[]);
 static int		 server_stop(struct side *s);
-static void		 server_log_tail(const struct server *srv);
 static void		 on_signal(int sig);
 static int		 measure(struct side *s, enum metric m, long round);
 static int		 verify(struct side *s);
@@ -357,28 +356,6 @@ server_stop(struct side *s)
 		fprintf(stderr, "bench: %s died of signal %d\n", srv->name,
 		    WTERMSIG(status));
 	return (-1);
-}
-
-/* Show the last lines the server wrote, for a failed start or run. */
-static void
-server_log_tail(const struct server *srv)
-{
-	char	buf[4096];
-	ssize_t	n;
-	off_t	size;
-	int	fd;
-
-	if ((fd = open(srv->log, O_RDONLY | O_CLOEXEC)) < 0)
-		return;
-	size = lseek(fd, 0, SEEK_END);
-	lseek(fd, size > (off_t)sizeof(buf) ? size - (off_t)sizeof(buf) : 0,
-	    SEEK_SET);
-	if ((n = read(fd, buf, sizeof(buf))) > 0) {
-		fprintf(stderr, "---- last output of %s ----\n", srv->name);
-		fwrite(buf, 1, (size_t)n, stderr);
-		fprintf(stderr, "---- end ----\n");
-	}
-	close(fd);
 }
 
 /* Remove the flat temp dir: whatever the servers left there, then it. */
@@ -1206,7 +1183,7 @@ out:
 		if (server_stop(s) != 0)
 			status = 1;
 		if (status != 0)
-			server_log_tail(&s->srv);
+			log_tail(s->srv.log, s->srv.name);
 	}
 	if (status == 0)
 		print_table(&b, &sides[0], &sides[1]);

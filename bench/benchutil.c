@@ -1,6 +1,7 @@
 /* benchutil: see benchutil.h. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -104,6 +105,27 @@ median(double *v, long n)
 	if (n % 2 == 1)
 		return (v[n / 2]);
 	return ((v[n / 2 - 1] + v[n / 2]) / 2);
+}
+
+void
+log_tail(const char *path, const char *name)
+{
+	char	buf[4096];
+	ssize_t	n;
+	off_t	size;
+	int	fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	lseek(fd, size > (off_t)sizeof(buf) ? size - (off_t)sizeof(buf) : 0,
+	    SEEK_SET);
+	if ((n = read(fd, buf, sizeof(buf))) > 0) {
+		fprintf(stderr, "---- last output of %s ----\n", name);
+		fwrite(buf, 1, (size_t)n, stderr);
+		fprintf(stderr, "---- end ----\n");
+	}
+	close(fd);
 }
 
 void

@@ -29,6 +29,8 @@ double median(double *v, long n);
  * exits (*pid is then -1), or ms pass.  0 or -1 (said on stderr).
  */
 int wait_socket(const char *sock, pid_t *pid, const char *name, int ms);
+/* Copy the last 4 KiB of a server's log file to stderr, under name. */
+void log_tail(const char *path, const char *name);
 /* Remove a temp dir this program made and the plain files in it. */
 void dir_remove(const char *dir);
 

@@ -121,12 +121,15 @@ distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
 	return shm_err(rc);
 }
 
-/* Small scalar values: read into a stack buffer, then decode. */
+/* Small scalar values: read into a stack buffer, then decode; a value
+ * too long for it is no number or bool. */
 static int
 shm_get_small(distkv_shm *s, const distkv_path *p, uint8_t *buf, size_t cap,
     size_t *len)
 {
-	return distkv_shm_get(s, p, buf, cap, len, NULL);
+	int rc = distkv_shm_get(s, p, buf, cap, len, NULL);
+
+	return rc == DISTKV_ETOOSMALL ? DISTKV_ETYPE : rc;
 }
 
 int
@@ -162,8 +165,6 @@ distkv_shm_get_int(distkv_shm *s, const distkv_path *p, int64_t *out)
 	size_t len;
 	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
 
-	if (rc == DISTKV_ETOOSMALL)
-		return DISTKV_ETYPE;	/* no integer is that long */
 	return rc != 0 ? rc : distkv_value_get_int(buf, len, out);
 }
 
@@ -174,8 +175,6 @@ distkv_shm_get_double(distkv_shm *s, const distkv_path *p, double *out)
 	size_t len;
 	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
 
-	if (rc == DISTKV_ETOOSMALL)
-		return DISTKV_ETYPE;
 	return rc != 0 ? rc : distkv_value_get_double(buf, len, out);
 }
 
@@ -186,8 +185,6 @@ distkv_shm_get_bool(distkv_shm *s, const distkv_path *p, bool *out)
 	size_t len;
 	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
 
-	if (rc == DISTKV_ETOOSMALL)
-		return DISTKV_ETYPE;
 	return rc != 0 ? rc : distkv_value_get_bool(buf, len, out);
 }
 

@@ -18,6 +18,7 @@
 #include <msgpack.h>
 
 #include "cluster.h"
+#include "proto.h"
 
 #define CLUSTER_POLL_US 2000	/* poll interval of deadline-bounded waits */
 
@@ -591,23 +592,6 @@ pack_obj(const msgpack_object *o, size_t *len)
 	return (uint8_t *)sb.data;
 }
 
-static const msgpack_object *
-map_get(const msgpack_object *m, const char *key)
-{
-	size_t n = strlen(key);
-
-	if (m->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *k = &m->via.map.ptr[i].key;
-
-		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-		    memcmp(k->via.str.ptr, key, n) == 0)
-			return &m->via.map.ptr[i].val;
-	}
-	return NULL;
-}
-
 static int
 dump_item(void *arg, const uint8_t *msg, size_t len)
 {
@@ -625,13 +609,13 @@ dump_item(void *arg, const uint8_t *msg, size_t len)
 		x->err = DISTKV_EPROTO;
 		goto out;
 	}
-	path = map_get(&up.data, "path");
+	path = proto_map_get(&up.data, "path");
 	if (path == NULL)
 		goto out;		/* state messages, the state item */
-	depth = map_get(&up.data, "depth");
-	value = map_get(&up.data, "value");
-	tock = map_get(&up.data, "tock");
-	chain = map_get(&up.data, "chain");
+	depth = proto_map_get(&up.data, "depth");
+	value = proto_map_get(&up.data, "value");
+	tock = proto_map_get(&up.data, "tock");
+	chain = proto_map_get(&up.data, "chain");
 	if (path->type != MSGPACK_OBJECT_ARRAY || depth == NULL ||
 	    depth->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
 	    depth->via.u64 > x->depth || value == NULL || tock == NULL ||

@@ -99,6 +99,7 @@
 #include <msgpack.h>
 
 #include "cluster.h"
+#include "proto.h"
 
 #define NKEYS 4
 #define MARK_BASE 0xd10000	/* + uid: unique per run and node */
@@ -1216,15 +1217,6 @@ struct recov {
 	bool have_answering, answering;
 };
 
-static bool
-str_is(const msgpack_object *o, const char *s)
-{
-	size_t n = strlen(s);
-
-	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-	    memcmp(o->via.str.ptr, s, n) == 0;
-}
-
 /* distkv_request callback: pick the recovery map out of the reply. */
 static int
 recov_reply(void *arg, const uint8_t *msg, size_t len)
@@ -1240,7 +1232,7 @@ recov_reply(void *arg, const uint8_t *msg, size_t len)
 	for (uint32_t k = 0; k < m->via.map.size; k++) {
 		const msgpack_object *rec = &m->via.map.ptr[k].val;
 
-		if (!str_is(&m->via.map.ptr[k].key, "recovery") ||
+		if (!proto_str_eq(&m->via.map.ptr[k].key, "recovery") ||
 		    rec->type != MSGPACK_OBJECT_MAP)
 			continue;
 		for (uint32_t j = 0; j < rec->via.map.size; j++) {
@@ -1248,10 +1240,10 @@ recov_reply(void *arg, const uint8_t *msg, size_t len)
 			const msgpack_object *v = &rec->via.map.ptr[j].val;
 
 			if (v->type == MSGPACK_OBJECT_BOOLEAN) {
-				if (str_is(key, "running")) {
+				if (proto_str_eq(key, "running")) {
 					rv->have_running = true;
 					rv->running = v->via.boolean;
-				} else if (str_is(key, "answering")) {
+				} else if (proto_str_eq(key, "answering")) {
 					rv->have_answering = true;
 					rv->answering = v->via.boolean;
 				}
@@ -1260,7 +1252,7 @@ recov_reply(void *arg, const uint8_t *msg, size_t len)
 			if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 				continue;
 			for (int f = 0; f < RV_N; f++)
-				if (str_is(key, rv_key[f])) {
+				if (proto_str_eq(key, rv_key[f])) {
 					rv->have[f] = true;
 					rv->v[f] = v->via.u64;
 				}
