@@ -210,7 +210,7 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 
 	if (o == ORIGIN_PURGE)
 		return agent_forget_tombstone(a, e, u);
-	if (in.n == 0)
+	if (in.n == 0 || u->tock > PROTO_MAX_TOCK)
 		return -EINVAL;
 	if (in.n > a->cfg.change_length)
 		in.n = a->cfg.change_length;	/* spec §8.21: cap everywhere */
@@ -268,6 +268,13 @@ agent_change_local(struct agent *a, struct entry *e, const uint8_t *value,
 	unsigned n = 1;
 	int rc;
 
+	/*
+	 * At the ceiling, refuse: a tick used twice or a tock that wraps
+	 * would break the chain and conflict rules on every node.
+	 */
+	if ((a->self->has_tick && a->self->tick >= PROTO_MAX_TICK) ||
+	    a->tock > PROTO_MAX_TOCK - 3)
+		return -ERANGE;
 	memset(&u, 0, sizeof(u));
 	agent_stamp(a);
 	node_raise_tick(a->self, a->self->has_tick ? a->self->tick + 1 : 1);
@@ -317,7 +324,7 @@ merge_state(struct agent *a, const msgpack_object *rec, const char **why)
 			}
 			ranges_init(&rs);
 			if (k == 0 && v->type != MSGPACK_OBJECT_NIL &&
-			    proto_get_uint(v, &t) != 0)
+			    proto_get_tick(v, &t) != 0)
 				rc = -EINVAL;
 			if (k > 0)
 				rc = ranges_unpack(v, &rs);
@@ -358,7 +365,7 @@ int
 agent_apply_record(struct agent *a, struct record_ctx *ctx,
     const msgpack_object *rec, enum origin o, bool *applied, const char **why)
 {
-	const msgpack_object *path, *depth, *value, *ch, *tock;
+	const msgpack_object *path, *depth, *value, *ch, *tock = NULL;
 	struct entry *start, *e;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -399,6 +406,23 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 		    start->depth - ctx->base->depth > d; start = start->parent)
 			;
 	}
+	memset(&u, 0, sizeof(u));
+	ch = proto_map_get(rec, "chain");
+	if (ch == NULL && proto_map_get(rec, "node") != NULL)
+		ch = rec;	/* flat chain fields */
+	/* every check before the path is created: a bad record changes nothing */
+	if (ch != NULL && ch->type != MSGPACK_OBJECT_NIL) {
+		if (chain_unpack(&a->nodes, ch, a->cfg.change_length,
+		    &u.chain) != 0) {
+			*why = "bad chain (node names, ticks 1 to 2^53-1)";
+			return -EINVAL;
+		}
+		tock = proto_map_get(rec, "tock");
+		if (tock != NULL && proto_get_tock(tock, &u.tock) != 0) {
+			*why = "bad tock (an integer, at most 2^53-1)";
+			return -EINVAL;
+		}
+	}
 	rc = tree_follow(&a->tree, start, path, true,
 	    start == a->tree.root, NULL, &e);
 	if (rc != 0) {
@@ -406,23 +430,10 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 		return rc == -ENOMEM ? rc : -EINVAL;
 	}
 	ctx->last = e;
-	memset(&u, 0, sizeof(u));
-	ch = proto_map_get(rec, "chain");
-	if (ch == NULL && proto_map_get(rec, "node") != NULL)
-		ch = rec;	/* flat chain fields */
 	if (ch == NULL || ch->type == MSGPACK_OBJECT_NIL)
 		return 0;	/* a value-less snapshot entry changes nothing */
-	if (chain_unpack(&a->nodes, ch, a->cfg.change_length, &u.chain) != 0) {
-		*why = "bad chain";
-		return -EINVAL;
-	}
-	tock = proto_map_get(rec, "tock");
 	if (tock == NULL)
 		u.tock = agent_stamp(a);
-	else if (proto_get_uint(tock, &u.tock) != 0) {
-		*why = "bad tock";
-		return -EINVAL;
-	}
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	if (value->type != MSGPACK_OBJECT_NIL) {

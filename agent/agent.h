@@ -131,7 +131,8 @@ int agent_commit(struct agent *a, const struct update *u, enum origin o);
 /*
  * A local change (spec §3.7): new tick for this node, chain built on the
  * entry's chain, value (canonical msgpack, NULL = delete) committed.
- * Always accepted.  Returns 0 or -ENOMEM.
+ * Always accepted.  Returns 0, -ENOMEM, or -ERANGE when this node's tick
+ * or the tock is at its ceiling (PROTO_MAX_TICK: nothing is changed).
  */
 int agent_change_local(struct agent *a, struct entry *e, const uint8_t *value,
     size_t len);

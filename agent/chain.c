@@ -103,7 +103,7 @@ chain_read_link(const msgpack_object *m, const msgpack_object **name,
 
 	if (n == NULL || !chain_node_name_ok(n))
 		return -EINVAL;
-	if (t == NULL || proto_get_uint(t, tick) != 0 || *tick == 0)
+	if (t == NULL || proto_get_tick(t, tick) != 0 || *tick == 0)
 		return -EINVAL;
 	*name = n;
 	return 0;

@@ -519,6 +519,21 @@ same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 	return alen == blen && memcmp(a, b, alen) == 0;
 }
 
+/* Why agent_change_local refused, in words (never a wrong cause). */
+static void
+reply_change_error(struct req *r, int rc)
+{
+	if (rc == -ERANGE)
+		conn_reply_error(r->c, r->seq, "Tick limit reached: node %s "
+		    "cannot make more changes (ticks and tocks end at 2^53-1)",
+		    r->a->self->name);
+	else if (rc == -ENOMEM)
+		conn_reply_error(r->c, r->seq, "Out of memory");
+	else
+		conn_reply_error(r->c, r->seq, "Change not applied: %s",
+		    strerror(-rc));
+}
+
 static void
 set_common(struct req *r, bool internal, bool del)
 {
@@ -535,6 +550,7 @@ set_common(struct req *r, bool internal, bool del)
 	size_t oldlen = 0;
 	char txt[256];
 	msgpack_packer *pk;
+	int rc;
 
 	valbuf_init(&val);
 	valbuf_init(&pv);
@@ -631,8 +647,8 @@ set_common(struct req *r, bool internal, bool del)
 		memcpy(old, e->value, e->value_len);
 		oldlen = e->value_len;
 	}
-	if (agent_change_local(r->a, e, nv, nvlen) != 0) {
-		conn_reply_error(r->c, r->seq, "Out of memory");
+	if ((rc = agent_change_local(r->a, e, nv, nvlen)) != 0) {
+		reply_change_error(r, rc);
 		goto out;
 	}
 	pk = conn_reply(r->c, r->seq, 2 + (report_prev ? 1 : 0) +
@@ -876,6 +892,7 @@ act_delete_tree(struct req *r)
 	int64_t nchain;
 	uint64_t count = 0;
 	msgpack_packer *pk;
+	int rc;
 
 	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain) ||
 	    !req_path(r, true, false, &base))
@@ -900,9 +917,9 @@ act_delete_tree(struct req *r)
 			}
 			memcpy(old, e->value, oldlen);
 		}
-		if (agent_change_local(r->a, e, NULL, 0) != 0) {
+		if ((rc = agent_change_local(r->a, e, NULL, 0)) != 0) {
 			free(old);
-			conn_reply_error(r->c, r->seq, "Out of memory");
+			reply_change_error(r, rc);
 			break;
 		}
 		count++;

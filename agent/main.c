@@ -398,7 +398,7 @@ apply_init_value(struct agent *a)
 	if (agent_change_local(a, a->tree.root,
 	    sb.size == 1 && (uint8_t)sb.data[0] == 0xc0 ? NULL :
 	    (const uint8_t *)sb.data, sb.size) != 0)
-		fatal("out of memory");
+		fatal("cannot set the --init value");
 	msgpack_sbuffer_destroy(&sb);
 }
 

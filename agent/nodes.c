@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include "nodes.h"
+#include "proto.h"
 
 void
 nodes_init(struct nodes *ns)
@@ -115,6 +116,9 @@ nodes_get(struct nodes *ns, const char *name, size_t len, bool create)
 void
 node_raise_tick(struct node *n, uint64_t t)
 {
+	/* every decoder refuses such ticks; this is the last line */
+	if (t > PROTO_MAX_TICK)
+		return;
 	if (!n->has_tick || t > n->tick) {
 		n->tick = t;
 		n->has_tick = true;

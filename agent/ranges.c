@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "ranges.h"
 
 void
@@ -212,7 +213,7 @@ ranges_unpack(const msgpack_object *o, struct ranges *rs)
 
 		if (it->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
 			b = it->via.u64;
-			if (b == 0 || b == UINT64_MAX)
+			if (b == 0 || b > PROTO_MAX_TICK)
 				return -EINVAL;
 			e = b + 1;
 		} else if (it->type == MSGPACK_OBJECT_ARRAY &&
@@ -223,7 +224,8 @@ ranges_unpack(const msgpack_object *o, struct ranges *rs)
 		    MSGPACK_OBJECT_POSITIVE_INTEGER) {
 			b = it->via.array.ptr[0].via.u64;
 			e = it->via.array.ptr[1].via.u64;
-			if (b == 0 || e <= b)
+			/* [b, e): e may be one past the ceiling */
+			if (b == 0 || e <= b || e > PROTO_MAX_TICK + 1)
 				return -EINVAL;
 		} else
 			return -EINVAL;

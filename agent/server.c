@@ -45,6 +45,7 @@ struct conn {
 	bool reading;		/* rio active (off while output is full) */
 	bool dirty;		/* on the flush list */
 	bool want_pump;		/* some task waits for output room */
+	bool input_held;	/* requests buffered while output was full */
 	bool dead;
 	struct conn *next, *prev;		/* all connections */
 	struct conn *dnext;			/* flush list */
@@ -155,6 +156,8 @@ conn_reply_error(struct conn *c, uint64_t seq, const char *fmt, ...)
 		n = 0;
 	if ((size_t)n >= sizeof(msg))
 		n = sizeof(msg) - 1;
+	/* every error text is valid UTF-8, however the parts were cut */
+	n = (int)proto_utf8_sanitize(msg, (size_t)n);
 	pk = conn_reply(c, seq, 1, true);
 	msgpack_pack_str_with_body(pk, "error", 5);
 	msgpack_pack_str_with_body(pk, msg, (size_t)n);
@@ -305,8 +308,10 @@ conn_wio_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	conn_flush(c);
-	if (!c->dead && !conn_output_busy(c) && c->want_pump)
-		conn_mark_dirty(c);	/* pumps run in the prepare step */
+	/* pumps and held requests run in the prepare step */
+	if (!c->dead && ((!conn_output_busy(c) && c->want_pump) ||
+	    (c->input_held && !conn_output_full(c))))
+		conn_mark_dirty(c);
 	if (c->dead)
 		conn_close(c);
 }
@@ -317,7 +322,13 @@ conn_process_input(struct conn *c)
 {
 	size_t off = 0;
 
-	while (!c->dead && off < c->in_len) {
+	/*
+	 * Over --max-output, leave the rest buffered: the read watcher is
+	 * off too, so a client that pipelines and never reads holds at most
+	 * max_output plus one reply here (whatever its requests are).
+	 * conn_flush comes back to it once the output drains.
+	 */
+	while (!c->dead && off < c->in_len && !conn_output_full(c)) {
 		size_t objlen;
 		msgpack_object obj;
 		int rc;
@@ -365,6 +376,7 @@ conn_process_input(struct conn *c)
 		memmove(c->in, c->in + off, c->in_len - off);
 		c->in_len -= off;
 	}
+	c->input_held = !c->dead && c->in_len > 0 && conn_output_full(c);
 }
 
 static void
@@ -515,8 +527,11 @@ server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct conn *c;
 
 	(void)revents;
-	for (c = s->dirty; c != NULL; c = c->dnext)
+	for (c = s->dirty; c != NULL; c = c->dnext) {
+		if (c->input_held && !conn_output_full(c))
+			conn_process_input(c);
 		conn_run_pumps(c);
+	}
 	agent_end_batch(s->a);
 	while ((c = s->dirty) != NULL) {
 		s->dirty = c->dnext;
@@ -526,11 +541,13 @@ server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			conn_close(c);
 	}
 	/*
-	 * A walk that paused on a busy output whose bytes all went out at
-	 * once has no write event to wake it: run its pump next iteration.
+	 * A walk that paused on a busy output, or requests held while the
+	 * output was full, whose bytes all went out at once have no write
+	 * event to wake them: run them next iteration.
 	 */
 	for (c = s->conns; c != NULL; c = c->next)
-		if (c->want_pump && !conn_output_busy(c)) {
+		if ((c->want_pump && !conn_output_busy(c)) ||
+		    (c->input_held && !conn_output_full(c))) {
 			conn_mark_dirty(c);
 			ev_idle_start(loop, &s->idle);
 		}

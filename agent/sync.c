@@ -656,7 +656,7 @@ ping_decode(struct sync *s, const msgpack_object *m, struct pingchain *out)
 	const msgpack_object *cur = m;
 
 	memset(out, 0, sizeof(*out));
-	if (proto_get_uint(proto_map_get(m, "tock"), &out->tock) != 0)
+	if (proto_get_tock(proto_map_get(m, "tock"), &out->tock) != 0)
 		return false;
 	while (cur != NULL && cur->type == MSGPACK_OBJECT_MAP &&
 	    out->n < PING_MAX) {
@@ -671,7 +671,7 @@ ping_decode(struct sync *s, const msgpack_object *m, struct pingchain *out)
 		if (l->node == NULL)
 			return false;
 		if (tick != NULL && tick->type != MSGPACK_OBJECT_NIL) {
-			if (proto_get_uint(tick, &l->tick) != 0)
+			if (proto_get_tick(tick, &l->tick) != 0)
 				return false;
 			l->has_tick = true;
 			node_raise_tick(l->node, l->tick);
@@ -1109,7 +1109,7 @@ raise_tock(struct agent *a, const msgpack_object *m)
 {
 	uint64_t t;
 
-	if (proto_get_uint(proto_map_get(m, "tock"), &t) == 0 && t > a->tock)
+	if (proto_get_tock(proto_map_get(m, "tock"), &t) == 0 && t > a->tock)
 		a->tock = t;
 }
 
@@ -1122,7 +1122,7 @@ raise_node_tick(struct agent *a, const msgpack_object *name,
 	uint64_t t;
 
 	if (name == NULL || !chain_node_name_ok(name) || tick == NULL ||
-	    proto_get_uint(tick, &t) != 0)
+	    proto_get_tick(tick, &t) != 0)
 		return;
 	n = nodes_get(&a->nodes, name->via.str.ptr, name->via.str.size, true);
 	if (n != NULL)
@@ -1199,7 +1199,7 @@ take_done(struct sync *s, const msgpack_object *from,
 		uint64_t t;
 
 		if (chain_node_name_ok(k) &&
-		    proto_get_uint(&done->via.map.ptr[i].val, &t) == 0 &&
+		    proto_get_tick(&done->via.map.ptr[i].val, &t) == 0 &&
 		    (n = nodes_get(ns, k->via.str.ptr, k->via.str.size,
 		    false)) != NULL)
 			v[n->index] = t;

@@ -180,6 +180,68 @@ proto_get_uint(const msgpack_object *o, uint64_t *out)
 	return 0;
 }
 
+int
+proto_get_tick(const msgpack_object *o, uint64_t *out)
+{
+	uint64_t t;
+
+	if (proto_get_uint(o, &t) != 0)
+		return -EINVAL;
+	if (t > PROTO_MAX_TICK)
+		return -ERANGE;
+	*out = t;
+	return 0;
+}
+
+int
+proto_get_tock(const msgpack_object *o, uint64_t *out)
+{
+	uint64_t t;
+
+	if (proto_get_uint(o, &t) != 0)
+		return -EINVAL;
+	if (t > PROTO_MAX_TOCK)
+		return -ERANGE;
+	*out = t;
+	return 0;
+}
+
+/*
+ * Length of the valid UTF-8 sequence at s[i] (1 to 4), 0 if the bytes
+ * there are not one, -1 if they may be one cut short by the end.
+ */
+static int
+utf8_seq_len(const unsigned char *s, size_t i, size_t len)
+{
+	unsigned char c = s[i];
+	size_t n;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	else if ((c & 0xe0) == 0xc0) {
+		n = 1; cp = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 2; cp = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 3; cp = c & 0x07;
+	} else
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if (i + k >= len)
+			return -1;
+		if ((s[i + k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i + k] & 0x3f);
+	}
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+	    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return (int)n + 1;
+}
+
 bool
 proto_utf8_valid(const char *str, size_t len)
 {
@@ -187,9 +249,7 @@ proto_utf8_valid(const char *str, size_t len)
 	size_t i = 0;
 
 	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		uint32_t cp;
+		int n;
 
 		/* ASCII, the common case: eight bytes at a time */
 		if (len - i >= 8) {
@@ -201,32 +261,30 @@ proto_utf8_valid(const char *str, size_t len)
 				continue;
 			}
 		}
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1; cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2; cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3; cp = c & 0x07;
-		} else
+		if ((n = utf8_seq_len(s, i, len)) <= 0)
 			return false;
-		if (len - i <= n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		/* overlong forms, surrogates, beyond U+10FFFF */
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
+		i += (size_t)n;
 	}
 	return true;
+}
+
+size_t
+proto_utf8_sanitize(char *str, size_t len)
+{
+	unsigned char *s = (unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		int n = utf8_seq_len(s, i, len);
+
+		if (n < 0)
+			return i;	/* a character cut by the end */
+		if (n == 0)
+			s[i++] = '?';
+		else
+			i += (size_t)n;
+	}
+	return len;
 }
 
 int

@@ -25,6 +25,16 @@
 #define PROTO_MAX_PATH_DEPTH 64
 /* Longest node name (bytes). */
 #define PROTO_MAX_NODE_NAME 128
+/*
+ * Highest tick and tock accepted from anywhere (clients, Serf, peers,
+ * files) and made here: 2^53 - 1, the largest integer every JSON reader
+ * holds exactly.  Far below 2^64, so "tick + 1" and the three tock stamps
+ * of a change can never wrap; a million changes a second would need 285
+ * years to reach it.  A node at the ceiling refuses new changes with a
+ * clear error rather than reuse a tick or let a tock go backwards.
+ */
+#define PROTO_MAX_TICK ((UINT64_C(1) << 53) - 1)
+#define PROTO_MAX_TOCK PROTO_MAX_TICK
 
 /*
  * Find the first complete msgpack object in buf[0..len).
@@ -52,9 +62,18 @@ bool proto_str_eq(const msgpack_object *o, const char *s);
 /* Integer value of o (positive or negative integer).  Returns 0 or -EINVAL. */
 int proto_get_int(const msgpack_object *o, int64_t *out);
 int proto_get_uint(const msgpack_object *o, uint64_t *out);
+/* A tick (0..PROTO_MAX_TICK) or tock (0..PROTO_MAX_TOCK); -EINVAL/-ERANGE. */
+int proto_get_tick(const msgpack_object *o, uint64_t *out);
+int proto_get_tock(const msgpack_object *o, uint64_t *out);
 
 /* True if s[0..len) is valid UTF-8. */
 bool proto_utf8_valid(const char *s, size_t len);
+/*
+ * Make s[0..len) valid UTF-8 in place, for texts cut to fit a buffer:
+ * a character cut off at the end is dropped, any other invalid byte
+ * becomes '?'.  Returns the new length.
+ */
+size_t proto_utf8_sanitize(char *s, size_t len);
 
 /*
  * Pack one path element in canonical form (spec §1.1, our choices):

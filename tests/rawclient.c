@@ -19,7 +19,7 @@
 /* ---- notation parser ---- */
 
 enum rv_type {
-	RV_NIL, RV_BOOL, RV_INT, RV_FLOAT, RV_STR, RV_BIN, RV_ARR, RV_MAP,
+	RV_NIL, RV_BOOL, RV_INT, RV_UINT, RV_FLOAT, RV_STR, RV_BIN, RV_ARR, RV_MAP,
 	RV_ANY, RV_ABSENT
 };
 
@@ -29,6 +29,7 @@ struct rv {
 	bool b;
 	bool open;		/* map: '...' seen */
 	int64_t i;
+	uint64_t u;		/* RV_UINT: above INT64_MAX */
 	double d;
 	char *s;
 	size_t len;
@@ -169,6 +170,11 @@ parse_number(struct rv_parser *ps, struct rv *out)
 	} else {
 		out->t = RV_INT;
 		out->i = strtoll(ps->p, &end, 10);
+		if (errno == ERANGE && *ps->p != '-') {
+			errno = 0;
+			out->t = RV_UINT;
+			out->u = strtoull(ps->p, &end, 10);
+		}
 	}
 	if (end == ps->p || errno != 0)
 		return perr(ps, "bad number");
@@ -335,6 +341,7 @@ rv_pack(msgpack_packer *pk, const struct rv *v)
 	case RV_BOOL:
 		return v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	case RV_INT: return msgpack_pack_int64(pk, v->i);
+	case RV_UINT: return msgpack_pack_uint64(pk, v->u);
 	case RV_FLOAT: return msgpack_pack_double(pk, v->d);
 	case RV_STR:
 		msgpack_pack_str(pk, v->len);
@@ -542,6 +549,9 @@ rv_match(const struct rv *p, const msgpack_object *o)
 		return o->type == MSGPACK_OBJECT_BOOLEAN &&
 		    o->via.boolean == p->b;
 	case RV_INT: return obj_int(o, &iv) && iv == p->i;
+	case RV_UINT:
+		return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    o->via.u64 == p->u;
 	case RV_FLOAT:
 		return (o->type == MSGPACK_OBJECT_FLOAT32 ||
 		    o->type == MSGPACK_OBJECT_FLOAT64) && o->via.f64 == p->d;

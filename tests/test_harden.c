@@ -1,0 +1,286 @@
+/*
+ * test_harden: regression tests of the hardening issue (hostile input and
+ * operator mistakes), each against a real distkv-agent.
+ *
+ * Every test here failed on main ecb24f7 (the behaviour the issue
+ * reported) and names the item it covers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+#include "proto.h"
+#include "rawclient.h"
+
+static struct harness_agent ag;
+
+static void
+setup(void)
+{
+	harness_init(&ag);
+}
+
+static void
+teardown(void)
+{
+	harness_cleanup(&ag);
+}
+
+TestSuite(harden, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The head tick of path ['NAME'] (nchain 1). */
+static uint64_t
+head_tick(struct rc_conn *c, int seq, const char *name)
+{
+	struct rc_msg *m = rc_call(c, "{seq:%d, action:'get_value', "
+	    "path:['%s'], nchain:1}", seq, name);
+	const msgpack_object *t = rc_get(&m->obj, "chain.tick");
+	uint64_t v;
+
+	cr_assert(t != NULL && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER,
+	    "no chain tick: %s", rc_show(&m->obj));
+	v = t->via.u64;
+	rc_msg_free(m);
+	return v;
+}
+
+static bool
+error_is_utf8(const struct rc_msg *m)
+{
+	const msgpack_object *e = rc_get(&m->obj, "error");
+
+	cr_assert(e != NULL && e->type == MSGPACK_OBJECT_STR,
+	    "expected an error: %s", rc_show(&m->obj));
+	return proto_utf8_valid(e->via.str.ptr, e->via.str.size);
+}
+
+/* Item 1: a tick that cannot be followed is refused; no tick is reused. */
+Test(harden, tick_beyond_ceiling_refused)
+{
+	struct rc_conn *c;
+	uint64_t t1, t2, t3;
+
+	RC_START(&ag, "--standalone", "--node", "h1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'set_value', path:['x'], "
+	    "value:0, nchain:0}"), "{seq:1, changed:true, prev:nil, tock:_}");
+	t1 = head_tick(c, 2, "x");
+	/* the own node at 2^64-1, as head and as a prev link */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:3, action:'update', path:['x'], "
+	    "value:1, node:'h1', tick:18446744073709551615, prev:nil, "
+	    "tock:5}"), "{seq:3, error:_, tock:_}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:4, action:'update', path:['y'], "
+	    "value:1, node:'h2', tick:1, prev:{node:'h1', "
+	    "tick:18446744073709551615, prev:nil}, tock:5}"),
+	    "{seq:4, error:_, tock:_}");
+	/* one past the documented ceiling 2^53-1 */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:5, action:'update', path:['x'], "
+	    "value:1, node:'h1', tick:9007199254740992, prev:nil, tock:5}"),
+	    "{seq:5, error:_, tock:_}");
+	/* nothing changed: y was never created, x holds its value */
+	{
+		struct rc_msg **v;
+		size_t n;
+
+		rc_send(c, "{seq:6, action:'get_tree', path:[]}");
+		v = rc_collect(c, 6, &n, RC_TIMEOUT);
+		for (size_t i = 0; i < n; i++)
+			cr_assert(!rc_match(&v[i]->obj, NULL, 0,
+			    "{seq:6, path:['y'], ...}"), "y exists: %s",
+			    rc_show(&v[i]->obj));
+		rc_msgs_free(v, n);
+	}
+	RC_ASSERT_MATCH(rc_call(c, "{seq:7, action:'get_value', path:['x']}"),
+	    "{seq:7, value:0, tock:_}");
+	/* writes go on, each with a new, higher tick */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:8, action:'set_value', path:['x'], "
+	    "value:2, nchain:0}"), "{seq:8, changed:true, prev:0, tock:_}");
+	t2 = head_tick(c, 9, "x");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:10, action:'set_value', path:['x'], "
+	    "value:3, nchain:0}"), "{seq:10, changed:true, prev:2, tock:_}");
+	t3 = head_tick(c, 11, "x");
+	cr_assert(t1 < t2 && t2 < t3, "ticks %llu %llu %llu",
+	    (unsigned long long)t1, (unsigned long long)t2,
+	    (unsigned long long)t3);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:12, action:'get_state', nodes:true}"),
+	    "{seq:12, nodes:{h1:%llu}, tock:_}", (unsigned long long)t3);
+
+	/* at the ceiling itself, a change is refused by its real cause */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:13, action:'update', path:['z'], "
+	    "value:1, node:'h1', tick:9007199254740991, prev:nil, tock:5}"),
+	    "{seq:13, count:1, tock:_}");
+	{
+		struct rc_msg *m = rc_call(c, "{seq:14, action:'set_value', "
+		    "path:['x'], value:4}");
+
+		cr_assert(rc_str_prefix(&m->obj, "error", "Tick limit reached"),
+		    "%s", rc_show(&m->obj));
+		rc_msg_free(m);
+	}
+	RC_ASSERT_MATCH(rc_call(c, "{seq:15, action:'get_value', path:['x']}"),
+	    "{seq:15, value:3, tock:_}");
+	rc_close(c);
+}
+
+/* Item 2: a tock beyond the ceiling is refused; tocks only grow. */
+Test(harden, tock_beyond_ceiling_refused)
+{
+	struct rc_conn *c;
+	uint64_t prev = 0;
+
+	RC_START(&ag, "--standalone", "--node", "h1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'update', path:['t'], "
+	    "value:1, node:'h2', tick:1, prev:nil, "
+	    "tock:18446744073709551606}"), "{seq:1, error:_, tock:_}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:2, action:'update', path:['t'], "
+	    "value:1, node:'h2', tick:1, prev:nil, tock:9007199254740992}"),
+	    "{seq:2, error:_, tock:_}");
+	for (int i = 0; i < 5; i++) {
+		struct rc_msg *m = rc_call(c, "{seq:%d, action:'set_value', "
+		    "path:['t'], value:%d, nchain:0}", 10 + i, i);
+		int64_t tock = rc_int(&m->obj, "tock");
+
+		cr_assert(!rc_has(&m->obj, "error"), "%s", rc_show(&m->obj));
+		cr_assert(tock > 0 && (uint64_t)tock > prev,
+		    "tock %lld after %llu", (long long)tock,
+		    (unsigned long long)prev);
+		cr_assert((uint64_t)tock < 1000, "tock %lld: the refused "
+		    "update moved the clock", (long long)tock);
+		prev = (uint64_t)tock;
+		rc_msg_free(m);
+	}
+	rc_close(c);
+}
+
+/* Item 3: every error text is valid UTF-8, however long its parts. */
+Test(harden, error_texts_are_utf8)
+{
+	char action[256], val[1024];
+	struct rc_conn *c;
+	struct rc_msg *m;
+	size_t n = 0;
+
+	RC_START(&ag, "--standalone", "--node", "h1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(action + n, sizeof(action) - n, "é");
+	m = rc_call(c, "{seq:1, action:'%s'}", action);
+	cr_assert(error_is_utf8(m), "%s", rc_show(&m->obj));
+	rc_msg_free(m);
+	for (int k = 1; k < 4; k++) {
+		/* every cut position of a two-byte character */
+		n = 0;
+		for (int i = 0; i < 150 + k; i++)
+			n += (size_t)snprintf(val + n, sizeof(val) - n, "%s",
+			    i < k ? "a" : "é");
+		RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'set_value', "
+		    "path:['u'], value:'%s', nchain:0}", 10 * k, val),
+		    "{seq:%d, changed:true, prev:_, tock:_}", 10 * k);
+		m = rc_call(c, "{seq:%d, action:'set_value', path:['u'], "
+		    "value:'x', prev:'y'}", 10 * k + 1);
+		cr_assert(rc_str_prefix(&m->obj, "error", "Data is"), "%s",
+		    rc_show(&m->obj));
+		cr_assert(error_is_utf8(m), "%s", rc_show(&m->obj));
+		rc_msg_free(m);
+	}
+	rc_close(c);
+}
+
+static long
+agent_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	cr_assert(f != NULL);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/*
+ * Item 4: a client that pipelines requests with big replies and never
+ * reads costs at most --max-output (plus one reply), not a reply per
+ * request; once it reads, every request is answered, in order.
+ */
+Test(harden, max_output_bounds_pipelined_replies, .timeout = 120)
+{
+	enum { N = 4000, VLEN = 256 * 1024 };
+	struct rc_conn *c;
+	uint8_t *req;
+	size_t reqlen;
+	msgpack_sbuffer sb;
+	long before, grown = 0;
+	long long until;
+	int i;
+	char *val;
+
+	RC_START(&ag, "--standalone", "--node", "h1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	val = malloc(VLEN + 1);
+	cr_assert(val != NULL);
+	memset(val, 'v', VLEN);
+	val[VLEN] = '\0';
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'set_value', path:['big'], "
+	    "value:'%s', nchain:0}", val), "{seq:1, changed:true, prev:nil, "
+	    "tock:_}");
+	before = agent_rss_kib(ag.pid);
+	msgpack_sbuffer_init(&sb);
+	for (i = 0; i < N; i++) {
+		cr_assert(rc_build(&req, &reqlen, "{seq:%d, action:'get_value', "
+		    "path:['big']}", 100 + i) == 0);
+		msgpack_sbuffer_write(&sb, (const char *)req, reqlen);
+		free(req);
+	}
+	/* ~140 KB of requests: the kernel takes them all at once */
+	cr_assert(send(c->fd, sb.data, sb.size, MSG_NOSIGNAL) ==
+	    (ssize_t)sb.size);
+	/*
+	 * Watch the agent for 2 s: 4,000 replies of 256 KiB would be 1 GB;
+	 * --max-output (16 MiB) allows about 16 MiB.  The failure shows
+	 * within a few hundred ms; passing takes the whole window.
+	 */
+	until = harness_now_ms() + 2000;
+	while (harness_now_ms() < until) {
+		grown = agent_rss_kib(ag.pid) - before;
+		if (grown > 64 * 1024)
+			break;
+		usleep(20000);	/* sampling interval of a bounded watch */
+	}
+	cr_assert(grown <= 64 * 1024, "agent RSS grew by %ld KiB for a "
+	    "client that does not read (--max-output 16 MiB)", grown);
+	for (i = 0; i < N; i++) {
+		struct rc_msg *m = rc_recv(c, RC_TIMEOUT);
+
+		cr_assert(m != NULL, "reply %d missing", i);
+		cr_assert(rc_int(&m->obj, "seq") == 100 + i, "reply %d: %.100s",
+		    i, rc_show(&m->obj));
+		cr_assert(rc_get(&m->obj, "value") != NULL &&
+		    rc_get(&m->obj, "value")->via.str.size == VLEN);
+		rc_msg_free(m);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	free(val);
+	rc_close(c);
+}
