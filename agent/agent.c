@@ -46,13 +46,15 @@ agent_shm_publish(struct agent *a, const struct entry *e)
 
 	/* the entry's key is the region key (docs/shm.md) */
 	if (e->value == NULL)
-		rc = shm_writer_del(a->shm, e->key, e->key_len);
+		rc = shm_writer_del(a->shm, tree_entry_key(&a->tree, e),
+		    e->key_len);
 	else {
 		m.tick = e->chain.l[0].tick;
 		m.tock = e->tock;
 		m.node = e->chain.l[0].node->name;
 		m.node_len = e->chain.l[0].node->name_len;
-		rc = shm_writer_put(a->shm, e->key, e->key_len, e->value,
+		rc = shm_writer_put(a->shm, tree_entry_key(&a->tree, e),
+		    e->key_len, e->value,
 		    e->value_len, &m);
 	}
 	if (rc != 0)
@@ -426,7 +428,8 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 	rc = tree_follow(&a->tree, start, path, true,
 	    start == a->tree.root, NULL, &e);
 	if (rc != 0) {
-		*why = rc == -E2BIG ? "path too deep" : "bad path";
+		*why = rc == -E2BIG ? "path too deep" :
+		    rc == -ENAMETOOLONG ? "path too long" : "bad path";
 		return rc == -ENOMEM ? rc : -EINVAL;
 	}
 	ctx->last = e;
@@ -463,7 +466,8 @@ agent_pack_change(struct agent *a, msgpack_packer *pk, const struct entry *e)
 	chain_pack_flat(pk, &e->chain, a->cfg.change_length);
 	msgpack_pack_str_with_body(pk, "path", 4);
 	/* the entry's key is the canonical array of its full path */
-	pk->callback(pk->data, (const char *)e->key, e->key_len);
+	pk->callback(pk->data, (const char *)tree_entry_key(&a->tree, e),
+	    e->key_len);
 	msgpack_pack_str_with_body(pk, "value", 5);
 	if (e->value == NULL)
 		msgpack_pack_nil(pk);

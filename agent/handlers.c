@@ -144,6 +144,10 @@ req_path(struct req *r, bool create, bool internal, struct entry **out)
 	if (rc == -E2BIG)
 		conn_reply_error(r->c, r->seq, "Path too deep (limit %d elements)",
 		    PROTO_MAX_PATH_DEPTH);
+	else if (rc == -ENAMETOOLONG)
+		conn_reply_error(r->c, r->seq, "Path too long (limits: %d bytes "
+		    "per element, %d bytes for the whole path)",
+		    PROTO_MAX_ELEM_BYTES, PROTO_MAX_PATH_BYTES);
 	else if (rc == -ENOMEM)
 		conn_reply_error(r->c, r->seq, "Out of memory");
 	else if (bad_nil)

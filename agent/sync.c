@@ -732,8 +732,8 @@ start_answering(struct sync *s)
 /* One retransmission record (spec §3.3 shape) into out (emptied first);
  * false if it is too big to gossip (catch-up will carry it). */
 static bool
-pack_retransmission(msgpack_sbuffer *out, const struct entry *e,
-    unsigned chain_len)
+pack_retransmission(struct agent *a, msgpack_sbuffer *out,
+    const struct entry *e, unsigned chain_len)
 {
 	msgpack_packer pk;
 
@@ -748,7 +748,8 @@ pack_retransmission(msgpack_sbuffer *out, const struct entry *e,
 	 */
 	chain_pack(&pk, &e->chain, chain_len);
 	pack_str(&pk, "path");
-	msgpack_sbuffer_write(out, (const char *)e->key, e->key_len);
+	msgpack_sbuffer_write(out, (const char *)tree_entry_key(&a->tree, e),
+	    e->key_len);
 	pack_str(&pk, "value");
 	if (e->value == NULL)
 		msgpack_pack_nil(&pk);
@@ -814,7 +815,8 @@ answer_tick(struct answer *x, struct node *nd, uint64_t t)
 		if (x->sent[i] == e)
 			return;	/* its chain holds several asked ticks */
 	if (!x->tokens || x->nsent == SYNC_RETRANSMIT_MAX ||
-	    !pack_retransmission(&x->one, e, x->s->a->cfg.change_length))
+	    !pack_retransmission(x->s->a, &x->one, e,
+	    x->s->a->cfg.change_length))
 		return;			/* left to catch-up */
 	if (x->batch.size + x->one.size > SYNC_EVENT_BUDGET)
 		answer_flush(x);

@@ -26,19 +26,21 @@ key_hdr_put(uint8_t *p, uint32_t n)
 	}
 }
 
+/* A new entry for the whole key key[0..klen) whose last element is
+ * name_len bytes; a long key keeps only that element (tree.h). */
 static struct entry *
-entry_new(const uint8_t *elems, size_t elen, uint32_t depth, size_t name_len)
+entry_new(const uint8_t *key, size_t klen, uint32_t depth, size_t name_len)
 {
-	uint32_t hdr = key_hdr_len(depth);
-	struct entry *e = calloc(1, sizeof(*e) + hdr + elen);
+	bool whole = klen <= TREE_INLINE_KEY;
+	size_t keep = whole ? klen : name_len;
+	struct entry *e = calloc(1, sizeof(*e) + keep);
 
 	if (e == NULL)
 		return NULL;
-	key_hdr_put(e->key, depth);
-	if (elen > 0)
-		memcpy(e->key + hdr, elems, elen);
-	e->key_len = (uint32_t)(hdr + elen);
-	e->name_off = (uint32_t)(e->key_len - name_len);
+	memcpy(e->key, key + klen - keep, keep);
+	e->key_whole = whole;
+	e->key_len = (uint32_t)klen;
+	e->name_len = (uint32_t)name_len;
 	e->depth = depth;
 	return e;
 }
@@ -46,11 +48,15 @@ entry_new(const uint8_t *elems, size_t elen, uint32_t depth, size_t name_len)
 int
 tree_init(struct tree *t)
 {
+	static const uint8_t root_key = 0x90;	/* [] */
+
 	memset(t, 0, sizeof(*t));
 	t->index_cap = 1024;
 	if ((t->index = calloc(t->index_cap, sizeof(*t->index))) == NULL ||
-	    (t->root = entry_new(NULL, 0, 0, 0)) == NULL) {
+	    (t->keybuf = malloc(PROTO_MAX_PATH_BYTES)) == NULL ||
+	    (t->root = entry_new(&root_key, 1, 0, 0)) == NULL) {
 		free(t->index);
+		free(t->keybuf);
 		return -ENOMEM;
 	}
 	t->nentries = 1;
@@ -73,7 +79,28 @@ tree_fini(struct tree *t)
 	if (t->root != NULL)
 		tree_free_entry(t->root);
 	free(t->index);
+	free(t->keybuf);
 	memset(t, 0, sizeof(*t));
+}
+
+const uint8_t *
+tree_entry_key(struct tree *t, const struct entry *e)
+{
+	size_t end = e->key_len;
+	const struct entry *c;
+
+	if (e->key_whole)
+		return e->key;
+	/* elements from the last backwards, up to an ancestor kept whole
+	 * (the root is) */
+	for (c = e; !c->key_whole; c = c->parent) {
+		end -= c->name_len;
+		memcpy(t->keybuf + end, c->key, c->name_len);
+	}
+	memcpy(t->keybuf + end - (c->key_len - key_hdr_len(c->depth)),
+	    c->key + key_hdr_len(c->depth), c->key_len - key_hdr_len(c->depth));
+	key_hdr_put(t->keybuf, e->depth);
+	return t->keybuf;
 }
 
 static void
@@ -105,6 +132,31 @@ index_grow(struct tree *t)
 	return 0;
 }
 
+/* True if e's whole key is key[0..len) (lengths already equal). */
+static bool
+entry_key_eq(const struct entry *e, const uint8_t *key, size_t len)
+{
+	uint32_t hdr = key_hdr_len(e->depth), chdr;
+	uint8_t h[3];
+	size_t end = len;
+
+	if (e->key_whole)
+		return memcmp(e->key, key, len) == 0;
+	key_hdr_put(h, e->depth);
+	if (memcmp(h, key, hdr) != 0)
+		return false;
+	/* the last elements one by one, then an ancestor's whole key */
+	for (; !e->key_whole; e = e->parent) {
+		if (e->name_len > end - hdr || memcmp(e->key,
+		    key + end - e->name_len, e->name_len) != 0)
+			return false;
+		end -= e->name_len;
+	}
+	chdr = key_hdr_len(e->depth);
+	return e->key_len - chdr == end - hdr &&
+	    memcmp(e->key + chdr, key + hdr, end - hdr) == 0;
+}
+
 /* The entry with exactly this key, or NULL. */
 static struct entry *
 index_find(const struct tree *t, const uint8_t *key, size_t len, uint64_t h)
@@ -116,7 +168,7 @@ index_find(const struct tree *t, const uint8_t *key, size_t len, uint64_t h)
 		struct entry *e = t->index[i].e;
 
 		if (t->index[i].hash == h && e->key_len == len &&
-		    memcmp(e->key, key, len) == 0)
+		    entry_key_eq(e, key, len))
 			return e;
 	}
 	return NULL;
@@ -137,12 +189,12 @@ tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	struct entry *c;
 	uint64_t h;
 
-	if (klen > UINT32_MAX / 2)
+	if (klen > PROTO_MAX_PATH_BYTES)
 		return NULL;
 	if (klen > sizeof(small) && (key = malloc(klen)) == NULL)
 		return NULL;
 	key_hdr_put(key, depth);
-	memcpy(key + hdr, e->key + phdr, pel);
+	memcpy(key + hdr, tree_entry_key(t, e) + phdr, pel);
 	memcpy(key + hdr + pel, name, len);
 	h = XXH3_64bits(key, klen);
 	c = index_find(t, key, klen, h);
@@ -159,7 +211,7 @@ tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	}
 	if ((t->nentries + 1) * 2 > t->index_cap && index_grow(t) != 0)
 		goto out;
-	if ((c = entry_new(key + hdr, elen, depth, len)) == NULL)
+	if ((c = entry_new(key, klen, depth, len)) == NULL)
 		goto out;
 	c->parent = e;
 	/* spec §1.2: a never-updated entry carries its parent's tock */
@@ -209,17 +261,21 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *el = &path->via.array.ptr[i];
 
-		if (el->type == MSGPACK_OBJECT_STR)
-			cap += el->via.str.size;
-		else if (el->type == MSGPACK_OBJECT_BIN)
-			cap += el->via.bin.size;
+		uint32_t sz = el->type == MSGPACK_OBJECT_STR ? el->via.str.size :
+		    el->type == MSGPACK_OBJECT_BIN ? el->via.bin.size : 0;
+
+		if (sz > PROTO_MAX_ELEM_BYTES)
+			return -ENAMETOOLONG;
+		cap += sz;
 	}
+	if (cap > PROTO_MAX_PATH_BYTES + 16 * (size_t)n)
+		return -ENAMETOOLONG;
 	fb.p = cap <= sizeof(small) ? small : malloc(cap);
 	if (fb.p == NULL)
 		return -ENOMEM;
 	fb.cap = cap;
 	key_hdr_put(fb.p, base->depth + n);
-	memcpy(fb.p + hdr, base->key + bhdr, base->key_len - bhdr);
+	memcpy(fb.p + hdr, tree_entry_key(t, base) + bhdr, base->key_len - bhdr);
 	fb.len = hdr + base->key_len - bhdr;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *el = &path->via.array.ptr[i];
@@ -237,6 +293,10 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 			goto out;
 		}
 		fb.len += (size_t)w;
+	}
+	if (fb.len > PROTO_MAX_PATH_BYTES) {
+		rc = -ENAMETOOLONG;
+		goto out;
 	}
 	/* every path, however deep, is one probe when it exists */
 	e = index_find(t, fb.p, fb.len, XXH3_64bits(fb.p, fb.len));
@@ -267,20 +327,29 @@ void
 tree_pack_path(msgpack_packer *pk, const struct entry *base,
     const struct entry *e, uint32_t skip)
 {
-	const struct entry *from = e;
-	uint32_t n, ehdr = key_hdr_len(e->depth), fhdr, start;
+	const struct entry *from = e, *el[PROTO_MAX_PATH_DEPTH];
+	uint32_t n, fhdr, start;
 
 	/* the first element to pack belongs to the ancestor at this depth */
 	if (e->depth < base->depth + skip)
 		skip = e->depth - base->depth;
 	n = e->depth - base->depth - skip;
-	while (from->depth > base->depth + skip)
-		from = from->parent;
-	/* from's elements are a prefix of e's: skip that many bytes */
-	fhdr = key_hdr_len(from->depth);
-	start = ehdr + (from->key_len - fhdr);
 	msgpack_pack_array(pk, n);
-	pk->callback(pk->data, (const char *)e->key + start, e->key_len - start);
+	if (e->key_whole) {
+		/* from's elements are a prefix of e's: skip that many bytes */
+		while (from->depth > base->depth + skip)
+			from = from->parent;
+		fhdr = key_hdr_len(from->depth);
+		start = key_hdr_len(e->depth) + (from->key_len - fhdr);
+		pk->callback(pk->data, (const char *)e->key + start,
+		    e->key_len - start);
+		return;
+	}
+	for (uint32_t i = n; i > 0; i--, from = from->parent)
+		el[i - 1] = from;
+	for (uint32_t i = 0; i < n; i++)
+		pk->callback(pk->data, (const char *)entry_name(el[i]),
+		    el[i]->name_len);
 }
 
 void

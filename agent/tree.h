@@ -25,10 +25,19 @@
 struct watch;
 
 /*
- * An entry carries its whole path as a key: the canonical msgpack array
- * of its elements (the same bytes the shm region uses).  One hash index
- * over all keys finds any entry with one probe, whatever its depth.
+ * An entry's key is its whole path: the canonical msgpack array of its
+ * elements (the same bytes the shm region uses).  One hash index over all
+ * keys finds any entry with one probe, whatever its depth.
+ *
+ * Short keys (up to TREE_INLINE_KEY bytes, nearly all of them) are kept
+ * whole in the entry, so a lookup compares one run of bytes.  A longer key
+ * is not: the entry keeps only its own element and the key is rebuilt from
+ * the ancestors when needed, so memory per entry stays proportional to its
+ * own element, never to its depth times its path (a deep path of long
+ * elements would otherwise cost its length squared).
  */
+#define TREE_INLINE_KEY 128
+
 struct entry {
 	struct entry *parent;
 	struct entry **child;		/* creation order */
@@ -41,8 +50,9 @@ struct entry {
 	struct chain chain;
 	/* last, next to the key: a lookup compares length and bytes in
 	 * one cache line, not the header's line and the key's */
-	uint32_t name_off;		/* offset of the last element in key */
 	uint32_t key_len;		/* whole key, with the array header */
+	uint32_t name_len;		/* own element */
+	bool key_whole;			/* key[]: whole key, else own element */
 	uint8_t key[];
 };
 
@@ -50,13 +60,13 @@ struct entry {
 static inline const uint8_t *
 entry_name(const struct entry *e)
 {
-	return e->key + e->name_off;
+	return e->key_whole ? e->key + e->key_len - e->name_len : e->key;
 }
 
 static inline uint32_t
 entry_name_len(const struct entry *e)
 {
-	return e->key_len - e->name_off;
+	return e->name_len;
 }
 
 struct tree_slot {
@@ -66,6 +76,7 @@ struct tree_slot {
 
 struct tree {
 	size_t nentries;
+	uint8_t *keybuf;		/* tree_entry_key's scratch */
 	struct tree_slot *index;	/* open addressing over every entry */
 	size_t index_cap;
 	struct entry *root;
@@ -73,6 +84,12 @@ struct tree {
 
 int tree_init(struct tree *t);
 void tree_fini(struct tree *t);
+
+/*
+ * The whole key of e (e->key_len bytes).  Valid until the next call: a
+ * long key is rebuilt in a buffer of the tree's.
+ */
+const uint8_t *tree_entry_key(struct tree *t, const struct entry *e);
 
 /* Child of e named by canonical element bytes; created (with e's tock)
  * if create.  NULL if absent or out of memory. */
@@ -84,7 +101,9 @@ struct entry *tree_child(struct tree *t, struct entry *e,
  * canonicalised (proto_pack_path_elem); nil is allowed only as the first
  * element when allow_nil.  Returns 0 with *out (NULL if absent and not
  * create), -EINVAL for a bad element (*bad_nil set when the element was a
- * misplaced nil), -E2BIG for more than PROTO_MAX_PATH_DEPTH elements.
+ * misplaced nil), -E2BIG for more than PROTO_MAX_PATH_DEPTH elements,
+ * -ENAMETOOLONG for an element or a whole path over PROTO_MAX_ELEM_BYTES
+ * or PROTO_MAX_PATH_BYTES.
  */
 int tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
     bool create, bool allow_nil, bool *bad_nil, struct entry **out);

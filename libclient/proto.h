@@ -23,6 +23,13 @@
 #define PROTO_MAX_NESTING 32
 /* Most elements in a path. */
 #define PROTO_MAX_PATH_DEPTH 64
+/*
+ * Longest path: the canonical msgpack array of the whole path (from the
+ * real root), and the string or byte string of one element.  They bound
+ * what one request can make the agent keep per entry.
+ */
+#define PROTO_MAX_PATH_BYTES 16384
+#define PROTO_MAX_ELEM_BYTES 4096
 /* Longest node name (bytes). */
 #define PROTO_MAX_NODE_NAME 128
 /*

@@ -284,3 +284,99 @@ Test(harden, max_output_bounds_pipelined_replies, .timeout = 120)
 	free(val);
 	rc_close(c);
 }
+
+/* A path of n elements "<i>" + 250 - strlen bytes of c, as notation. */
+static char *
+long_path(int first, int n, size_t elen)
+{
+	size_t cap = (size_t)n * (elen + 8) + 16, len = 0;
+	char *p = malloc(cap);
+
+	cr_assert(p != NULL);
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(p + len, cap - len, "%s'%05d",
+		    i ? "," : "", i == 0 ? first : i);
+		memset(p + len, 'a' + i % 26, elen - 5);
+		len += elen - 5;
+		p[len++] = '\'';
+	}
+	p[len] = '\0';
+	return p;
+}
+
+/*
+ * Item 5: a documented byte limit on one element and a whole path, with a
+ * clear error; the agent's memory per entry follows its own element, not
+ * its depth times its path.
+ */
+Test(harden, path_byte_limits_and_memory, .timeout = 120)
+{
+	enum { PATHS = 200, DEPTH = 64, ELEN = 250 };
+	struct rc_conn *c;
+	struct rc_msg *m;
+	long before, grown;
+	char *p;
+
+	RC_START(&ag, "--standalone", "--node", "h1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	/* one element over 4096 bytes; a whole path over 16384 */
+	p = long_path(0, 1, PROTO_MAX_ELEM_BYTES + 1);
+	m = rc_call(c, "{seq:1, action:'set_value', path:[%s], value:1}", p);
+	cr_assert(rc_str_prefix(&m->obj, "error", "Path too long"), "%s",
+	    rc_show(&m->obj));
+	rc_msg_free(m);
+	free(p);
+	p = long_path(0, 5, 4000);
+	m = rc_call(c, "{seq:2, action:'set_value', path:[%s], value:1}", p);
+	cr_assert(rc_str_prefix(&m->obj, "error", "Path too long"), "%s",
+	    rc_show(&m->obj));
+	rc_msg_free(m);
+	free(p);
+	m = rc_call(c, "{seq:3, action:'get_state', entries:true}");
+	rc_msg_free(m);
+
+	before = agent_rss_kib(ag.pid);
+	for (int i = 0; i < PATHS; i++) {
+		p = long_path(i, DEPTH, ELEN);
+		RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'set_value', "
+		    "path:[%s], value:%d, nchain:0}", 10 + i, p, i),
+		    "{seq:%d, changed:true, prev:nil, tock:_}", 10 + i);
+		free(p);
+	}
+	grown = agent_rss_kib(ag.pid) - before;
+	/* whole keys in every entry would be ~100 MB; own elements ~5 MB */
+	cr_assert(grown < 40 * 1024, "agent RSS grew by %ld KiB for %d "
+	    "paths of %d elements of %d bytes", grown, PATHS, DEPTH, ELEN);
+	/* and every deep entry is found again, by path and by walking */
+	for (int i = 0; i < PATHS; i += 37) {
+		p = long_path(i, DEPTH, ELEN);
+		RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'get_value', "
+		    "path:[%s]}", 1000 + i, p), "{seq:%d, value:%d, tock:_}",
+		    1000 + i, i);
+		free(p);
+	}
+	{
+		struct rc_msg **v;
+		size_t n, items = 0;
+
+		p = long_path(7, DEPTH, ELEN);
+		rc_send(c, "{seq:5000, action:'get_tree', path:[%.*s]}",
+		    (int)(strchr(p, ',') - p), p);
+		v = rc_collect(c, 5000, &n, RC_TIMEOUT);
+		for (size_t i = 0; i < n; i++) {
+			const msgpack_object *path = rc_get(&v[i]->obj, "path");
+
+			if (path == NULL || !rc_has(&v[i]->obj, "value"))
+				continue;
+			items++;
+			cr_assert(rc_match(&v[i]->obj, NULL, 0, "{seq:5000, "
+			    "path:[%s], depth:0, value:7, tock:_}",
+			    strchr(p, ',') + 1), "%.300s", rc_show(&v[i]->obj));
+		}
+		cr_assert(items == 1, "%zu items", items);
+		rc_msgs_free(v, n);
+		free(p);
+	}
+	rc_close(c);
+}
