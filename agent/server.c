@@ -55,6 +55,8 @@ struct listener {
 	int fd;
 	ev_io io;
 	bool peer;		/* the TCP peer port */
+	bool paused;		/* out of descriptors: not accepting */
+	ev_timer retry;		/* resume accepting after a pause */
 	struct server *srv;
 };
 
@@ -66,10 +68,12 @@ struct server {
 	struct conn *conns;
 	struct conn *dirty;
 	size_t nconns;
+	bool draining;		/* server_drain: accept nothing more */
 };
 
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
+static void listener_resume(struct listener *l);
 
 struct agent *
 conn_agent(const struct conn *c)
@@ -464,10 +468,57 @@ conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
+	/* a descriptor is free again */
+	if (s->clients.paused)
+		listener_resume(&s->clients);
+	if (s->peers.paused)
+		listener_resume(&s->peers);
 	free(c->in);
 	msgpack_sbuffer_destroy(&c->out);
 	msgpack_zone_destroy(&c->zone);
 	free(c);
+}
+
+/*
+ * Out of descriptors (or kernel memory): the pending connection stays in
+ * the backlog and the listener would be readable at once again, so stop
+ * watching it (no spin, no log flood) until a connection closes or a
+ * second has passed.  One warning per episode.
+ */
+static void
+listener_pause(struct listener *l, int err)
+{
+	struct ev_loop *loop = l->srv->a->loop;
+
+	if (!l->paused)
+		log_warn("accept: %s: not accepting %s connections until one "
+		    "closes (%zu open; raise the limit with ulimit -n or "
+		    "LimitNOFILE=)", strerror(err), l->peer ? "peer" :
+		    "client", l->srv->nconns);
+	l->paused = true;
+	ev_io_stop(loop, &l->io);
+	ev_timer_stop(loop, &l->retry);
+	ev_timer_set(&l->retry, 1.0, 0.0);
+	ev_timer_start(loop, &l->retry);
+}
+
+static void
+listener_resume(struct listener *l)
+{
+	struct ev_loop *loop = l->srv->a->loop;
+
+	if (l->fd < 0 || ev_is_active(&l->io) || l->srv->draining)
+		return;
+	ev_timer_stop(loop, &l->retry);
+	ev_io_start(loop, &l->io);
+}
+
+static void
+listener_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	listener_resume(container_of(w, struct listener, retry));
 }
 
 static void
@@ -483,10 +534,18 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		struct conn *c;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				listener_pause(l, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK &&
 			    errno != EINTR)
 				log_warn("accept: %s", strerror(errno));
 			return;
+		}
+		if (l->paused) {
+			l->paused = false;
+			log_info("accepting %s connections again (%zu open)",
+			    l->peer ? "peer" : "client", s->nconns);
 		}
 		if ((c = calloc(1, sizeof(*c))) == NULL ||
 		    !msgpack_zone_init(&c->zone, 4096)) {
@@ -583,6 +642,7 @@ static void
 listener_start(struct server *s, struct listener *l, int fd)
 {
 	l->fd = fd;
+	ev_timer_init(&l->retry, listener_retry_cb, 1.0, 0.0);
 	ev_io_init(&l->io, server_accept_cb, fd, EV_READ);
 	ev_io_start(s->a->loop, &l->io);
 }
@@ -686,10 +746,15 @@ server_drain(struct server *s)
 {
 	long long waited = 0;
 
-	if (s->clients.fd >= 0)
+	s->draining = true;
+	if (s->clients.fd >= 0) {
 		ev_io_stop(s->a->loop, &s->clients.io);
-	if (s->peers.fd >= 0)
+		ev_timer_stop(s->a->loop, &s->clients.retry);
+	}
+	if (s->peers.fd >= 0) {
 		ev_io_stop(s->a->loop, &s->peers.io);
+		ev_timer_stop(s->a->loop, &s->peers.retry);
+	}
 	persist_sync(s->a);
 	/* bounded: a client that does not read gets what fits in 2 s */
 	while (waited < 2000) {
@@ -722,13 +787,16 @@ server_close(struct server *s)
 		conn_close(s->conns);
 	ev_prepare_stop(s->a->loop, &s->prep);
 	ev_idle_stop(s->a->loop, &s->idle);
+	s->draining = true;
 	if (s->clients.fd >= 0) {
 		ev_io_stop(s->a->loop, &s->clients.io);
+		ev_timer_stop(s->a->loop, &s->clients.retry);
 		close(s->clients.fd);
 		unlink(s->a->cfg.socket_path);
 	}
 	if (s->peers.fd >= 0) {
 		ev_io_stop(s->a->loop, &s->peers.io);
+		ev_timer_stop(s->a->loop, &s->peers.retry);
 		close(s->peers.fd);
 	}
 	free(s);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -378,5 +379,93 @@ Test(harden, path_byte_limits_and_memory, .timeout = 120)
 		rc_msgs_free(v, n);
 		free(p);
 	}
+	rc_close(c);
+}
+
+/* CPU seconds (user + system) the process has used so far. */
+static double
+proc_cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	cr_assert(f != NULL);
+	cr_assert(fgets(buf, sizeof(buf), f) != NULL);
+	fclose(f);
+	p = strrchr(buf, ')');
+	cr_assert(p != NULL);
+	/* fields 14 and 15 (utime, stime); p is at the end of field 2 */
+	cr_assert(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	    "%lu %lu", &ut, &st) == 2);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/*
+ * Item 6: out of descriptors, the agent neither spins nor floods its log;
+ * it serves again once clients leave.
+ */
+Test(harden, emfile_no_spin, .timeout = 60)
+{
+	enum { N = 80 };
+	struct rlimit rl = { 48, 48 };
+	int fds[N], nfds = 0;
+	char errpath[320];
+	double cpu0, cpu1;
+	long log0, log1;
+	struct rc_conn *c;
+
+	RC_START(&ag, "--standalone", "--node", "h1");
+	cr_assert(prlimit(ag.pid, RLIMIT_NOFILE, &rl, NULL) == 0,
+	    "prlimit: %s", strerror(errno));
+	snprintf(errpath, sizeof(errpath), "%s/agent.err", ag.dir);
+	/* more connections than the agent has descriptors for */
+	for (int i = 0; i < N; i++) {
+		if ((fds[nfds] = harness_connect(ag.socket)) >= 0)
+			nfds++;
+	}
+	cr_assert(nfds > 48, "only %d connections", nfds);
+	/* let the agent hit the limit: a fresh client is not greeted */
+	c = rc_open_nogreet(ag.socket);
+	cr_assert(c != NULL);
+	cr_assert(rc_recv(c, 500) == NULL, "greeted beyond the fd limit");
+	cpu0 = proc_cpu_seconds(ag.pid);
+	log0 = file_size(errpath);
+	{
+		/* a bounded watch of 2 s: a spinning agent burns ~2 s */
+		long long until = harness_now_ms() + 2000;
+
+		while (harness_now_ms() < until)
+			usleep(50000);
+	}
+	cpu1 = proc_cpu_seconds(ag.pid);
+	log1 = file_size(errpath);
+	cr_assert(cpu1 - cpu0 < 0.5, "agent used %.2f s of CPU in 2 s while "
+	    "out of descriptors", cpu1 - cpu0);
+	cr_assert(log1 - log0 < 1024, "agent logged %ld bytes in 2 s while "
+	    "out of descriptors", log1 - log0);
+	cr_assert(strstr(rc_agent_err(&ag), "Too many open files") != NULL,
+	    "no warning in the log:\n%s", rc_agent_err(&ag));
+	/* clients leave: the waiting one is greeted and served */
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	{
+		struct rc_msg *g = rc_recv(c, RC_TIMEOUT);
+
+		cr_assert(g != NULL, "the waiting client was never greeted");
+		rc_msg_free(g);
+	}
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'set_value', path:['k'], "
+	    "value:1, nchain:0}"), "{seq:1, changed:true, prev:nil, tock:_}");
 	rc_close(c);
 }
