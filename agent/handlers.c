@@ -375,15 +375,18 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 	hc->need_peer_auth = conn_is_peer(c) && a->cfg.has_cluster_key;
 	if (conn_is_peer(c))
 		hc->logged_in = !hc->need_peer_auth;
-	if (hc->need_peer_auth)
-		randombytes_buf(hc->challenge, sizeof(hc->challenge));
-	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0) +
-	    (a->shm != NULL && !conn_is_peer(c)) + hc->need_peer_auth, true);
 	if (hc->need_peer_auth) {
+		/* before the proof, only what the proof needs */
+		randombytes_buf(hc->challenge, sizeof(hc->challenge));
+		pk = conn_reply(c, 0, 1, false);
 		pack_key(pk, "challenge");
 		msgpack_pack_bin_with_body(pk, hc->challenge,
 		    sizeof(hc->challenge));
+		msgpack_zone_destroy(&zone);
+		return;
 	}
+	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0) +
+	    (a->shm != NULL && !conn_is_peer(c)), true);
 	if (a->shm != NULL && !conn_is_peer(c)) {
 		/* where local readers map the tree (docs/shm.md) */
 		pack_key(pk, "shm");
@@ -1317,6 +1320,8 @@ act_peer_auth(struct req *r)
 		    node->via.str.ptr : "?");
 		conn_reply_error(r->c, r->seq,
 		    "AuthFailedError: wrong cluster key");
+		/* one guess per connection, and the address waits */
+		conn_peer_auth_failed(r->c);
 		return;
 	}
 	r->hc->need_peer_auth = false;

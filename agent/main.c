@@ -48,7 +48,10 @@ static const char usage_text[] =
 "                       one; --serf-auth KEY if it has rpc_auth set\n"
 "  --peer-bind ADDR:PORT peer port for downloads and catch-up (default:\n"
 "                       the --bind address, port 27589)\n"
-"  --cluster-key FILE   shared secret peers must prove (HMAC challenge)\n"
+"  --cluster-key FILE   shared secret peers must prove (HMAC challenge) and\n"
+"                       gossip encryption; required in a cluster\n"
+"  --insecure-no-cluster-key  run a cluster node without a key: anyone\n"
+"                       who reaches its ports owns the tree (tests only)\n"
 "  --event-prefix NAME  Serf event names NAME.update, NAME.info (default\n"
 "                       distkv)\n"
 "  --clock SECONDS      the ping clock: info messages, catch-up, pings\n"
@@ -93,7 +96,7 @@ enum {
 	OPT_LOAD, OPT_STATE_DIR, OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_FILE_DIR,
 	OPT_MAX_REQUEST, OPT_MAX_OUTPUT, OPT_CHANGE_LENGTH, OPT_LOG_LEVEL,
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
-	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY,
+	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY, OPT_NO_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
 	OPT_TOMBSTONE_KEEP,
 };
@@ -123,6 +126,7 @@ static const struct option long_opts[] = {
 	{ "serf-auth", required_argument, NULL, OPT_SERF_AUTH },
 	{ "peer-bind", required_argument, NULL, OPT_PEER_BIND },
 	{ "cluster-key", required_argument, NULL, OPT_CLUSTER_KEY },
+	{ "insecure-no-cluster-key", no_argument, NULL, OPT_NO_KEY },
 	{ "event-prefix", required_argument, NULL, OPT_EVENT_PREFIX },
 	{ "clock", required_argument, NULL, OPT_CLOCK },
 	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
@@ -239,7 +243,7 @@ read_cluster_key(const char *path, struct agent_config *cfg)
 static void
 parse_args(int argc, char **argv, struct agent_config *cfg)
 {
-	bool no_shm = false;
+	bool no_shm = false, no_key = false;
 	size_t njoin = 0;
 	int c, lvl;
 	const char *env = getenv("DISTKV_SOCKET");
@@ -286,6 +290,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 		case OPT_SERF_AUTH: cfg->serf_auth = optarg; break;
 		case OPT_PEER_BIND: cfg->peer_bind = optarg; break;
 		case OPT_CLUSTER_KEY: read_cluster_key(optarg, cfg); break;
+		case OPT_NO_KEY: no_key = true; break;
 		case OPT_EVENT_PREFIX:
 			if (*optarg == '\0' || strlen(optarg) > 64 ||
 			    *optarg == ':')
@@ -368,6 +373,19 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
+	/*
+	 * Without a key, whoever reaches the peer port or the gossip can
+	 * read and rewrite the whole tree: never by accident.
+	 */
+	if (!cfg->standalone && !cfg->has_cluster_key && !no_key)
+		usage_error("a cluster node needs --cluster-key FILE (a shared "
+		    "secret of at least 16 bytes): without it anyone who "
+		    "reaches the peer port or the gossip owns the tree; "
+		    "%s runs without one, for tests only",
+		    "--insecure-no-cluster-key");
+	if (cfg->has_cluster_key && no_key)
+		usage_error("--cluster-key and %s exclude each other",
+		    "--insecure-no-cluster-key");
 	if (cfg->peer_bind == NULL) {
 		/* the gossip address's host, the default peer port */
 		const char *colon = strrchr(cfg->bind, ':');
@@ -462,8 +480,9 @@ main(int argc, char **argv)
 			fatal("cannot open the peer port %s: %s", cfg.peer_bind,
 			    strerror(-rc));
 		if (!cfg.has_cluster_key)
-			log_warn("no --cluster-key: the peer port %s accepts "
-			    "any peer that can reach it", cfg.peer_bind);
+			log_warn("--insecure-no-cluster-key: the peer port %s "
+			    "and the gossip accept anyone who can reach them",
+			    cfg.peer_bind);
 		if ((rc = sync_start(a)) != 0)
 			fatal("cannot start replication");
 	}

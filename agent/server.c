@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,22 @@
 #define SERVER_READ_CHUNK 65536
 #define SERVER_READS_PER_CB 16
 
+/*
+ * Addresses that failed peer_auth: each failure doubles the wait before
+ * the address's next connection is accepted.  A small table, the oldest
+ * entry replaced: an attacker with many addresses only evicts itself.
+ */
+#define SERVER_PENALTY_SLOTS 64
+#define SERVER_PENALTY_FIRST 0.1	/* seconds after the first failure */
+#define SERVER_PENALTY_MAX 60.0
+#define SERVER_PENALTY_FORGET 600.0	/* failures forgotten after this */
+
+struct peer_penalty {
+	uint8_t addr[16];	/* IPv4 mapped or IPv6; all zero: free */
+	unsigned failures;
+	ev_tstamp last, until;
+};
+
 struct conn {
 	ev_io rio, wio;
 	int fd;
@@ -46,6 +63,9 @@ struct conn {
 	bool dirty;		/* on the flush list */
 	bool want_pump;		/* some task waits for output room */
 	bool input_held;	/* requests buffered while output was full */
+	bool closing;		/* conn_end_after_reply */
+	struct sockaddr_storage addr;	/* peer port: the remote address */
+	socklen_t addrlen;
 	bool dead;
 	struct conn *next, *prev;		/* all connections */
 	struct conn *dnext;			/* flush list */
@@ -69,6 +89,7 @@ struct server {
 	struct conn *dirty;
 	size_t nconns;
 	bool draining;		/* server_drain: accept nothing more */
+	struct peer_penalty penalty[SERVER_PENALTY_SLOTS];
 };
 
 static void conn_close(struct conn *c);
@@ -253,7 +274,7 @@ static void
 conn_update_reading(struct conn *c)
 {
 	struct ev_loop *loop = c->srv->a->loop;
-	bool want = !c->dead && !conn_output_full(c);
+	bool want = !c->dead && !c->closing && !conn_output_full(c);
 
 	if (want && !c->reading)
 		ev_io_start(loop, &c->rio);
@@ -292,6 +313,8 @@ conn_flush(struct conn *c)
 		c->out.size = 0;
 		c->out_off = 0;
 		ev_io_stop(loop, &c->wio);
+		if (c->closing)
+			c->dead = true;	/* the caller closes it */
 	} else {
 		if (c->out_off > (1u << 20) && c->out_off > c->out.size / 2) {
 			memmove(c->out.data, c->out.data + c->out_off,
@@ -332,7 +355,8 @@ conn_process_input(struct conn *c)
 	 * max_output plus one reply here (whatever its requests are).
 	 * conn_flush comes back to it once the output drains.
 	 */
-	while (!c->dead && off < c->in_len && !conn_output_full(c)) {
+	while (!c->dead && !c->closing && off < c->in_len &&
+	    !conn_output_full(c)) {
 		size_t objlen;
 		msgpack_object obj;
 		int rc;
@@ -521,6 +545,86 @@ listener_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	listener_resume(container_of(w, struct listener, retry));
 }
 
+/* The address as 16 bytes (IPv4 mapped into IPv6); false if neither. */
+static bool
+penalty_key(const struct sockaddr_storage *ss, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &in->sin_addr, 4);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)(const void *)ss)->
+		    sin6_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+static struct peer_penalty *
+penalty_find(struct server *s, const struct sockaddr_storage *ss,
+    bool create)
+{
+	static const uint8_t zero[16];
+	struct peer_penalty *oldest = &s->penalty[0];
+	ev_tstamp now = ev_now(s->a->loop);
+	uint8_t k[16];
+
+	if (!penalty_key(ss, k) || memcmp(k, zero, 16) == 0)
+		return NULL;
+	for (int i = 0; i < SERVER_PENALTY_SLOTS; i++) {
+		struct peer_penalty *p = &s->penalty[i];
+
+		if (memcmp(p->addr, k, 16) == 0) {
+			if (now - p->last > SERVER_PENALTY_FORGET)
+				p->failures = 0;
+			return p;
+		}
+		if (p->last < oldest->last)
+			oldest = p;
+	}
+	if (!create)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	memcpy(oldest->addr, k, 16);
+	return oldest;
+}
+
+static bool
+penalty_waiting(struct server *s, const struct sockaddr_storage *ss)
+{
+	struct peer_penalty *p = penalty_find(s, ss, false);
+
+	return p != NULL && p->failures > 0 && ev_now(s->a->loop) < p->until;
+}
+
+void
+conn_end_after_reply(struct conn *c)
+{
+	c->closing = true;
+	conn_mark_dirty(c);
+}
+
+void
+conn_peer_auth_failed(struct conn *c)
+{
+	struct peer_penalty *p = penalty_find(c->srv, &c->addr, true);
+
+	conn_end_after_reply(c);
+	if (p == NULL)
+		return;
+	p->failures++;
+	p->last = ev_now(c->srv->a->loop);
+	p->until = p->last + (p->failures >= 10 ? SERVER_PENALTY_MAX :
+	    SERVER_PENALTY_FIRST * (double)(1u << (p->failures - 1)));
+	if (p->until > p->last + SERVER_PENALTY_MAX)
+		p->until = p->last + SERVER_PENALTY_MAX;
+}
+
 static void
 server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -529,7 +633,9 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(l->fd, NULL, NULL,
+		struct sockaddr_storage addr;
+		socklen_t addrlen = sizeof(addr);
+		int fd = accept4(l->fd, (struct sockaddr *)&addr, &addrlen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
@@ -547,6 +653,11 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_info("accepting %s connections again (%zu open)",
 			    l->peer ? "peer" : "client", s->nconns);
 		}
+		if (l->peer && penalty_waiting(s, &addr)) {
+			/* still waiting after a failed peer_auth: nothing */
+			close(fd);
+			continue;
+		}
 		if ((c = calloc(1, sizeof(*c))) == NULL ||
 		    !msgpack_zone_init(&c->zone, 4096)) {
 			free(c);
@@ -556,6 +667,8 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->fd = fd;
 		c->srv = s;
 		c->peer = l->peer;
+		c->addr = addr;
+		c->addrlen = addrlen;
 		c->root = s->a->tree.root;
 		msgpack_sbuffer_init(&c->out);
 		msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);

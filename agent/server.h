@@ -83,6 +83,15 @@ void conn_reply_state(struct conn *c, uint64_t seq, const char *st);
 /* Pack already-encoded msgpack bytes as one object. */
 void conn_pack_raw(struct conn *c, const uint8_t *p, size_t len);
 
+/* Read no more requests; close once the replies so far are written. */
+void conn_end_after_reply(struct conn *c);
+/*
+ * A peer failed to prove the cluster key: the connection ends after the
+ * error reply, and its address waits before its next connection is
+ * accepted (0.1 s, doubling per failure up to 60 s; docs/cluster.md).
+ */
+void conn_peer_auth_failed(struct conn *c);
+
 /* Output beyond the configured bound: producers must stop or abort. */
 bool conn_output_full(const struct conn *c);
 /* Half full: walks pause here and resume when the output drains. */

@@ -521,13 +521,16 @@ handle_greeting(distkv *c, const msgpack_object *m)
 
 	node = proto_map_get(m, "node");
 	tick = proto_map_get(m, "tick");
-	if (node == NULL || node->type != MSGPACK_OBJECT_STR ||
+	/* a peer port that wants a proof first names nothing (challenge) */
+	if (node == NULL && proto_map_get(m, "challenge") != NULL)
+		c->node = strdup("");
+	else if (node == NULL || node->type != MSGPACK_OBJECT_STR ||
 	    node->via.str.size > DISTKV_NODE_MAX) {
 		conn_die(c, DISTKV_EPROTO);
 		return;
-	}
-	if ((c->node = strndup(node->via.str.ptr, node->via.str.size)) ==
-	    NULL) {
+	} else
+		c->node = strndup(node->via.str.ptr, node->via.str.size);
+	if (c->node == NULL) {
 		conn_die(c, -ENOMEM);
 		return;
 	}

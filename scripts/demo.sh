@@ -14,12 +14,17 @@ if [ -f "$D/agent.pid" ] && kill -0 "$(cat "$D/agent.pid")" 2>/dev/null; then
 	while kill -0 "$(cat "$D/agent.pid")" 2>/dev/null; do sleep 0.1; done
 fi
 export DISTKV_SOCKET="$D/agent.sock"
+# The cluster secret every node of this cluster shares (docs/cluster.md).
+if [ ! -s "$D/cluster.key" ]; then
+	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$D/cluster.key")
+fi
 # The default mode: the agent starts and supervises its own serf agent
 # (docs/cluster.md).  --init makes this first node of a new cluster ready.
 "$B/distkv-agent" --node demo --init '{}' --state-dir "$D/state" \
 	--socket "$DISTKV_SOCKET" --shm "$D/region" \
 	--bind 127.0.0.1:17946 --serf-rpc 127.0.0.1:17373 \
-	--peer-bind 127.0.0.1:17589 --log-level warn &
+	--peer-bind 127.0.0.1:17589 --cluster-key "$D/cluster.key" \
+	--log-level warn &
 echo $! > "$D/agent.pid"
 # wait (bounded) until the agent answers
 i=0
@@ -45,5 +50,5 @@ echo "Agent running (pid $(cat "$D/agent.pid")), socket $DISTKV_SOCKET,"
 echo "shared-memory region $D/region, its serf agent gossiping on 127.0.0.1:17946."
 echo "Add a second node: $B/distkv-agent --node two --join 127.0.0.1:17946 \\"
 echo "    --bind 127.0.0.1:17947 --serf-rpc 127.0.0.1:17374 --peer-bind 127.0.0.1:17590 \\"
-echo "    --socket $D/two.sock --shm $D/two.region &"
+echo "    --cluster-key $D/cluster.key --socket $D/two.sock --shm $D/two.region &"
 echo "Try: DISTKV_SOCKET=$DISTKV_SOCKET $B/distkv-cli --help"

@@ -60,6 +60,29 @@ triple_free(int ipbase, int n, int port)
 	return true;
 }
 
+/* A cluster runs with a key, as every cluster should (docs/cluster.md). */
+static int
+write_key(const char *path)
+{
+	static const char secret[] = "distkv-test-cluster-secret-1\n";
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		return -1;
+	fputs(secret, f);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static bool
+names_a_key(const struct cluster_node *nd)
+{
+	for (size_t k = 0; nd->extra[k] != NULL; k++)
+		if (strcmp(nd->extra[k], "--cluster-key") == 0 ||
+		    strcmp(nd->extra[k], "--insecure-no-cluster-key") == 0)
+			return true;
+	return false;
+}
+
 int
 cluster_init(struct cluster *c, int n, int ipbase)
 {
@@ -99,6 +122,10 @@ cluster_init(struct cluster *c, int n, int ipbase)
 		    ipbase + i, port + 2);
 		snprintf(nd->run_dir, sizeof(nd->run_dir), "%s/run",
 		    nd->h.dir);
+		snprintf(nd->keyfile, sizeof(nd->keyfile), "%s/cluster.key",
+		    nd->h.dir);
+		if (write_key(nd->keyfile) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -162,6 +189,10 @@ cluster_spawn(struct cluster *c, int i, bool init)
 		/* node 0 restarted without --init joins node 1 */
 		argv[argc++] = "--join";
 		argv[argc++] = c->node[i == 0 ? 1 : 0].bind;
+	}
+	if (!names_a_key(nd)) {
+		argv[argc++] = "--cluster-key";
+		argv[argc++] = nd->keyfile;
 	}
 	for (size_t k = 0; nd->extra[k] != NULL; k++)
 		argv[argc++] = nd->extra[k];

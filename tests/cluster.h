@@ -38,6 +38,9 @@ struct cluster_node {
 	char name[16];			/* n0, n1, ... */
 	char bind[32], serf_rpc[32], peer[32];
 	char run_dir[320];		/* h.dir/run: serf.json, serf.log */
+	/* h.dir/cluster.key: the cluster's shared test secret, passed as
+	 * --cluster-key unless the extra arguments name a key (or none) */
+	char keyfile[320];
 	/* extra arguments for every start of this node (borrowed) */
 	const char *extra[CLUSTER_MAX_ARGS + 1];
 	bool started;			/* spawned at least once */

@@ -646,9 +646,13 @@ write_key_file(const char *path, const char *secret)
 	fclose(f);
 }
 
-/* A raw client on a TCP peer port (the rawclient speaks to any fd). */
+/*
+ * A raw client on a TCP peer port (the rawclient speaks to any fd), or
+ * NULL when the agent closes it without a greeting (an address still
+ * waiting after a failed peer_auth).
+ */
 static struct rc_conn *
-rc_open_tcp(const char *hostport)
+rc_try_open_tcp(const char *hostport)
 {
 	struct sockaddr_in sin;
 	char host[64];
@@ -671,7 +675,36 @@ rc_open_tcp(const char *hostport)
 	cr_assert(c != NULL);
 	c->fd = fd;
 	c->greeting = rc_recv_seq(c, 0, RC_TIMEOUT);
-	cr_assert(c->greeting != NULL, "no greeting on the peer port");
+	if (c->greeting == NULL) {
+		cr_assert(c->eof, "neither a greeting nor a close on %s",
+		    hostport);
+		rc_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+static struct rc_conn *
+rc_open_tcp(const char *hostport)
+{
+	struct rc_conn *c = rc_try_open_tcp(hostport);
+
+	cr_assert(c != NULL, "no greeting on the peer port");
+	return c;
+}
+
+/* The next greeted connection once the address's wait is over. */
+static struct rc_conn *
+rc_open_tcp_waiting(const char *hostport)
+{
+	long long deadline = harness_now_ms() + 10000;
+	struct rc_conn *c;
+
+	while ((c = rc_try_open_tcp(hostport)) == NULL) {
+		cr_assert(harness_now_ms() < deadline,
+		    "%s never greeted again", hostport);
+		usleep(20000);	/* poll interval of a deadline-bounded wait */
+	}
 	return c;
 }
 
@@ -794,11 +827,15 @@ Test(cluster, peer_port_needs_the_cluster_key)
 	cr_assert(cluster_wait_socket(&cl, 1, 15000) == 0,
 	    "n1 with the right key did not download\n%s", DIAG);
 
-	/* a raw client: nothing but peer_auth before the proof */
+	/* a raw client: nothing but peer_auth before the proof, and the
+	 * greeting gives away nothing but the challenge */
 	c = rc_open_tcp(cl.node[0].peer);
 	chal = rc_get(&c->greeting->obj, "challenge");
 	cr_assert(chal != NULL && chal->type == MSGPACK_OBJECT_BIN,
 	    "no challenge in the peer greeting %s", rc_show(&c->greeting->obj));
+	cr_assert(rc_match(&c->greeting->obj, NULL, 0, "{seq:0, challenge:_}"),
+	    "the peer greeting says more than the challenge: %s",
+	    rc_show(&c->greeting->obj));
 	expect_error(c, 1, "action:'get_value', path:['w']", "NoAuthError");
 	expect_error(c, 2, "action:'dump'", "NoAuthError");
 	expect_error(c, 3, "action:'get_events', ranges:{n0:[[1, 5]]}",
@@ -809,8 +846,31 @@ Test(cluster, peer_port_needs_the_cluster_key)
 	    "NoAuthError");
 	expect_error(c, 6, "action:'peer_auth', node:'evil', "
 	    "mac:b'0123456789abcdef0123456789abcdef'", "AuthFailedError");
-	expect_error(c, 7, "action:'dump'", "NoAuthError");
+	/* one guess per connection */
+	cr_assert(rc_wait_eof(c, RC_TIMEOUT),
+	    "the connection stays open after a failed peer_auth");
+	rc_close(c);
+	/* and the address waits: brute force gets a few guesses, not 3,000 */
+	{
+		long long until = harness_now_ms() + 2000;
+		int guesses = 0;
+
+		while (harness_now_ms() < until) {
+			c = rc_try_open_tcp(cl.node[0].peer);
+			if (c == NULL)
+				continue;
+			expect_error(c, 1, "action:'peer_auth', node:'evil', "
+			    "mac:b'0123456789abcdef0123456789abcdef'",
+			    "AuthFailedError");
+			guesses++;
+			rc_close(c);
+		}
+		cr_assert(guesses <= 6, "%d peer_auth guesses in 2 s",
+		    guesses);
+	}
 	/* the wrong cluster's key is refused too */
+	c = rc_open_tcp_waiting(cl.node[0].peer);
+	chal = rc_get(&c->greeting->obj, "challenge");
 	mac_of(secret_b, chal, mac);
 	send_peer_auth(c, 8, mac);
 	m = rc_recv_seq(c, 8, RC_TIMEOUT);
@@ -820,7 +880,7 @@ Test(cluster, peer_port_needs_the_cluster_key)
 	rc_msg_free(m);
 	rc_close(c);
 	/* the right key opens it (so the refusals above are the key's) */
-	c = rc_open_tcp(cl.node[0].peer);
+	c = rc_open_tcp_waiting(cl.node[0].peer);
 	chal = rc_get(&c->greeting->obj, "challenge");
 	cr_assert(chal != NULL && chal->type == MSGPACK_OBJECT_BIN);
 	mac_of(secret_a, chal, mac);

@@ -469,3 +469,65 @@ Test(harden, emfile_no_spin, .timeout = 60)
 	    "value:1, nchain:0}"), "{seq:1, changed:true, prev:nil, tock:_}");
 	rc_close(c);
 }
+
+/*
+ * Run distkv-agent with argv (NULL-terminated, after the program name)
+ * until it exits (10 s at most); its exit status, stderr into err.
+ */
+static int
+run_agent(char *err, size_t errlen, const char *const *args)
+{
+	const char *argv[32];
+	char path[320];
+	int argc = 0, status = -1;
+	long long deadline = harness_now_ms() + 10000;
+	pid_t pid;
+	FILE *f;
+
+	argv[argc++] = harness_bin("distkv-agent");
+	for (size_t i = 0; args[i] != NULL && argc < 31; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	snprintf(path, sizeof(path), "%s/run.err", ag.dir);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (harness_now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			cr_assert_fail("distkv-agent did not exit");
+		}
+		usleep(10000);	/* poll interval of a deadline-bounded wait */
+	}
+	err[0] = '\0';
+	if ((f = fopen(path, "r")) != NULL) {
+		size_t n = fread(err, 1, errlen - 1, f);
+
+		err[n] = '\0';
+		fclose(f);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Item 8: a cluster node without a cluster key refuses to start. */
+Test(harden, cluster_needs_a_key)
+{
+	char err[4096];
+	const char *args[] = { "--node", "k1", "--socket", ag.socket,
+	    "--shm", ag.shm, "--bind", "127.0.0.250:17001", "--serf-rpc",
+	    "127.0.0.250:17002", "--run-dir", ag.dir, NULL };
+	int rc = run_agent(err, sizeof(err), args);
+
+	cr_assert(rc == 2, "exit %d, stderr:\n%s", rc, err);
+	cr_assert(strstr(err, "--cluster-key") != NULL &&
+	    strstr(err, "--insecure-no-cluster-key") != NULL, "%s", err);
+	cr_assert(access(ag.socket, F_OK) != 0, "a socket was opened");
+}
