@@ -996,6 +996,12 @@ req_file(struct req *r, char *out, size_t cap)
 		conn_reply_error(r->c, r->seq, "File name too long");
 		return false;
 	}
+	if (persist_is_own_file(r->a, out)) {
+		conn_reply_error(r->c, r->seq, "Refusing to write %.*s: the "
+		    "agent itself owns that file", (int)p->via.str.size,
+		    p->via.str.ptr);
+		return false;
+	}
 	return true;
 }
 

@@ -141,6 +141,7 @@ static struct agent the_agent;
 static char hostname[256];
 static const char *joins[33];
 static char peer_default[300];
+static char file_dir_default[PATH_MAX];
 static char shm_default[300];
 
 static void
@@ -396,8 +397,12 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 		    cfg->bind);
 		cfg->peer_bind = peer_default;
 	}
-	if (cfg->file_dir == NULL)
-		cfg->file_dir = cfg->state_dir;
+	/* a subdirectory: save/log files never sit beside the state's own */
+	if (cfg->file_dir == NULL && cfg->state_dir != NULL) {
+		snprintf(file_dir_default, sizeof(file_dir_default), "%s/files",
+		    cfg->state_dir);
+		cfg->file_dir = file_dir_default;
+	}
 	if (no_shm)
 		cfg->shm_path = NULL;
 	else if (cfg->shm_path == NULL)
@@ -447,6 +452,10 @@ main(int argc, char **argv)
 	    (rc = persist_open_state_dir(a, cfg.state_dir)) != 0)
 		fatal("cannot use state dir %s: %s", cfg.state_dir,
 		    strerror(-rc));
+	if (cfg.file_dir != NULL && mkdir(cfg.file_dir, 0750) != 0 &&
+	    errno != EEXIST)
+		log_warn("cannot create the file dir %s: %s (save and log "
+		    "will fail)", cfg.file_dir, strerror(errno));
 	if (cfg.load_file != NULL) {
 		if (a->self->has_tick)
 			fatal("--load refused: this node already has data (tick %llu)",

@@ -1,6 +1,7 @@
 /* persist: see persist.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,59 @@ struct persist {
 	ev_timer timer;
 	struct agent *a;
 };
+
+/* ---- files the agent owns ---- */
+
+static bool
+same_file(const struct stat *st, const char *path)
+{
+	struct stat o;
+
+	return path != NULL && stat(path, &o) == 0 && o.st_dev == st->st_dev &&
+	    o.st_ino == st->st_ino;
+}
+
+bool
+persist_is_own_file(const struct agent *a, const char *path)
+{
+	static const char *const owned[] = { SNAPSHOT_NAME, LOG_NAME,
+	    LOCK_NAME };
+	char dcopy[PATH_MAX], bcopy[PATH_MAX], dreal[PATH_MAX], sreal[PATH_MAX];
+	const char *base;
+	struct stat st;
+
+	if (strlen(path) >= sizeof(dcopy))
+		return true;
+	strcpy(dcopy, path);
+	strcpy(bcopy, path);
+	base = basename(bcopy);
+	/* by name in the state dir, temp files included, even if absent */
+	if (a->cfg.state_dir != NULL &&
+	    realpath(dirname(dcopy), dreal) != NULL &&
+	    realpath(a->cfg.state_dir, sreal) != NULL &&
+	    strcmp(dreal, sreal) == 0)
+		for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+			size_t n = strlen(owned[i]);
+
+			if (strncmp(base, owned[i], n) == 0 &&
+			    (base[n] == '\0' || base[n] == '.'))
+				return true;
+		}
+	/* by identity: links and other names of the same files */
+	if (stat(path, &st) != 0)
+		return false;
+	if (a->persist != NULL) {
+		struct stat o;
+
+		if ((fstat(a->persist->lock_fd, &o) == 0 &&
+		    o.st_dev == st.st_dev && o.st_ino == st.st_ino) ||
+		    (a->persist->log.fd >= 0 && fstat(a->persist->log.fd,
+		    &o) == 0 && o.st_dev == st.st_dev && o.st_ino == st.st_ino))
+			return true;
+	}
+	return same_file(&st, a->cfg.socket_path) ||
+	    same_file(&st, a->cfg.shm_path);
+}
 
 /* ---- framing ---- */
 

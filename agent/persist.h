@@ -36,6 +36,13 @@ void persist_close(struct agent *a);
 int persist_load_file(struct agent *a, const char *path);
 /* Write a snapshot of the whole tree to path atomically. */
 int persist_save(struct agent *a, const char *path);
+/*
+ * True if path names a file the agent itself owns: its state dir's lock,
+ * snapshot and change log (or their temp files, existing or not), or
+ * whatever is the same file as one of them, its socket or its region.
+ * `save` and `log` must never write those.
+ */
+bool persist_is_own_file(const struct agent *a, const char *path);
 /* Start (replace) the `log` action writer; with fetch, snapshot first. */
 int persist_start_log(struct agent *a, const char *path, bool fetch);
 

@@ -531,3 +531,92 @@ Test(harden, cluster_needs_a_key)
 	    strstr(err, "--insecure-no-cluster-key") != NULL, "%s", err);
 	cr_assert(access(ag.socket, F_OK) != 0, "a socket was opened");
 }
+
+/*
+ * Item 9: save and log never write a file the agent owns; by default they
+ * write into a subdirectory of the state dir.
+ */
+Test(harden, save_never_overwrites_state, .timeout = 60)
+{
+	static const char *const owned[] = { "changes.dkv", "lock",
+	    "snapshot.dkv", "snapshot.dkv.tmp", "changes.dkv.tmp" };
+	char path[400], link[400];
+	struct rc_conn *c;
+	struct rc_msg *m;
+	struct stat st;
+	int seq = 1;
+
+	cr_assert(mkdir(ag.state_dir, 0750) == 0);
+	RC_START(&ag, "--standalone", "--node", "s1", "--state-dir",
+	    ag.state_dir);
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'set_value', path:['a'], "
+	    "value:1, nchain:0}", seq), "{seq:%d, changed:true, prev:nil, "
+	    "tock:_}", seq);
+	seq++;
+	/* the default file dir is DIR/files: these names are harmless */
+	for (size_t i = 0; i < 3; i++) {
+		RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'save', "
+		    "path:'%s'}", seq, owned[i]), "{seq:%d, result:true, "
+		    "tock:_}", seq);
+		seq++;
+		snprintf(path, sizeof(path), "%s/files/%s", ag.state_dir,
+		    owned[i]);
+		cr_assert(stat(path, &st) == 0, "%s not written", path);
+	}
+	RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'set_value', path:['b'], "
+	    "value:2, nchain:0}", seq), "{seq:%d, changed:true, prev:nil, "
+	    "tock:_}", seq);
+	seq++;
+	rc_close(c);
+	/* the acknowledged writes survive a crash: the log is intact */
+	harness_kill9(&ag);
+	RC_START(&ag, "--standalone", "--node", "s1", "--state-dir",
+	    ag.state_dir, "--file-dir", ag.state_dir);
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'get_value', path:['b']}",
+	    seq), "{seq:%d, value:2, tock:_}", seq);
+	seq++;
+	/* --file-dir is the state dir itself: its own files are refused */
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		for (int log = 0; log < 2; log++) {
+			m = rc_call(c, "{seq:%d, action:'%s', path:'%s'}", seq,
+			    log ? "log" : "save", owned[i]);
+			cr_assert(rc_str_prefix(&m->obj, "error",
+			    "Refusing to write"), "%s %s: %s", log ? "log" :
+			    "save", owned[i], rc_show(&m->obj));
+			rc_msg_free(m);
+			seq++;
+		}
+	}
+	/* and so is another name for the change log, or for the socket */
+	snprintf(link, sizeof(link), "%s/other.dkv", ag.state_dir);
+	snprintf(path, sizeof(path), "%s/changes.dkv", ag.state_dir);
+	cr_assert(symlink(path, link) == 0);
+	m = rc_call(c, "{seq:%d, action:'save', path:'other.dkv'}", seq++);
+	cr_assert(rc_str_prefix(&m->obj, "error", "Refusing to write"), "%s",
+	    rc_show(&m->obj));
+	rc_msg_free(m);
+	snprintf(link, sizeof(link), "%s/sock.dkv", ag.state_dir);
+	cr_assert(symlink(ag.socket, link) == 0);
+	m = rc_call(c, "{seq:%d, action:'log', path:'sock.dkv'}", seq++);
+	cr_assert(rc_str_prefix(&m->obj, "error", "Refusing to write"), "%s",
+	    rc_show(&m->obj));
+	rc_msg_free(m);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'set_value', path:['c'], "
+	    "value:3, nchain:0}", seq), "{seq:%d, changed:true, prev:nil, "
+	    "tock:_}", seq);
+	seq++;
+	rc_close(c);
+	harness_kill9(&ag);
+	/* nothing of the state was overwritten: a restart finds the data */
+	RC_START(&ag, "--standalone", "--node", "s1", "--state-dir",
+	    ag.state_dir);
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'get_value', path:['c']}"),
+	    "{seq:1, value:3, tock:_}");
+	rc_close(c);
+}
