@@ -20,6 +20,7 @@
 #include "proto.h"
 #include "server.h"
 #include "sync.h"
+#include "writer.h"
 
 #include <sodium.h>
 
@@ -445,7 +446,11 @@ main(int argc, char **argv)
 		mkdir("/run/distkv", 0755);
 
 	/* opened first: restored and loaded changes are published too */
-	if (cfg.shm_path != NULL && (rc = agent_shm_open(a)) != 0)
+	if (cfg.shm_path != NULL && (rc = agent_shm_open(a)) == -EBUSY)
+		fatal("the shared-memory region %s is in use by another agent "
+		    "(pid %d): give this agent its own --node name or --shm "
+		    "path", cfg.shm_path, shm_writer_lock_owner(cfg.shm_path));
+	if (cfg.shm_path != NULL && rc != 0)
 		fatal("cannot create the shared-memory region %s: %s",
 		    cfg.shm_path, strerror(-rc));
 	if (cfg.state_dir != NULL &&

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -25,6 +26,7 @@
 
 struct shm_writer {
 	char *path;
+	int lock_fd;			/* PATH.lock, flock()ed while open */
 	mode_t mode;
 	char node[SHM_NODE_MAX];
 	int fd;
@@ -331,6 +333,55 @@ writer_oversized(const struct shm_writer *w)
 	return w->h->arena_size > 2 * w->h->live_bytes + SHM_MIN_ARENA;
 }
 
+/*
+ * One writer per region: an flock on PATH.lock, held while the agent
+ * runs (two agents with the same node name would otherwise replace each
+ * other's region and readers would get the other agent's values).  The
+ * lock file holds the owner's pid for the error message.
+ */
+static int
+writer_lock(struct shm_writer *w, const char *path)
+{
+	char lp[PATH_MAX + 8], pid[32];
+	int n;
+
+	if ((size_t)snprintf(lp, sizeof(lp), "%s.lock", path) >= sizeof(lp))
+		return -ENAMETOOLONG;
+	if ((w->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) < 0)
+		return -errno;
+	if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno == EWOULDBLOCK ? EBUSY : errno;
+
+		close(w->lock_fd);
+		w->lock_fd = -1;
+		return -e;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(w->lock_fd, 0) != 0 ||
+	    pwrite(w->lock_fd, pid, (size_t)n, 0) != n)
+		return 0;	/* the pid is only for messages */
+	return 0;
+}
+
+int
+shm_writer_lock_owner(const char *path)
+{
+	char lp[PATH_MAX + 8], buf[32];
+	ssize_t n;
+	int fd;
+
+	if ((size_t)snprintf(lp, sizeof(lp), "%s.lock", path) >= sizeof(lp) ||
+	    (fd = open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return atoi(buf);
+}
+
 int
 shm_writer_open(const char *path, mode_t mode, const char *node,
     struct shm_writer **out)
@@ -348,6 +399,9 @@ shm_writer_open(const char *path, mode_t mode, const char *node,
 		return -ENOMEM;
 	}
 	w->mode = mode;
+	/* before anything replaces the region another agent may publish */
+	if ((rc = writer_lock(w, path)) != 0)
+		goto fail;
 	/* NUL padded, not necessarily terminated (layout.h) */
 	memcpy(w->node, node, strnlen(node, sizeof(w->node)));
 	if ((rc = region_create(w, SHM_MIN_SLOTS, SHM_MIN_ARENA, 1, &fd, &base,
@@ -365,6 +419,8 @@ shm_writer_open(const char *path, mode_t mode, const char *node,
 	*out = w;
 	return 0;
 fail:
+	if (w->lock_fd > 0)
+		close(w->lock_fd);
 	free(w->path);
 	free(w);
 	return rc;
@@ -482,6 +538,15 @@ shm_writer_close(struct shm_writer *w, bool unlink_file)
 	close(w->fd);
 	if (unlink_file)
 		unlink(w->path);
+	if (w->lock_fd >= 0) {
+		char lp[PATH_MAX + 8];
+
+		/* ours to remove: we hold the lock until close */
+		if ((size_t)snprintf(lp, sizeof(lp), "%s.lock", w->path) <
+		    sizeof(lp))
+			unlink(lp);
+		close(w->lock_fd);
+	}
 	free(w->path);
 	free(w);
 }

@@ -34,6 +34,11 @@ struct shm_writer_stats {
  * atomically) with the given permissions.  node names the agent.
  * Returns 0 or -errno.
  */
+/*
+ * ... and lock it for this writer (PATH.lock): -EBUSY if another writer
+ * holds it; shm_writer_lock_owner tells its pid (0 if unknown).
+ */
+int shm_writer_lock_owner(const char *path);
 int shm_writer_open(const char *path, mode_t mode, const char *node,
     struct shm_writer **out);
 /*

@@ -620,3 +620,59 @@ Test(harden, save_never_overwrites_state, .timeout = 60)
 	    "{seq:1, value:3, tock:_}");
 	rc_close(c);
 }
+
+/*
+ * Item 10: a second agent for the same region (same node name, or the
+ * same --shm) refuses to start; the first one's readers keep its data.
+ */
+Test(harden, one_agent_per_region)
+{
+	char shm[300], err[4096];
+	const char *args[16];
+	struct rc_conn *c;
+	int rc;
+
+	RC_START(&ag, "--standalone", "--node", "r1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'set_value', path:['who'], "
+	    "value:'first', nchain:0}"), "{seq:1, changed:true, prev:nil, "
+	    "tock:_}");
+	snprintf(shm, sizeof(shm), "%s", ag.shm);
+	{
+		char sock2[320];
+		size_t k = 0;
+
+		snprintf(sock2, sizeof(sock2), "%s/second.sock", ag.dir);
+		args[k++] = "--standalone";
+		args[k++] = "--node";
+		args[k++] = "r1";
+		args[k++] = "--socket";
+		args[k++] = sock2;
+		args[k++] = "--shm";
+		args[k++] = shm;
+		args[k] = NULL;
+		rc = run_agent(err, sizeof(err), args);
+		cr_assert(rc == 1, "second agent: exit %d\n%s", rc, err);
+		cr_assert(strstr(err, "in use by another agent") != NULL, "%s",
+		    err);
+		cr_assert(access(sock2, F_OK) != 0, "the second agent served");
+	}
+	/* the region is still the first agent's: it publishes into it */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:2, action:'set_value', path:['who'], "
+	    "value:'still first', nchain:0}"), "{seq:2, changed:true, "
+	    "prev:'first', tock:_}");
+	rc_close(c);
+	{
+		char cmd[700], out[256] = "";
+		FILE *p;
+
+		snprintf(cmd, sizeof(cmd), "DISTKV_SOCKET=%s %s --json get who",
+		    ag.socket, harness_bin("distkv-cli"));
+		p = popen(cmd, "r");
+		cr_assert(p != NULL);
+		cr_assert(fgets(out, sizeof(out), p) != NULL);
+		pclose(p);
+		cr_assert(strstr(out, "still first") != NULL, "%s", out);
+	}
+}
