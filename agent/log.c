@@ -1,9 +1,12 @@
 /* log: see log.h. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -13,6 +16,24 @@ void
 log_set_level(enum log_level l)
 {
 	log_level = l;
+}
+
+int
+log_open_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd < 0)
+		return -errno;
+	fflush(stderr);
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	return 0;
 }
 
 int

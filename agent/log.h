@@ -8,6 +8,13 @@
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_set_level(enum log_level l);
+/*
+ * Send diagnostics to path (appended, created 0640) instead of stderr, or
+ * reopen it (after logrotate moved it away): the file becomes fd 2, so
+ * whatever else writes to stderr lands there too.  Returns 0 or -errno
+ * (stderr is then left as it was).
+ */
+int log_open_file(const char *path);
 /* Parse "debug", "info", "warn", "error"; -1 if unknown. */
 int log_parse_level(const char *s);
 

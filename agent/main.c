@@ -87,6 +87,8 @@ static const char usage_text[] =
 "                       readable by the agent's group)\n"
 "  --no-shm             no shared-memory region\n"
 "  --log-level LEVEL    debug, info (default), warn, error\n"
+"  --log-file FILE      diagnostics to FILE (appended) instead of stderr;\n"
+"                       reopened on SIGHUP (for logrotate)\n"
 "  -h, --help           show this help and exit\n"
 "\n"
 
@@ -96,6 +98,7 @@ enum {
 	OPT_SOCKET = 256, OPT_SOCKET_MODE, OPT_NODE, OPT_STANDALONE, OPT_INIT,
 	OPT_LOAD, OPT_STATE_DIR, OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_FILE_DIR,
 	OPT_MAX_REQUEST, OPT_MAX_OUTPUT, OPT_CHANGE_LENGTH, OPT_LOG_LEVEL,
+	OPT_LOG_FILE,
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY, OPT_NO_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
@@ -117,6 +120,7 @@ static const struct option long_opts[] = {
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "change-length", required_argument, NULL, OPT_CHANGE_LENGTH },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 	{ "shm", required_argument, NULL, OPT_SHM },
 	{ "shm-mode", required_argument, NULL, OPT_SHM_MODE },
 	{ "no-shm", no_argument, NULL, OPT_NO_SHM },
@@ -142,6 +146,7 @@ static struct agent the_agent;
 static char hostname[256];
 static const char *joins[33];
 static char peer_default[300];
+static const char *log_file;	/* --log-file, reopened on SIGHUP */
 static char file_dir_default[PATH_MAX];
 static char shm_default[300];
 
@@ -183,6 +188,30 @@ pack_init_value(msgpack_packer *pk, const char *s)
 		fatal("out of memory");
 	if (rc != 0)
 		msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/*
+ * SIGHUP: reopen the log file (logrotate) and say so; a signal that used
+ * to kill the agent (and leave its socket behind) is now a no-op without
+ * --log-file.
+ */
+static void
+sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	const char *path = w->data;
+	int rc;
+
+	(void)loop;
+	(void)revents;
+	if (path == NULL) {
+		log_info("SIGHUP: nothing to reload (no --log-file)");
+		return;
+	}
+	if ((rc = log_open_file(path)) != 0)
+		log_warn("SIGHUP: cannot reopen the log file %s: %s (still "
+		    "logging to the old one)", path, strerror(-rc));
+	else
+		log_info("SIGHUP: reopened the log file %s", path);
 }
 
 static void
@@ -360,6 +389,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 			cfg->change_length = (unsigned)parse_number(optarg,
 			    "--change-length", 1, CHAIN_CAP);
 			break;
+		case OPT_LOG_FILE: log_file = optarg; break;
 		case OPT_LOG_LEVEL:
 			if ((lvl = log_parse_level(optarg)) < 0)
 				usage_error("bad --log-level '%s'", optarg);
@@ -375,6 +405,8 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
+	if (log_file != NULL && log_open_file(log_file) != 0)
+		usage_error("cannot open --log-file %s", log_file);
 	/*
 	 * Without a key, whoever reaches the peer port or the gossip can
 	 * read and rewrite the whole tree: never by accident.
@@ -432,7 +464,7 @@ main(int argc, char **argv)
 	struct agent_config cfg;
 	struct agent *a = &the_agent;
 	struct ev_loop *loop;
-	ev_signal sigterm, sigint;
+	ev_signal sigterm, sigint, sighup;
 	int rc;
 
 	if (sodium_init() < 0)
@@ -504,6 +536,9 @@ main(int argc, char **argv)
 	ev_signal_init(&sigint, signal_cb, SIGINT);
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
+	ev_signal_init(&sighup, sighup_cb, SIGHUP);
+	sighup.data = (void *)log_file;
+	ev_signal_start(loop, &sighup);
 	if (agent_ready(a))
 		agent_became_ready(a);
 	else

@@ -774,6 +774,16 @@ server_open_clients(struct server *s)
 		return -ENAMETOOLONG;
 	}
 	strcpy(sun.sun_path, path);
+	/* replace only a stale socket, never another kind of file */
+	{
+		struct stat st;
+
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket: refusing to "
+			    "replace it (check --socket)", path);
+			return -EEXIST;
+		}
+	}
 	/* a live agent answers on the socket: never steal it */
 	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (probe >= 0) {

@@ -676,3 +676,78 @@ Test(harden, one_agent_per_region)
 		cr_assert(strstr(out, "still first") != NULL, "%s", out);
 	}
 }
+
+/* Item 11: --socket naming a regular file leaves that file alone. */
+Test(harden, socket_path_regular_file_kept)
+{
+	char err[4096], buf[64] = "";
+	const char *args[] = { "--standalone", "--node", "f1", "--socket",
+	    ag.socket, "--shm", ag.shm, NULL };
+	FILE *f = fopen(ag.socket, "w");
+	int rc;
+
+	cr_assert(f != NULL);
+	fputs("precious\n", f);
+	fclose(f);
+	rc = run_agent(err, sizeof(err), args);
+	cr_assert(rc == 1, "exit %d\n%s", rc, err);
+	cr_assert(strstr(err, "not a socket") != NULL, "%s", err);
+	f = fopen(ag.socket, "r");
+	cr_assert(f != NULL, "the file is gone");
+	cr_assert(fgets(buf, sizeof(buf), f) != NULL);
+	fclose(f);
+	cr_assert_str_eq(buf, "precious\n");
+}
+
+/* Item 12: SIGHUP reopens the log file and the agent keeps serving. */
+Test(harden, sighup_reopens_log)
+{
+	char logp[320], moved[320], buf[4096];
+	struct rc_conn *c;
+	long long deadline;
+	FILE *f;
+	size_t n;
+
+	snprintf(logp, sizeof(logp), "%s/agent.log", ag.dir);
+	snprintf(moved, sizeof(moved), "%s/agent.log.1", ag.dir);
+	RC_START(&ag, "--standalone", "--node", "g1", "--log-file", logp);
+	cr_assert(rename(logp, moved) == 0, "no log file: %s",
+	    strerror(errno));
+	cr_assert(kill(ag.pid, SIGHUP) == 0);
+	/* the new file appears with the agent's word on it */
+	deadline = harness_now_ms() + 5000;
+	for (;;) {
+		buf[0] = '\0';
+		if ((f = fopen(logp, "r")) != NULL) {
+			n = fread(buf, 1, sizeof(buf) - 1, f);
+			buf[n] = '\0';
+			fclose(f);
+		}
+		if (strstr(buf, "SIGHUP") != NULL)
+			break;
+		cr_assert(harness_now_ms() < deadline, "no reopened log; "
+		    "agent %s", waitpid(ag.pid, NULL, WNOHANG) == 0 ?
+		    "alive" : "dead");
+		usleep(20000);	/* poll interval of a deadline-bounded wait */
+	}
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL, "the agent stopped serving after SIGHUP");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'set_value', path:['h'], "
+	    "value:1, nchain:0}"), "{seq:1, changed:true, prev:nil, tock:_}");
+	rc_close(c);
+	/* without --log-file, SIGHUP changes nothing either */
+	cr_assert(harness_stop(&ag) == 0);
+	RC_START(&ag, "--standalone", "--node", "g1");
+	cr_assert(kill(ag.pid, SIGHUP) == 0);
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'get_value', path:['h']}"),
+	    "{seq:1, value:nil, tock:_}");
+	rc_close(c);
+	deadline = harness_now_ms() + 5000;
+	while (strstr(rc_agent_err(&ag), "SIGHUP") == NULL) {
+		cr_assert(harness_now_ms() < deadline, "SIGHUP not logged");
+		usleep(20000);	/* poll interval of a deadline-bounded wait */
+	}
+	cr_assert(waitpid(ag.pid, NULL, WNOHANG) == 0, "SIGHUP killed it");
+}
