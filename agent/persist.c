@@ -305,9 +305,14 @@ load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
 	*torn = false;
 	if ((f = fopen(path, "rb")) == NULL)
 		return -errno;
-	if (fread(magic, 1, sizeof(magic), f) != sizeof(magic) ||
+	if ((off = (off_t)fread(magic, 1, sizeof(magic), f)) !=
+	    sizeof(magic) ||
 	    memcmp(magic, PERSIST_MAGIC, PERSIST_MAGIC_LEN) != 0) {
 		fclose(f);
+		/* what a crash between creating and writing it leaves */
+		if (off < (off_t)sizeof(magic) &&
+		    memcmp(magic, PERSIST_MAGIC, (size_t)off) == 0)
+			return -ENODATA;
 		log_error("%s: not a distkv file (bad magic)", path);
 		return -EINVAL;
 	}
@@ -341,12 +346,24 @@ load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
 			buf = nb;
 			cap = len;
 		}
-		if (fread(buf, 1, len, f) != len ||
-		    XXH32(buf, len, 0) != get_le32(hdr + 4) ||
+		if (fread(buf, 1, len, f) != len) {
+			*torn = true;	/* cut short by a crash */
+			break;
+		}
+		if (XXH32(buf, len, 0) != get_le32(hdr + 4) ||
 		    proto_scan(buf, len, PROTO_MAX_NESTING, &objlen) != 0 ||
 		    objlen != len ||
 		    proto_unpack(buf, len, &zone, &obj) != 0) {
-			*torn = true;
+			/*
+			 * Whole but wrong: this record was written and synced
+			 * in full, then damaged.  Dropping it would drop an
+			 * acknowledged change without a word.
+			 */
+			log_error("%s: the record at offset %lld is complete "
+			    "but damaged (checksum or msgpack): refusing to "
+			    "drop it; repair or move the file aside to start "
+			    "without it", path, (long long)off);
+			rc = -EBADMSG;
 			break;
 		}
 		if ((rc = agent_apply_record(a, &ctx, &obj, ORIGIN_LOAD, &applied,
@@ -382,6 +399,8 @@ persist_load_file(struct agent *a, const char *path)
 	bool torn;
 	int rc = load_framed(a, path, &end, &torn);
 
+	if (rc == -ENODATA)
+		log_error("%s: empty or cut inside its header", path);
 	if (rc == 0 && torn)
 		log_warn("%s: ignored damaged bytes after offset %lld", path,
 		    (long long)end);
@@ -648,17 +667,34 @@ persist_open_state_dir(struct agent *a, const char *dir)
 	}
 	/* restore before a client is accepted: snapshot, then the log */
 	if (access(snap, F_OK) == 0 &&
-	    (rc = load_framed(a, snap, &end, &torn)) != 0)
+	    (rc = load_framed(a, snap, &end, &torn)) != 0) {
+		/* written whole and renamed into place: never legitimately */
+		if (rc == -ENODATA)
+			log_error("%s: empty or cut inside its header; refusing "
+			    "to start", snap);
 		goto fail;
+	}
 	if (access(snap, F_OK) == 0 && torn) {
 		log_error("%s is damaged after offset %lld; refusing to start",
 		    snap, (long long)end);
 		rc = -EINVAL;
 		goto fail;
 	}
-	if (access(logp, F_OK) == 0) {
-		if ((rc = load_framed(a, logp, &end, &torn)) != 0)
+	rc = access(logp, F_OK) == 0 ? load_framed(a, logp, &end, &torn) :
+	    -ENOENT;
+	if (rc == -ENODATA) {
+		/* empty, or cut inside its magic: it holds no change */
+		log_warn("%s: empty or cut inside its header (a crash while "
+		    "it was created): starting it anew", logp);
+		if (unlink(logp) != 0) {
+			rc = -errno;
 			goto fail;
+		}
+		rc = -ENOENT;
+	}
+	if (rc != 0 && rc != -ENOENT)
+		goto fail;
+	if (rc == 0) {
 		p->log.fd = open(logp, O_WRONLY | O_CLOEXEC);
 		if (p->log.fd < 0) {
 			rc = -errno;

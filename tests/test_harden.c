@@ -751,3 +751,80 @@ Test(harden, sighup_reopens_log)
 	}
 	cr_assert(waitpid(ag.pid, NULL, WNOHANG) == 0, "SIGHUP killed it");
 }
+
+static void
+set_values(struct rc_conn *c, int first, int n)
+{
+	for (int i = first; i < first + n; i++)
+		RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'set_value', "
+		    "path:['v', %d], value:%d, nchain:0}", 100 + i, i, i),
+		    "{seq:%d, changed:true, prev:nil, tock:_}", 100 + i);
+}
+
+static void
+expect_values(struct rc_conn *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'get_value', "
+		    "path:['v', %d]}", 300 + i, i), "{seq:%d, value:%d, "
+		    "tock:_}", 300 + i, i);
+}
+
+/*
+ * Item 13: an empty change log, or one cut inside its magic (a crash
+ * right after creating it), is an empty log; a complete final record
+ * that fails its checksum stops the start, naming the file and offset.
+ */
+Test(harden, change_log_empty_or_damaged_final_record, .timeout = 60)
+{
+	static const char magic[] = "DKVC\0\1\r\n";
+	char logp[400], err[4096];
+	const char *args[] = { "--standalone", "--node", "c1", "--socket",
+	    ag.socket, "--shm", ag.shm, "--state-dir", ag.state_dir, NULL };
+	struct rc_conn *c;
+	struct stat st;
+	FILE *f;
+	int fd, rc;
+
+	snprintf(logp, sizeof(logp), "%s/changes.dkv", ag.state_dir);
+	cr_assert(mkdir(ag.state_dir, 0750) == 0);
+	for (size_t cut = 0; cut < 8; cut += 3) {
+		f = fopen(logp, "w");
+		cr_assert(f != NULL);
+		cr_assert(fwrite(magic, 1, cut, f) == cut);
+		fclose(f);
+		RC_START(&ag, "--standalone", "--node", "c1", "--state-dir",
+		    ag.state_dir);
+		c = rc_open(ag.socket);
+		cr_assert(c != NULL);
+		set_values(c, 0, 3);
+		rc_close(c);
+		harness_kill9(&ag);
+		/* what was acknowledged on the fresh log survives */
+		RC_START(&ag, "--standalone", "--node", "c1", "--state-dir",
+		    ag.state_dir);
+		c = rc_open(ag.socket);
+		cr_assert(c != NULL);
+		expect_values(c, 3);
+		rc_close(c);
+		harness_kill9(&ag);
+	}
+	/* one byte of the last record's payload flipped, length intact */
+	cr_assert(stat(logp, &st) == 0 && st.st_size > 16);
+	fd = open(logp, O_RDWR);
+	cr_assert(fd >= 0);
+	{
+		uint8_t b;
+
+		cr_assert(pread(fd, &b, 1, st.st_size - 2) == 1);
+		b ^= 0x55;
+		cr_assert(pwrite(fd, &b, 1, st.st_size - 2) == 1);
+	}
+	close(fd);
+	rc = run_agent(err, sizeof(err), args);
+	cr_assert(rc == 1, "started over a damaged record: exit %d\n%s", rc,
+	    err);
+	cr_assert(strstr(err, "changes.dkv") != NULL &&
+	    strstr(err, "offset") != NULL, "%s", err);
+	cr_assert(stat(logp, &st) == 0 && st.st_size > 16, "the log was cut");
+}
