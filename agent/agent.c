@@ -105,14 +105,18 @@ agent_shm_close(struct agent *a)
 	a->shm = NULL;
 }
 
-void
+int
 agent_end_batch(struct agent *a)
 {
+	int rc;
+
 	/* durable first: nothing leaves before it is logged */
-	persist_sync(a);
+	if ((rc = persist_sync(a)) != 0)
+		return rc;
 	if (a->shm != NULL)
 		shm_writer_notify(a->shm);
 	sync_flush(a);
+	return 0;
 }
 
 void

@@ -146,9 +146,10 @@ int agent_shm_open(struct agent *a);
 void agent_shm_close(struct agent *a);
 /*
  * End of one event-loop iteration's batch of changes, before replies are
- * written: make them durable and wake blocked shm readers.
+ * written: make them durable and wake blocked shm readers.  Returns 0 or
+ * persist_sync's error (then nothing of the batch may be acknowledged).
  */
-void agent_end_batch(struct agent *a);
+int agent_end_batch(struct agent *a);
 
 /* Path lengthener of a record stream (spec §2.6): base and last entry. */
 struct record_ctx {

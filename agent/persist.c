@@ -36,6 +36,7 @@ struct logwriter {
 struct persist {
 	char *dir;
 	int lock_fd;
+	int failed;		/* -errno of a failed log write, sticky */
 	struct logwriter log;
 	uint64_t since_snapshot;
 	ev_timer timer;
@@ -555,14 +556,20 @@ persist_record_change(struct agent *a, const struct entry *e)
 		pack_change_record(a, &a->logw->buf, e);
 }
 
-void
+int
 persist_sync(struct agent *a)
 {
 	bool sync = a->cfg.fsync == FSYNC_ALWAYS;
+	int rc;
 
 	if (a->persist != NULL) {
-		if (logwriter_sync(&a->persist->log, sync) != 0)
-			fatal("cannot write the change log; stopping so that no unlogged change is acknowledged");
+		/* a failure sticks: nothing after it may be acknowledged */
+		if (a->persist->failed != 0)
+			return a->persist->failed;
+		if ((rc = logwriter_sync(&a->persist->log, sync)) != 0) {
+			a->persist->failed = rc;
+			return rc;
+		}
 		if (a->cfg.snapshot_every > 0 &&
 		    a->persist->since_snapshot >= a->cfg.snapshot_every)
 			persist_snapshot_state(a);
@@ -573,6 +580,7 @@ persist_sync(struct agent *a)
 		free(a->logw);
 		a->logw = NULL;
 	}
+	return 0;
 }
 
 void

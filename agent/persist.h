@@ -48,9 +48,14 @@ int persist_start_log(struct agent *a, const char *path, bool fetch);
 
 /* Record a committed change of e in every open change log. */
 void persist_record_change(struct agent *a, const struct entry *e);
-/* Make recorded changes durable as the fsync policy demands; cheap when
- * nothing is pending.  Called before any reply is written. */
-void persist_sync(struct agent *a);
+/*
+ * Make recorded changes durable as the fsync policy demands; cheap when
+ * nothing is pending.  Called before any reply is written.  Returns 0, or
+ * the -errno of a failed state-dir log write, which sticks: the caller
+ * must not acknowledge anything after it (server.c withholds the replies
+ * and stops the agent).
+ */
+int persist_sync(struct agent *a);
 /* Timer work: batch fsync, periodic snapshot. */
 void persist_tick(struct agent *a);
 

@@ -64,6 +64,14 @@ struct conn {
 	bool want_pump;		/* some task waits for output room */
 	bool input_held;	/* requests buffered while output was full */
 	bool closing;		/* conn_end_after_reply */
+	/*
+	 * Replies past out_acked answer requests (seqs in unacked) whose
+	 * changes are not durable yet; if the change log fails they are
+	 * withheld and those requests get an error (server_log_failed).
+	 */
+	size_t out_acked;
+	uint64_t *unacked;
+	size_t nunacked, capunacked;
 	struct sockaddr_storage addr;	/* peer port: the remote address */
 	socklen_t addrlen;
 	bool dead;
@@ -89,12 +97,15 @@ struct server {
 	struct conn *dirty;
 	size_t nconns;
 	bool draining;		/* server_drain: accept nothing more */
+	bool log_failed;	/* the change log failed: stopping */
 	struct peer_penalty penalty[SERVER_PENALTY_SLOTS];
 };
 
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void listener_resume(struct listener *l);
+static void server_log_failed(struct server *s, int rc)
+    __attribute__((noreturn));
 
 struct agent *
 conn_agent(const struct conn *c)
@@ -292,7 +303,14 @@ conn_flush(struct conn *c)
 	if (c->dead)
 		return;
 	/* a reply must never leave before its change is durable */
-	persist_sync(c->srv->a);
+	if (!c->srv->log_failed) {
+		int rc = persist_sync(c->srv->a);
+
+		if (rc != 0)
+			server_log_failed(c->srv, rc);	/* does not return */
+		c->out_acked = c->out.size;
+		c->nunacked = 0;
+	}
 	while (conn_pending(c) > 0) {
 		ssize_t n = send(c->fd, c->out.data + c->out_off,
 		    conn_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -312,6 +330,7 @@ conn_flush(struct conn *c)
 	if (conn_pending(c) == 0) {
 		c->out.size = 0;
 		c->out_off = 0;
+		c->out_acked = 0;
 		ev_io_stop(loop, &c->wio);
 		if (c->closing)
 			c->dead = true;	/* the caller closes it */
@@ -320,6 +339,7 @@ conn_flush(struct conn *c)
 			memmove(c->out.data, c->out.data + c->out_off,
 			    conn_pending(c));
 			c->out.size -= c->out_off;
+			c->out_acked -= c->out_off;
 			c->out_off = 0;
 		}
 		ev_io_start(loop, &c->wio);
@@ -341,6 +361,54 @@ conn_wio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conn_mark_dirty(c);
 	if (c->dead)
 		conn_close(c);
+}
+
+/* Remember the seq of a request whose reply waits for durability. */
+static void
+conn_note_unacked(struct conn *c, const msgpack_object *req)
+{
+	uint64_t seq;
+
+	if (proto_get_uint(proto_map_get(req, "seq"), &seq) != 0)
+		return;
+	if (c->nunacked == c->capunacked) {
+		size_t cap = c->capunacked ? c->capunacked * 2 : 16;
+		uint64_t *v = realloc(c->unacked, cap * sizeof(*v));
+
+		if (v == NULL)
+			return;	/* that request gets no error: EOF says it */
+		c->unacked = v;
+		c->capunacked = cap;
+	}
+	c->unacked[c->nunacked++] = seq;
+}
+
+/*
+ * The change log cannot be written (a full disk, an I/O error): the
+ * changes of this batch are in memory but not durable, so their replies
+ * must never leave.  Every reply not yet covered by a successful sync is
+ * withheld, each of those requests is answered with an error instead,
+ * what can be sent is sent (2 s at most), and the agent stops.  A restart
+ * finds exactly what was acknowledged.
+ */
+static void __attribute__((noreturn))
+server_log_failed(struct server *s, int rc)
+{
+	s->log_failed = true;
+	for (struct conn *c = s->conns; c != NULL; c = c->next) {
+		if (c->out.size > c->out_acked)
+			c->out.size = c->out_acked;
+		for (size_t i = 0; i < c->nunacked; i++)
+			conn_reply_error(c, c->unacked[i], "Not done: the "
+			    "change log cannot be written (%s); the agent "
+			    "stops so that nothing unlogged is acknowledged",
+			    strerror(-rc));
+		c->nunacked = 0;
+	}
+	server_drain(s);
+	fatal("cannot write the change log: %s; stopped so that no unlogged "
+	    "change is acknowledged (free space, then restart: every "
+	    "acknowledged change is in the log)", strerror(-rc));
 }
 
 /* Handle every complete message in the input buffer. */
@@ -397,6 +465,8 @@ conn_process_input(struct conn *c)
 			break;
 		}
 		off += objlen;
+		if (c->srv->a->persist != NULL)
+			conn_note_unacked(c, &obj);
 		handlers_dispatch(c, &c->hs, &obj);
 		msgpack_zone_clear(&c->zone);
 	}
@@ -498,6 +568,7 @@ conn_close(struct conn *c)
 	if (s->peers.paused)
 		listener_resume(&s->peers);
 	free(c->in);
+	free(c->unacked);
 	msgpack_sbuffer_destroy(&c->out);
 	msgpack_zone_destroy(&c->zone);
 	free(c);
@@ -697,6 +768,7 @@ server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct server *s = container_of(w, struct server, prep);
 	struct conn *c;
+	int rc;
 
 	(void)revents;
 	for (c = s->dirty; c != NULL; c = c->dnext) {
@@ -704,7 +776,8 @@ server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			conn_process_input(c);
 		conn_run_pumps(c);
 	}
-	agent_end_batch(s->a);
+	if ((rc = agent_end_batch(s->a)) != 0)
+		server_log_failed(s, rc);
 	while ((c = s->dirty) != NULL) {
 		s->dirty = c->dnext;
 		c->dirty = false;
@@ -878,7 +951,6 @@ server_drain(struct server *s)
 		ev_io_stop(s->a->loop, &s->peers.io);
 		ev_timer_stop(s->a->loop, &s->peers.retry);
 	}
-	persist_sync(s->a);
 	/* bounded: a client that does not read gets what fits in 2 s */
 	while (waited < 2000) {
 		bool pending = false;

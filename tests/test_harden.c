@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@
 #include "rawclient.h"
 
 static struct harness_agent ag;
+static char mounted[320];	/* a tmpfs this test mounted, if any */
 
 static void
 setup(void)
@@ -36,6 +38,11 @@ static void
 teardown(void)
 {
 	harness_cleanup(&ag);
+	if (mounted[0] != '\0') {
+		umount2(mounted, MNT_DETACH);
+		rmdir(mounted);
+		mounted[0] = '\0';
+	}
 }
 
 TestSuite(harden, .init = setup, .fini = teardown, .timeout = 60);
@@ -827,4 +834,77 @@ Test(harden, change_log_empty_or_damaged_final_record, .timeout = 60)
 	cr_assert(strstr(err, "changes.dkv") != NULL &&
 	    strstr(err, "offset") != NULL, "%s", err);
 	cr_assert(stat(logp, &st) == 0 && st.st_size > 16, "the log was cut");
+}
+
+/*
+ * Item 14: the change log cannot be written (a full disk).  The request
+ * whose change could not be logged gets a clear error, nothing unlogged is
+ * acknowledged, the agent stops, and a restart has every acknowledged
+ * change.
+ */
+Test(harden, full_disk_answers_then_stops, .timeout = 60)
+{
+	enum { VLEN = 32768 };
+	char small[320], state[340], copy[340], cmd[800], *val;
+	struct rc_conn *c;
+	struct rc_msg *m;
+	int acked = 0, status;
+	bool errored = false;
+
+	snprintf(small, sizeof(small), "/tmp/distkv-full.%d", (int)getpid());
+	cr_assert(mkdir(small, 0700) == 0 || errno == EEXIST);
+	if (mount("tmpfs", small, "tmpfs", 0, "size=512k") != 0) {
+		rmdir(small);
+		cr_skip_test("cannot mount a small tmpfs (%s): needs root",
+		    strerror(errno));
+	}
+	snprintf(mounted, sizeof(mounted), "%s", small);
+	snprintf(state, sizeof(state), "%s/state", small);
+	RC_START(&ag, "--standalone", "--node", "d1", "--state-dir", state);
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	val = malloc(VLEN + 1);
+	cr_assert(val != NULL);
+	memset(val, 'f', VLEN);
+	val[VLEN] = '\0';
+	for (int i = 0; i < 64 && !errored; i++) {
+		rc_send(c, "{seq:%d, action:'set_value', path:['f', %d], "
+		    "value:'%s', nchain:0}", 10 + i, i, val);
+		m = rc_recv_seq(c, 10 + i, RC_TIMEOUT);
+		cr_assert(m != NULL, "request %d: no reply (EOF) instead of "
+		    "an error", i);
+		if (rc_has(&m->obj, "error")) {
+			cr_assert(rc_str_prefix(&m->obj, "error", "Not done: "
+			    "the change log cannot be written"), "%s",
+			    rc_show(&m->obj));
+			errored = true;
+		} else {
+			cr_assert(rc_match(&m->obj, NULL, 0, "{seq:%d, "
+			    "changed:true, prev:nil, tock:_}", 10 + i), "%s",
+			    rc_show(&m->obj));
+			acked++;
+		}
+		rc_msg_free(m);
+	}
+	cr_assert(errored, "512 KiB filled without an error");
+	cr_assert(acked > 0);
+	cr_assert(rc_wait_eof(c, RC_TIMEOUT), "the agent did not stop");
+	rc_close(c);
+	cr_assert(waitpid(ag.pid, &status, 0) == ag.pid);
+	ag.pid = 0;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	    "status %d", status);
+	/* move the state to room enough, as an operator would */
+	snprintf(copy, sizeof(copy), "%s/state-copy", ag.dir);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", state, copy);
+	cr_assert(system(cmd) == 0);
+	RC_START(&ag, "--standalone", "--node", "d1", "--state-dir", copy);
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	for (int i = 0; i < acked; i++)
+		RC_ASSERT_MATCH(rc_call(c, "{seq:%d, action:'get_value', "
+		    "path:['f', %d]}", 500 + i, i), "{seq:%d, value:'%s', "
+		    "tock:_}", 500 + i, val);
+	rc_close(c);
+	free(val);
 }
