@@ -125,6 +125,7 @@ agent_became_ready(struct agent *a)
 	int rc;
 
 	a->ready = true;
+	persist_record_ready(a);
 	if (a->server_ready)
 		return;
 	if ((rc = server_open_clients(a->server)) != 0)

@@ -54,6 +54,7 @@ struct agent_config {
 	double clock;			/* seconds: info messages, ping clock */
 	unsigned ping_length;		/* links of a ping chain (4) */
 	double tombstone_keep;		/* seconds before a purge may come */
+	double join_timeout;		/* no data, nothing joined: give up */
 	bool has_cluster_key;
 	uint8_t cluster_key[32];
 };

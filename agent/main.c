@@ -58,6 +58,9 @@ static const char usage_text[] =
 "  --clock SECONDS      the ping clock: info messages, catch-up, pings\n"
 "                       (default 1)\n"
 "  --ping-length N      links of a ping chain (default 4)\n"
+"  --join-timeout SECONDS  a node without data that has joined nobody\n"
+"                       after this long stops with an error (default 120;\n"
+"                       0: wait forever); after 10 s alone it says why\n"
 "  --tombstone-keep SECONDS  keep deleted entries' chains at least this long\n"
 "                       before they may be purged, once every node has\n"
 "                       seen the delete (default 300; 0: as soon as safe)\n"
@@ -102,7 +105,7 @@ enum {
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY, OPT_NO_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
-	OPT_TOMBSTONE_KEEP,
+	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -138,6 +141,7 @@ static const struct option long_opts[] = {
 	{ "serf-bin", required_argument, NULL, OPT_SERF_BIN },
 	{ "ping-length", required_argument, NULL, OPT_PING_LENGTH },
 	{ "tombstone-keep", required_argument, NULL, OPT_TOMBSTONE_KEEP },
+	{ "join-timeout", required_argument, NULL, OPT_JOIN_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -295,6 +299,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	cfg->clock = 1.0;
 	cfg->ping_length = 4;
 	cfg->tombstone_keep = 300;
+	cfg->join_timeout = 120;
 	cfg->join = joins;
 	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "localhost");
@@ -338,6 +343,10 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 				    optarg);
 			break;
 		}
+		case OPT_JOIN_TIMEOUT:
+			cfg->join_timeout = (double)parse_number(optarg,
+			    "--join-timeout", 0, 365ULL * 86400);
+			break;
 		case OPT_TOMBSTONE_KEEP:
 			cfg->tombstone_keep = (double)parse_number(optarg,
 			    "--tombstone-keep", 0, 365ULL * 86400);

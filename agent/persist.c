@@ -556,6 +556,26 @@ persist_record_change(struct agent *a, const struct entry *e)
 		pack_change_record(a, &a->logw->buf, e);
 }
 
+void
+persist_record_ready(struct agent *a)
+{
+	msgpack_sbuffer *sb;
+	msgpack_packer pk;
+	size_t start;
+
+	if (a->persist == NULL || !a->self->has_tick)
+		return;
+	sb = &a->persist->log.buf;
+	start = frame_begin(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "nodes", 5);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, a->self->name, a->self->name_len);
+	msgpack_pack_uint64(&pk, a->self->tick);
+	frame_finish(sb, start);
+}
+
 int
 persist_sync(struct agent *a)
 {
@@ -758,7 +778,12 @@ persist_close(struct agent *a)
 	}
 	if (p == NULL)
 		return;
-	persist_snapshot_state(a);
+	/* a node that never got its data has none to keep: a snapshot of
+	 * its table would pass for data of its own at the next start */
+	if (agent_ready(a))
+		persist_snapshot_state(a);
+	else
+		logwriter_sync(&p->log, true);
 	ev_ref(a->loop);
 	ev_timer_stop(a->loop, &p->timer);
 	logwriter_close(&p->log);

@@ -46,6 +46,12 @@ bool persist_is_own_file(const struct agent *a, const char *path);
 /* Start (replace) the `log` action writer; with fetch, snapshot first. */
 int persist_start_log(struct agent *a, const char *path, bool fetch);
 
+/*
+ * The node has its data (ready): record its own tick in the state dir's
+ * log, so that a restart finds data of its own and serves at once even if
+ * it never made a change itself (a node that only received replicas).
+ */
+void persist_record_ready(struct agent *a);
 /* Record a committed change of e in every open change log. */
 void persist_record_change(struct agent *a, const struct entry *e);
 /*

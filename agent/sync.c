@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "distkv.h"
+#include "joinwatch.h"
 #include "log.h"
 #include "proto.h"
 #include "ranges.h"
@@ -91,6 +92,7 @@ struct sync {
 	unsigned rr;
 
 	ev_timer info_timer, catchup_timer;
+	struct joinwatch joinwatch;	/* why we are alone (joinwatch.h) */
 
 	distkv *peer;			/* one peer request at a time */
 	ev_io peer_io;
@@ -1962,6 +1964,13 @@ catchup_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	{
+		char serf_log[600];
+
+		snprintf(serf_log, sizeof(serf_log), "%s/serf.log", s->run_dir);
+		joinwatch_step(&s->joinwatch, s->a, ev_now(s->a->loop), s->mem,
+		    s->nmem, s->a->cfg.serf_addr == NULL ? serf_log : NULL);
+	}
 	if (s->pfd >= 0) {
 		if (ev_now(s->a->loop) - s->peer_started >
 		    SYNC_PEER_TIMEOUT_MS / 1000.0) {
@@ -2041,6 +2050,7 @@ sync_start(struct agent *a)
 	snprintf(s->ev_ping, sizeof(s->ev_ping), "%s.ping", c->event_prefix);
 	s->tokens = SYNC_EVENT_BURST;
 	s->refill = ev_now(a->loop);
+	joinwatch_init(&s->joinwatch, ev_now(a->loop));
 	a->sync = s;
 	rpc = c->serf_addr;
 	if (rpc == NULL) {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -1375,4 +1376,89 @@ main(int argc, char *argv[])
 		rc = !criterion_run_all_tests(tests);
 	criterion_finalize(tests);
 	return rc;
+}
+
+/* ---- a node alone: it serves its own data, or says why it waits ---- */
+
+/* kill -9 node i's agent and its serf child, as a power cut would. */
+static void
+crash_node(int i)
+{
+	pid_t serf = cluster_serf_pid(&cl, i);
+
+	harness_kill9(&cl.node[i].h);
+	if (serf > 0) {
+		kill(serf, SIGKILL);
+		waitpid(serf, NULL, WNOHANG);
+	}
+}
+
+/*
+ * Hardening 15: a node that only ever received replicas (no change of its
+ * own), killed and restarted with its state dir while no peer is up,
+ * serves its data at once instead of waiting for a peer.
+ */
+Test(cluster, restarted_node_with_data_serves_alone)
+{
+	distkv_path *p = cluster_path("alone", 1);
+
+	start(2);
+	for (int i = 0; i < 2; i++) {
+		cr_assert(mkdir(cl.node[i].h.state_dir, 0700) == 0);
+		cluster_node_args(&cl, i, "--state-dir", cl.node[i].h.state_dir,
+		    (const char *)NULL);
+	}
+	cr_assert(cluster_start(&cl) == 0, "%s", DIAG);
+	set_str(0, p, "replicated");
+	wait_str(p, "replicated", VISIBLE_MS);
+	crash_node(0);
+	crash_node(1);
+	cr_assert(cluster_spawn(&cl, 1, false) == 0);
+	cr_assert(cluster_wait_socket(&cl, 1, 10000) == 0,
+	    "n1, restarted with its data and no peer, does not serve\n%s",
+	    DIAG);
+	{
+		distkv *k = conn(1);
+		struct distkv_entry e;
+		const char *s = NULL;
+		size_t n = 0;
+
+		memset(&e, 0, sizeof(e));
+		cr_assert(distkv_get(k, p, 0, &e) == 0);
+		cr_assert(distkv_value_get_str(e.value.data, e.value.len, &s,
+		    &n) == 0 && n == 10 && memcmp(s, "replicated", 10) == 0,
+		    "n1 holds '%.*s'", (int)n, s);
+		distkv_entry_clear(&e);
+		distkv_close(k);
+	}
+	distkv_path_free(p);
+	stop_all();
+}
+
+/*
+ * Hardening 15: a node without data whose --join reaches nobody says why
+ * in its own log, then gives up after --join-timeout.
+ */
+Test(cluster, unreachable_join_says_why_and_gives_up)
+{
+	long long deadline;
+	int status = 0;
+
+	start(2);
+	/* n0 is never started: n1's --join points at nothing */
+	cluster_node_args(&cl, 1, "--join-timeout", "3", (const char *)NULL);
+	cr_assert(cluster_spawn(&cl, 1, false) == 0);
+	deadline = harness_now_ms() + 15000;
+	while (waitpid(cl.node[1].h.pid, &status, WNOHANG) == 0) {
+		cr_assert(harness_now_ms() < deadline, "n1 still waits after "
+		    "15 s with --join-timeout 3\n%s", DIAG);
+		usleep(50000);	/* poll interval of a deadline-bounded wait */
+	}
+	cl.node[1].h.pid = 0;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d",
+	    status);
+	cr_assert(cluster_log_count(&cl, 1, "not joined after") == 1,
+	    "no warning\n%s", DIAG);
+	cr_assert(cluster_log_count(&cl, 1, "nothing joined") == 1,
+	    "no final error\n%s", DIAG);
 }
