@@ -431,7 +431,7 @@ static const struct action actions[] = {
 	{ "dump", act_dump, false },
 	{ "get_events", act_get_events, false },
 	{ "auth", act_auth, true },
-	{ "diffie_hellman", act_not_supported, false },
+	{ "diffie_hellman", act_diffie_hellman, false },
 	{ "auth_list", act_auth_list, false },
 	{ "auth_get", act_auth_get, false },
 	{ "auth_set", act_auth_set, false },

@@ -19,12 +19,14 @@
 
 #include <sodium.h>
 
+#include "auth_dh.h"
+#include "auth_password.h"
 #include "handlers_internal.h"
 
 /*
- * Authentication (spec §4) for the methods that need no secret: `root`
- * (ident "*", empty data) and `_test` (any recorded name).  `password`
- * needs diffie_hellman and is not implemented.
+ * Authentication (spec §4): `root` (ident "*", empty data), `_test` (any
+ * recorded name) and `password` (a box sealed with the key of
+ * diffie_hellman, auth_password.h).
  */
 
 /* A string field of the request, or NULL (after an error reply). */
@@ -45,7 +47,8 @@ req_str(struct req *r, const char *key)
 static bool
 auth_method_known(const msgpack_object *typ)
 {
-	return proto_str_eq(typ, "root") || proto_str_eq(typ, "_test");
+	return proto_str_eq(typ, "root") || proto_str_eq(typ, "_test") ||
+	    proto_str_eq(typ, "password");
 }
 
 /* kind field: only "user" exists. */
@@ -84,6 +87,38 @@ empty_map_or_absent(const msgpack_object *o)
 	    (o->type == MSGPACK_OBJECT_MAP && o->via.map.size == 0);
 }
 
+/*
+ * The password method's login check: NULL if the box in the request holds
+ * the digest the record accepts, else the error text (in buf).
+ */
+static const char *
+password_login_error(struct req *r, const struct entry *rec,
+    const msgpack_object *ident, char *buf, size_t cap)
+{
+	uint8_t digest[AUTH_PASSWORD_DIGEST];
+	msgpack_zone zone;
+	msgpack_object val;
+	bool ok;
+
+	if (!r->hc->dh_done)
+		return "No shared key yet: call diffie_hellman first";
+	if (auth_password_open(r->hc->dh_key, proto_map_get(r->msg,
+	    "password"), digest) != 0)
+		return "AuthFailedError: the password box does not open "
+		    "(another diffie_hellman key, or damaged)";
+	msgpack_zone_init(&zone, 512);
+	ok = proto_unpack(rec->value, rec->value_len, &zone, &val) == 0 &&
+	    auth_password_verify(&val, digest);
+	msgpack_zone_destroy(&zone);
+	sodium_memzero(digest, sizeof(digest));
+	if (ok)
+		return NULL;
+	/* the reference's text, which its tests look for */
+	snprintf(buf, cap, "AuthFailedError('Password hashes do not match', "
+	    "'%.*s')", (int)ident->via.str.size, ident->via.str.ptr);
+	return buf;
+}
+
 void
 act_auth(struct req *r)
 {
@@ -92,6 +127,7 @@ act_auth(struct req *r)
 	msgpack_object val;
 	struct entry *rec;
 	const char *err = NULL;
+	char buf[320];
 
 	if ((typ = req_str(r, "typ")) == NULL ||
 	    (ident = req_str(r, "ident")) == NULL)
@@ -111,16 +147,18 @@ act_auth(struct req *r)
 	else if (proto_str_eq(typ, "root") &&
 	    !empty_map_or_absent(proto_map_get(r->msg, "data")))
 		err = "AuthFailedError: the root method takes no data";
+	else if (proto_str_eq(typ, "password"))
+		err = password_login_error(r, rec, ident, buf, sizeof(buf));
 	if (err != NULL) {
 		msgpack_packer *pk = conn_reply(r->c, r->seq, 1, true);
 
 		pack_key(pk, "error");
 		if (strcmp(err, "Wrong auth type") == 0 && cur != NULL) {
-			char buf[320];
-			int n = snprintf(buf, sizeof(buf), "%s: %.*s", err,
+			char wbuf[320];
+			int n = snprintf(wbuf, sizeof(wbuf), "%s: %.*s", err,
 			    (int)cur->via.str.size, cur->via.str.ptr);
 
-			msgpack_pack_str_with_body(pk, buf, (size_t)n);
+			msgpack_pack_str_with_body(pk, wbuf, (size_t)n);
 		} else
 			msgpack_pack_str_with_body(pk, err, strlen(err));
 	} else
@@ -180,6 +218,61 @@ auth_write(struct req *r, const char **path, size_t npath,
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/*
+ * auth_set of a password user: the box holds the password's digest; the
+ * record {_aux: nil, password: <Argon2id of the digest>} is created, never
+ * changed (chain nil: "This entry already exists", spec §4.4).
+ */
+static void
+auth_set_password(struct req *r, const msgpack_object *ident)
+{
+	uint8_t digest[AUTH_PASSWORD_DIGEST];
+	char hash[crypto_pwhash_STRBYTES], name[256];
+	msgpack_object rec;
+	msgpack_object_kv kv[2];
+	const char *path[4] = { "auth", "password", "user", name };
+
+	if (!auth_password_name_ok(ident->via.str.ptr, ident->via.str.size) ||
+	    ident->via.str.size >= sizeof(name)) {
+		conn_reply_error(r->c, r->seq, "A password user's name must "
+		    "match ^[a-zA-Z][a-zA-Z0-9_]*$");
+		return;
+	}
+	if (!r->hc->dh_done) {
+		conn_reply_error(r->c, r->seq,
+		    "No shared key yet: call diffie_hellman first");
+		return;
+	}
+	if (auth_password_open(r->hc->dh_key, proto_map_get(r->msg,
+	    "password"), digest) != 0) {
+		conn_reply_error(r->c, r->seq, "password must be the 72-byte "
+		    "box of its SHA-256 under the diffie_hellman key");
+		return;
+	}
+	if (auth_password_hash(digest, hash) != 0) {
+		sodium_memzero(digest, sizeof(digest));
+		conn_reply_error(r->c, r->seq, "Out of memory");
+		return;
+	}
+	sodium_memzero(digest, sizeof(digest));
+	snprintf(name, sizeof(name), "%.*s", (int)ident->via.str.size,
+	    ident->via.str.ptr);
+	kv[0].key.type = MSGPACK_OBJECT_STR;
+	kv[0].key.via.str.ptr = "_aux";
+	kv[0].key.via.str.size = 4;
+	kv[0].val.type = MSGPACK_OBJECT_NIL;
+	kv[1].key.type = MSGPACK_OBJECT_STR;
+	kv[1].key.via.str.ptr = "password";
+	kv[1].key.via.str.size = 8;
+	kv[1].val.type = MSGPACK_OBJECT_STR;
+	kv[1].val.via.str.ptr = hash;
+	kv[1].val.via.str.size = (uint32_t)strlen(hash);
+	rec.type = MSGPACK_OBJECT_MAP;
+	rec.via.map.size = 2;
+	rec.via.map.ptr = kv;
+	auth_write(r, path, 4, &rec, NULL, true);
+}
+
 void
 act_auth_set(struct req *r)
 {
@@ -210,6 +303,10 @@ act_auth_set(struct req *r)
 	if (proto_str_eq(typ, "root") &&
 	    !empty_map_or_absent(proto_map_get(r->msg, "data"))) {
 		conn_reply_error(r->c, r->seq, "The root method takes no data");
+		return;
+	}
+	if (proto_str_eq(typ, "password")) {
+		auth_set_password(r, ident);
 		return;
 	}
 	aux = proto_map_get(r->msg, "aux");
@@ -364,6 +461,11 @@ act_auth_get(struct req *r)
 	    (ident = req_str(r, "ident")) == NULL)
 		return;
 	rec = auth_user_entry(r->a, typ, ident);
+	if (proto_str_eq(typ, "password") && rec != NULL && rec->value != NULL) {
+		/* no secret leaves: not even its hash (spec §4.4: {}) */
+		conn_reply(r->c, r->seq, 0, true);
+		return;
+	}
 	msgpack_zone_init(&zone, 512);
 	if (rec == NULL || rec->value == NULL ||
 	    proto_unpack(rec->value, rec->value_len, &zone, &val) != 0) {
@@ -385,9 +487,40 @@ act_auth_get(struct req *r)
 	msgpack_zone_destroy(&zone);
 }
 
+/* spec §4.4: allowed before login, once per connection. */
 void
-act_not_supported(struct req *r)
+act_diffie_hellman(struct req *r)
 {
-	conn_reply_error(r->c, r->seq,
-	    "diffie_hellman is not supported by this agent (no password login)");
+	const msgpack_object *pub = proto_map_get(r->msg, "pubkey");
+	msgpack_packer *pk;
+	int64_t length;
+	uint8_t *mine;
+	size_t n;
+	int rc;
+
+	if (r->hc->dh_done) {
+		conn_reply_error(r->c, r->seq, "Can't call dh twice");
+		return;
+	}
+	if (!req_int(r, "length", 1024, 1, AUTH_DH_MAX_LENGTH, &length))
+		return;
+	if (pub == NULL || pub->type != MSGPACK_OBJECT_BIN ||
+	    pub->via.bin.size == 0 || pub->via.bin.size > 1024) {
+		conn_reply_error(r->c, r->seq, "pubkey must be a byte string "
+		    "(the big-endian public key)");
+		return;
+	}
+	rc = auth_dh_respond((unsigned)length, (const uint8_t *)pub->via.bin.ptr,
+	    pub->via.bin.size, &mine, &n, r->hc->dh_key);
+	if (rc != 0) {
+		conn_reply_error(r->c, r->seq, rc == -EINVAL ? "Bad pubkey: "
+		    "not an element of the Diffie-Hellman group" :
+		    "Out of memory");
+		return;
+	}
+	r->hc->dh_done = true;
+	pk = conn_reply(r->c, r->seq, 1, true);
+	pack_key(pk, "pubkey");
+	msgpack_pack_bin_with_body(pk, mine, n);
+	free(mine);
 }

@@ -97,6 +97,6 @@ void act_auth_set(struct req *r);
 void act_set_auth_typ(struct req *r);
 void act_auth_list(struct req *r);
 void act_auth_get(struct req *r);
-void act_not_supported(struct req *r);
+void act_diffie_hellman(struct req *r);
 
 #endif
