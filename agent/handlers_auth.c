@@ -19,7 +19,7 @@
 
 #include <sodium.h>
 
-#include "auth_dh.h"
+#include "dh.h"
 #include "auth_password.h"
 #include "handlers_internal.h"
 
@@ -502,7 +502,7 @@ act_diffie_hellman(struct req *r)
 		conn_reply_error(r->c, r->seq, "Can't call dh twice");
 		return;
 	}
-	if (!req_int(r, "length", 1024, 1, AUTH_DH_MAX_LENGTH, &length))
+	if (!req_int(r, "length", 1024, 1, DH_MAX_LENGTH, &length))
 		return;
 	if (pub == NULL || pub->type != MSGPACK_OBJECT_BIN ||
 	    pub->via.bin.size == 0 || pub->via.bin.size > 1024) {
@@ -510,7 +510,7 @@ act_diffie_hellman(struct req *r)
 		    "(the big-endian public key)");
 		return;
 	}
-	rc = auth_dh_respond((unsigned)length, (const uint8_t *)pub->via.bin.ptr,
+	rc = dh_respond((unsigned)length, (const uint8_t *)pub->via.bin.ptr,
 	    pub->via.bin.size, &mine, &n, r->hc->dh_key);
 	if (rc != 0) {
 		conn_reply_error(r->c, r->seq, rc == -EINVAL ? "Bad pubkey: "

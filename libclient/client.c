@@ -108,6 +108,9 @@ struct distkv {
 	 * finding one is a look at the head */
 	struct req	*reqs;
 	struct req	**reqs_tail;	/* &last->next, or &reqs */
+
+	bool		 dh_done;	/* login.c: diffie_hellman ran */
+	uint8_t		 dh_key[32];	/* its shared key */
 };
 
 /* Encoder for one request map. */
@@ -510,6 +513,13 @@ distkv_shm *
 distkv_shm_of(const distkv *c)
 {
 	return (c->shm);
+}
+
+uint8_t *
+client_dh_key(distkv *c, bool **done)
+{
+	*done = &c->dh_done;
+	return (c->dh_key);
 }
 
 bool

@@ -31,6 +31,9 @@ int	value_from_object(struct distkv_value *v, const msgpack_object *o);
 /* shmclient.c: the region is not closed and its heartbeat is recent (no
  * system call); distkv_get only trusts a fresh region. */
 bool	shm_client_fresh(distkv_shm *s);
+/* client.c: the connection's diffie_hellman key (32 bytes) and whether
+ * it is set (login.c). */
+uint8_t	*client_dh_key(distkv *c, bool **done);
 /* client.c: true after distkv_root changed the connection's root. */
 bool	client_has_root(const distkv *c);
 

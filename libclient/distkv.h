@@ -323,6 +323,46 @@ typedef int distkv_raw_fn(void *arg, const uint8_t *msg, size_t len);
 int distkv_request(distkv *c, const void *fields, size_t len,
     distkv_raw_fn *fn, void *arg);
 
+/* ---- logins (docs/protocol.md, "Authentication") ---- */
+
+/*
+ * The login method the agent asked for in its greeting ("password",
+ * "root", ...), or NULL when no login is needed.  Static per thread.
+ */
+const char *distkv_auth_method(const distkv *c);
+/*
+ * Log in with a method that needs no secret ("root" with ident "*" or
+ * NULL, "_test").  Errors: DISTKV_ESERVER with distkv_errmsg(c) saying why
+ * ("Wrong auth type: password", "No such user", ...).  Logging in again
+ * on a logged-in connection checks the login but changes nothing.
+ */
+int distkv_login(distkv *c, const char *method, const char *ident);
+/*
+ * Run diffie_hellman with the agent once per connection (RFC 3526 group
+ * 18, as the reference's client): the key the password boxes use.  Later
+ * calls do nothing.  DISTKV_ESERVER ("Can't call dh twice" if someone else
+ * ran it on this connection), DISTKV_EPROTO for a bad agent key.
+ */
+int distkv_dh(distkv *c);
+/*
+ * Log in as a password user: diffie_hellman if not done yet, then the
+ * password's SHA-256 in a secretbox.  A wrong password or unknown user is
+ * DISTKV_ESERVER with distkv_errmsg starting "AuthFailedError" (or "No
+ * such user").
+ */
+int distkv_login_password(distkv *c, const char *user, const char *password);
+/*
+ * Create a password user (names: ^[a-zA-Z][a-zA-Z0-9_]*$).  A user that
+ * exists already: DISTKV_ESERVER, "This entry already exists".
+ */
+int distkv_auth_add_password(distkv *c, const char *user,
+    const char *password);
+/*
+ * Require logins with method from now on (new connections), or none with
+ * NULL.  "You didn't configure this method yet: M" until it has a user.
+ */
+int distkv_auth_set_method(distkv *c, const char *method);
+
 /* ---- shared-memory reads (docs/shm.md) ---- */
 
 /*

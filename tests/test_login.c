@@ -11,8 +11,9 @@
 #include <openssl/bn.h>
 #include <sodium.h>
 
-#include "auth_dh.h"
+#include "dh.h"
 #include "auth_password.h"
+#include "distkv.h"
 #include "harness.h"
 #include "proto.h"
 #include "rawclient.h"
@@ -86,13 +87,13 @@ Test(dh, matches_independent_vectors)
 	hex2bin(vec_B, B, &blen);
 	hex2bin(vec_A, A, &alen);
 	hex2bin(vec_key, want, &klen);
-	cr_assert(auth_dh_compute(16, a, sizeof(a), B, blen, &pub, &publen,
+	cr_assert(dh_compute(16, a, sizeof(a), B, blen, &pub, &publen,
 	    key) == 0);
 	cr_assert(publen == alen && memcmp(pub, A, alen) == 0,
 	    "our public key differs from the vector");
 	cr_assert(memcmp(key, want, 32) == 0, "shared key differs");
 	/* and the other side agrees */
-	cr_assert(auth_dh_compute(16, b, sizeof(b), pub, publen, &pub2,
+	cr_assert(dh_compute(16, b, sizeof(b), pub, publen, &pub2,
 	    &pub2len, key2) == 0);
 	cr_assert(pub2len == blen && memcmp(pub2, B, blen) == 0);
 	cr_assert(memcmp(key2, key, 32) == 0);
@@ -109,17 +110,17 @@ Test(dh, bad_peer_keys_refused)
 
 	memset(priv, 7, sizeof(priv));
 	cr_assert(BN_bn2bin(p, pb) == 192);
-	cr_assert(auth_dh_compute(16, priv, 40, &one, 1, &pub, &publen,
+	cr_assert(dh_compute(16, priv, 40, &one, 1, &pub, &publen,
 	    key) == -EINVAL);
-	cr_assert(auth_dh_compute(16, priv, 40, &two, 1, &pub, &publen,
+	cr_assert(dh_compute(16, priv, 40, &two, 1, &pub, &publen,
 	    key) == -EINVAL);
 	/* 31 is no square mod p: outside the prime-order subgroup */
-	cr_assert(auth_dh_compute(16, priv, 40, &nonres, 1, &pub, &publen,
+	cr_assert(dh_compute(16, priv, 40, &nonres, 1, &pub, &publen,
 	    key) == -EINVAL);
-	cr_assert(auth_dh_compute(16, priv, 40, pb, 192, &pub, &publen,
+	cr_assert(dh_compute(16, priv, 40, pb, 192, &pub, &publen,
 	    key) == -EINVAL);			/* p */
 	pb[191] -= 1;				/* p - 1 */
-	cr_assert(auth_dh_compute(16, priv, 40, pb, 192, &pub, &publen,
+	cr_assert(dh_compute(16, priv, 40, pb, 192, &pub, &publen,
 	    key) == -EINVAL);
 	cr_assert(pub == NULL);
 	BN_free(p);
@@ -207,7 +208,7 @@ client_dh(struct rc_conn *c, int seq, uint8_t key[32])
 
 	randombytes_buf(priv, sizeof(priv));
 	/* g^a comes out whatever the peer key: our public key */
-	cr_assert(auth_dh_compute(16, priv, sizeof(priv), &four, 1, &pub,
+	cr_assert(dh_compute(16, priv, sizeof(priv), &four, 1, &pub,
 	    &publen, junk) == 0);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -225,7 +226,7 @@ client_dh(struct rc_conn *c, int seq, uint8_t key[32])
 	sp = rc_get(&m->obj, "pubkey");
 	cr_assert(sp != NULL && sp->type == MSGPACK_OBJECT_BIN, "%s",
 	    rc_show(&m->obj));
-	cr_assert(auth_dh_compute(16, priv, sizeof(priv),
+	cr_assert(dh_compute(16, priv, sizeof(priv),
 	    (const uint8_t *)sp->via.bin.ptr, sp->via.bin.size, &unused,
 	    &unusedlen, key) == 0);
 	free(unused);
@@ -378,4 +379,49 @@ Test(login, password_end_to_end)
 	RC_ASSERT_MATCH(rc_call(c, "{seq:7, action:'get_value', path:['x']}"),
 	    "{seq:7, value:nil, tock:_}");
 	rc_close(c);
+}
+
+/* libdistkv's calls: the same dialog as the reference's client. */
+Test(login, libdistkv_password_login)
+{
+	distkv *k;
+	distkv_path *p;
+	struct distkv_entry e;
+	int rc;
+
+	RC_START(&ag, "--standalone", "--node", "l2");
+	cr_assert(distkv_connect(ag.socket, &k) == 0);
+	cr_assert(distkv_auth_method(k) == NULL);
+	cr_assert(distkv_auth_set_method(k, "password") == DISTKV_ESERVER);
+	cr_assert(strstr(distkv_errmsg(k), "You didn't configure this method "
+	    "yet") != NULL, "%s", distkv_errmsg(k));
+	cr_assert(distkv_auth_add_password(k, "ann", "s3cret!") == 0,
+	    "%s", distkv_errmsg(k));
+	cr_assert(distkv_auth_add_password(k, "ann", "x") == DISTKV_ESERVER);
+	cr_assert(strstr(distkv_errmsg(k), "already exists") != NULL);
+	cr_assert(distkv_auth_set_method(k, "password") == 0,
+	    "%s", distkv_errmsg(k));
+	distkv_close(k);
+
+	cr_assert(distkv_connect(ag.socket, &k) == 0);
+	cr_assert(distkv_auth_method(k) != NULL &&
+	    strcmp(distkv_auth_method(k), "password") == 0);
+	cr_assert(distkv_path_parse("a", &p) == 0);
+	memset(&e, 0, sizeof(e));
+	rc = distkv_get(k, p, 1, &e);
+	cr_assert(rc == DISTKV_ESERVER && strncmp(distkv_errmsg(k),
+	    "NoAuthError", 11) == 0, "%d %s", rc, distkv_errmsg(k));
+	distkv_entry_clear(&e);
+	rc = distkv_login_password(k, "ann", "wrong");
+	cr_assert(rc == DISTKV_ESERVER && strncmp(distkv_errmsg(k),
+	    "AuthFailedError", 15) == 0, "%d %s", rc, distkv_errmsg(k));
+	cr_assert(distkv_login_password(k, "ann", "s3cret!") == 0,
+	    "%s", distkv_errmsg(k));
+	memset(&e, 0, sizeof(e));
+	cr_assert(distkv_get(k, p, 1, &e) == DISTKV_ENOTFOUND);
+	distkv_entry_clear(&e);
+	/* a second diffie_hellman on the connection is refused */
+	cr_assert(distkv_dh(k) == 0, "the key is kept: no second exchange");
+	distkv_path_free(p);
+	distkv_close(k);
 }

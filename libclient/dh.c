@@ -1,4 +1,4 @@
-/* auth_dh: see auth_dh.h. */
+/* dh: see dh.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,12 +6,12 @@
 #include <openssl/bn.h>
 #include <sodium.h>
 
-#include "auth_dh.h"
+#include "dh.h"
 
 int
-auth_dh_compute(unsigned length, const uint8_t *priv, size_t priv_len,
+dh_compute(unsigned length, const uint8_t *priv, size_t priv_len,
     const uint8_t *peer, size_t peer_len, uint8_t **pub, size_t *pub_len,
-    uint8_t key[AUTH_DH_KEY_BYTES])
+    uint8_t key[DH_KEY_BYTES])
 {
 	BN_CTX *ctx = BN_CTX_new();
 	BIGNUM *p = NULL, *g = NULL, *a = NULL, *y = NULL, *t = NULL,
@@ -56,9 +56,9 @@ auth_dh_compute(unsigned length, const uint8_t *priv, size_t priv_len,
 		goto out;
 	n = BN_bn2bin(gy, buf);
 	rc = -EINVAL;
-	if (n < AUTH_DH_KEY_BYTES)	/* a degenerate secret: refuse */
+	if (n < DH_KEY_BYTES)	/* a degenerate secret: refuse */
 		goto out;
-	memcpy(key, buf, AUTH_DH_KEY_BYTES);
+	memcpy(key, buf, DH_KEY_BYTES);
 	sodium_memzero(buf, (size_t)n);
 	rc = 0;
 out:
@@ -79,18 +79,48 @@ out:
 }
 
 int
-auth_dh_respond(unsigned length, const uint8_t *peer, size_t peer_len,
-    uint8_t **pub, size_t *pub_len, uint8_t key[AUTH_DH_KEY_BYTES])
+dh_respond(unsigned length, const uint8_t *peer, size_t peer_len,
+    uint8_t **pub, size_t *pub_len, uint8_t key[DH_KEY_BYTES])
 {
 	size_t n = (length > 200 ? length : 200) / 8 + 8;
-	uint8_t priv[AUTH_DH_MAX_LENGTH / 8 + 8];
+	uint8_t priv[DH_MAX_LENGTH / 8 + 8];
 	int rc;
 
-	if (length > AUTH_DH_MAX_LENGTH)
+	if (length > DH_MAX_LENGTH)
 		return -EINVAL;
 	randombytes_buf(priv, n);
-	rc = auth_dh_compute(length, priv, n, peer, peer_len, pub, pub_len,
+	rc = dh_compute(length, priv, n, peer, peer_len, pub, pub_len,
 	    key);
 	sodium_memzero(priv, sizeof(priv));
+	return rc;
+}
+
+int
+dh_public(unsigned length, const uint8_t *priv, size_t priv_len,
+    uint8_t **pub, size_t *pub_len)
+{
+	BN_CTX *ctx = BN_CTX_new();
+	BIGNUM *p, *g = BN_new(), *a, *t = BN_new();
+	int rc = -ENOMEM;
+
+	*pub = NULL;
+	*pub_len = 0;
+	p = length < 32 ? BN_get_rfc3526_prime_1536(NULL) :
+	    BN_get_rfc3526_prime_8192(NULL);
+	a = BN_bin2bn(priv, (int)priv_len, NULL);
+	if (ctx != NULL && p != NULL && g != NULL && a != NULL && t != NULL &&
+	    BN_set_word(g, 2)) {
+		BN_set_flags(a, BN_FLG_CONSTTIME);
+		if (BN_mod_exp_mont_consttime(t, g, a, p, ctx, NULL) &&
+		    (*pub = malloc((size_t)BN_num_bytes(t))) != NULL) {
+			*pub_len = (size_t)BN_bn2bin(t, *pub);
+			rc = 0;
+		}
+	}
+	BN_clear_free(a);
+	BN_free(p);
+	BN_free(g);
+	BN_free(t);
+	BN_CTX_free(ctx);
 	return rc;
 }
