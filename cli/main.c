@@ -30,6 +30,8 @@
 
 #include "distkv.h"
 #include "mpjson.h"
+#include "auth.h"
+#include "cli.h"
 #include "region.h"
 #include "proto.h"
 
@@ -37,11 +39,6 @@
 #define PACKAGE_VERSION "unknown"
 #endif
 
-#define EXIT_NOTFOUND	1
-#define EXIT_USAGE	2
-#define EXIT_AGENT	3
-#define EXIT_REFUSED	4
-#define EXIT_STALE	5	/* get --stale printed data of a stopped agent */
 
 #define MAX_ARGS	8	/* positional arguments any command takes */
 
@@ -63,6 +60,9 @@ enum optid {
 	O_TIMEOUT,
 	O_SHM,
 	O_NODE,
+	O_AUTH,
+	O_USER,
+	O_PWFILE,
 	/* per command */
 	O_JSONVAL,
 	O_NEW,
@@ -97,6 +97,7 @@ struct ctx {
 	const char	*shm;		/* --shm: read this region directly */
 	const char	*node;		/* --node: that node's region */
 	bool		 stale;		/* get --stale */
+	struct auth_opts ao;		/* -a, -u, --password-file */
 	distkv		*c;
 
 	int		 argc;		/* positional arguments */
@@ -158,10 +159,9 @@ static int	cmd_save(struct ctx *);
 static int	cmd_log(struct ctx *);
 static int	cmd_wait(struct ctx *);
 static int	cmd_serf(struct ctx *);
+static int	cmd_auth(struct ctx *);
 static int	cmd_help(struct ctx *);
 
-static int	cli_err(int, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
 static int	lib_error(struct ctx *, int, const char *);
 static const struct opt *find_opt(const enum optid *, const char *, char);
 static int	apply_opt(struct ctx *, const struct opt *, const char *);
@@ -229,6 +229,14 @@ static const struct opt opts[] = {
 	    "(default: $DISTKV_SHM)" },
 	{ O_NODE, 0, "node", "NAME",
 	    "get reads node NAME's region (/dev/shm/distkv-NAME) itself" },
+	{ O_AUTH, 'a', "auth", "METHOD",
+	    "log in with METHOD (root, password, _test); default: the one "
+	    "the agent asks for" },
+	{ O_USER, 'u', "user", "NAME",
+	    "the user to log in as (default: $DISTKV_USER)" },
+	{ O_PWFILE, 0, "password-file", "FILE",
+	    "read the password from FILE's first line (else "
+	    "$DISTKV_PASSWORD, else asked on the terminal)" },
 	{ O_JSONVAL, 'j', "json-value", NULL,
 	    "VALUE (and --prev) is JSON, not a string" },
 	{ O_NEW, 0, "new", NULL, "fail unless the entry does not exist yet" },
@@ -261,7 +269,7 @@ static const struct opt opts[] = {
 
 static const enum optid global_opts[] = {
 	O_HELP, O_SOCKET, O_JSON, O_RAW, O_NOSHM, O_VERSION, O_TIMEOUT,
-	O_SHM, O_NODE, O_END
+	O_SHM, O_NODE, O_AUTH, O_USER, O_PWFILE, O_END
 };
 
 static const enum optid get_opts[] = { O_NCHAIN, O_EVENT, O_STALE, O_END };
@@ -421,6 +429,28 @@ static const struct cmd cmds[] = {
 	    "Example:\n"
 	    "  distkv-cli log --fetch changes.mp\n",
 	    log_opts, 1, 1, CMD_CONNECT },
+	{ "auth", cmd_auth, "auth method [METHOD|off] | auth user "
+	    "add|show|delete METHOD NAME | auth user list [METHOD]",
+	    "manage logins: the required method and the users",
+	    "auth method: print the login method the agent requires (\"off\":\n"
+	    "none); auth method METHOD: require it from now on (new\n"
+	    "connections; the method needs a user first); auth method off:\n"
+	    "no login.  auth user add METHOD NAME: create a user (password:\n"
+	    "the password comes from $DISTKV_PASSWORD, --password-file, or\n"
+	    "the terminal, never the command line; root: NAME is ignored,\n"
+	    "its user is \"*\").  auth user list [METHOD]: the users' names.\n"
+	    "auth user show METHOD NAME: the record (never a secret).  auth\n"
+	    "user delete METHOD NAME: remove it; it cannot log in any more.\n"
+	    "\n"
+	    "Logging in: -a METHOD [-u USER] on any command; without -a,\n"
+	    "distkv-cli logs in with the method the agent asks for.  A\n"
+	    "refused login, or a command refused for want of one, exits 6.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  DISTKV_PASSWORD=s3cret distkv-cli auth user add password joe\n"
+	    "  distkv-cli auth method password\n"
+	    "  distkv-cli -u joe --password-file ~/.distkv-pw get svc/web\n",
+	    no_opts, 1, 4, CMD_CONNECT },
 	{ "serf", cmd_serf, "serf send [-j] TYPE DATA | serf mon [-n COUNT] "
 	    "[-t SECONDS] TYPE",
 	    "send or monitor user events of the cluster",
@@ -452,7 +482,7 @@ static const struct cmd cmds[] = {
 
 /* ---- errors ---- */
 
-static int
+int
 cli_err(int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -479,7 +509,8 @@ lib_error(struct ctx *ctx, int rc, const char *what)
 		msg = ctx->c != NULL ? distkv_errmsg(ctx->c) : "";
 		if (msg == NULL || *msg == '\0')
 			msg = distkv_strerror(rc);
-		return (cli_err(EXIT_REFUSED, "%s: %s", what, msg));
+		return (cli_err(auth_denied(msg) ? EXIT_DENIED : EXIT_REFUSED,
+		    "%s: %s", what, msg));
 	case DISTKV_EINVAL:
 		return (cli_err(EXIT_USAGE, "%s: %s", what, distkv_strerror(rc)));
 	case DISTKV_ECONNECT:
@@ -583,6 +614,15 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		break;
 	case O_STALE:
 		ctx->stale = true;
+		break;
+	case O_AUTH:
+		ctx->ao.method = arg;
+		break;
+	case O_USER:
+		ctx->ao.user = arg;
+		break;
+	case O_PWFILE:
+		ctx->ao.password_file = arg;
 		break;
 	case O_CHANGES:
 		ctx->changes = true;
@@ -1050,6 +1090,13 @@ get_region(struct ctx *ctx, bool stale)
 out:
 	distkv_entry_clear(&e);
 	return (rc);
+}
+
+static int
+cmd_auth(struct ctx *ctx)
+{
+	return (auth_command(ctx->c, &ctx->ao, ctx->out == OUT_JSON,
+	    ctx->argc, ctx->argv));
 }
 
 /* --json output of set and delete. */
@@ -2220,6 +2267,8 @@ main(int argc, char **argv)
 		    ctx.socket, distkv_strerror(rc));
 		goto out;
 	}
+	if ((cmd->flags & CMD_CONNECT) && (rc = auth_login(ctx.c, &ctx.ao)) != 0)
+		goto out;
 	rc = cmd->fn(&ctx);
 	if (fflush(stdout) != 0 || ferror(stdout))
 		rc = cli_err(EXIT_AGENT, "write error: %s", strerror(errno));

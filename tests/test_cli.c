@@ -1140,3 +1140,59 @@ Test(cli_value, canonical_integers)
 	cr_assert(memcmp(b.data, want, sizeof(want)) == 0);
 	msgpack_sbuffer_destroy(&b);
 }
+
+/*
+ * Logins (the logins issue): users and the required method through
+ * `auth`, a password from $DISTKV_PASSWORD or --password-file (never the
+ * command line), exit 6 for "not allowed".
+ */
+Test(cli, logins_and_auth_commands)
+{
+	char pwfile[400];
+	struct run r;
+	FILE *f;
+	int rc;
+
+	rc = cli(&r, "auth", "method", NULL);
+	cr_assert(rc == 0 && strcmp(r.out, "off\n") == 0, "%d %s", rc, r.out);
+	rc = cli(&r, "auth", "method", "password", NULL);
+	cr_assert(rc == 4 && strstr(r.err, "You didn't configure") != NULL,
+	    "%d %s", rc, r.err);
+	setenv("DISTKV_PASSWORD", "s3cret", 1);
+	OK("auth", "user", "add", "password", "joe");
+	rc = cli(&r, "auth", "user", "add", "password", "joe", NULL);
+	cr_assert(rc == 4 && strstr(r.err, "already exists") != NULL,
+	    "%d %s", rc, r.err);
+	unsetenv("DISTKV_PASSWORD");
+	OK("auth", "method", "password");
+	/* no login: refused, status 6 */
+	rc = cli(&r, "get", "x", NULL);
+	cr_assert(rc == 6, "%d %s", rc, r.err);
+	setenv("DISTKV_PASSWORD", "wrong", 1);
+	rc = cli(&r, "-u", "joe", "get", "x", NULL);
+	unsetenv("DISTKV_PASSWORD");
+	cr_assert(rc == 6 && strstr(r.err, "AuthFailedError") != NULL,
+	    "%d %s", rc, r.err);
+	snprintf(pwfile, sizeof(pwfile), "%s/pw", agent.dir);
+	f = fopen(pwfile, "w");
+	cr_assert(f != NULL);
+	fputs("s3cret\n", f);
+	fclose(f);
+	OK("-u", "joe", "--password-file", pwfile, "set", "x", "1");
+	rc = cli(&r, "-u", "joe", "--password-file", pwfile, "get", "x", NULL);
+	cr_assert(rc == 0 && strncmp(r.out, "1", 1) == 0, "%d %s", rc, r.err);
+	rc = cli(&r, "-u", "joe", "--password-file", pwfile, "auth", "user",
+	    "list", "password", NULL);
+	cr_assert(rc == 0 && strcmp(r.out, "joe\n") == 0, "%d %s", rc, r.out);
+	rc = cli(&r, "-u", "joe", "--password-file", pwfile, "auth", "user",
+	    "show", "password", "joe", NULL);
+	cr_assert(rc == 0 && strcmp(r.out, "{}\n") == 0, "%d %s", rc, r.out);
+	/* stdin is no terminal: no prompt, a clear error */
+	if (!isatty(STDIN_FILENO)) {
+		rc = cli(&r, "-u", "joe", "get", "x", NULL);
+		cr_assert(rc == 2 && strstr(r.err, "DISTKV_PASSWORD") != NULL,
+		    "%d %s", rc, r.err);
+	}
+	OK("-u", "joe", "--password-file", pwfile, "auth", "method", "off");
+	OK("get", "x");
+}
