@@ -433,8 +433,8 @@ static const struct action actions[] = {
 	{ "auth", act_auth, true },
 	{ "diffie_hellman", act_diffie_hellman, false },
 	{ "auth_list", act_auth_list, false },
-	{ "auth_get", act_auth_get, false },
-	{ "auth_set", act_auth_set, false },
+	{ "auth_get", act_auth_get, true },
+	{ "auth_set", act_auth_set, true },
 	{ "set_auth_typ", act_set_auth_typ, false },
 };
 

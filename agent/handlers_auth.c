@@ -273,13 +273,179 @@ auth_set_password(struct req *r, const msgpack_object *ident)
 	auth_write(r, path, 4, &rec, NULL, true);
 }
 
+/* ---- the _test method's client-streamed dialogs (spec §4.5) ---- */
+
+static void auth_set_test(struct req *r, const msgpack_object *name);
+
+struct test_dialog {
+	struct task task;		/* first */
+	struct handlers_conn *hc;
+	bool get;			/* auth_get, else auth_set */
+	bool done;			/* the last step was sent */
+	char ident[256];		/* auth_get: the user */
+};
+
+static void
+test_dialog_free(struct task *t)
+{
+	free(t);
+}
+
+/* {seq, step: STEP[, name, chain]} */
+static msgpack_packer *
+reply_step(struct task *t, const char *step, uint32_t more)
+{
+	msgpack_packer *pk = conn_reply(t->conn, t->seq, 1 + more, false);
+
+	pack_key(pk, "step");
+	msgpack_pack_str_with_body(pk, step, strlen(step));
+	return pk;
+}
+
+static void
+test_dialog_input(struct task *t, const msgpack_object *msg)
+{
+	struct test_dialog *d = (struct test_dialog *)t;
+	const msgpack_object *step = proto_map_get(msg, "step");
+	const msgpack_object *st = proto_map_get(msg, "state");
+	struct req r;
+
+	if (proto_map_get(msg, "error") != NULL) {
+		conn_reply_error(t->conn, t->seq, "Dialog aborted by the "
+		    "client");
+		conn_task_end(t, !d->done || d->get);
+		return;
+	}
+	if (st != NULL && proto_str_eq(st, "end")) {
+		/* the client ends its input: auth_get reports the end of
+		 * the dialog as an error item (spec §4.5), auth_set had
+		 * already ended */
+		if (d->get)
+			conn_reply_error(t->conn, t->seq, "The dialog is over");
+		conn_task_end(t, d->get || !d->done);
+		return;
+	}
+	if (d->done || step == NULL ||
+	    !proto_str_eq(step, d->get ? "WantName" : "HasName")) {
+		conn_reply_error(t->conn, t->seq, "Unexpected step in the "
+		    "_test dialog (expected %s)", d->done ? "the end" :
+		    d->get ? "WantName" : "HasName");
+		conn_task_end(t, true);
+		return;
+	}
+	d->done = true;
+	memset(&r, 0, sizeof(r));
+	r.c = t->conn;
+	r.hc = d->hc;
+	r.a = conn_agent(t->conn);
+	r.seq = t->seq;
+	r.msg = msg;
+	if (d->get) {
+		msgpack_object id;
+		struct entry *rec;
+		msgpack_packer *pk;
+		static const msgpack_object typ = { .type = MSGPACK_OBJECT_STR,
+		    .via.str = { 5, "_test" } };
+
+		id.type = MSGPACK_OBJECT_STR;
+		id.via.str.ptr = d->ident;
+		id.via.str.size = (uint32_t)strlen(d->ident);
+		rec = auth_user_entry(r.a, &typ, &id);
+		pk = reply_step(t, "SendName", 2);
+		pack_key(pk, "name");
+		msgpack_pack_str_with_body(pk, d->ident, strlen(d->ident));
+		pack_key(pk, "chain");
+		if (rec != NULL)
+			chain_pack(pk, &rec->chain, CHAIN_CAP);
+		else
+			msgpack_pack_nil(pk);
+		return;
+	}
+	/* HasName {name, chain, aux}: written like set_value, then end */
+	auth_set_test(&r, proto_map_get(msg, "name"));
+	conn_reply_state(t->conn, t->seq, "end");
+}
+
+static const struct task_ops test_dialog_ops = {
+	.input = test_dialog_input,
+	.free = test_dialog_free,
+};
+
+/* Open a _test dialog: start, then its first step. */
+static void
+test_dialog_start(struct req *r, bool get, const msgpack_object *ident)
+{
+	struct test_dialog *d = calloc(1, sizeof(*d));
+
+	if (d == NULL) {
+		conn_reply_error(r->c, r->seq, "Out of memory");
+		return;
+	}
+	d->task.seq = r->seq;
+	d->task.ops = &test_dialog_ops;
+	d->hc = r->hc;
+	d->get = get;
+	if (ident != NULL)
+		snprintf(d->ident, sizeof(d->ident), "%.*s",
+		    (int)ident->via.str.size, ident->via.str.ptr);
+	conn_task_add(r->c, &d->task);
+	conn_reply_state(r->c, r->seq, "start");
+	reply_step(&d->task, get ? "SendWant" : "GiveName", 0);
+}
+
+/*
+ * Write the record {_aux: aux or {}} of a method without secrets (spec
+ * §4.3, §4.5) for ident, from the request's aux and chain fields.
+ */
+static void
+auth_set_generic(struct req *r, const char *method,
+    const msgpack_object *ident)
+{
+	const msgpack_object *aux = proto_map_get(r->msg, "aux");
+	const msgpack_object *chain = proto_map_get(r->msg, "chain");
+	msgpack_object rec;
+	msgpack_object_kv kv[1];
+	char name[256];
+	const char *path[4] = { "auth", method, "user", name };
+
+	if (ident == NULL || ident->type != MSGPACK_OBJECT_STR ||
+	    ident->via.str.size == 0 || ident->via.str.size >= sizeof(name)) {
+		conn_reply_error(r->c, r->seq, "ident must be a non-empty string");
+		return;
+	}
+	if (aux != NULL && aux->type != MSGPACK_OBJECT_MAP &&
+	    aux->type != MSGPACK_OBJECT_NIL) {
+		conn_reply_error(r->c, r->seq, "aux must be a map");
+		return;
+	}
+	kv[0].key.type = MSGPACK_OBJECT_STR;
+	kv[0].key.via.str.ptr = "_aux";
+	kv[0].key.via.str.size = 4;
+	if (aux != NULL && aux->type == MSGPACK_OBJECT_MAP)
+		kv[0].val = *aux;
+	else {
+		kv[0].val.type = MSGPACK_OBJECT_MAP;
+		kv[0].val.via.map.size = 0;
+		kv[0].val.via.map.ptr = NULL;
+	}
+	rec.type = MSGPACK_OBJECT_MAP;
+	rec.via.map.size = 1;
+	rec.via.map.ptr = kv;
+	snprintf(name, sizeof(name), "%.*s", (int)ident->via.str.size,
+	    ident->via.str.ptr);
+	auth_write(r, path, 4, &rec, chain, chain != NULL);
+}
+
+static void
+auth_set_test(struct req *r, const msgpack_object *name)
+{
+	auth_set_generic(r, "_test", name);
+}
+
 void
 act_auth_set(struct req *r)
 {
-	const msgpack_object *typ, *ident, *aux, *chain;
-	msgpack_object rec, *kv;
-	char name[256];
-	const char *path[5];
+	const msgpack_object *typ, *ident;
 
 	if ((typ = req_str(r, "typ")) == NULL || !req_kind(r))
 		return;
@@ -288,11 +454,15 @@ act_auth_set(struct req *r)
 		    "This auth method is not supported by this agent");
 		return;
 	}
+	if (r->streamed && proto_str_eq(typ, "_test")) {
+		test_dialog_start(r, false, NULL);
+		return;
+	}
 	ident = proto_map_get(r->msg, "ident");
 	if (ident == NULL)
 		ident = proto_map_get(r->msg, "name");
 	if (ident == NULL || ident->type != MSGPACK_OBJECT_STR ||
-	    ident->via.str.size == 0 || ident->via.str.size >= sizeof(name)) {
+	    ident->via.str.size == 0) {
 		conn_reply_error(r->c, r->seq, "ident must be a non-empty string");
 		return;
 	}
@@ -305,41 +475,11 @@ act_auth_set(struct req *r)
 		conn_reply_error(r->c, r->seq, "The root method takes no data");
 		return;
 	}
-	if (proto_str_eq(typ, "password")) {
+	if (proto_str_eq(typ, "password"))
 		auth_set_password(r, ident);
-		return;
-	}
-	aux = proto_map_get(r->msg, "aux");
-	if (aux != NULL && aux->type != MSGPACK_OBJECT_MAP &&
-	    aux->type != MSGPACK_OBJECT_NIL) {
-		conn_reply_error(r->c, r->seq, "aux must be a map");
-		return;
-	}
-	/* record {_aux: aux or {}} (spec §4.3, §4.5) */
-	kv = calloc(1, sizeof(*kv) * 2);
-	if (kv == NULL) {
-		conn_reply_error(r->c, r->seq, "Out of memory");
-		return;
-	}
-	kv[0].type = MSGPACK_OBJECT_STR;
-	kv[0].via.str.ptr = "_aux";
-	kv[0].via.str.size = 4;
-	if (aux != NULL && aux->type == MSGPACK_OBJECT_MAP)
-		kv[1] = *aux;
 	else
-		kv[1].type = MSGPACK_OBJECT_MAP;
-	rec.type = MSGPACK_OBJECT_MAP;
-	rec.via.map.size = 1;
-	rec.via.map.ptr = (msgpack_object_kv *)kv;
-	snprintf(name, sizeof(name), "%.*s", (int)ident->via.str.size,
-	    ident->via.str.ptr);
-	path[0] = "auth";
-	path[1] = proto_str_eq(typ, "root") ? "root" : "_test";
-	path[2] = "user";
-	path[3] = name;
-	chain = proto_map_get(r->msg, "chain");
-	auth_write(r, path, 4, &rec, chain, chain != NULL);
-	free(kv);
+		auth_set_generic(r, proto_str_eq(typ, "root") ? "root" :
+		    "_test", ident);
 }
 
 void
@@ -460,6 +600,10 @@ act_auth_get(struct req *r)
 	if ((typ = req_str(r, "typ")) == NULL || !req_kind(r) ||
 	    (ident = req_str(r, "ident")) == NULL)
 		return;
+	if (r->streamed && proto_str_eq(typ, "_test")) {
+		test_dialog_start(r, true, ident);
+		return;
+	}
 	rec = auth_user_entry(r->a, typ, ident);
 	if (proto_str_eq(typ, "password") && rec != NULL && rec->value != NULL) {
 		/* no secret leaves: not even its hash (spec §4.4: {}) */

@@ -155,18 +155,100 @@ Test(auth, test_method_users_list_get_and_switch_back_off)
 	rc_close(admin);
 }
 
-Test(auth, password_method_is_refused_clearly)
+/* diffie_hellman refuses what is no key, clearly, and only once. */
+Test(auth, diffie_hellman_bad_input)
 {
 	struct rc_conn *c = rc_open(ag.socket);
 	struct rc_msg *m;
 
 	m = rc_call(c, "{seq:1, action:'diffie_hellman', pubkey:'x', "
 	    "length:1024}");
-	cr_assert(rc_str_prefix(&m->obj, "error", "diffie_hellman is not "
-	    "supported"));
-	m = rc_call(c, "{seq:2, action:'auth_set', typ:'password', "
-	    "kind:'user', ident:'joe', chain:nil}");
-	cr_assert(rc_str_prefix(&m->obj, "error", "This auth method is not "
-	    "supported"));
+	cr_assert(rc_str_prefix(&m->obj, "error", "pubkey must be a byte "
+	    "string"), "%s", rc_show(&m->obj));
+	rc_msg_free(m);
+	/* 1 and 2 are out of range */
+	m = rc_call(c, "{seq:2, action:'diffie_hellman', pubkey:b'\x02', "
+	    "length:16}");
+	cr_assert(rc_str_prefix(&m->obj, "error", "Bad pubkey"), "%s",
+	    rc_show(&m->obj));
+	rc_msg_free(m);
+	/* 31 is no square mod p: outside the prime-order subgroup */
+	m = rc_call(c, "{seq:3, action:'diffie_hellman', pubkey:b'\x1f', "
+	    "length:16}");
+	cr_assert(rc_str_prefix(&m->obj, "error", "Bad pubkey"), "%s",
+	    rc_show(&m->obj));
+	rc_msg_free(m);
+	/* a password user without a key exchange */
+	m = rc_call(c, "{seq:4, action:'auth_set', typ:'password', "
+	    "kind:'user', ident:'joe', password:b'x', chain:nil}");
+	cr_assert(rc_str_prefix(&m->obj, "error", "No shared key yet"), "%s",
+	    rc_show(&m->obj));
+	rc_msg_free(m);
+	rc_close(c);
+}
+
+/* The _test method's chatty client-streamed dialogs, exactly (§4.5). */
+Test(auth, test_method_dialogs)
+{
+	struct rc_conn *c = rc_open(ag.socket);
+	struct rc_msg *m;
+
+	cr_assert_not_null(c);
+	rc_send(c, "{seq:5, action:'auth_set', state:'start', typ:'_test', "
+	    "kind:'user'}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 5, RC_TIMEOUT), "{seq:5, state:'start', "
+	    "tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 5, RC_TIMEOUT), "{seq:5, "
+	    "step:'GiveName'}");
+	rc_send(c, "{seq:5, step:'HasName', name:'fubar', chain:nil, aux:{}}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 5, RC_TIMEOUT), "{seq:5, changed:true, "
+	    "chain:{node:'n1', tick:2, prev:nil}, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 5, RC_TIMEOUT), "{seq:5, state:'end', "
+	    "tock:_}");
+	rc_send(c, "{seq:5, state:'end'}");
+	/* the client's end is swallowed: the next request is served */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:6, action:'auth_list', typ:'_test', "
+	    "kind:'user', ident:'fubar'}"), "{seq:6, typ:'_test', "
+	    "kind:'user', ident:'fubar', tock:_}");
+
+	rc_send(c, "{seq:7, action:'auth_get', state:'start', typ:'_test', "
+	    "kind:'user', ident:'fubar'}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 7, RC_TIMEOUT), "{seq:7, state:'start', "
+	    "tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 7, RC_TIMEOUT), "{seq:7, "
+	    "step:'SendWant'}");
+	rc_send(c, "{seq:7, step:'WantName'}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 7, RC_TIMEOUT), "{seq:7, "
+	    "step:'SendName', name:'fubar', chain:{node:'n1', tick:2, "
+	    "prev:nil}}");
+	rc_send(c, "{seq:7, state:'end'}");
+	m = rc_recv_seq(c, 7, RC_TIMEOUT);
+	cr_assert(m != NULL && rc_has(&m->obj, "error"), "no error item");
+	rc_msg_free(m);
+	RC_ASSERT_MATCH(rc_recv_seq(c, 7, RC_TIMEOUT), "{seq:7, state:'end', "
+	    "tock:_}");
+	/* a wrong step ends the dialog with an error */
+	rc_send(c, "{seq:8, action:'auth_set', state:'start', typ:'_test', "
+	    "kind:'user'}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 8, RC_TIMEOUT), "{seq:8, state:'start', "
+	    "tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 8, RC_TIMEOUT), "{seq:8, "
+	    "step:'GiveName'}");
+	rc_send(c, "{seq:8, step:'Nonsense'}");
+	m = rc_recv_seq(c, 8, RC_TIMEOUT);
+	cr_assert(m != NULL && rc_str_prefix(&m->obj, "error", "Unexpected "
+	    "step"), "%s", m ? rc_show(&m->obj) : "-");
+	rc_msg_free(m);
+	RC_ASSERT_MATCH(rc_recv_seq(c, 8, RC_TIMEOUT), "{seq:8, state:'end', "
+	    "tock:_}");
+	/* and the _test user logs in */
+	rc_close(c);
+	c = rc_open(ag.socket);
+	rc_send(c, "{seq:1, action:'auth', typ:'_test', ident:'fubar', "
+	    "data:{}}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, state:'start', "
+	    "tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, state:'end', "
+	    "tock:_}");
 	rc_close(c);
 }
