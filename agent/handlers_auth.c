@@ -21,6 +21,7 @@
 
 #include "dh.h"
 #include "auth_password.h"
+#include "auth_unix.h"
 #include "handlers_internal.h"
 
 /*
@@ -48,7 +49,7 @@ static bool
 auth_method_known(const msgpack_object *typ)
 {
 	return proto_str_eq(typ, "root") || proto_str_eq(typ, "_test") ||
-	    proto_str_eq(typ, "password");
+	    proto_str_eq(typ, "password") || proto_str_eq(typ, "unix");
 }
 
 /* kind field: only "user" exists. */
@@ -119,6 +120,47 @@ password_login_error(struct req *r, const struct entry *rec,
 	return buf;
 }
 
+/*
+ * The unix method: the connecting uid, by login name or number, must have
+ * a record; ident, if given and not "*", must be one of those names.
+ * NULL on success, else the error text (in buf).
+ */
+static const char *
+unix_login_error(struct req *r, const msgpack_object *ident, char *buf,
+    size_t cap)
+{
+	static const msgpack_object typ = { .type = MSGPACK_OBJECT_STR,
+	    .via.str = { 4, "unix" } };
+	char name[256], num[24];
+	const char *cand[2] = { name, num };
+	msgpack_object id;
+	uid_t uid;
+	gid_t gid;
+
+	if (conn_peer_cred(r->c, &uid, &gid) != 0)
+		return "AuthFailedError: the unix method needs the local socket";
+	auth_unix_names(uid, name, num);
+	for (int i = 0; i < 2; i++) {
+		const struct entry *rec;
+
+		if (cand[i][0] == '\0')
+			continue;
+		if (ident != NULL && !proto_str_eq(ident, "*") &&
+		    !proto_str_eq(ident, cand[i]))
+			continue;
+		id.type = MSGPACK_OBJECT_STR;
+		id.via.str.ptr = cand[i];
+		id.via.str.size = (uint32_t)strlen(cand[i]);
+		rec = auth_user_entry(r->a, &typ, &id);
+		if (rec != NULL && rec->value != NULL)
+			return NULL;
+	}
+	snprintf(buf, cap, "AuthFailedError: uid %s%s%s%s has no unix user%s",
+	    num, name[0] ? " (" : "", name, name[0] ? ")" : "",
+	    ident != NULL && !proto_str_eq(ident, "*") ? " by that name" : "");
+	return buf;
+}
+
 void
 act_auth(struct req *r)
 {
@@ -127,21 +169,30 @@ act_auth(struct req *r)
 	msgpack_object val;
 	struct entry *rec;
 	const char *err = NULL;
-	char buf[320];
+	char buf[640];
 
-	if ((typ = req_str(r, "typ")) == NULL ||
+	if ((typ = req_str(r, "typ")) == NULL)
+		return;
+	/* unix: the kernel says who it is; ident is optional */
+	ident = proto_map_get(r->msg, "ident");
+	if (!(proto_str_eq(typ, "unix") && (ident == NULL ||
+	    ident->type == MSGPACK_OBJECT_NIL)) &&
 	    (ident = req_str(r, "ident")) == NULL)
 		return;
+	if (ident != NULL && ident->type == MSGPACK_OBJECT_NIL)
+		ident = NULL;
 	msgpack_zone_init(&zone, 256);
 	cur = auth_current(r->a, &zone, &val);
 	conn_reply_state(r->c, r->seq, "start");
-	rec = auth_user_entry(r->a, typ, ident);
+	rec = ident != NULL ? auth_user_entry(r->a, typ, ident) : NULL;
 	if (!r->hc->logged_in && cur != NULL &&
 	    !(cur->via.str.size == typ->via.str.size &&
 	    memcmp(cur->via.str.ptr, typ->via.str.ptr, typ->via.str.size) == 0))
 		err = "Wrong auth type";
 	else if (!auth_method_known(typ))
 		err = "This auth method is not supported by this agent";
+	else if (proto_str_eq(typ, "unix"))
+		err = unix_login_error(r, ident, buf, sizeof(buf));
 	else if (rec == NULL || rec->value == NULL)
 		err = "No such user";
 	else if (proto_str_eq(typ, "root") &&
@@ -479,7 +530,7 @@ act_auth_set(struct req *r)
 		auth_set_password(r, ident);
 	else
 		auth_set_generic(r, proto_str_eq(typ, "root") ? "root" :
-		    "_test", ident);
+		    proto_str_eq(typ, "unix") ? "unix" : "_test", ident);
 }
 
 void

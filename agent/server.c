@@ -762,6 +762,21 @@ conn_is_peer(const struct conn *c)
 	return c->peer;
 }
 
+int
+conn_peer_cred(const struct conn *c, uid_t *uid, gid_t *gid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (c->peer)
+		return -ENOTSUP;	/* TCP: no kernel-vouched identity */
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+		return -errno;
+	*uid = cr.uid;
+	*gid = cr.gid;
+	return 0;
+}
+
 /* Once per loop iteration: pumps, then durability, then replies. */
 static void
 server_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)

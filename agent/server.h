@@ -12,6 +12,7 @@
 #define DISTKV_SERVER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,12 @@ void server_drain(struct server *s);
 struct agent *conn_agent(const struct conn *c);
 /* True for connections that came in on the peer port. */
 bool conn_is_peer(const struct conn *c);
+/*
+ * The uid and gid of the process at the other end of a Unix socket
+ * connection, as the kernel saw them at connect (SO_PEERCRED).  0, or
+ * -ENOTSUP on the TCP peer port, -errno.
+ */
+int conn_peer_cred(const struct conn *c, uid_t *uid, gid_t *gid);
 /* Root entry of the connection (after the `root` action). */
 struct entry *conn_root(const struct conn *c);
 void conn_set_root(struct conn *c, struct entry *root);

@@ -1199,7 +1199,8 @@ int
 distkv_connect(const char *socket_path, distkv **out)
 {
 	struct sockaddr_un sun;
-	int fd;
+	const char *m;
+	int fd, rc;
 
 	*out = NULL;
 	if (socket_path == NULL)
@@ -1219,7 +1220,15 @@ distkv_connect(const char *socket_path, distkv **out)
 		close(fd);
 		return (DISTKV_ECONNECT);
 	}
-	return (connect_fd(fd, DEFAULT_TIMEOUT, out));
+	if ((rc = connect_fd(fd, DEFAULT_TIMEOUT, out)) != 0)
+		return (rc);
+	/*
+	 * The unix method needs no secret: log in by ourselves.  A refusal
+	 * leaves the connection as it is; its calls then say NoAuthError.
+	 */
+	if ((m = distkv_auth_method(*out)) != NULL && strcmp(m, "unix") == 0)
+		(void)distkv_login(*out, "unix", NULL);
+	return (0);
 }
 
 int

@@ -162,7 +162,9 @@ typedef struct distkv distkv;
 
 /*
  * Connect to the agent at socket_path (NULL: $DISTKV_SOCKET, else
- * DISTKV_DEFAULT_SOCKET) and read its greeting.
+ * DISTKV_DEFAULT_SOCKET) and read its greeting.  If the agent asks for
+ * the `unix` login (no secret: the kernel names the caller's uid), it is
+ * done here.
  * Errors: DISTKV_ECONNECT, DISTKV_EPROTO (no valid greeting), -ENOMEM.
  */
 int distkv_connect(const char *socket_path, distkv **out);

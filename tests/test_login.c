@@ -5,6 +5,9 @@
  * peer key checks, the Argon2id record, and logins end to end.
  */
 #include <errno.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -422,6 +425,98 @@ Test(login, libdistkv_password_login)
 	distkv_entry_clear(&e);
 	/* a second diffie_hellman on the connection is refused */
 	cr_assert(distkv_dh(k) == 0, "the key is kept: no second exchange");
+	distkv_path_free(p);
+	distkv_close(k);
+}
+
+/* A child as uid/gid 65534: does a read through a fresh connection work
+ * (after an explicit unix login if it was not done by itself)? */
+static int
+child_reads_as_nobody(const char *sock)
+{
+	pid_t pid = fork();
+	int status;
+
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		distkv *k;
+		distkv_path *p;
+		struct distkv_entry e;
+		int rc;
+
+		if (setresgid(65534, 65534, 65534) != 0 ||
+		    setresuid(65534, 65534, 65534) != 0)
+			_exit(90);
+		if (distkv_connect(sock, &k) != 0)
+			_exit(91);
+		if (distkv_path_parse("u", &p) != 0)
+			_exit(92);
+		memset(&e, 0, sizeof(e));
+		rc = distkv_get(k, p, 1, &e);
+		_exit(rc == DISTKV_ENOTFOUND ? 0 : rc == DISTKV_ESERVER &&
+		    strncmp(distkv_errmsg(k), "NoAuthError", 11) == 0 ? 1 : 93);
+	}
+	cr_assert(waitpid(pid, &status, 0) == pid);
+	cr_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* The unix method: the kernel names the uid; no secret; automatic. */
+Test(login, unix_method_two_uids)
+{
+	distkv *k;
+	distkv_path *p;
+	struct distkv_entry e;
+	struct rc_conn *c;
+
+	RC_START(&ag, "--standalone", "--node", "l3", "--socket-mode", "0666");
+	cr_assert(chmod(ag.dir, 0755) == 0);
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'auth_set', typ:'unix', "
+	    "kind:'user', ident:'%d', chain:nil, aux:{}}", (int)geteuid()),
+	    "{seq:1, changed:true, ...}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:2, action:'set_auth_typ', "
+	    "typ:'unix'}"), "{seq:2, changed:true, ...}");
+	rc_close(c);
+	/* our uid has a record: distkv_connect logs in by itself */
+	cr_assert(distkv_connect(ag.socket, &k) == 0);
+	cr_assert(distkv_path_parse("u", &p) == 0);
+	memset(&e, 0, sizeof(e));
+	cr_assert(distkv_get(k, p, 1, &e) == DISTKV_ENOTFOUND, "%s",
+	    distkv_errmsg(k));
+	distkv_entry_clear(&e);
+	/* a raw client names a user that is not its own: refused */
+	c = rc_open(ag.socket);
+	rc_send(c, "{seq:1, action:'auth', typ:'unix', ident:'someone'}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, state:'start', "
+	    "tock:_}");
+	{
+		struct rc_msg *m = rc_recv_seq(c, 1, RC_TIMEOUT);
+
+		cr_assert(m != NULL && rc_str_prefix(&m->obj, "error",
+		    "AuthFailedError"), "%s", m ? rc_show(&m->obj) : "-");
+		rc_msg_free(m);
+	}
+	rc_close(c);
+	if (geteuid() != 0) {
+		distkv_path_free(p);
+		distkv_close(k);
+		cr_skip_test("a second uid needs root");
+	}
+	/* another uid without a record stays out ... */
+	cr_assert_eq(child_reads_as_nobody(ag.socket), 1);
+	/* ... until it has one, by number */
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	rc_send(c, "{seq:1, action:'auth', typ:'unix'}");
+	rc_msg_free(rc_recv_seq(c, 1, RC_TIMEOUT));
+	rc_msg_free(rc_recv_seq(c, 1, RC_TIMEOUT));
+	RC_ASSERT_MATCH(rc_call(c, "{seq:2, action:'auth_set', typ:'unix', "
+	    "kind:'user', ident:'65534', chain:nil, aux:{}}"),
+	    "{seq:2, changed:true, ...}");
+	rc_close(c);
+	cr_assert_eq(child_reads_as_nobody(ag.socket), 0);
 	distkv_path_free(p);
 	distkv_close(k);
 }
