@@ -39,13 +39,16 @@ struct node {
 	struct ranges seen_missing;
 	/*
 	 * Ticks the node itself announced as skipped after it lost its data
-	 * (sync.c, download_done): known, yet other nodes may still hold
-	 * entries with them, which they send again once (resent_to: the end
-	 * of the skipped ticks already looked at), and which the purge floor
-	 * must not make stale.
+	 * (sync.c, download_done; on that node itself too): known, yet other
+	 * nodes may still hold entries with them, which they send again a
+	 * few times (resent_to: the end of the skipped ticks looked at,
+	 * resends: how often, next_resend: not before), and which the purge
+	 * floor must not make stale.
 	 */
 	struct ranges skipped;
 	uint64_t resent_to;
+	unsigned resends;
+	double next_resend;
 	struct tickmap entries;
 	/*
 	 * Tombstone purge (docs/cluster.md, "Tombstones"): this node's last

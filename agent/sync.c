@@ -36,6 +36,8 @@
 #define SYNC_PEER_TIMEOUT_MS 1000
 /* Ticks a node skips after downloading its own lost data (see below). */
 #define SYNC_TICK_JUMP 100000
+/* Times a holder sends entries with a wiped node's skipped ticks again. */
+#define SYNC_SKIP_RESENDS 3
 /* Catch-up rounds that gain nothing back off up to this (seconds). */
 #define SYNC_CATCHUP_MAX_BACKOFF 5.0
 /*
@@ -864,10 +866,25 @@ resend_skipped(struct sync *s, const msgpack_object *from,
 			(void)ranges_add_all(&nd->skipped, &rs);
 		ranges_fini(&rs);
 	}
-	if (ranges_empty(&nd->skipped) ||
-	    (end = nd->skipped.r[nd->skipped.n - 1].e) <= nd->resent_to)
+	if (ranges_empty(&nd->skipped))
 		return;
-	nd->resent_to = end;
+	/*
+	 * A Serf event may be lost (the announcement is often heard right
+	 * at a heal): send again a few times, 5 clocks apart.  Copies are
+	 * duplicates where they arrived already; nothing else repairs a loss,
+	 * since everybody counts these ticks as known.
+	 */
+	end = nd->skipped.r[nd->skipped.n - 1].e;
+	if (end > nd->resent_to) {
+		nd->resent_to = end;
+		nd->resends = 0;
+		nd->next_resend = 0;
+	}
+	if (nd->resends >= SYNC_SKIP_RESENDS ||
+	    ev_now(s->a->loop) < nd->next_resend)
+		return;
+	nd->resends++;
+	nd->next_resend = ev_now(s->a->loop) + 5 * s->a->cfg.clock;
 	memset(&x, 0, sizeof(x));
 	x.s = s;
 	x.tokens = true;
@@ -1597,6 +1614,8 @@ download_done(struct sync *s)
 		uint64_t from = a->self->tick + 1, to = from + SYNC_TICK_JUMP;
 
 		ranges_add(&a->self->known, from, to);
+		/* here too: "known" but not seen by all (agent_decide) */
+		ranges_add(&a->self->skipped, from, to);
 		node_raise_tick(a->self, to - 1);
 		log_info("restarted without data: ticks %llu-%llu skipped",
 		    (unsigned long long)from, (unsigned long long)(to - 1));
