@@ -178,13 +178,14 @@ last_reply(void)
 	size_t n;
 	struct ev *v = read_trace(&n), r;
 
+	memset(&r, 0, sizeof(r));
 	for (size_t i = n; i-- > 0;)
 		if (v[i].kind == 'R') {
 			r = v[i];
-			free(v);
-			return r;
+			break;
 		}
-	cr_assert_fail("no socket write in the trace");
+	free(v);
+	cr_assert_eq(r.kind, 'R', "no socket write in the trace");
 	return r;
 }
 
