@@ -144,6 +144,8 @@ static const struct row rows[] = {
 	    "a:3", 10, "a:2 c:1", 99, APPLY_STALE, false },
 	{ "covered by a later link of the stored chain: stale",
 	    "b:1 a:3", 10, "a:2", 99, APPLY_STALE, false },
+	{ "a later link of the stored chain is the incoming head: stale",
+	    "b:1 a:3", 10, "a:3", 99, APPLY_STALE, false },
 	/* tier 1: descent beats tock */
 	{ "descends (other head), lower tock: wins",
 	    "a:1", 10, "b:1 a:1", 5, APPLY_ACCEPTED, false },
