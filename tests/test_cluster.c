@@ -510,6 +510,74 @@ Test(cluster, conflict_winner_is_the_documented_one)
 	stop_all();
 }
 
+/*
+ * "With a state directory configured, the agent ... logs every change"
+ * (DESIGN.md), at the end of the loop iteration that applied it: a change
+ * that arrives from a peer reaches the receiving node's change log
+ * without any client of that node asking for anything (a client's reply
+ * would flush the log on its own).  Watched through n1's shm region and
+ * its log file only.
+ */
+Test(cluster, replicated_change_is_logged_without_a_client)
+{
+	/* 123456789012345 as msgpack: uint64, big endian */
+	static const uint8_t enc[] = { 0xcf, 0x00, 0x00, 0x70, 0x48, 0x86,
+	    0x0d, 0xdf, 0x79 };
+	const int64_t val = 123456789012345LL;
+	distkv_path *p = cluster_path("logged", 1);
+	struct distkv_value v = { NULL, 0 };
+	char logp[400];
+	long long deadline;
+	distkv_shm *s;
+	distkv *k;
+	int rc;
+
+	start(2);
+	cluster_node_args(&cl, 1, "--state-dir", cl.node[1].h.state_dir,
+	    (const char *)NULL);
+	cr_assert(cluster_start(&cl) == 0, "%s", DIAG);
+	snprintf(logp, sizeof(logp), "%s/changes.dkv", cl.node[1].h.state_dir);
+	k = conn(0);
+	cr_assert(distkv_value_from_int(&v, val) == 0);
+	cr_assert_eq(v.len, sizeof(enc));
+	cr_assert(memcmp(v.data, enc, sizeof(enc)) == 0);
+	rc = distkv_set(k, p, v.data, v.len, NULL, NULL);
+	cr_assert(rc == 0, "%s", distkv_strerror(rc));
+	distkv_value_clear(&v);
+	distkv_close(k);
+	/* applied on n1 (its region shows it) ... */
+	cr_assert(distkv_shm_open(cl.node[1].h.shm, &s) == 0);
+	deadline = harness_now_ms() + VISIBLE_MS;
+	for (;;) {
+		int64_t got = 0;
+
+		if (distkv_shm_get_int(s, p, &got) == 0 && got == val)
+			break;
+		cr_assert(harness_now_ms() < deadline, "not on n1\n%s", DIAG);
+		usleep(10 * 1000);	/* poll interval of a bounded wait */
+	}
+	distkv_shm_close(s);
+	/* ... and so in its change log, within a second */
+	deadline = harness_now_ms() + 1000;
+	for (;;) {
+		FILE *f = fopen(logp, "rb");
+		static uint8_t buf[1 << 20];
+		size_t n = 0;
+
+		if (f != NULL) {
+			n = fread(buf, 1, sizeof(buf), f);
+			fclose(f);
+		}
+		if (memmem(buf, n, enc, sizeof(enc)) != NULL)
+			break;
+		cr_assert(harness_now_ms() < deadline, "n1 applied the change "
+		    "but did not log it (%zu bytes in %s)\n%s", n, logp, DIAG);
+		usleep(10 * 1000);	/* poll interval of a bounded wait */
+	}
+	distkv_path_free(p);
+	stop_all();
+}
+
 /* ---- a burst larger than Serf delivers ---- */
 
 Test(cluster, burst_2000_arrives_everywhere)
