@@ -40,6 +40,8 @@ mutants() {
 fsync_never | agent/persist.c | \tbool sync = a->cfg.fsync == FSYNC_ALWAYS; | \tbool sync = false; | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/*' | killed
 end_batch_no_sync | agent/agent.c | \tpersist_sync(a);\n | \n | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/replicated_change*' | killed
 batch_never_syncs | agent/persist.c | \tif (a->cfg.fsync != FSYNC_BATCH)\n\t\treturn; | \tif (1)\n\t\treturn; | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/batch*' | killed
+save_no_fsync | agent/persist.c | sb.size)) == 0 && fsync(fd) != 0) | sb.size)) == 0 && 0) | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/snapshot*' | killed
+save_no_dir_fsync | agent/persist.c | \t\trc = fsync_dir_of(path); | \t\trc = 0; | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/snapshot*' | killed
 frame_checksum_seed | agent/persist.c | \tput_le32(h + 4, XXH32(h + 8, len, 0)); | \tput_le32(h + 4, XXH32(h + 8, len, 1)); | distkv-agent tests/test_files | tests/test_files | killed
 shm_no_recheck | shm/reader.c | \t__atomic_thread_fence(__ATOMIC_ACQUIRE);\n\tif (LOAD(&s->seq) != seq)\n\t\treturn PROBE_RETRY;\n | \t__atomic_thread_fence(__ATOMIC_ACQUIRE);\n | tests/test_shm_hooks | tests/test_shm_hooks | killed
 shm_no_odd_check | shm/reader.c | \tif (seq & 1)\n\t\treturn PROBE_RETRY;\n |  | tests/test_shm_hooks | tests/test_shm_hooks | killed

@@ -7,6 +7,10 @@
  *	T <ns> <size>                     ftruncate of the change log
  *	S <ns> <durable>                  fdatasync/fsync of the change log
  *	R <ns> <fd> <bytes> <durable> <written>   a write/send on a socket
+ *	X <ns> <path>                     a write to a file named *.tmp
+ *	F <ns> <path>                     fsync/fdatasync of any other file
+ *	                                  or directory
+ *	N <ns> <old> <new>                rename(2)
  *
  * <ns> is CLOCK_MONOTONIC; <durable> is the log's size at its last
  * successful sync (what a power loss leaves: the page cache is gone), and
@@ -45,6 +49,7 @@ static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 static int (*real_ftruncate)(int, off_t);
+static int (*real_rename)(const char *, const char *);
 
 static int trace_fd = -2;		/* -2: not opened yet, -1: off */
 static long long durable = -1, written = -1;
@@ -67,6 +72,8 @@ resolve(void)
 	real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
 	real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
 	real_ftruncate = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate");
+	real_rename = (int (*)(const char *, const char *))
+	    dlsym(RTLD_NEXT, "rename");
 }
 
 static bool
@@ -98,7 +105,7 @@ emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void
 emit(const char *fmt, ...)
 {
-	char line[160];
+	char line[8300];
 	va_list ap;
 	int n;
 	int saved = errno;
@@ -111,21 +118,37 @@ emit(const char *fmt, ...)
 	errno = saved;
 }
 
+/* The file name of fd into path (cap bytes); false if it has none. */
 static bool
-is_log(int fd)
+fd_path(int fd, char *path, size_t cap)
 {
-	char link[64], path[4096];
+	char link[64];
 	ssize_t n;
-	size_t sl = sizeof(LOG_SUFFIX) - 1;
 
 	if (fd < 0 || fd == trace_fd)
 		return false;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	if (n < (ssize_t)sl)
+	n = readlink(link, path, cap - 1);
+	if (n <= 0)
 		return false;
 	path[n] = '\0';
-	return strcmp(path + n - sl, LOG_SUFFIX) == 0;
+	return true;
+}
+
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), sl = strlen(suffix);
+
+	return n >= sl && strcmp(s + n - sl, suffix) == 0;
+}
+
+static bool
+is_log(int fd)
+{
+	char path[4096];
+
+	return fd_path(fd, path, sizeof(path)) && ends_with(path, LOG_SUFFIX);
 }
 
 static bool
@@ -158,10 +181,15 @@ before_send(int fd, size_t len)
 static void
 after_write(int fd, ssize_t r)
 {
-	if (r >= 0 && tracing() && is_log(fd)) {
+	char path[4096];
+
+	if (r < 0 || !tracing() || !fd_path(fd, path, sizeof(path)))
+		return;
+	if (ends_with(path, LOG_SUFFIX)) {
 		written = size_of(fd);
 		emit("W %lld %lld\n", now_ns(), written);
-	}
+	} else if (ends_with(path, ".tmp"))
+		emit("X %lld %s\n", now_ns(), path);
 }
 
 ssize_t
@@ -218,10 +246,27 @@ sendmsg(int fd, const struct msghdr *m, int flags)
 static int
 synced(int fd, int r)
 {
-	if (r == 0 && tracing() && is_log(fd)) {
+	char path[4096];
+
+	if (r != 0 || !tracing() || !fd_path(fd, path, sizeof(path)))
+		return r;
+	if (ends_with(path, LOG_SUFFIX)) {
 		durable = size_of(fd);
 		emit("S %lld %lld\n", now_ns(), durable);
-	}
+	} else
+		emit("F %lld %s\n", now_ns(), path);
+	return r;
+}
+
+int
+rename(const char *from, const char *to)
+{
+	int r;
+
+	resolve();
+	r = real_rename(from, to);
+	if (r == 0 && tracing())
+		emit("N %lld %s %s\n", now_ns(), from, to);
 	return r;
 }
 

@@ -12,7 +12,10 @@
  *     up to and including that change's record; a pipelined batch is
  *     covered by a few syncs (group commit), never by none;
  *   - `--fsync batch`: "fsynced once a second": each acknowledged change
- *     is synced within the second (plus scheduling slack).
+ *     is synced within the second (plus scheduling slack);
+ *   - snapshots and `save` ("written to a temp file, fsynced and
+ *     renamed"): the temp file is fsynced after its last write and before
+ *     the rename, and the directory after the rename.
  *
  * Suite "durability_crash" cuts the files as a power loss leaves them:
  *   - the change log at every record boundary and in the middle of every
@@ -103,8 +106,12 @@ write_file(const char *path, const uint8_t *buf, size_t len)
 static char trace[400];
 
 /* Start ag under the interposer with the given --fsync policy. */
+#define start_traced(policy) start_traced_args((policy), "--snapshot-every", \
+	"0", (const char *)NULL, (const char *)NULL)
+
 static void
-start_traced(const char *policy)
+start_traced_args(const char *policy, const char *o1, const char *v1,
+    const char *o2, const char *v2)
 {
 	char asan[512];
 	const char *old = getenv("ASAN_OPTIONS");
@@ -118,7 +125,7 @@ start_traced(const char *policy)
 	setenv("LD_PRELOAD", INTERPOSER, 1);
 	setenv("DISTKV_IO_TRACE", trace, 1);
 	RC_START(&ag, "--standalone", "--node", "d1", "--state-dir",
-	    ag.state_dir, "--fsync", policy, "--snapshot-every", "0");
+	    ag.state_dir, "--fsync", policy, o1, v1, o2, v2);
 	unsetenv("LD_PRELOAD");
 	unsetenv("DISTKV_IO_TRACE");
 	if (old != NULL)
@@ -133,6 +140,8 @@ struct ev {
 	long long size;		/* W, T: log size; S: durable size */
 	long long durable;	/* R */
 	long long written;	/* R */
+	char path[320];		/* X, F: the file; N: from */
+	char to[320];		/* N */
 };
 
 /* Every event of the trace so far; *n set. */
@@ -142,7 +151,7 @@ read_trace(size_t *n)
 	FILE *f = fopen(trace, "r");
 	struct ev *v = NULL;
 	size_t cap = 0;
-	char line[256];
+	char line[1024];
 
 	*n = 0;
 	cr_assert_not_null(f, "no trace %s: is the interposer loaded?", trace);
@@ -157,7 +166,13 @@ read_trace(size_t *n)
 			cr_assert_eq(sscanf(line + 2, "%lld %d %zu %lld %lld",
 			    &e.ns, &fd, &bytes, &e.durable, &e.written), 5,
 			    "bad trace line %s", line);
-		} else
+		} else if (e.kind == 'X' || e.kind == 'F')
+			cr_assert_eq(sscanf(line + 2, "%lld %319s", &e.ns,
+			    e.path), 2, "bad trace line %s", line);
+		else if (e.kind == 'N')
+			cr_assert_eq(sscanf(line + 2, "%lld %319s %319s", &e.ns,
+			    e.path, e.to), 3, "bad trace line %s", line);
+		else
 			cr_assert_eq(sscanf(line + 2, "%lld %lld", &e.ns,
 			    &e.size), 2, "bad trace line %s", line);
 		if (*n == cap) {
@@ -353,6 +368,82 @@ Test(durability_order, batch_syncs_every_change_within_a_second)
 	}
 	free(v);
 	rc_close(c);
+}
+
+/*
+ * "A snapshot is written to a temp file, fsynced and renamed" and `save`
+ * writes "atomically": for every rename onto a snapshot or save file, the
+ * temp file was fsynced after its last write and before the rename, and
+ * the directory was fsynced after it (else a power loss may leave the old
+ * name, or a new name on unwritten blocks).
+ */
+static void
+check_atomic_renames(const char *target, int want)
+{
+	size_t n;
+	struct ev *v = read_trace(&n);
+	int seen = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char dir[320];
+		long long last_write = -1, synced = -1, dir_synced = -1;
+		char *slash;
+
+		if (v[i].kind != 'N' || !(strlen(v[i].to) >= strlen(target) &&
+		    strcmp(v[i].to + strlen(v[i].to) - strlen(target),
+		    target) == 0))
+			continue;
+		seen++;
+		for (size_t j = 0; j < i; j++) {
+			if (v[j].kind == 'X' && strcmp(v[j].path, v[i].path) == 0)
+				last_write = v[j].ns;
+			if (v[j].kind == 'F' && strcmp(v[j].path, v[i].path) == 0)
+				synced = v[j].ns;
+		}
+		snprintf(dir, sizeof(dir), "%s", v[i].to);
+		slash = strrchr(dir, '/');
+		cr_assert_not_null(slash);
+		*slash = '\0';
+		for (size_t j = i + 1; j < n && dir_synced < 0; j++)
+			if (v[j].kind == 'F' && strcmp(v[j].path, dir) == 0)
+				dir_synced = v[j].ns;
+		cr_assert_geq(last_write, 0, "%s: no write to %s seen", target,
+		    v[i].path);
+		cr_assert_gt(synced, last_write, "%s was renamed to %s without "
+		    "an fsync after its last write", v[i].path, v[i].to);
+		cr_assert_geq(dir_synced, 0, "no fsync of %s after renaming %s "
+		    "into it", dir, v[i].path);
+	}
+	cr_assert_eq(seen, want, "%d renames onto %s, want %d", seen, target,
+	    want);
+	free(v);
+}
+
+Test(durability_order, snapshot_and_save_sync_the_temp_file_then_the_dir)
+{
+	struct rc_conn *c;
+
+	cr_assert_eq(mkdir(ag.state_dir, 0750), 0);
+	start_traced_args("always", "--snapshot-every", "3", "--file-dir",
+	    ag.state_dir);
+	c = rc_open(ag.socket);
+	cr_assert_not_null(c);
+	for (int i = 0; i < 3; i++) {
+		struct rc_msg *m = rc_call(c, "{seq:%d, action:'set_value', "
+		    "path:['s', %d], value:%d}", i + 1, i, i);
+
+		RC_ASSERT_MATCH(m, "{seq:%d, changed:true, ...}", i + 1);
+		rc_msg_free(m);
+	}
+	/* the third change made a snapshot before its reply */
+	check_atomic_renames("/snapshot.dkv", 1);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:10, action:'save', path:'b.dkv'}"),
+	    "{seq:10, result:true, tock:_}");
+	check_atomic_renames("/b.dkv", 1);
+	rc_close(c);
+	/* and the final snapshot of a clean stop */
+	cr_assert_eq(harness_stop(&ag), 0);
+	check_atomic_renames("/snapshot.dkv", 2);
 }
 
 /* ================= suite durability_crash ================= */
