@@ -269,3 +269,20 @@ Test(decide, late_copy_below_the_floor_is_stale)
 	ag.ready = false;
 	cr_assert_eq(apply(e, "f:4", 1, 10), APPLY_ACCEPTED);
 }
+
+/* spec §8.21: chains are cut to --change-length links everywhere, also
+ * one link over the length (test_tree cuts a chain far over it). */
+Test(decide, chain_one_link_over_the_length_is_cut)
+{
+	struct entry *e = fresh_entry();
+
+	cr_assert_eq(apply(e, "a:1 b:1 c:1 d:1 e:1 f:1", 1, 1), APPLY_ACCEPTED);
+	cr_assert_eq(e->chain.n, CHAIN_DEFAULT_LENGTH);
+	cr_assert_null(node_entry_get(node("f", 1), 1));
+	cr_assert_eq(node_entry_get(node("e", 1), 1), e);
+	/* exactly the length: kept whole */
+	e = fresh_entry();
+	cr_assert_eq(apply(e, "a:2 b:2 c:2 d:2 e:2", 1, 2), APPLY_ACCEPTED);
+	cr_assert_eq(e->chain.n, CHAIN_DEFAULT_LENGTH);
+	cr_assert_eq(node_entry_get(node("e", 1), 2), e);
+}
