@@ -200,11 +200,21 @@ agent_decide(const struct agent *a, const struct entry *e,
 	 * Equal tocks: the reference lets the incoming update win, which
 	 * makes two nodes swap values.  Every node must pick the same winner,
 	 * so compare the heads: the higher node name, then the higher tick.
+	 * Names are compared as byte strings with their lengths (a name may
+	 * hold a NUL byte: strcmp would call "n\0a" and "n\0b" equal and let
+	 * the incoming one lose on both nodes).  Equal names are one node,
+	 * which descent or staleness decided above (a chain holds each node
+	 * once), so the tick tier is a guard, not a rule that is ever reached.
 	 */
 	{
-		int c = strcmp(u->chain.l[0].node->name,
-		    e->chain.l[0].node->name);
+		const struct node *un = u->chain.l[0].node;
+		const struct node *en = e->chain.l[0].node;
+		size_t n = un->name_len < en->name_len ? un->name_len :
+		    en->name_len;
+		int c = memcmp(un->name, en->name, n);
 
+		if (c == 0 && un->name_len != en->name_len)
+			c = un->name_len > en->name_len ? 1 : -1;
 		if (c == 0)
 			c = u->chain.l[0].tick > e->chain.l[0].tick ? 1 : -1;
 		return c > 0 ? APPLY_ACCEPTED : APPLY_CONFLICT_LOST;

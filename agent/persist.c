@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,6 +411,29 @@ persist_load_file(struct agent *a, const char *path)
 
 /* ---- writing files ---- */
 
+/*
+ * Test-only crash points (tests/test_durability.c): with
+ * DISTKV_TEST_CRASH_POINT=NAME in the environment the agent kills itself
+ * with SIGKILL at the point called NAME, where a power loss could stop it,
+ * so that a test can check that the files left there lose nothing.
+ * Points: "save-before-rename" (temp file written and fsynced, not yet
+ * renamed; snapshots and `save`), "snapshot-before-truncate" (snapshot
+ * renamed into place, change log not yet emptied).
+ */
+static void
+crash_point(const char *name)
+{
+	static const char *want;
+	static bool looked;
+
+	if (!looked) {
+		want = getenv("DISTKV_TEST_CRASH_POINT");
+		looked = true;
+	}
+	if (want != NULL && strcmp(want, name) == 0)
+		raise(SIGKILL);
+}
+
 static int
 fsync_dir_of(const char *path)
 {
@@ -452,6 +476,8 @@ persist_save(struct agent *a, const char *path)
 	if ((rc = write_all(fd, sb.data, sb.size)) == 0 && fsync(fd) != 0)
 		rc = -errno;
 	close(fd);
+	if (rc == 0)
+		crash_point("save-before-rename");
 	if (rc == 0 && rename(tmp, path) != 0)
 		rc = -errno;
 	if (rc == 0)
@@ -651,6 +677,7 @@ persist_snapshot_state(struct agent *a)
 		log_error("snapshot %s failed: %s", path, strerror(-rc));
 		return;
 	}
+	crash_point("snapshot-before-truncate");
 	if (ftruncate(p->log.fd, PERSIST_MAGIC_LEN) != 0 ||
 	    lseek(p->log.fd, 0, SEEK_END) < 0 || fdatasync(p->log.fd) != 0) {
 		log_error("cannot empty %s: %s", p->log.path, strerror(errno));

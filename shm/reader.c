@@ -41,6 +41,22 @@ struct shm_reader {
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 
 /*
+ * Test-only hook (reader.h): a test program that compiles this file with
+ * SHM_TEST_HOOKS runs a whole writer update between the two loads of a
+ * slot, so that the pair it read is torn for sure and only the sequence
+ * re-check can tell.  Nothing of it exists in the library.
+ */
+#ifdef SHM_TEST_HOOKS
+void (*shm_reader_test_hook)(void);
+#define SHM_READER_TEST_HOOK() do {					\
+	if (shm_reader_test_hook != NULL)				\
+		shm_reader_test_hook();					\
+} while (0)
+#else
+#define SHM_READER_TEST_HOOK() do { } while (0)
+#endif
+
+/*
  * Validate the fixed part of a header: these fields are written once
  * before the file gets its name, but the file may be anything.
  */
@@ -246,6 +262,7 @@ probe_slot(const struct shm_reader *r, const struct shm_slot *s,
 	if (seq & 1)
 		return PROBE_RETRY;
 	ls = LOAD(&s->len_state);
+	SHM_READER_TEST_HOOK();
 	to = LOAD(&s->tag_off);
 	state = shm_slot_state(ls);
 	if (state == SHM_SLOT_EMPTY)

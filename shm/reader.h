@@ -20,6 +20,15 @@ struct shm_reader;
 /* Most attempts of one lookup before it reports -EAGAIN. */
 #define SHM_READ_RETRIES 1000
 
+#ifdef SHM_TEST_HOOKS
+/*
+ * Test builds only (tests/test_shm_hooks.c compiles shm/ with
+ * SHM_TEST_HOOKS): called inside a lookup's read section, between the
+ * loads of a slot's length/state word and its tag/offset word.
+ */
+extern void (*shm_reader_test_hook)(void);
+#endif
+
 struct shm_read_meta {
 	uint64_t tick;
 	uint64_t tock;

@@ -44,6 +44,21 @@ struct shm_writer {
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 
+/*
+ * Test-only hook (writer.h): with SHM_TEST_HOOKS, slot_write() stops here
+ * between its two sequence-word stores, with the slot half written (odd
+ * seq, new length, old offset), so that a test can read it then.
+ */
+#ifdef SHM_TEST_HOOKS
+void (*shm_writer_test_hook)(void);
+#define SHM_WRITER_TEST_HOOK() do {					\
+	if (shm_writer_test_hook != NULL)				\
+		shm_writer_test_hook();					\
+} while (0)
+#else
+#define SHM_WRITER_TEST_HOOK() do { } while (0)
+#endif
+
 static void
 futex_wake_all(uint32_t *word)
 {
@@ -192,6 +207,7 @@ slot_write(struct shm_slot *s, uint32_t state, uint64_t hash, uint64_t off,
 	STORE(&s->seq, seq + 1);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	STORE(&s->len_state, len | state);
+	SHM_WRITER_TEST_HOOK();
 	STORE(&s->tag_off, shm_tag_off(hash, off));
 	__atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
 }

@@ -20,6 +20,16 @@ struct shm_meta {
 	size_t node_len;
 };
 
+#ifdef SHM_TEST_HOOKS
+/*
+ * Test builds only (tests/test_shm_hooks.c compiles shm/ with
+ * SHM_TEST_HOOKS): called inside a slot update, between the odd and the
+ * even sequence-word store, after the length/state word was written and
+ * before the tag/offset word is.
+ */
+extern void (*shm_writer_test_hook)(void);
+#endif
+
 struct shm_writer_stats {
 	uint64_t region_size;
 	uint64_t live_entries;

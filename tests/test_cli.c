@@ -404,6 +404,30 @@ Test(cli, raw_output_exact)
 	cr_assert_str_eq(r.out, "A\n2\n");
 }
 
+/* docs/cli.md: "If an option is given twice the last one wins (`--json
+ * --raw` means raw)", wherever the options stand. */
+Test(cli, json_then_raw_means_raw)
+{
+	struct run r;
+
+	OK("set", "s", "hello world");
+	OK("set", "t/a", "A");
+	cr_assert_eq(cli(&r, "--json", "--raw", "get", "s", NULL), 0, "%s",
+	    r.err);
+	cr_assert_eq(r.outlen, 11, "'%s'", r.out);
+	cr_assert(memcmp(r.out, "hello world", 11) == 0, "'%s'", r.out);
+	cr_assert_eq(cli(&r, "get", "--json", "--raw", "s", NULL), 0);
+	cr_assert_eq(r.outlen, 11, "'%s'", r.out);
+	cr_assert_eq(cli(&r, "--json", "get", "s", "--raw", NULL), 0);
+	cr_assert_eq(r.outlen, 11, "'%s'", r.out);
+	cr_assert_eq(cli(&r, "--json", "--raw", "tree", "t", NULL), 0);
+	cr_assert_str_eq(r.out, "A\n");
+	/* and the other way round: JSON */
+	cr_assert_eq(cli(&r, "--raw", "--json", "get", "s", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"s\",\"value\":\"hello world\"",
+	    33) == 0, "%s", r.out);
+}
+
 Test(cli, global_options_after_subcommand)
 {
 	const char *argv[8];

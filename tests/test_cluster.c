@@ -391,6 +391,194 @@ Test(cluster, same_key_one_winner)
 	stop_all();
 }
 
+/* ---- the conflict rule picks the documented winner, not just one ---- */
+
+/* One write of the race below: its reply (chain and tock). */
+struct wrec {
+	struct batch *b;
+	int rc;
+	struct distkv_chain chain;
+	uint64_t tock;
+};
+
+static void
+wrec_done(void *arg, int rc, const struct distkv_set_result *r)
+{
+	struct wrec *w = arg;
+
+	w->b->left--;
+	w->rc = rc;
+	if (rc == 0 && r != NULL) {
+		w->chain = r->chain;
+		w->tock = r->tock;
+	}
+}
+
+/* Does chain e hold c's head (node, tick or later)? */
+static bool
+chain_descends_from(const struct distkv_chain *e, const struct distkv_chain *c)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (strcmp(e->ev[i].node, c->ev[0].node) == 0)
+			return e->ev[i].tick >= c->ev[0].tick;
+	return false;
+}
+
+/*
+ * docs/cluster.md, "Conflicts": every node writes every key at once; the
+ * value every node ends with must be the write that descends from the
+ * others, or, between concurrent ones, the one with the higher tock, then
+ * the higher head node name.  (same_key_one_winner checks agreement only;
+ * tests/test_decide.c checks each tier alone.)
+ */
+Test(cluster, conflict_winner_is_the_documented_one)
+{
+	enum { KEYS = 12 };
+	static struct wrec w[KEYS][3];
+	struct distkv_set_opts o;
+	struct batch b = { 0, 0, 0 };
+	distkv *k[3];
+	int concurrent = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.nchain = 5;
+	start_all(3);
+	for (int i = 0; i < 3; i++)
+		k[i] = conn(i);
+	for (int key = 0; key < KEYS; key++)
+		for (int i = 0; i < 3; i++) {
+			struct distkv_value v = { NULL, 0 };
+			distkv_path *p = cluster_path("w", key);
+
+			cr_assert(distkv_value_from_int(&v, 100 + i) == 0);
+			w[key][i].b = &b;
+			cr_assert(distkv_async_set(k[i], p, v.data, v.len, &o,
+			    wrec_done, &w[key][i], NULL) == 0);
+			b.left++;
+			distkv_value_clear(&v);
+			distkv_path_free(p);
+		}
+	pump(k, 3, &b, 10000);
+	wait_same(1 + KEYS, CONVERGE_MS);
+	for (int key = 0; key < KEYS; key++) {
+		distkv_path *p = cluster_path("w", key);
+		struct distkv_entry e;
+		const struct wrec *win;
+		int64_t v = -1;
+
+		memset(&e, 0, sizeof(e));
+		cr_assert(distkv_get(k[0], p, 5, &e) == 0);
+		cr_assert(distkv_value_get_int(e.value.data, e.value.len, &v)
+		    == 0 && v >= 100 && v <= 102, "w/%d: %lld", key,
+		    (long long)v);
+		win = &w[key][v - 100];
+		cr_assert_eq(win->rc, 0);
+		cr_assert(e.chain.n > 0 && win->chain.n > 0);
+		cr_assert_str_eq(e.chain.ev[0].node, win->chain.ev[0].node);
+		cr_assert_eq(e.chain.ev[0].tick, win->chain.ev[0].tick);
+		cr_assert_eq(e.tock, win->tock, "w/%d: the stored tock is not "
+		    "the winner's", key);
+		for (int j = 0; j < 3; j++) {
+			const struct wrec *x = &w[key][j];
+
+			if (x == win || chain_descends_from(&win->chain,
+			    &x->chain))
+				continue;	/* tier 1: win is later */
+			concurrent++;
+			cr_assert(!chain_descends_from(&x->chain, &win->chain),
+			    "w/%d: %s:%llu descends from the winner %s:%llu "
+			    "and lost", key, x->chain.ev[0].node,
+			    (unsigned long long)x->chain.ev[0].tick,
+			    win->chain.ev[0].node,
+			    (unsigned long long)win->chain.ev[0].tick);
+			cr_assert(win->tock > x->tock || (win->tock ==
+			    x->tock && strcmp(win->chain.ev[0].node,
+			    x->chain.ev[0].node) > 0), "w/%d: %s:%llu (tock "
+			    "%llu) won over the concurrent %s:%llu (tock %llu)",
+			    key, win->chain.ev[0].node,
+			    (unsigned long long)win->chain.ev[0].tick,
+			    (unsigned long long)win->tock, x->chain.ev[0].node,
+			    (unsigned long long)x->chain.ev[0].tick,
+			    (unsigned long long)x->tock);
+		}
+		distkv_entry_clear(&e);
+		distkv_path_free(p);
+	}
+	cr_log_info("%d concurrent pairs weighed by tock and name", concurrent);
+	cr_assert_gt(concurrent, 0, "no write raced another: nothing tested");
+	for (int i = 0; i < 3; i++)
+		distkv_close(k[i]);
+	stop_all();
+}
+
+/*
+ * "With a state directory configured, the agent ... logs every change"
+ * (DESIGN.md), at the end of the loop iteration that applied it: a change
+ * that arrives from a peer reaches the receiving node's change log
+ * without any client of that node asking for anything (a client's reply
+ * would flush the log on its own).  Watched through n1's shm region and
+ * its log file only.
+ */
+Test(cluster, replicated_change_is_logged_without_a_client)
+{
+	/* 123456789012345 as msgpack: uint64, big endian */
+	static const uint8_t enc[] = { 0xcf, 0x00, 0x00, 0x70, 0x48, 0x86,
+	    0x0d, 0xdf, 0x79 };
+	const int64_t val = 123456789012345LL;
+	distkv_path *p = cluster_path("logged", 1);
+	struct distkv_value v = { NULL, 0 };
+	char logp[400];
+	long long deadline;
+	distkv_shm *s;
+	distkv *k;
+	int rc;
+
+	start(2);
+	cluster_node_args(&cl, 1, "--state-dir", cl.node[1].h.state_dir,
+	    (const char *)NULL);
+	cr_assert(cluster_start(&cl) == 0, "%s", DIAG);
+	snprintf(logp, sizeof(logp), "%s/changes.dkv", cl.node[1].h.state_dir);
+	k = conn(0);
+	cr_assert(distkv_value_from_int(&v, val) == 0);
+	cr_assert_eq(v.len, sizeof(enc));
+	cr_assert(memcmp(v.data, enc, sizeof(enc)) == 0);
+	rc = distkv_set(k, p, v.data, v.len, NULL, NULL);
+	cr_assert(rc == 0, "%s", distkv_strerror(rc));
+	distkv_value_clear(&v);
+	distkv_close(k);
+	/* applied on n1 (its region shows it) ... */
+	cr_assert(distkv_shm_open(cl.node[1].h.shm, &s) == 0);
+	deadline = harness_now_ms() + VISIBLE_MS;
+	for (;;) {
+		int64_t got = 0;
+
+		if (distkv_shm_get_int(s, p, &got) == 0 && got == val)
+			break;
+		cr_assert(harness_now_ms() < deadline, "not on n1\n%s", DIAG);
+		usleep(10 * 1000);	/* poll interval of a bounded wait */
+	}
+	distkv_shm_close(s);
+	/* ... and so in its change log, within a second */
+	deadline = harness_now_ms() + 1000;
+	for (;;) {
+		FILE *f = fopen(logp, "rb");
+		static uint8_t buf[1 << 20];
+		size_t n = 0;
+
+		if (f != NULL) {
+			n = fread(buf, 1, sizeof(buf), f);
+			fclose(f);
+		}
+		if (memmem(buf, n, enc, sizeof(enc)) != NULL)
+			break;
+		cr_assert(harness_now_ms() < deadline, "n1 applied the change "
+		    "but did not log it (%zu bytes in %s)\n%s", n, logp, DIAG);
+		usleep(10 * 1000);	/* poll interval of a bounded wait */
+	}
+	distkv_path_free(p);
+	stop_all();
+}
+
 /* ---- a burst larger than Serf delivers ---- */
 
 Test(cluster, burst_2000_arrives_everywhere)
@@ -1114,6 +1302,92 @@ node_known(int i, const char *name)
 	distkv_value_clear(&v);
 	distkv_close(k);
 	return known;
+}
+
+/*
+ * docs/operations.md, --tombstone-keep: "a deleted entry keeps its chain
+ * at least this long", and cluster.md: purged once every node has seen it
+ * and it is older than the keep time (checked up to a tenth of it late).
+ * Two deletes on n0: one at once, one when the agents have run for more
+ * than the keep time (before that, no tock is "keep seconds old" yet, so
+ * only the second delete shows the rule alone); n0's dump is watched
+ * all along: neither tombstone may go before its keep time
+ * (measured from when its delete was sent, a lower bound of the delete's
+ * own time), and both must be gone from every node after it.  The strict
+ * bound is on the deleting node: elsewhere "older" is measured in that
+ * node's tocks and is approximate (cluster.md).
+ */
+Test(cluster, tombstone_kept_for_tombstone_keep_then_purged)
+{
+	enum { KEEP = 3 };
+	distkv_path *p[2];
+	uint8_t *pb[2];
+	size_t pl[2];
+	long long sent[2], gone[2] = { -1, -1 }, deadline;
+	distkv *k;
+
+	for (int t = 0; t < 2; t++) {
+		p[t] = cluster_path("keep", t);
+		pb[t] = cluster_path_bytes(p[t], &pl[t]);
+	}
+	start(2);
+	for (int i = 0; i < 2; i++)
+		cluster_node_args(&cl, i, "--tombstone-keep", "3",
+		    (const char *)NULL);
+	cr_assert(cluster_start(&cl) == 0, "%s", DIAG);
+	for (int t = 0; t < 2; t++)
+		set_str(0, p[t], "v");
+	wait_str(p[1], "v", VISIBLE_MS);
+
+	k = conn(0);
+	sent[0] = harness_now_ms();
+	cr_assert(distkv_delete(k, p[0], NULL, NULL) == 0);
+	sent[1] = -1;
+	deadline = harness_now_ms() + (2 * KEEP + 8) * 1000;
+	while (gone[0] < 0 || gone[1] < 0) {
+		long long t0 = harness_now_ms(), t1;
+		int has[2];
+
+		if (sent[1] < 0 && t0 >= sent[0] + KEEP * 1000 + 500) {
+			sent[1] = harness_now_ms();
+			cr_assert(distkv_delete(k, p[1], NULL, NULL) == 0);
+		}
+		for (int t = 0; t < 2; t++)
+			has[t] = dump_has(0, pb[t], pl[t], NULL);
+		t1 = harness_now_ms();
+		for (int t = 0; t < 2; t++) {
+			cr_assert(has[t] >= 0, "n0 cannot dump\n%s", DIAG);
+			if (has[t] == 1 || gone[t] >= 0)
+				continue;
+			/* the dump was answered before t1 */
+			cr_assert(sent[t] >= 0 && t1 >= sent[t] + KEEP * 1000,
+			    "keep/%d purged %lld ms after its delete was sent "
+			    "(--tombstone-keep %d s)\n%s", t, t1 - sent[t],
+			    KEEP, DIAG);
+			gone[t] = t1;
+		}
+		cr_assert(harness_now_ms() < deadline, "tombstones still there "
+		    "%d s after the first delete (%s %s)\n%s", 2 * KEEP + 8,
+		    gone[0] < 0 ? "keep/0" : "", gone[1] < 0 ? "keep/1" : "",
+		    DIAG);
+		usleep(50 * 1000);	/* poll interval of a bounded wait */
+	}
+	distkv_close(k);
+	cr_log_info("tombstones purged %lld and %lld ms after their deletes",
+	    gone[0] - sent[0], gone[1] - sent[1]);
+	/* the other node purges them too */
+	deadline = harness_now_ms() + 5000;
+	while (dump_has(1, pb[0], pl[0], NULL) != 0 ||
+	    dump_has(1, pb[1], pl[1], NULL) != 0) {
+		cr_assert(harness_now_ms() < deadline, "n1 keeps the "
+		    "tombstones\n%s", DIAG);
+		usleep(50 * 1000);
+	}
+	for (int t = 0; t < 2; t++) {
+		free(pb[t]);
+		distkv_path_free(p[t]);
+	}
+	stop_all();
 }
 
 Test(cluster, tombstone_purged_when_every_node_saw_it)
