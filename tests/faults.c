@@ -82,7 +82,10 @@
  * simply lifted).  The victim restarts without data, downloads from the
  * majority and skips ticks (its log's "restarted without data: ticks A-B
  * skipped"; the summary says whether the tick of "v5" lies in A-B).  Once
- * the majority side holds one tree with "before" and at least
+ * the majority side holds one tree with "before", every node there knows
+ * the skipped ticks A-B and misses none (get_state {known, missing}:
+ * healing before the victim's announcement arrives would let a node ask
+ * for the holders' ticks and repair the split by chance), and at least
  * WIPE_HOLD_CLOCKS (10) clocks have passed since the victim's last write
  * (Serf has stopped gossiping its events), everything heals.  The run
  * then waits at most WIPE_CONVERGE_CLOCKS (30) clocks for identical dumps
@@ -1932,6 +1935,70 @@ log_skipped(const struct run *r, int i, uint64_t *from, uint64_t *to)
 	return found;
 }
 
+/* A get_state reply: its bytes and the map unpacked from them (whose
+ * strings point into the bytes). */
+struct state_reply {
+	struct distkv_value raw;
+	msgpack_unpacked up;
+};
+
+static void
+state_reply_fini(struct state_reply *sr)
+{
+	msgpack_unpacked_destroy(&sr->up);
+	distkv_value_clear(&sr->raw);
+}
+
+/*
+ * Node i's get_state with the given DISTKV_STATE_* flags into *sr
+ * (state_reply_fini() it in any case); 0 with the reply map in
+ * sr->up.data, or -1 (why).
+ */
+static int
+state_get(struct run *r, int i, int flags, struct state_reply *sr,
+    char *why, size_t whylen)
+{
+	distkv *k;
+	int rc;
+
+	memset(&sr->raw, 0, sizeof(sr->raw));
+	msgpack_unpacked_init(&sr->up);
+	if ((k = client(r, i)) == NULL) {
+		snprintf(why, whylen, "%s: no connection", r->c.node[i].name);
+		return -1;
+	}
+	if ((rc = distkv_state(k, flags, &sr->raw)) != 0) {
+		snprintf(why, whylen, "%s: get_state: %s %s",
+		    r->c.node[i].name, distkv_strerror(rc), distkv_errmsg(k));
+		call_failed(r, i, rc);
+		return -1;
+	}
+	if (msgpack_unpack_next(&sr->up, (const char *)sr->raw.data,
+	    sr->raw.len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    sr->up.data.type != MSGPACK_OBJECT_MAP) {
+		snprintf(why, whylen, "%s: get_state: not a map",
+		    r->c.node[i].name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The value of key in map m, or NULL. */
+static const msgpack_object *
+map_get(const msgpack_object *m, const char *key)
+{
+	for (uint32_t j = 0; m->type == MSGPACK_OBJECT_MAP &&
+	    j < m->via.map.size; j++) {
+		const msgpack_object *k = &m->via.map.ptr[j].key;
+
+		if (k->type == MSGPACK_OBJECT_STR &&
+		    k->via.str.size == strlen(key) &&
+		    !memcmp(k->via.str.ptr, key, k->via.str.size))
+			return &m->via.map.ptr[j].val;
+	}
+	return NULL;
+}
+
 /*
  * Node i's get_state with the given DISTKV_STATE_* flags: the reply map
  * as text in text (may be cut short).  *nmiss (if not NULL): the number
@@ -1941,43 +2008,75 @@ static int
 state_query(struct run *r, int i, int flags, int *nmiss, char *text,
     size_t textlen)
 {
-	struct distkv_value out = { NULL, 0 };
-	msgpack_unpacked up;
-	const msgpack_object *m = &up.data;
-	distkv *k;
+	struct state_reply sr;
+	const msgpack_object *miss;
 	int rc;
 
 	if (nmiss != NULL)
 		*nmiss = 0;
-	if ((k = client(r, i)) == NULL) {
-		snprintf(text, textlen, "no connection");
-		return -1;
+	if ((rc = state_get(r, i, flags, &sr, text, textlen)) == 0) {
+		msgpack_object_print_buffer(text, textlen, sr.up.data);
+		if (nmiss != NULL && (miss = map_get(&sr.up.data,
+		    "missing")) != NULL && miss->type == MSGPACK_OBJECT_MAP)
+			*nmiss = (int)miss->via.map.size;
 	}
-	if ((rc = distkv_state(k, flags, &out)) != 0) {
-		snprintf(text, textlen, "get_state: %s %s",
-		    distkv_strerror(rc), distkv_errmsg(k));
-		call_failed(r, i, rc);
-		return -1;
-	}
-	msgpack_unpacked_init(&up);
-	rc = -1;
-	if (msgpack_unpack_next(&up, (const char *)out.data, out.len, NULL) !=
-	    MSGPACK_UNPACK_SUCCESS || m->type != MSGPACK_OBJECT_MAP) {
-		snprintf(text, textlen, "get_state: not a map");
-		goto out;
-	}
-	msgpack_object_print_buffer(text, textlen, *m);
-	for (uint32_t j = 0; nmiss != NULL && j < m->via.map.size; j++) {
-		const msgpack_object *v = &m->via.map.ptr[j].val;
+	state_reply_fini(&sr);
+	return rc;
+}
 
-		if (proto_str_eq(&m->via.map.ptr[j].key, "missing") &&
-		    v->type == MSGPACK_OBJECT_MAP)
-			*nmiss = (int)v->via.map.size;
-	}
-	rc = 0;
+/*
+ * Does node i know (get_state {known}) all ticks of node owner from
+ * `from` to `to` (both included), and miss no tick of any node?  0, or -1
+ * (why).  Known ranges come as [b, e) pairs or single ticks.
+ */
+static int
+state_knows(struct run *r, int i, const char *owner, uint64_t from,
+    uint64_t to, char *why, size_t whylen)
+{
+	struct state_reply sr;
+	const msgpack_object *kn, *miss;
+	bool covered = false;
+	int rc;
+
+	if ((rc = state_get(r, i, DISTKV_STATE_KNOWN | DISTKV_STATE_MISSING,
+	    &sr, why, whylen)) != 0)
+		goto out;
+	if ((kn = map_get(&sr.up.data, "known")) != NULL &&
+	    (kn = map_get(kn, owner)) != NULL &&
+	    kn->type == MSGPACK_OBJECT_ARRAY)
+		for (uint32_t j = 0; j < kn->via.array.size; j++) {
+			const msgpack_object *o = &kn->via.array.ptr[j];
+			uint64_t b, e;
+
+			if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+				b = o->via.u64;
+				e = b + 1;
+			} else if (o->type == MSGPACK_OBJECT_ARRAY &&
+			    o->via.array.size == 2 &&
+			    o->via.array.ptr[0].type ==
+			    MSGPACK_OBJECT_POSITIVE_INTEGER &&
+			    o->via.array.ptr[1].type ==
+			    MSGPACK_OBJECT_POSITIVE_INTEGER) {
+				b = o->via.array.ptr[0].via.u64;
+				e = o->via.array.ptr[1].via.u64;
+			} else
+				continue;
+			covered |= b <= from && e > to;
+		}
+	miss = map_get(&sr.up.data, "missing");
+	rc = -1;
+	if (!covered)
+		snprintf(why, whylen, "%s does not know %s's ticks %llu-%llu "
+		    "yet", r->c.node[i].name, owner, (unsigned long long)from,
+		    (unsigned long long)to);
+	else if (miss != NULL && miss->type == MSGPACK_OBJECT_MAP &&
+	    miss->via.map.size > 0)
+		snprintf(why, whylen, "%s still misses ticks",
+		    r->c.node[i].name);
+	else
+		rc = 0;
 out:
-	msgpack_unpacked_destroy(&up);
-	distkv_value_clear(&out);
+	state_reply_fini(&sr);
 	return rc;
 }
 
@@ -2040,7 +2139,7 @@ run_wipe_split(struct run *r)
 	int v = r->n / 2, mark, leaks = -1, n_ok = 0, nmiss = -1, rc;
 	uint64_t tick_before = 0, tick[WIPE_WRITES], tick_new = 0;
 	uint64_t skip_from = 0, skip_to = 0;
-	long long t_cut, t_last, t_side, t_restart, t_ready, t_heal;
+	long long t_cut, t_last, t_side, t_restart, t_ready, t_known, t_heal;
 	long long t_conv = -1, t_miss = -1, deadline;
 	bool failed = false, have_skip, in_skip;
 	const char *want_x = r->unique > 0 ? "v5" : "before";
@@ -2155,6 +2254,40 @@ run_wipe_split(struct run *r)
 		goto early;
 	}
 	/*
+	 * The heal comes only once every node of the majority side knows the
+	 * skipped ticks (the victim announces them in its info) and misses
+	 * nothing: the state of the issue, in which nobody waits for the
+	 * holders' ticks.  Healing earlier races that announcement: a node
+	 * that hears of the holders' ticks first still misses them and asks
+	 * for them, which repairs the split by chance.
+	 */
+	if (!have_skip) {
+		fprintf(stderr, "distkv-faults: wipe-split: no \"restarted "
+		    "without data: ticks A-B skipped\" in %s's log\n",
+		    r->c.node[v].name);
+		goto early;
+	}
+	t_known = harness_now_ms();
+	for (;;) {
+		int i = 0;
+
+		while (i < r->n && (side2[i] != 0 || state_knows(r, i,
+		    r->c.node[v].name, skip_from, skip_to, why,
+		    sizeof(why)) == 0))
+			i++;
+		if (i == r->n)
+			break;
+		if (g_stop || harness_now_ms() - t_known > r->converge_ms) {
+			fprintf(stderr, "distkv-faults: wipe-split: TIMEOUT: "
+			    "the skipped ticks were not known on the majority "
+			    "side within %d s: %s\n", r->converge_ms / 1000,
+			    why);
+			goto early;
+		}
+		usleep(50000);
+	}
+	t_known = harness_now_ms() - t_known;
+	/*
 	 * The victim's events must be gone from Serf's gossip queues before
 	 * the heal (as in --split): the holders' entries then come back only
 	 * through DistKV's own repair, which is what the scenario tests.
@@ -2247,15 +2380,16 @@ run_wipe_split(struct run *r)
 
 	printf("distkv-faults: wipe-split nodes=%d victim=%s unique=%d "
 	    "holders=%s tick_before=%llu tick_v5=%llu tick_new=%llu "
-	    "skipped=%s%llu-%llu v5_in_skipped=%s side_ms=%lld ready_ms=%lld "
-	    "heal_after_ms=%lld converge_ms=%lld %s want=%s/%s x=%s new=%s "
+	    "skipped=%llu-%llu v5_in_skipped=%s side_ms=%lld ready_ms=%lld "
+	    "known_ms=%lld heal_after_ms=%lld converge_ms=%lld %s want=%s/%s "
+	    "x=%s new=%s "
 	    "ok_nodes=%d/%d missing_nodes=%s missing_clear_ms=%s %s\n",
 	    r->n, r->c.node[v].name, r->unique, holders,
 	    (unsigned long long)tick_before,
 	    (unsigned long long)tick[WIPE_WRITES - 1],
-	    (unsigned long long)tick_new, have_skip ? "" : "n/a:",
-	    (unsigned long long)skip_from, (unsigned long long)skip_to,
-	    in_skip ? "yes" : "no", t_side, t_ready, t_heal - t_cut, t_conv,
+	    (unsigned long long)tick_new, (unsigned long long)skip_from,
+	    (unsigned long long)skip_to, in_skip ? "yes" : "no", t_side,
+	    t_ready, t_known, t_heal - t_cut, t_conv,
 	    fmt_converge(r, t_conv), want_x, want_new ? "new" : "-", xs,
 	    news, n_ok, r->n, nmiss < 0 ? "n/a" : fmt_counter(true,
 	    (uint64_t)nmiss), t_miss < 0 ? "n/a" : fmt_counter(true,
