@@ -174,10 +174,14 @@ agent_decide(const struct agent *a, const struct entry *e,
 	 * No chain here, but every node has seen the incoming head: this is
 	 * a late copy of a change whose tombstone was purged (or which was
 	 * superseded), never news.  Not while downloading (not ready): a
-	 * download brings the known ranges before the entries.
+	 * download brings the known ranges before the entries.  Nor for a
+	 * tick its node announced as skipped after losing its data: "known"
+	 * there means "nothing to wait for", not "every node has it".
 	 */
 	if (e->chain.n == 0 && o != ORIGIN_LOCAL && agent_ready(a) &&
-	    u->chain.l[0].tick <= u->chain.l[0].node->floor)
+	    u->chain.l[0].tick <= u->chain.l[0].node->floor &&
+	    !ranges_contains(&u->chain.l[0].node->skipped,
+	    u->chain.l[0].tick))
 		return APPLY_STALE;
 	if (e->chain.n > 0 && chain_same(&e->chain, &u->chain))
 		return APPLY_DUPLICATE;

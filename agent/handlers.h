@@ -22,6 +22,8 @@ struct handlers_conn {
 	bool logged_in;
 	bool need_peer_auth;	/* peer port with a cluster key */
 	uint8_t challenge[32];	/* sent in the greeting, for peer_auth */
+	bool dh_done;		/* diffie_hellman ran: dh_key holds the key */
+	uint8_t dh_key[32];	/* shared key of the password method's boxes */
 };
 
 /* Send the greeting (spec §2.3) to a new connection; sets hc's login

@@ -24,6 +24,7 @@ nodes_fini(struct nodes *ns)
 		ranges_fini(&n->known);
 		ranges_fini(&n->remote_missing);
 		ranges_fini(&n->seen_missing);
+		ranges_fini(&n->skipped);
 		free(n->entries.slot);
 		free(n->report);
 		free(n);
@@ -94,6 +95,7 @@ nodes_get(struct nodes *ns, const char *name, size_t len, bool create)
 	ranges_init(&n->known);
 	ranges_init(&n->remote_missing);
 	ranges_init(&n->seen_missing);
+	ranges_init(&n->skipped);
 	n->index = ns->n;
 	ns->by_index[ns->n++] = n;
 	if (ns->n * 2 > ns->hcap) {

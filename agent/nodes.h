@@ -37,6 +37,15 @@ struct node {
 	/* missing ticks already asked for during this split recovery
 	 * (spec §3.4, §3.10): not asked for twice */
 	struct ranges seen_missing;
+	/*
+	 * Ticks the node itself announced as skipped after it lost its data
+	 * (sync.c, download_done): known, yet other nodes may still hold
+	 * entries with them, which they send again once (resent_to: the end
+	 * of the skipped ticks already looked at), and which the purge floor
+	 * must not make stale.
+	 */
+	struct ranges skipped;
+	uint64_t resent_to;
 	struct tickmap entries;
 	/*
 	 * Tombstone purge (docs/cluster.md, "Tombstones"): this node's last

@@ -829,6 +829,69 @@ answer_tick(struct answer *x, struct node *nd, uint64_t t)
 	x->inbatch++;
 }
 
+/*
+ * A node that lost its data announces its skipped ticks as known
+ * (download_done).  Entries with some of those ticks may still live here:
+ * made before the wipe and received only by nodes the wiped one could not
+ * reach when it downloaded.  Nobody will ever report them missing, so
+ * send them again, once per announcement (hardening issue, item 16).
+ */
+static void
+resend_skipped(struct sync *s, const msgpack_object *from,
+    const msgpack_object *known)
+{
+	struct node *nd;
+	struct answer x;
+	struct ranges rs;
+	uint64_t end;
+
+	if (from == NULL || !chain_node_name_ok(from) ||
+	    (nd = nodes_get(&s->a->nodes, from->via.str.ptr,
+	    from->via.str.size, false)) == NULL || nd == s->a->self)
+		return;
+	/* only what the node says of its own ticks is a skip */
+	for (uint32_t i = 0; i < known->via.map.size; i++) {
+		const msgpack_object *k = &known->via.map.ptr[i].key;
+
+		if (k->type != MSGPACK_OBJECT_STR ||
+		    k->via.str.size != from->via.str.size ||
+		    memcmp(k->via.str.ptr, from->via.str.ptr,
+		    k->via.str.size) != 0)
+			continue;
+		ranges_init(&rs);
+		if (ranges_unpack(&known->via.map.ptr[i].val, &rs) == 0 &&
+		    !ranges_empty(&rs))
+			(void)ranges_add_all(&nd->skipped, &rs);
+		ranges_fini(&rs);
+	}
+	if (ranges_empty(&nd->skipped) ||
+	    (end = nd->skipped.r[nd->skipped.n - 1].e) <= nd->resent_to)
+		return;
+	nd->resent_to = end;
+	memset(&x, 0, sizeof(x));
+	x.s = s;
+	x.tokens = true;
+	if ((x.sup = calloc(s->a->nodes.n, sizeof(*x.sup))) == NULL)
+		return;
+	msgpack_sbuffer_init(&x.batch);
+	msgpack_sbuffer_init(&x.one);
+	/* the entries that hold its ticks: walk its tick map, not the range
+	 * (a skip is 100,000 ticks wide) */
+	for (size_t i = 0; i < nd->entries.cap; i++) {
+		uint64_t t = nd->entries.slot[i].tick;
+
+		if (t != 0 && ranges_contains(&nd->skipped, t))
+			answer_tick(&x, nd, t);
+	}
+	answer_flush(&x);
+	if (x.nsent > 0)
+		log_info("%s lost its data: sent %u entries with its skipped "
+		    "ticks again", nd->name, x.nsent);
+	free(x.sup);
+	msgpack_sbuffer_destroy(&x.batch);
+	msgpack_sbuffer_destroy(&x.one);
+}
+
 /* `known`: the superseded ticks collected in a round. */
 static void
 fill_known(struct sync *s, msgpack_packer *pk, const void *arg)
@@ -1296,6 +1359,8 @@ handle_info(struct sync *s, const msgpack_object *m)
 		if (agent_apply_record(s->a, &ctx, &rec, ORIGIN_REMOTE,
 		    &applied, &why) != 0)
 			log_warn("bad info known: %s", why);
+		else
+			resend_skipped(s, proto_map_get(m, "node"), known);
 	}
 	if (has_ticks)
 		for (uint32_t i = 0; i < ticks->via.map.size; i++)

@@ -30,6 +30,7 @@
 
 #include "distkv.h"
 #include "mpjson.h"
+#include "region.h"
 #include "proto.h"
 
 #ifndef PACKAGE_VERSION
@@ -40,6 +41,7 @@
 #define EXIT_USAGE	2
 #define EXIT_AGENT	3
 #define EXIT_REFUSED	4
+#define EXIT_STALE	5	/* get --stale printed data of a stopped agent */
 
 #define MAX_ARGS	8	/* positional arguments any command takes */
 
@@ -58,6 +60,9 @@ enum optid {
 	O_RAW,
 	O_VERSION,
 	O_NOSHM,
+	O_TIMEOUT,
+	O_SHM,
+	O_NODE,
 	/* per command */
 	O_JSONVAL,
 	O_NEW,
@@ -69,9 +74,9 @@ enum optid {
 	O_MAXDEPTH,
 	O_FETCH,
 	O_COUNT,
-	O_TIMEOUT,
 	O_EVENT,
 	O_CHANGES,
+	O_STALE,
 };
 
 struct opt {
@@ -89,6 +94,9 @@ struct ctx {
 	bool		 help;
 	bool		 version;
 	bool		 no_shm;	/* --no-shm: no region reads */
+	const char	*shm;		/* --shm: read this region directly */
+	const char	*node;		/* --node: that node's region */
+	bool		 stale;		/* get --stale */
 	distkv		*c;
 
 	int		 argc;		/* positional arguments */
@@ -216,6 +224,11 @@ static const struct opt opts[] = {
 	{ O_VERSION, 0, "version", NULL, "print the version and exit" },
 	{ O_NOSHM, 0, "no-shm", NULL,
 	    "read over the socket, never the shared memory" },
+	{ O_SHM, 0, "shm", "PATH",
+	    "get reads the region at PATH itself, without the agent "
+	    "(default: $DISTKV_SHM)" },
+	{ O_NODE, 0, "node", "NAME",
+	    "get reads node NAME's region (/dev/shm/distkv-NAME) itself" },
 	{ O_JSONVAL, 'j', "json-value", NULL,
 	    "VALUE (and --prev) is JSON, not a string" },
 	{ O_NEW, 0, "new", NULL, "fail unless the entry does not exist yet" },
@@ -233,19 +246,25 @@ static const struct opt opts[] = {
 	    "skip entries more than N levels below PATH" },
 	{ O_FETCH, 0, "fetch", NULL, "first print the current subtree" },
 	{ O_COUNT, 'n', "count", "COUNT", "stop after COUNT entries" },
-	{ O_TIMEOUT, 't', "timeout", "SECONDS", "stop after SECONDS" },
+	{ O_TIMEOUT, 't', "timeout", "SECONDS",
+	    "give up on the agent after SECONDS (default $DISTKV_TIMEOUT, "
+	    "else 30); watch and wait: stop after SECONDS" },
 	{ O_EVENT, 'e', "event", "NODE:TICK",
 	    "get the entry changed by NODE:TICK" },
 	{ O_CHANGES, 0, "changes", NULL,
 	    "return on any change anywhere; print nothing" },
+	{ O_STALE, 0, "stale", NULL,
+	    "if the agent is not running, print the last value it "
+	    "published (exit 5, with a warning saying how old)" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
 static const enum optid global_opts[] = {
-	O_HELP, O_SOCKET, O_JSON, O_RAW, O_NOSHM, O_VERSION, O_END
+	O_HELP, O_SOCKET, O_JSON, O_RAW, O_NOSHM, O_VERSION, O_TIMEOUT,
+	O_SHM, O_NODE, O_END
 };
 
-static const enum optid get_opts[] = { O_NCHAIN, O_EVENT, O_END };
+static const enum optid get_opts[] = { O_NCHAIN, O_EVENT, O_STALE, O_END };
 static const enum optid set_opts[] = {
 	O_JSONVAL, O_NEW, O_PRECHAIN, O_PREV, O_END
 };
@@ -256,12 +275,12 @@ static const enum optid tree_opts[] = {
 	O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_END
 };
 static const enum optid watch_opts[] = {
-	O_FETCH, O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_COUNT, O_TIMEOUT, O_END
+	O_FETCH, O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_COUNT, O_END
 };
 static const enum optid log_opts[] = { O_FETCH, O_END };
-static const enum optid wait_opts[] = { O_TIMEOUT, O_CHANGES, O_END };
+static const enum optid wait_opts[] = { O_CHANGES, O_END };
 static const enum optid serf_opts[] = {
-	O_JSONVAL, O_COUNT, O_TIMEOUT, O_END
+	O_JSONVAL, O_COUNT, O_END
 };
 static const enum optid no_opts[] = { O_END };
 
@@ -555,6 +574,15 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		break;
 	case O_NOSHM:
 		ctx->no_shm = true;
+		break;
+	case O_SHM:
+		ctx->shm = arg;
+		break;
+	case O_NODE:
+		ctx->node = arg;
+		break;
+	case O_STALE:
+		ctx->stale = true;
 		break;
 	case O_CHANGES:
 		ctx->changes = true;
@@ -976,6 +1004,51 @@ cmd_get(struct ctx *ctx)
 out:
 	distkv_entry_clear(&e);
 	msgpack_sbuffer_destroy(&b);
+	return (rc);
+}
+
+/*
+ * get from the region itself (--shm, --node, $DISTKV_SHM, or --stale once
+ * the agent did not answer): no socket, so nothing can hang.  Data of an
+ * agent that is not running is printed only with --stale, with a warning
+ * saying how old it is, and exit status 5.
+ */
+static int
+get_region(struct ctx *ctx, bool stale)
+{
+	struct distkv_entry e;
+	struct region_read rr;
+	msgpack_sbuffer b;
+	int rc;
+
+	rc = region_get(ctx->shm, ctx->node, stale, ctx->path, &e, &rr);
+	if (rc == DISTKV_ESTALE) {
+		rc = cli_err(EXIT_AGENT, "%s: the agent of %s is not running "
+		    "(last heartbeat %.1f s ago); --stale prints its last "
+		    "data anyway", ctx->label, rr.path,
+		    (double)rr.age_ms / 1000.0);
+		goto out;
+	}
+	if (rc != 0 && rc != DISTKV_ENOTFOUND) {
+		rc = cli_err(EXIT_AGENT, "cannot read the region %s: %s",
+		    rr.path, distkv_strerror(rc));
+		goto out;
+	}
+	if (!rr.alive)
+		fprintf(stderr, "distkv-cli: warning: stale data: the agent of "
+		    "%s is not running; this is what it published %.1f s ago "
+		    "or earlier\n", rr.path, (double)rr.age_ms / 1000.0);
+	if (rc == DISTKV_ENOTFOUND) {
+		rc = cli_err(EXIT_NOTFOUND, "%s: not found", ctx->label);
+		goto out;
+	}
+	msgpack_sbuffer_init(&b);
+	rc = put_entry(ctx, &b, ctx->path, &e, true);
+	msgpack_sbuffer_destroy(&b);
+	if (rc == 0 && !rr.alive)
+		rc = EXIT_STALE;
+out:
+	distkv_entry_clear(&e);
 	return (rc);
 }
 
@@ -2117,8 +2190,32 @@ main(int argc, char **argv)
 		rc = cli_err(EXIT_AGENT, "setenv: %s", strerror(errno));
 		goto out;
 	}
+	/* every socket operation gives up after --timeout */
+	if (ctx.timeout_ms > 0 && cmd->fn != cmd_watch &&
+	    cmd->fn != cmd_wait) {
+		char secs[32];
+
+		snprintf(secs, sizeof(secs), "%d", ctx.timeout_ms / 1000);
+		if (setenv("DISTKV_TIMEOUT", secs, 1) != 0) {
+			rc = cli_err(EXIT_AGENT, "setenv: %s", strerror(errno));
+			goto out;
+		}
+	}
+	/* a region named outright is read without the agent */
+	env = getenv("DISTKV_SHM");
+	if (cmd->fn == cmd_get && !ctx.has_event && ctx.nchain == 0 &&
+	    !ctx.no_shm && (ctx.shm != NULL || ctx.node != NULL ||
+	    (env != NULL && *env != '\0'))) {
+		rc = get_region(&ctx, ctx.stale);
+		goto out;
+	}
 	if ((cmd->flags & CMD_CONNECT) &&
 	    (rc = distkv_connect(ctx.socket, &ctx.c)) != 0) {
+		if (cmd->fn == cmd_get && ctx.stale && ctx.nchain == 0 &&
+		    !ctx.has_event) {
+			rc = get_region(&ctx, true);
+			goto out;
+		}
 		rc = cli_err(EXIT_AGENT, "cannot reach the agent at %s: %s",
 		    ctx.socket, distkv_strerror(rc));
 		goto out;

@@ -38,7 +38,8 @@
 #define READ_CHUNK	65536
 /* Reads per distkv_process call, so one busy watch cannot starve the app. */
 #define READS_PER_PROCESS 64
-#define DEFAULT_TIMEOUT	30000
+/* $DISTKV_TIMEOUT (seconds) or DISTKV_DEFAULT_TIMEOUT_MS */
+#define DEFAULT_TIMEOUT	default_timeout_ms()
 
 enum req_kind {
 	REQ_SYNC,	/* single reply kept for a synchronous caller */
@@ -196,6 +197,9 @@ distkv_strerror(int rc)
 		return ("the value kept changing while it was read; try again");
 	case DISTKV_ECORRUPT:
 		return ("the shared-memory region is not a valid DistKV region");
+	case DISTKV_ESTALE:
+		return ("the agent behind the shared-memory region is not "
+		    "running (its data may be stale)");
 	}
 	if (rc < 0 && rc > -1000)
 		return (strerror(-rc));
@@ -1137,6 +1141,21 @@ sync_prepare(distkv *c, struct req **rp)
 }
 
 /* ---- connection ---- */
+
+static int
+default_timeout_ms(void)
+{
+	const char *env = getenv("DISTKV_TIMEOUT");
+	char *end;
+	double s;
+
+	if (env == NULL || *env == '\0')
+		return (DISTKV_DEFAULT_TIMEOUT_MS);
+	s = strtod(env, &end);
+	if (*end != '\0' || !(s >= 0) || s > 86400.0 * 365)
+		return (DISTKV_DEFAULT_TIMEOUT_MS);	/* garbage: the default */
+	return (s == 0 ? -1 : (int)(s * 1000.0));
+}
 
 /* Wrap a connected socket and read the greeting within timeout_ms. */
 static int

@@ -52,6 +52,7 @@ enum {
 	DISTKV_ETIMEDOUT = -1009,	/* no answer within the timeout */
 	DISTKV_EBUSY = -1010,		/* shm: the writer kept changing it; try again */
 	DISTKV_ECORRUPT = -1011,	/* shm: the region is not a valid DistKV region */
+	DISTKV_ESTALE = -1012,		/* shm: the agent behind the region is not running */
 };
 
 /* Describe any code returned by this library (-errno or DISTKV_E*). */
@@ -186,7 +187,13 @@ const char *distkv_node(const distkv *c);
 uint64_t distkv_greeting_tick(const distkv *c);
 /* Text of the last error reply of the agent on this handle ("" if none). */
 const char *distkv_errmsg(const distkv *c);
-/* Timeout for synchronous calls in milliseconds (default 30000; <0: none). */
+/*
+ * Timeout for synchronous calls in milliseconds (<0: none).  The default,
+ * also for reading the greeting in distkv_connect, is $DISTKV_TIMEOUT
+ * (seconds, e.g. "2.5") when set, else DISTKV_DEFAULT_TIMEOUT_MS: a stopped
+ * agent costs at most that, never a hang.
+ */
+#define DISTKV_DEFAULT_TIMEOUT_MS 30000
 void distkv_set_timeout(distkv *c, int ms);
 
 /* ---- synchronous calls ---- */
@@ -372,6 +379,21 @@ int distkv_shm_wait(distkv_shm *s, uint32_t counter, int timeout_ms);
  * Makes system calls; call it now and then, not per read.
  */
 int distkv_shm_alive(distkv_shm *s);
+/*
+ * Milliseconds since the agent's last heartbeat in the region (about 250
+ * ms apart while it runs): how old the data may be once the agent is
+ * gone.  distkv_shm_get reads a region whatever its age; a caller that
+ * opened one with distkv_shm_open has opted in to stale data and should
+ * check distkv_shm_alive and say how old it is (distkv-cli get --stale).
+ * distkv_get never serves stale data: it asks the agent instead.
+ */
+uint64_t distkv_shm_age_ms(distkv_shm *s);
+/*
+ * Map the region of the agent whose node name is node, at the agent's
+ * default path /dev/shm/distkv-NODE ('/' in NODE becomes '_'), without
+ * asking the agent (it may be stopped or gone).  As distkv_shm_open.
+ */
+int distkv_shm_open_node(const char *node, distkv_shm **out);
 
 /*
  * Every child of p that has a value (depth 1 below p), from one consistent

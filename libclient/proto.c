@@ -180,30 +180,29 @@ proto_get_uint(const msgpack_object *o, uint64_t *out)
 	return 0;
 }
 
-int
-proto_get_tick(const msgpack_object *o, uint64_t *out)
+static int
+get_uint_upto(const msgpack_object *o, uint64_t max, uint64_t *out)
 {
 	uint64_t t;
 
 	if (proto_get_uint(o, &t) != 0)
 		return -EINVAL;
-	if (t > PROTO_MAX_TICK)
+	if (t > max)
 		return -ERANGE;
 	*out = t;
 	return 0;
 }
 
 int
+proto_get_tick(const msgpack_object *o, uint64_t *out)
+{
+	return get_uint_upto(o, PROTO_MAX_TICK, out);
+}
+
+int
 proto_get_tock(const msgpack_object *o, uint64_t *out)
 {
-	uint64_t t;
-
-	if (proto_get_uint(o, &t) != 0)
-		return -EINVAL;
-	if (t > PROTO_MAX_TOCK)
-		return -ERANGE;
-	*out = t;
-	return 0;
+	return get_uint_upto(o, PROTO_MAX_TOCK, out);
 }
 
 /*

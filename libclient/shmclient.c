@@ -4,6 +4,8 @@
  * DISTKV_E* codes.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +226,34 @@ int
 distkv_shm_alive(distkv_shm *s)
 {
 	return shm_reader_alive(s->r, SHM_STALE_MS);
+}
+
+uint64_t
+distkv_shm_age_ms(distkv_shm *s)
+{
+	struct shm_reader_info i;
+
+	shm_reader_info(s->r, &i);
+	return i.heartbeat_age_ms;
+}
+
+int
+distkv_shm_open_node(const char *node, distkv_shm **out)
+{
+	char path[PATH_MAX];
+	size_t n;
+
+	*out = NULL;
+	if (node == NULL || *node == '\0')
+		return -EINVAL;
+	/* the agent's default --shm (agent/main.c, default_shm_path) */
+	n = (size_t)snprintf(path, sizeof(path), "/dev/shm/distkv-%s", node);
+	if (n >= sizeof(path))
+		return -ENAMETOOLONG;
+	for (size_t i = strlen("/dev/shm/distkv-"); i < n; i++)
+		if (path[i] == '/')
+			path[i] = '_';
+	return distkv_shm_open(path, out);
 }
 
 /* ---- children ---- */

@@ -547,4 +547,13 @@ shm_reader_info(struct shm_reader *r, struct shm_reader_info *i)
 	i->live_bytes = LOAD(&r->h->live_bytes);
 	i->agent_pid = LOAD(&r->h->agent_pid);
 	i->closed = LOAD(&r->h->closed) != 0;
+	{
+		/* the writer stamps CLOCK_MONOTONIC: same clock, same boot */
+		uint64_t beat = LOAD(&r->h->heartbeat_ns), now;
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		i->heartbeat_age_ms = now > beat ? (now - beat) / 1000000u : 0;
+	}
 }

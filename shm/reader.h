@@ -91,6 +91,8 @@ struct shm_reader_info {
 	uint64_t live_bytes;
 	uint32_t agent_pid;
 	bool closed;
+	/* ms since the agent's last heartbeat (CLOCK_MONOTONIC) */
+	uint64_t heartbeat_age_ms;
 };
 void shm_reader_info(struct shm_reader *r, struct shm_reader_info *i);
 

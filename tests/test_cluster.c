@@ -1292,12 +1292,21 @@ Test(cluster, hostile_server_messages_change_nothing)
 		"{node:'x', changes:{}}",
 		"{chain:{node:'x', tick:2, prev:{node:'x', tick:1, prev:5}}, "
 		"path:['hostile'], value:1}",
+		/* ticks and tocks that cannot be followed (hardening 1, 2) */
+		"{node:'n0', tick:18446744073709551615, changes:[{chain:{"
+		"node:'n0', tick:18446744073709551615, prev:nil}, "
+		"path:['hostile'], value:1, tock:5}]}",
+		"{node:'x', tick:1, changes:[{chain:{node:'x', tick:1, "
+		"prev:{node:'n0', tick:9007199254740992, prev:nil}}, "
+		"path:['hostile'], value:1, tock:18446744073709551606}]}",
 	};
 	static const char *const pings[] = {
 		"{node:'x'}",
 		"{node:'x', tick:1, tock:1, prev:{node:5}}",
 		"{node:'x', tick:'a', tock:1, prev:nil}",
 		"{node:'x', tick:1, tock:-1, prev:{prev:{prev:{}}}}",
+		"{node:'n0', tick:18446744073709551615, "
+		"tock:18446744073709551606, prev:nil}",
 	};
 	uint8_t *pl[16];
 	size_t ll[16];
@@ -1349,9 +1358,12 @@ Test(cluster, hostile_server_messages_change_nothing)
 			usleep(20000);
 		}
 	}
-	/* every node still serves, replicates, and holds only real data */
+	/* every node still serves, replicates, and holds only real data;
+	 * n0, whose tick the events named beyond the ceiling, still writes */
 	set_str(2, p, "after");
 	wait_str(p, "after", VISIBLE_MS);
+	set_str(0, p, "after on n0");
+	wait_str(p, "after on n0", VISIBLE_MS);
 	wait_str(h, NULL, VISIBLE_MS);
 	wait_same(2, CONVERGE_MS);
 	distkv_path_free(p);

@@ -21,6 +21,7 @@
 
 #include <criterion/criterion.h>
 
+#include "distkv.h"
 #include "harness.h"
 #include "proto.h"
 #include "rawclient.h"
@@ -478,31 +479,37 @@ Test(harden, emfile_no_spin, .timeout = 60)
 }
 
 /*
- * Run distkv-agent with argv (NULL-terminated, after the program name)
- * until it exits (10 s at most); its exit status, stderr into err.
+ * Run a built program (e.g. "distkv-agent") with args (NULL-terminated,
+ * after the program name) until it exits, 15 s at most; its exit status,
+ * its stdout into out (if not NULL) and its stderr into err.
  */
 static int
-run_agent(char *err, size_t errlen, const char *const *args)
+run_prog(const char *prog, char *out, size_t outlen, char *err,
+    size_t errlen, const char *const *args)
 {
 	const char *argv[32];
-	char path[320];
+	char path[320], opath[320];
 	int argc = 0, status = -1;
-	long long deadline = harness_now_ms() + 10000;
+	long long deadline = harness_now_ms() + 15000;
 	pid_t pid;
 	FILE *f;
 
-	argv[argc++] = harness_bin("distkv-agent");
+	argv[argc++] = harness_bin(prog);
 	for (size_t i = 0; args[i] != NULL && argc < 31; i++)
 		argv[argc++] = args[i];
 	argv[argc] = NULL;
 	snprintf(path, sizeof(path), "%s/run.err", ag.dir);
+	snprintf(opath, sizeof(opath), "%s/run.out", ag.dir);
 	pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int ofd = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 		if (fd >= 0)
 			dup2(fd, 2);
+		if (ofd >= 0)
+			dup2(ofd, 1);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -510,18 +517,31 @@ run_agent(char *err, size_t errlen, const char *const *args)
 		if (harness_now_ms() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			cr_assert_fail("distkv-agent did not exit");
+			cr_assert_fail("%s did not exit within 15 s", prog);
 		}
 		usleep(10000);	/* poll interval of a deadline-bounded wait */
 	}
-	err[0] = '\0';
-	if ((f = fopen(path, "r")) != NULL) {
-		size_t n = fread(err, 1, errlen - 1, f);
+	for (int k = 0; k < 2; k++) {
+		char *b = k ? out : err;
+		size_t cap = k ? outlen : errlen;
 
-		err[n] = '\0';
-		fclose(f);
+		if (b == NULL)
+			continue;
+		b[0] = '\0';
+		if ((f = fopen(k ? opath : path, "r")) != NULL) {
+			size_t n = fread(b, 1, cap - 1, f);
+
+			b[n] = '\0';
+			fclose(f);
+		}
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int
+run_agent(char *err, size_t errlen, const char *const *args)
+{
+	return run_prog("distkv-agent", NULL, 0, err, errlen, args);
 }
 
 /* Item 8: a cluster node without a cluster key refuses to start. */
@@ -907,4 +927,159 @@ Test(harden, full_disk_answers_then_stops, .timeout = 60)
 		    "tock:_}", 500 + i, val);
 	rc_close(c);
 	free(val);
+}
+
+/*
+ * Item 19: after the agent replaced its region (growth), distkv_get still
+ * reads shared memory, with no round trip: with the agent stopped
+ * (SIGSTOP), a read over the socket would time out.
+ */
+Test(harden, get_reads_shm_after_region_replacement, .timeout = 60)
+{
+	enum { N = 20000 };
+	distkv_path *p;
+	distkv *k;
+	struct distkv_entry e;
+	uint64_t before;
+	int rc;
+
+	RC_START(&ag, "--standalone", "--node", "m1");
+	cr_assert(distkv_connect(ag.socket, &k) == 0);
+	cr_assert(distkv_shm_of(k) != NULL, "no region mapped");
+	before = distkv_shm_changes(distkv_shm_of(k));
+	/* the first read maps and uses the region as it is now */
+	cr_assert(distkv_path_parse("probe", &p) == 0);
+	{
+		struct distkv_value v = { NULL, 0 };
+
+		cr_assert(distkv_value_from_int(&v, 42) == 0);
+		cr_assert(distkv_set(k, p, v.data, v.len, NULL, NULL) == 0);
+		distkv_value_clear(&v);
+	}
+	memset(&e, 0, sizeof(e));
+	cr_assert(distkv_get(k, p, 0, &e) == 0);
+	distkv_entry_clear(&e);
+	/* enough new keys to grow the region several times over */
+	{
+		struct rc_conn *c = rc_open(ag.socket);
+		uint8_t *buf;
+		size_t len;
+		msgpack_sbuffer sb;
+
+		cr_assert(c != NULL);
+		msgpack_sbuffer_init(&sb);
+		for (int i = 0; i < N; i++) {
+			cr_assert(rc_build(&buf, &len, "{seq:%d, "
+			    "action:'set_value', path:['grow', %d], "
+			    "value:'%0100d', nchain:0}", i + 1, i, i) == 0);
+			msgpack_sbuffer_write(&sb, (const char *)buf, len);
+			free(buf);
+		}
+		cr_assert(rc_send_raw(c, sb.data, sb.size) == 0);
+		msgpack_sbuffer_destroy(&sb);
+		for (int i = 0; i < N; i++) {
+			struct rc_msg *m = rc_recv(c, RC_TIMEOUT);
+
+			cr_assert(m != NULL);
+			rc_msg_free(m);
+		}
+		rc_close(c);
+	}
+	/* the agent stops answering; the region stays as it is */
+	cr_assert(kill(ag.pid, SIGSTOP) == 0);
+	distkv_set_timeout(k, 300);
+	for (int i = 0; i < 1000; i++) {
+		memset(&e, 0, sizeof(e));
+		rc = distkv_get(k, p, 0, &e);
+		cr_assert(rc == 0, "read %d after the region grew: %s (over "
+		    "the socket?)", i, distkv_strerror(rc));
+		distkv_entry_clear(&e);
+	}
+	cr_assert(distkv_shm_changes(distkv_shm_of(k)) >= before + N);
+	kill(ag.pid, SIGCONT);
+	distkv_path_free(p);
+	distkv_close(k);
+}
+
+/*
+ * Items 17 and 18: a stopped agent cannot make distkv-cli hang (--timeout,
+ * DISTKV_TIMEOUT); a reader finds the region without the agent (--shm,
+ * DISTKV_SHM); stale data only with --stale, with a warning and exit 5.
+ */
+Test(harden, cli_timeout_region_and_stale, .timeout = 90)
+{
+	char out[4096], err[4096];
+	long long t0;
+	int rc;
+	struct rc_conn *c;
+
+	RC_START(&ag, "--standalone", "--node", "t1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'set_value', path:['cfg'], "
+	    "value:'v1', nchain:0}"), "{seq:1, changed:true, prev:nil, "
+	    "tock:_}");
+	rc_close(c);
+	cr_assert(kill(ag.pid, SIGSTOP) == 0);
+	/* a stopped agent: the CLI gives up after --timeout */
+	{
+		const char *args[] = { "--socket", ag.socket, "--timeout", "1",
+		    "get", "cfg", NULL };
+
+		t0 = harness_now_ms();
+		rc = run_prog("distkv-cli", out, sizeof(out), err, sizeof(err),
+		    args);
+		cr_assert(rc == 3, "exit %d: %s", rc, err);
+		cr_assert(harness_now_ms() - t0 < 5000, "took %lld ms",
+		    harness_now_ms() - t0);
+		cr_assert(strstr(err, "timed out") != NULL, "%s", err);
+	}
+	/* and after DISTKV_TIMEOUT from the environment */
+	{
+		const char *args[] = { "--socket", ag.socket, "get", "cfg",
+		    NULL };
+
+		setenv("DISTKV_TIMEOUT", "1", 1);
+		t0 = harness_now_ms();
+		rc = run_prog("distkv-cli", out, sizeof(out), err, sizeof(err),
+		    args);
+		unsetenv("DISTKV_TIMEOUT");
+		cr_assert(rc == 3 && harness_now_ms() - t0 < 5000,
+		    "exit %d after %lld ms: %s", rc, harness_now_ms() - t0,
+		    err);
+	}
+	/* the region, named outright, answers while the agent is fresh */
+	cr_assert(kill(ag.pid, SIGCONT) == 0);
+	{
+		const char *args[] = { "--shm", ag.shm, "--raw", "get", "cfg",
+		    NULL };
+
+		rc = run_prog("distkv-cli", out, sizeof(out), err, sizeof(err),
+		    args);
+		cr_assert(rc == 0, "exit %d: %s", rc, err);
+		cr_assert(strncmp(out, "v1", 2) == 0, "%s", out);
+	}
+	/* the agent dies: no stale data without --stale */
+	harness_kill9(&ag);
+	{
+		const char *args[] = { "--socket", ag.socket, "--shm", ag.shm,
+		    "get", "cfg", NULL };
+
+		rc = run_prog("distkv-cli", out, sizeof(out), err, sizeof(err),
+		    args);
+		cr_assert(rc == 3, "exit %d: %s / %s", rc, out, err);
+		cr_assert(strstr(err, "not running") != NULL, "%s", err);
+	}
+	{
+		const char *args[] = { "--socket", ag.socket, "--raw", "get",
+		    "--stale", "cfg", NULL };
+
+		setenv("DISTKV_SHM", ag.shm, 1);
+		rc = run_prog("distkv-cli", out, sizeof(out), err, sizeof(err),
+		    args);
+		unsetenv("DISTKV_SHM");
+		cr_assert(rc == 5, "exit %d: %s / %s", rc, out, err);
+		cr_assert(strncmp(out, "v1", 2) == 0, "%s", out);
+		cr_assert(strstr(err, "stale") != NULL, "%s", err);
+	}
 }

@@ -1,0 +1,102 @@
+/*
+ * handlers_internal: what the action files of the request handlers
+ * (handlers*.c) share.  Not a public interface: handlers.h is.
+ */
+#ifndef DISTKV_HANDLERS_INTERNAL_H
+#define DISTKV_HANDLERS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "chain.h"
+
+struct agent;
+struct conn;
+struct entry;
+struct handlers_conn;
+struct task;
+
+#define DISTKV_VERSION_MAJOR 0
+#define DISTKV_VERSION_MINOR 1
+#define DISTKV_VERSION_PATCH 0
+
+/* Longest chain a client may ask for in a reply. */
+#define HANDLERS_MAX_NCHAIN CHAIN_CAP
+
+/* One request being handled. */
+struct req {
+	struct conn *c;
+	struct handlers_conn *hc;
+	struct agent *a;
+	uint64_t seq;
+	const msgpack_object *msg;
+	bool streamed;		/* state: "start" */
+};
+
+/*
+ * A canonical value: small ones in place (a set should not cost an 8 KiB
+ * sbuffer allocation), larger ones on the heap.
+ */
+struct valbuf {
+	uint8_t small[512];
+	uint8_t *data;
+	size_t size, cap;
+};
+
+/* handlers.c */
+void pack_key(msgpack_packer *pk, const char *k);
+void pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e);
+bool req_int(struct req *r, const char *key, int64_t dflt, int64_t lo,
+    int64_t hi, int64_t *out);
+bool req_bool(struct req *r, const char *key, bool dflt, bool *out);
+bool req_path(struct req *r, bool create, bool internal, struct entry **out);
+void repr_bytes(char *buf, size_t cap, const uint8_t *p, size_t len);
+void repr_chain(char *buf, size_t cap, const struct chain *c);
+bool below(const struct entry *base, const struct entry *e);
+void valbuf_init(struct valbuf *v);
+void valbuf_fini(struct valbuf *v);
+bool canonical(struct valbuf *v, const msgpack_object *o);
+struct entry *child_str(struct agent *a, struct entry *e, const char *s,
+    size_t len, bool create);
+struct entry *auth_entry(struct agent *a);
+const msgpack_object *auth_current(struct agent *a, msgpack_zone *zone,
+    msgpack_object *val);
+/* handlers_values.c */
+void act_get_value(struct req *r);
+void act_get_internal(struct req *r);
+void reply_change_error(struct req *r, int rc);
+void set_common(struct req *r, bool internal, bool del);
+void act_set_value(struct req *r);
+void act_delete_value(struct req *r);
+void act_set_internal(struct req *r);
+void act_delete_internal(struct req *r);
+/* handlers_tree.c */
+void free_task(struct task *t);
+void act_get_tree(struct req *r);
+void act_watch(struct req *r);
+void act_root(struct req *r);
+void act_get_state(struct req *r);
+void act_delete_tree(struct req *r);
+/* handlers_files.c */
+void act_save(struct req *r);
+void act_log(struct req *r);
+void act_update(struct req *r);
+/* handlers_cluster.c */
+void act_stop(struct req *r);
+void act_serfsend(struct req *r);
+void act_serfmon(struct req *r);
+void act_peer_auth(struct req *r);
+void act_dump(struct req *r);
+void act_get_events(struct req *r);
+/* handlers_auth.c */
+void act_auth(struct req *r);
+void act_auth_set(struct req *r);
+void act_set_auth_typ(struct req *r);
+void act_auth_list(struct req *r);
+void act_auth_get(struct req *r);
+void act_diffie_hellman(struct req *r);
+
+#endif

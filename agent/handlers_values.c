@@ -1,0 +1,300 @@
+/* handlers_values: get_value, set_value, delete_value and their
+ * internal forms (spec §2.5.1-2.5.3). */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "handlers.h"
+#include "log.h"
+#include "persist.h"
+#include "proto.h"
+#include "server.h"
+#include "sync.h"
+#include "tree.h"
+#include "watch.h"
+
+#include <sodium.h>
+
+#include "handlers_internal.h"
+
+/* ---- get_value ---- */
+
+static void
+reply_entry(struct req *r, const struct entry *e, int64_t nchain,
+    bool with_path)
+{
+	bool with_chain = nchain > 0 && e->chain.n > 0;
+	msgpack_packer *pk;
+
+	pk = conn_reply(r->c, r->seq, 2 + (with_chain ? 1 : 0) +
+	    (with_path ? 1 : 0), false);
+	pack_key(pk, "value");
+	pack_value(r->c, pk, e);
+	pack_key(pk, "tock");
+	msgpack_pack_uint64(pk, e->tock);
+	if (with_chain) {
+		pack_key(pk, "chain");
+		chain_pack(pk, &e->chain, (unsigned)nchain);
+	}
+	if (with_path) {
+		pack_key(pk, "path");
+		tree_pack_path(pk, conn_root(r->c), e, 0);
+	}
+}
+
+static void
+get_common(struct req *r, bool internal)
+{
+	const msgpack_object *node = proto_map_get(r->msg, "node");
+	const msgpack_object *tick = proto_map_get(r->msg, "tick");
+	struct entry *e;
+	int64_t nchain;
+	uint64_t t;
+
+	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain))
+		return;
+	if (!internal && proto_map_get(r->msg, "path") == NULL &&
+	    node != NULL) {
+		struct node *n;
+
+		if (!chain_node_name_ok(node) || tick == NULL ||
+		    proto_get_uint(tick, &t) != 0) {
+			conn_reply_error(r->c, r->seq,
+			    "get_value by event needs node (string) and tick (integer)");
+			return;
+		}
+		n = nodes_get(&r->a->nodes, node->via.str.ptr,
+		    node->via.str.size, false);
+		if (n == NULL) {
+			conn_reply_error(r->c, r->seq, "Unknown node: %.*s",
+			    (int)node->via.str.size, node->via.str.ptr);
+			return;
+		}
+		/* spec §2.7: the error text is the tick (a KeyError) */
+		e = node_entry_get(n, t);
+		if (e == NULL || !below(conn_root(r->c), e)) {
+			conn_reply_error(r->c, r->seq, "%" PRIu64, t);
+			return;
+		}
+		reply_entry(r, e, nchain, true);
+		return;
+	}
+	if (!req_path(r, false, internal, &e))
+		return;
+	if (e == NULL) {
+		msgpack_packer *pk = conn_reply(r->c, r->seq, 1, true);
+
+		pack_key(pk, "value");
+		msgpack_pack_nil(pk);
+		return;
+	}
+	reply_entry(r, e, nchain, false);
+}
+
+void
+act_get_value(struct req *r)
+{
+	get_common(r, false);
+}
+
+void
+act_get_internal(struct req *r)
+{
+	get_common(r, true);
+}
+
+/* ---- set_value / delete_value ---- */
+
+static bool
+same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Why agent_change_local refused, in words (never a wrong cause). */
+void
+reply_change_error(struct req *r, int rc)
+{
+	if (rc == -ERANGE)
+		conn_reply_error(r->c, r->seq, "Tick limit reached: node %s "
+		    "cannot make more changes (ticks and tocks end at 2^53-1)",
+		    r->a->self->name);
+	else if (rc == -ENOMEM)
+		conn_reply_error(r->c, r->seq, "Out of memory");
+	else
+		conn_reply_error(r->c, r->seq, "Change not applied: %s",
+		    strerror(-rc));
+}
+
+void
+set_common(struct req *r, bool internal, bool del)
+{
+	const msgpack_object *vo = proto_map_get(r->msg, "value");
+	const msgpack_object *prev = proto_map_get(r->msg, "prev");
+	const msgpack_object *ch = proto_map_get(r->msg, "chain");
+	struct valbuf val, pv;
+	const uint8_t *nv = NULL;
+	size_t nvlen = 0;
+	struct entry *e;
+	int64_t nchain;
+	bool changed, report_prev;
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	char txt[256];
+	msgpack_packer *pk;
+	int rc;
+
+	valbuf_init(&val);
+	valbuf_init(&pv);
+	if (del && vo != NULL) {
+		conn_reply_error(r->c, r->seq,
+		    "A deleted entry can't have a value");
+		goto out;
+	}
+	if (!del && vo == NULL) {
+		conn_reply_error(r->c, r->seq,
+		    "Missing value (use delete_value to delete)");
+		goto out;
+	}
+	if (!req_int(r, "nchain", 1, 0, HANDLERS_MAX_NCHAIN, &nchain))
+		goto out;
+	if (vo != NULL && vo->type != MSGPACK_OBJECT_NIL) {
+		if (!canonical(&val, vo)) {
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			goto out;
+		}
+		nv = (const uint8_t *)val.data;
+		nvlen = val.size;
+	}
+	if (ch != NULL && ch->type != MSGPACK_OBJECT_NIL) {
+		const msgpack_object *cn = proto_map_get(ch, "node");
+		const msgpack_object *ct = proto_map_get(ch, "tick");
+		uint64_t t;
+
+		if (ch->type != MSGPACK_OBJECT_MAP || cn == NULL ||
+		    !chain_node_name_ok(cn) || ct == NULL ||
+		    proto_get_uint(ct, &t) != 0) {
+			conn_reply_error(r->c, r->seq,
+			    "chain must be nil or a map {node: string, tick: integer}");
+			goto out;
+		}
+	}
+	/* every check before anything changes (spec §8.8) */
+	if (!req_path(r, false, internal, &e))
+		goto out;
+	if (prev != NULL) {
+		if (!canonical(&pv, prev)) {
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			goto out;
+		}
+		if (prev->type == MSGPACK_OBJECT_NIL ?
+		    e != NULL && e->value != NULL :
+		    e == NULL || !same_bytes(e->value, e->value_len,
+		    (const uint8_t *)pv.data, pv.size)) {
+			repr_bytes(txt, sizeof(txt), e ? e->value : NULL,
+			    e ? e->value_len : 0);
+			conn_reply_error(r->c, r->seq, "Data is %s", txt);
+			goto out;
+		}
+	}
+	if (ch != NULL) {
+		bool has_chain = e != NULL && e->chain.n > 0;
+
+		if (ch->type == MSGPACK_OBJECT_NIL) {
+			/* spec §8.10: a tombstone may be re-created */
+			if (has_chain && e->value != NULL) {
+				conn_reply_error(r->c, r->seq,
+				    "This entry already exists");
+				goto out;
+			}
+		} else if (!has_chain) {
+			conn_reply_error(r->c, r->seq, "This entry is new");
+			goto out;
+		} else {
+			/* a pure comparison: the node table is not touched */
+			const msgpack_object *cn = proto_map_get(ch, "node");
+			uint64_t t;
+
+			proto_get_uint(proto_map_get(ch, "tick"), &t);
+			if (e->chain.l[0].tick != t ||
+			    e->chain.l[0].node->name_len != cn->via.str.size ||
+			    memcmp(e->chain.l[0].node->name, cn->via.str.ptr,
+			    cn->via.str.size) != 0) {
+				repr_chain(txt, sizeof(txt), &e->chain);
+				conn_reply_error(r->c, r->seq, "Chain is %s",
+				    txt);
+				goto out;
+			}
+		}
+	}
+	if (e == NULL && !req_path(r, true, internal, &e))
+		goto out;
+	changed = !same_bytes(e->value, e->value_len, nv, nvlen);
+	report_prev = prev == NULL && ch == NULL;
+	if (report_prev && e->value != NULL) {
+		if ((old = malloc(e->value_len)) == NULL) {
+			conn_reply_error(r->c, r->seq, "Out of memory");
+			goto out;
+		}
+		memcpy(old, e->value, e->value_len);
+		oldlen = e->value_len;
+	}
+	if ((rc = agent_change_local(r->a, e, nv, nvlen)) != 0) {
+		reply_change_error(r, rc);
+		goto out;
+	}
+	pk = conn_reply(r->c, r->seq, 2 + (report_prev ? 1 : 0) +
+	    (nchain > 0 ? 1 : 0), false);
+	pack_key(pk, "changed");
+	if (changed)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	if (report_prev) {
+		pack_key(pk, "prev");
+		if (old != NULL)
+			conn_pack_raw(r->c, old, oldlen);
+		else
+			msgpack_pack_nil(pk);
+	}
+	if (nchain > 0) {
+		pack_key(pk, "chain");
+		chain_pack(pk, &e->chain, (unsigned)nchain);
+	}
+	pack_key(pk, "tock");
+	msgpack_pack_uint64(pk, e->tock);
+out:
+	free(old);
+	valbuf_fini(&val);
+	valbuf_fini(&pv);
+}
+
+void
+act_set_value(struct req *r)
+{
+	set_common(r, false, false);
+}
+
+void
+act_delete_value(struct req *r)
+{
+	set_common(r, false, true);
+}
+
+void
+act_set_internal(struct req *r)
+{
+	set_common(r, true, false);
+}
+
+void
+act_delete_internal(struct req *r)
+{
+	set_common(r, true, true);
+}
