@@ -87,8 +87,10 @@
  * healing before the victim's announcement arrives would let a node ask
  * for the holders' ticks and repair the split by chance), and at least
  * WIPE_HOLD_CLOCKS (10) clocks have passed since the victim's last write
- * (Serf has stopped gossiping its events), everything heals.  The run
- * then waits at most WIPE_CONVERGE_CLOCKS (30) clocks for identical dumps
+ * (Serf has stopped gossiping its events), everything heals (the rules
+ * go one by one, newest first, which takes a few hundred ms; as for
+ * --split, converge_ms counts from the last one).  The run then waits at
+ * most WIPE_CONVERGE_CLOCKS (30) clocks for identical dumps
  * and checks every node: for K >= 1 x = "v5" and new = "new" (the
  * acknowledged writes survived on the holders and must win), for K = 0
  * x = "before" and no new (they died with the victim's disk), and no node
