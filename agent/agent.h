@@ -55,6 +55,7 @@ struct agent_config {
 	unsigned ping_length;		/* links of a ping chain (4) */
 	double tombstone_keep;		/* seconds before a purge may come */
 	double join_timeout;		/* no data, nothing joined: give up */
+	bool no_login;			/* --no-login: the gate stays open */
 	bool has_cluster_key;
 	uint8_t cluster_key[32];
 };

@@ -89,6 +89,8 @@ static const char usage_text[] =
 "  --shm-mode MODE      permissions of the region file, octal (default 0640:\n"
 "                       readable by the agent's group)\n"
 "  --no-shm             no shared-memory region\n"
+"  --no-login           recovery: no connection must log in, whatever\n"
+"                       auth method is on (docs/operations.md, Logins)\n"
 "  --log-level LEVEL    debug, info (default), warn, error\n"
 "  --log-file FILE      diagnostics to FILE (appended) instead of stderr;\n"
 "                       reopened on SIGHUP (for logrotate)\n"
@@ -105,7 +107,7 @@ enum {
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY, OPT_NO_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
-	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT,
+	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT, OPT_NO_LOGIN,
 };
 
 static const struct option long_opts[] = {
@@ -142,6 +144,7 @@ static const struct option long_opts[] = {
 	{ "ping-length", required_argument, NULL, OPT_PING_LENGTH },
 	{ "tombstone-keep", required_argument, NULL, OPT_TOMBSTONE_KEEP },
 	{ "join-timeout", required_argument, NULL, OPT_JOIN_TIMEOUT },
+	{ "no-login", no_argument, NULL, OPT_NO_LOGIN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -343,6 +346,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 				    optarg);
 			break;
 		}
+		case OPT_NO_LOGIN: cfg->no_login = true; break;
 		case OPT_JOIN_TIMEOUT:
 			cfg->join_timeout = (double)parse_number(optarg,
 			    "--join-timeout", 0, 365ULL * 86400);

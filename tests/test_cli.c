@@ -1220,3 +1220,36 @@ Test(cli, logins_and_auth_commands)
 	OK("-u", "joe", "--password-file", pwfile, "auth", "method", "off");
 	OK("get", "x");
 }
+
+/* Locked out: --no-login lets the operator in to switch logins off. */
+Test(cli_usage, no_login_recovers_a_lock_out, .timeout = 60)
+{
+	struct harness_agent lo;
+	struct run r;
+	int rc;
+
+	harness_init(&lo);
+	cr_assert(mkdir(lo.state_dir, 0700) == 0);
+	cr_assert(harness_start(&lo, "--standalone", "--node", "lo",
+	    "--state-dir", lo.state_dir, NULL) == 0);
+	memcpy(&agent, &lo, sizeof(agent));
+	OK("auth", "user", "add", "root", "*");
+	OK("auth", "method", "root");
+	OK("auth", "user", "delete", "root", "*");
+	/* nobody can log in any more */
+	rc = cli(&r, "get", "x", NULL);
+	cr_assert(rc == 6, "%d %s", rc, r.err);
+	cr_assert(harness_stop(&lo) == 0);
+	cr_assert(harness_start(&lo, "--standalone", "--node", "lo",
+	    "--state-dir", lo.state_dir, "--no-login", NULL) == 0);
+	memcpy(&agent, &lo, sizeof(agent));
+	OK("auth", "method", "off");
+	cr_assert(harness_stop(&lo) == 0);
+	cr_assert(harness_start(&lo, "--standalone", "--node", "lo",
+	    "--state-dir", lo.state_dir, NULL) == 0);
+	memcpy(&agent, &lo, sizeof(agent));
+	rc = cli(&r, "get", "x", NULL);
+	cr_assert(rc == 1, "%d %s", rc, r.err);	/* not found: served */
+	harness_cleanup(&lo);
+	memset(&agent, 0, sizeof(agent));
+}
