@@ -1784,3 +1784,41 @@ Test(cluster, unreachable_join_says_why_and_gives_up)
 	cr_assert(cluster_log_count(&cl, 1, "nothing joined") == 1,
 	    "no final error\n%s", DIAG);
 }
+
+/* Logins replicate: a password user made on n0 logs in on n1. */
+Test(cluster, password_user_logs_in_on_another_node)
+{
+	distkv *k;
+	long long deadline;
+	int rc;
+
+	start_all(2);
+	k = conn(0);
+	cr_assert(distkv_auth_add_password(k, "joe", "s3cret!") == 0, "%s",
+	    distkv_errmsg(k));
+	cr_assert(distkv_auth_set_method(k, "password") == 0, "%s",
+	    distkv_errmsg(k));
+	distkv_close(k);
+	/* n1 asks for the password login once the switch reached it */
+	deadline = harness_now_ms() + VISIBLE_MS;
+	for (;;) {
+		const char *m;
+
+		cr_assert(distkv_connect(cl.node[1].h.socket, &k) == 0);
+		m = distkv_auth_method(k);
+		if (m != NULL && strcmp(m, "password") == 0)
+			break;
+		distkv_close(k);
+		cr_assert(harness_now_ms() < deadline, "the method never "
+		    "reached n1\n%s", DIAG);
+		usleep(50 * 1000);
+	}
+	rc = distkv_login_password(k, "joe", "wrong");
+	cr_assert(rc == DISTKV_ESERVER && strncmp(distkv_errmsg(k),
+	    "AuthFailedError", 15) == 0, "%s", distkv_errmsg(k));
+	cr_assert(distkv_login_password(k, "joe", "s3cret!") == 0, "%s",
+	    distkv_errmsg(k));
+	distkv_close(k);
+	/* stop_all's own connections would need a login: none are made */
+	stop_all();
+}
