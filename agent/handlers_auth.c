@@ -170,6 +170,7 @@ act_auth(struct req *r)
 	struct entry *rec;
 	const char *err = NULL;
 	char buf[640];
+	double wait = 0;
 
 	if ((typ = req_str(r, "typ")) == NULL)
 		return;
@@ -191,7 +192,11 @@ act_auth(struct req *r)
 		err = "Wrong auth type";
 	else if (!auth_method_known(typ))
 		err = "This auth method is not supported by this agent";
-	else if (proto_str_eq(typ, "unix"))
+	else if ((wait = conn_login_wait(r->c)) > 0) {
+		snprintf(buf, sizeof(buf), "AuthFailedError: too many failed "
+		    "logins; try again in %.1f s", wait);
+		err = buf;
+	} else if (proto_str_eq(typ, "unix"))
 		err = unix_login_error(r, ident, buf, sizeof(buf));
 	else if (rec == NULL || rec->value == NULL)
 		err = "No such user";
@@ -212,6 +217,9 @@ act_auth(struct req *r)
 			msgpack_pack_str_with_body(pk, wbuf, (size_t)n);
 		} else
 			msgpack_pack_str_with_body(pk, err, strlen(err));
+		/* a login storm costs the stormer, not the agent */
+		if (wait == 0 && strncmp(err, "Wrong auth type", 15) != 0)
+			conn_login_failed(r->c);
 	} else
 		r->hc->logged_in = true;
 	conn_reply_state(r->c, r->seq, "end");

@@ -38,6 +38,7 @@
 #define SERVER_PENALTY_FIRST 0.1	/* seconds after the first failure */
 #define SERVER_PENALTY_MAX 60.0
 #define SERVER_PENALTY_FORGET 600.0	/* failures forgotten after this */
+#define SERVER_LOGIN_TRIES 5		/* failed logins before a close */
 
 struct peer_penalty {
 	uint8_t addr[16];	/* IPv4 mapped or IPv6; all zero: free */
@@ -64,6 +65,7 @@ struct conn {
 	bool want_pump;		/* some task waits for output room */
 	bool input_held;	/* requests buffered while output was full */
 	bool closing;		/* conn_end_after_reply */
+	unsigned login_failures;
 	/*
 	 * Replies past out_acked answer requests (seqs in unacked) whose
 	 * changes are not durable yet; if the change log fails they are
@@ -636,16 +638,15 @@ penalty_key(const struct sockaddr_storage *ss, uint8_t out[16])
 	return false;
 }
 
+/* The slot of key k (an address, or a uid: see conn_login_failed). */
 static struct peer_penalty *
-penalty_find(struct server *s, const struct sockaddr_storage *ss,
-    bool create)
+penalty_lookup(struct server *s, const uint8_t k[16], bool create)
 {
 	static const uint8_t zero[16];
 	struct peer_penalty *oldest = &s->penalty[0];
 	ev_tstamp now = ev_now(s->a->loop);
-	uint8_t k[16];
 
-	if (!penalty_key(ss, k) || memcmp(k, zero, 16) == 0)
+	if (memcmp(k, zero, 16) == 0)
 		return NULL;
 	for (int i = 0; i < SERVER_PENALTY_SLOTS; i++) {
 		struct peer_penalty *p = &s->penalty[i];
@@ -663,6 +664,76 @@ penalty_find(struct server *s, const struct sockaddr_storage *ss,
 	memset(oldest, 0, sizeof(*oldest));
 	memcpy(oldest->addr, k, 16);
 	return oldest;
+}
+
+static struct peer_penalty *
+penalty_find(struct server *s, const struct sockaddr_storage *ss,
+    bool create)
+{
+	uint8_t k[16];
+
+	return penalty_key(ss, k) ? penalty_lookup(s, k, create) : NULL;
+}
+
+/*
+ * One more failure: the wait doubles, from 0.1 s up to 60 s.  With
+ * free_first the first failure costs nothing (a mistyped password).
+ */
+static void
+penalty_add(struct server *s, struct peer_penalty *p, bool free_first)
+{
+	unsigned n;
+
+	p->failures++;
+	p->last = ev_now(s->a->loop);
+	if (free_first && p->failures == 1) {
+		p->until = p->last;
+		return;
+	}
+	n = p->failures - (free_first ? 1 : 0);
+	p->until = p->last + (n >= 10 ? SERVER_PENALTY_MAX :
+	    SERVER_PENALTY_FIRST * (double)(1u << (n - 1)));
+	if (p->until > p->last + SERVER_PENALTY_MAX)
+		p->until = p->last + SERVER_PENALTY_MAX;
+}
+
+/* A login's key: 'u' and the uid on the Unix socket, else the address. */
+static struct peer_penalty *
+login_penalty(struct conn *c, bool create)
+{
+	uint8_t k[16];
+	uid_t uid;
+	gid_t gid;
+
+	if (conn_peer_cred(c, &uid, &gid) != 0)
+		return penalty_find(c->srv, &c->addr, create);
+	memset(k, 0, sizeof(k));
+	k[0] = 'u';
+	memcpy(k + 4, &uid, sizeof(uid));
+	return penalty_lookup(c->srv, k, create);
+}
+
+double
+conn_login_wait(struct conn *c)
+{
+	struct peer_penalty *p = login_penalty(c, false);
+	ev_tstamp now = ev_now(c->srv->a->loop);
+
+	return p != NULL && p->failures > 0 && now < p->until ?
+	    p->until - now : 0;
+}
+
+bool
+conn_login_failed(struct conn *c)
+{
+	struct peer_penalty *p = login_penalty(c, true);
+
+	if (p != NULL)
+		penalty_add(c->srv, p, true);
+	if (++c->login_failures < SERVER_LOGIN_TRIES)
+		return false;
+	conn_end_after_reply(c);
+	return true;
 }
 
 static bool
@@ -686,14 +757,8 @@ conn_peer_auth_failed(struct conn *c)
 	struct peer_penalty *p = penalty_find(c->srv, &c->addr, true);
 
 	conn_end_after_reply(c);
-	if (p == NULL)
-		return;
-	p->failures++;
-	p->last = ev_now(c->srv->a->loop);
-	p->until = p->last + (p->failures >= 10 ? SERVER_PENALTY_MAX :
-	    SERVER_PENALTY_FIRST * (double)(1u << (p->failures - 1)));
-	if (p->until > p->last + SERVER_PENALTY_MAX)
-		p->until = p->last + SERVER_PENALTY_MAX;
+	if (p != NULL)
+		penalty_add(c->srv, p, false);
 }
 
 static void

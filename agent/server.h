@@ -98,6 +98,15 @@ void conn_end_after_reply(struct conn *c);
  * accepted (0.1 s, doubling per failure up to 60 s; docs/cluster.md).
  */
 void conn_peer_auth_failed(struct conn *c);
+/*
+ * A client login failed: from the second failure on, its uid (the
+ * address on TCP) waits before its next attempt is heard, 0.1 s doubling
+ * to 60 s; after 5 failures on one connection it ends after the reply.
+ * Returns true if it ends.
+ */
+bool conn_login_failed(struct conn *c);
+/* Seconds c's uid (or address) must still wait before a login (0: none). */
+double conn_login_wait(struct conn *c);
 
 /* Output beyond the configured bound: producers must stop or abort. */
 bool conn_output_full(const struct conn *c);

@@ -372,16 +372,76 @@ Test(login, password_end_to_end)
 	cr_assert(rc_str_prefix(&m->obj, "error", "NoAuthError"),
 	    "a failed login unlocked the connection");
 	rc_msg_free(m);
-	m = password_call(c, 5, "auth", "nobody", key, "hunter22");
-	err = auth_result(c, 5, m);
-	cr_assert(err != NULL, "an unknown user logged in");
-	free(err);
+	/* the first failure costs nothing: the right password works */
 	m = password_call(c, 6, "auth", "joe", key, "hunter22");
 	err = auth_result(c, 6, m);
 	cr_assert(err == NULL, "right password refused: %s", err);
 	RC_ASSERT_MATCH(rc_call(c, "{seq:7, action:'get_value', path:['x']}"),
 	    "{seq:7, value:nil, tock:_}");
+	/* logged in, a login is still checked (and changes nothing) */
+	m = password_call(c, 8, "auth", "nobody", key, "hunter22");
+	err = auth_result(c, 8, m);
+	cr_assert(err != NULL, "an unknown user logged in");
+	free(err);
 	rc_close(c);
+}
+
+/*
+ * A login storm: failures make the uid wait (0.1 s, doubling), and a
+ * connection is closed after 5 failures; then the right login works
+ * once the wait is over.
+ */
+Test(login, failed_logins_are_rate_limited)
+{
+	struct rc_conn *c;
+	long long deadline;
+	int waits = 0, seq = 1;
+	char *err;
+
+	RC_START(&ag, "--standalone", "--node", "l4");
+	c = rc_open(ag.socket);
+	RC_ASSERT_MATCH(rc_call(c, "{seq:1, action:'auth_set', typ:'_test', "
+	    "kind:'user', ident:'ok', chain:nil, aux:{}}"), "{seq:1, "
+	    "changed:true, ...}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:2, action:'set_auth_typ', "
+	    "typ:'_test'}"), "{seq:2, changed:true, ...}");
+	rc_close(c);
+	c = rc_open(ag.socket);
+	deadline = harness_now_ms() + 10000;
+	while (!c->eof) {
+		struct rc_msg *m;
+
+		cr_assert(harness_now_ms() < deadline, "still open after "
+		    "%d login attempts", seq);
+		rc_send(c, "{seq:%d, action:'auth', typ:'_test', ident:'nope', "
+		    "data:{}}", seq);
+		m = rc_recv_seq(c, seq, RC_TIMEOUT);
+		if (m == NULL)
+			break;		/* closed */
+		err = auth_result(c, seq, m);
+		cr_assert(err != NULL, "nope logged in");
+		waits += strstr(err, "too many failed logins") != NULL;
+		free(err);
+		seq++;
+	}
+	cr_assert(waits > 0, "no attempt was made to wait");
+	rc_close(c);
+	/* the right login, on a new connection, once the wait is over */
+	deadline = harness_now_ms() + 15000;
+	for (;;) {
+		c = rc_open(ag.socket);
+		rc_send(c, "{seq:1, action:'auth', typ:'_test', ident:'ok', "
+		    "data:{}}");
+		err = auth_result(c, 1, rc_recv_seq(c, 1, RC_TIMEOUT));
+		rc_close(c);
+		if (err == NULL)
+			break;
+		cr_assert(strstr(err, "too many failed logins") != NULL, "%s",
+		    err);
+		free(err);
+		cr_assert(harness_now_ms() < deadline, "never let in again");
+		usleep(100 * 1000);	/* poll interval of a bounded wait */
+	}
 }
 
 /* libdistkv's calls: the same dialog as the reference's client. */
