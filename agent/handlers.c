@@ -473,7 +473,8 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 	/* messages of a running client-streamed request go to it */
 	if (seq >= 0 && (t = conn_task_find(c, (uint64_t)seq)) != NULL &&
 	    t->ops->input != NULL) {
-		t->ops->input(t, msg);
+		if (conn_task_input(t))
+			t->ops->input(t, msg);
 		return;
 	}
 	if (seq < 0) {

@@ -89,6 +89,8 @@ static const char usage_text[] =
 "  --shm-mode MODE      permissions of the region file, octal (default 0640:\n"
 "                       readable by the agent's group)\n"
 "  --no-shm             no shared-memory region\n"
+"  --stream-timeout SECONDS  a client-streamed request (update, the _test\n"
+"                       dialogs) with no input for this long is ended (60)\n"
 "  --no-login           recovery: no connection must log in, whatever\n"
 "                       auth method is on (docs/operations.md, Logins)\n"
 "  --log-level LEVEL    debug, info (default), warn, error\n"
@@ -107,7 +109,7 @@ enum {
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY, OPT_NO_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
-	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT, OPT_NO_LOGIN,
+	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT, OPT_NO_LOGIN, OPT_STREAM_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -145,6 +147,7 @@ static const struct option long_opts[] = {
 	{ "tombstone-keep", required_argument, NULL, OPT_TOMBSTONE_KEEP },
 	{ "join-timeout", required_argument, NULL, OPT_JOIN_TIMEOUT },
 	{ "no-login", no_argument, NULL, OPT_NO_LOGIN },
+	{ "stream-timeout", required_argument, NULL, OPT_STREAM_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -303,6 +306,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 	cfg->ping_length = 4;
 	cfg->tombstone_keep = 300;
 	cfg->join_timeout = 120;
+	cfg->stream_idle = 60;
 	cfg->join = joins;
 	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "localhost");
@@ -347,6 +351,10 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 			break;
 		}
 		case OPT_NO_LOGIN: cfg->no_login = true; break;
+		case OPT_STREAM_TIMEOUT:
+			cfg->stream_idle = (double)parse_number(optarg,
+			    "--stream-timeout", 1, 86400);
+			break;
 		case OPT_JOIN_TIMEOUT:
 			cfg->join_timeout = (double)parse_number(optarg,
 			    "--join-timeout", 0, 365ULL * 86400);

@@ -100,6 +100,7 @@ struct server {
 	size_t nconns;
 	bool draining;		/* server_drain: accept nothing more */
 	bool log_failed;	/* the change log failed: stopping */
+	ev_timer sweep;		/* silent client streams (5 s) */
 	struct peer_penalty penalty[SERVER_PENALTY_SLOTS];
 };
 
@@ -220,11 +221,48 @@ void
 conn_task_add(struct conn *c, struct task *t)
 {
 	t->conn = c;
+	t->last_input = ev_now(c->srv->a->loop);
 	t->prev = NULL;
 	t->next = c->tasks;
 	if (c->tasks != NULL)
 		c->tasks->prev = t;
 	c->tasks = t;
+}
+
+bool
+conn_task_input(struct task *t)
+{
+	t->last_input = ev_now(t->conn->srv->a->loop);
+	if (++t->inputs <= SERVER_STREAM_MAX_INPUTS)
+		return true;
+	conn_reply_error(t->conn, t->seq, "Too many messages in one stream "
+	    "(at most %d); start another", SERVER_STREAM_MAX_INPUTS);
+	conn_task_end(t, true);
+	return false;
+}
+
+/* Every few seconds: end the client-streamed requests gone silent
+ * for --stream-timeout seconds. */
+static void
+server_stream_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = container_of(w, struct server, sweep);
+	ev_tstamp now = ev_now(loop);
+
+	(void)revents;
+	for (struct conn *c = s->conns; c != NULL; c = c->next) {
+		struct task *t, *next;
+
+		for (t = c->tasks; t != NULL; t = next) {
+			next = t->next;
+			if (t->ops->input == NULL ||
+			    now - t->last_input < s->a->cfg.stream_idle)
+				continue;
+			conn_reply_error(c, t->seq, "No input for %.0f s: the "
+			    "stream is closed", s->a->cfg.stream_idle);
+			conn_task_end(t, true);
+		}
+	}
 }
 
 struct task *
@@ -900,6 +938,14 @@ server_new(struct agent *a, struct server **out)
 	ev_prepare_init(&s->prep, server_prepare_cb);
 	ev_prepare_start(a->loop, &s->prep);
 	ev_idle_init(&s->idle, server_idle_cb);
+	{
+		double every = a->cfg.stream_idle > 10 ? 5.0 :
+		    a->cfg.stream_idle > 0 ? a->cfg.stream_idle / 2 : 5.0;
+
+		ev_timer_init(&s->sweep, server_stream_sweep_cb, every, every);
+	}
+	ev_timer_start(a->loop, &s->sweep);
+	ev_unref(a->loop);	/* the sweep alone keeps no loop alive */
 	*out = s;
 	return 0;
 }
@@ -1062,6 +1108,8 @@ server_close(struct server *s)
 		conn_close(s->conns);
 	ev_prepare_stop(s->a->loop, &s->prep);
 	ev_idle_stop(s->a->loop, &s->idle);
+	ev_ref(s->a->loop);
+	ev_timer_stop(s->a->loop, &s->sweep);
 	s->draining = true;
 	if (s->clients.fd >= 0) {
 		ev_io_stop(s->a->loop, &s->clients.io);

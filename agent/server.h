@@ -37,6 +37,10 @@ struct task {
 	uint64_t seq;
 	const struct task_ops *ops;
 	bool wants_pump;
+	/* client-streamed input (ops->input): messages so far, and when
+	 * the last one came (a silent client's stream is ended) */
+	uint64_t inputs;
+	double last_input;
 	struct task *next, *prev;
 };
 
@@ -115,6 +119,12 @@ bool conn_output_busy(const struct conn *c);
 
 /* Link a task to its connection (seq must not run already). */
 void conn_task_add(struct conn *c, struct task *t);
+/*
+ * A client-streamed message arrived for t: false (after an error reply
+ * and the end of t) if the stream is over its message cap.
+ */
+#define SERVER_STREAM_MAX_INPUTS 16000000
+bool conn_task_input(struct task *t);
 struct task *conn_task_find(struct conn *c, uint64_t seq);
 /* Unlink and free t; with send_end, first reply {seq, state: "end"}. */
 void conn_task_end(struct task *t, bool send_end);

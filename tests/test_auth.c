@@ -252,3 +252,33 @@ Test(auth, test_method_dialogs)
 	    "tock:_}");
 	rc_close(c);
 }
+
+/* A client-streamed request whose client falls silent is ended. */
+Test(auth, silent_stream_is_ended, .timeout = 30)
+{
+	struct harness_agent s2;
+	struct rc_conn *c;
+	struct rc_msg *m;
+
+	harness_init(&s2);
+	RC_START(&s2, "--standalone", "--node", "s2", "--stream-timeout", "1");
+	c = rc_open(s2.socket);
+	rc_send(c, "{seq:1, action:'auth_set', state:'start', typ:'_test', "
+	    "kind:'user'}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, state:'start', "
+	    "tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, "
+	    "step:'GiveName'}");
+	/* nothing more from us: within a few seconds, an error and end */
+	m = rc_recv_seq(c, 1, 5000);
+	cr_assert(m != NULL && rc_str_prefix(&m->obj, "error", "No input for"),
+	    "%s", m != NULL ? rc_show(&m->obj) : "nothing");
+	rc_msg_free(m);
+	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, state:'end', "
+	    "tock:_}");
+	/* the connection goes on */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:2, action:'get_value', path:[]}"),
+	    "{seq:2, value:_, tock:_}");
+	rc_close(c);
+	harness_cleanup(&s2);
+}
