@@ -464,11 +464,11 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct listener *l = container_of(w, struct listener, io);
 	struct server *s = l->srv;
 
+	(void)loop;
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(l->fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct conn *c;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -476,29 +476,38 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				log_warn("accept: %s", strerror(errno));
 			return;
 		}
-		if ((c = calloc(1, sizeof(*c))) == NULL ||
-		    !msgpack_zone_init(&c->zone, 4096)) {
-			free(c);
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->srv = s;
-		c->peer = l->peer;
-		c->root = s->a->tree.root;
-		msgpack_sbuffer_init(&c->out);
-		msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
-		ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);
-		ev_io_init(&c->wio, conn_wio_cb, fd, EV_WRITE);
-		c->next = s->conns;
-		if (s->conns != NULL)
-			s->conns->prev = c;
-		s->conns = c;
-		s->nconns++;
-		c->reading = true;
-		ev_io_start(loop, &c->rio);
-		handlers_greet(c, &c->hs);
+		(void)server_adopt(s, fd, l->peer);
 	}
+}
+
+int
+server_adopt(struct server *s, int fd, bool peer)
+{
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    !msgpack_zone_init(&c->zone, 4096)) {
+		free(c);
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->srv = s;
+	c->peer = peer;
+	c->root = s->a->tree.root;
+	msgpack_sbuffer_init(&c->out);
+	msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+	ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);
+	ev_io_init(&c->wio, conn_wio_cb, fd, EV_WRITE);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	c->reading = true;
+	ev_io_start(s->a->loop, &c->rio);
+	handlers_greet(c, &c->hs);
+	return 0;
 }
 
 bool
