@@ -6,10 +6,14 @@
  * nested chains, state records).
  *
  * The first byte of an input picks the reader:
- *   even  the rest is one file, loaded with persist_load_file() (--load);
- *   odd   the rest is a state directory: a little-endian u16 length, that
- *         many bytes of snapshot.dkv, the rest changes.dkv, opened with
- *         persist_open_state_dir() and closed again (final snapshot).
+ *   bit 0 clear: the rest is one file, loaded with persist_load_file()
+ *         (--load);
+ *   bit 0 set: the rest is a state directory: a little-endian u16 length,
+ *         that many bytes of snapshot.dkv, the rest changes.dkv, opened
+ *         with persist_open_state_dir() and closed again (final snapshot);
+ *   bit 1 set: the checksum of every record whose length fits is made
+ *         right before the files are written, so that mutations reach
+ *         the records behind the framing (bit 1 clear tests the framing).
  * Then, whether the load succeeded or not (a refused file may have
  * applied its first records):
  *   - the tree is walkable (fuzz_agent.h) and no tick or tock beyond the
@@ -34,6 +38,7 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <xxhash.h>
 
 #include "agent.h"
 #include "log.h"
@@ -94,13 +99,52 @@ start(struct agent *a)
 		abort();
 }
 
+static uint32_t
+le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* Make the checksum of every whole record in p[0..n) right (a copy). */
+static uint8_t *
+fix_checksums(const uint8_t *p, size_t n)
+{
+	uint8_t *c = malloc(n + 1);
+	size_t off = PERSIST_MAGIC_LEN;
+
+	if (c == NULL)
+		abort();
+	memcpy(c, p, n);
+	while (off + 8 <= n) {
+		uint32_t len = le32(c + off), sum;
+
+		if (len == 0 || len > n - off - 8)
+			break;
+		sum = XXH32(c + off + 8, len, 0);
+		c[off + 4] = (uint8_t)sum;
+		c[off + 5] = (uint8_t)(sum >> 8);
+		c[off + 6] = (uint8_t)(sum >> 16);
+		c[off + 7] = (uint8_t)(sum >> 24);
+		off += 8 + (size_t)len;
+	}
+	return c;
+}
+
+static bool fixing;
+
 static void
 write_file(const char *path, const uint8_t *p, size_t n)
 {
+	uint8_t *fixed = fixing ? fix_checksums(p, n) : NULL;
 	FILE *f = fopen(path, "wb");
+
+	if (fixed != NULL)
+		p = fixed;
 
 	if (f == NULL || (n > 0 && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
 		abort();
+	free(fixed);
 }
 
 static uint8_t *
@@ -155,11 +199,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_clocks fc;
 	struct agent a;
-	char path[128], sd[128];
+	char path[256], sd[128];
 	int rc;
 
 	if (size < 1)
 		return 0;
+	fixing = (data[0] & 2) != 0;
 	start(&a);
 	fuzz_clocks_init(&fc);
 	fuzz_check_clocks(&fc, &a, data, size);
@@ -220,6 +265,8 @@ seed_file(const char *out, uint8_t mode, const char *path)
 
 	s[0] = mode;
 	memcpy(s + 1, f, len);
+	fuzz_write_seed(out, "seed", nseed++, s, len + 1);
+	s[0] = mode | 2;
 	fuzz_write_seed(out, "seed", nseed++, s, len + 1);
 	free(s);
 	free(f);
@@ -283,6 +330,8 @@ main(int argc, char **argv)
 	both[2] = (uint8_t)(sl >> 8);
 	memcpy(both + 3, snap, sl);
 	memcpy(both + 3 + sl, logb, ll);
+	fuzz_write_seed(argv[1], "seed", nseed++, both, 3 + sl + ll);
+	both[0] = 3;
 	fuzz_write_seed(argv[1], "seed", nseed++, both, 3 + sl + ll);
 	/* the snapshot with a torn tail */
 	both[0] = 0;

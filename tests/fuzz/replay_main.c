@@ -1,7 +1,11 @@
 /*
  * replay_main: run a libFuzzer harness without libFuzzer, for `make check`.
  *
- *   replay_<target> DIR|FILE...
+ *   replay_<target> [DIR|FILE...]
+ *
+ * Without arguments it replays the checked-in inputs of its target:
+ * FUZZ_SRCDIR/tests/fuzz/corpus/FUZZ_TARGET and .../regressions/FUZZ_TARGET
+ * (both defined by Makefile.am), which is what `make check` runs.
  *
  * Every regular file named on the command line, or found (not recursively)
  * in a directory named there, is read and handed to the harness's
@@ -135,6 +139,15 @@ main(int argc, char **argv)
 
 	if (LLVMFuzzerInitialize != NULL)
 		LLVMFuzzerInitialize(&argc, &argv);
+#if defined(FUZZ_SRCDIR) && defined(FUZZ_TARGET)
+	if (argc < 2) {
+		rc = run_dir(FUZZ_SRCDIR "/tests/fuzz/corpus/" FUZZ_TARGET,
+		    &count);
+		if (rc == 0)
+			rc = run_dir(FUZZ_SRCDIR "/tests/fuzz/regressions/"
+			    FUZZ_TARGET, &count);
+	}
+#endif
 	for (int i = 1; i < argc && rc == 0; i++) {
 		struct stat st;
 
