@@ -94,6 +94,7 @@ max_len() {
 	shm_reader) echo 400000 ;;
 	persist) echo 131072 ;;
 	path_json) echo 4096 ;;
+	requests) echo 16384 ;;
 	*) echo 65536 ;;
 	esac
 }
