@@ -6,7 +6,11 @@
  *
  * Each input is a byte stream a client could send.  A fresh in-memory
  * agent (standalone, ready, no state dir, no shm) serves one end of a
- * socketpair through server_adopt(); the harness cuts the input into the
+ * socketpair through server_adopt(), as a local client.  An input that
+ * starts with 0xc1 (never valid msgpack, not sent) is instead a peer on
+ * the peer port (dump, get_events...); with two of them the agent has a
+ * cluster key, so the peer must pass peer_auth first.  The harness cuts
+ * the input into the
  * msgpack objects the server will see, sends them one at a time, runs the
  * loop until the agent is idle, reads every reply, and then checks:
  *   - tock and every node's tick only grow; no tick or tock beyond
@@ -51,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Inputs beyond this are cut: the agent's limits are tested with
  * smaller ones (max_request below). */
 #define FUZZ_MAX_INPUT (256u << 10)
-#define FUZZ_MAX_REQUEST (64u << 10)
+#define FUZZ_MAX_REQUEST (4u << 10)
 #define FUZZ_MAX_OUTPUT (1u << 20)
 /* Loop iterations without progress before the agent counts as idle. */
 #define FUZZ_IDLE_ROUNDS 2
@@ -175,7 +179,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct agent *a = &st.a;
 	int sv[2];
 	size_t off = 0;
-	bool err = false;
+	bool err = false, peer;
 
 	if (size > FUZZ_MAX_INPUT)
 		size = FUZZ_MAX_INPUT;
@@ -199,11 +203,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    sv) != 0)
 		abort();
-	if (server_adopt(a->server, sv[0], false) != 0)
+	st.input = data;		/* the whole input, for fuzz_pending */
+	st.input_len = size;
+	peer = size > 0 && data[0] == 0xc1;
+	if (peer) {
+		data++;
+		size--;
+		if (size > 0 && data[0] == 0xc1) {
+			a->cfg.has_cluster_key = true;
+			memset(a->cfg.cluster_key, 0x5a,
+			    sizeof(a->cfg.cluster_key));
+			data++;
+			size--;
+		}
+	}
+	if (server_adopt(a->server, sv[0], peer) != 0)
 		abort();
 	st.fd = sv[1];
-	st.input = data;
-	st.input_len = size;
 	fuzz_clocks_init(&st.clocks);
 	if (!msgpack_unpacker_init(&st.up, 8192))
 		abort();
@@ -413,6 +429,19 @@ main(int argc, char **argv)
 		msgpack_sbuffer_destroy(&rb);
 	}
 	agent_fini(&a);
+	/* the peer port: what a catching-up or joining node asks */
+	msgpack_sbuffer_write(&sb, "\xc1", 1);
+	req("get_state", 2); str("nodes"); msgpack_pack_true(&pk);
+	str("known"); msgpack_pack_true(&pk);
+	req("dump", 0);
+	req("get_events", 1); str("fuzz"); msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 2); msgpack_pack_int(&pk, 1); msgpack_pack_int(&pk, 3);
+	emit(argv[1]);
+	msgpack_sbuffer_write(&sb, "\xc1\xc1", 2);
+	req("peer_auth", 2); str("node"); str("n2"); str("mac");
+	msgpack_pack_bin_with_body(&pk, "0123456789abcdef0123456789abcdef", 32);
+	req("dump", 0);
+	emit(argv[1]);
 	/* bad envelopes */
 	msgpack_pack_array(&pk, 0);
 	msgpack_pack_map(&pk, 1); str("action"); str("get_value");
