@@ -13,7 +13,17 @@
  *         peer_auth first.
  * The rest is every byte the peer sends, written to a socketpair whose
  * peer side is then shut down for writing: the client reads exactly that
- * stream, then end of file.
+ * stream, then end of file.  The stream is written in two parts, as a
+ * real peer answers: what peer_login() reads (the greeting and, if it
+ * has a challenge and the next message answers seq 1, the peer_auth
+ * reply) before the login, the rest after it (else replies to the dump
+ * would arrive before the dump was asked for).  When the first part is
+ * not what the client waits for, everything goes at once, so that the
+ * client never waits for its timeout.
+ *
+ * The greeting may name a shared-memory region ("shm"), which libdistkv
+ * maps: LLVMFuzzerInitialize makes a FIFO at FUZZ_FIFO (also in the
+ * dictionary), where a blocking open(2) would wedge the agent's loop.
  *
  * Invariants: no tick or tock beyond FUZZ_TICK_CEILING is accepted (known
  * bug "tick-ceiling", fuzz_pending) and short of that tock and ticks only
@@ -26,11 +36,14 @@
  * in-process, into argv[1].
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "fuzz_sync.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_FIFO "/tmp/distkv-fuzz.fifo"
 
 static struct ev_loop *loop;
 
@@ -43,7 +56,61 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		log_set_level((enum log_level)(LOG_ERROR + 1));
 	if ((loop = ev_loop_new(EVFLAG_AUTO)) == NULL)
 		abort();
+	if (mkfifo(FUZZ_FIFO, 0600) != 0 && errno != EEXIST)
+		perror("mkfifo " FUZZ_FIFO);
 	return 0;
+}
+
+/* p[0..n) is a map with this seq that ends its request (no state). */
+static bool
+has_seq(const uint8_t *p, size_t n, uint64_t want)
+{
+	msgpack_zone zone;
+	msgpack_object m;
+	uint64_t seq;
+	bool ok;
+
+	msgpack_zone_init(&zone, 1024);
+	ok = proto_unpack(p, n, &zone, &m) == 0 &&
+	    m.type == MSGPACK_OBJECT_MAP &&
+	    proto_get_uint(proto_map_get(&m, "seq"), &seq) == 0 &&
+	    seq == want && proto_map_get(&m, "state") == NULL;
+	msgpack_zone_destroy(&zone);
+	return ok;
+}
+
+/*
+ * Bytes of p[0..n) that peer_login() reads: the greeting (seq 0) and, if
+ * keyed and it has a challenge, the reply to peer_auth (seq 1).  n when
+ * that part is not well-formed: then everything is sent before the login.
+ */
+static size_t
+login_part(const uint8_t *p, size_t n, bool keyed)
+{
+	size_t g, r;
+
+	if (proto_scan(p, n, PROTO_MAX_NESTING, &g) != 0 ||
+	    !has_seq(p, g, 0))
+		return n;
+	if (!keyed || memmem(p, g, "\xa9" "challenge", 10) == NULL)
+		return g;
+	if (proto_scan(p + g, n - g, PROTO_MAX_NESTING, &r) != 0 ||
+	    !has_seq(p + g, r, 1))
+		return n;
+	return g + r;
+}
+
+static void
+send_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			break;		/* a full buffer: the rest is cut */
+		p += w;
+		n -= (size_t)w;
+	}
 }
 
 /* The request sync.c would send: dump, or get_events for node n2. */
@@ -77,8 +144,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sync *s;
 	msgpack_sbuffer req;
 	bool download, ended = false;
-	size_t off = 1;
-	int sv[2];
+	size_t off = 1, first;
+	int sv[2], rc;
 
 	if (size < 1)
 		return 0;
@@ -90,14 +157,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    sv) != 0)
 		abort();
-	while (off < size) {
-		ssize_t n = write(sv[1], data + off, size - off);
-
-		if (n <= 0)
-			break;		/* a full buffer: the rest is cut */
-		off += (size_t)n;
-	}
-	shutdown(sv[1], SHUT_WR);
+	first = login_part(data + off, size - off, a.cfg.has_cluster_key);
+	send_all(sv[1], data + off, first);
+	off += first;
+	if (off == size)
+		shutdown(sv[1], SHUT_WR);
 
 	snprintf(s->pname, sizeof(s->pname), "peer");
 	s->downloading = download;
@@ -109,9 +173,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	msgpack_sbuffer_init(&req);
 	pack_request(&req, download);
 	/* what peer_connected_cb does once the TCP connect is through */
-	if (peer_login(s, sv[0]) == 0 &&
-	    distkv_async_request(s->peer, req.data, req.size, peer_message, s,
-	    NULL) == 0) {
+	rc = peer_login(s, sv[0]);
+	if (off < size) {
+		send_all(sv[1], data + off, size - off);
+		shutdown(sv[1], SHUT_WR);
+	}
+	if (rc == 0 && distkv_async_request(s->peer, req.data, req.size,
+	    peer_message, s, NULL) == 0) {
 		for (int i = 0; i < 100000 && !s->peer_done; i++)
 			if (distkv_process(s->peer) != 0)
 				break;

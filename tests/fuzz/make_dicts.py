@@ -36,7 +36,7 @@ targets = {
         "n2", "n3"],
     "peer": record + [
         "seq", "state", "end", "error", "challenge", "version", "result",
-        "count", "changed", "shm", "auth"],
+        "count", "changed", "shm", "auth", "/tmp/distkv-fuzz.fifo"],
 }
 
 def enc(s):
