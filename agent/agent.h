@@ -21,6 +21,7 @@
 
 #include "chain.h"
 #include "nodes.h"
+#include "proto.h"
 #include "tree.h"
 
 enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NONE };
@@ -115,10 +116,16 @@ int agent_init(struct agent *a, struct ev_loop *loop,
     const struct agent_config *cfg);
 void agent_fini(struct agent *a);
 
-/* Stamp something: the next tock (spec §1.5). */
+/*
+ * Stamp something: the next tock (spec §1.5).  It stops at the ceiling
+ * (PROTO_MAX_TOCK): there local changes are refused already
+ * (agent_change_local), and a stamp past it would be refused by peers.
+ */
 static inline uint64_t
 agent_stamp(struct agent *a)
 {
+	if (a->tock >= PROTO_MAX_TOCK)
+		return a->tock;
 	return ++a->tock;
 }
 

@@ -107,6 +107,8 @@ struct server {
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void listener_resume(struct listener *l);
+static int conn_adopt(struct server *s, int fd, bool peer,
+    const struct sockaddr_storage *addr, socklen_t addrlen);
 static void server_log_failed(struct server *s, int rc)
     __attribute__((noreturn));
 
@@ -805,13 +807,13 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct listener *l = container_of(w, struct listener, io);
 	struct server *s = l->srv;
 
+	(void)loop;
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage addr;
 		socklen_t addrlen = sizeof(addr);
 		int fd = accept4(l->fd, (struct sockaddr *)&addr, &addrlen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct conn *c;
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE ||
@@ -832,31 +834,50 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		if ((c = calloc(1, sizeof(*c))) == NULL ||
-		    !msgpack_zone_init(&c->zone, 4096)) {
-			free(c);
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->srv = s;
-		c->peer = l->peer;
-		c->addr = addr;
-		c->addrlen = addrlen;
-		c->root = s->a->tree.root;
-		msgpack_sbuffer_init(&c->out);
-		msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
-		ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);
-		ev_io_init(&c->wio, conn_wio_cb, fd, EV_WRITE);
-		c->next = s->conns;
-		if (s->conns != NULL)
-			s->conns->prev = c;
-		s->conns = c;
-		s->nconns++;
-		c->reading = true;
-		ev_io_start(loop, &c->rio);
-		handlers_greet(c, &c->hs);
+		(void)conn_adopt(s, fd, l->peer, &addr, addrlen);
 	}
+}
+
+/* A connection on fd; addr (may be NULL) keys the peer_auth penalty. */
+static int
+conn_adopt(struct server *s, int fd, bool peer,
+    const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    !msgpack_zone_init(&c->zone, 4096)) {
+		free(c);
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->srv = s;
+	c->peer = peer;
+	if (addr != NULL) {
+		c->addr = *addr;
+		c->addrlen = addrlen;
+	}
+	c->root = s->a->tree.root;
+	msgpack_sbuffer_init(&c->out);
+	msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+	ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);
+	ev_io_init(&c->wio, conn_wio_cb, fd, EV_WRITE);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	c->reading = true;
+	ev_io_start(s->a->loop, &c->rio);
+	handlers_greet(c, &c->hs);
+	return 0;
+}
+
+int
+server_adopt(struct server *s, int fd, bool peer)
+{
+	return conn_adopt(s, fd, peer, NULL, 0);
 }
 
 bool

@@ -58,6 +58,14 @@ int server_tcp_socket(const char *hostport, bool passive,
 /* Listen for peers on TCP ADDR:PORT; their greeting carries a challenge
  * and they must prove the cluster key first (peer_auth). */
 int server_open_peers(struct server *s, const char *hostport);
+/*
+ * Serve fd, a connected non-blocking stream socket, as one client (or,
+ * with peer, peer-port) connection: what accepting it would do, greeting
+ * included.  Takes ownership of fd (closed on failure).  The listeners
+ * use it; in-process tests and fuzzers hand it one end of a socketpair.
+ * Returns 0 or -ENOMEM.
+ */
+int server_adopt(struct server *s, int fd, bool peer);
 /* Stop accepting, close every connection, remove the socket file. */
 void server_close(struct server *s);
 /* Write out every pending reply (blocking briefly); used at shutdown. */

@@ -176,9 +176,42 @@ put_double(msgpack_sbuffer *out, double d, bool is_f32)
 
 /* ---- msgpack -> text ---- */
 
+static int
+key_cmp(const void *a, const void *b)
+{
+	const msgpack_object_str *x = *(const msgpack_object_str *const *)a;
+	const msgpack_object_str *y = *(const msgpack_object_str *const *)b;
+	uint32_t n = x->size < y->size ? x->size : y->size;
+	int c = n > 0 ? memcmp(x->ptr, y->ptr, n) : 0;	/* "" may be NULL */
+
+	return (c != 0 ? c : (x->size > y->size) - (x->size < y->size));
+}
+
+/* True if two keys of m (all strings) are the same bytes. */
+static bool
+keys_repeat(const msgpack_object_map *m)
+{
+	const msgpack_object_str **k;
+	bool rep = false;
+	uint32_t i;
+
+	if (m->size < 2)
+		return (false);
+	if ((k = malloc(m->size * sizeof(*k))) == NULL)
+		return (true);	/* the $map form is always right */
+	for (i = 0; i < m->size; i++)
+		k[i] = &m->ptr[i].key.via.str;
+	qsort(k, m->size, sizeof(*k), key_cmp);
+	for (i = 1; i < m->size && !rep; i++)
+		rep = key_cmp(&k[i - 1], &k[i]) == 0;
+	free(k);
+	return (rep);
+}
+
 /*
- * A map prints as a JSON object when all keys are strings, unless it has a
- * single key that would read back as one of our tagged forms.
+ * A map prints as a JSON object when all keys are distinct valid UTF-8
+ * strings without a NUL byte, unless it has a single key that would read
+ * back as one of our tagged forms; otherwise as {"$map":[[k,v],...]}.
  */
 static bool
 map_is_plain(const msgpack_object_map *m)
@@ -190,11 +223,21 @@ map_is_plain(const msgpack_object_map *m)
 
 		if (k->type != MSGPACK_OBJECT_STR)
 			return (false);
+		/*
+		 * jansson refuses a NUL in an object key (not in a value);
+		 * invalid UTF-8 would print as U+FFFD and could make two
+		 * keys one.
+		 */
+		if ((k->via.str.size > 0 &&
+		    memchr(k->via.str.ptr, '\0', k->via.str.size) != NULL) ||
+		    !proto_utf8_valid(k->via.str.ptr, k->via.str.size))
+			return (false);
 		if (m->size == 1 && (proto_str_eq(k, "$bin") ||
 		    proto_str_eq(k, "$ext") || proto_str_eq(k, "$map")))
 			return (false);
 	}
-	return (true);
+	/* a JSON object keeps one value per key: repeated keys need $map */
+	return (!keys_repeat(m));
 }
 
 static int

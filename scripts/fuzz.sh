@@ -1,37 +1,143 @@
 #!/bin/sh
-# Fuzz the shared-memory reader (tests/fuzz_shm_reader.c) with libFuzzer.
+# Coverage-guided fuzzing of every decoder with libFuzzer (docs/fuzzing.md).
 #
-#   scripts/fuzz.sh [SECONDS] [libFuzzer options...]     (default 60 s)
+#   scripts/fuzz.sh [TARGET|all] [SECONDS] [libFuzzer options...]
 #
-# Builds the harness with clang -fsanitize=fuzzer,address,undefined, writes
-# seed regions made by shm/writer.c, and fuzzes for SECONDS.  The corpus and
-# any crash artifacts stay in $FUZZ_DIR (default _build/fuzz), so a second
-# run goes on from where the first stopped.  To replay a crash:
-#   _build/fuzz/fuzz_shm_reader _build/fuzz/artifacts/crash-...
-# Exit status: 0 if no crash was found.
+# TARGET is one of: requests persist serf_events peer path_json shm_reader
+# (default: all); SECONDS per target (default 60).  The old form
+# `scripts/fuzz.sh SECONDS` still fuzzes the shm reader alone.
+#
+# The project is built once with clang -fsanitize=fuzzer-no-link,address,
+# undefined in $FUZZ_DIR/tree (default _build/fuzz/tree); each harness
+# tests/fuzz/fuzz_TARGET.c is linked against it with -fsanitize=fuzzer.
+# Seeds come from the harness's own -DFUZZ_MAKE_SEEDS program and from
+# tests/fuzz/corpus/TARGET; the corpus grows in $FUZZ_DIR/TARGET/corpus
+# and is kept between runs.  Crashes land in $FUZZ_DIR/TARGET/artifacts;
+# for each one the replay command is printed.  Known, not yet fixed bugs
+# (fuzz_common.h's fuzz_pending) are saved once in $FUZZ_DIR/TARGET/pending
+# and do not stop the run.
+#
+# Runs one fuzzer at a time, niced; exit status 0 if nothing crashed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+all="requests persist serf_events peer path_json shm_reader"
+target=all
+case "${1:-}" in
+"") ;;
+*[!0-9]*) target=$1; shift ;;
+*) target=shm_reader ;;	# old usage: SECONDS first
+esac
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 dir=${FUZZ_DIR:-$top/_build/fuzz}
 cc=${FUZZ_CC:-clang}
-xxlibs=$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash)
-xxcflags=$(pkg-config --cflags libxxhash 2>/dev/null || true)
-cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -I$top/shm $xxcflags -Wall -Wextra -Werror"
+[ "$target" = all ] && targets=$all || targets=$target
+for t in $targets; do
+	case " $all " in *" $t "*) ;; *)
+		echo "fuzz.sh: unknown target '$t' (one of: $all, all)" >&2
+		exit 2 ;;
+	esac
+done
 
-mkdir -p "$dir/corpus" "$dir/seeds" "$dir/artifacts"
-echo "fuzz.sh: building in $dir"
-# shellcheck disable=SC2086
-$cc $cflags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-o "$dir/fuzz_shm_reader" "$top/tests/fuzz_shm_reader.c" "$top/shm/reader.c" $xxlibs
-# shellcheck disable=SC2086
-$cc $cflags -DFUZZ_MAKE_SEEDS -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	-o "$dir/fuzz_shm_seeds" "$top/tests/fuzz_shm_reader.c" "$top/shm/reader.c" \
-	"$top/shm/writer.c" $xxlibs
-"$dir/fuzz_shm_seeds" "$dir/seeds"
+pc() { pkg-config "$@" 2>/dev/null || true; }
+mp=msgpack-c
+pkg-config --exists msgpack-c 2>/dev/null || mp=msgpack
+libs="$(pc --libs $mp) $(pc --libs libxxhash) $(pc --libs libsodium) \
+$(pc --libs jansson) -lev -lm"
+incs="-I$top/tests/fuzz -I$top/libclient -I$top/shm -I$top/agent \
+$(pc --cflags $mp) $(pc --cflags libxxhash) $(pc --cflags jansson)"
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror"
+tree=$dir/tree
 
-echo "fuzz.sh: fuzzing for $secs s"
-# max_len: room for the ~300 KiB regions the writer makes
-exec "$dir/fuzz_shm_reader" -max_total_time="$secs" -max_len=400000 \
-	-artifact_prefix="$dir/artifacts/" -print_final_stats=1 "$@" \
-	"$dir/corpus" "$dir/seeds"
+# The project, instrumented for coverage, as static libraries.
+build_tree() {
+	[ -x "$top/configure" ] || (cd "$top" && autoreconf -fi)
+	mkdir -p "$tree"
+	if [ ! -f "$tree/Makefile" ]; then
+		echo "fuzz.sh: configuring $tree"
+		(cd "$tree" && "$top/configure" -q --disable-shared \
+			--enable-asan --enable-ubsan CC="$cc" \
+			CFLAGS="-g -O1 -fsanitize=fuzzer-no-link")
+	fi
+	echo "fuzz.sh: building $tree"
+	make -s -C "$tree" -j2 libagent.la libdistkv.la libproto.la libshm.la
+}
+tree_libs() {
+	echo "$tree/.libs/libagent.a $tree/.libs/libdistkv.a" \
+		"$tree/.libs/libproto.a $tree/.libs/libshm.a"
+}
+
+# build TARGET: $dir/fuzz_TARGET and $dir/fuzz_TARGET_seeds
+build() {
+	t=$1 src=$top/tests/fuzz/fuzz_$1.c
+	if [ "$t" = shm_reader ]; then
+		# shellcheck disable=SC2086
+		$cc $cflags $incs $san -fsanitize=fuzzer -o "$dir/fuzz_$t" \
+			"$src" "$top/shm/reader.c" $libs
+		# shellcheck disable=SC2086
+		$cc $cflags $incs $san -DFUZZ_MAKE_SEEDS -o "$dir/fuzz_${t}_seeds" \
+			"$src" "$top/shm/reader.c" "$top/shm/writer.c" $libs
+		return
+	fi
+	# shellcheck disable=SC2046,SC2086
+	$cc $cflags $incs $san -fsanitize=fuzzer -o "$dir/fuzz_$t" "$src" \
+		$(tree_libs) $libs
+	# shellcheck disable=SC2046,SC2086
+	$cc $cflags $incs $san -fsanitize=fuzzer-no-link -DFUZZ_MAKE_SEEDS \
+		-o "$dir/fuzz_${t}_seeds" "$src" $(tree_libs) $libs
+}
+
+# Largest input per target (bytes).
+max_len() {
+	case $1 in
+	shm_reader) echo 400000 ;;
+	persist) echo 131072 ;;
+	path_json) echo 4096 ;;
+	requests) echo 16384 ;;
+	*) echo 65536 ;;
+	esac
+}
+
+mkdir -p "$dir"
+
+[ "$targets" = shm_reader ] || build_tree
+status=0
+for t in $targets; do
+	td=$dir/$t
+	mkdir -p "$td/corpus" "$td/seeds" "$td/artifacts" "$td/pending"
+	echo "fuzz.sh: building $t"
+	build "$t"
+	rm -f "$td/seeds"/*
+	"$dir/fuzz_${t}_seeds" "$td/seeds"
+	dict= kept=
+	[ -d "$top/tests/fuzz/corpus/$t" ] && kept=$top/tests/fuzz/corpus/$t
+	[ -f "$top/tests/fuzz/$t.dict" ] && dict="-dict=$top/tests/fuzz/$t.dict"
+	echo "fuzz.sh: fuzzing $t for $secs s"
+	rc=0
+	touch "$td/.start"
+	# shellcheck disable=SC2086
+	DISTKV_FUZZ_PENDING_DIR=$td/pending nice -n 19 "$dir/fuzz_$t" \
+		-max_total_time="$secs" -max_len="$(max_len "$t")" \
+		-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+		-artifact_prefix="$td/artifacts/" -print_final_stats=1 \
+		$dict "$@" "$td/corpus" "$td/seeds" $kept || rc=$?
+	for f in "$td/pending"/*; do
+		[ -f "$f" ] || continue
+		echo "fuzz.sh: $t: known bug, input kept: $f"
+		echo "  keep it as tests/fuzz/pending/$t/$(basename "$f")"
+	done
+	found=0
+	for f in $(find "$td/artifacts" -type f -newer "$td/.start"); do
+		found=1
+		echo "fuzz.sh: $t: FINDING $f"
+		echo "  replay: $dir/fuzz_$t $f"
+		echo "  or:     _build/plain/tests/fuzz/replay_$t $f"
+		echo "  then keep it: cp $f tests/fuzz/regressions/$t/"
+	done
+	if [ $rc -ne 0 ] || [ $found -ne 0 ]; then
+		status=1
+	fi
+done
+
+exit $status

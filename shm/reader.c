@@ -89,13 +89,25 @@ reader_map(struct shm_reader *r)
 	void *base;
 	int fd, rc;
 
-	fd = open(r->path, O_RDONLY | O_CLOEXEC);
+	/*
+	 * The path may come from a greeting, i.e. from whoever answers on
+	 * a socket (a peer port too).  A region is a regular file: never
+	 * open anything else (a FIFO would block the caller for good, a
+	 * device may act on open), and never block in open(2).
+	 */
+	if (stat(r->path, &st) == 0 && !S_ISREG(st.st_mode))
+		return -EBADMSG;
+	fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		close(fd);
 		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {	/* replaced since the stat */
+		close(fd);
+		return -EBADMSG;
 	}
 	if (st.st_size < SHM_HEADER_SIZE) {
 		close(fd);

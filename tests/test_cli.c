@@ -1072,6 +1072,23 @@ Test(cli_value, json_roundtrips)
 	roundtrip("\"\\u0000\"", "\"\\u0000\"");
 }
 
+/* Keys a JSON object cannot hold print in the $map form and read back
+ * (found by tests/fuzz/fuzz_path_json.c). */
+Test(cli_value, map_keys_json_cannot_hold)
+{
+	/* a NUL in a key: jansson refuses it in an object key */
+	roundtrip("{\"$map\":[[\"a\\u0000b\",1]]}",
+	    "{\"$map\":[[\"a\\u0000b\",1]]}");
+	/* repeated keys: an object would keep only the last */
+	roundtrip("{\"$map\":[[\"k\",1],[\"k\",2]]}",
+	    "{\"$map\":[[\"k\",1],[\"k\",2]]}");
+	/* the empty key twice */
+	roundtrip("{\"$map\":[[\"\",1],[\"\",2]]}",
+	    "{\"$map\":[[\"\",1],[\"\",2]]}");
+	/* distinct keys stay a plain object */
+	roundtrip("{\"$map\":[[\"k\",1],[\"\",2]]}", "{\"k\":1,\"\":2}");
+}
+
 Test(cli_value, json_errors)
 {
 	static const char *bad[] = {

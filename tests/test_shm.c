@@ -2109,3 +2109,20 @@ Test(shm_memory, bound_holds_after_live_data_shrinks, .init = tdir_setup,
 	    (double)st.region_size / (double)st.live_bytes);
 	shm_writer_close(w, false);
 }
+
+/*
+ * A region path can come from a greeting, i.e. from whoever answers on a
+ * socket: a FIFO there must not block the opener (found by
+ * tests/fuzz/fuzz_peer.c), and nothing but a regular file is opened.
+ */
+Test(shm_corrupt, only_regular_files_are_opened, .timeout = 5.)
+{
+	struct shm_reader *r = NULL;
+
+	cr_assert_eq(mkfifo(region, 0600), 0, "mkfifo: %s", strerror(errno));
+	cr_assert_eq(shm_reader_open(region, &r), -EBADMSG);
+	cr_assert_null(r);
+	cr_assert_eq(unlink(region), 0);
+	cr_assert_eq(shm_reader_open("/dev/null", &r), -EBADMSG);
+	cr_assert_null(r);
+}
