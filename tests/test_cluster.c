@@ -1615,8 +1615,8 @@ Test(cluster, hostile_server_messages_change_nothing)
 		"{node:'x', tick:1, tock:1, prev:{node:5}}",
 		"{node:'x', tick:'a', tock:1, prev:nil}",
 		"{node:'x', tick:1, tock:-1, prev:{prev:{prev:{}}}}",
-		"{node:'n0', tick:18446744073709551615, "
-		"tock:18446744073709551606, prev:nil}",
+		("{node:'n0', tick:18446744073709551615, "
+		"tock:18446744073709551606, prev:nil}"),
 	};
 	uint8_t *pl[16];
 	size_t ll[16];
