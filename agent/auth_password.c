@@ -2,8 +2,17 @@
 #include <errno.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "agent.h"
+#include "auth_method.h"
 #include "auth_password.h"
+#include "handlers.h"
+#include "handlers_internal.h"
 #include "proto.h"
+#include "server.h"
+#include "tree.h"
 
 int
 auth_password_open(const uint8_t key[32], const msgpack_object *o,
@@ -67,3 +76,107 @@ auth_password_name_ok(const char *s, size_t len)
 			return false;
 	return true;
 }
+
+/* ---- the method (auth_method.h) ---- */
+
+/*
+ * The password method's login check: NULL if the box in the request holds
+ * the digest the record accepts, else the error text (in buf).
+ */
+static const char *
+password_login(struct req *r, const msgpack_object *ident,
+    const struct entry *rec, char *buf, size_t cap)
+{
+	uint8_t digest[AUTH_PASSWORD_DIGEST];
+	msgpack_zone zone;
+	msgpack_object val;
+	bool ok;
+
+	if (!r->hc->dh_done)
+		return "No shared key yet: call diffie_hellman first";
+	if (auth_password_open(r->hc->dh_key, proto_map_get(r->msg,
+	    "password"), digest) != 0)
+		return "AuthFailedError: the password box does not open "
+		    "(another diffie_hellman key, or damaged)";
+	msgpack_zone_init(&zone, 512);
+	ok = proto_unpack(rec->value, rec->value_len, &zone, &val) == 0 &&
+	    auth_password_verify(&val, digest);
+	msgpack_zone_destroy(&zone);
+	sodium_memzero(digest, sizeof(digest));
+	if (ok)
+		return NULL;
+	/* the reference's text, which its tests look for */
+	snprintf(buf, cap, "AuthFailedError('Password hashes do not match', "
+	    "'%.*s')", (int)ident->via.str.size, ident->via.str.ptr);
+	return buf;
+}
+
+/*
+ * auth_set of a password user: the box holds the password's digest; the
+ * record {_aux: nil, password: <Argon2id of the digest>} is created, never
+ * changed (chain nil: "This entry already exists", spec §4.4).
+ */
+static void
+auth_set_password(struct req *r, const msgpack_object *ident)
+{
+	uint8_t digest[AUTH_PASSWORD_DIGEST];
+	char hash[crypto_pwhash_STRBYTES], name[256];
+	msgpack_object rec;
+	msgpack_object_kv kv[2];
+	const char *path[4] = { "auth", "password", "user", name };
+
+	if (!auth_password_name_ok(ident->via.str.ptr, ident->via.str.size) ||
+	    ident->via.str.size >= sizeof(name)) {
+		conn_reply_error(r->c, r->seq, "A password user's name must "
+		    "match ^[a-zA-Z][a-zA-Z0-9_]*$");
+		return;
+	}
+	if (!r->hc->dh_done) {
+		conn_reply_error(r->c, r->seq,
+		    "No shared key yet: call diffie_hellman first");
+		return;
+	}
+	if (auth_password_open(r->hc->dh_key, proto_map_get(r->msg,
+	    "password"), digest) != 0) {
+		conn_reply_error(r->c, r->seq, "password must be the 72-byte "
+		    "box of its SHA-256 under the diffie_hellman key");
+		return;
+	}
+	if (auth_password_hash(digest, hash) != 0) {
+		sodium_memzero(digest, sizeof(digest));
+		conn_reply_error(r->c, r->seq, "Out of memory");
+		return;
+	}
+	sodium_memzero(digest, sizeof(digest));
+	snprintf(name, sizeof(name), "%.*s", (int)ident->via.str.size,
+	    ident->via.str.ptr);
+	kv[0].key.type = MSGPACK_OBJECT_STR;
+	kv[0].key.via.str.ptr = "_aux";
+	kv[0].key.via.str.size = 4;
+	kv[0].val.type = MSGPACK_OBJECT_NIL;
+	kv[1].key.type = MSGPACK_OBJECT_STR;
+	kv[1].key.via.str.ptr = "password";
+	kv[1].key.via.str.size = 8;
+	kv[1].val.type = MSGPACK_OBJECT_STR;
+	kv[1].val.via.str.ptr = hash;
+	kv[1].val.via.str.size = (uint32_t)strlen(hash);
+	rec.type = MSGPACK_OBJECT_MAP;
+	rec.via.map.size = 2;
+	rec.via.map.ptr = kv;
+	auth_write(r, path, 4, &rec, NULL, true);
+}
+
+static void
+password_get(struct req *r, const struct entry *rec)
+{
+	(void)rec;
+	/* no secret leaves: not even its hash (spec §4.4: {}) */
+	conn_reply(r->c, r->seq, 0, true);
+}
+
+const struct auth_method auth_method_password = {
+	.name = "password",
+	.login = password_login,
+	.set = auth_set_password,
+	.get = password_get,
+};

@@ -99,4 +99,14 @@ void act_auth_list(struct req *r);
 void act_auth_get(struct req *r);
 void act_diffie_hellman(struct req *r);
 
+/* handlers_auth.c: what the login methods (auth_*.c) share */
+struct entry *auth_user_entry(struct agent *a, const msgpack_object *typ,
+    const msgpack_object *ident);
+bool auth_data_empty(const msgpack_object *o);
+void auth_write(struct req *r, const char **path, size_t npath,
+    const msgpack_object *value, const msgpack_object *chain, bool has_chain);
+void auth_set_generic(struct req *r, const char *method,
+    const msgpack_object *ident);
+void auth_get_generic(struct req *r, const struct entry *rec);
+
 #endif
