@@ -38,7 +38,7 @@ bld=$work/build
 mutants() {
 	cat <<'EOF'
 fsync_never | agent/persist.c | \tbool sync = a->cfg.fsync == FSYNC_ALWAYS; | \tbool sync = false; | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/*' | killed
-end_batch_no_sync | agent/agent.c | \tpersist_sync(a);\n | \n | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/replicated_change*' | killed
+end_batch_no_sync | agent/agent.c | \tif ((rc = persist_sync(a)) != 0)\n\t\treturn rc;\n | \trc = 0;\n\t(void)rc;\n | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/replicated_change*' | killed
 batch_never_syncs | agent/persist.c | \tif (a->cfg.fsync != FSYNC_BATCH)\n\t\treturn; | \tif (1)\n\t\treturn; | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/batch*' | killed
 save_no_fsync | agent/persist.c | sb.size)) == 0 && fsync(fd) != 0) | sb.size)) == 0 && 0) | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/snapshot*' | killed
 save_no_dir_fsync | agent/persist.c | \t\trc = fsync_dir_of(path); | \t\trc = 0; | distkv-agent tests/test_durability tests/fsync_interpose.la | tests/test_durability --filter 'durability_order/snapshot*' | killed
@@ -59,7 +59,7 @@ watch_min_depth_off_by_one | agent/watch.c | if (depth < w->o.min_depth \|\| | i
 tombstone_keep_ignored | agent/sync.c | if (e->value != NULL \|\| e->chain.n == 0 \|\| e->tock > limit \|\| | if (e->value != NULL \|\| e->chain.n == 0 \|\| | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/tombstone_kept*' | killed
 tombstone_floor_ignored | agent/sync.c | \t\t    e->chain.l[0].tick > e->chain.l[0].node->floor)\n | \t\t    0)\n | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/tombstone_purged*' | killed
 peer_auth_gate_open | agent/handlers.c | if (hs->need_peer_auth && !proto_str_eq(ao, "peer_auth")) { | if (0) { | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/peer_port*' | killed
-peer_auth_any_mac | agent/handlers.c | \t    r->a->cfg.cluster_key) != 0) { | \t    r->a->cfg.cluster_key) > 1) { | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/peer_port*' | killed
+peer_auth_any_mac | agent/handlers_cluster.c | \t    r->a->cfg.cluster_key) != 0) { | \t    r->a->cfg.cluster_key) > 1) { | distkv-agent tests/test_cluster | tests/test_cluster --filter 'cluster/peer_port*' | killed
 login_gate_open | agent/handlers.c | if (!hs->logged_in && !proto_str_eq(ao, "auth") && | if (0 && !proto_str_eq(ao, "auth") && | distkv-agent tests/test_auth | tests/test_auth | killed
 watch_notify_skipped | agent/watch.c | if (a->watches == 0) | if (a->watches != 0) | distkv-agent tests/test_e2e | tests/test_e2e --filter 'e2e/watch*' | killed
 chain_not_capped | agent/agent.c | if (in.n > a->cfg.change_length) | if (in.n > a->cfg.change_length + 1) | tests/test_tree tests/test_decide | tests/test_tree; tests/test_decide | killed
