@@ -88,6 +88,15 @@ build() {
 		-o "$dir/fuzz_${t}_seeds" "$src" $(tree_libs) $libs
 }
 
+# Run "$@", then print its CPU time (the fuzzer's alone, for the notes).
+timed() {
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f "fuzz.sh: $t: fuzzer CPU %U s user + %S s system, %e s wall" "$@"
+	else
+		"$@"
+	fi
+}
+
 # Largest input per target (bytes).
 max_len() {
 	case $1 in
@@ -116,8 +125,10 @@ for t in $targets; do
 	echo "fuzz.sh: fuzzing $t for $secs s"
 	rc=0
 	touch "$td/.start"
+	DISTKV_FUZZ_PENDING_DIR=$td/pending
+	export DISTKV_FUZZ_PENDING_DIR
 	# shellcheck disable=SC2086
-	DISTKV_FUZZ_PENDING_DIR=$td/pending nice -n 19 "$dir/fuzz_$t" \
+	timed nice -n 19 "$dir/fuzz_$t" \
 		-max_total_time="$secs" -max_len="$(max_len "$t")" \
 		-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
 		-artifact_prefix="$td/artifacts/" -print_final_stats=1 \
