@@ -94,6 +94,20 @@ auth_data_empty(const msgpack_object *o)
 	    (o->type == MSGPACK_OBJECT_MAP && o->via.map.size == 0);
 }
 
+/* The typ and kind fields: the method, or NULL after an error reply. */
+static const struct auth_method *
+req_method(struct req *r, const msgpack_object **typ)
+{
+	const struct auth_method *m;
+
+	if ((*typ = req_str(r, "typ")) == NULL || !req_kind(r))
+		return NULL;
+	if ((m = auth_method_find(*typ)) == NULL)
+		conn_reply_error(r->c, r->seq,
+		    "This auth method is not supported by this agent");
+	return m;
+}
+
 void
 act_auth(struct req *r)
 {
@@ -253,13 +267,8 @@ act_auth_set(struct req *r)
 	const struct auth_method *m;
 	const msgpack_object *typ, *ident;
 
-	if ((typ = req_str(r, "typ")) == NULL || !req_kind(r))
+	if ((m = req_method(r, &typ)) == NULL)
 		return;
-	if ((m = auth_method_find(typ)) == NULL) {
-		conn_reply_error(r->c, r->seq,
-		    "This auth method is not supported by this agent");
-		return;
-	}
 	if (r->streamed && m->dialog != NULL) {
 		m->dialog(r, false, NULL);
 		return;
@@ -416,14 +425,9 @@ act_auth_get(struct req *r)
 	const msgpack_object *typ, *ident;
 	struct entry *rec;
 
-	if ((typ = req_str(r, "typ")) == NULL || !req_kind(r) ||
+	if ((m = req_method(r, &typ)) == NULL ||
 	    (ident = req_str(r, "ident")) == NULL)
 		return;
-	if ((m = auth_method_find(typ)) == NULL) {
-		conn_reply_error(r->c, r->seq,
-		    "This auth method is not supported by this agent");
-		return;
-	}
 	if (r->streamed && m->dialog != NULL) {
 		m->dialog(r, true, ident);
 		return;
