@@ -43,7 +43,7 @@ pc() { pkg-config "$@" 2>/dev/null || true; }
 mp=msgpack-c
 pkg-config --exists msgpack-c 2>/dev/null || mp=msgpack
 libs="$(pc --libs $mp) $(pc --libs libxxhash) $(pc --libs libsodium) \
-$(pc --libs jansson) -lev -lm"
+$(pc --libs jansson) $(pc --libs libcrypto) -lev -lm"
 incs="-I$top/tests/fuzz -I$top/libclient -I$top/shm -I$top/agent \
 $(pc --cflags $mp) $(pc --cflags libxxhash) $(pc --cflags jansson)"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"

@@ -309,6 +309,7 @@ main(int argc, char **argv)
 	if (persist_open_state_dir(&a, sd) != 0)
 		return 1;
 	node_raise_tick(a.self, 0);
+	a.ready = true;		/* it has its data: a snapshot at close */
 	set(&a, "a", "b", 1);
 	set(&a, "a", "c", 2);
 	set(&a, "x", NULL, 3);
