@@ -129,4 +129,25 @@ fuzz_check_tree(struct agent *a)
 		    (unsigned long long)a->tombstones);
 }
 
+/*
+ * Seeds: the entry ['k1'] or ['k1', 'k2'] (short string names), created;
+ * for the seed writers of the harnesses that drive an agent.
+ */
+static inline struct entry *
+fuzz_seed_key(struct agent *a, const char *k1, const char *k2)
+{
+	uint8_t n[16];
+	struct entry *e;
+
+	n[0] = (uint8_t)(0xa0 | strlen(k1));
+	memcpy(n + 1, k1, strlen(k1));
+	e = tree_child(&a->tree, a->tree.root, n, strlen(k1) + 1, true);
+	if (k2 != NULL) {
+		n[0] = (uint8_t)(0xa0 | strlen(k2));
+		memcpy(n + 1, k2, strlen(k2));
+		e = tree_child(&a->tree, e, n, strlen(k2) + 1, true);
+	}
+	return e;
+}
+
 #endif

@@ -200,23 +200,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef FUZZ_MAKE_SEEDS
 /* ---- seeds: what a real agent's peer port sends ---- */
 
-static struct entry *
-key(struct agent *a, const char *k1, const char *k2)
-{
-	uint8_t n[16];
-	struct entry *e;
-
-	n[0] = (uint8_t)(0xa0 | strlen(k1));
-	memcpy(n + 1, k1, strlen(k1));
-	e = tree_child(&a->tree, a->tree.root, n, strlen(k1) + 1, true);
-	if (k2 != NULL) {
-		n[0] = (uint8_t)(0xa0 | strlen(k2));
-		memcpy(n + 1, k2, strlen(k2));
-		e = tree_child(&a->tree, e, n, strlen(k2) + 1, true);
-	}
-	return e;
-}
-
 /* Run the serving agent's loop and collect what it sends into out. */
 static void
 pump(int fd, msgpack_sbuffer *out)
@@ -327,10 +310,10 @@ main(int argc, char **argv)
 	sync_stop(&a);		/* the serving side needs no replication */
 	if (server_new(&a, &a.server) != 0)
 		abort();
-	agent_change_local(&a, key(&a, "a", "b"), &v1, 1);
-	agent_change_local(&a, key(&a, "a", "c"), &v2, 1);
-	agent_change_local(&a, key(&a, "d", NULL), &v1, 1);
-	agent_change_local(&a, key(&a, "a", "b"), NULL, 0);
+	agent_change_local(&a, fuzz_seed_key(&a, "a", "b"), &v1, 1);
+	agent_change_local(&a, fuzz_seed_key(&a, "a", "c"), &v2, 1);
+	agent_change_local(&a, fuzz_seed_key(&a, "d", NULL), &v1, 1);
+	agent_change_local(&a, fuzz_seed_key(&a, "a", "b"), NULL, 0);
 	n3 = nodes_get(&a.nodes, "n3", 2, true);
 	node_raise_tick(n3, 9);
 	converse(&a, false, "dump", argv[1], 0);

@@ -268,23 +268,6 @@ event(uint8_t kind, const msgpack_sbuffer *p)
 	msgpack_sbuffer_write(&out, p->data, p->size);
 }
 
-static struct entry *
-key(struct agent *a, const char *k1, const char *k2)
-{
-	uint8_t n[16];
-	struct entry *e;
-
-	n[0] = (uint8_t)(0xa0 | strlen(k1));
-	memcpy(n + 1, k1, strlen(k1));
-	e = tree_child(&a->tree, a->tree.root, n, strlen(k1) + 1, true);
-	if (k2 != NULL) {
-		n[0] = (uint8_t)(0xa0 | strlen(k2));
-		memcpy(n + 1, k2, strlen(k2));
-		e = tree_child(&a->tree, e, n, strlen(k2) + 1, true);
-	}
-	return e;
-}
-
 /* What send_update sends for the queued changes of s. */
 static void
 pack_queued(struct sync *s, msgpack_sbuffer *sb)
@@ -385,18 +368,18 @@ main(int argc, char **argv)
 	node_raise_tick(others[1], 5);
 
 	/* updates: one change, then several in one event, then a delete */
-	agent_change_local(&a, key(&a, "a", "b"), &v1, 1);
+	agent_change_local(&a, fuzz_seed_key(&a, "a", "b"), &v1, 1);
 	pack_queued(s, &sb);
 	event(0, &sb);
 	sb.size = 0;
-	agent_change_local(&a, key(&a, "a", "b"), &v2, 1);
-	agent_change_local(&a, key(&a, "c", NULL), &v1, 1);
-	agent_change_local(&a, key(&a, "a", "d"), &v2, 1);
+	agent_change_local(&a, fuzz_seed_key(&a, "a", "b"), &v2, 1);
+	agent_change_local(&a, fuzz_seed_key(&a, "c", NULL), &v1, 1);
+	agent_change_local(&a, fuzz_seed_key(&a, "a", "d"), &v2, 1);
 	pack_queued(s, &sb);
 	event(0, &sb);
 	sb.size = 0;
 	emit(argv[1]);
-	agent_change_local(&a, key(&a, "c", NULL), NULL, 0);
+	agent_change_local(&a, fuzz_seed_key(&a, "c", NULL), NULL, 0);
 	pack_queued(s, &sb);
 	event(0, &sb);
 	sb.size = 0;
