@@ -57,6 +57,7 @@ struct agent_config {
 	double tombstone_keep;		/* seconds before a purge may come */
 	double join_timeout;		/* no data, nothing joined: give up */
 	bool no_login;			/* --no-login: the gate stays open */
+	bool acl_default_deny;		/* no ACL entry matches: refuse */
 	double stream_idle;		/* --stream-timeout: silent streams end */
 	bool has_cluster_key;
 	uint8_t cluster_key[32];

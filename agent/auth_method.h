@@ -20,12 +20,14 @@ struct auth_method {
 	bool ident_optional;
 	/*
 	 * Check the login of r as ident (NULL only if ident_optional) whose
-	 * record is rec (NULL if there is none; methods that need one are
-	 * refused "No such user" before this is called).  NULL: logged in;
-	 * else the error text, built in buf if needed.
+	 * record is *rec (NULL if there is none; methods that need one are
+	 * refused "No such user" before this is called; a method that finds
+	 * the record itself sets *rec).  NULL: logged in as *rec (its ACL
+	 * binding is read from it); else the error text, built in buf if
+	 * needed.
 	 */
 	const char *(*login)(struct req *r, const msgpack_object *ident,
-	    const struct entry *rec, char *buf, size_t cap);
+	    const struct entry **rec, char *buf, size_t cap);
 	/* auth_set: write ident's record (auth_write) or reply an error. */
 	void (*set)(struct req *r, const msgpack_object *ident);
 	/* auth_get: reply what may be shown of rec (a single reply). */

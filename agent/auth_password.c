@@ -85,7 +85,7 @@ auth_password_name_ok(const char *s, size_t len)
  */
 static const char *
 password_login(struct req *r, const msgpack_object *ident,
-    const struct entry *rec, char *buf, size_t cap)
+    const struct entry **rec, char *buf, size_t cap)
 {
 	uint8_t digest[AUTH_PASSWORD_DIGEST];
 	msgpack_zone zone;
@@ -99,7 +99,7 @@ password_login(struct req *r, const msgpack_object *ident,
 		return "AuthFailedError: the password box does not open "
 		    "(another diffie_hellman key, or damaged)";
 	msgpack_zone_init(&zone, 512);
-	ok = proto_unpack(rec->value, rec->value_len, &zone, &val) == 0 &&
+	ok = proto_unpack((*rec)->value, (*rec)->value_len, &zone, &val) == 0 &&
 	    auth_password_verify(&val, digest);
 	msgpack_zone_destroy(&zone);
 	sodium_memzero(digest, sizeof(digest));

@@ -17,7 +17,7 @@
 
 static const char *
 root_login(struct req *r, const msgpack_object *ident,
-    const struct entry *rec, char *buf, size_t cap)
+    const struct entry **rec, char *buf, size_t cap)
 {
 	(void)ident;
 	(void)rec;

@@ -134,7 +134,7 @@ test_dialog(struct req *r, bool get, const msgpack_object *ident)
 
 static const char *
 test_login(struct req *r, const msgpack_object *ident,
-    const struct entry *rec, char *buf, size_t cap)
+    const struct entry **rec, char *buf, size_t cap)
 {
 	(void)r;
 	(void)ident;

@@ -36,7 +36,7 @@ auth_unix_names(uid_t uid, char name[256], char num[24])
  */
 static const char *
 unix_login(struct req *r, const msgpack_object *ident,
-    const struct entry *unused, char *buf, size_t cap)
+    const struct entry **found, char *buf, size_t cap)
 {
 	static const msgpack_object typ = { .type = MSGPACK_OBJECT_STR,
 	    .via.str = { 4, "unix" } };
@@ -46,7 +46,6 @@ unix_login(struct req *r, const msgpack_object *ident,
 	uid_t uid;
 	gid_t gid;
 
-	(void)unused;
 	if (conn_peer_cred(r->c, &uid, &gid) != 0)
 		return "AuthFailedError: the unix method needs the local socket";
 	auth_unix_names(uid, name, num);
@@ -62,8 +61,10 @@ unix_login(struct req *r, const msgpack_object *ident,
 		id.via.str.ptr = cand[i];
 		id.via.str.size = (uint32_t)strlen(cand[i]);
 		rec = auth_user_entry(r->a, &typ, &id);
-		if (rec != NULL && rec->value != NULL)
+		if (rec != NULL && rec->value != NULL) {
+			*found = rec;
 			return NULL;
+		}
 	}
 	snprintf(buf, cap, "AuthFailedError: uid %s%s%s%s has no unix user%s",
 	    num, name[0] ? " (" : "", name, name[0] ? ")" : "",

@@ -114,7 +114,8 @@ req_path(struct req *r, bool create, bool internal, struct entry **out)
 		}
 	} else {
 		base = conn_root(r->c);
-		allow_nil = base == r->a->tree.root;
+		/* the meta root is for unrestricted users (acl.h) */
+		allow_nil = base == r->a->tree.root && !r->hc->acl.restricted;
 	}
 	rc = tree_follow(&r->a->tree, base, p, create, allow_nil, &bad_nil,
 	    out);
@@ -129,6 +130,11 @@ req_path(struct req *r, bool create, bool internal, struct entry **out)
 		    PROTO_MAX_ELEM_BYTES, PROTO_MAX_PATH_BYTES);
 	else if (rc == -ENOMEM)
 		conn_reply_error(r->c, r->seq, "Out of memory");
+	else if (bad_nil && r->hc->acl.restricted && !internal &&
+	    base == r->a->tree.root)
+		conn_reply_error(r->c, r->seq, "Access denied: the meta root "
+		    "(nil) is for users without ACL (this login is bound to "
+		    "ACL %s)", r->hc->acl.name);
 	else if (bad_nil)
 		conn_reply_error(r->c, r->seq, "Null path element");
 	else if (p->type != MSGPACK_OBJECT_ARRAY)
@@ -194,20 +200,30 @@ below(const struct entry *base, const struct entry *e)
 }
 
 void
-handlers_send_item(struct conn *c, uint64_t seq, const struct entry *base,
-    const struct entry **last, const struct entry *e, unsigned nchain)
+handlers_send_item(struct conn *c, uint64_t seq, struct entry *base,
+    const struct entry **last, struct entry *e, unsigned nchain,
+    const struct acl_user *acl)
 {
-	uint32_t d = tree_common_depth(base, *last, e);
+	enum acl_view view = acl != NULL ?
+	    acl_view(conn_agent(c), acl, base, e) : ACL_FULL;
+	uint32_t d;
 	bool with_chain = nchain > 0 && e->chain.n > 0;
 	msgpack_packer *pk;
 
-	pk = conn_reply(c, seq, 4 + (with_chain ? 1 : 0), false);
+	if (view == ACL_HIDE)
+		return;
+	d = tree_common_depth(base, *last, e);
+	/* the reference sends an item it may not read without its value */
+	pk = conn_reply(c, seq, 3 + (view == ACL_FULL) + (with_chain ? 1 : 0),
+	    false);
 	pack_key(pk, "path");
 	tree_pack_path(pk, base, e, d);
 	pack_key(pk, "depth");
 	msgpack_pack_uint32(pk, d);
-	pack_key(pk, "value");
-	pack_value(c, pk, e);
+	if (view == ACL_FULL) {
+		pack_key(pk, "value");
+		pack_value(c, pk, e);
+	}
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, e->tock);
 	if (with_chain) {
@@ -215,6 +231,12 @@ handlers_send_item(struct conn *c, uint64_t seq, const struct entry *base,
 		chain_pack(pk, &e->chain, nchain);
 	}
 	*last = e;
+}
+
+const struct acl_user *
+handlers_acl(const struct handlers_conn *hc)
+{
+	return hc->acl.restricted ? &hc->acl : NULL;
 }
 
 
@@ -263,6 +285,31 @@ canonical(struct valbuf *v, const msgpack_object *o)
 
 	msgpack_packer_init(&pk, v, valbuf_write);
 	return proto_pack_canonical(&pk, o) == 0;
+}
+
+/*
+ * req_path for the data tree, then, for a connection bound to an ACL, the
+ * walk's 'x'/'n' checks and letter at the target (acl.h): the one point
+ * where an action's path meets the ACL.  Nothing is created before the
+ * check passed.
+ */
+bool
+req_path_acl(struct req *r, enum path_mode mode, char letter,
+    struct entry **out)
+{
+	char err[1200];
+
+	if (!req_path(r, false, false, out))
+		return false;
+	if (r->hc->acl.restricted && !acl_check_path(r->a, &r->hc->acl,
+	    conn_root(r->c), proto_map_get(r->msg, "path"), mode != PATH_FIND,
+	    letter, NULL, err, sizeof(err))) {
+		conn_reply_error(r->c, r->seq, "%s", err);
+		return false;
+	}
+	if (mode == PATH_CREATE && *out == NULL)
+		return req_path(r, true, false, out);
+	return true;
 }
 
 /* ---- greeting and login ---- */
@@ -323,6 +370,12 @@ auth_current(struct agent *a, msgpack_zone *zone, msgpack_object *val)
 	return cur != NULL && cur->type == MSGPACK_OBJECT_STR ? cur : NULL;
 }
 
+bool
+handlers_shm_allowed(struct conn *c)
+{
+	return conn_agent(c)->shm != NULL && !conn_is_peer(c);
+}
+
 void
 handlers_greet(struct conn *c, struct handlers_conn *hc)
 {
@@ -332,6 +385,7 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 	msgpack_zone zone;
 	msgpack_object val;
 	const msgpack_object *cur;
+	bool give_shm;
 
 	msgpack_zone_init(&zone, 256);
 	cur = auth_current(a, &zone, &val);
@@ -359,9 +413,11 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 		msgpack_zone_destroy(&zone);
 		return;
 	}
-	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0) +
-	    (a->shm != NULL && !conn_is_peer(c)), true);
-	if (a->shm != NULL && !conn_is_peer(c)) {
+	/* before a login, nobody knows the user's ACL: the region (which
+	 * cannot filter) is then asked for with get_shm after the login */
+	give_shm = handlers_shm_allowed(c) && !hc->need_login;
+	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0) + give_shm, true);
+	if (give_shm) {
 		/* where local readers map the tree (docs/shm.md) */
 		pack_key(pk, "shm");
 		msgpack_pack_str_with_body(pk, a->cfg.shm_path,
@@ -411,35 +467,38 @@ struct action {
 	const char *name;
 	action_fn *fn;
 	bool streamable;	/* has a client-streamed form */
+	bool unrestricted;	/* refused to a user bound to an ACL */
 };
 
 static const struct action actions[] = {
-	{ "get_value", act_get_value, false },
-	{ "set_value", act_set_value, false },
-	{ "delete_value", act_delete_value, false },
-	{ "get_tree", act_get_tree, true },
-	{ "watch", act_watch, true },
-	{ "root", act_root, false },
-	{ "get_state", act_get_state, false },
-	{ "get_internal", act_get_internal, false },
-	{ "set_internal", act_set_internal, false },
-	{ "delete_internal", act_delete_internal, false },
-	{ "delete_tree", act_delete_tree, false },
-	{ "save", act_save, false },
-	{ "log", act_log, false },
-	{ "update", act_update, true },
-	{ "stop", act_stop, false },
-	{ "serfsend", act_serfsend, false },
-	{ "serfmon", act_serfmon, true },
-	{ "peer_auth", act_peer_auth, false },
-	{ "dump", act_dump, false },
-	{ "get_events", act_get_events, false },
-	{ "auth", act_auth, true },
-	{ "diffie_hellman", act_diffie_hellman, false },
-	{ "auth_list", act_auth_list, false },
-	{ "auth_get", act_auth_get, true },
-	{ "auth_set", act_auth_set, true },
-	{ "set_auth_typ", act_set_auth_typ, false },
+	{ "get_value", act_get_value, false, false },
+	{ "set_value", act_set_value, false, false },
+	{ "delete_value", act_delete_value, false, false },
+	{ "get_tree", act_get_tree, true, false },
+	{ "watch", act_watch, true, false },
+	{ "root", act_root, false, false },
+	{ "get_state", act_get_state, false, false },
+	{ "get_internal", act_get_internal, false, true },
+	{ "set_internal", act_set_internal, false, true },
+	{ "delete_internal", act_delete_internal, false, true },
+	{ "delete_tree", act_delete_tree, false, false },
+	{ "save", act_save, false, true },
+	{ "log", act_log, false, true },
+	{ "update", act_update, true, true },
+	{ "stop", act_stop, false, true },
+	{ "serfsend", act_serfsend, false, true },
+	{ "serfmon", act_serfmon, true, true },
+	{ "peer_auth", act_peer_auth, false, false },
+	{ "dump", act_dump, false, true },
+	{ "get_events", act_get_events, false, true },
+	{ "auth", act_auth, true, false },
+	{ "diffie_hellman", act_diffie_hellman, false, false },
+	{ "auth_list", act_auth_list, false, true },
+	{ "auth_get", act_auth_get, true, true },
+	{ "auth_set", act_auth_set, true, true },
+	{ "set_auth_typ", act_set_auth_typ, false, true },
+	{ "test_acl", act_test_acl, false, false },
+	{ "get_shm", act_get_shm, false, false },
 };
 
 /* A reply that cannot carry a seq (spec §2.2): {error, tock}. */
@@ -520,6 +579,12 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 			continue;
 		if (r.streamed && !actions[i].streamable)
 			break;
+		if (actions[i].unrestricted && hs->acl.restricted) {
+			conn_reply_error(c, r.seq, "Access denied: %s needs a "
+			    "user without ACL (this login is bound to ACL %s)",
+			    actions[i].name, hs->acl.name);
+			return;
+		}
 		actions[i].fn(&r);
 		return;
 	}

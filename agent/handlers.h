@@ -11,6 +11,8 @@
 
 #include <msgpack.h>
 
+#include "acl.h"
+
 struct conn;
 struct entry;
 
@@ -20,10 +22,12 @@ struct handlers_conn {
 	int64_t last;
 	bool need_login;	/* an auth method was active at connect */
 	bool logged_in;
+	bool user_set;		/* a login succeeded: the user is fixed */
 	bool need_peer_auth;	/* peer port with a cluster key */
 	uint8_t challenge[32];	/* sent in the greeting, for peer_auth */
 	bool dh_done;		/* diffie_hellman ran: dh_key holds the key */
 	uint8_t dh_key[32];	/* shared key of the password method's boxes */
+	struct acl_user acl;	/* the logged-in user's ACL binding */
 };
 
 /* Send the greeting (spec §2.3) to a new connection; sets hc's login
@@ -36,8 +40,14 @@ void handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 /*
  * Send one tree/watch item {seq, path, depth, value, tock, [chain]} for
  * entry e, its path shortened relative to base against *last (updated).
+ * acl: the connection's binding if restricted (else NULL): an item it
+ * hides is not sent, one it may not read is sent without its value.
  */
-void handlers_send_item(struct conn *c, uint64_t seq, const struct entry *base,
-    const struct entry **last, const struct entry *e, unsigned nchain);
+void handlers_send_item(struct conn *c, uint64_t seq, struct entry *base,
+    const struct entry **last, struct entry *e, unsigned nchain,
+    const struct acl_user *acl);
+
+/* The binding of a restricted connection, else NULL (for tasks). */
+const struct acl_user *handlers_acl(const struct handlers_conn *hc);
 
 #endif

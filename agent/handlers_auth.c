@@ -115,7 +115,7 @@ act_auth(struct req *r)
 	const msgpack_object *typ, *ident, *cur;
 	msgpack_zone zone;
 	msgpack_object val;
-	struct entry *rec = NULL;
+	const struct entry *rec = NULL;
 	const char *err = NULL;
 	char buf[640];
 	double wait = 0;
@@ -152,7 +152,7 @@ act_auth(struct req *r)
 	} else if (rec == NULL && !m->ident_optional)
 		err = "No such user";
 	else
-		err = m->login(r, ident, rec, buf, sizeof(buf));
+		err = m->login(r, ident, &rec, buf, sizeof(buf));
 	if (err != NULL) {
 		msgpack_packer *pk = conn_reply(r->c, r->seq, 1, true);
 
@@ -161,8 +161,12 @@ act_auth(struct req *r)
 		/* a login storm costs the stormer, not the agent */
 		if (wait == 0 && strncmp(err, "Wrong auth type", 15) != 0)
 			conn_login_failed(r->c);
-	} else
+	} else if (!r->hc->user_set) {
+		/* spec §4.2: the first login decides; a later one only checks */
 		r->hc->logged_in = true;
+		r->hc->user_set = true;
+		acl_user_bind(&r->hc->acl, rec);
+	}
 	conn_reply_state(r->c, r->seq, "end");
 	msgpack_zone_destroy(&zone);
 }

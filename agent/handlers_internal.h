@@ -53,6 +53,11 @@ bool req_int(struct req *r, const char *key, int64_t dflt, int64_t lo,
     int64_t hi, int64_t *out);
 bool req_bool(struct req *r, const char *key, bool dflt, bool *out);
 bool req_path(struct req *r, bool create, bool internal, struct entry **out);
+/* How req_path_acl walks: find only (an absent entry ends the walk),
+ * check as if creating ('n' for absent children), or create. */
+enum path_mode { PATH_FIND, PATH_CHECK_NEW, PATH_CREATE };
+bool req_path_acl(struct req *r, enum path_mode mode, char letter,
+    struct entry **out);
 void repr_bytes(char *buf, size_t cap, const uint8_t *p, size_t len);
 void repr_chain(char *buf, size_t cap, const struct chain *c);
 bool below(const struct entry *base, const struct entry *e);
@@ -64,6 +69,8 @@ struct entry *child_str(struct agent *a, struct entry *e, const char *s,
 struct entry *auth_entry(struct agent *a);
 const msgpack_object *auth_current(struct agent *a, msgpack_zone *zone,
     msgpack_object *val);
+/* Whether this connection may be told the shm region at all. */
+bool handlers_shm_allowed(struct conn *c);
 /* handlers_values.c */
 void act_get_value(struct req *r);
 void act_get_internal(struct req *r);
@@ -98,6 +105,10 @@ void act_set_auth_typ(struct req *r);
 void act_auth_list(struct req *r);
 void act_auth_get(struct req *r);
 void act_diffie_hellman(struct req *r);
+
+/* handlers_acl.c */
+void act_test_acl(struct req *r);
+void act_get_shm(struct req *r);
 
 /* handlers_auth.c: what the login methods (auth_*.c) share */
 struct entry *auth_user_entry(struct agent *a, const msgpack_object *typ,

@@ -29,6 +29,7 @@ struct tree_task {
 	const struct entry *last;
 	int min_depth;
 	unsigned nchain;
+	const struct acl_user *acl;
 };
 
 static void
@@ -46,7 +47,7 @@ tree_task_pump(struct task *t)
 		    (int)(e->depth - tt->base->depth) < tt->min_depth)
 			continue;
 		handlers_send_item(t->conn, t->seq, tt->base, &tt->last, e,
-		    tt->nchain);
+		    tt->nchain, tt->acl);
 	}
 	conn_task_want_pump(t);
 }
@@ -92,7 +93,7 @@ act_get_tree(struct req *r)
 	int lo, hi;
 
 	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain) ||
-	    !req_depths(r, &lo, &hi) || !req_path(r, false, false, &e))
+	    !req_depths(r, &lo, &hi) || !req_path_acl(r, PATH_FIND, 'e', &e))
 		return;
 	if (conn_task_find(r->c, r->seq) != NULL) {
 		conn_reply_error(r->c, r->seq, "Request %" PRIu64 " runs already",
@@ -116,6 +117,7 @@ act_get_tree(struct req *r)
 	tt->last = e;
 	tt->min_depth = lo;
 	tt->nchain = (unsigned)nchain;
+	tt->acl = handlers_acl(r->hc);
 	tree_walk_init(&tt->walk, e, hi);
 	conn_task_add(r->c, &tt->task);
 	tree_task_pump(&tt->task);
@@ -136,12 +138,13 @@ act_watch(struct req *r)
 	    !req_depths(r, &o.min_depth, &o.max_depth))
 		return;
 	o.nchain = (unsigned)nchain;
+	o.acl = handlers_acl(r->hc);
 	if (conn_task_find(r->c, r->seq) != NULL) {
 		conn_reply_error(r->c, r->seq, "Request %" PRIu64 " runs already",
 		    r->seq);
 		return;
 	}
-	if (!req_path(r, true, false, &e))
+	if (!req_path_acl(r, PATH_CREATE, 'x', &e))
 		return;
 	if (watch_start(r->c, r->seq, e, &o) != 0)
 		conn_reply_error(r->c, r->seq, "Out of memory");
@@ -156,7 +159,7 @@ act_root(struct req *r)
 	msgpack_packer *pk;
 	bool with_chain;
 
-	if (!req_path(r, true, false, &e))
+	if (!req_path_acl(r, PATH_CREATE, 'x', &e))
 		return;
 	conn_set_root(r->c, e);
 	with_chain = e->chain.n > 0;
@@ -232,8 +235,10 @@ act_delete_tree(struct req *r)
 	msgpack_packer *pk;
 	int rc;
 
+	const struct acl_user *acl = handlers_acl(r->hc);
+
 	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain) ||
-	    !req_path(r, true, false, &base))
+	    !req_path_acl(r, PATH_CREATE, 'd', &base))
 		return;
 	if (nchain > 0)
 		conn_reply_state(r->c, r->seq, "start");
@@ -244,7 +249,8 @@ act_delete_tree(struct req *r)
 		uint8_t *old = NULL;
 		uint32_t oldlen, d;
 
-		if (e->value == NULL)
+		if (e->value == NULL ||
+		    (acl != NULL && !acl_may_delete(r->a, acl, base, e)))
 			continue;
 		oldlen = e->value_len;
 		if (nchain > 0) {

@@ -54,6 +54,7 @@ get_common(struct req *r, bool internal)
 	struct entry *e;
 	int64_t nchain;
 	uint64_t t;
+	char txt[1200];
 
 	if (!req_int(r, "nchain", 0, 0, HANDLERS_MAX_NCHAIN, &nchain))
 		return;
@@ -80,10 +81,16 @@ get_common(struct req *r, bool internal)
 			conn_reply_error(r->c, r->seq, "%" PRIu64, t);
 			return;
 		}
+		if (r->hc->acl.restricted && !acl_check_entry(r->a,
+		    &r->hc->acl, e, 'r', txt, sizeof(txt))) {
+			conn_reply_error(r->c, r->seq, "%s", txt);
+			return;
+		}
 		reply_entry(r, e, nchain, true);
 		return;
 	}
-	if (!req_path(r, false, internal, &e))
+	if (internal ? !req_path(r, false, true, &e) :
+	    !req_path_acl(r, PATH_FIND, 'r', &e))
 		return;
 	if (e == NULL) {
 		msgpack_packer *pk = conn_reply(r->c, r->seq, 1, true);
@@ -147,6 +154,7 @@ set_common(struct req *r, bool internal, bool del)
 	uint8_t *old = NULL;
 	size_t oldlen = 0;
 	char txt[256];
+	const char *why;
 	msgpack_packer *pk;
 	int rc;
 
@@ -186,7 +194,8 @@ set_common(struct req *r, bool internal, bool del)
 		}
 	}
 	/* every check before anything changes (spec §8.8) */
-	if (!req_path(r, false, internal, &e))
+	if (internal ? !req_path(r, false, true, &e) :
+	    !req_path_acl(r, PATH_CHECK_NEW, del ? 'd' : 'W', &e))
 		goto out;
 	if (prev != NULL) {
 		if (!canonical(&pv, prev)) {
@@ -235,6 +244,11 @@ set_common(struct req *r, bool internal, bool del)
 	}
 	if (e == NULL && !req_path(r, true, internal, &e))
 		goto out;
+	/* an ACL is checked when it is written, not when it is used */
+	if ((why = acl_entry_invalid(e, nv, nvlen)) != NULL) {
+		conn_reply_error(r->c, r->seq, "%s", why);
+		goto out;
+	}
 	changed = !same_bytes(e->value, e->value_len, nv, nvlen);
 	report_prev = prev == NULL && ch == NULL;
 	if (report_prev && e->value != NULL) {

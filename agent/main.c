@@ -93,6 +93,9 @@ static const char usage_text[] =
 "                       dialogs) with no input for this long is ended (60)\n"
 "  --no-login           recovery: no connection must log in, whatever\n"
 "                       auth method is on (docs/operations.md, Logins)\n"
+"  --acl-default-deny   a user bound to an ACL is refused where no entry of\n"
+"                       the ACL matches (default: allowed, as the\n"
+"                       reference does; docs/operations.md, ACLs)\n"
 "  --log-level LEVEL    debug, info (default), warn, error\n"
 "  --log-file FILE      diagnostics to FILE (appended) instead of stderr;\n"
 "                       reopened on SIGHUP (for logrotate)\n"
@@ -109,7 +112,7 @@ enum {
 	OPT_SHM, OPT_SHM_MODE, OPT_NO_SHM, OPT_BIND, OPT_SERF_RPC, OPT_JOIN,
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY, OPT_NO_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
-	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT, OPT_NO_LOGIN, OPT_STREAM_TIMEOUT,
+	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT, OPT_NO_LOGIN, OPT_ACL_DEFAULT_DENY, OPT_STREAM_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -147,6 +150,7 @@ static const struct option long_opts[] = {
 	{ "tombstone-keep", required_argument, NULL, OPT_TOMBSTONE_KEEP },
 	{ "join-timeout", required_argument, NULL, OPT_JOIN_TIMEOUT },
 	{ "no-login", no_argument, NULL, OPT_NO_LOGIN },
+	{ "acl-default-deny", no_argument, NULL, OPT_ACL_DEFAULT_DENY },
 	{ "stream-timeout", required_argument, NULL, OPT_STREAM_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -351,6 +355,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 			break;
 		}
 		case OPT_NO_LOGIN: cfg->no_login = true; break;
+		case OPT_ACL_DEFAULT_DENY: cfg->acl_default_deny = true; break;
 		case OPT_STREAM_TIMEOUT:
 			cfg->stream_idle = (double)parse_number(optarg,
 			    "--stream-timeout", 1, 86400);

@@ -18,12 +18,14 @@
 struct agent;
 struct conn;
 struct entry;
+struct acl_user;
 
 struct watch_opts {
 	int min_depth;
 	int max_depth;		/* < 0: unlimited; 0: the entry only */
 	unsigned nchain;
 	bool fetch;
+	const struct acl_user *acl;	/* restricted connection: filter */
 };
 
 /* Register a watch for request seq on c; replies start at once. */

@@ -21,7 +21,8 @@ auth_denied(const char *msg)
 	return (strncmp(msg, "NoAuthError", 11) == 0 ||
 	    strncmp(msg, "AuthFailedError", 15) == 0 ||
 	    strncmp(msg, "Wrong auth type", 15) == 0 ||
-	    strcmp(msg, "No such user") == 0);
+	    strcmp(msg, "No such user") == 0 ||
+	    strncmp(msg, "Access denied", 13) == 0);
 }
 
 /* One line of f without its newline into buf; false at EOF. */
@@ -88,8 +89,8 @@ get_password(const struct auth_opts *o, const char *user, char *buf,
 	return (0);
 }
 
-static int
-agent_refused(distkv *c, int rc, const char *what)
+int
+auth_refused(distkv *c, int rc, const char *what)
 {
 	const char *msg = distkv_errmsg(c);
 
@@ -124,7 +125,7 @@ auth_login(distkv *c, const struct auth_opts *o)
 	} else
 		rc = distkv_login(c, method, strcmp(method, "root") == 0 ?
 		    "*" : user);
-	return (rc == 0 ? 0 : agent_refused(c, rc, "login"));
+	return (rc == 0 ? 0 : auth_refused(c, rc, "login"));
 }
 
 /* ---- the auth command ---- */
@@ -194,7 +195,7 @@ usage(void)
 {
 	return (cli_err(EXIT_USAGE, "usage: distkv-cli auth method "
 	    "[METHOD|off] | auth user add|show|delete METHOD NAME | "
-	    "auth user list [METHOD]"));
+	    "auth user list [METHOD] | auth user acl METHOD NAME ACL|*"));
 }
 
 /* auth user list|show: auth_list / auth_get, printed. */
@@ -229,7 +230,7 @@ user_query(distkv *c, bool json, const char *action, const char *method,
 			rc = DISTKV_ESERVER;
 	}
 	msgpack_sbuffer_destroy(&sb);
-	return (rc == 0 ? 0 : agent_refused(c, rc, action));
+	return (rc == 0 ? 0 : auth_refused(c, rc, action));
 }
 
 static int
@@ -247,7 +248,7 @@ user_add(distkv *c, const struct auth_opts *o, const char *method,
 			return (rc);
 		rc = distkv_auth_add_password(c, name, pw);
 		memset(pw, 0, sizeof(pw));
-		return (rc == 0 ? 0 : agent_refused(c, rc, "auth user add"));
+		return (rc == 0 ? 0 : auth_refused(c, rc, "auth user add"));
 	}
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -268,7 +269,7 @@ user_add(distkv *c, const struct auth_opts *o, const char *method,
 	msgpack_sbuffer_destroy(&sb);
 	if (rc == 0 && p.error)
 		rc = DISTKV_ESERVER;
-	return (rc == 0 ? 0 : agent_refused(c, rc, "auth user add"));
+	return (rc == 0 ? 0 : auth_refused(c, rc, "auth user add"));
 }
 
 static int
@@ -296,7 +297,42 @@ user_delete(distkv *c, const char *method, const char *name)
 	msgpack_sbuffer_destroy(&sb);
 	if (rc == 0 && p.error)
 		rc = DISTKV_ESERVER;
-	return (rc == 0 ? 0 : agent_refused(c, rc, "auth user delete"));
+	return (rc == 0 ? 0 : auth_refused(c, rc, "auth user delete"));
+}
+
+/* auth user acl METHOD NAME ACL: the user's "acl" entry {key: ACL}
+ * ("*": unrestricted), read at its next login. */
+static int
+user_acl(distkv *c, const char *method, const char *name, const char *acl)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct printer p = { false, 0, false, true };
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	pack_str(&pk, "action");
+	pack_str(&pk, "set_internal");
+	pack_str(&pk, "path");
+	msgpack_pack_array(&pk, 5);
+	pack_str(&pk, "auth");
+	pack_str(&pk, method);
+	pack_str(&pk, "user");
+	pack_str(&pk, strcmp(method, "root") == 0 ? "*" : name);
+	pack_str(&pk, "acl");
+	pack_str(&pk, "value");
+	msgpack_pack_map(&pk, 1);
+	pack_str(&pk, "key");
+	pack_str(&pk, acl);
+	pack_str(&pk, "nchain");
+	msgpack_pack_int(&pk, 0);
+	rc = distkv_request(c, sb.data, sb.size, print_cb, &p);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc == 0 && p.error)
+		rc = DISTKV_ESERVER;
+	return (rc == 0 ? 0 : auth_refused(c, rc, "auth user acl"));
 }
 
 int
@@ -316,13 +352,15 @@ auth_command(distkv *c, const struct auth_opts *o, bool json, int argc,
 			return (usage());
 		rc = distkv_auth_set_method(c, strcmp(argv[1], "off") == 0 ?
 		    NULL : argv[1]);
-		return (rc == 0 ? 0 : agent_refused(c, rc, "auth method"));
+		return (rc == 0 ? 0 : auth_refused(c, rc, "auth method"));
 	}
 	if (argc < 2 || strcmp(argv[0], "user") != 0)
 		return (usage());
 	if (strcmp(argv[1], "list") == 0 && argc <= 3)
 		return (user_query(c, json, "auth_list", argc == 3 ? argv[2] :
 		    NULL, NULL));
+	if (strcmp(argv[1], "acl") == 0 && argc == 5)
+		return (user_acl(c, argv[2], argv[3], argv[4]));
 	if (argc != 4)
 		return (usage());
 	if (strcmp(argv[1], "add") == 0)

@@ -18,6 +18,10 @@ struct auth_opts {
 /* An agent error text that means "not allowed" (exit status 6). */
 bool auth_denied(const char *msg);
 
+/* Report a failed libdistkv call rc of `what`; returns the exit status
+ * (6 for a refusal: not logged in, login refused, access denied). */
+int auth_refused(distkv *c, int rc, const char *what);
+
 /*
  * Log in on c as o says, or as the agent's greeting asks when o names no
  * method (root needs nothing; password needs a user).  Returns 0 or the

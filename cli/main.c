@@ -30,6 +30,7 @@
 
 #include "distkv.h"
 #include "mpjson.h"
+#include "acl.h"
 #include "auth.h"
 #include "cli.h"
 #include "region.h"
@@ -77,6 +78,7 @@ enum optid {
 	O_EVENT,
 	O_CHANGES,
 	O_STALE,
+	O_ACL,
 };
 
 struct opt {
@@ -97,6 +99,7 @@ struct ctx {
 	const char	*shm;		/* --shm: read this region directly */
 	const char	*node;		/* --node: that node's region */
 	bool		 stale;		/* get --stale */
+	const char	*acl;		/* acl test --acl NAME */
 	struct auth_opts ao;		/* -a, -u, --password-file */
 	distkv		*c;
 
@@ -160,6 +163,7 @@ static int	cmd_log(struct ctx *);
 static int	cmd_wait(struct ctx *);
 static int	cmd_serf(struct ctx *);
 static int	cmd_auth(struct ctx *);
+static int	cmd_acl(struct ctx *);
 static int	cmd_help(struct ctx *);
 
 static int	lib_error(struct ctx *, int, const char *);
@@ -264,6 +268,8 @@ static const struct opt opts[] = {
 	{ O_STALE, 0, "stale", NULL,
 	    "if the agent is not running, print the last value it "
 	    "published (exit 5, with a warning saying how old)" },
+	{ O_ACL, 0, "acl", "NAME",
+	    "test what ACL NAME allows (else your own login's ACL)" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
@@ -290,6 +296,7 @@ static const enum optid wait_opts[] = { O_CHANGES, O_END };
 static const enum optid serf_opts[] = {
 	O_JSONVAL, O_COUNT, O_END
 };
+static const enum optid acl_opts[] = { O_ACL, O_END };
 static const enum optid no_opts[] = { O_END };
 
 /* ---- the command table ---- */
@@ -430,7 +437,8 @@ static const struct cmd cmds[] = {
 	    "  distkv-cli log --fetch changes.mp\n",
 	    log_opts, 1, 1, CMD_CONNECT },
 	{ "auth", cmd_auth, "auth method [METHOD|off] | auth user "
-	    "add|show|delete METHOD NAME | auth user list [METHOD]",
+	    "add|show|delete METHOD NAME | auth user list [METHOD] | "
+	    "auth user acl METHOD NAME ACL",
 	    "manage logins: the required method and the users",
 	    "auth method: print the login method the agent requires (\"off\":\n"
 	    "none); auth method METHOD: require it from now on (new\n"
@@ -441,6 +449,8 @@ static const struct cmd cmds[] = {
 	    "its user is \"*\").  auth user list [METHOD]: the users' names.\n"
 	    "auth user show METHOD NAME: the record (never a secret).  auth\n"
 	    "user delete METHOD NAME: remove it; it cannot log in any more.\n"
+	    "auth user acl METHOD NAME ACL: bind the user to ACL (\"*\": no\n"
+	    "restriction) from its next login on (see `acl`).\n"
 	    "\n"
 	    "Logging in: -a METHOD [-u USER] on any command; without -a,\n"
 	    "distkv-cli logs in with the method the agent asks for.  A\n"
@@ -450,7 +460,27 @@ static const struct cmd cmds[] = {
 	    "  DISTKV_PASSWORD=s3cret distkv-cli auth user add password joe\n"
 	    "  distkv-cli auth method password\n"
 	    "  distkv-cli -u joe --password-file ~/.distkv-pw get svc/web\n",
-	    no_opts, 1, 4, CMD_CONNECT },
+	    no_opts, 1, 5, CMD_CONNECT },
+	{ "acl", cmd_acl, "acl set NAME PATTERN MODES | acl get NAME PATTERN | "
+	    "acl list [NAME] | acl delete NAME PATTERN | acl test [--acl NAME] "
+	    "PATH MODE",
+	    "manage ACLs: what a user bound to one may do where",
+	    "An ACL is a set of PATTERN = MODES entries; a user is bound to one\n"
+	    "with `auth user acl`.  MODES are letters: a (read the ACL), r\n"
+	    "(read), w (change), c (create a value), d (delete), x (step to a\n"
+	    "child), e (enumerate children), n (create child entries).  In a\n"
+	    "PATTERN, + matches one path element, # one or more; the most\n"
+	    "specific entry decides.  PATTERN / is the ACL's top (the root).\n"
+	    "acl test PATH MODE: whether your login (or ACL NAME) allows MODE\n"
+	    "(or W: w if PATH has a value, else c) at PATH: prints true, false\n"
+	    "or the letters; exit 0 if allowed, 6 if not.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  distkv-cli acl set web / x\n"
+	    "  distkv-cli acl set web svc/web/# rwcdxen\n"
+	    "  distkv-cli auth user acl password joe web\n"
+	    "  distkv-cli acl test --acl web svc/db r\n",
+	    acl_opts, 1, 4, CMD_CONNECT },
 	{ "serf", cmd_serf, "serf send [-j] TYPE DATA | serf mon [-n COUNT] "
 	    "[-t SECONDS] TYPE",
 	    "send or monitor user events of the cluster",
@@ -611,6 +641,9 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		break;
 	case O_NODE:
 		ctx->node = arg;
+		break;
+	case O_ACL:
+		ctx->acl = arg;
 		break;
 	case O_STALE:
 		ctx->stale = true;
@@ -1090,6 +1123,12 @@ get_region(struct ctx *ctx, bool stale)
 out:
 	distkv_entry_clear(&e);
 	return (rc);
+}
+
+static int
+cmd_acl(struct ctx *ctx)
+{
+	return (acl_command(ctx->c, ctx->acl, ctx->argc, ctx->argv));
 }
 
 static int

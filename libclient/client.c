@@ -509,6 +509,36 @@ map_shm(distkv *c, const msgpack_object *path)
 	free(p);
 }
 
+static int
+shm_reply_cb(void *arg, const uint8_t *msg, size_t len)
+{
+	distkv *c = arg;
+	msgpack_zone zone;
+	msgpack_object m;
+
+	msgpack_zone_init(&zone, 256);
+	if (proto_unpack(msg, len, &zone, &m) == 0) {
+		distkv_shm_close(c->shm);
+		c->shm = NULL;
+		map_shm(c, proto_map_get(&m, "shm"));
+	}
+	msgpack_zone_destroy(&zone);
+	return (0);
+}
+
+/*
+ * After a login: the region only for a login the agent gives it to (a
+ * user bound to an ACL reads over the socket, through the ACL).  An agent
+ * without get_shm answers an error: no region then, the safe side.
+ */
+void
+client_login_done(distkv *c)
+{
+	static const char req[] = "\x81\xa6" "action" "\xa7" "get_shm";
+
+	(void)distkv_request(c, req, sizeof(req) - 1, shm_reply_cb, c);
+}
+
 distkv_shm *
 distkv_shm_of(const distkv *c)
 {

@@ -34,6 +34,8 @@ bool	shm_client_fresh(distkv_shm *s);
 /* client.c: the connection's diffie_hellman key (32 bytes) and whether
  * it is set (login.c). */
 uint8_t	*client_dh_key(distkv *c, bool **done);
+/* client.c: a login succeeded: ask for the shm region again. */
+void	client_login_done(distkv *c);
 /* client.c: true after distkv_root changed the connection's root. */
 bool	client_has_root(const distkv *c);
 

@@ -161,7 +161,11 @@ password_request(distkv *c, const char *action, const char *user,
 int
 distkv_login_password(distkv *c, const char *user, const char *password)
 {
-	return (password_request(c, "auth", user, password));
+	int rc = password_request(c, "auth", user, password);
+
+	if (rc == 0)
+		client_login_done(c);
+	return (rc);
 }
 
 int
@@ -195,6 +199,8 @@ distkv_login(distkv *c, const char *method, const char *ident)
 	msgpack_pack_map(&pk, 0);
 	rc = request(c, &sb, &o);
 	msgpack_sbuffer_destroy(&sb);
+	if (rc == 0)
+		client_login_done(c);
 	return (rc);
 }
 

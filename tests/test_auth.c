@@ -58,7 +58,7 @@ Test(auth, root_method_gates_new_connections)
 	    "{seq:5, value:42, tock:_}");
 
 	c = rc_open(ag.socket);
-	RC_ASSERT_MATCH(c->greeting, "{seq:0, shm:_, node:'n1', version:_, tick:3, "
+	RC_ASSERT_MATCH(c->greeting, "{seq:0, node:'n1', version:_, tick:3, "
 	    "tock:_, auth:['root']}");
 	{
 		struct rc_msg *m = rc_call(c,
