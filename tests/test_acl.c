@@ -4,11 +4,16 @@
  * get_tree/watch filtering, changes applied to open connections, the shm
  * region withheld, malformed entries refused, test_acl's answers.
  */
+#include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
+#include "distkv.h"
 #include "harness.h"
 #include "rawclient.h"
 
@@ -521,4 +526,152 @@ Test(acl_deny, nothing_matches_is_refused)
 	ok(c, "action:'set_value', path:['open'], value:1");
 	denied(c, "action:'set_value', path:['other'], value:1", 'c');
 	rc_close(c);
+}
+
+/* ---- through libdistkv and distkv-cli ---- */
+
+/* Run distkv-cli with args (NULL-terminated) as env says; stdout into
+ * out; returns the exit status (fails the test after 20 s). */
+static int
+cli(char *out, size_t cap, const char *user, ...)
+{
+	const char *argv[24];
+	int n = 0, fds[2], status;
+	size_t got = 0;
+	long long deadline = harness_now_ms() + 20000;
+	va_list ap;
+	pid_t pid;
+
+	argv[n++] = harness_bin("distkv-cli");
+	argv[n++] = "--socket";
+	argv[n++] = ag.socket;
+	if (user != NULL) {
+		argv[n++] = "-a";
+		argv[n++] = "_test";
+		argv[n++] = "-u";
+		argv[n++] = user;
+	}
+	va_start(ap, user);
+	for (const char *a; n < 23 && (a = va_arg(ap, const char *)) != NULL;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	cr_assert(pipe(fds) == 0);
+	if ((pid = fork()) == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		struct pollfd pf = { fds[0], POLLIN, 0 };
+		long long left = deadline - harness_now_ms();
+		ssize_t r;
+
+		cr_assert(left > 0, "distkv-cli %s did not finish", argv[7]);
+		if (poll(&pf, 1, (int)left) <= 0)
+			continue;
+		r = read(fds[0], out + got, cap - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	out[got] = 0;
+	close(fds[0]);
+	cr_assert(waitpid(pid, &status, 0) == pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(acl, cli_commands)
+{
+	char out[4096];
+
+	cr_assert_eq(cli(out, sizeof(out), NULL, "acl", "set", "web", "/",
+	    "xn", NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "acl", "set", "web",
+	    "svc/web/#", "rwcdxen", NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "acl", "set", "web", "svc",
+	    "x", NULL), 0);
+	/* refused when written: exit 4, nothing stored */
+	cr_assert_eq(cli(out, sizeof(out), NULL, "acl", "set", "web", "x",
+	    "rq", NULL), 4);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "acl", "list", "web", NULL),
+	    0);
+	cr_assert_str_eq(out, "web / xn\nweb svc x\nweb svc/web/# rwcdxen\n");
+	cr_assert_eq(cli(out, sizeof(out), NULL, "acl", "get", "web", "svc",
+	    NULL), 0);
+	cr_assert_str_eq(out, "x\n");
+	cr_assert_eq(cli(out, sizeof(out), NULL, "acl", "get", "web", "nope",
+	    NULL), 1);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "auth", "user", "add",
+	    "_test", "joe", NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "auth", "user", "acl",
+	    "_test", "joe", "web", NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "auth", "user", "add",
+	    "_test", "root2", NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "set", "svc/web/port", "1",
+	    NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), NULL, "auth", "method", "_test",
+	    NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), "joe", "set", "svc/web/port", "80",
+	    NULL), 0);
+	/* a refusal exits 6, "not allowed" */
+	cr_assert_eq(cli(out, sizeof(out), "joe", "set", "svc/db/port", "1",
+	    NULL), 6);
+	cr_assert_eq(cli(out, sizeof(out), "joe", "get", "svc/web/port",
+	    NULL), 0);
+	cr_assert_str_eq(out, "80\n");
+	cr_assert_eq(cli(out, sizeof(out), "root2", "acl", "test", "--acl",
+	    "web", "svc/db", "r", NULL), 6);
+	cr_assert_str_eq(out, "false\n");
+	cr_assert_eq(cli(out, sizeof(out), "root2", "acl", "test", "--acl",
+	    "web", "svc/web/a", "W", NULL), 0);
+	cr_assert_str_eq(out, "true\n");
+	cr_assert_eq(cli(out, sizeof(out), "joe", "acl", "list", NULL), 6);
+	cr_assert_eq(cli(out, sizeof(out), "root2", "acl", "set", "web",
+	    "svc", "xn", NULL), 0);
+	cr_assert_eq(cli(out, sizeof(out), "root2", "acl", "delete", "web",
+	    "svc/web/#", NULL), 0);
+	/* no entry below svc matches: allowed, the reference's default */
+	cr_assert_eq(cli(out, sizeof(out), "joe", "set", "svc/db/port", "1",
+	    NULL), 0);
+}
+
+/* libdistkv: a restricted login gives up the region and reads over the
+ * socket, through the ACL. */
+Test(acl, library_reads_through_the_acl)
+{
+	distkv *c;
+	distkv_path *p;
+	struct distkv_entry e;
+
+	admin_ok("action:'set_value', path:['k'], value:1");
+	admin_ok("action:'set_value', path:['h'], value:2");
+	acl_set("lib", "'k'", "r");
+	acl_set("lib", "'h'", "x");
+	user_add("u", "lib");
+	user_add("boss", NULL);
+	auth_on();
+	cr_assert_eq(distkv_connect(ag.socket, &c), 0);
+	cr_assert_null(distkv_shm_of(c));
+	cr_assert_eq(distkv_login(c, "_test", "boss"), 0);
+	cr_assert_not_null(distkv_shm_of(c), "an unrestricted login maps "
+	    "the region");
+	distkv_close(c);
+	cr_assert_eq(distkv_connect(ag.socket, &c), 0);
+	cr_assert_eq(distkv_login(c, "_test", "u"), 0);
+	cr_assert_null(distkv_shm_of(c));
+	cr_assert_eq(distkv_path_parse("k", &p), 0);
+	memset(&e, 0, sizeof(e));
+	cr_assert_eq(distkv_get(c, p, 0, &e), 0);
+	distkv_entry_clear(&e);
+	distkv_path_free(p);
+	cr_assert_eq(distkv_path_parse("h", &p), 0);
+	cr_assert_eq(distkv_get(c, p, 0, &e), DISTKV_ESERVER);
+	cr_assert(strstr(distkv_errmsg(c), "Access denied") != NULL, "%s",
+	    distkv_errmsg(c));
+	distkv_entry_clear(&e);
+	distkv_path_free(p);
+	distkv_close(c);
 }
