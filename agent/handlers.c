@@ -411,36 +411,57 @@ struct action {
 	const char *name;
 	action_fn *fn;
 	bool streamable;	/* has a client-streamed form */
+	bool multi;		/* multi reply: errors framed by start/end */
 };
 
 static const struct action actions[] = {
-	{ "get_value", act_get_value, false },
-	{ "set_value", act_set_value, false },
-	{ "delete_value", act_delete_value, false },
-	{ "get_tree", act_get_tree, true },
-	{ "watch", act_watch, true },
-	{ "root", act_root, false },
-	{ "get_state", act_get_state, false },
-	{ "get_internal", act_get_internal, false },
-	{ "set_internal", act_set_internal, false },
-	{ "delete_internal", act_delete_internal, false },
-	{ "delete_tree", act_delete_tree, false },
-	{ "save", act_save, false },
-	{ "log", act_log, false },
-	{ "update", act_update, true },
-	{ "stop", act_stop, false },
-	{ "serfsend", act_serfsend, false },
-	{ "serfmon", act_serfmon, true },
-	{ "peer_auth", act_peer_auth, false },
-	{ "dump", act_dump, false },
-	{ "get_events", act_get_events, false },
-	{ "auth", act_auth, true },
-	{ "diffie_hellman", act_diffie_hellman, false },
-	{ "auth_list", act_auth_list, false },
-	{ "auth_get", act_auth_get, true },
-	{ "auth_set", act_auth_set, true },
-	{ "set_auth_typ", act_set_auth_typ, false },
+	{ "get_value", act_get_value, false, false },
+	{ "set_value", act_set_value, false, false },
+	{ "delete_value", act_delete_value, false, false },
+	{ "get_tree", act_get_tree, true, true },
+	{ "watch", act_watch, true, true },
+	{ "root", act_root, false, false },
+	{ "get_state", act_get_state, false, false },
+	{ "get_internal", act_get_internal, false, false },
+	{ "set_internal", act_set_internal, false, false },
+	{ "delete_internal", act_delete_internal, false, false },
+	{ "delete_tree", act_delete_tree, false, false },
+	{ "save", act_save, false, false },
+	{ "log", act_log, false, false },
+	{ "update", act_update, true, false },
+	{ "stop", act_stop, false, false },
+	{ "serfsend", act_serfsend, false, false },
+	{ "serfmon", act_serfmon, true, true },
+	{ "peer_auth", act_peer_auth, false, false },
+	{ "dump", act_dump, false, false },
+	{ "get_events", act_get_events, false, false },
+	{ "auth", act_auth, true, true },
+	{ "diffie_hellman", act_diffie_hellman, false, false },
+	{ "auth_list", act_auth_list, false, false },
+	{ "auth_get", act_auth_get, true, false },
+	{ "auth_set", act_auth_set, true, false },
+	{ "set_auth_typ", act_set_auth_typ, false, false },
 };
+
+/*
+ * Does this request get a multi reply (the reference's streaming
+ * commands)?  Besides the always-multi actions: auth_list without ident,
+ * and auth_get/auth_set as client-streamed dialogs (state start).
+ */
+static bool
+action_multi(const struct action *ac, const struct req *r)
+{
+	const msgpack_object *id;
+
+	if (ac->multi)
+		return true;
+	if (strcmp(ac->name, "auth_list") == 0) {
+		id = proto_map_get(r->msg, "ident");
+		return id == NULL || id->type == MSGPACK_OBJECT_NIL;
+	}
+	return r->streamed && (strcmp(ac->name, "auth_get") == 0 ||
+	    strcmp(ac->name, "auth_set") == 0);
+}
 
 /* A reply that cannot carry a seq (spec §2.2): {error, tock}. */
 static void
@@ -520,7 +541,10 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 			continue;
 		if (r.streamed && !actions[i].streamable)
 			break;
+		if (action_multi(&actions[i], &r))
+			conn_multi_begin(c, r.seq);
 		actions[i].fn(&r);
+		conn_multi_end(c);
 		return;
 	}
 	conn_reply_error(c, r.seq, "Unknown action: %.*s",
