@@ -34,7 +34,7 @@ test_dialog_free(struct task *t)
 static msgpack_packer *
 reply_step(struct task *t, const char *step, uint32_t more)
 {
-	msgpack_packer *pk = conn_reply(t->conn, t->seq, 1 + more, false);
+	msgpack_packer *pk = conn_reply(t->conn, t->seq, 1 + more, true);
 
 	pack_key(pk, "step");
 	msgpack_pack_str_with_body(pk, step, strlen(step));

@@ -468,38 +468,59 @@ struct action {
 	action_fn *fn;
 	bool streamable;	/* has a client-streamed form */
 	bool unrestricted;	/* refused to a user bound to an ACL */
+	bool multi;		/* multi reply: errors framed by start/end */
 };
 
 static const struct action actions[] = {
-	{ "get_value", act_get_value, false, false },
-	{ "set_value", act_set_value, false, false },
-	{ "delete_value", act_delete_value, false, false },
-	{ "get_tree", act_get_tree, true, false },
-	{ "watch", act_watch, true, false },
-	{ "root", act_root, false, false },
-	{ "get_state", act_get_state, false, false },
-	{ "get_internal", act_get_internal, false, true },
-	{ "set_internal", act_set_internal, false, true },
-	{ "delete_internal", act_delete_internal, false, true },
-	{ "delete_tree", act_delete_tree, false, false },
-	{ "save", act_save, false, true },
-	{ "log", act_log, false, true },
-	{ "update", act_update, true, true },
-	{ "stop", act_stop, false, true },
-	{ "serfsend", act_serfsend, false, true },
-	{ "serfmon", act_serfmon, true, true },
-	{ "peer_auth", act_peer_auth, false, false },
-	{ "dump", act_dump, false, true },
-	{ "get_events", act_get_events, false, true },
-	{ "auth", act_auth, true, false },
-	{ "diffie_hellman", act_diffie_hellman, false, false },
-	{ "auth_list", act_auth_list, false, true },
-	{ "auth_get", act_auth_get, true, true },
-	{ "auth_set", act_auth_set, true, true },
-	{ "set_auth_typ", act_set_auth_typ, false, true },
-	{ "test_acl", act_test_acl, false, false },
-	{ "get_shm", act_get_shm, false, false },
+	{ "get_value", act_get_value, false, false, false },
+	{ "set_value", act_set_value, false, false, false },
+	{ "delete_value", act_delete_value, false, false, false },
+	{ "get_tree", act_get_tree, true, false, true },
+	{ "watch", act_watch, true, false, true },
+	{ "root", act_root, false, false, false },
+	{ "get_state", act_get_state, false, false, false },
+	{ "get_internal", act_get_internal, false, true, false },
+	{ "set_internal", act_set_internal, false, true, false },
+	{ "delete_internal", act_delete_internal, false, true, false },
+	{ "delete_tree", act_delete_tree, false, false, false },
+	{ "save", act_save, false, true, false },
+	{ "log", act_log, false, true, false },
+	{ "update", act_update, true, true, false },
+	{ "stop", act_stop, false, true, false },
+	{ "serfsend", act_serfsend, false, true, false },
+	{ "serfmon", act_serfmon, true, true, true },
+	{ "peer_auth", act_peer_auth, false, false, false },
+	{ "dump", act_dump, false, true, false },
+	{ "get_events", act_get_events, false, true, false },
+	{ "auth", act_auth, true, false, true },
+	{ "diffie_hellman", act_diffie_hellman, false, false, false },
+	{ "auth_list", act_auth_list, false, true, false },
+	{ "auth_get", act_auth_get, true, true, false },
+	{ "auth_set", act_auth_set, true, true, false },
+	{ "set_auth_typ", act_set_auth_typ, false, true, false },
+	{ "test_acl", act_test_acl, false, false, false },
+	{ "get_shm", act_get_shm, false, false, false },
 };
+
+/*
+ * Does this request get a multi reply (the reference's streaming
+ * commands)?  Besides the always-multi actions: auth_list without ident,
+ * and auth_get/auth_set as client-streamed dialogs (state start).
+ */
+static bool
+action_multi(const struct action *ac, const struct req *r)
+{
+	const msgpack_object *id;
+
+	if (ac->multi)
+		return true;
+	if (strcmp(ac->name, "auth_list") == 0) {
+		id = proto_map_get(r->msg, "ident");
+		return id == NULL || id->type == MSGPACK_OBJECT_NIL;
+	}
+	return r->streamed && (strcmp(ac->name, "auth_get") == 0 ||
+	    strcmp(ac->name, "auth_set") == 0);
+}
 
 /* A reply that cannot carry a seq (spec §2.2): {error, tock}. */
 static void
@@ -579,13 +600,15 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 			continue;
 		if (r.streamed && !actions[i].streamable)
 			break;
-		if (actions[i].unrestricted && hs->acl.restricted) {
+		if (action_multi(&actions[i], &r))
+			conn_multi_begin(c, r.seq);
+		if (actions[i].unrestricted && hs->acl.restricted)
 			conn_reply_error(c, r.seq, "Access denied: %s needs a "
 			    "user without ACL (this login is bound to ACL %s)",
 			    actions[i].name, hs->acl.name);
-			return;
-		}
-		actions[i].fn(&r);
+		else
+			actions[i].fn(&r);
+		conn_multi_end(c);
 		return;
 	}
 	conn_reply_error(c, r.seq, "Unknown action: %.*s",

@@ -65,6 +65,8 @@ struct conn {
 	bool want_pump;		/* some task waits for output room */
 	bool input_held;	/* requests buffered while output was full */
 	bool closing;		/* conn_end_after_reply */
+	bool multi_pending;	/* conn_multi_begin: no reply for multi_seq yet */
+	uint64_t multi_seq;
 	unsigned login_failures;
 	/*
 	 * Replies past out_acked answer requests (seqs in unacked) whose
@@ -161,6 +163,8 @@ conn_mark_dirty(struct conn *c)
 msgpack_packer *
 conn_reply(struct conn *c, uint64_t seq, uint32_t nfields, bool stamp)
 {
+	if (c->multi_pending && seq == c->multi_seq)
+		c->multi_pending = false;
 	msgpack_pack_map(&c->pk, nfields + 1 + (stamp ? 1 : 0));
 	msgpack_pack_str_with_body(&c->pk, "seq", 3);
 	msgpack_pack_uint64(&c->pk, seq);
@@ -188,6 +192,7 @@ conn_reply_error(struct conn *c, uint64_t seq, const char *fmt, ...)
 	char msg[512];
 	va_list ap;
 	msgpack_packer *pk;
+	bool multi;
 	int n;
 
 	va_start(ap, fmt);
@@ -199,9 +204,28 @@ conn_reply_error(struct conn *c, uint64_t seq, const char *fmt, ...)
 		n = sizeof(msg) - 1;
 	/* every error text is valid UTF-8, however the parts were cut */
 	n = (int)proto_utf8_sanitize(msg, (size_t)n);
+	/* a multi-reply request's first message: start, error item, end */
+	multi = c->multi_pending && seq == c->multi_seq;
+	if (multi)
+		conn_reply_state(c, seq, "start");
 	pk = conn_reply(c, seq, 1, true);
 	msgpack_pack_str_with_body(pk, "error", 5);
 	msgpack_pack_str_with_body(pk, msg, (size_t)n);
+	if (multi)
+		conn_reply_state(c, seq, "end");
+}
+
+void
+conn_multi_begin(struct conn *c, uint64_t seq)
+{
+	c->multi_pending = true;
+	c->multi_seq = seq;
+}
+
+void
+conn_multi_end(struct conn *c)
+{
+	c->multi_pending = false;
 }
 
 void

@@ -99,6 +99,14 @@ void conn_reply_error(struct conn *c, uint64_t seq, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* {seq, state: st, tock} */
 void conn_reply_state(struct conn *c, uint64_t seq, const char *st);
+/*
+ * Around the handler of a multi-reply request (spec §2.2): an error that
+ * is the request's first reply goes out as start, {error}, end, as the
+ * reference's streaming commands send it; clients that wait for "start"
+ * (the ACL-era Python client's _stream) would otherwise hang.
+ */
+void conn_multi_begin(struct conn *c, uint64_t seq);
+void conn_multi_end(struct conn *c);
 /* Pack already-encoded msgpack bytes as one object. */
 void conn_pack_raw(struct conn *c, const uint8_t *p, size_t len);
 

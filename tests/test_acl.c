@@ -135,7 +135,8 @@ ok(struct rc_conn *c, const char *req)
 	    rc_show(&m->obj));
 }
 
-/* Refused, and the error names the letter. */
+/* Refused, and the error names the letter.  A multi-reply action
+ * (get_tree, watch) frames its error with start and end. */
 static void
 denied(struct rc_conn *c, const char *req, char letter)
 {
@@ -144,6 +145,12 @@ denied(struct rc_conn *c, const char *req, char letter)
 	const msgpack_object *e;
 
 	cr_assert_not_null(m, "no reply to %s", req);
+	if (rc_has(&m->obj, "state")) {
+		m = rc_recv_seq(c, seqno, RC_TIMEOUT);
+		cr_assert_not_null(m, "no reply to %s", req);
+		RC_ASSERT_MATCH(rc_recv_seq(c, seqno, RC_TIMEOUT),
+		    "{seq:_, tock:_, state:'end'}");
+	}
 	e = rc_get(&m->obj, "error");
 	cr_assert(e != NULL && e->type == MSGPACK_OBJECT_STR,
 	    "%s was allowed: %s", req, rc_show(&m->obj));

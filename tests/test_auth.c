@@ -199,7 +199,7 @@ Test(auth, test_method_dialogs)
 	RC_ASSERT_MATCH(rc_recv_seq(c, 5, RC_TIMEOUT), "{seq:5, state:'start', "
 	    "tock:_}");
 	RC_ASSERT_MATCH(rc_recv_seq(c, 5, RC_TIMEOUT), "{seq:5, "
-	    "step:'GiveName'}");
+	    "step:'GiveName', tock:_}");
 	rc_send(c, "{seq:5, step:'HasName', name:'fubar', chain:nil, aux:{}}");
 	RC_ASSERT_MATCH(rc_recv_seq(c, 5, RC_TIMEOUT), "{seq:5, changed:true, "
 	    "chain:{node:'n1', tick:2, prev:nil}, tock:_}");
@@ -216,11 +216,11 @@ Test(auth, test_method_dialogs)
 	RC_ASSERT_MATCH(rc_recv_seq(c, 7, RC_TIMEOUT), "{seq:7, state:'start', "
 	    "tock:_}");
 	RC_ASSERT_MATCH(rc_recv_seq(c, 7, RC_TIMEOUT), "{seq:7, "
-	    "step:'SendWant'}");
+	    "step:'SendWant', tock:_}");
 	rc_send(c, "{seq:7, step:'WantName'}");
 	RC_ASSERT_MATCH(rc_recv_seq(c, 7, RC_TIMEOUT), "{seq:7, "
 	    "step:'SendName', name:'fubar', chain:{node:'n1', tick:2, "
-	    "prev:nil}}");
+	    "prev:nil}, tock:_}");
 	rc_send(c, "{seq:7, state:'end'}");
 	m = rc_recv_seq(c, 7, RC_TIMEOUT);
 	cr_assert(m != NULL && rc_has(&m->obj, "error"), "no error item");
@@ -233,7 +233,7 @@ Test(auth, test_method_dialogs)
 	RC_ASSERT_MATCH(rc_recv_seq(c, 8, RC_TIMEOUT), "{seq:8, state:'start', "
 	    "tock:_}");
 	RC_ASSERT_MATCH(rc_recv_seq(c, 8, RC_TIMEOUT), "{seq:8, "
-	    "step:'GiveName'}");
+	    "step:'GiveName', tock:_}");
 	rc_send(c, "{seq:8, step:'Nonsense'}");
 	m = rc_recv_seq(c, 8, RC_TIMEOUT);
 	cr_assert(m != NULL && rc_str_prefix(&m->obj, "error", "Unexpected "
@@ -268,7 +268,7 @@ Test(auth, silent_stream_is_ended, .timeout = 30)
 	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, state:'start', "
 	    "tock:_}");
 	RC_ASSERT_MATCH(rc_recv_seq(c, 1, RC_TIMEOUT), "{seq:1, "
-	    "step:'GiveName'}");
+	    "step:'GiveName', tock:_}");
 	/* nothing more from us: within a few seconds, an error and end */
 	m = rc_recv_seq(c, 1, 5000);
 	cr_assert(m != NULL && rc_str_prefix(&m->obj, "error", "No input for"),

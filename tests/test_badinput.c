@@ -135,6 +135,7 @@ static bool
 expect_rejected(struct rc_conn *c, int64_t seq, const char *what)
 {
 	long long deadline = harness_now_ms() + RC_TIMEOUT;
+	bool multi = false;
 
 	for (;;) {
 		long long left = deadline - harness_now_ms();
@@ -157,6 +158,7 @@ expect_rejected(struct rc_conn *c, int64_t seq, const char *what)
 			    rc_show(&m->obj));
 		if (proto_str_eq(rc_get(&m->obj, "state"), "start")) {
 			rc_msg_free(m);
+			multi = true;
 			continue;	/* multi reply: the error is an item */
 		}
 		cr_assert(rc_has(&m->obj, "error"), "%s: accepted: %s", what,
@@ -164,6 +166,9 @@ expect_rejected(struct rc_conn *c, int64_t seq, const char *what)
 		cr_assert(rc_get(&m->obj, "error")->type ==
 		    MSGPACK_OBJECT_STR, "%s: error is not a string", what);
 		rc_msg_free(m);
+		if (multi)	/* and then its end */
+			RC_ASSERT_MATCH(rc_recv_seq(c, seq, RC_TIMEOUT),
+			    "{seq:%lld, state:'end', tock:_}", (long long)seq);
 		return false;
 	}
 }
@@ -379,6 +384,73 @@ Test(badinput, unknown_actions_and_stops)
 	RC_ASSERT_MATCH(rc_call(c, "{seq:7, action:'set_value', "
 	    "state:'start', path:['canary'], value:'evil'}"),
 	    "{seq:7, error:_, ...}");
+	rc_close(c);
+	assert_alive_unchanged();
+}
+
+/*
+ * A multi-reply request refused outright still gets start, {error}, end,
+ * as the reference's streaming commands send it: the ACL-era Python
+ * client's _stream (watch, serfmon, the _test dialogs) waits for "start"
+ * and would hang on a lone error.  Single-reply actions, unknown actions
+ * and auth_list with an ident keep the lone error.
+ */
+Test(badinput, multi_reply_errors_are_framed)
+{
+	static const char *const multi[] = {
+		"action:'get_tree', path:['a', nil]",
+		"action:'get_tree', path:{}",
+		"action:'watch', path:5",
+		"action:'watch', path:['canary', 1.5]",
+		"action:'serfmon'",
+		"action:'auth'",
+		"action:'auth_list', typ:7",
+		"action:'auth_set', state:'start', typ:'_test', kind:'nope'",
+		"action:'auth_get', state:'start', typ:'_test', kind:'nope'",
+	};
+	static const char *const single[] = {
+		"action:'get_value', path:['a', nil]",
+		"action:'auth_list', typ:'_test', ident:'nobody'",
+		"action:'auth_get', typ:'_test', ident:'nobody'",
+		"action:'frobnicate', path:[]",
+	};
+	struct rc_conn *c;
+	struct rc_msg *m;
+	int64_t seq = 0;
+	size_t i;
+
+	START();
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	for (i = 0; i < sizeof(multi) / sizeof(multi[0]); i++) {
+		seq++;
+		rc_send(c, "{seq:%lld, %s}", (long long)seq, multi[i]);
+		m = rc_recv_seq(c, seq, RC_TIMEOUT);
+		cr_assert(m != NULL && rc_match(&m->obj, NULL, 0,
+		    "{seq:%lld, state:'start', tock:_}", (long long)seq),
+		    "%s: %s", multi[i], m ? rc_show(&m->obj) : "nothing");
+		rc_msg_free(m);
+		m = rc_recv_seq(c, seq, RC_TIMEOUT);
+		cr_assert(m != NULL && rc_match(&m->obj, NULL, 0,
+		    "{seq:%lld, error:_, tock:_}", (long long)seq),
+		    "%s: %s", multi[i], m ? rc_show(&m->obj) : "nothing");
+		rc_msg_free(m);
+		RC_ASSERT_MATCH(rc_recv_seq(c, seq, RC_TIMEOUT),
+		    "{seq:%lld, state:'end', tock:_}", (long long)seq);
+	}
+	for (i = 0; i < sizeof(single) / sizeof(single[0]); i++) {
+		seq++;
+		rc_send(c, "{seq:%lld, %s}", (long long)seq, single[i]);
+		m = rc_recv_seq(c, seq, RC_TIMEOUT);
+		cr_assert(m != NULL && rc_match(&m->obj, NULL, 0,
+		    "{seq:%lld, error:_, tock:_}", (long long)seq),
+		    "%s: %s", single[i], m ? rc_show(&m->obj) : "nothing");
+		rc_msg_free(m);
+	}
+	/* nothing else was sent for any of them */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:%lld, action:'get_value', "
+	    "path:['canary']}", (long long)seq + 1), "{seq:%lld, "
+	    "value:'alive', tock:_}", (long long)seq + 1);
 	rc_close(c);
 	assert_alive_unchanged();
 }
