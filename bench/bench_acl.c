@@ -9,6 +9,7 @@
  *   bench_acl [--keys N] [--ops N] [--rounds N] [--entries N]
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -67,10 +68,24 @@ must(distkv *c, int rc, const char *what)
 	return (rc);
 }
 
+/* Any reply with an error field fails the request. */
+static int
+reply_cb(void *arg, const uint8_t *msg, size_t len)
+{
+	if (memmem(msg, len, "\xa5" "error", 6) != NULL)
+		*(bool *)arg = true;
+	return (0);
+}
+
 static int
 request(distkv *c, const char *what, const uint8_t *req, size_t len)
 {
-	return (must(c, distkv_request(c, req, len, NULL, NULL), what));
+	bool failed = false;
+	int rc = distkv_request(c, req, len, reply_cb, &failed);
+
+	if (rc == 0 && failed)
+		rc = DISTKV_ESERVER;
+	return (must(c, rc, what));
 }
 
 /* set_internal of path elements (strings) = value string, as msgpack. */
