@@ -19,9 +19,8 @@ struct entry;
 struct handlers_conn;
 struct task;
 
-#define DISTKV_VERSION_MAJOR 0
-#define DISTKV_VERSION_MINOR 1
-#define DISTKV_VERSION_PATCH 0
+/* the greeting's version is libdistkv's (one number for the project) */
+#include "distkv.h"
 
 /* Longest chain a client may ask for in a reply. */
 #define HANDLERS_MAX_NCHAIN CHAIN_CAP

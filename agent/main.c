@@ -14,6 +14,7 @@
 #include <msgpack.h>
 
 #include "agent.h"
+#include "distkv.h"
 #include "log.h"
 #include "mpjson.h"
 #include "persist.h"
@@ -100,6 +101,7 @@ static const char usage_text[] =
 "  --log-file FILE      diagnostics to FILE (appended) instead of stderr;\n"
 "                       reopened on SIGHUP (for logrotate)\n"
 "  -h, --help           show this help and exit\n"
+"  --version            print the version and exit\n"
 "\n"
 
 "See docs/operations.md.\n";
@@ -153,6 +155,7 @@ static const struct option long_opts[] = {
 	{ "acl-default-deny", no_argument, NULL, OPT_ACL_DEFAULT_DENY },
 	{ "stream-timeout", required_argument, NULL, OPT_STREAM_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -423,6 +426,9 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			printf("distkv-agent %s\n", distkv_version());
 			exit(0);
 		default:
 			fprintf(stderr, "Try 'distkv-agent --help'.\n");

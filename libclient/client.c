@@ -539,6 +539,12 @@ client_login_done(distkv *c)
 	(void)distkv_request(c, req, sizeof(req) - 1, shm_reply_cb, c);
 }
 
+const char *
+distkv_version(void)
+{
+	return (DISTKV_VERSION_STRING);
+}
+
 distkv_shm *
 distkv_shm_of(const distkv *c)
 {

@@ -38,6 +38,17 @@
 extern "C" {
 #endif
 
+/* ---- version ---- */
+
+/* The version of this header; distkv_version() gives the library's. */
+#define DISTKV_VERSION_MAJOR 0
+#define DISTKV_VERSION_MINOR 1
+#define DISTKV_VERSION_PATCH 0
+#define DISTKV_VERSION_STRING "0.1.0"
+
+/* The library's version, "MAJOR.MINOR.PATCH" (static). */
+const char *distkv_version(void);
+
 /* ---- error codes ---- */
 enum {
 	DISTKV_ENOTFOUND = -1000,	/* the path holds no value */

@@ -22,6 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
+
+#include <dlfcn.h>
+
 #include <criterion/criterion.h>
 
 #include "distkv.h"
@@ -1300,4 +1304,27 @@ Test(agent, agent_death_disconnects)
 	    "connection to the agent lost; reconnect");
 	distkv_path_free(p);
 	distkv_close(c);
+}
+
+/* Only the API leaves the shared library: a program with its own
+ * proto_scan() must not get ours, and the version is one number. */
+Test(library, exports_only_the_api)
+{
+	char so[4096];
+	void *h;
+	const char *(*version)(void);
+
+	snprintf(so, sizeof(so), "%s/.libs/libdistkv.so", TOP_BUILDDIR);
+	h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+	cr_assert_not_null(h, "dlopen %s: %s", so, dlerror());
+	cr_assert_not_null(dlsym(h, "distkv_connect"));
+	cr_assert_null(dlsym(h, "proto_scan"), "proto_scan is exported");
+	cr_assert_null(dlsym(h, "shm_reader_get"), "shm_reader_get is "
+	    "exported");
+	cr_assert_null(dlsym(h, "path_key"), "path_key is exported");
+	version = (const char *(*)(void))dlsym(h, "distkv_version");
+	cr_assert_not_null(version);
+	cr_assert_str_eq(version(), DISTKV_VERSION_STRING);
+	cr_assert_str_eq(distkv_version(), PACKAGE_VERSION);
+	dlclose(h);
 }
