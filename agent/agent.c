@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "agent.h"
 #include "proto.h"
 #include "log.h"
@@ -134,6 +136,9 @@ agent_became_ready(struct agent *a)
 	a->server_ready = true;
 	log_info("node %s ready on %s (tick %llu)", a->self->name,
 	    a->cfg.socket_path, (unsigned long long)a->self->tick);
+	/* Type=notify: started means serving, not merely running (a node
+	 * without data joins and downloads first); a no-op outside systemd */
+	sd_notifyf(0, "READY=1\nSTATUS=serving on %s", a->cfg.socket_path);
 }
 
 /* Step 1 of spec §3.6: every link of an incoming chain is seen. */
