@@ -12,6 +12,7 @@
 #include "log.h"
 #include "persist.h"
 #include "proto.h"
+#include "serf.h"
 #include "server.h"
 #include "sync.h"
 #include "tree.h"
@@ -53,11 +54,6 @@ static bool
 req_serf_type(struct req *r, const msgpack_object **type)
 {
 	*type = proto_map_get(r->msg, "type");
-	if (r->a->sync == NULL) {
-		conn_reply_error(r->c, r->seq,
-		    "No Serf: this agent runs standalone (serfsend/serfmon need a cluster)");
-		return false;
-	}
 	if (*type == NULL || (*type)->type != MSGPACK_OBJECT_STR ||
 	    (*type)->via.str.size == 0 || (*type)->via.str.size > 200) {
 		conn_reply_error(r->c, r->seq, "type must be a non-empty string");
@@ -106,15 +102,23 @@ act_serfsend(struct req *r)
 		p = (const uint8_t *)sb.data;
 		len = sb.size;
 	}
-	rc = sync_serf_send(r->a, type->via.str.ptr, type->via.str.size, p,
-	    len);
-	msgpack_sbuffer_destroy(&sb);
-	if (rc != 0) {
+	/* standalone: a one-node cluster, with the limit Serf would have */
+	if (r->a->sync == NULL)
+		rc = serf_event_check(SYNC_SERF_EVENT_LIMIT,
+		    type->via.str.size, len);
+	else
+		rc = sync_serf_send(r->a, type->via.str.ptr,
+		    type->via.str.size, p, len);
+	if (rc != 0)
 		conn_reply_error(r->c, r->seq, "Serf event not sent: %s",
 		    rc == -EMSGSIZE ? "too large for Serf" : strerror(-rc));
-		return;
-	}
-	conn_reply(r->c, r->seq, 0, true);
+	else
+		conn_reply(r->c, r->seq, 0, true);
+	/* Serf hands the event back to its sender later; here it is now */
+	if (rc == 0 && r->a->sync == NULL)
+		sync_monitor_deliver(r->a, type->via.str.ptr,
+		    type->via.str.size, p, len);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 struct serfmon_task {

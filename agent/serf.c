@@ -1056,9 +1056,8 @@ serf_send_event(struct serf *s, const char *name, const uint8_t *payload,
 		return -EINVAL;
 	if (s->state != SERF_READY)
 		return -ENOTCONN;
-	if (len > s->size_limit || nlen + len + SERF_EVENT_OVERHEAD >
-	    s->size_limit)
-		return -EMSGSIZE;
+	if ((rc = serf_event_check(s->size_limit, nlen, len)) != 0)
+		return rc;
 	/* header ~20, body ~30 + the two strings' headers */
 	if (serf_out_pending(s) + nlen + len + 64 > SERF_OUT_MAX)
 		return -ENOBUFS;
@@ -1082,4 +1081,14 @@ void
 serf_set_size_limit(struct serf *s, size_t limit)
 {
 	s->size_limit = limit;
+}
+
+int
+serf_event_check(size_t limit, size_t nlen, size_t len)
+{
+	if (nlen == 0 || nlen > SERF_NAME_MAX)
+		return -EINVAL;
+	if (len > limit || nlen + len + SERF_EVENT_OVERHEAD > limit)
+		return -EMSGSIZE;
+	return 0;
 }

@@ -65,5 +65,10 @@ int serf_send_event(struct serf *s, const char *name, const uint8_t *payload,
     size_t len);
 /* The Serf agent's user_event_size_limit, for the size check above. */
 void serf_set_size_limit(struct serf *s, size_t limit);
+/*
+ * serf_send_event's checks of a name and payload length against a size
+ * limit, without a connection: 0, -EINVAL (bad name) or -EMSGSIZE.
+ */
+int serf_event_check(size_t limit, size_t nlen, size_t len);
 
 #endif

@@ -111,8 +111,6 @@ struct sync {
 	char refused[SERF_NAME_MAX + 1];	/* the last peer that refused */
 	ev_tstamp refused_until;
 
-	struct sync_monitor *mons;
-
 	/* split recovery (spec §3.10): one at a time */
 	struct recovery {
 		bool running;
@@ -1413,13 +1411,7 @@ serf_user_event(void *arg, const char *name, size_t nlen,
 
 	(void)ltime;
 	if (!upd && !info && !ping) {
-		for (struct sync_monitor *mo = s->mons; mo != NULL;) {
-			struct sync_monitor *next = mo->next;
-
-			if (mo->nlen == nlen && memcmp(mo->name, name, nlen) == 0)
-				mo->fn(mo, payload, len);
-			mo = next;
-		}
+		sync_monitor_deliver(s->a, name, nlen, payload, len);
 		return;
 	}
 	/* payloads from the network: framed and checked like client input */
@@ -2156,7 +2148,7 @@ sync_start(struct agent *a)
 		pc.join = c->join;
 		pc.tags = tags;
 		pc.dir = s->run_dir;
-		pc.event_size_limit = 9216;
+		pc.event_size_limit = SYNC_SERF_EVENT_LIMIT;
 		pc.reconnect_interval = "1s";
 		pc.reconnect_timeout = "24h";
 		pc.profile = "lan";
@@ -2187,7 +2179,7 @@ sync_start(struct agent *a)
 		log_error("bad Serf RPC address %s", rpc);
 		goto fail;
 	}
-	serf_set_size_limit(s->serf, 9216);
+	serf_set_size_limit(s->serf, SYNC_SERF_EVENT_LIMIT);
 	ev_timer_init(&s->info_timer, info_timer_cb, c->clock, c->clock);
 	ev_timer_start(a->loop, &s->info_timer);
 	ev_timer_init(&s->catchup_timer, catchup_timer_cb, c->clock / 2,
@@ -2258,8 +2250,8 @@ sync_serf_send(struct agent *a, const char *name, size_t nlen,
 void
 sync_monitor_add(struct agent *a, struct sync_monitor *m)
 {
-	m->next = a->sync->mons;
-	a->sync->mons = m;
+	m->next = a->serf_mons;
+	a->serf_mons = m;
 }
 
 void
@@ -2267,11 +2259,22 @@ sync_monitor_remove(struct agent *a, struct sync_monitor *m)
 {
 	struct sync_monitor **pp;
 
-	if (a->sync == NULL)
-		return;
-	for (pp = &a->sync->mons; *pp != NULL; pp = &(*pp)->next)
+	for (pp = &a->serf_mons; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == m) {
 			*pp = m->next;
 			return;
 		}
+}
+
+void
+sync_monitor_deliver(struct agent *a, const char *name, size_t nlen,
+    const uint8_t *payload, size_t len)
+{
+	for (struct sync_monitor *mo = a->serf_mons; mo != NULL;) {
+		struct sync_monitor *next = mo->next;
+
+		if (mo->nlen == nlen && memcmp(mo->name, name, nlen) == 0)
+			mo->fn(mo, payload, len);
+		mo = next;
+	}
 }

@@ -33,13 +33,22 @@ void sync_local_change(struct agent *a, const struct entry *e);
 /* End of a loop iteration (after the logs are synced): broadcast. */
 void sync_flush(struct agent *a);
 
+/*
+ * The user_event_size_limit the agents run Serf with; a standalone agent
+ * checks serfsend against it too, so both behave alike.
+ */
+#define SYNC_SERF_EVENT_LIMIT 9216
+
 /* serfsend: fire a user event with exactly this name (no prefix). */
 int sync_serf_send(struct agent *a, const char *name, size_t nlen,
     const uint8_t *payload, size_t len);
 /* True if a pass-through name would enter the servers' namespace. */
 bool sync_name_reserved(const struct agent *a, const char *name, size_t nlen);
 
-/* serfmon: events named name go to fn until removed. */
+/*
+ * serfmon: events named name go to fn until removed.  The monitors belong
+ * to the agent (a->serf_mons), so a standalone one has them too.
+ */
 struct sync_monitor {
 	char name[256];
 	size_t nlen;
@@ -48,6 +57,9 @@ struct sync_monitor {
 };
 void sync_monitor_add(struct agent *a, struct sync_monitor *m);
 void sync_monitor_remove(struct agent *a, struct sync_monitor *m);
+/* A user event named name arrived (or, standalone, was sent): to fn. */
+void sync_monitor_deliver(struct agent *a, const char *name, size_t nlen,
+    const uint8_t *payload, size_t len);
 
 /* For get_state and logs: is Serf connected. */
 bool sync_serf_connected(const struct agent *a);

@@ -504,33 +504,119 @@ Test(e2e, save_and_log_need_a_file_dir)
 	rc_close(c);
 }
 
-Test(e2e, serf_passthrough_refused_standalone)
+/*
+ * serfsend/serfmon on a standalone agent: a one-node Serf cluster.  The
+ * event reaches this agent's monitors of its type (on any connection, the
+ * sender's included) in the shape an event back from Serf has; the
+ * validation and Serf's size limit stay.  Nothing is waited for by
+ * sleeping: a monitor of another type is shown to have got nothing by the
+ * marker event sent to it last, which arrives behind anything else.
+ */
+static char *
+serf_filler(size_t n)
 {
-	struct rc_conn *c;
-	struct rc_msg *m;
+	char *s = malloc(n + 1);
+
+	cr_assert(s != NULL);
+	memset(s, 'x', n);
+	s[n] = '\0';
+	return s;
+}
+
+Test(e2e, serf_passthrough_standalone)
+{
+	/* SYNC_SERF_EVENT_LIMIT 9216 - 40 overhead - strlen("foo") */
+	enum { FITS = 9216 - 40 - 3 };
+	struct rc_conn *mon, *snd;
+	char *big;
 
 	RC_START(&ag, "--standalone", "--node", "n1");
-	c = rc_open(ag.socket);
-	cr_assert(c != NULL);
-	m = rc_call(c, "{seq:1, action:'serfsend', type:'foo', "
-	    "data:['Hello', 42]}");
-	RC_ASSERT_MATCH(m, "{seq:1, error:_, tock:_}");
+	mon = rc_open(ag.socket);
+	snd = rc_open(ag.socket);
+	cr_assert(mon != NULL && snd != NULL);
+	rc_send(mon, "{seq:1, action:'serfmon', type:'foo'}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 1, RC_TIMEOUT),
+	    "{seq:1, state:'start', tock:_}");
+	rc_send(mon, "{seq:2, action:'serfmon', type:'foo', raw:true}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 2, RC_TIMEOUT),
+	    "{seq:2, state:'start', tock:_}");
+	rc_send(mon, "{seq:3, action:'serfmon', type:'bar'}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 3, RC_TIMEOUT),
+	    "{seq:3, state:'start', tock:_}");
+	/* the sender monitors too: Serf hands an event to its sender */
+	rc_send(snd, "{seq:1, action:'serfmon', type:'foo'}");
+	RC_ASSERT_MATCH(rc_recv_seq(snd, 1, RC_TIMEOUT),
+	    "{seq:1, state:'start', tock:_}");
 
-	/* serfmon: a single error, or start + error item + end */
-	rc_send(c, "{seq:2, action:'serfmon', type:'foo'}");
-	m = rc_recv_seq(c, 2, RC_TIMEOUT);
-	cr_assert(m != NULL, "serfmon: no reply");
-	if (proto_str_eq(rc_get(&m->obj, "state"), "start")) {
-		RC_ASSERT_MATCH(rc_recv_seq(c, 2, RC_TIMEOUT),
-		    "{seq:2, error:_, tock:_}");
-		RC_ASSERT_MATCH(rc_recv_seq(c, 2, RC_TIMEOUT),
-		    "{seq:2, state:'end', tock:_}");
-	} else
-		RC_ASSERT_MATCH(m, "{seq:2, error:_, tock:_}");
-	/* the connection still works */
-	RC_ASSERT_MATCH(rc_call(c, "{seq:3, action:'get_value', path:['a']}"),
-	    "{seq:3, value:nil, tock:_}");
-	rc_close(c);
+	/* data: msgpack of the value; raw monitors get those bytes */
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:2, action:'serfsend', type:'foo', "
+	    "data:['Hello', 42]}"), "{seq:2, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 1, RC_TIMEOUT),
+	    "{seq:1, type:'foo', data:['Hello', 42], tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 2, RC_TIMEOUT),
+	    "{seq:2, type:'foo', raw:b'\\x92\\xa5Hello\\x2a', tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(snd, 1, RC_TIMEOUT),
+	    "{seq:1, type:'foo', data:['Hello', 42], tock:_}");
+	/* test_passthru's second event: bytes as data */
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:3, action:'serfsend', type:'foo', "
+	    "data:b'duh'}"), "{seq:3, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 1, RC_TIMEOUT),
+	    "{seq:1, type:'foo', data:b'duh', tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 2, RC_TIMEOUT),
+	    "{seq:2, type:'foo', raw:b'\\xc4\\x03duh', tock:_}");
+	/* raw: the bytes as they are; not one msgpack object: an error */
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:4, action:'serfsend', type:'foo', "
+	    "raw:b'duh'}"), "{seq:4, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 1, RC_TIMEOUT),
+	    "{seq:1, type:'foo', raw:b'duh', error:_, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 2, RC_TIMEOUT),
+	    "{seq:2, type:'foo', raw:b'duh', tock:_}");
+	/* raw bytes that are one msgpack object read as data */
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:5, action:'serfsend', type:'foo', "
+	    "raw:'\\x2a'}"), "{seq:5, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 1, RC_TIMEOUT),
+	    "{seq:1, type:'foo', data:42, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 2, RC_TIMEOUT),
+	    "{seq:2, type:'foo', raw:b'\\x2a', tock:_}");
+
+	/* Serf's size limit (name + payload) holds here too */
+	big = serf_filler(FITS);
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:6, action:'serfsend', type:'foo', "
+	    "raw:'%s'}", big), "{seq:6, tock:_}");
+	free(big);
+	big = serf_filler(FITS + 1);
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:7, action:'serfsend', type:'foo', "
+	    "raw:'%s'}", big), "{seq:7, error:'Serf event not sent: "
+	    "too large for Serf', tock:_}");
+	free(big);
+	/* the servers' names and colon types stay refused */
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:8, action:'serfsend', "
+	    "type:'distkv.update', data:1}"), "{seq:8, error:_, tock:_}");
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:9, action:'serfsend', "
+	    "type:':foo', data:1}"), "{seq:9, error:_, tock:_}");
+	rc_send(snd, "{seq:10, action:'serfmon', type:'distkv.ping'}");
+	RC_ASSERT_MATCH(rc_recv_seq(snd, 10, RC_TIMEOUT),
+	    "{seq:10, state:'start', tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(snd, 10, RC_TIMEOUT),
+	    "{seq:10, error:_, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(snd, 10, RC_TIMEOUT),
+	    "{seq:10, state:'end', tock:_}");
+
+	/* the marker: bar's first event; foo's events went to foo only */
+	RC_ASSERT_MATCH(rc_call(snd, "{seq:11, action:'serfsend', type:'bar', "
+	    "data:'marker'}"), "{seq:11, tock:_}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 3, RC_TIMEOUT),
+	    "{seq:3, type:'bar', data:'marker', tock:_}");
+	/* the fitting big event came, the refused ones did not, nor bar */
+	big = serf_filler(FITS);
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 2, RC_TIMEOUT),
+	    "{seq:2, type:'foo', raw:b'%s', tock:_}", big);
+	free(big);
+	rc_send(snd, "{seq:12, action:'serfsend', type:'foo', data:'last'}");
+	RC_ASSERT_MATCH(rc_recv_seq(mon, 2, RC_TIMEOUT),
+	    "{seq:2, type:'foo', raw:b'\\xa4last', tock:_}");
+	rc_close(mon);
+	rc_close(snd);
 }
 
 /* ------------------------------------------------------------------ */
