@@ -332,15 +332,23 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 	msgpack_zone zone;
 	msgpack_object val;
 	const msgpack_object *cur;
+	bool remote;
 
 	msgpack_zone_init(&zone, 256);
 	cur = auth_current(a, &zone, &val);
+	remote = !conn_is_local(c) && !conn_is_peer(c);
 	/* --no-login: recovery from a lock-out, the gate stays open and
-	 * the greeting asks for nothing */
-	if (a->cfg.no_login)
+	 * the greeting asks for nothing; on the local socket only */
+	if (a->cfg.no_login && !remote)
 		cur = NULL;
 	hc->need_login = cur != NULL;
 	hc->logged_in = cur == NULL;
+	/* the network is not the local socket: no method, no way in,
+	 * unless the operator said so (docs/operations.md) */
+	hc->remote_no_method = remote && cur == NULL &&
+	    !a->cfg.listen_allow_anonymous;
+	if (hc->remote_no_method)
+		hc->logged_in = false;
 	/*
 	 * The peer port: with a cluster key, a peer proves it with an HMAC
 	 * of this challenge (peer_auth) before anything else; the key never
@@ -360,9 +368,10 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 		return;
 	}
 	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0) +
-	    (a->shm != NULL && !conn_is_peer(c)), true);
-	if (a->shm != NULL && !conn_is_peer(c)) {
-		/* where local readers map the tree (docs/shm.md) */
+	    (a->shm != NULL && conn_is_local(c)), true);
+	if (a->shm != NULL && conn_is_local(c)) {
+		/* where local readers map the tree (docs/shm.md); a remote
+		 * host cannot map it */
 		pack_key(pk, "shm");
 		msgpack_pack_str_with_body(pk, a->cfg.shm_path,
 		    strlen(a->cfg.shm_path));
@@ -512,7 +521,11 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 	if (!hs->logged_in && !proto_str_eq(ao, "auth") &&
 	    !proto_str_eq(ao, "diffie_hellman") &&
 	    !proto_str_eq(ao, "peer_auth")) {
-		conn_reply_error(c, r.seq, "NoAuthError: log in first");
+		conn_reply_error(c, r.seq, "%s", hs->remote_no_method ?
+		    "NoAuthError: Login required on TCP connections, but no "
+		    "auth method is on: turn one on (distkv-cli auth method "
+		    "NAME) or start the agent with --listen-allow-anonymous" :
+		    "NoAuthError: log in first");
 		return;
 	}
 	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
