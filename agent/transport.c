@@ -96,9 +96,16 @@ tls_server_new(const char *cert, const char *key, const char *client_ca,
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(err, errcap, "--tls-key %s: not a PEM private key%s: %s",
-		    key, " (or it does not match --tls-cert)",
-		    ssl_reason("unreadable"));
+		unsigned long e = ERR_peek_last_error();
+
+		/* OpenSSL checks the pair while loading the key */
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+			snprintf(err, errcap, "--tls-key %s does not match the "
+			    "certificate in --tls-cert %s", key, cert);
+		else
+			snprintf(err, errcap, "--tls-key %s: not a PEM private "
+			    "key: %s", key, ssl_reason("unreadable"));
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {

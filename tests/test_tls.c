@@ -306,9 +306,10 @@ drain(int fd, char *buf, size_t cap, size_t *len)
 	buf[*len] = '\0';
 }
 
-/* Run distkv-cli with argv (NULL-terminated), within CLI_DEADLINE_MS. */
+/* Run the built program prog with argv (NULL-terminated), within
+ * CLI_DEADLINE_MS; it is killed and the test fails past that. */
 static void
-cli(struct run *r, const char **argv)
+run(struct run *r, const char *prog, const char **argv)
 {
 	const char *av[24];
 	int po[2], pe[2], status, n = 0;
@@ -316,7 +317,7 @@ cli(struct run *r, const char **argv)
 	long long end = harness_now_ms() + CLI_DEADLINE_MS;
 	pid_t pid;
 
-	av[n++] = harness_bin("distkv-cli");
+	av[n++] = harness_bin(prog);
 	while (*argv != NULL && n < 23)
 		av[n++] = *argv++;
 	av[n] = NULL;
@@ -341,7 +342,7 @@ cli(struct run *r, const char **argv)
 		if (left <= 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
-			cr_assert_fail("distkv-cli ran past its deadline");
+			cr_assert_fail("%s ran past its deadline", prog);
 		}
 		if (poll(pfd, 2, (int)left) <= 0)
 			continue;
@@ -358,6 +359,12 @@ cli(struct run *r, const char **argv)
 	close(po[0]);
 	close(pe[0]);
 	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void
+cli(struct run *r, const char **argv)
+{
+	run(r, "distkv-cli", argv);
 }
 
 /* ---- the tests ---- */
@@ -513,14 +520,12 @@ Test(tls, cert_login_by_cn)
 	distkv *c = NULL, *l = NULL;
 	struct rc_conn *t;
 	struct rc_msg **v;
-	size_t n;
+	size_t n, reqlen;
 	int64_t seq;
-
-	start(NULL, "--tls-client-ca", cpath("ca.pem"), NULL);
 	uint8_t *req;
-	size_t reqlen;
 	bool err = false;
 
+	start(NULL, "--tls-client-ca", cpath("ca.pem"), NULL);
 	cr_assert_eq(distkv_connect(agent.socket, &l), 0);
 	cr_assert(rc_build(&req, &reqlen, "{action:'auth_set', typ:'cert', "
 	    "kind:'user', ident:'alice', chain:nil}") == 0);
@@ -714,4 +719,60 @@ Test(tls, request_size_limit)
 	cr_assert_eq(tls_connect("127.0.0.1", NULL, &c), 0);
 	set_get(c, "small", "ok");
 	distkv_close(c);
+}
+
+/*
+ * Start-up errors of the TLS and TCP ports: a clear line and exit 1,
+ * before the agent serves anything.
+ */
+Test(tls, startup_errors)
+{
+	struct run r;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char busy[32], sock[320];
+	int lfd;
+
+	snprintf(sock, sizeof(sock), "%s/agent.sock", agent.dir);
+#define AGENT(...) run(&r, "distkv-agent", (const char *[]){ "--socket", \
+	sock, "--standalone", "--no-shm", __VA_ARGS__, NULL })
+	AGENT("--listen", "127.0.0.1:1");
+	cr_assert_eq(r.status, 1);
+	cr_assert(strstr(r.err, "--listen needs --tls-cert FILE and --tls-key "
+	    "FILE") != NULL, "%s", r.err);
+	AGENT("--listen", "127.0.0.1:1", "--tls-cert", cpath("nope.pem"),
+	    "--tls-key", cpath("srv.key"));
+	cr_assert_eq(r.status, 1);
+	cr_assert(strstr(r.err, "cannot read --tls-cert") != NULL &&
+	    strstr(r.err, "No such file") != NULL, "%s", r.err);
+	AGENT("--listen", "127.0.0.1:1", "--tls-cert", cpath("srv.pem"),
+	    "--tls-key", cpath("alice.key"));
+	cr_assert_eq(r.status, 1);
+	cr_assert(strstr(r.err, "does not match the certificate") != NULL,
+	    "%s", r.err);
+	AGENT("--listen", "127.0.0.1:1", "--tls-cert", cpath("srv.pem"),
+	    "--tls-key", cpath("srv.key"), "--tls-client-ca",
+	    cpath("srv.key"));
+	cr_assert_eq(r.status, 1);
+	cr_assert(strstr(r.err, "--tls-client-ca") != NULL, "%s", r.err);
+	AGENT("--listen-insecure", "localhost:27586");
+	cr_assert_eq(r.status, 1);
+	cr_assert(strstr(r.err, "bad insecure TCP client port address") !=
+	    NULL, "%s", r.err);
+	/* a port someone listens on already */
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert((lfd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	cr_assert(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    listen(lfd, 1) == 0 &&
+	    getsockname(lfd, (struct sockaddr *)&sin, &len) == 0);
+	snprintf(busy, sizeof(busy), "127.0.0.1:%d", ntohs(sin.sin_port));
+	AGENT("--listen", busy, "--tls-cert", cpath("srv.pem"), "--tls-key",
+	    cpath("srv.key"));
+	cr_assert_eq(r.status, 1);
+	cr_assert(strstr(r.err, "Address already in use") != NULL, "%s",
+	    r.err);
+	close(lfd);
+#undef AGENT
 }
