@@ -58,6 +58,9 @@ struct agent_config {
 	double join_timeout;		/* no data, nothing joined: give up */
 	bool no_login;			/* --no-login: the gate stays open */
 	bool acl_default_deny;		/* no ACL entry matches: refuse */
+	/* --listen-allow-anonymous: TCP/TLS clients need no login while
+	 * no auth method is on */
+	bool listen_allow_anonymous;
 	double stream_idle;		/* --stream-timeout: silent streams end */
 	bool has_cluster_key;
 	uint8_t cluster_key[32];

@@ -1,7 +1,7 @@
 /*
  * auth_method: one interface for the login methods (spec §4), so that a
  * new method is one file: auth_root.c, auth_test.c, auth_password.c,
- * auth_unix.c.  handlers_auth.c runs the auth actions through it.
+ * auth_unix.c, auth_cert.c.  handlers_auth.c runs the auth actions through it.
  */
 #ifndef DISTKV_AUTH_METHOD_H
 #define DISTKV_AUTH_METHOD_H
@@ -37,7 +37,7 @@ struct auth_method {
 };
 
 extern const struct auth_method auth_method_root, auth_method_test,
-    auth_method_password, auth_method_unix;
+    auth_method_password, auth_method_unix, auth_method_cert;
 
 /* The method named typ (a msgpack str), or NULL. */
 const struct auth_method *auth_method_find(const msgpack_object *typ);

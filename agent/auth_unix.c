@@ -47,7 +47,9 @@ unix_login(struct req *r, const msgpack_object *ident,
 	gid_t gid;
 
 	if (conn_peer_cred(r->c, &uid, &gid) != 0)
-		return "AuthFailedError: the unix method needs the local socket";
+		return "AuthFailedError: the unix method works only on the "
+		    "local Unix socket, not over TCP or TLS (use cert or "
+		    "password there)";
 	auth_unix_names(uid, name, num);
 	for (int i = 0; i < 2; i++) {
 		const struct entry *rec;

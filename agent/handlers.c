@@ -373,7 +373,7 @@ auth_current(struct agent *a, msgpack_zone *zone, msgpack_object *val)
 bool
 handlers_shm_allowed(struct conn *c)
 {
-	return conn_agent(c)->shm != NULL && !conn_is_peer(c);
+	return conn_agent(c)->shm != NULL && conn_is_local(c);
 }
 
 void
@@ -386,15 +386,23 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 	msgpack_object val;
 	const msgpack_object *cur;
 	bool give_shm;
+	bool remote;
 
 	msgpack_zone_init(&zone, 256);
 	cur = auth_current(a, &zone, &val);
+	remote = !conn_is_local(c) && !conn_is_peer(c);
 	/* --no-login: recovery from a lock-out, the gate stays open and
-	 * the greeting asks for nothing */
-	if (a->cfg.no_login)
+	 * the greeting asks for nothing; on the local socket only */
+	if (a->cfg.no_login && !remote)
 		cur = NULL;
 	hc->need_login = cur != NULL;
 	hc->logged_in = cur == NULL;
+	/* the network is not the local socket: no method, no way in,
+	 * unless the operator said so (docs/operations.md) */
+	hc->remote_no_method = remote && cur == NULL &&
+	    !a->cfg.listen_allow_anonymous;
+	if (hc->remote_no_method)
+		hc->logged_in = false;
 	/*
 	 * The peer port: with a cluster key, a peer proves it with an HMAC
 	 * of this challenge (peer_auth) before anything else; the key never
@@ -414,7 +422,8 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 		return;
 	}
 	/* before a login, nobody knows the user's ACL: the region (which
-	 * cannot filter) is then asked for with get_shm after the login */
+	 * cannot filter) is then asked for with get_shm after the login;
+	 * a remote host cannot map it at all */
 	give_shm = handlers_shm_allowed(c) && !hc->need_login;
 	pk = conn_reply(c, 0, 3 + (au != NULL ? 1 : 0) + give_shm, true);
 	if (give_shm) {
@@ -592,7 +601,11 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 	if (!hs->logged_in && !proto_str_eq(ao, "auth") &&
 	    !proto_str_eq(ao, "diffie_hellman") &&
 	    !proto_str_eq(ao, "peer_auth")) {
-		conn_reply_error(c, r.seq, "NoAuthError: log in first");
+		conn_reply_error(c, r.seq, "%s", hs->remote_no_method ?
+		    "NoAuthError: Login required on TCP connections, but no "
+		    "auth method is on: turn one on (distkv-cli auth method "
+		    "NAME) or start the agent with --listen-allow-anonymous" :
+		    "NoAuthError: log in first");
 		return;
 	}
 	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {

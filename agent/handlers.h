@@ -23,6 +23,9 @@ struct handlers_conn {
 	bool need_login;	/* an auth method was active at connect */
 	bool logged_in;
 	bool user_set;		/* a login succeeded: the user is fixed */
+	/* a TCP/TLS client while no method is on (and no
+	 * --listen-allow-anonymous): nothing but a login gets in */
+	bool remote_no_method;
 	bool need_peer_auth;	/* peer port with a cluster key */
 	uint8_t challenge[32];	/* sent in the greeting, for peer_auth */
 	bool dh_done;		/* diffie_hellman ran: dh_key holds the key */

@@ -25,7 +25,7 @@
 
 /*
  * The auth actions (spec §4): each method is one file behind
- * auth_method.h (root, _test, password, unix); the actions here find it
+ * auth_method.h (root, _test, password, unix, cert); the actions here find it
  * and run its part.
  */
 
@@ -34,7 +34,7 @@ auth_method_find(const msgpack_object *typ)
 {
 	static const struct auth_method *const methods[] = {
 		&auth_method_root, &auth_method_test, &auth_method_password,
-		&auth_method_unix,
+		&auth_method_unix, &auth_method_cert,
 	};
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)

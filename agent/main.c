@@ -21,6 +21,7 @@
 #include "proto.h"
 #include "server.h"
 #include "sync.h"
+#include "transport.h"
 #include "writer.h"
 
 #include <sodium.h>
@@ -92,11 +93,28 @@ static const char usage_text[] =
 "  --no-shm             no shared-memory region\n"
 "  --stream-timeout SECONDS  a client-streamed request (update, the _test\n"
 "                       dialogs) with no input for this long is ended (60)\n"
-"  --no-login           recovery: no connection must log in, whatever\n"
-"                       auth method is on (docs/operations.md, Logins)\n"
+"  --no-login           recovery: no connection on the Unix socket must log\n"
+"                       in, whatever auth method is on (docs/operations.md,\n"
+"                       Logins); TCP and TLS clients still must\n"
 "  --acl-default-deny   a user bound to an ACL is refused where no entry of\n"
 "                       the ACL matches (default: allowed, as the\n"
 "                       reference does; docs/operations.md, ACLs)\n"
+"\n"
+"Remote clients (docs/operations.md, \"The TLS client port\"):\n"
+"  --listen ADDR:PORT   serve clients over TLS on ADDR:PORT (repeatable;\n"
+"                       numeric: 0.0.0.0:27586, [::]:27586); needs\n"
+"                       --tls-cert and --tls-key\n"
+"  --tls-cert FILE      the server's certificate (PEM, chain allowed)\n"
+"  --tls-key FILE       its private key (PEM)\n"
+"  --tls-client-ca FILE require a client certificate issued by a CA in\n"
+"                       FILE (PEM); its CN is the cert method's user\n"
+"  --tls-handshake-timeout SECONDS  a TLS client that has not finished\n"
+"                       its handshake after this long is cut off (10)\n"
+"  --listen-insecure ADDR:PORT  plain TCP without TLS (repeatable): FOR\n"
+"                       TESTS ONLY, anyone on the path reads and forges\n"
+"                       everything, logins included\n"
+"  --listen-allow-anonymous  TCP/TLS clients need no login while no auth\n"
+"                       method is on (default: they are refused)\n"
 "  --log-level LEVEL    debug, info (default), warn, error\n"
 "  --log-file FILE      diagnostics to FILE (appended) instead of stderr;\n"
 "                       reopened on SIGHUP (for logrotate)\n"
@@ -115,6 +133,8 @@ enum {
 	OPT_SERF, OPT_SERF_AUTH, OPT_PEER_BIND, OPT_CLUSTER_KEY, OPT_NO_KEY,
 	OPT_EVENT_PREFIX, OPT_CLOCK, OPT_RUN_DIR, OPT_SERF_BIN, OPT_PING_LENGTH,
 	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT, OPT_NO_LOGIN, OPT_ACL_DEFAULT_DENY, OPT_STREAM_TIMEOUT,
+	OPT_LISTEN, OPT_LISTEN_INSECURE, OPT_TLS_CERT, OPT_TLS_KEY,
+	OPT_TLS_CLIENT_CA, OPT_TLS_HS_TIMEOUT, OPT_LISTEN_ANON,
 };
 
 static const struct option long_opts[] = {
@@ -154,6 +174,14 @@ static const struct option long_opts[] = {
 	{ "no-login", no_argument, NULL, OPT_NO_LOGIN },
 	{ "acl-default-deny", no_argument, NULL, OPT_ACL_DEFAULT_DENY },
 	{ "stream-timeout", required_argument, NULL, OPT_STREAM_TIMEOUT },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "listen-insecure", required_argument, NULL, OPT_LISTEN_INSECURE },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA },
+	{ "tls-handshake-timeout", required_argument, NULL,
+	    OPT_TLS_HS_TIMEOUT },
+	{ "listen-allow-anonymous", no_argument, NULL, OPT_LISTEN_ANON },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -166,6 +194,15 @@ static char peer_default[300];
 static const char *log_file;	/* --log-file, reopened on SIGHUP */
 static char file_dir_default[PATH_MAX];
 static char shm_default[300];
+
+/* The TCP client ports (--listen, --listen-insecure) and their TLS. */
+#define MAX_LISTEN 16
+static struct {
+	const char *tls[MAX_LISTEN], *plain[MAX_LISTEN];
+	size_t ntls, nplain;
+	const char *cert, *key, *client_ca;
+	double handshake_timeout;
+} listen_cfg = { .handshake_timeout = 10.0 };
 
 static void
 usage_error(const char *fmt, const char *arg)
@@ -359,6 +396,31 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 		}
 		case OPT_NO_LOGIN: cfg->no_login = true; break;
 		case OPT_ACL_DEFAULT_DENY: cfg->acl_default_deny = true; break;
+		case OPT_LISTEN:
+			if (listen_cfg.ntls == MAX_LISTEN)
+				usage_error("%s", "at most 16 --listen");
+			listen_cfg.tls[listen_cfg.ntls++] = optarg;
+			break;
+		case OPT_LISTEN_INSECURE:
+			if (listen_cfg.nplain == MAX_LISTEN)
+				usage_error("%s", "at most 16 --listen-insecure");
+			listen_cfg.plain[listen_cfg.nplain++] = optarg;
+			break;
+		case OPT_TLS_CERT: listen_cfg.cert = optarg; break;
+		case OPT_TLS_KEY: listen_cfg.key = optarg; break;
+		case OPT_TLS_CLIENT_CA: listen_cfg.client_ca = optarg; break;
+		case OPT_TLS_HS_TIMEOUT: {
+			char *end;
+
+			listen_cfg.handshake_timeout = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' ||
+			    !(listen_cfg.handshake_timeout >= 0.1 &&
+			    listen_cfg.handshake_timeout <= 3600))
+				usage_error("bad --tls-handshake-timeout '%s' "
+				    "(seconds, 0.1 to 3600)", optarg);
+			break;
+		}
+		case OPT_LISTEN_ANON: cfg->listen_allow_anonymous = true; break;
 		case OPT_STREAM_TIMEOUT:
 			cfg->stream_idle = (double)parse_number(optarg,
 			    "--stream-timeout", 1, 86400);
@@ -474,6 +536,48 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 		cfg->shm_path = default_shm_path(cfg->node);
 }
 
+/*
+ * Bind the TCP client ports now, so that a bad address, a port in use or
+ * an unusable certificate stops the start with a clear error (exit 1)
+ * instead of a node that looks fine and serves nobody.  They accept
+ * clients once the node is ready, with the Unix socket.
+ */
+static void
+open_tcp_clients(struct server *s)
+{
+	struct tls_server *ts;
+	char err[512];
+	int rc;
+
+	if (listen_cfg.ntls == 0 && (listen_cfg.cert != NULL ||
+	    listen_cfg.key != NULL || listen_cfg.client_ca != NULL))
+		log_warn("--tls-cert, --tls-key and --tls-client-ca do "
+		    "nothing without --listen");
+	if (listen_cfg.ntls > 0) {
+		if (listen_cfg.cert == NULL || listen_cfg.key == NULL)
+			fatal("--listen needs --tls-cert FILE and --tls-key FILE "
+			    "(docs/operations.md says how to make them); plain "
+			    "TCP for tests is --listen-insecure");
+		if ((rc = tls_server_new(listen_cfg.cert, listen_cfg.key,
+		    listen_cfg.client_ca, listen_cfg.handshake_timeout, err,
+		    sizeof(err), &ts)) != 0)
+			fatal("TLS: %s", rc == -ENOMEM ? "out of memory" : err);
+		server_set_tls(s, ts);
+	}
+	for (size_t i = 0; i < listen_cfg.ntls; i++)
+		if (server_bind_clients_tcp(s, listen_cfg.tls[i], true) != 0)
+			fatal("cannot serve TLS clients on %s (see above)",
+			    listen_cfg.tls[i]);
+	for (size_t i = 0; i < listen_cfg.nplain; i++) {
+		if (server_bind_clients_tcp(s, listen_cfg.plain[i], false) != 0)
+			fatal("cannot serve TCP clients on %s (see above)",
+			    listen_cfg.plain[i]);
+		log_warn("--listen-insecure %s: plain TCP, for tests only: "
+		    "anyone on the path reads and forges everything",
+		    listen_cfg.plain[i]);
+	}
+}
+
 static void
 apply_init_value(struct agent *a)
 {
@@ -553,6 +657,7 @@ main(int argc, char **argv)
 
 	if ((rc = server_new(a, &a->server)) != 0)
 		fatal("out of memory");
+	open_tcp_clients(a->server);
 	if (!cfg.standalone) {
 		if ((rc = server_open_peers(a->server, cfg.peer_bind)) != 0)
 			fatal("cannot open the peer port %s: %s", cfg.peer_bind,

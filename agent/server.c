@@ -18,9 +18,11 @@
 #include "agent.h"
 #include "handlers.h"
 #include "log.h"
+#include "penalty.h"
 #include "persist.h"
 #include "proto.h"
 #include "server.h"
+#include "transport.h"
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -29,26 +31,13 @@
 #define SERVER_READ_CHUNK 65536
 #define SERVER_READS_PER_CB 16
 
-/*
- * Addresses that failed peer_auth: each failure doubles the wait before
- * the address's next connection is accepted.  A small table, the oldest
- * entry replaced: an attacker with many addresses only evicts itself.
- */
-#define SERVER_PENALTY_SLOTS 64
-#define SERVER_PENALTY_FIRST 0.1	/* seconds after the first failure */
-#define SERVER_PENALTY_MAX 60.0
-#define SERVER_PENALTY_FORGET 600.0	/* failures forgotten after this */
 #define SERVER_LOGIN_TRIES 5		/* failed logins before a close */
-
-struct peer_penalty {
-	uint8_t addr[16];	/* IPv4 mapped or IPv6; all zero: free */
-	unsigned failures;
-	ev_tstamp last, until;
-};
+/* the Unix socket, the peer port, and 16 each of --listen(-insecure) */
+#define SERVER_MAX_LISTENERS 34
 
 struct conn {
 	ev_io rio, wio;
-	int fd;
+	struct transport tr;	/* how its bytes travel (transport.h) */
 	struct server *srv;
 	uint8_t *in;
 	size_t in_len, in_cap;
@@ -60,6 +49,7 @@ struct conn {
 	struct entry *root;
 	struct task *tasks;
 	bool peer;		/* came in on the peer port */
+	bool handshaking;	/* TLS: not greeted yet */
 	bool reading;		/* rio active (off while output is full) */
 	bool dirty;		/* on the flush list */
 	bool want_pump;		/* some task waits for output room */
@@ -83,10 +73,13 @@ struct conn {
 	struct conn *dnext;			/* flush list */
 };
 
+enum listen_kind { LISTEN_UNIX, LISTEN_PEER, LISTEN_TCP, LISTEN_TLS };
+
 struct listener {
 	int fd;
 	ev_io io;
-	bool peer;		/* the TCP peer port */
+	enum listen_kind kind;
+	bool listening;		/* listen(2) done (TCP clients: when ready) */
 	bool paused;		/* out of descriptors: not accepting */
 	ev_timer retry;		/* resume accepting after a pause */
 	struct server *srv;
@@ -94,7 +87,9 @@ struct listener {
 
 struct server {
 	struct agent *a;
-	struct listener clients, peers;
+	struct listener lis[SERVER_MAX_LISTENERS];
+	size_t nlis;
+	struct tls_server *tls;	/* for LISTEN_TLS, or NULL */
 	ev_prepare prep;
 	ev_idle idle;		/* keeps the loop spinning while walks go on */
 	struct conn *conns;
@@ -103,13 +98,14 @@ struct server {
 	bool draining;		/* server_drain: accept nothing more */
 	bool log_failed;	/* the change log failed: stopping */
 	ev_timer sweep;		/* silent client streams (5 s) */
-	struct peer_penalty penalty[SERVER_PENALTY_SLOTS];
+	struct penalty_table pen;	/* failed peer_auth and logins */
 };
 
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
+static void conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void listener_resume(struct listener *l);
-static int conn_adopt(struct server *s, int fd, bool peer,
+static int conn_adopt(struct server *s, int fd, enum listen_kind kind,
     const struct sockaddr_storage *addr, socklen_t addrlen);
 static void server_log_failed(struct server *s, int rc)
     __attribute__((noreturn));
@@ -351,7 +347,9 @@ static void
 conn_update_reading(struct conn *c)
 {
 	struct ev_loop *loop = c->srv->a->loop;
-	bool want = !c->dead && !c->closing && !conn_output_full(c);
+	/* a TLS write that waits for input needs reading, full or not */
+	bool want = !c->dead && !c->closing && !c->handshaking &&
+	    (!conn_output_full(c) || c->tr.write_wants_read);
 
 	if (want && !c->reading)
 		ev_io_start(loop, &c->rio);
@@ -378,18 +376,18 @@ conn_flush(struct conn *c)
 		c->nunacked = 0;
 	}
 	while (conn_pending(c) > 0) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off,
-		    conn_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = transport_write(&c->tr, c->out.data + c->out_off,
+		    conn_pending(c));
 
 		if (n > 0) {
 			c->out_off += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		if (n == -EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			break;
-		log_debug("client write failed: %s", strerror(errno));
+		log_debug("client write failed: %s", strerror((int)-n));
 		c->dead = true;
 		return;
 	}
@@ -408,7 +406,12 @@ conn_flush(struct conn *c)
 			c->out_acked -= c->out_off;
 			c->out_off = 0;
 		}
-		ev_io_start(loop, &c->wio);
+		/* the socket being writable does not help a TLS write that
+		 * waits for input: rio calls us then */
+		if (c->tr.write_wants_read)
+			ev_io_stop(loop, &c->wio);
+		else
+			ev_io_start(loop, &c->wio);
 	}
 	conn_update_reading(c);
 }
@@ -418,8 +421,12 @@ conn_wio_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = container_of(w, struct conn, wio);
 
-	(void)loop;
 	(void)revents;
+	if (c->tr.read_wants_write) {
+		/* a TLS read waited for room to write (a key update) */
+		conn_rio_cb(loop, &c->rio, EV_READ);
+		return;		/* c may be gone */
+	}
 	conn_flush(c);
 	/* pumps and held requests run in the prepare step */
 	if (!c->dead && ((!conn_output_busy(c) && c->want_pump) ||
@@ -550,6 +557,9 @@ conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* a TLS write that waited for input may go on now */
+	if (c->tr.write_wants_read)
+		conn_flush(c);
 	for (int i = 0; i < SERVER_READS_PER_CB && !c->dead; i++) {
 		ssize_t n;
 
@@ -571,25 +581,30 @@ conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 				c->in_cap = cap;
 			}
 		}
-		n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+		n = transport_read(&c->tr, c->in + c->in_len,
+		    c->in_cap - c->in_len);
 		if (n == 0) {
 			/* half-sent frames are dropped with the connection */
 			c->dead = true;
 			break;
 		}
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (n != -EAGAIN && n != -EWOULDBLOCK)
 				c->dead = true;
 			break;
 		}
 		c->in_len += (size_t)n;
 		conn_process_input(c);
-		/* a short read drained the socket: skip the EAGAIN read */
-		if (conn_output_full(c) || (size_t)n < SERVER_READ_CHUNK / 2)
+		/* a short read drained the socket (and TLS's buffer): skip
+		 * the EAGAIN read */
+		if (conn_output_full(c) || ((size_t)n < SERVER_READ_CHUNK / 2 &&
+		    !transport_pending(&c->tr)))
 			break;
 	}
+	if (c->tr.read_wants_write && !c->dead)
+		ev_io_start(loop, &c->wio);
 	if (c->dead) {
 		/* try to deliver a final error reply, then go */
 		c->dead = false;
@@ -611,7 +626,7 @@ conn_close(struct conn *c)
 		conn_task_end(c->tasks, false);
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
-	close(c->fd);
+	transport_close(&c->tr);
 	if (c->dirty) {
 		struct conn **pp;
 
@@ -629,10 +644,9 @@ conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	/* a descriptor is free again */
-	if (s->clients.paused)
-		listener_resume(&s->clients);
-	if (s->peers.paused)
-		listener_resume(&s->peers);
+	for (size_t i = 0; i < s->nlis; i++)
+		if (s->lis[i].paused)
+			listener_resume(&s->lis[i]);
 	free(c->in);
 	free(c->unacked);
 	msgpack_sbuffer_destroy(&c->out);
@@ -654,8 +668,8 @@ listener_pause(struct listener *l, int err)
 	if (!l->paused)
 		log_warn("accept: %s: not accepting %s connections until one "
 		    "closes (%zu open; raise the limit with ulimit -n or "
-		    "LimitNOFILE=)", strerror(err), l->peer ? "peer" :
-		    "client", l->srv->nconns);
+		    "LimitNOFILE=)", strerror(err), l->kind == LISTEN_PEER ?
+		    "peer" : "client", l->srv->nconns);
 	l->paused = true;
 	ev_io_stop(loop, &l->io);
 	ev_timer_stop(loop, &l->retry);
@@ -682,118 +696,50 @@ listener_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	listener_resume(container_of(w, struct listener, retry));
 }
 
-/* The address as 16 bytes (IPv4 mapped into IPv6); false if neither. */
-static bool
-penalty_key(const struct sockaddr_storage *ss, uint8_t out[16])
-{
-	memset(out, 0, 16);
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-
-		out[10] = out[11] = 0xff;
-		memcpy(out + 12, &in->sin_addr, 4);
-		return true;
-	}
-	if (ss->ss_family == AF_INET6) {
-		memcpy(out, &((const struct sockaddr_in6 *)(const void *)ss)->
-		    sin6_addr, 16);
-		return true;
-	}
-	return false;
-}
-
-/* The slot of key k (an address, or a uid: see conn_login_failed). */
-static struct peer_penalty *
-penalty_lookup(struct server *s, const uint8_t k[16], bool create)
-{
-	static const uint8_t zero[16];
-	struct peer_penalty *oldest = &s->penalty[0];
-	ev_tstamp now = ev_now(s->a->loop);
-
-	if (memcmp(k, zero, 16) == 0)
-		return NULL;
-	for (int i = 0; i < SERVER_PENALTY_SLOTS; i++) {
-		struct peer_penalty *p = &s->penalty[i];
-
-		if (memcmp(p->addr, k, 16) == 0) {
-			if (now - p->last > SERVER_PENALTY_FORGET)
-				p->failures = 0;
-			return p;
-		}
-		if (p->last < oldest->last)
-			oldest = p;
-	}
-	if (!create)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	memcpy(oldest->addr, k, 16);
-	return oldest;
-}
-
-static struct peer_penalty *
-penalty_find(struct server *s, const struct sockaddr_storage *ss,
-    bool create)
-{
-	uint8_t k[16];
-
-	return penalty_key(ss, k) ? penalty_lookup(s, k, create) : NULL;
-}
-
-/*
- * One more failure: the wait doubles, from 0.1 s up to 60 s.  With
- * free_first the first failure costs nothing (a mistyped password).
- */
-static void
-penalty_add(struct server *s, struct peer_penalty *p, bool free_first)
-{
-	unsigned n;
-
-	p->failures++;
-	p->last = ev_now(s->a->loop);
-	if (free_first && p->failures == 1) {
-		p->until = p->last;
-		return;
-	}
-	n = p->failures - (free_first ? 1 : 0);
-	p->until = p->last + (n >= 10 ? SERVER_PENALTY_MAX :
-	    SERVER_PENALTY_FIRST * (double)(1u << (n - 1)));
-	if (p->until > p->last + SERVER_PENALTY_MAX)
-		p->until = p->last + SERVER_PENALTY_MAX;
-}
-
 /* A login's key: 'u' and the uid on the Unix socket, else the address. */
-static struct peer_penalty *
+static struct penalty *
 login_penalty(struct conn *c, bool create)
 {
 	uint8_t k[16];
 	uid_t uid;
 	gid_t gid;
 
-	if (conn_peer_cred(c, &uid, &gid) != 0)
-		return penalty_find(c->srv, &c->addr, create);
-	memset(k, 0, sizeof(k));
-	k[0] = 'u';
-	memcpy(k + 4, &uid, sizeof(uid));
-	return penalty_lookup(c->srv, k, create);
+	if (conn_peer_cred(c, &uid, &gid) != 0) {
+		if (!penalty_addr_key(&c->addr, k))
+			return NULL;
+	} else {
+		memset(k, 0, sizeof(k));
+		k[0] = 'u';
+		memcpy(k + 4, &uid, sizeof(uid));
+	}
+	return penalty_lookup(&c->srv->pen, k, ev_now(c->srv->a->loop),
+	    create);
+}
+
+/* The penalty slot of an address, or NULL. */
+static struct penalty *
+addr_penalty(struct server *s, const struct sockaddr_storage *ss,
+    bool create)
+{
+	uint8_t k[16];
+
+	return penalty_addr_key(ss, k) ? penalty_lookup(&s->pen, k,
+	    ev_now(s->a->loop), create) : NULL;
 }
 
 double
 conn_login_wait(struct conn *c)
 {
-	struct peer_penalty *p = login_penalty(c, false);
-	ev_tstamp now = ev_now(c->srv->a->loop);
-
-	return p != NULL && p->failures > 0 && now < p->until ?
-	    p->until - now : 0;
+	return penalty_wait(login_penalty(c, false), ev_now(c->srv->a->loop));
 }
 
 bool
 conn_login_failed(struct conn *c)
 {
-	struct peer_penalty *p = login_penalty(c, true);
+	struct penalty *p = login_penalty(c, true);
 
 	if (p != NULL)
-		penalty_add(c->srv, p, true);
+		penalty_add(p, ev_now(c->srv->a->loop), true);
 	if (++c->login_failures < SERVER_LOGIN_TRIES)
 		return false;
 	conn_end_after_reply(c);
@@ -803,9 +749,7 @@ conn_login_failed(struct conn *c)
 static bool
 penalty_waiting(struct server *s, const struct sockaddr_storage *ss)
 {
-	struct peer_penalty *p = penalty_find(s, ss, false);
-
-	return p != NULL && p->failures > 0 && ev_now(s->a->loop) < p->until;
+	return penalty_wait(addr_penalty(s, ss, false), ev_now(s->a->loop)) > 0;
 }
 
 void
@@ -818,11 +762,11 @@ conn_end_after_reply(struct conn *c)
 void
 conn_peer_auth_failed(struct conn *c)
 {
-	struct peer_penalty *p = penalty_find(c->srv, &c->addr, true);
+	struct penalty *p = addr_penalty(c->srv, &c->addr, true);
 
 	conn_end_after_reply(c);
 	if (p != NULL)
-		penalty_add(c->srv, p, false);
+		penalty_add(p, ev_now(c->srv->a->loop), false);
 }
 
 static void
@@ -851,23 +795,51 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (l->paused) {
 			l->paused = false;
 			log_info("accepting %s connections again (%zu open)",
-			    l->peer ? "peer" : "client", s->nconns);
+			    l->kind == LISTEN_PEER ? "peer" : "client",
+			    s->nconns);
 		}
-		if (l->peer && penalty_waiting(s, &addr)) {
+		if (l->kind == LISTEN_PEER && penalty_waiting(s, &addr)) {
 			/* still waiting after a failed peer_auth: nothing */
 			close(fd);
 			continue;
 		}
-		(void)conn_adopt(s, fd, l->peer, &addr, addrlen);
+		(void)conn_adopt(s, fd, l->kind, &addr, addrlen);
 	}
 }
 
-/* A connection on fd; addr (may be NULL) keys the peer_auth penalty. */
+/* Greet a connection whose transport is ready, and start reading it. */
+static void
+conn_start(struct conn *c)
+{
+	c->handshaking = false;
+	c->reading = true;
+	ev_io_start(c->srv->a->loop, &c->rio);
+	handlers_greet(c, &c->hs);
+}
+
+/* transport_handshake_start's verdict (it logged a failure already). */
+static void
+conn_handshake_done(void *arg, int rc)
+{
+	struct conn *c = arg;
+
+	if (rc != 0)
+		conn_close(c);
+	else
+		conn_start(c);
+}
+
+/*
+ * A connection on fd, from a listener of the given kind; addr (may be
+ * NULL) keys the peer_auth and login penalties.  A TLS connection is
+ * greeted once its handshake is done.
+ */
 static int
-conn_adopt(struct server *s, int fd, bool peer,
+conn_adopt(struct server *s, int fd, enum listen_kind kind,
     const struct sockaddr_storage *addr, socklen_t addrlen)
 {
 	struct conn *c;
+	char who[80] = "?", host[NI_MAXHOST], port[NI_MAXSERV];
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    !msgpack_zone_init(&c->zone, 4096)) {
@@ -875,9 +847,18 @@ conn_adopt(struct server *s, int fd, bool peer,
 		close(fd);
 		return -ENOMEM;
 	}
-	c->fd = fd;
+	if (kind == LISTEN_TLS) {
+		if (transport_init_tls(&c->tr, s->tls, fd) != 0) {
+			msgpack_zone_destroy(&c->zone);
+			free(c);
+			close(fd);
+			return -ENOMEM;
+		}
+	} else
+		transport_init_plain(&c->tr, kind == LISTEN_UNIX ?
+		    TRANSPORT_UNIX : TRANSPORT_TCP, fd);
 	c->srv = s;
-	c->peer = peer;
+	c->peer = kind == LISTEN_PEER;
 	if (addr != NULL) {
 		c->addr = *addr;
 		c->addrlen = addrlen;
@@ -892,16 +873,24 @@ conn_adopt(struct server *s, int fd, bool peer,
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
-	c->reading = true;
-	ev_io_start(s->a->loop, &c->rio);
-	handlers_greet(c, &c->hs);
+	if (kind != LISTEN_TLS) {
+		conn_start(c);
+		return 0;
+	}
+	c->handshaking = true;
+	if (addr != NULL && getnameinfo((const struct sockaddr *)addr,
+	    addrlen, host, sizeof(host), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(who, sizeof(who), "%.50s:%.8s", host, port);
+	transport_handshake_start(&c->tr, s->a->loop, who, conn_handshake_done,
+	    c);
 	return 0;
 }
 
 int
 server_adopt(struct server *s, int fd, bool peer)
 {
-	return conn_adopt(s, fd, peer, NULL, 0);
+	return conn_adopt(s, fd, peer ? LISTEN_PEER : LISTEN_UNIX, NULL, 0);
 }
 
 bool
@@ -910,15 +899,27 @@ conn_is_peer(const struct conn *c)
 	return c->peer;
 }
 
+bool
+conn_is_local(const struct conn *c)
+{
+	return !c->peer && c->tr.kind == TRANSPORT_UNIX;
+}
+
+const struct transport *
+conn_transport(const struct conn *c)
+{
+	return &c->tr;
+}
+
 int
 conn_peer_cred(const struct conn *c, uid_t *uid, gid_t *gid)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 
-	if (c->peer)
+	if (!conn_is_local(c))
 		return -ENOTSUP;	/* TCP: no kernel-vouched identity */
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+	if (getsockopt(c->tr.fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
 		return -errno;
 	*uid = cr.uid;
 	*gid = cr.gid;
@@ -977,9 +978,6 @@ server_new(struct agent *a, struct server **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	s->a = a;
-	s->clients.fd = s->peers.fd = -1;
-	s->clients.srv = s->peers.srv = s;
-	s->peers.peer = true;
 	ev_prepare_init(&s->prep, server_prepare_cb);
 	ev_prepare_start(a->loop, &s->prep);
 	ev_idle_init(&s->idle, server_idle_cb);
@@ -995,13 +993,40 @@ server_new(struct agent *a, struct server **out)
 	return 0;
 }
 
-static void
-listener_start(struct server *s, struct listener *l, int fd)
+void
+server_set_tls(struct server *s, struct tls_server *ts)
 {
+	tls_server_free(s->tls);
+	s->tls = ts;
+}
+
+/* A new listener of kind on fd (bound); NULL when the table is full. */
+static struct listener *
+listener_add(struct server *s, enum listen_kind kind, int fd)
+{
+	struct listener *l;
+
+	if (s->nlis == SERVER_MAX_LISTENERS)
+		return NULL;
+	l = &s->lis[s->nlis++];
+	memset(l, 0, sizeof(*l));
 	l->fd = fd;
+	l->kind = kind;
+	l->srv = s;
 	ev_timer_init(&l->retry, listener_retry_cb, 1.0, 0.0);
 	ev_io_init(&l->io, server_accept_cb, fd, EV_READ);
-	ev_io_start(s->a->loop, &l->io);
+	return l;
+}
+
+/* listen(2) and accept from now on. */
+static int
+listener_start(struct listener *l, int backlog)
+{
+	if (!l->listening && listen(l->fd, backlog) != 0)
+		return -errno;
+	l->listening = true;
+	ev_io_start(l->srv->a->loop, &l->io);
+	return 0;
 }
 
 int
@@ -1050,7 +1075,23 @@ server_open_clients(struct server *s)
 		close(fd);
 		return -e;
 	}
-	listener_start(s, &s->clients, fd);
+	if (listener_add(s, LISTEN_UNIX, fd) == NULL ||
+	    listener_start(&s->lis[s->nlis - 1], 128) != 0) {
+		close(fd);
+		return -EMFILE;
+	}
+	/* the TCP client ports open with the socket: ready means ready */
+	for (size_t i = 0; i < s->nlis; i++) {
+		struct listener *l = &s->lis[i];
+		int rc;
+
+		if ((l->kind == LISTEN_TCP || l->kind == LISTEN_TLS) &&
+		    (rc = listener_start(l, 128)) != 0) {
+			log_error("cannot listen on a TCP client port: %s",
+			    strerror(-rc));
+			return rc;
+		}
+	}
 	return 0;
 }
 
@@ -1085,27 +1126,71 @@ server_tcp_socket(const char *hostport, bool passive, struct addrinfo **out)
 	return fd;
 }
 
-int
-server_open_peers(struct server *s, const char *hostport)
+/* Bind a TCP listener; it listens (and accepts) from listener_start. */
+static int
+tcp_bind(struct server *s, const char *hostport, enum listen_kind kind,
+    const char *what)
 {
 	struct addrinfo *ai;
 	int fd, one = 1, rc;
 
-	if ((fd = server_tcp_socket(hostport, true, &ai)) < 0)
+	if ((fd = server_tcp_socket(hostport, true, &ai)) < 0) {
+		if (fd == -EINVAL)
+			log_error("bad %s address '%s': use a numeric ADDR:PORT "
+			    "(127.0.0.1:27586, [::1]:27586, 0.0.0.0:27586)",
+			    what, hostport);
 		return fd;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
-	    listen(fd, 64) != 0) {
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
 		rc = -errno;
-		log_error("cannot listen on the peer port %s: %s", hostport,
-		    strerror(errno));
+		log_error("cannot listen on the %s %s: %s%s", what, hostport,
+		    strerror(errno), rc == -EADDRINUSE ? " (another program "
+		    "has that port)" : "");
 		close(fd);
 		freeaddrinfo(ai);
 		return rc;
 	}
 	freeaddrinfo(ai);
-	listener_start(s, &s->peers, fd);
+	if (listener_add(s, kind, fd) == NULL) {
+		log_error("too many listeners (at most %d)",
+		    SERVER_MAX_LISTENERS);
+		close(fd);
+		return -EMFILE;
+	}
 	return 0;
+}
+
+int
+server_bind_clients_tcp(struct server *s, const char *hostport, bool tls)
+{
+	if (tls && s->tls == NULL)
+		return -EINVAL;
+	return tcp_bind(s, hostport, tls ? LISTEN_TLS : LISTEN_TCP,
+	    tls ? "TLS client port" : "insecure TCP client port");
+}
+
+int
+server_open_peers(struct server *s, const char *hostport)
+{
+	int rc;
+
+	if ((rc = tcp_bind(s, hostport, LISTEN_PEER, "peer port")) != 0)
+		return rc;
+	if ((rc = listener_start(&s->lis[s->nlis - 1], 64)) != 0)
+		log_error("cannot listen on the peer port %s: %s", hostport,
+		    strerror(-rc));
+	return rc;
+}
+
+/* Stop accepting everywhere (the fds stay open until server_close). */
+static void
+listeners_stop(struct server *s)
+{
+	for (size_t i = 0; i < s->nlis; i++) {
+		ev_io_stop(s->a->loop, &s->lis[i].io);
+		ev_timer_stop(s->a->loop, &s->lis[i].retry);
+	}
 }
 
 void
@@ -1114,14 +1199,7 @@ server_drain(struct server *s)
 	long long waited = 0;
 
 	s->draining = true;
-	if (s->clients.fd >= 0) {
-		ev_io_stop(s->a->loop, &s->clients.io);
-		ev_timer_stop(s->a->loop, &s->clients.retry);
-	}
-	if (s->peers.fd >= 0) {
-		ev_io_stop(s->a->loop, &s->peers.io);
-		ev_timer_stop(s->a->loop, &s->peers.retry);
-	}
+	listeners_stop(s);
 	/* bounded: a client that does not read gets what fits in 2 s */
 	while (waited < 2000) {
 		bool pending = false;
@@ -1131,7 +1209,7 @@ server_drain(struct server *s)
 		for (struct conn *c = s->conns; c != NULL; c = c->next) {
 			conn_flush(c);
 			if (!c->dead && conn_pending(c) > 0 && n < 64) {
-				pfd[n].fd = c->fd;
+				pfd[n].fd = c->tr.fd;
 				pfd[n].events = POLLOUT;
 				n++;
 				pending = true;
@@ -1156,16 +1234,12 @@ server_close(struct server *s)
 	ev_ref(s->a->loop);
 	ev_timer_stop(s->a->loop, &s->sweep);
 	s->draining = true;
-	if (s->clients.fd >= 0) {
-		ev_io_stop(s->a->loop, &s->clients.io);
-		ev_timer_stop(s->a->loop, &s->clients.retry);
-		close(s->clients.fd);
-		unlink(s->a->cfg.socket_path);
+	listeners_stop(s);
+	for (size_t i = 0; i < s->nlis; i++) {
+		close(s->lis[i].fd);
+		if (s->lis[i].kind == LISTEN_UNIX)
+			unlink(s->a->cfg.socket_path);
 	}
-	if (s->peers.fd >= 0) {
-		ev_io_stop(s->a->loop, &s->peers.io);
-		ev_timer_stop(s->a->loop, &s->peers.retry);
-		close(s->peers.fd);
-	}
+	tls_server_free(s->tls);
 	free(s);
 }

@@ -1,5 +1,7 @@
 /*
- * server: the Unix-socket listener and client connections.  Bytes in are
+ * server: the listeners (the Unix socket, TCP and TLS client ports, the
+ * peer port) and client connections.  How a connection's bytes travel is
+ * its transport (transport.h); nothing past this file knows.  Bytes in are
  * framed with proto_scan and handed to handlers_dispatch(); replies are
  * packed straight into the connection's output buffer, which is flushed
  * once per loop iteration (ev_prepare), after the change logs are synced:
@@ -46,8 +48,23 @@ struct task {
 
 /* The server without listeners (replies and the per-iteration flush). */
 int server_new(struct agent *a, struct server **out);
-/* Listen on the client socket (cfg.socket_path, cfg.socket_mode). */
+/*
+ * Listen on the client socket (cfg.socket_path, cfg.socket_mode), and
+ * on the TCP client ports bound before (server_bind_clients_tcp).
+ */
 int server_open_clients(struct server *s);
+/* The TLS configuration of the --listen ports; s owns ts from now on. */
+struct tls_server;
+void server_set_tls(struct server *s, struct tls_server *ts);
+/*
+ * Bind a TCP client port on numeric "ADDR:PORT", with TLS (server_set_tls
+ * first) or plain (--listen-insecure); it accepts from
+ * server_open_clients on, as the Unix socket.  Binding at start-up makes
+ * a bad address or a port in use a start-up error.  0, -EINVAL (bad
+ * address, no TLS configuration), -errno; the reason is logged.
+ */
+int server_bind_clients_tcp(struct server *s, const char *hostport,
+    bool tls);
 /*
  * A non-blocking TCP socket for numeric "HOST:PORT" (passive: to bind);
  * returns the fd with *ai to use and free, or -EINVAL / -errno.
@@ -75,10 +92,15 @@ void server_drain(struct server *s);
 struct agent *conn_agent(const struct conn *c);
 /* True for connections that came in on the peer port. */
 bool conn_is_peer(const struct conn *c);
+/* True for connections on the local Unix socket (SO_PEERCRED, shm). */
+bool conn_is_local(const struct conn *c);
+/* The connection's transport: its kind, the TLS client's name. */
+struct transport;
+const struct transport *conn_transport(const struct conn *c);
 /*
  * The uid and gid of the process at the other end of a Unix socket
  * connection, as the kernel saw them at connect (SO_PEERCRED).  0, or
- * -ENOTSUP on the TCP peer port, -errno.
+ * -ENOTSUP on TCP (the peer port, TCP and TLS client ports), -errno.
  */
 int conn_peer_cred(const struct conn *c, uid_t *uid, gid_t *gid);
 /* Root entry of the connection (after the `root` action). */

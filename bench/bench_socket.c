@@ -8,7 +8,11 @@
  *  - get and set round-trip latency, one request at a time (p50, p99 from
  *    per-operation clock_gettime(CLOCK_MONOTONIC) samples);
  *  - get and set throughput with --pipeline requests in flight;
- *  - the initial load of --keys keys (pipelined set of new keys).
+ *  - the initial load of --keys keys (pipelined set of new keys);
+ *  - the same agent's get and set round trips over its TCP port
+ *    (--listen-insecure) and its TLS port (--listen, after the
+ *    handshake), next to its Unix socket: what a remote client pays.
+ *    The certificates are made with the openssl program in the temp dir.
  *
  * The clients are libdistkv (sync calls, and the async calls driven by a
  * poll() loop on distkv_fd()/distkv_process()) and hiredis (redisCommand,
@@ -35,6 +39,8 @@
 #define _GNU_SOURCE	/* sched_setaffinity, CPU_SET */
 #endif
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -87,6 +93,15 @@ enum metric {
 	M_SET_P99,
 	M_GET_PIPE,		/* operations per second */
 	M_SET_PIPE,
+	/* distkv only: the same round trips over TCP and TLS */
+	M_GET_TCP_P50,
+	M_GET_TCP_P99,
+	M_SET_TCP_P50,
+	M_SET_TCP_P99,
+	M_GET_TLS_P50,
+	M_GET_TLS_P99,
+	M_SET_TLS_P50,
+	M_SET_TLS_P99,
 	M_COUNT,
 };
 
@@ -167,6 +182,7 @@ static int		 server_start(struct side *s, char *const argv[]);
 static int		 server_stop(struct side *s);
 static void		 on_signal(int sig);
 static int		 measure(struct side *s, enum metric m, long round);
+static void		 dkv_use(struct side *s, int port);
 static int		 verify(struct side *s);
 static void		 print_table(const struct bench *b,
 			    const struct side *d, const struct side *r);
@@ -410,6 +426,20 @@ phase_pipe(struct side *s, enum op op, long n, int walk)
 	return ((double)n * 1e9 / (double)(t1 > t0 ? t1 - t0 : 1));
 }
 
+/* Warm up, then p50 and p99 of op one at a time, in microseconds. */
+static int
+measure_sync(struct side *s, enum op op, double *p50, double *p99)
+{
+	const struct opts	*o = &s->b->o;
+
+	if (phase_sync(s, op, o->warmup, NULL) != 0 ||
+	    phase_sync(s, op, o->ops, s->b->lat) != 0)
+		return (-1);
+	*p50 = percentile_us(s->b->lat, o->ops, 0.50);
+	*p99 = percentile_us(s->b->lat, o->ops, 0.99);
+	return (0);
+}
+
 /*
  * Warm up, then measure: unpipelined p50/p99 (M_GET_P50, M_SET_P50 also
  * give the p99) or pipelined throughput, into s->res[round].
@@ -421,16 +451,26 @@ measure(struct side *s, enum metric m, long round)
 	double			*res = s->res[round], t;
 	enum op			 op;
 
+	if (m >= M_GET_TCP_P50) {
+		int		 rc;
+
+		if (s->idx != 0)
+			return (0);	/* a distkv-only row */
+		/* the same calls, on the agent's other ports */
+		dkv_use(s, m >= M_GET_TLS_P50 ? 2 : 1);
+		op = m == M_GET_TCP_P50 || m == M_GET_TLS_P50 ? OP_GET : OP_SET;
+		fprintf(stderr, "%s: %s over %s, one at a time\n", s->be->name,
+		    op == OP_GET ? "get" : "set", m >= M_GET_TLS_P50 ? "TLS" :
+		    "TCP");
+		rc = measure_sync(s, op, &res[m], &res[m + 1]);
+		dkv_use(s, 0);
+		return (rc);
+	}
 	op = m == M_SET_P50 || m == M_SET_PIPE ? OP_SET : OP_GET;
 	if (m == M_GET_P50 || m == M_SET_P50) {
 		fprintf(stderr, "%s: %s, one at a time\n", s->be->name,
 		    op == OP_GET ? "get" : "set");
-		if (phase_sync(s, op, o->warmup, NULL) != 0 ||
-		    phase_sync(s, op, o->ops, s->b->lat) != 0)
-			return (-1);
-		res[m] = percentile_us(s->b->lat, o->ops, 0.50);
-		res[m + 1] = percentile_us(s->b->lat, o->ops, 0.99);
-		return (0);
+		return (measure_sync(s, op, &res[m], &res[m + 1]));
 	}
 	fprintf(stderr, "%s: %s, %d in flight\n", s->be->name,
 	    op == OP_GET ? "get" : "set", o->pipeline);
@@ -468,7 +508,8 @@ verify(struct side *s)
 /* ---- distkv (libdistkv) ---- */
 
 struct dkv {
-	distkv		 *c;
+	distkv		 *c;		/* the one measured now */
+	distkv		 *unix_c, *tcp, *tls;
 	distkv_path	**paths;	/* one per key, built before timing */
 	long		  npaths;
 };
@@ -488,6 +529,15 @@ struct dpipe {
 	long		  done;
 	int		  rc;
 };
+
+/* Measure over the agent's port: 0 Unix socket, 1 TCP, 2 TLS. */
+static void
+dkv_use(struct side *s, int port)
+{
+	struct dkv	*d = s->h;
+
+	d->c = port == 2 ? d->tls : port == 1 ? d->tcp : d->unix_c;
+}
 
 /* Set requests ask for no chain in the reply, like get (nchain 0). */
 static const struct distkv_set_opts dkv_set_opts = {
@@ -654,6 +704,48 @@ out:
 	return (rc != 0 ? -1 : 0);
 }
 
+/* A TCP port on 127.0.0.1 the kernel says is free now, or -1. */
+static int
+free_port(void)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof(sin);
+	int			fd, port = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return (-1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return (port);
+}
+
+/* A CA and a server certificate for 127.0.0.1 in dir (openssl CLI). */
+static int
+make_certs(const char *dir)
+{
+	char	cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && exec >/dev/null 2>&1 && "
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	    "-nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=bench-ca && "
+	    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+	    "-keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
+	    "printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && "
+	    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+	    "-CAcreateserial -out srv.pem -days 1 -extfile srv.ext", dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "bench: cannot make certificates with "
+		    "openssl (is it installed?)\n");
+		return (-1);
+	}
+	return (0);
+}
+
 /* Build the key paths, start the agent, connect. */
 static int
 dkv_open(struct side *s)
@@ -665,9 +757,15 @@ dkv_open(struct side *s)
 	 * instead of the socket (and the region would live outside our
 	 * temp dir).  Shared-memory reads are another benchmark's subject.
 	 */
+	char		 tls[32], tcp[32], u[48], crt[DIR_MAX + 16],
+			 key[DIR_MAX + 16], ca[DIR_MAX + 16];
 	char		*argv[] = { (char *)s->b->o.agent, "--standalone",
 			    "--socket", s->srv.sock, "--node", "bench",
-			    "--no-shm", NULL };
+			    "--no-shm", "--listen", tls, "--listen-insecure", tcp,
+			    "--listen-allow-anonymous", "--tls-cert", crt,
+			    "--tls-key", key, NULL };
+	struct distkv_tls_opts	 to = { .ca_file = ca };
+	int		 tls_port, tcp_port;
 	long		 i;
 	int		 rc;
 
@@ -689,13 +787,36 @@ dkv_open(struct side *s)
 		    (rc = distkv_path_push_str(d->paths[i], "port", 4)) != 0)
 			goto fail;
 	}
+	if (make_certs(s->b->dir) != 0 || (tls_port = free_port()) < 0 ||
+	    (tcp_port = free_port()) < 0)
+		return (-1);
+	snprintf(tls, sizeof(tls), "127.0.0.1:%d", tls_port);
+	snprintf(tcp, sizeof(tcp), "127.0.0.1:%d", tcp_port);
+	snprintf(crt, sizeof(crt), "%s/srv.pem", s->b->dir);
+	snprintf(key, sizeof(key), "%s/srv.key", s->b->dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", s->b->dir);
 	if (server_start(s, argv) != 0)
 		return (-1);
-	if ((rc = distkv_connect(s->srv.sock, &d->c)) != 0) {
+	if ((rc = distkv_connect(s->srv.sock, &d->unix_c)) != 0) {
 		fprintf(stderr, "distkv: connect %s: %s\n", s->srv.sock,
 		    distkv_strerror(rc));
 		return (-1);
 	}
+	d->c = d->unix_c;
+	snprintf(u, sizeof(u), "tcp://%s", tcp);
+	if ((rc = distkv_connect_url(u, NULL, &d->tcp)) != 0) {
+		fprintf(stderr, "distkv: connect %s: %s\n", u,
+		    distkv_connect_errmsg());
+		return (-1);
+	}
+	snprintf(u, sizeof(u), "tls://%s", tls);
+	if ((rc = distkv_connect_url(u, &to, &d->tls)) != 0) {
+		fprintf(stderr, "distkv: connect %s: %s\n", u,
+		    distkv_connect_errmsg());
+		return (-1);
+	}
+	distkv_set_timeout(d->tcp, IO_MS);
+	distkv_set_timeout(d->tls, IO_MS);
 	if (distkv_shm_of(d->c) != NULL) {
 		fprintf(stderr, "distkv: the agent published a shared-memory "
 		    "region; gets would not use the socket\n");
@@ -718,7 +839,9 @@ dkv_close(struct side *s)
 
 	if (d == NULL)
 		return;
-	distkv_close(d->c);
+	distkv_close(d->unix_c);
+	distkv_close(d->tcp);
+	distkv_close(d->tls);
 	for (i = 0; i < d->npaths; i++)
 		distkv_path_free(d->paths[i]);
 	free(d->paths);
@@ -947,6 +1070,35 @@ side_median(const struct side *s, enum metric m, long rounds)
 	return (median(v, rounds));
 }
 
+/* The agent's TCP and TLS ports next to its Unix socket. */
+static void
+print_transports(const struct opts *o, const struct side *d)
+{
+	static const struct {
+		enum metric	 unix_m, tcp, tls;
+		const char	*what;
+	} rows[] = {
+		{ M_GET_P50, M_GET_TCP_P50, M_GET_TLS_P50, "get latency p50 (us)" },
+		{ M_GET_P99, M_GET_TCP_P99, M_GET_TLS_P99, "get latency p99 (us)" },
+		{ M_SET_P50, M_SET_TCP_P50, M_SET_TLS_P50, "set latency p50 (us)" },
+		{ M_SET_P99, M_SET_TCP_P99, M_SET_TLS_P99, "set latency p99 (us)" },
+	};
+	size_t	i;
+
+	printf("\ndistkv-agent over its other ports (loopback; TLS 1.3 after "
+	    "the handshake), one at a time\n\n");
+	printf("%-26s %9s %9s %9s %9s %9s\n", "", "unix", "tcp", "tls",
+	    "tcp/unix", "tls/unix");
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		double	u = side_median(d, rows[i].unix_m, o->rounds);
+		double	t = side_median(d, rows[i].tcp, o->rounds);
+		double	l = side_median(d, rows[i].tls, o->rounds);
+
+		printf("%-26s %9.1f %9.1f %9.1f %9.2f %9.2f\n", rows[i].what,
+		    u, t, l, u > 0 ? t / u : 0.0, u > 0 ? l / u : 0.0);
+	}
+}
+
 static void
 print_table(const struct bench *b, const struct side *d,
     const struct side *r)
@@ -987,6 +1139,7 @@ print_table(const struct bench *b, const struct side *d,
 	row("load new keys (ops/s)", d->load, r->load, "%.0f");
 	printf("\nratio: latency > 1 or throughput < 1 means distkv is "
 	    "slower.\n");
+	print_transports(o, d);
 	printf("values read back and verified: distkv %ld, redis %ld (all "
 	    "equal to the last write)\n", d->checked, r->checked);
 }
@@ -1011,6 +1164,7 @@ main(int argc, char **argv)
 	};
 	static const enum metric order[] = {
 		M_GET_P50, M_SET_P50, M_GET_PIPE, M_SET_PIPE,
+		M_GET_TCP_P50, M_SET_TCP_P50, M_GET_TLS_P50, M_SET_TLS_P50,
 	};
 	static const struct backend *backends[NSIDES] = {
 		&distkv_backend, &redis_backend,

@@ -203,7 +203,8 @@ static int
 user_query(distkv *c, bool json, const char *action, const char *method,
     const char *name)
 {
-	static const char *const all[] = { "password", "root", "_test", NULL };
+	static const char *const all[] = { "password", "root", "_test", "cert",
+	    NULL };
 	struct printer p = { json, 0, false, false };
 	msgpack_sbuffer sb;
 	msgpack_packer pk;

@@ -64,6 +64,10 @@ enum optid {
 	O_AUTH,
 	O_USER,
 	O_PWFILE,
+	O_CONNECT,
+	O_TLSCA,
+	O_TLSCERT,
+	O_TLSKEY,
 	/* per command */
 	O_JSONVAL,
 	O_NEW,
@@ -91,7 +95,9 @@ struct opt {
 
 /* Everything the command line said, and the connection. */
 struct ctx {
-	const char	*socket;	/* resolved socket path */
+	const char	*socket;	/* resolved socket path (or URL) */
+	const char	*connect;	/* --connect URL */
+	struct distkv_tls_opts tls;	/* --tls-ca, --tls-cert, --tls-key */
 	enum output	 out;
 	bool		 help;
 	bool		 version;
@@ -223,6 +229,16 @@ static const struct opt opts[] = {
 	{ O_HELP, 'h', "help", NULL, "show help and exit" },
 	{ O_SOCKET, 0, "socket", "PATH",
 	    "the agent's socket (default: $DISTKV_SOCKET)" },
+	{ O_CONNECT, 0, "connect", "URL",
+	    "the agent at URL: unix:PATH, tls://HOST:PORT, tcp://HOST:PORT "
+	    "(default: $DISTKV_CONNECT)" },
+	{ O_TLSCA, 0, "tls-ca", "FILE",
+	    "tls://: the CA (PEM) the agent's certificate must chain to "
+	    "(default: $DISTKV_TLS_CA, else the system's)" },
+	{ O_TLSCERT, 0, "tls-cert", "FILE",
+	    "tls://: our client certificate (PEM; default: $DISTKV_TLS_CERT)" },
+	{ O_TLSKEY, 0, "tls-key", "FILE",
+	    "tls://: its private key (PEM; default: $DISTKV_TLS_KEY)" },
 	{ O_JSON, 0, "json", NULL, "print one JSON object per line" },
 	{ O_RAW, 0, "raw", NULL, "print bare values only" },
 	{ O_VERSION, 0, "version", NULL, "print the version and exit" },
@@ -274,8 +290,9 @@ static const struct opt opts[] = {
 };
 
 static const enum optid global_opts[] = {
-	O_HELP, O_SOCKET, O_JSON, O_RAW, O_NOSHM, O_VERSION, O_TIMEOUT,
-	O_SHM, O_NODE, O_AUTH, O_USER, O_PWFILE, O_END
+	O_HELP, O_SOCKET, O_CONNECT, O_TLSCA, O_TLSCERT, O_TLSKEY, O_JSON,
+	O_RAW, O_NOSHM, O_VERSION, O_TIMEOUT, O_SHM, O_NODE, O_AUTH, O_USER,
+	O_PWFILE, O_END
 };
 
 static const enum optid get_opts[] = { O_NCHAIN, O_EVENT, O_STALE, O_END };
@@ -626,6 +643,18 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		break;
 	case O_SOCKET:
 		ctx->socket = arg;
+		break;
+	case O_CONNECT:
+		ctx->connect = arg;
+		break;
+	case O_TLSCA:
+		ctx->tls.ca_file = arg;
+		break;
+	case O_TLSCERT:
+		ctx->tls.cert_file = arg;
+		break;
+	case O_TLSKEY:
+		ctx->tls.key_file = arg;
 		break;
 	case O_JSON:
 		ctx->out = OUT_JSON;
@@ -2148,8 +2177,8 @@ print_usage(FILE *f)
 	const struct opt *o;
 	size_t i;
 
-	fprintf(f, "usage: distkv-cli [--socket PATH] [--json | --raw] "
-	    "[--no-shm] COMMAND [ARGS...]\n");
+	fprintf(f, "usage: distkv-cli [--socket PATH | --connect URL] "
+	    "[--json | --raw] [--no-shm] COMMAND [ARGS...]\n");
 	if (f != stdout) {
 		fprintf(f, "Run 'distkv-cli --help' for the commands.\n");
 		return;
@@ -2173,8 +2202,11 @@ print_usage(FILE *f)
 	    "tree/watch: \"PATH = JSON\" lines); --json: one JSON object per\n"
 	    "line; --raw: bare values (get adds no newline).\n"
 	    "\n"
-	    "The socket is --socket PATH, else $DISTKV_SOCKET, else\n"
-	    "" DISTKV_DEFAULT_SOCKET ".\n"
+	    "The agent is --socket PATH or --connect URL, else $DISTKV_CONNECT\n"
+	    "(a URL), else $DISTKV_SOCKET, else " DISTKV_DEFAULT_SOCKET ".\n"
+	    "Remote agents: --connect tls://HOST:PORT with --tls-ca FILE (and\n"
+	    "--tls-cert/--tls-key for the cert login); over TCP and TLS every\n"
+	    "read goes over the connection (no shared memory).\n"
 	    "\n"
 	    "Reads: get and wait use the agent's shared-memory region when it\n"
 	    "has one; --no-shm (or DISTKV_NO_SHM=1) asks over the socket.\n"
@@ -2209,8 +2241,8 @@ print_cmd_help(const struct cmd *cmd)
 				if (o->id == *a)
 					print_opt(o);
 	}
-	printf("\nGlobal options: --socket PATH, --json, --raw, --no-shm, "
-	    "-h/--help\n(see distkv-cli --help).\n");
+	printf("\nGlobal options: --socket PATH, --connect URL, --tls-ca FILE, "
+	    "--json, --raw,\n--no-shm, -h/--help (see distkv-cli --help).\n");
 }
 
 static const struct cmd *
@@ -2266,6 +2298,17 @@ main(int argc, char **argv)
 	if ((rc = prepare(&ctx, cmd)) != 0)
 		goto out;
 
+	if (ctx.socket != NULL && ctx.connect != NULL) {
+		rc = cli_err(EXIT_USAGE, "--socket and --connect exclude each "
+		    "other");
+		goto out;
+	}
+	/* --socket names the local agent outright: $DISTKV_CONNECT yields */
+	if (ctx.connect == NULL && ctx.socket == NULL &&
+	    (env = getenv("DISTKV_CONNECT")) != NULL && *env != '\0')
+		ctx.connect = env;
+	if (ctx.connect != NULL)
+		ctx.socket = ctx.connect;	/* for messages */
 	if (ctx.socket == NULL) {
 		env = getenv("DISTKV_SOCKET");
 		ctx.socket = env != NULL && *env != '\0' ? env :
@@ -2295,15 +2338,21 @@ main(int argc, char **argv)
 		rc = get_region(&ctx, ctx.stale);
 		goto out;
 	}
-	if ((cmd->flags & CMD_CONNECT) &&
-	    (rc = distkv_connect(ctx.socket, &ctx.c)) != 0) {
+	if ((cmd->flags & CMD_CONNECT) && (rc = ctx.connect != NULL ?
+	    distkv_connect_url(ctx.connect, &ctx.tls, &ctx.c) :
+	    distkv_connect(ctx.socket, &ctx.c)) != 0) {
+		const char *why = distkv_connect_errmsg();
+
 		if (cmd->fn == cmd_get && ctx.stale && ctx.nchain == 0 &&
 		    !ctx.has_event) {
 			rc = get_region(&ctx, true);
 			goto out;
 		}
-		rc = cli_err(EXIT_AGENT, "cannot reach the agent at %s: %s",
-		    ctx.socket, distkv_strerror(rc));
+		/* the library's own words name the reason (certificate,
+		 * name, refused); the code's text is the fallback */
+		rc = cli_err(rc == DISTKV_EINVAL ? EXIT_USAGE : EXIT_AGENT,
+		    "cannot reach the agent at %s: %s", ctx.socket,
+		    why[0] != '\0' ? why : distkv_strerror(rc));
 		goto out;
 	}
 	if ((cmd->flags & CMD_CONNECT) && (rc = auth_login(ctx.c, &ctx.ao)) != 0)

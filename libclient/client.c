@@ -32,6 +32,7 @@
 #include "distkv.h"
 #include "proto.h"
 #include "client_internal.h"
+#include "tls.h"
 
 /* A hostile or broken agent must not make us buffer without bound. */
 #define IN_MAX		(64u * 1024 * 1024)
@@ -84,6 +85,8 @@ struct req {
 
 struct distkv {
 	int		 fd;
+	struct tls_conn	*tls;		/* tls:// connections, else NULL */
+	bool		 tls_rw;	/* a TLS read waits for POLLOUT */
 	int		 dead;		/* 0, or what every call returns */
 	int		 write_err;	/* seen where no callback may run */
 	bool		 greeted;
@@ -203,6 +206,9 @@ distkv_strerror(int rc)
 	case DISTKV_ESTALE:
 		return ("the agent behind the shared-memory region is not "
 		    "running (its data may be stale)");
+	case DISTKV_ETLS:
+		return ("TLS connection refused (certificate, name or "
+		    "handshake; see distkv_connect_errmsg)");
 	}
 	if (rc < 0 && rc > -1000)
 		return (strerror(-rc));
@@ -366,8 +372,16 @@ out_flush(distkv *c)
 	ssize_t n;
 
 	while (c->out_off < c->out_len) {
-		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (c->tls != NULL) {
+			n = tls_write(c->tls, c->out + c->out_off,
+			    c->out_len - c->out_off);
+			if (n < 0) {
+				errno = (int)-n;
+				n = -1;
+			}
+		} else
+			n = send(c->fd, c->out + c->out_off,
+			    c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -419,8 +433,25 @@ in_read(distkv *c, int max_reads)
 			c->in = nb;
 			c->in_cap = ncap;
 		}
-		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
-		    MSG_DONTWAIT);
+		if (c->tls != NULL) {
+			char why[256] = "";
+
+			n = tls_read(c->tls, c->in + c->in_len,
+			    c->in_cap - c->in_len, &c->tls_rw, why, sizeof(why));
+			/* refused after the handshake (TLS 1.3 checks our
+			 * certificate then): say so, before the greeting */
+			if (n == -EPROTO && !c->greeted) {
+				client_connect_err("%s", why);
+				conn_die(c, DISTKV_ETLS);
+				break;
+			}
+			if (n < 0) {
+				errno = (int)-n;
+				n = -1;
+			}
+		} else
+			n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
+			    MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -562,6 +593,12 @@ bool
 client_has_root(const distkv *c)
 {
 	return (c->root != NULL);
+}
+
+bool
+client_has_cert(const distkv *c)
+{
+	return (tls_has_client_cert(c->tls));
 }
 
 static void
@@ -1097,18 +1134,23 @@ wait_req(distkv *c, struct req *r, int timeout_ms)
 		}
 		pfd.fd = c->fd;
 		pfd.events = POLLIN;
-		if (c->out_off < c->out_len)
+		if (c->out_off < c->out_len || c->tls_rw)
 			pfd.events |= POLLOUT;
 		pfd.revents = 0;
+		/* bytes TLS decrypted already make no socket readable */
+		if (tls_pending(c->tls))
+			wait = 0;
 		rc = poll(&pfd, 1, wait);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
 			return (-errno);
 		}
-		if (rc == 0)
+		if (rc == 0 && !tls_pending(c->tls))
 			continue;
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ||
+		    (c->tls_rw && (pfd.revents & POLLOUT)) ||
+		    tls_pending(c->tls))
 			in_read(c, READS_PER_PROCESS);
 	}
 }
@@ -1203,18 +1245,30 @@ default_timeout_ms(void)
 	return (s == 0 ? -1 : (int)(s * 1000.0));
 }
 
-/* Wrap a connected socket and read the greeting within timeout_ms. */
-static int
-connect_fd(int fd, int timeout_ms, distkv **out)
+int
+client_default_timeout_ms(void)
+{
+	return (default_timeout_ms());
+}
+
+/*
+ * Wrap a connected socket (and its TLS, if not NULL; both are the
+ * handle's from now on, also on failure) and read the greeting within
+ * timeout_ms.
+ */
+int
+client_adopt(int fd, struct tls_conn *tls, int timeout_ms, distkv **out)
 {
 	distkv *c;
 	int rc;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		tls_close(tls);
 		close(fd);
 		return (-ENOMEM);
 	}
 	c->fd = fd;
+	c->tls = tls;
 	c->timeout_ms = DEFAULT_TIMEOUT;
 	c->next_seq = 1;
 	c->reqs_tail = &c->reqs;
@@ -1239,6 +1293,10 @@ distkv_connect(const char *socket_path, distkv **out)
 	int fd, rc;
 
 	*out = NULL;
+	client_connect_err("%s", "");
+	if (socket_path == NULL && (m = getenv("DISTKV_CONNECT")) != NULL &&
+	    *m != '\0')
+		return (distkv_connect_url(m, NULL, out));
 	if (socket_path == NULL)
 		socket_path = getenv("DISTKV_SOCKET");
 	if (socket_path == NULL || *socket_path == '\0')
@@ -1253,10 +1311,12 @@ distkv_connect(const char *socket_path, distkv **out)
 		return (-errno);
 	/* A local socket connects at once or fails; EAGAIN = backlog full. */
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		client_connect_err("cannot connect to %s: %s", socket_path,
+		    strerror(errno));
 		close(fd);
 		return (DISTKV_ECONNECT);
 	}
-	if ((rc = connect_fd(fd, DEFAULT_TIMEOUT, out)) != 0)
+	if ((rc = client_adopt(fd, NULL, DEFAULT_TIMEOUT, out)) != 0)
 		return (rc);
 	/*
 	 * The unix method needs no secret: log in by ourselves.  A refusal
@@ -1319,7 +1379,7 @@ distkv_connect_tcp(const char *hostport, int timeout_ms, distkv **out)
 		}
 	}
 	rc = (int)(deadline - now_ms());
-	return (connect_fd(fd, rc > 0 ? rc : 1, out));
+	return (client_adopt(fd, NULL, rc > 0 ? rc : 1, out));
 }
 
 int
@@ -1336,7 +1396,7 @@ distkv_connect_fd(int fd, int timeout_ms, distkv **out)
 		close(fd);
 		return (-errno);
 	}
-	return (connect_fd(fd, timeout_ms, out));
+	return (client_adopt(fd, NULL, timeout_ms, out));
 }
 
 const void *
@@ -1360,6 +1420,7 @@ distkv_close(distkv *c)
 		req_unref(r);
 	}
 	c->reqs_tail = &c->reqs;
+	tls_close(c->tls);
 	close(c->fd);
 	distkv_shm_close(c->shm);
 	distkv_path_free(c->root);
@@ -2053,7 +2114,7 @@ distkv_process(distkv *c)
 bool
 distkv_want_write(const distkv *c)
 {
-	return (c->dead == 0 && c->out_off < c->out_len);
+	return (c->dead == 0 && (c->out_off < c->out_len || c->tls_rw));
 }
 
 int

@@ -38,5 +38,17 @@ uint8_t	*client_dh_key(distkv *c, bool **done);
 void	client_login_done(distkv *c);
 /* client.c: true after distkv_root changed the connection's root. */
 bool	client_has_root(const distkv *c);
+/* client.c: the handle of a connected socket, greeting read (see the
+ * comment there); connect.c dials, client.c runs it. */
+struct tls_conn;
+int	client_adopt(int fd, struct tls_conn *tls, int timeout_ms,
+	    distkv **out);
+/* client.c: $DISTKV_TIMEOUT or the default, in ms (<0: none). */
+int	client_default_timeout_ms(void);
+/* client.c: true if the handle speaks TLS with a client certificate. */
+bool	client_has_cert(const distkv *c);
+/* connect.c: set the text distkv_connect_errmsg() reports. */
+void	client_connect_err(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
 
 #endif

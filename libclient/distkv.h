@@ -2,7 +2,8 @@
  * distkv.h - client library for the DistKV-C agent (libdistkv).
  *
  * A connection talks to the local distkv-agent over its Unix socket in the
- * msgpack client protocol (docs/protocol.md).  Two ways to use it:
+ * msgpack client protocol (docs/protocol.md), or to a remote agent over
+ * TCP or TLS (distkv_connect_url).  Two ways to use it:
  *
  *  - synchronous calls (distkv_get, distkv_set, ...): send one request and
  *    wait for its reply;
@@ -64,6 +65,8 @@ enum {
 	DISTKV_EBUSY = -1010,		/* shm: the writer kept changing it; try again */
 	DISTKV_ECORRUPT = -1011,	/* shm: the region is not a valid DistKV region */
 	DISTKV_ESTALE = -1012,		/* shm: the agent behind the region is not running */
+	DISTKV_ETLS = -1013,		/* TLS refused: a certificate, the name, the handshake
+					 * (distkv_connect_errmsg says which) */
 };
 
 /* Describe any code returned by this library (-errno or DISTKV_E*). */
@@ -172,13 +175,54 @@ typedef struct distkv distkv;
 #define DISTKV_DEFAULT_SOCKET "/run/distkv/distkv.sock"
 
 /*
- * Connect to the agent at socket_path (NULL: $DISTKV_SOCKET, else
- * DISTKV_DEFAULT_SOCKET) and read its greeting.  If the agent asks for
+ * Connect to the agent at socket_path and read its greeting.  NULL:
+ * $DISTKV_CONNECT (a URL, as distkv_connect_url with tls NULL) if set,
+ * else $DISTKV_SOCKET, else DISTKV_DEFAULT_SOCKET.  If the agent asks for
  * the `unix` login (no secret: the kernel names the caller's uid), it is
  * done here.
  * Errors: DISTKV_ECONNECT, DISTKV_EPROTO (no valid greeting), -ENOMEM.
  */
 int distkv_connect(const char *socket_path, distkv **out);
+
+/* TLS settings of distkv_connect_url; every field may be NULL. */
+struct distkv_tls_opts {
+	/* CA certificates (PEM) the agent's certificate must chain to;
+	 * NULL: $DISTKV_TLS_CA, else the system's trust store */
+	const char *ca_file;
+	/* our certificate (PEM) for agents that ask for one (--tls-client-ca,
+	 * the cert login); NULL: $DISTKV_TLS_CERT, else none */
+	const char *cert_file;
+	/* its private key (PEM); NULL: $DISTKV_TLS_KEY, else in cert_file */
+	const char *key_file;
+};
+
+/*
+ * Connect to the agent named by url and read its greeting, within the
+ * default timeout ($DISTKV_TIMEOUT, see distkv_set_timeout):
+ *   unix:PATH or a bare PATH   the local socket (as distkv_connect)
+ *   tcp://HOST[:PORT]          plain TCP (an agent's --listen-insecure:
+ *                              tests only, nothing is protected)
+ *   tls://HOST[:PORT]          TLS (an agent's --listen): the agent's
+ *                              certificate must chain to the CA and name
+ *                              HOST (a DNS name, or an IP address in an
+ *                              IP SAN); IPv6 literals as [::1]
+ * PORT defaults to 27586.  Over TCP and TLS there is no shared memory:
+ * every read goes over the connection.  If the agent asks for the `cert`
+ * login and a client certificate is set, it is done here (as `unix` is
+ * on the local socket).  tls may be NULL (the environment then decides).
+ * Errors: DISTKV_EINVAL (bad URL, unusable CA/certificate/key file),
+ * DISTKV_ECONNECT (name unknown, connection refused), DISTKV_ETLS,
+ * DISTKV_ETIMEDOUT, DISTKV_EPROTO, -ENOMEM; distkv_connect_errmsg()
+ * then says what exactly.
+ */
+int distkv_connect_url(const char *url, const struct distkv_tls_opts *tls,
+    distkv **out);
+/*
+ * Why the last failed distkv_connect* of this thread failed, in words
+ * ("certificate verify failed: certificate has expired", "connection
+ * refused by 192.0.2.7:27586"), or "".  Static per thread.
+ */
+const char *distkv_connect_errmsg(void);
 /*
  * Connect to an agent's peer port over TCP ("127.0.0.1:27589", "[::1]:27589")
  * and read its greeting, all within timeout_ms.  Agents use this among
