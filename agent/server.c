@@ -1095,37 +1095,6 @@ server_open_clients(struct server *s)
 	return 0;
 }
 
-int
-server_tcp_socket(const char *hostport, bool passive, struct addrinfo **out)
-{
-	struct addrinfo hints, *ai = NULL;
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
-	int fd, rc;
-
-	*out = NULL;
-	if (colon == NULL || colon == hostport ||
-	    (size_t)(colon - hostport) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
-	    (passive ? AI_PASSIVE : 0);
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd < 0) {
-		rc = -errno;
-		freeaddrinfo(ai);
-		return rc;
-	}
-	*out = ai;
-	return fd;
-}
-
 /* Bind a TCP listener; it listens (and accepts) from listener_start. */
 static int
 tcp_bind(struct server *s, const char *hostport, enum listen_kind kind,
@@ -1134,7 +1103,7 @@ tcp_bind(struct server *s, const char *hostport, enum listen_kind kind,
 	struct addrinfo *ai;
 	int fd, one = 1, rc;
 
-	if ((fd = server_tcp_socket(hostport, true, &ai)) < 0) {
+	if ((fd = transport_tcp_socket(hostport, true, &ai)) < 0) {
 		if (fd == -EINVAL)
 			log_error("bad %s address '%s': use a numeric ADDR:PORT "
 			    "(127.0.0.1:27586, [::1]:27586, 0.0.0.0:27586)",

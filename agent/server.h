@@ -65,13 +65,6 @@ void server_set_tls(struct server *s, struct tls_server *ts);
  */
 int server_bind_clients_tcp(struct server *s, const char *hostport,
     bool tls);
-/*
- * A non-blocking TCP socket for numeric "HOST:PORT" (passive: to bind);
- * returns the fd with *ai to use and free, or -EINVAL / -errno.
- */
-struct addrinfo;
-int server_tcp_socket(const char *hostport, bool passive,
-    struct addrinfo **ai);
 /* Listen for peers on TCP ADDR:PORT; their greeting carries a challenge
  * and they must prove the cluster key first (peer_auth). */
 int server_open_peers(struct server *s, const char *hostport);

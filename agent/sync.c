@@ -21,6 +21,7 @@
 #include "serfproc.h"
 #include "server.h"
 #include "sync.h"
+#include "transport.h"
 
 /*
  * Gossip carries an event quickly only if name + payload stay under about
@@ -1750,7 +1751,7 @@ peer_request(struct sync *s, const struct serf_member *m,
 	struct addrinfo *ai;
 	int fd, rc;
 
-	if ((fd = server_tcp_socket(m->peer, false, &ai)) < 0)
+	if ((fd = transport_tcp_socket(m->peer, false, &ai)) < 0)
 		return fd;
 	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);

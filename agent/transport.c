@@ -1,6 +1,7 @@
 /* transport: see transport.h. */
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,4 +435,35 @@ transport_peer_cn(const struct transport *t)
 {
 	return t->kind == TRANSPORT_TLS && t->peer_cn[0] != '\0' ?
 	    t->peer_cn : NULL;
+}
+
+int
+transport_tcp_socket(const char *hostport, bool passive, struct addrinfo **out)
+{
+	struct addrinfo hints, *ai = NULL;
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	int fd, rc;
+
+	*out = NULL;
+	if (colon == NULL || colon == hostport ||
+	    (size_t)(colon - hostport) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
+	    (passive ? AI_PASSIVE : 0);
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd < 0) {
+		rc = -errno;
+		freeaddrinfo(ai);
+		return rc;
+	}
+	*out = ai;
+	return fd;
 }

@@ -95,4 +95,12 @@ const char *transport_peer_cn(const struct transport *t);
 /* "unix", "tcp" or "tls". */
 const char *transport_kind_name(enum transport_kind k);
 
+/*
+ * A non-blocking TCP socket for numeric "HOST:PORT" (passive: to bind);
+ * returns the fd with *ai to use and free, or -EINVAL / -errno.
+ */
+struct addrinfo;
+int transport_tcp_socket(const char *hostport, bool passive,
+    struct addrinfo **ai);
+
 #endif
