@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config
 libmsgpack-dev libev-dev libcriterion-dev libxxhash-dev libjansson-dev
-libhiredis-dev liblmdb-dev libsodium-dev libssl-dev redis-server serf clang iptables"
+libhiredis-dev liblmdb-dev libsodium-dev libssl-dev redis-server serf clang iptables
+libmicrohttpd-dev etcd-client etcd-server python3-etcd curl"
 
 missing=""
 for p in $PKGS; do
