@@ -21,6 +21,7 @@
 
 #include <msgpack.h>
 
+#include "fields.h"
 #include "keys.h"
 #include "v2err.h"
 #include "v2node.h"
@@ -753,141 +754,6 @@ delete_tree(struct keys *k, distkv *c, const char *key, uint64_t *tock)
 	return rc;
 }
 
-/* ---- the request fields, checked in etcd's order ---- */
-
-struct fields {
-	bool has_prev_index, has_prev_value, has_prev_exist;
-	uint64_t prev_index, wait_index;
-	const char *prev_value, *value;
-	bool prev_exist, recursive, wait, dir, novalue;
-};
-
-/* Go's getBool: absent is false, present must parse. */
-static int
-get_bool(const struct form *f, const char *name, bool *out)
-{
-	const char *v = form_get(f, name);
-
-	*out = false;
-	return v == NULL ? 0 : form_parse_bool(v, out);
-}
-
-static int
-parse_fields(struct keys *k, const struct keys_req *rq, struct fields *fl,
-    struct keys_resp *rs)
-{
-	static const char *const bools[] = { "recursive", "sorted", "wait",
-	    "dir", "quorum", "stream" };
-	const struct form *f = rq->form;
-	const char *v;
-	bool b[6], refresh = false, has_refresh;
-	char cause[64];
-	size_t i;
-
-	memset(fl, 0, sizeof(*fl));
-	if ((v = form_get(f, "prevIndex")) != NULL) {
-		if (form_parse_uint64(v, &fl->prev_index) != 0) {
-			reply_error(k, rs, V2E_INDEX_NAN,
-			    "invalid value for \"prevIndex\"");
-			return -1;
-		}
-		fl->has_prev_index = fl->prev_index > 0;
-	}
-	if ((v = form_get(f, "waitIndex")) != NULL &&
-	    form_parse_uint64(v, &fl->wait_index) != 0) {
-		reply_error(k, rs, V2E_INDEX_NAN,
-		    "invalid value for \"waitIndex\"");
-		return -1;
-	}
-	for (i = 0; i < 6; i++)
-		if (get_bool(f, bools[i], &b[i]) != 0) {
-			snprintf(cause, sizeof(cause),
-			    "invalid value for \"%s\"", bools[i]);
-			reply_error(k, rs, V2E_INVALID_FIELD, cause);
-			return -1;
-		}
-	fl->recursive = b[0];
-	fl->wait = b[2];
-	fl->dir = b[3];
-	if (b[5]) {
-		/* etcd streams events on one response; we do not */
-		reply_error(k, rs, V2E_INVALID_FIELD,
-		    "\"stream\" is not supported by distkv-etcd");
-		return -1;
-	}
-	if (fl->wait && strcmp(rq->method, "GET") != 0 &&
-	    strcmp(rq->method, "HEAD") != 0) {
-		reply_error(k, rs, V2E_INVALID_FIELD,
-		    "\"wait\" can only be used with GET requests");
-		return -1;
-	}
-	fl->prev_value = form_get(f, "prevValue");
-	if (fl->prev_value != NULL && *fl->prev_value == '\0') {
-		reply_error(k, rs, V2E_PREV_VALUE_REQUIRED,
-		    "\"prevValue\" cannot be empty");
-		return -1;
-	}
-	fl->has_prev_value = fl->prev_value != NULL;
-	if (get_bool(f, "noValueOnSuccess", &fl->novalue) != 0) {
-		reply_error(k, rs, V2E_INVALID_FIELD,
-		    "invalid value for \"noValueOnSuccess\"");
-		return -1;
-	}
-	if ((v = form_get(f, "ttl")) != NULL && *v != '\0') {
-		uint64_t ttl;
-
-		if (form_parse_uint64(v, &ttl) != 0) {
-			reply_error(k, rs, V2E_TTL_NAN,
-			    "invalid value for \"ttl\"");
-			return -1;
-		}
-	}
-	if ((v = form_get(f, "prevExist")) != NULL) {
-		if (form_parse_bool(v, &fl->prev_exist) != 0) {
-			reply_error(k, rs, V2E_INVALID_FIELD,
-			    "invalid value for prevExist");
-			return -1;
-		}
-		fl->has_prev_exist = true;
-	}
-	has_refresh = (v = form_get(f, "refresh")) != NULL;
-	if (has_refresh) {
-		if (form_parse_bool(v, &refresh) != 0) {
-			reply_error(k, rs, V2E_INVALID_FIELD,
-			    "invalid value for refresh");
-			return -1;
-		}
-		if (refresh) {
-			v = form_get(f, "value");
-			if (v != NULL && *v != '\0') {
-				reply_error(k, rs, V2E_REFRESH_VALUE,
-				    "A value was provided on a refresh");
-				return -1;
-			}
-			v = form_get(f, "ttl");
-			if (v == NULL || *v == '\0') {
-				reply_error(k, rs, V2E_REFRESH_TTL_REQUIRED,
-				    "No TTL value set");
-				return -1;
-			}
-		}
-	}
-	/*
-	 * TTLs are refused, never ignored: a key the client meant to expire
-	 * must not be stored for ever (docs/etcd.md, "TTL").
-	 */
-	if ((v = form_get(f, "ttl")) != NULL && *v != '\0' &&
-	    strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0) {
-		reply_error(k, rs, V2E_INVALID_FIELD,
-		    "ttl is not supported by distkv-etcd: keys never expire");
-		return -1;
-	}
-	fl->value = form_get(f, "value");
-	if (fl->value == NULL)
-		fl->value = "";
-	return 0;
-}
-
 /* etcd's "[a != b] [c != d]" cause of a failed compare. */
 static bool
 compare(const struct fields *fl, const struct ent *e, char *cause,
@@ -1179,14 +1045,18 @@ void
 keys_handle(struct keys *k, const struct keys_req *rq, struct keys_resp *rs)
 {
 	struct fields fl;
+	char cause[128];
 	distkv *c = NULL;
 	bool get = strcmp(rq->method, "GET") == 0 ||
 	    strcmp(rq->method, "HEAD") == 0;
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
-	if (parse_fields(k, rq, &fl, rs) != 0)
+	if ((rc = fields_parse(rq->form, rq->method, &fl, cause,
+	    sizeof(cause))) != 0) {
+		reply_error(k, rs, rc, cause);
 		return;
+	}
 	if (get && fl.wait) {
 		do_wait(k, rq->key, &fl, rs);
 		return;
