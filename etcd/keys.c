@@ -516,8 +516,15 @@ do_get(struct keys *k, distkv *c, const char *key, bool recursive,
 		return;
 	}
 	if (!w.root.has_value && w.root.nk == 0 && strcmp(key, "/") != 0) {
+		char *bad = NULL;
+
+		/* below a value etcd says "Not a directory", naming it */
 		gnode_free(&w.root);
-		reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
+		if (parents_check(k, c, key, &bad) == 0 && bad != NULL)
+			reply_error(k, rs, V2E_NOT_DIR, bad);
+		else
+			reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
+		free(bad);
 		return;
 	}
 	if (strcmp(key, "/") == 0) {

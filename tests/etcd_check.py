@@ -170,9 +170,6 @@ CASES = [
 ]
 # differences on purpose (docs/etcd.md, "Deviations")
 DEVIATIONS = {
-    # etcd names the missing parent: 104 for a GET below a file; the
-    # gateway answers 100 (the key does not exist) without probing parents
-    "get below a file": "code",
     # Go's error text quotes the escape ("invalid URL escape \"%zz\"")
     "bad escape in body": "cause",
     "bad escape in query": "cause",
