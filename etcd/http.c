@@ -30,9 +30,20 @@ struct http {
 	char url[300];
 };
 
+/*
+ * Per connection: the request whose URI MHD has logged.  MHD calls the
+ * completion callback only for requests that reached the handler, so a
+ * request it refused itself (headers too large) is freed here instead:
+ * by the next request's URI callback or when the connection closes.
+ */
+struct cctx {
+	struct req *pending;
+};
+
 /* One request; lives from the URI callback to the completion callback. */
 struct req {
 	struct http *s;
+	struct cctx *cctx;
 	struct MHD_Connection *conn;
 	char *uri;
 	bool started, too_big;
@@ -43,16 +54,64 @@ struct req {
 	size_t wblen, woff;
 };
 
+static void
+req_free(struct req *r)
+{
+	if (r == NULL)
+		return;
+	if (r->cctx != NULL && r->cctx->pending == r)
+		r->cctx->pending = NULL;
+	history_waiter_free(r->w);
+	free(r->wbody);
+	free(r->body);
+	free(r->uri);
+	free(r);
+}
+
+static void
+conn_cb(void *cls, struct MHD_Connection *conn, void **sctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct cctx *c = *sctx;
+
+	(void)cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*sctx = calloc(1, sizeof(struct cctx));
+		return;
+	}
+	if (c == NULL)
+		return;
+	if (c->pending != NULL && !c->pending->started)
+		req_free(c->pending);
+	else if (c->pending != NULL)
+		c->pending->cctx = NULL;
+	free(c);
+	*sctx = NULL;
+}
+
 static void *
 uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+	const union MHD_ConnectionInfo *ci;
 	struct req *r = calloc(1, sizeof(*r));
+	struct cctx *c;
 
 	if (r == NULL)
 		return NULL;
 	r->s = cls;
 	r->conn = conn;
-	r->uri = strdup(uri != NULL ? uri : "/");
+	if ((r->uri = strdup(uri != NULL ? uri : "/")) == NULL) {
+		free(r);
+		return NULL;
+	}
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci != NULL && (c = ci->socket_context) != NULL) {
+		if (c->pending != NULL && !c->pending->started)
+			req_free(c->pending);
+		c->pending = r;
+		r->cctx = c;
+	}
 	return r;
 }
 
@@ -65,13 +124,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)toe;
-	if (r == NULL)
-		return;
-	history_waiter_free(r->w);
-	free(r->wbody);
-	free(r->body);
-	free(r->uri);
-	free(r);
+	req_free(r);
 	*con_cls = NULL;
 }
 
@@ -418,6 +471,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_cb, s,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
+	    MHD_OPTION_NOTIFY_CONNECTION, conn_cb, s,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
 		free(s);

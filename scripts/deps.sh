@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
 libmsgpack-dev libev-dev libcriterion-dev libxxhash-dev libjansson-dev
 libhiredis-dev liblmdb-dev libsodium-dev libssl-dev redis-server serf clang iptables
-libmicrohttpd-dev etcd-client etcd-server python3-etcd curl"
+libmicrohttpd-dev etcd-client etcd-server python3-etcd curl libcurl4-openssl-dev"
 
 missing=""
 for p in $PKGS; do
