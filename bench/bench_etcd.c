@@ -177,7 +177,7 @@ value_of(long k, char *v, size_t len)
 
 struct job {
 	struct server *s;
-	bool put;
+	bool put, load;		/* load: keys first..first+ops-1 in order */
 	long ops, first;	/* this thread's share; key stride start */
 	uint64_t *lat;		/* ops samples */
 	int err;
@@ -194,9 +194,12 @@ job_main(void *arg)
 
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
 	for (i = 0; i < j->ops; i++) {
-		long k = (j->first + i * 7919) % opt_keys, code;
+		long k = j->load ? j->first + i :
+		    (j->first + i * 7919) % opt_keys, code;
 		uint64_t t0;
 
+		if (k >= opt_keys)
+			break;
 		value_of(k, v, sizeof(v));
 		snprintf(url, sizeof(url), "%s/v2/keys/bench/k%06ld", j->s->url, k);
 		snprintf(body, sizeof(body), "value=%s", v);
@@ -225,19 +228,21 @@ struct result {
 };
 
 static int
-run(struct server *s, bool put, int conc, long ops, struct result *r)
+run(struct server *s, bool put, int conc, long ops, bool load,
+    struct result *r)
 {
 	struct job jobs[NCONC];
 	pthread_t th[NCONC];
-	uint64_t *lat = calloc((size_t)ops, sizeof(*lat)), t0, t;
-	long per = ops / conc, i;
+	uint64_t *lat = calloc((size_t)(ops + conc), sizeof(*lat)), t0, t;
+	long per = load ? (ops + conc - 1) / conc : ops / conc, i;
 	int err = 0;
 
 	if (lat == NULL)
 		return -1;
 	t0 = now_ns();
 	for (i = 0; i < conc; i++) {
-		jobs[i] = (struct job){ s, put, per, i * per, lat + i * per, 0 };
+		jobs[i] = (struct job){ s, put, load, per, i * per,
+		    lat + i * per, 0 };
 		pthread_create(&th[i], NULL, job_main, &jobs[i]);
 	}
 	for (i = 0; i < conc; i++) {
@@ -456,7 +461,7 @@ main(int argc, char **argv)
 
 		fprintf(stderr, "bench: %s: loading %ld keys\n",
 		    servers[si].name, opt_keys);
-		if (run(&servers[si], true, NCONC, opt_keys, &pre) != 0)
+		if (run(&servers[si], true, NCONC, opt_keys, true, &pre) != 0)
 			goto out;
 	}
 	/* each row on one server and right after on the other */
@@ -471,7 +476,7 @@ main(int argc, char **argv)
 				    &res[s2][i]);
 			else
 				r = run(&servers[s2], i >= 2, i % 2 ? NCONC : 1,
-				    opt_ops, &res[s2][i]);
+				    opt_ops, false, &res[s2][i]);
 			if (r != 0)
 				goto out;
 		}
