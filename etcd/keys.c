@@ -462,7 +462,8 @@ gnode_json(struct gnode *g, const char *key, bool top, bool recursive,
 	    g->text, g->tlen, idx, idx);
 	if (o == NULL || !gnode_dir(g) || (!top && !recursive))
 		return o;
-	qsort(g->kids, g->nk, sizeof(*g->kids), gnode_cmp);
+	if (g->nk > 1)
+		qsort(g->kids, g->nk, sizeof(*g->kids), gnode_cmp);
 	if (g->nk > 0) {
 		json_t *a = json_array();
 		size_t kl = strlen(key);

@@ -119,17 +119,27 @@ kill "$xpid" 2>/dev/null; wait "$xpid" 2>/dev/null
 
 # ---- python-etcd and raw HTTP ----
 timeout 300 $PY "$src/etcd_check.py" "$GW" $real || fail=1
+kill -0 "$gw_pid" 2>/dev/null || { bad "the gateway died"; gw_pid=; }
 
 # ---- clean stop: exit status 0 (under ASan: no leak) ----
-kill -TERM "$gw_pid"
-end=$(($(date +%s) + 10))
-while kill -0 "$gw_pid" 2>/dev/null && [ "$(date +%s)" -le "$end" ]; do sleep 0.05; done
-if kill -0 "$gw_pid" 2>/dev/null; then
-	bad "gateway did not stop on SIGTERM"
-else
-	wait "$gw_pid"; rc=$?
-	[ $rc -eq 0 ] && ok "gateway stops cleanly" || { bad "gateway exit $rc"; cat "$dir/gw.err"; }
+if [ -n "$gw_pid" ]; then
+	kill -TERM "$gw_pid"
+	end=$(($(date +%s) + 10))
+	while kill -0 "$gw_pid" 2>/dev/null && [ "$(date +%s)" -le "$end" ]; do
+		sleep 0.05
+	done
+	if kill -0 "$gw_pid" 2>/dev/null; then
+		bad "gateway did not stop on SIGTERM"
+	else
+		wait "$gw_pid"; rc=$?
+		[ $rc -eq 0 ] && ok "gateway stops cleanly" || bad "gateway exit $rc"
+	fi
 fi
 gw_pid=
-[ $fail -eq 0 ] && echo "PASS" || echo "FAILED"
+if [ $fail -ne 0 ]; then
+	echo "---- gateway stderr"; tail -n 80 "$dir/gw.err"
+	echo "FAILED"
+else
+	echo "PASS"
+fi
 exit $fail
