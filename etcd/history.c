@@ -32,7 +32,8 @@ struct mnode {
 	bool dir;
 	char *value;		/* NULL for a directory */
 	size_t vlen;
-	uint64_t index;
+	uint64_t index;		/* of the event that set it */
+	uint64_t tock;		/* the entry's tock (its modifiedIndex) */
 };
 
 struct mirror {
@@ -116,6 +117,51 @@ mirror_free(struct mirror *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static struct mnode *
+mirror_find(const struct mirror *m, const char *key)
+{
+	struct mnode *n;
+
+	if (m->nb == 0)
+		return NULL;
+	for (n = m->b[mirror_slot(m, key)]; n != NULL; n = n->next)
+		if (strcmp(n->key, key) == 0)
+			return n;
+	return NULL;
+}
+
+/*
+ * The directory counts: for every prefix of a mirrored key ("/a" and
+ * "/a/b" for "/a/b/c"), how many mirrored keys lie below it.  A key with
+ * a count is a directory; GET answers a key without one from the mirror.
+ */
+static void
+dirs_add(struct mirror *d, const char *key, int delta)
+{
+	const char *s;
+
+	for (s = strchr(key + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+		char *pre = strndup(key, (size_t)(s - key));
+		struct mnode *n;
+
+		if (pre == NULL)
+			return;
+		if ((n = mirror_find(d, pre)) != NULL) {
+			n->index += (uint64_t)(int64_t)delta;
+			if (n->index == 0)
+				mnode_free(mirror_take(d, pre));
+			free(pre);
+		} else if (delta > 0 && (n = calloc(1, sizeof(*n))) != NULL) {
+			n->key = pre;
+			n->index = 1;
+			if (mirror_put(d, n) != 0)
+				mnode_free(n);
+		} else {
+			free(pre);
+		}
+	}
+}
+
 /* ---- events, in-flight writes, waiters ---- */
 
 struct hevent {
@@ -164,6 +210,7 @@ struct history {
 	distkv_path *prefix;
 	size_t plen;		/* elements of the prefix */
 	struct mirror mirror;
+	struct mirror dirs;		/* prefix -> keys below (dirs_add) */
 	struct hevent *ring;
 	size_t cap, head, count;	/* head: oldest */
 	bool dropped;			/* an event fell off the ring */
@@ -330,7 +377,8 @@ feed_item(struct history *h, const struct distkv_entry *it)
 		free(key);
 		return;
 	}
-	old = mirror_take(&h->mirror, key);
+	if ((old = mirror_take(&h->mirror, key)) != NULL)
+		dirs_add(&h->dirs, key, -1);
 	if (text != NULL || dir) {
 		if ((nn = calloc(1, sizeof(*nn))) == NULL ||
 		    (nn->key = strdup(key)) == NULL) {
@@ -346,9 +394,11 @@ feed_item(struct history *h, const struct distkv_entry *it)
 	if (!h->uptodate) {
 		/* the fetch: the state before the gateway started */
 		if (nn != NULL) {
-			nn->index = it->tock;
+			nn->index = nn->tock = it->tock;
 			if (mirror_put(&h->mirror, nn) != 0)
 				mnode_free(nn);
+			else
+				dirs_add(&h->dirs, key, 1);
 		}
 		if (it->tock > h->index)
 			h->index = it->tock;
@@ -378,6 +428,7 @@ feed_item(struct history *h, const struct distkv_entry *it)
 			ev.vlen = nn->vlen;
 		}
 		nn->index = ev.index;
+		nn->tock = it->tock;
 	} else {
 		ev.action = "delete";
 		ev.dir = old->dir;
@@ -391,8 +442,12 @@ feed_item(struct history *h, const struct distkv_entry *it)
 		old->value = NULL;
 		mnode_free(old);
 	}
-	if (nn != NULL && mirror_put(&h->mirror, nn) != 0)
-		mnode_free(nn);
+	if (nn != NULL) {
+		if (mirror_put(&h->mirror, nn) != 0)
+			mnode_free(nn);
+		else
+			dirs_add(&h->dirs, ev.key, 1);
+	}
 	event_label(h, &ev);
 	if (h->count == h->cap) {
 		event_clear(ring_at(h, 0));
@@ -600,6 +655,7 @@ history_close(struct history *h)
 		event_clear(ring_at(h, i));
 	free(h->ring);
 	mirror_free(&h->mirror);
+	mirror_free(&h->dirs);
 	distkv_close(h->c);
 	distkv_path_free(h->prefix);
 	if (h->stop_pipe[0] >= 0) {
@@ -861,4 +917,27 @@ history_stop_waiters(struct history *h)
 		}
 	}
 	pthread_mutex_unlock(&h->mu);
+}
+
+int
+history_get_file(struct history *h, const char *key, char **text,
+    size_t *tlen, uint64_t *tock, uint64_t *index)
+{
+	struct mnode *n;
+	int r = 0;
+
+	*text = NULL;
+	pthread_mutex_lock(&h->mu);
+	n = mirror_find(&h->mirror, key);
+	if (n != NULL && !n->dir && n->value != NULL &&
+	    mirror_find(&h->dirs, key) == NULL &&
+	    (*text = malloc(n->vlen + 1)) != NULL) {
+		memcpy(*text, n->value, n->vlen + 1);
+		*tlen = n->vlen;
+		*tock = n->tock;
+		*index = h->index;
+		r = 1;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return r;
 }

@@ -62,6 +62,16 @@ void history_wait_failed(struct history *h, int timeout_ms);
 /* The current etcd index: the last event's index (at least the start). */
 uint64_t history_index(struct history *h);
 
+/*
+ * The fast path of GET: if the mirror holds key as a value with nothing
+ * below it, 1 with a copy of its text (*text, malloc'd), its tock and the
+ * current index.  0: not known as a plain value here (ask the agent).
+ * The mirror follows the agent through the feed; the gateway's own writes
+ * are in it before they are answered (history_write_end).
+ */
+int history_get_file(struct history *h, const char *key, char **text,
+    size_t *tlen, uint64_t *tock, uint64_t *index);
+
 /* A write of the gateway: label its event with action (static string). */
 void *history_write_begin(struct history *h, const char *key,
     const char *action);

@@ -501,6 +501,22 @@ do_get(struct keys *k, distkv *c, const char *key, bool recursive,
 	int rc;
 
 	memset(&w, 0, sizeof(w));
+	{
+		char *text;
+		size_t tlen;
+		uint64_t tock, idx;
+
+		/* a plain value: from the mirror, without asking the agent */
+		if (history_get_file(k->h, key, &text, &tlen, &tock, &idx)) {
+			o = json_object();
+			json_object_set_new(o, "action", json_string("get"));
+			json_object_set_new(o, "node", v2node_new(key, false,
+			    text, tlen, tock, tock));
+			free(text);
+			reply_json(rs, 200, o, idx > tock ? idx : tock);
+			return;
+		}
+	}
 	if ((rc = key_path(k, key, &p)) != 0) {
 		reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
 		return;

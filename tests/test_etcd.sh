@@ -117,6 +117,23 @@ wait_for 10 grep -q "delete /cfg/x" "$dir/exec.out" &&
 	bad "etcdctl exec-watch: $(cat "$dir/exec.out")"
 kill "$xpid" 2>/dev/null; wait "$xpid" 2>/dev/null
 
+# ---- writes from another client (distkv-cli) reach reads and watches ----
+CLI="$top/distkv-cli --socket $dir/agent.sock"
+curl -s "$GW/v2/keys/fromcli/y?wait=true" >"$dir/cliwatch.out" &
+cpid=$!
+wait_for 10 sh -c "$CLI set fromcli/y hello >/dev/null && grep -q hello '$dir/cliwatch.out'" &&
+	grep -q '"action":"set"' "$dir/cliwatch.out" &&
+	ok "a distkv-cli write wakes a gateway long-poll" ||
+	bad "cli write not seen by a watch: $(cat "$dir/cliwatch.out")"
+kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+$CLI set fromcli/y again >/dev/null
+wait_for 10 sh -c "curl -s '$GW/v2/keys/fromcli/y' | grep -q '\"value\":\"again\"'" &&
+	ok "a distkv-cli write shows in GET" || bad "cli write not seen by GET"
+$CLI set fromcli/y/child c >/dev/null
+wait_for 10 sh -c "curl -s '$GW/v2/keys/fromcli/y' | grep -q '\"dir\":true'" &&
+	ok "a value that gets a child (from distkv-cli) reads as a directory" ||
+	bad "value + child not shown as a dir"
+
 # ---- python-etcd and raw HTTP ----
 timeout 300 $PY "$src/etcd_check.py" "$GW" $real || fail=1
 kill -0 "$gw_pid" 2>/dev/null || { bad "the gateway died"; gw_pid=; }
