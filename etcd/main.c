@@ -96,7 +96,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	int ch, li = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->listen = "127.0.0.1:2379";
@@ -105,7 +105,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	o->threads = 4;
 	o->max_conns = 10000;
 	o->max_body = 1572864;
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "h", lo, &li)) != -1) {
 		switch (ch) {
 		case 's': o->socket = optarg; break;
 		case 'l': o->listen = optarg; break;
@@ -149,7 +149,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 bad:
 	fprintf(stderr, "distkv-etcd: bad number '%s' for --%s\n", optarg,
-	    lo[0].name != NULL ? "option" : "");
+	    lo[li].name);
 	return -1;
 }
 
