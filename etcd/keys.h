@@ -1,0 +1,54 @@
+/*
+ * keys: the etcd v2 keys API (/v2/keys/...) on top of libdistkv.
+ *
+ * keys_handle() takes one parsed request (method, cleaned key, the merged
+ * form: body fields first, then the query, as Go's r.Form) and produces
+ * the status, the JSON body and the X-Etcd-Index, or a history waiter for
+ * a long-poll (GET wait=true) that the HTTP front then serves.
+ *
+ * Each HTTP worker thread gets its own agent connection on first use
+ * (libdistkv handles are one thread at a time); keys_close() closes them
+ * all once the HTTP daemon has stopped.  A lost connection is replaced on
+ * the next request.  docs/etcd.md describes the mapping and every
+ * deviation from etcd.
+ */
+#ifndef DKV_ETCD_KEYS_H
+#define DKV_ETCD_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "distkv.h"
+#include "form.h"
+#include "history.h"
+
+struct keys_cfg {
+	const char *socket;		/* agent socket (NULL: default) */
+	const distkv_path *prefix;	/* etcd "/" is this DistKV path */
+	struct history *history;
+};
+
+struct keys;
+
+int keys_open(const struct keys_cfg *cfg, struct keys **out);
+void keys_close(struct keys *k);
+
+struct keys_req {
+	const char *method;		/* GET HEAD PUT POST DELETE */
+	const char *key;		/* cleaned: "/" or "/a/b" */
+	const struct form *form;
+};
+
+struct keys_resp {
+	int status;
+	char *body;			/* malloc'd JSON with "\n" */
+	size_t blen;
+	uint64_t index;			/* X-Etcd-Index */
+	struct hwaiter *waiter;		/* set: a long-poll, body NULL */
+};
+
+/* Serve one request; rs is always filled (errors are etcd error bodies). */
+void keys_handle(struct keys *k, const struct keys_req *rq,
+    struct keys_resp *rs);
+
+#endif
