@@ -68,6 +68,7 @@ struct persist;
 struct logwriter;
 struct shm_writer;
 struct sync;
+struct xlate;
 
 struct agent {
 	struct ev_loop *loop;
@@ -81,6 +82,7 @@ struct agent {
 	struct logwriter *logw;		/* `log` action writer, or NULL */
 	struct shm_writer *shm;		/* shared-memory region, or NULL */
 	struct sync *sync;		/* replication, or NULL (standalone) */
+	struct xlate *xlate;		/* types, codecs (xlate.h) */
 	bool server_ready;		/* the client socket is open */
 	bool ready;			/* has its data (agent_ready) */
 	ev_timer heartbeat;		/* shm liveness */

@@ -87,7 +87,7 @@ act_test_acl(struct req *r)
 	other.name_len = (uint16_t)ao->via.str.size;
 	memcpy(other.name, ao->via.str.ptr, ao->via.str.size);
 	acl_pos_init(&p, r->a, &other);
-	if (p.n == 0) {
+	if (p.pat.n == 0) {
 		conn_reply_error(r->c, r->seq, "No such ACL: %s", other.name);
 		return;
 	}

@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config
 libmsgpack-dev libev-dev libcriterion-dev libxxhash-dev libjansson-dev
-libhiredis-dev liblmdb-dev libsodium-dev libssl-dev redis-server serf clang iptables"
+libhiredis-dev liblmdb-dev libsodium-dev libssl-dev liblua5.4-dev redis-server serf clang iptables"
 
 missing=""
 for p in $PKGS; do
