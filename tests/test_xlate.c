@@ -424,3 +424,43 @@ Test(xlate, reference_convert)
 	rc_close(con);
 	rc_close(std);
 }
+
+/* The JSON-schema subset, alone and before code. */
+Test(xlate, schema_subset)
+{
+	ok(admin, "action:'set_internal', path:['type', 'person'], "
+	    "value:{good:[{name:'a'}, {name:'b', age:3}], "
+	    "bad:[{age:3}, {name:''}, {name:'c', age:151}, {name:'d', x:1}, "
+	    "{name:'e', 1:2}, 'str'], "
+	    "schema:{type:'object', properties:{name:{type:'string', "
+	    "minLength:1}, age:{type:'integer', minimum:0, maximum:150}}, "
+	    "required:['name'], additionalProperties:false}}");
+	ok(admin, "action:'set_internal', path:['match', 'people', '+'], "
+	    "value:{type:'person'}");
+	ok(admin, "action:'set_value', path:['people', 'x'], "
+	    "value:{name:'x', age:150}");
+	fails(admin, "required property \"name\" is missing",
+	    "action:'set_value', path:['people', 'y'], value:{age:1}");
+	fails(admin, "property \"q\" is not allowed",
+	    "action:'set_value', path:['people', 'y'], value:{name:'y', q:1}");
+	fails(admin, "property age: 151 is outside maximum 150",
+	    "action:'set_value', path:['people', 'y'], "
+	    "value:{name:'y', age:151}");
+	/* schema first, then code; bytes are no strings */
+	ok(admin, "action:'set_internal', path:['type', 'hex'], "
+	    "value:{good:['00', 'ff'], bad:[b'00', 'xyz', 'abc'], lang:'lua', "
+	    "schema:{type:'string', pattern:'^[0-9a-f]+$'}, "
+	    "code:\"if #value %% 2 ~= 0 then error('odd length') end\"}");
+	ok(admin, "action:'set_internal', path:['type', 'color'], "
+	    "value:{good:['red', 'blue'], bad:['pink', 1], "
+	    "schema:{enum:['red', 'blue']}}");
+	ok(admin, "action:'set_internal', path:['type', 'blob'], "
+	    "value:{good:[b'ab', b''], bad:['ab', b'abc'], "
+	    "schema:{type:'bytes', maxLength:2}}");
+	fails(admin, "keyword oneOf is not supported", "action:'set_internal', "
+	    "path:['type', 'x'], value:{good:[1, 2], bad:[3], "
+	    "schema:{oneOf:[]}}");
+	fails(admin, "failed on 2 with 2 is not 1", "action:'set_internal', "
+	    "path:['type', 'x'], value:{good:[1, 2], bad:[3], "
+	    "schema:{const:1}}");
+}
