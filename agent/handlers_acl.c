@@ -117,6 +117,12 @@ act_get_shm(struct req *r)
 		    r->hc->acl.name);
 		return;
 	}
+	if (r->hc->conv.bound) {
+		conn_reply_error(r->c, r->seq, "The shared-memory region holds "
+		    "the stored form: not given to a login bound to converter "
+		    "set %s", r->hc->conv.name);
+		return;
+	}
 	if (!handlers_shm_allowed(r->c)) {
 		conn_reply_error(r->c, r->seq,
 		    "This agent has no shared-memory region for this connection");
