@@ -464,3 +464,34 @@ Test(xlate, schema_subset)
 	    "path:['type', 'x'], value:{good:[1, 2], bad:[3], "
 	    "schema:{const:1}}");
 }
+
+/*
+ * Records that arrive as loaded or replicated updates are never refused
+ * (nodes would diverge): a reference Python type and a Lua type that does
+ * not compile are stored, and their uses fail clearly.
+ */
+Test(xlate, loaded_records_fail_at_use)
+{
+	ok(admin, "action:'update', path:[nil, 'type', 'py'], "
+	    "value:{good:[1, 2], bad:['x'], code:\"if not isinstance(value, "
+	    "int): raise ValueError('no')\"}, node:'ref', tick:1, tock:1");
+	ok(admin, "action:'update', path:[nil, 'type', 'broken'], "
+	    "value:{good:[1, 2], bad:['x'], lang:'lua', code:'if then'}, "
+	    "node:'ref', tick:2, tock:2");
+	ok(admin, "action:'update', path:[nil, 'match', 'a'], "
+	    "value:{type:'py'}, node:'ref', tick:3, tock:3");
+	ok(admin, "action:'update', path:[nil, 'match', 'b'], "
+	    "value:{type:['broken']}, node:'ref', tick:4, tock:4");
+	RC_ASSERT_MATCH(ok(admin, "action:'get_internal', path:['type', 'py']"),
+	    "{seq:_, value:{...}, tock:_, ...}");
+	fails(admin, "Python code cannot run here", "action:'set_value', "
+	    "path:['a'], value:1");
+	fails(admin, "Code does not compile", "action:'set_value', "
+	    "path:['b'], value:1");
+	/* a later good write of the same entry recompiles it */
+	ok(admin, "action:'set_internal', path:['type', 'broken'], "
+	    "value:{good:[1, 2], bad:['x'], " INT_CODE "}");
+	ok(admin, "action:'set_value', path:['b'], value:1");
+	fails(admin, "not an int", "action:'set_value', path:['b'], "
+	    "value:'x'");
+}
