@@ -289,6 +289,36 @@ name_of(const struct entry *e, unsigned from_depth, char *buf, size_t cap)
 	proto_utf8_sanitize(buf, strlen(buf));
 }
 
+/* "int/percent": the names of p's elements from first on. */
+static void
+name_of_path(const struct xlate_path *p, unsigned first, char *buf,
+    size_t cap)
+{
+	msgpack_zone zone;
+	msgpack_object o;
+	size_t off = 0;
+
+	buf[0] = 0;
+	msgpack_zone_init(&zone, 256);
+	for (unsigned i = first; i < p->n && off + 1 < cap; i++) {
+		int w;
+
+		if (proto_unpack(p->elem[i], p->len[i], &zone, &o) == 0 &&
+		    o.type == MSGPACK_OBJECT_STR)
+			w = snprintf(buf + off, cap - off, "%s%.*s",
+			    off ? "/" : "", (int)(o.via.str.size > 64 ? 64 :
+			    o.via.str.size), o.via.str.ptr);
+		else
+			w = snprintf(buf + off, cap - off, "%s?",
+			    off ? "/" : "");
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	msgpack_zone_destroy(&zone);
+	proto_utf8_sanitize(buf, strlen(buf));
+}
+
 static void
 repr(char *buf, size_t cap, const msgpack_object *o)
 {
@@ -770,7 +800,7 @@ type_rules(struct agent *a, const struct xlate_path *p,
 	const msgpack_object *good = proto_map_get(rec, "good");
 	const msgpack_object *bad = proto_map_get(rec, "bad");
 	const msgpack_object *v;
-	char e2[1024], rv[256], label[64];
+	char e2[1024], rv[256], label[200], nm[160];
 	const char *lp;
 	int fn = 0;
 	bool ok = false;
@@ -799,7 +829,8 @@ type_rules(struct agent *a, const struct xlate_path *p,
 		snprintf(err, cap, "Must have check-bad values");
 		return false;
 	}
-	snprintf(label, sizeof(label), "type (new)");
+	name_of_path(p, 2, nm, sizeof(nm));
+	snprintf(label, sizeof(label), "type %s", nm);
 	if (!is_nil(code) && (fn = xl_lua_compile(a->xlate->lua,
 	    code->via.str.ptr, code->via.str.size, label, e2,
 	    sizeof(e2))) == 0) {
@@ -837,14 +868,14 @@ out:
 
 /* One direction of a codec record: compile, then every pair. */
 static bool
-codec_dir(struct agent *a, const msgpack_object *rec, bool dec, char *err,
-    size_t cap)
+codec_dir(struct agent *a, const struct xlate_path *p,
+    const msgpack_object *rec, bool dec, char *err, size_t cap)
 {
 	const msgpack_object *code = proto_map_get(rec, dec ? "decode" :
 	    "encode");
 	const msgpack_object *tests = proto_map_get(rec, dec ? "in" : "out");
 	const char *what = dec ? "decod" : "encod";
-	char e2[1024], rs[256], rr[256], rx[256];
+	char e2[1024], rs[256], rr[256], rx[256], label[200], nm[160];
 	const char *lp;
 	int fn;
 	bool ok = false;
@@ -864,9 +895,10 @@ codec_dir(struct agent *a, const msgpack_object *rec, bool dec, char *err,
 		snprintf(err, cap, "Must have tests for %sing", what);
 		return false;
 	}
+	name_of_path(p, 2, nm, sizeof(nm));
+	snprintf(label, sizeof(label), "%s %s", dec ? "decode" : "encode", nm);
 	if ((fn = xl_lua_compile(a->xlate->lua, code->via.str.ptr,
-	    code->via.str.size, dec ? "decode (new)" : "encode (new)", e2,
-	    sizeof(e2))) == 0) {
+	    code->via.str.size, label, e2, sizeof(e2))) == 0) {
 		snprintf(err, cap, "Code does not compile: %s", e2);
 		return false;
 	}
@@ -982,8 +1014,8 @@ xlate_meta_check(struct agent *a, const struct xlate_path *p,
 		}
 		return true;
 	case K_CODEC:
-		return codec_dir(a, value, true, err, cap) &&
-		    codec_dir(a, value, false, err, cap);
+		return codec_dir(a, p, value, true, err, cap) &&
+		    codec_dir(a, p, value, false, err, cap);
 	case K_CONV:
 		if (!pattern_ok(p, 3, err, cap))
 			return false;
