@@ -161,7 +161,6 @@ act_root(struct req *r)
 	struct entry *e;
 	msgpack_packer *pk;
 	bool with_chain;
-
 	struct shown sh;
 
 	if (!req_path_acl(r, PATH_CREATE, 'x', &e))
