@@ -654,7 +654,9 @@ pack_lua(lua_State *L, struct xl_lua *x, msgpack_packer *pk, int idx,
 	size_t len;
 	const char *s;
 
-	if (depth > XL_LUA_DEPTH)
+	/* a container here is level depth + 1 */
+	if (depth >= XL_LUA_DEPTH && lua_type(L, idx) == LUA_TTABLE &&
+	    !has_mark(L, idx, x->mt_bytes))
 		luaL_error(L, "result nested deeper than %d levels (or a "
 		    "cycle)", XL_LUA_DEPTH);
 	luaL_checkstack(L, 6, "result nested too deeply");

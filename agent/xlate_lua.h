@@ -55,14 +55,17 @@
 
 #include <msgpack.h>
 
+#include "proto.h"
+
 /* VM instructions of one call: a few milliseconds (bench/README.md). */
 #define XL_LUA_INSTR 1000000
 /* Bytes one call may allocate beyond what the state holds at its start. */
 #define XL_LUA_MEM (8u << 20)
 /* Worst-case steps of one pattern function call (no hook runs in C). */
 #define XL_LUA_PATTERN_STEPS 20000000.0
-/* Nesting of values in and out. */
-#define XL_LUA_DEPTH 64
+/* Nested containers of values in and out: what the agent accepts from a
+ * client (a result must be storable). */
+#define XL_LUA_DEPTH PROTO_MAX_NESTING
 /* Bytes of compiled code and cached state, all records together. */
 #define XL_LUA_TOTAL (256u << 20)
 
