@@ -210,6 +210,13 @@ sorted_keys(lua_State *L, struct xl_lua *x, int idx)
 			lua_pop(L, 1);
 		}
 		qsort(ks, (size_t)n, sizeof(*ks), key_cmp);
+		/* equal keys are distinct Lua keys only as bytes objects;
+		 * their order would follow addresses, which differ from
+		 * node to node */
+		for (lua_Integer i = 1; i < n; i++)
+			if (key_cmp(&ks[i - 1], &ks[i]) == 0)
+				luaL_error(L, "two byte-string keys hold the "
+				    "same bytes");
 		/* a new table in that order replaces the first */
 		lua_newtable(L);
 		for (lua_Integer i = 0; i < n; i++) {
@@ -477,6 +484,28 @@ push_elem(lua_State *L, struct xl_lua *x, const msgpack_object *o,
 		push_obj(L, x, o, depth);
 }
 
+/*
+ * A map key: a byte string becomes the one bytes object of its content
+ * (interned for the call, table at stack index 1), so equal keys merge
+ * as equal strings do (the last one wins).
+ */
+static void
+push_key(lua_State *L, struct xl_lua *x, const msgpack_object *o, int depth)
+{
+	if (o->type != MSGPACK_OBJECT_BIN) {
+		push_elem(L, x, o, depth);
+		return;
+	}
+	lua_pushlstring(L, o->via.bin.ptr, o->via.bin.size);
+	if (lua_rawget(L, 1) != LUA_TNIL)
+		return;
+	lua_pop(L, 1);
+	push_obj(L, x, o, depth);
+	lua_pushlstring(L, o->via.bin.ptr, o->via.bin.size);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+}
+
 static void
 push_obj(lua_State *L, struct xl_lua *x, const msgpack_object *o, int depth)
 {
@@ -537,7 +566,7 @@ push_obj(lua_State *L, struct xl_lua *x, const msgpack_object *o, int depth)
 			    isnan(k->via.f64))
 				luaL_error(L, "a map key is NaN: no Lua table "
 				    "can hold it");
-			push_elem(L, x, k, depth + 1);
+			push_key(L, x, k, depth + 1);
 			push_elem(L, x, &o->via.map.ptr[i].val, depth + 1);
 			lua_rawset(L, -3);
 		}
@@ -713,6 +742,7 @@ do_call(lua_State *L)
 	msgpack_packer pk;
 
 	lua_settop(L, 0);
+	lua_newtable(L);		/* 1: byte-string keys (push_key) */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ca->ref);
 	if (ca->value != NULL)
 		push_obj(L, x, ca->value, 0);
@@ -726,7 +756,7 @@ do_call(lua_State *L)
 	if (ca->want) {
 		x->outlen = 0;
 		msgpack_packer_init(&pk, x, out_write);
-		pack_lua(L, x, &pk, 1, 0);
+		pack_lua(L, x, &pk, 2, 0);
 	}
 	return 0;
 }
