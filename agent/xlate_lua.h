@@ -39,7 +39,10 @@
  *   array(t) and map(t) mark a table.  msgtype(v) names the msgpack kind:
  *   "nil" "boolean" "integer" "float" "string" "bytes" "array" "map".
  *   Map keys come back sorted (pairs' order).  Float map keys with an
- *   integral value become integers (Lua's rule); a NaN key is refused.
+ *   integral value become integers (Lua's rule); a NaN key is refused;
+ *   equal byte-string keys merge coming in, and two bytes objects with
+ *   equal content as keys of one table are refused going out (or by
+ *   pairs): their order would follow addresses.
  *   Functions, tables as keys, cycles and nesting deeper than
  *   XL_LUA_DEPTH are refused.
  *
