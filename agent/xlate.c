@@ -614,7 +614,13 @@ run_codec(struct agent *a, const struct entry *c, int i,
 		return 0;	/* no procedure for this direction */
 	if (xl_lua_call(a->xlate->lua, it->fn[i], v, prev, out, outlen, e2,
 	    sizeof(e2)) != 0) {
-		snprintf(err, cap, "%s", e2);
+		const char *dir = i == 0 ? "decode" : "encode";
+
+		/* a message with a position names the codec already */
+		if (strncmp(e2, dir, 6) == 0 && e2[6] == ' ')
+			snprintf(err, cap, "%s", e2);
+		else
+			snprintf(err, cap, "%s %s: %s", dir, nm, e2);
 		return -1;
 	}
 	*ran = true;

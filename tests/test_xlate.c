@@ -379,7 +379,7 @@ Test(xlate, reference_convert)
 	cr_assert_eq(n, 2);
 	rc_msgs_free(v, n);
 	ok(con, "action:'set_value', path:['inty', 'ten'], value:'10'");
-	fails(con, "not a string", "action:'set_value', "
+	fails(con, "decode int:1: not a string", "action:'set_value', "
 	    "path:['inty', 'nope'], value:11");
 	ok(con, "action:'set_value', path:['inty', 'yep', 'yepyepyep'], "
 	    "value:'13'");
