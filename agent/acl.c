@@ -93,71 +93,23 @@ acl_pos_init(struct acl_pos *p, struct agent *a, const struct acl_user *u)
 
 	p->a = a;
 	p->u = u;
-	p->n = 0;
-	p->overflow = false;
 	p->blocked = 0;
 	top = tree_child(&a->tree, a->tree.root, &nil, 1, false);
 	top = child_named(a, top, "acl", 3);
 	top = child_named(a, top, u->name, u->name_len);
-	if (top != NULL) {
-		p->c[0].node = top;
-		p->c[0].keep = false;
-		p->n = 1;
-	}
-}
-
-static void
-pos_add(struct acl_pos *p, struct entry *node, bool keep)
-{
-	if (node == NULL)
-		return;
-	for (unsigned i = 0; i < p->n; i++)
-		if (p->c[i].node == node && p->c[i].keep == keep)
-			return;
-	if (p->n == ACL_MAX_CANDS) {
-		p->overflow = true;
-		return;
-	}
-	p->c[p->n].node = node;
-	p->c[p->n].keep = keep;
-	p->n++;
+	pattern_init(&p->pat, &a->tree, top);
 }
 
 void
 acl_step(struct acl_pos *p, const uint8_t *name, size_t len)
 {
-	static const uint8_t plus[2] = { 0xa1, '+' }, hash[2] = { 0xa1, '#' };
-	struct tree *t = &p->a->tree;
-	struct acl_pos old;
-	bool is_nil = len == 1 && name[0] == 0xc0;
-
-	old.n = p->n;
-	memcpy(old.c, p->c, sizeof(p->c[0]) * p->n);
-	p->n = 0;
-	/* the order decides which candidate wins: literal, "+", "#", and
-	 * an earlier "#" that goes on matching (the reference's order) */
-	for (unsigned i = 0; i < old.n; i++) {
-		struct entry *node = old.c[i].node;
-
-		pos_add(p, tree_child(t, node, name, len, false), false);
-		if (is_nil)
-			continue;	/* wildcards never match the meta root */
-		pos_add(p, tree_child(t, node, plus, sizeof(plus), false),
-		    false);
-		pos_add(p, tree_child(t, node, hash, sizeof(hash), false),
-		    true);
-		if (old.c[i].keep)
-			pos_add(p, node, true);
-	}
+	pattern_step(&p->pat, name, len);
 }
 
 static const struct entry *
 pos_result(const struct acl_pos *p)
 {
-	for (unsigned i = 0; i < p->n; i++)
-		if (p->c[i].node->value != NULL)
-			return p->c[i].node;
-	return NULL;
+	return pattern_result(&p->pat);
 }
 
 bool
@@ -180,7 +132,7 @@ acl_allows(const struct acl_pos *p, char letter)
 	const char *s;
 	size_t n;
 
-	if ((p->blocked & letter_bit(letter)) != 0 || p->overflow)
+	if ((p->blocked & letter_bit(letter)) != 0 || p->pat.overflow)
 		return false;
 	if ((r = pos_result(p)) == NULL)
 		return !p->a->cfg.acl_default_deny;
@@ -441,7 +393,7 @@ const char *
 acl_entry_invalid(const struct entry *e, const uint8_t *value, size_t len)
 {
 	const struct entry *x, *top = NULL;
-	const char *s;
+	const char *s, *why;
 	size_t n;
 
 	/* (nil, "acl", NAME, ...): find the "acl" entry below the meta root */
@@ -455,21 +407,13 @@ acl_entry_invalid(const struct entry *e, const uint8_t *value, size_t len)
 	if (e == top)
 		return value == NULL ? NULL :
 		    "(nil, acl) holds the ACLs and has no value";
-	for (x = e; x->depth > 3; x = x->parent) {
-		const uint8_t *nm = entry_name(x);
-		size_t nl = entry_name_len(x);
-
-		if (!value_str(nm, nl, &s, &n))
-			continue;
-		if ((memchr(s, '#', n) != NULL || memchr(s, '+', n) != NULL) &&
-		    n != 1)
-			return "In an ACL pattern, # and + must be a whole path "
-			    "element";
-		if (n == 1 && s[0] == '#' && x->parent->depth > 3 &&
-		    name_is(x->parent, "#"))
-			return "In an ACL pattern, # directly after # matches "
-			    "nothing more: use one #";
-	}
+	for (x = e; x->depth > 3; x = x->parent)
+		;
+	if ((why = pattern_invalid(x, e, true)) != NULL)
+		return strncmp(why, "# and", 5) == 0 ?
+		    "In an ACL pattern, # and + must be a whole path element" :
+		    "In an ACL pattern, # directly after # matches nothing "
+		    "more: use one #";
 	if (value == NULL)
 		return NULL;
 	if (!value_str(value, len, &s, &n))

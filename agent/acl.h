@@ -15,11 +15,9 @@
  * wildcards.  Patterns are paths from the root of the tree, whatever root
  * a connection has set.
  *
- * Matching follows the reference's NodeFinder: a position is the list of
- * candidate pattern entries for the path so far; a step replaces each
- * candidate by its literal child, its "+" child and its "#" child (which
- * stays a candidate for the following steps too), in that order; the
- * first candidate that holds a value decides.  Where none holds one, the
+ * Matching is pattern.h's lookup (the reference's NodeFinder, shared with
+ * matches and converters), applied at every step of a path: the first
+ * candidate that holds a value decides.  Where none holds one, the
  * reference allows; an agent started with --acl-default-deny refuses.
  *
  * A user is bound to an ACL by the "acl" entry below its record, value
@@ -39,15 +37,14 @@
 
 #include <msgpack.h>
 
+#include "pattern.h"
+
 struct agent;
 struct entry;
 
 /* Longest ACL name (a msgpack str element). */
 #define ACL_MAX_NAME 255
 
-/* Candidates a position keeps; a pattern set that needs more (many
- * nested "#") fails closed: such a position allows nothing. */
-#define ACL_MAX_CANDS 32
 
 /* A connection's binding, set at login. */
 struct acl_user {
@@ -60,13 +57,10 @@ struct acl_user {
 struct acl_pos {
 	struct agent *a;
 	const struct acl_user *u;
-	unsigned n;
-	bool overflow;			/* fails closed, see ACL_MAX_CANDS */
 	uint16_t blocked;		/* letters blocked from here down */
-	struct {
-		struct entry *node;
-		bool keep;		/* a "#" match: stays for later steps */
-	} c[ACL_MAX_CANDS];
+	/* the pattern lookup (pattern.h); an overflow fails closed: such
+	 * a position allows nothing */
+	struct pattern_pos pat;
 };
 
 /* Start at the top of u's ACL (the entry (nil,"acl",NAME)). */

@@ -13,6 +13,7 @@
 #include "sync.h"
 #include "watch.h"
 #include "writer.h"
+#include "xlate.h"
 
 int
 agent_init(struct agent *a, struct ev_loop *loop,
@@ -27,6 +28,8 @@ agent_init(struct agent *a, struct ev_loop *loop,
 	a->self = nodes_get(&a->nodes, cfg->node, strlen(cfg->node), true);
 	if (a->self == NULL)
 		return -ENOMEM;
+	if (xlate_new(&a->xlate) != 0)
+		return -ENOMEM;
 	/* spec §1.5: root creation at start is stamped */
 	a->tree.root->tock = agent_stamp(a);
 	return 0;
@@ -35,6 +38,8 @@ agent_init(struct agent *a, struct ev_loop *loop,
 void
 agent_fini(struct agent *a)
 {
+	xlate_free(a->xlate);
+	a->xlate = NULL;
 	tree_fini(&a->tree);
 	nodes_fini(&a->nodes);
 }
@@ -275,6 +280,9 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 	e->tock = u->tock;
 	e->chain = in;
 	a->changes++;
+	/* the translator's compiled code follows its records at once, on
+	 * every node and for every origin (xlate.h) */
+	xlate_applied(a, e);
 
 	/* fan-out, in DESIGN.md order */
 	persist_record_change(a, e);

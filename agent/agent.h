@@ -72,6 +72,7 @@ struct logwriter;
 struct shm_writer;
 struct sync;
 struct sync_monitor;
+struct xlate;
 
 struct agent {
 	struct ev_loop *loop;
@@ -86,6 +87,7 @@ struct agent {
 	struct shm_writer *shm;		/* shared-memory region, or NULL */
 	struct sync *sync;		/* replication, or NULL (standalone) */
 	struct sync_monitor *serf_mons;	/* serfmon requests (sync.h) */
+	struct xlate *xlate;		/* types, codecs (xlate.h) */
 	bool server_ready;		/* the client socket is open */
 	bool ready;			/* has its data (agent_ready) */
 	ev_timer heartbeat;		/* shm liveness */

@@ -39,6 +39,39 @@ pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e)
 		conn_pack_raw(c, e->value, e->value_len);
 }
 
+void
+shown_init(struct shown *s, struct agent *a, const struct xlate_user *conv,
+    const struct entry *e)
+{
+	s->e = e;
+	s->converted = s->failed = false;
+	s->buf = NULL;
+	s->len = 0;
+	s->err[0] = 0;
+	if (e != NULL && e->value != NULL && xlate_read(a, conv, e, e->value,
+	    e->value_len, &s->converted, &s->buf, &s->len, s->err,
+	    sizeof(s->err)) != 0)
+		s->failed = true;
+}
+
+void
+pack_shown(struct conn *c, msgpack_packer *pk, const struct shown *s)
+{
+	if (!s->converted)
+		pack_value(c, pk, s->e);
+	else if (s->buf == NULL)
+		msgpack_pack_nil(pk);
+	else
+		conn_pack_raw(c, s->buf, s->len);
+}
+
+void
+shown_fini(struct shown *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+}
+
 /* Optional integer field; returns false (and replies) if malformed. */
 bool
 req_int(struct req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi,
@@ -202,28 +235,35 @@ below(const struct entry *base, const struct entry *e)
 void
 handlers_send_item(struct conn *c, uint64_t seq, struct entry *base,
     const struct entry **last, struct entry *e, unsigned nchain,
-    const struct acl_user *acl)
+    const struct acl_user *acl, const struct xlate_user *conv)
 {
 	enum acl_view view = acl != NULL ?
 	    acl_view(conn_agent(c), acl, base, e) : ACL_FULL;
 	uint32_t d;
 	bool with_chain = nchain > 0 && e->chain.n > 0;
 	msgpack_packer *pk;
+	struct shown sh;
 
 	if (view == ACL_HIDE)
 		return;
+	shown_init(&sh, conn_agent(c), view == ACL_FULL ? conv : NULL, e);
 	d = tree_common_depth(base, *last, e);
-	/* the reference sends an item it may not read without its value */
+	/* the reference sends an item it may not read without its value;
+	 * one its converter cannot encode carries the error instead */
 	pk = conn_reply(c, seq, 3 + (view == ACL_FULL) + (with_chain ? 1 : 0),
 	    false);
 	pack_key(pk, "path");
 	tree_pack_path(pk, base, e, d);
 	pack_key(pk, "depth");
 	msgpack_pack_uint32(pk, d);
-	if (view == ACL_FULL) {
+	if (view == ACL_FULL && sh.failed) {
+		pack_key(pk, "error");
+		msgpack_pack_str_with_body(pk, sh.err, strlen(sh.err));
+	} else if (view == ACL_FULL) {
 		pack_key(pk, "value");
-		pack_value(c, pk, e);
+		pack_shown(c, pk, &sh);
 	}
+	shown_fini(&sh);
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, e->tock);
 	if (with_chain) {
@@ -237,6 +277,12 @@ const struct acl_user *
 handlers_acl(const struct handlers_conn *hc)
 {
 	return hc->acl.restricted ? &hc->acl : NULL;
+}
+
+const struct xlate_user *
+handlers_conv(const struct handlers_conn *hc)
+{
+	return hc->conv.bound ? &hc->conv : NULL;
 }
 
 

@@ -12,6 +12,7 @@
 #include <msgpack.h>
 
 #include "acl.h"
+#include "xlate.h"
 
 struct conn;
 struct entry;
@@ -31,6 +32,7 @@ struct handlers_conn {
 	bool dh_done;		/* diffie_hellman ran: dh_key holds the key */
 	uint8_t dh_key[32];	/* shared key of the password method's boxes */
 	struct acl_user acl;	/* the logged-in user's ACL binding */
+	struct xlate_user conv;	/* its converter set (xlate.h) */
 };
 
 /* Send the greeting (spec §2.3) to a new connection; sets hc's login
@@ -45,10 +47,15 @@ void handlers_dispatch(struct conn *c, struct handlers_conn *hs,
  * entry e, its path shortened relative to base against *last (updated).
  * acl: the connection's binding if restricted (else NULL): an item it
  * hides is not sent, one it may not read is sent without its value.
+ * conv: the connection's converter binding (or NULL): the value is
+ * encoded for it; an item whose encoding fails carries {error} instead.
  */
 void handlers_send_item(struct conn *c, uint64_t seq, struct entry *base,
     const struct entry **last, struct entry *e, unsigned nchain,
-    const struct acl_user *acl);
+    const struct acl_user *acl, const struct xlate_user *conv);
+
+/* The converter binding of a bound connection, else NULL (for tasks). */
+const struct xlate_user *handlers_conv(const struct handlers_conn *hc);
 
 /* The binding of a restricted connection, else NULL (for tasks). */
 const struct acl_user *handlers_acl(const struct handlers_conn *hc);

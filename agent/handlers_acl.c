@@ -87,7 +87,7 @@ act_test_acl(struct req *r)
 	other.name_len = (uint16_t)ao->via.str.size;
 	memcpy(other.name, ao->via.str.ptr, ao->via.str.size);
 	acl_pos_init(&p, r->a, &other);
-	if (p.n == 0) {
+	if (p.pat.n == 0) {
 		conn_reply_error(r->c, r->seq, "No such ACL: %s", other.name);
 		return;
 	}
@@ -115,6 +115,12 @@ act_get_shm(struct req *r)
 		conn_reply_error(r->c, r->seq, "The shared-memory region holds "
 		    "the whole tree: not given to a login bound to ACL %s",
 		    r->hc->acl.name);
+		return;
+	}
+	if (r->hc->conv.bound) {
+		conn_reply_error(r->c, r->seq, "The shared-memory region holds "
+		    "the stored form: not given to a login bound to converter "
+		    "set %s", r->hc->conv.name);
 		return;
 	}
 	if (!handlers_shm_allowed(r->c)) {

@@ -166,6 +166,7 @@ act_auth(struct req *r)
 		r->hc->logged_in = true;
 		r->hc->user_set = true;
 		acl_user_bind(&r->hc->acl, rec);
+		xlate_user_bind(&r->hc->conv, rec);
 	}
 	conn_reply_state(r->c, r->seq, "end");
 	msgpack_zone_destroy(&zone);

@@ -45,9 +45,27 @@ struct valbuf {
 	size_t size, cap;
 };
 
+/*
+ * A stored value as a connection sees it (xlate_read: its converter's
+ * encoding): shown_init decides, then pack_shown packs the value (false:
+ * it failed, err says why and nothing is packed).
+ */
+struct xlate_user;
+struct shown {
+	const struct entry *e;
+	bool converted, failed;
+	uint8_t *buf;		/* converted value, NULL: nil */
+	size_t len;
+	char err[1024];
+};
+
 /* handlers.c */
 void pack_key(msgpack_packer *pk, const char *k);
 void pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e);
+void shown_init(struct shown *s, struct agent *a,
+    const struct xlate_user *conv, const struct entry *e);
+void pack_shown(struct conn *c, msgpack_packer *pk, const struct shown *s);
+void shown_fini(struct shown *s);
 bool req_int(struct req *r, const char *key, int64_t dflt, int64_t lo,
     int64_t hi, int64_t *out);
 bool req_bool(struct req *r, const char *key, bool dflt, bool *out);

@@ -30,6 +30,7 @@ struct tree_task {
 	int min_depth;
 	unsigned nchain;
 	const struct acl_user *acl;
+	const struct xlate_user *conv;
 };
 
 static void
@@ -47,7 +48,7 @@ tree_task_pump(struct task *t)
 		    (int)(e->depth - tt->base->depth) < tt->min_depth)
 			continue;
 		handlers_send_item(t->conn, t->seq, tt->base, &tt->last, e,
-		    tt->nchain, tt->acl);
+		    tt->nchain, tt->acl, tt->conv);
 	}
 	conn_task_want_pump(t);
 }
@@ -118,6 +119,7 @@ act_get_tree(struct req *r)
 	tt->min_depth = lo;
 	tt->nchain = (unsigned)nchain;
 	tt->acl = handlers_acl(r->hc);
+	tt->conv = handlers_conv(r->hc);
 	tree_walk_init(&tt->walk, e, hi);
 	conn_task_add(r->c, &tt->task);
 	tree_task_pump(&tt->task);
@@ -139,6 +141,7 @@ act_watch(struct req *r)
 		return;
 	o.nchain = (unsigned)nchain;
 	o.acl = handlers_acl(r->hc);
+	o.conv = handlers_conv(r->hc);
 	if (conn_task_find(r->c, r->seq) != NULL) {
 		conn_reply_error(r->c, r->seq, "Request %" PRIu64 " runs already",
 		    r->seq);
@@ -158,14 +161,21 @@ act_root(struct req *r)
 	struct entry *e;
 	msgpack_packer *pk;
 	bool with_chain;
+	struct shown sh;
 
 	if (!req_path_acl(r, PATH_CREATE, 'x', &e))
 		return;
+	shown_init(&sh, r->a, handlers_conv(r->hc), e);
+	if (sh.failed) {
+		conn_reply_error(r->c, r->seq, "%s", sh.err);
+		return;
+	}
 	conn_set_root(r->c, e);
 	with_chain = e->chain.n > 0;
 	pk = conn_reply(r->c, r->seq, 3 + (with_chain ? 1 : 0), false);
 	pack_key(pk, "value");
-	pack_value(r->c, pk, e);
+	pack_shown(r->c, pk, &sh);
+	shown_fini(&sh);
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, e->tock);
 	pack_key(pk, "path");
@@ -246,8 +256,11 @@ act_delete_tree(struct req *r)
 	tree_walk_init(&w, base, -1);
 	/* parent before children, each its own change (spec §2.5.9) */
 	while ((e = tree_walk_next(&w)) != NULL) {
-		uint8_t *old = NULL;
+		uint8_t *old = NULL, *enc = NULL;
 		uint32_t oldlen, d;
+		size_t enclen;
+		bool conv;
+		char cerr[1024];
 
 		if (e->value == NULL ||
 		    (acl != NULL && !acl_may_delete(r->a, acl, base, e)))
@@ -276,8 +289,20 @@ act_delete_tree(struct req *r)
 		tree_pack_path(pk, base, e, d);
 		pack_key(pk, "depth");
 		msgpack_pack_uint32(pk, d);
-		pack_key(pk, "old_value");
-		conn_pack_raw(r->c, old, oldlen);
+		if (xlate_read(r->a, handlers_conv(r->hc), e, old, oldlen,
+		    &conv, &enc, &enclen, cerr, sizeof(cerr)) != 0) {
+			pack_key(pk, "error");
+			msgpack_pack_str_with_body(pk, cerr, strlen(cerr));
+		} else {
+			pack_key(pk, "old_value");
+			if (!conv)
+				conn_pack_raw(r->c, old, oldlen);
+			else if (enc == NULL)
+				msgpack_pack_nil(pk);
+			else
+				conn_pack_raw(r->c, enc, enclen);
+			free(enc);
+		}
 		pack_key(pk, "tock");
 		msgpack_pack_uint64(pk, e->tock);
 		last = e;

@@ -29,11 +29,19 @@ reply_entry(struct req *r, const struct entry *e, int64_t nchain,
 {
 	bool with_chain = nchain > 0 && e->chain.n > 0;
 	msgpack_packer *pk;
+	struct shown sh;
 
+	/* the encode direction (xlate.h) */
+	shown_init(&sh, r->a, handlers_conv(r->hc), e);
+	if (sh.failed) {
+		conn_reply_error(r->c, r->seq, "%s", sh.err);
+		return;
+	}
 	pk = conn_reply(r->c, r->seq, 2 + (with_chain ? 1 : 0) +
 	    (with_path ? 1 : 0), false);
 	pack_key(pk, "value");
-	pack_value(r->c, pk, e);
+	pack_shown(r->c, pk, &sh);
+	shown_fini(&sh);
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, e->tock);
 	if (with_chain) {
@@ -139,6 +147,57 @@ reply_change_error(struct req *r, int rc)
 		    strerror(-rc));
 }
 
+/*
+ * The translator's write direction, at one point (xlate.h): decode with
+ * the connection's converter, type-check a set_value, apply the record
+ * rules to a meta write.  On success *nv and *nvlen may point to the decoded
+ * value, then owned by *owned.  Replies and returns false on refusal.
+ */
+static bool
+translate_write(struct req *r, bool internal, bool del,
+    const msgpack_object *vo, const struct entry *e, const uint8_t **nv,
+    size_t *nvlen, uint8_t **owned)
+{
+	static struct xlate_path p;	/* large; the agent is single-threaded */
+	static const uint8_t nil = 0xc0;
+	const struct entry *base = internal ? tree_child(&r->a->tree,
+	    r->a->tree.root, &nil, 1, false) : conn_root(r->c);
+	const msgpack_object *fv = vo;
+	msgpack_zone zone;
+	msgpack_object dv;
+	char err[1200];
+	bool converted, ok = true;
+	uint8_t *out;
+	size_t outlen;
+
+	if (base == NULL || xlate_path_init(&p, base,
+	    proto_map_get(r->msg, "path")) != 0) {
+		conn_reply_error(r->c, r->seq, "Path too long");
+		return false;
+	}
+	if (xlate_write(r->a, handlers_conv(r->hc), &p, !internal && !del, vo,
+	    e != NULL ? e->value : NULL, e != NULL ? e->value_len : 0,
+	    &converted, &out, &outlen, err, sizeof(err)) != 0) {
+		conn_reply_error(r->c, r->seq, "%s", err);
+		return false;
+	}
+	msgpack_zone_init(&zone, 256);
+	if (converted) {
+		*owned = out;
+		*nv = out;
+		*nvlen = outlen;
+		fv = NULL;
+		if (out != NULL && proto_unpack(out, outlen, &zone, &dv) == 0)
+			fv = &dv;
+	}
+	if (!xlate_meta_check(r->a, &p, fv, err, sizeof(err))) {
+		conn_reply_error(r->c, r->seq, "%s", err);
+		ok = false;
+	}
+	msgpack_zone_destroy(&zone);
+	return ok;
+}
+
 void
 set_common(struct req *r, bool internal, bool del)
 {
@@ -151,7 +210,7 @@ set_common(struct req *r, bool internal, bool del)
 	struct entry *e;
 	int64_t nchain;
 	bool changed, report_prev;
-	uint8_t *old = NULL;
+	uint8_t *old = NULL, *decoded = NULL;
 	size_t oldlen = 0;
 	char txt[256];
 	const char *why;
@@ -242,6 +301,8 @@ set_common(struct req *r, bool internal, bool del)
 			}
 		}
 	}
+	if (!translate_write(r, internal, del, vo, e, &nv, &nvlen, &decoded))
+		goto out;
 	if (e == NULL && !req_path(r, true, internal, &e))
 		goto out;
 	/* an ACL is checked when it is written, not when it is used */
@@ -285,6 +346,7 @@ set_common(struct req *r, bool internal, bool del)
 	msgpack_pack_uint64(pk, e->tock);
 out:
 	free(old);
+	free(decoded);
 	valbuf_fini(&val);
 	valbuf_fini(&pv);
 }

@@ -73,7 +73,7 @@ watch_pump(struct task *t)
 		if (e->tock >= w->snap_tock)
 			continue;
 		handlers_send_item(t->conn, t->seq, w->entry, &w->last, e,
-		    w->o.nchain, w->o.acl);
+		    w->o.nchain, w->o.acl, w->o.conv);
 	}
 	conn_task_want_pump(t);
 }
@@ -134,7 +134,7 @@ watch_notify(struct agent *a, struct entry *e)
 				continue;
 			}
 			handlers_send_item(w->task.conn, w->task.seq, w->entry,
-			    &w->last, e, w->o.nchain, w->o.acl);
+			    &w->last, e, w->o.nchain, w->o.acl, w->o.conv);
 		}
 	}
 }

@@ -19,6 +19,7 @@ struct agent;
 struct conn;
 struct entry;
 struct acl_user;
+struct xlate_user;
 
 struct watch_opts {
 	int min_depth;
@@ -26,6 +27,7 @@ struct watch_opts {
 	unsigned nchain;
 	bool fetch;
 	const struct acl_user *acl;	/* restricted connection: filter */
+	const struct xlate_user *conv;	/* bound connection: encode */
 };
 
 /* Register a watch for request seq on c; replies start at once. */

@@ -8,6 +8,7 @@
 
 #include <msgpack.h>
 
+#include "xlate.h"
 #include "auth.h"
 #include "cli.h"
 #include "mpjson.h"
@@ -195,7 +196,8 @@ usage(void)
 {
 	return (cli_err(EXIT_USAGE, "usage: distkv-cli auth method "
 	    "[METHOD|off] | auth user add|show|delete METHOD NAME | "
-	    "auth user list [METHOD] | auth user acl METHOD NAME ACL|*"));
+	    "auth user list [METHOD] | auth user acl METHOD NAME ACL|* | "
+	    "auth user conv METHOD NAME CONV"));
 }
 
 /* auth user list|show: auth_list / auth_get, printed. */
@@ -362,6 +364,8 @@ auth_command(distkv *c, const struct auth_opts *o, bool json, int argc,
 		    NULL, NULL));
 	if (strcmp(argv[1], "acl") == 0 && argc == 5)
 		return (user_acl(c, argv[2], argv[3], argv[4]));
+	if (strcmp(argv[1], "conv") == 0 && argc == 5)
+		return (xlate_user_conv(c, argv[2], argv[3], argv[4]));
 	if (argc != 4)
 		return (usage());
 	if (strcmp(argv[1], "add") == 0)

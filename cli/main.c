@@ -31,6 +31,7 @@
 #include "distkv.h"
 #include "mpjson.h"
 #include "acl.h"
+#include "xlate.h"
 #include "auth.h"
 #include "cli.h"
 #include "region.h"
@@ -83,6 +84,14 @@ enum optid {
 	O_CHANGES,
 	O_STALE,
 	O_ACL,
+	O_GOOD,
+	O_BAD,
+	O_SCHEMA,
+	O_CODE,
+	O_DECODE,
+	O_ENCODE,
+	O_IN,
+	O_OUT,
 };
 
 struct opt {
@@ -106,6 +115,7 @@ struct ctx {
 	const char	*node;		/* --node: that node's region */
 	bool		 stale;		/* get --stale */
 	const char	*acl;		/* acl test --acl NAME */
+	struct xlate_cli_opts xo;	/* type, codec: --good ... --out */
 	struct auth_opts ao;		/* -a, -u, --password-file */
 	distkv		*c;
 
@@ -170,6 +180,10 @@ static int	cmd_wait(struct ctx *);
 static int	cmd_serf(struct ctx *);
 static int	cmd_auth(struct ctx *);
 static int	cmd_acl(struct ctx *);
+static int	cmd_type(struct ctx *);
+static int	cmd_match(struct ctx *);
+static int	cmd_codec(struct ctx *);
+static int	cmd_conv(struct ctx *);
 static int	cmd_help(struct ctx *);
 
 static int	lib_error(struct ctx *, int, const char *);
@@ -286,6 +300,19 @@ static const struct opt opts[] = {
 	    "published (exit 5, with a warning saying how old)" },
 	{ O_ACL, 0, "acl", "NAME",
 	    "test what ACL NAME allows (else your own login's ACL)" },
+	{ O_GOOD, 'g', "good", "VALUE",
+	    "a value the type accepts (JSON, else a string); repeat" },
+	{ O_BAD, 'b', "bad", "VALUE",
+	    "a value the type refuses (JSON, else a string); repeat" },
+	{ O_SCHEMA, 0, "schema", "FILE",
+	    "the type's JSON schema (docs/translator.md: the subset)" },
+	{ O_CODE, 0, "code", "FILE", "the type's Lua check (\"-\": stdin)" },
+	{ O_DECODE, 0, "decode", "FILE", "the codec's Lua decoder" },
+	{ O_ENCODE, 0, "encode", "FILE", "the codec's Lua encoder" },
+	{ O_IN, 0, "in", "SRC=RES",
+	    "decoding SRC must give RES (JSON, else strings); repeat" },
+	{ O_OUT, 0, "out", "SRC=RES",
+	    "encoding SRC must give RES (JSON, else strings); repeat" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
@@ -314,6 +341,12 @@ static const enum optid serf_opts[] = {
 	O_JSONVAL, O_COUNT, O_END
 };
 static const enum optid acl_opts[] = { O_ACL, O_END };
+static const enum optid type_opts[] = {
+	O_GOOD, O_BAD, O_SCHEMA, O_CODE, O_END
+};
+static const enum optid codec_opts[] = {
+	O_DECODE, O_ENCODE, O_IN, O_OUT, O_END
+};
 static const enum optid no_opts[] = { O_END };
 
 /* ---- the command table ---- */
@@ -455,7 +488,7 @@ static const struct cmd cmds[] = {
 	    log_opts, 1, 1, CMD_CONNECT },
 	{ "auth", cmd_auth, "auth method [METHOD|off] | auth user "
 	    "add|show|delete METHOD NAME | auth user list [METHOD] | "
-	    "auth user acl METHOD NAME ACL",
+	    "auth user acl METHOD NAME ACL | auth user conv METHOD NAME CONV",
 	    "manage logins: the required method and the users",
 	    "auth method: print the login method the agent requires (\"off\":\n"
 	    "none); auth method METHOD: require it from now on (new\n"
@@ -467,7 +500,9 @@ static const struct cmd cmds[] = {
 	    "auth user show METHOD NAME: the record (never a secret).  auth\n"
 	    "user delete METHOD NAME: remove it; it cannot log in any more.\n"
 	    "auth user acl METHOD NAME ACL: bind the user to ACL (\"*\": no\n"
-	    "restriction) from its next login on (see `acl`).\n"
+	    "restriction) from its next login on (see `acl`).  auth user conv\n"
+	    "METHOD NAME CONV: bind the user to converter set CONV from its\n"
+	    "next login on (see `conv`).\n"
 	    "\n"
 	    "Logging in: -a METHOD [-u USER] on any command; without -a,\n"
 	    "distkv-cli logs in with the method the agent asks for.  A\n"
@@ -498,6 +533,67 @@ static const struct cmd cmds[] = {
 	    "  distkv-cli auth user acl password joe web\n"
 	    "  distkv-cli acl test --acl web svc/db r\n",
 	    acl_opts, 1, 4, CMD_CONNECT },
+	{ "type", cmd_type, "type set PATH --good V... --bad V... "
+	    "[--schema FILE] [--code FILE] | type get PATH | type list | "
+	    "type delete PATH",
+	    "manage types: checks of values (docs/translator.md)",
+	    "type set PATH: write the type record (nil, type, PATH...): Lua\n"
+	    "code from --code FILE (the body of function(value), failing by\n"
+	    "error(...)), a JSON schema from --schema FILE, at least two\n"
+	    "--good and one --bad example values (JSON, else strings).  The\n"
+	    "agent runs every example through this type and its ancestors\n"
+	    "(int/percent is checked by int first) and refuses the record\n"
+	    "otherwise.  Values are checked on set when a `match` names the\n"
+	    "type.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  echo \"if math.type(value) ~= 'integer' then error('not an int')"
+	    " end\" > int.lua\n"
+	    "  distkv-cli type set int --code int.lua -g 0 -g 2 -b '\"x\"' "
+	    "-b 1.5\n"
+	    "  distkv-cli type set int/percent --code pct.lua -g 0 -g 100 "
+	    "-b -1 -b 555\n"
+	    "  distkv-cli match set foo/+/bar int/percent\n",
+	    type_opts, 1, 2, CMD_CONNECT },
+	{ "match", cmd_match, "match set PATTERN TYPE | match get PATTERN | "
+	    "match list | match delete PATTERN",
+	    "say which type checks values at paths matching PATTERN",
+	    "match set PATTERN TYPE: values set at paths matching PATTERN\n"
+	    "must pass TYPE (a type path like int/percent).  In a pattern, +\n"
+	    "matches one path element and # one or more; a literal element\n"
+	    "wins over +, + over #, a shorter # over a longer one.\n"
+	    "\n"
+	    "Example:\n"
+	    "  distkv-cli match set 'sensors/+/temp' float\n",
+	    no_opts, 1, 3, CMD_CONNECT },
+	{ "codec", cmd_codec, "codec set NAME [--decode FILE --in SRC=RES...] "
+	    "[--encode FILE --out SRC=RES...] | codec get NAME | codec list | "
+	    "codec delete NAME",
+	    "manage codecs: conversions between a client's form and the "
+	    "stored one",
+	    "codec set NAME: a decoder (client form to stored form, Lua, the\n"
+	    "body of function(value, prev)) tested by every --in SRC=RES pair,\n"
+	    "and/or an encoder (stored form to client form) tested by every\n"
+	    "--out pair.  The agent runs the tests and refuses a codec that\n"
+	    "fails one.\n"
+	    "\n"
+	    "Example:\n"
+	    "  distkv-cli codec set int --decode dec.lua --encode enc.lua \\\n"
+	    "      --in '\"1\"=1' --in '\"2\"=2' --out '1=\"1\"' "
+	    "--out '-3=\"-3\"'\n",
+	    codec_opts, 1, 2, CMD_CONNECT },
+	{ "conv", cmd_conv, "conv set NAME PATTERN CODEC | conv get NAME "
+	    "PATTERN | conv list [NAME] | conv delete NAME PATTERN",
+	    "manage converter sets: which codec applies where, per user",
+	    "conv set NAME PATTERN CODEC: users bound to converter set NAME\n"
+	    "(auth user conv) write and read values at paths matching PATTERN\n"
+	    "through CODEC: decoded before they are stored, encoded before\n"
+	    "they are shown.\n"
+	    "\n"
+	    "Example:\n"
+	    "  distkv-cli conv set foo 'inty/#' int\n"
+	    "  distkv-cli auth user conv _test con foo\n",
+	    no_opts, 1, 4, CMD_CONNECT },
 	{ "serf", cmd_serf, "serf send [-j] TYPE DATA | serf mon [-n COUNT] "
 	    "[-t SECONDS] TYPE",
 	    "send or monitor user events of the cluster",
@@ -676,6 +772,27 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		break;
 	case O_STALE:
 		ctx->stale = true;
+		break;
+	case O_GOOD:
+		return (xlate_cli_add(ctx->xo.good, &ctx->xo.ngood, "good",
+		    arg));
+	case O_BAD:
+		return (xlate_cli_add(ctx->xo.bad, &ctx->xo.nbad, "bad", arg));
+	case O_IN:
+		return (xlate_cli_add(ctx->xo.in, &ctx->xo.nin, "in", arg));
+	case O_OUT:
+		return (xlate_cli_add(ctx->xo.out, &ctx->xo.nout, "out", arg));
+	case O_SCHEMA:
+		ctx->xo.schema = arg;
+		break;
+	case O_CODE:
+		ctx->xo.code = arg;
+		break;
+	case O_DECODE:
+		ctx->xo.decode = arg;
+		break;
+	case O_ENCODE:
+		ctx->xo.encode = arg;
 		break;
 	case O_AUTH:
 		ctx->ao.method = arg;
@@ -1158,6 +1275,34 @@ static int
 cmd_acl(struct ctx *ctx)
 {
 	return (acl_command(ctx->c, ctx->acl, ctx->argc, ctx->argv));
+}
+
+static int
+cmd_type(struct ctx *ctx)
+{
+	return (xlate_command(ctx->c, "type", &ctx->xo, ctx->out == OUT_JSON,
+	    ctx->argc, ctx->argv));
+}
+
+static int
+cmd_match(struct ctx *ctx)
+{
+	return (xlate_command(ctx->c, "match", &ctx->xo, ctx->out == OUT_JSON,
+	    ctx->argc, ctx->argv));
+}
+
+static int
+cmd_codec(struct ctx *ctx)
+{
+	return (xlate_command(ctx->c, "codec", &ctx->xo, ctx->out == OUT_JSON,
+	    ctx->argc, ctx->argv));
+}
+
+static int
+cmd_conv(struct ctx *ctx)
+{
+	return (xlate_command(ctx->c, "conv", &ctx->xo, ctx->out == OUT_JSON,
+	    ctx->argc, ctx->argv));
 }
 
 static int

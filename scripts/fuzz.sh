@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh [TARGET|all] [SECONDS] [libFuzzer options...]
 #
 # TARGET is one of: requests persist serf_events peer path_json shm_reader
+# xlate_lua
 # (default: all); SECONDS per target (default 60).  The old form
 # `scripts/fuzz.sh SECONDS` still fuzzes the shm reader alone.
 #
@@ -20,7 +21,7 @@
 # Runs one fuzzer at a time, niced; exit status 0 if nothing crashed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-all="requests persist serf_events peer path_json shm_reader"
+all="requests persist serf_events peer path_json shm_reader xlate_lua"
 target=all
 case "${1:-}" in
 "") ;;
@@ -43,9 +44,10 @@ pc() { pkg-config "$@" 2>/dev/null || true; }
 mp=msgpack-c
 pkg-config --exists msgpack-c 2>/dev/null || mp=msgpack
 libs="$(pc --libs $mp) $(pc --libs libxxhash) $(pc --libs libsodium) \
-$(pc --libs jansson) $(pc --libs libcrypto) -lev -lm"
+$(pc --libs jansson) $(pc --libs libcrypto) $(pc --libs lua5.4) -lev -lm"
 incs="-I$top/tests/fuzz -I$top/libclient -I$top/shm -I$top/agent \
-$(pc --cflags $mp) $(pc --cflags libxxhash) $(pc --cflags jansson)"
+$(pc --cflags $mp) $(pc --cflags libxxhash) $(pc --cflags jansson) \
+$(pc --cflags lua5.4)"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror"
 tree=$dir/tree

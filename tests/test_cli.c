@@ -1328,3 +1328,101 @@ Test(cli_usage, no_login_recovers_a_lock_out, .timeout = 60)
 	harness_cleanup(&lo);
 	memset(&agent, 0, sizeof(agent));
 }
+
+/* ---- the translator's commands (docs/cli.md, "Types and converters") */
+
+#define EXIT_REFUSED_CODE 4	/* the agent refused (docs/cli.md) */
+
+static const char *
+write_tmp(const char *name, const char *text)
+{
+	static char path[4][400];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, 400, "%s/%s", agent.dir, name);
+	f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+/* test_feature_typecheck.py::test_72_cmd, with Lua code. */
+Test(cli, translator_typecheck)
+{
+	struct run r;
+	const char *code = write_tmp("int.lua", "if math.type(value) ~= "
+	    "'integer' then error('not an int') end\n");
+
+	OK("type", "set", "int", "--code", code, "-g", "0", "-g", "2",
+	    "-b", "none", "-b", "\"Foo\"");
+	code = write_tmp("pct.lua", "if not (value >= 0 and value <= 100) "
+	    "then error('not a percentage') end\n");
+	cr_assert_eq(cli(&r, "type", "set", "--code", code, "-g", "0", "-g",
+	    "100", "-g", "50", "-b", "-1", "-b", "5.5", "int/percent", NULL),
+	    EXIT_REFUSED_CODE, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "not an int") != NULL, "%s", r.err);
+	OK("type", "set", "--code", code, "-g", "0", "-g", "100", "-g", "50",
+	    "-b", "-1", "-b", "555", "int/percent");
+	OK("match", "set", "foo/+/bar", "int/percent");
+	cr_assert_eq(cli(&r, "set", "foo/dud/bar", "123", NULL),
+	    EXIT_REFUSED_CODE, "%s", r.err);
+	cr_assert_eq(cli(&r, "set", "-j", "foo/dud/bar", "123", NULL),
+	    EXIT_REFUSED_CODE, "%s", r.err);
+	cr_assert(strstr(r.err, "not a percentage") != NULL, "%s", r.err);
+	cr_assert_eq(cli(&r, "set", "-j", "foo/dud/bar", "5.5", NULL),
+	    EXIT_REFUSED_CODE, "%s", r.err);
+	OK("set", "-j", "foo/dud/bar", "55");
+	cr_assert_eq(cli(&r, "get", "foo/dud/bar", NULL), 0);
+	cr_assert_str_eq(r.out, "55\n");
+	cr_assert_eq(cli(&r, "--json", "type", "get", "int/percent", NULL), 0,
+	    "%s", r.err);
+	cr_assert(strstr(r.out, "\"good\":[0,100,50]") != NULL, "%s", r.out);
+	cr_assert_eq(cli(&r, "type", "list", NULL), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "int/percent {") != NULL, "%s", r.out);
+	cr_assert_eq(cli(&r, "match", "set", "x", "nope", NULL),
+	    EXIT_REFUSED_CODE);
+	cr_assert(strstr(r.err, "This type does not exist") != NULL, "%s",
+	    r.err);
+	OK("match", "delete", "foo/+/bar");
+	OK("set", "-j", "foo/dud/bar", "555");
+}
+
+/* Codecs, converter sets and a user bound to one. */
+Test(cli, translator_convert)
+{
+	struct run r;
+	const char *dec = write_tmp("dec.lua", "assert(type(value) == "
+	    "'string', 'not a string') return tonumber(value)\n");
+	const char *enc = write_tmp("enc.lua", "return tostring(value)\n");
+
+	cr_assert_eq(cli(&r, "codec", "set", "int", "--decode", dec, "--in",
+	    "\"1\"=2", NULL), EXIT_REFUSED_CODE);
+	cr_assert(strstr(r.err, "Decoding \"1\" got 1, not 2") != NULL, "%s",
+	    r.err);
+	OK("--json", "codec", "set", "int", "--decode", dec, "--encode", enc,
+	    "--in", "\"1\"=1", "--in", "\"2\"=2", "--out", "1=\"1\"",
+	    "--out", "-3=\"-3\"");
+	OK("conv", "set", "foo", "inty/#", "int");
+	cr_assert_eq(cli(&r, "conv", "set", "foo", "x", "nope", NULL),
+	    EXIT_REFUSED_CODE);
+	cr_assert(strstr(r.err, "This codec does not exist") != NULL, "%s",
+	    r.err);
+	cr_assert_eq(cli(&r, "--json", "conv", "list", NULL), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"name\":\"foo/inty/#\"") != NULL, "%s",
+	    r.out);
+	OK("auth", "user", "add", "_test", "con");
+	OK("auth", "user", "conv", "_test", "con", "foo");
+	OK("auth", "method", "_test");
+	OK("-a", "_test", "-u", "con", "set", "inty/ten", "10");
+	/* the region holds the stored form: a converted login reads over
+	 * the socket */
+	cr_assert_eq(cli(&r, "-a", "_test", "-u", "con", "get", "inty/ten",
+	    NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "10\n");
+	cr_assert_eq(cli(&r, "--no-shm", "-a", "_test", "-u", "con", "--json",
+	    "get", "inty/ten", NULL), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"value\":\"10\"") != NULL, "%s", r.out);
+}

@@ -1822,3 +1822,52 @@ Test(cluster, password_user_logs_in_on_another_node)
 	/* stop_all's own connections would need a login: none are made */
 	stop_all();
 }
+
+/*
+ * The translator (issue 11): a type and a match written on n0 replicate,
+ * n1 compiles them when it applies them and enforces them on its own
+ * clients' writes.
+ */
+Test(cluster, replicated_type_enforced)
+{
+	struct rc_conn *a, *b;
+	struct rc_msg *m;
+	long long deadline;
+
+	start_all(2);
+	a = rc_open(cl.node[0].h.socket);
+	b = rc_open(cl.node[1].h.socket);
+	cr_assert(a != NULL && b != NULL, "%s", DIAG);
+	m = rc_call(a, "{seq:1, action:'set_internal', path:['type', 'int'], "
+	    "value:{good:[1, 2], bad:['x'], lang:'lua', code:\"if "
+	    "math.type(value) ~= 'integer' then error('not an int') end\"}}");
+	cr_assert(m != NULL && !rc_has(&m->obj, "error"), "%s",
+	    m ? rc_show(&m->obj) : "-");
+	m = rc_call(a, "{seq:2, action:'set_internal', path:['match', 'v', "
+	    "'+'], value:{type:'int'}}");
+	cr_assert(m != NULL && !rc_has(&m->obj, "error"), "%s",
+	    m ? rc_show(&m->obj) : "-");
+	/* wait until n1 has the match entry */
+	deadline = harness_now_ms() + VISIBLE_MS;
+	for (int64_t seq = 10;; seq++) {
+		m = rc_call(b, "{seq:%lld, action:'get_internal', "
+		    "path:['match', 'v', '+']}", (long long)seq);
+		cr_assert_not_null(m);
+		if (rc_get(&m->obj, "value") != NULL &&
+		    rc_get(&m->obj, "value")->type == MSGPACK_OBJECT_MAP)
+			break;
+		cr_assert(harness_now_ms() < deadline, "not on n1\n%s", DIAG);
+		usleep(10 * 1000);	/* poll interval of a bounded wait */
+	}
+	m = rc_call(b, "{seq:100000, action:'set_value', path:['v', 'a'], "
+	    "value:'str'}");
+	cr_assert(m != NULL && rc_str_prefix(&m->obj, "error", "type int:"),
+	    "n1 did not check: %s", m ? rc_show(&m->obj) : "-");
+	m = rc_call(b, "{seq:100001, action:'set_value', path:['v', 'a'], "
+	    "value:5}");
+	cr_assert(m != NULL && !rc_has(&m->obj, "error"), "%s",
+	    m ? rc_show(&m->obj) : "-");
+	rc_close(a);
+	rc_close(b);
+	stop_all();
+}
