@@ -281,6 +281,9 @@ Test(xlate, sandbox_limits)
 		{ "require('os')", "global 'require'" },
 		{ "load('return 1')", "global 'load'" },
 		{ "string.dump(print)", "field 'dump'" },
+		/* precompiled code (the bytecode signature): the record is
+		 * compiled as text, so it never loads */
+		{ "\x1b" "LuaT return 1", "does not compile" },
 		{ "string.upper = nil", "read only" },
 		{ "x = 1", "read only" },
 		{ "collectgarbage()", "global 'collectgarbage'" },
