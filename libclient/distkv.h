@@ -380,6 +380,38 @@ typedef int distkv_raw_fn(void *arg, const uint8_t *msg, size_t len);
 int distkv_request(distkv *c, const void *fields, size_t len,
     distkv_raw_fn *fn, void *arg);
 
+/* ---- the translator (docs/translator.md) ---- */
+
+/*
+ * Write the records of spec §5 under the meta root (an unrestricted login
+ * is needed).  Names and patterns are path texts (distkv_path_parse: "int",
+ * "int/percent", "foo/+/bar", "inty/#"); code is Lua 5.4, the body of a
+ * function of `value` (docs/translator.md).  good, bad, in and out are
+ * msgpack arrays (in/out: arrays of [src, res] pairs), schema a msgpack
+ * map; NULL leaves one out.  The agent checks a record before it stores
+ * it: a refusal ("Must have check-good values", "failed on 3 with ...",
+ * "This type does not exist", "Decoding ... got ...", "Codec is not a
+ * string or list", ...) is DISTKV_ESERVER with its text in
+ * distkv_errmsg(); a bad argument is DISTKV_EINVAL.
+ */
+int distkv_type_set(distkv *c, const char *type, const char *code,
+    const void *good, size_t good_len, const void *bad, size_t bad_len,
+    const void *schema, size_t schema_len);
+/* Values at paths matching pattern must pass type. */
+int distkv_match_set(distkv *c, const char *pattern, const char *type);
+/* A codec: decode (client form -> stored) and encode (stored -> client),
+ * either may be NULL, with the example pairs that must hold. */
+int distkv_codec_set(distkv *c, const char *codec, const char *decode,
+    const char *encode, const void *in, size_t in_len, const void *out,
+    size_t out_len);
+/* In converter set conv, paths matching pattern go through codec; a
+ * user is bound to conv by its record (distkv-cli auth user conv). */
+int distkv_conv_set(distkv *c, const char *conv, const char *pattern,
+    const char *codec);
+/* Delete a record: kind "type", "match" or "codec" and its name or
+ * pattern, or kind "conv" and "NAME/PATTERN". */
+int distkv_translator_delete(distkv *c, const char *kind, const char *name);
+
 /* ---- logins (docs/protocol.md, "Authentication") ---- */
 
 /*

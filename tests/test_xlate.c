@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 
+#include "distkv.h"
 #include "harness.h"
 #include "rawclient.h"
 
@@ -497,4 +498,60 @@ Test(xlate, loaded_records_fail_at_use)
 	ok(admin, "action:'set_value', path:['b'], value:1");
 	fails(admin, "not an int", "action:'set_value', path:['b'], "
 	    "value:'x'");
+}
+
+/* libdistkv's translator calls write the same records, and the agent's
+ * refusals come back as DISTKV_ESERVER with its text. */
+Test(xlate, library_calls)
+{
+	/* [0, 2], ["x"], [[1, 1], [2, 2]] as msgpack */
+	static const uint8_t good[] = { 0x92, 0x00, 0x02 };
+	static const uint8_t bad[] = { 0x91, 0xa1, 'x' };
+	static const uint8_t one[] = { 0x91, 0x00 };
+	static const uint8_t in[] = { 0x92, 0x92, 0xa1, '1', 0x01,
+	    0x92, 0xa1, '2', 0x02 };
+	static const uint8_t out[] = { 0x91, 0x92, 0x01, 0xa1, '1' };
+	static const uint8_t seven[] = { 0xa1, '7' }, str[] = { 0xa1, 'q' };
+	distkv *c;
+	distkv_path *p;
+	struct distkv_entry e;
+	int64_t v;
+
+	cr_assert_eq(distkv_connect(ag.socket, &c), 0);
+	cr_assert_eq(distkv_type_set(c, "int", "if math.type(value) ~= "
+	    "'integer' then error('not an int') end", one, sizeof(one), bad,
+	    sizeof(bad), NULL, 0), DISTKV_ESERVER);
+	cr_assert_str_eq(distkv_errmsg(c), "Must have check-good values");
+	cr_assert_eq(distkv_type_set(c, "int", "if math.type(value) ~= "
+	    "'integer' then error('not an int') end", good, sizeof(good), bad,
+	    sizeof(bad), NULL, 0), 0);
+	cr_assert_eq(distkv_match_set(c, "lib/#", "nope"), DISTKV_ESERVER);
+	cr_assert_str_eq(distkv_errmsg(c), "This type does not exist");
+	cr_assert_eq(distkv_match_set(c, "lib/#", "int"), 0);
+	cr_assert_eq(distkv_codec_set(c, "int", "return tonumber(value)",
+	    "return tostring(value)", in, sizeof(in), out, sizeof(out)), 0);
+	cr_assert_eq(distkv_conv_set(c, "cv", "lib/#", "int"), 0);
+	cr_assert_eq(distkv_path_parse("lib/a", &p), 0);
+	cr_assert_eq(distkv_set(c, p, str, sizeof(str), NULL, NULL),
+	    DISTKV_ESERVER);
+	cr_assert(strstr(distkv_errmsg(c), "not an int") != NULL, "%s",
+	    distkv_errmsg(c));
+	cr_assert_eq(distkv_set(c, p, seven + 1, 0, NULL, NULL),
+	    DISTKV_EINVAL);
+	{
+		static const uint8_t seven_int[] = { 0x07 };
+
+		cr_assert_eq(distkv_set(c, p, seven_int, 1, NULL, NULL), 0);
+	}
+	memset(&e, 0, sizeof(e));
+	cr_assert_eq(distkv_get(c, p, 0, &e), 0);
+	cr_assert_eq(distkv_value_get_int(e.value.data, e.value.len, &v), 0);
+	cr_assert_eq(v, 7);
+	distkv_entry_clear(&e);
+	distkv_path_free(p);
+	cr_assert_eq(distkv_translator_delete(c, "match", "lib/#"), 0);
+	cr_assert_eq(distkv_translator_delete(c, "conv", "cv/lib/#"), 0);
+	cr_assert_eq(distkv_translator_delete(c, "bogus", "x"), DISTKV_EINVAL);
+	(void)seven;
+	distkv_close(c);
 }
