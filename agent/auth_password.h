@@ -44,6 +44,15 @@
 #endif
 
 /*
+ * The most a stored Argon2 string may ask for (libsodium's "interactive"
+ * memory, twice our passes): the verifier takes the cost from the string,
+ * and a record can come from set_internal, a peer or a loaded file
+ * (auth_password_verify).
+ */
+#define AUTH_PASSWORD_MAX_OPSLIMIT 4
+#define AUTH_PASSWORD_MAX_MEMLIMIT (64u << 20)
+
+/*
  * Open the client's box o (a 72-byte byte string) with the DH key.
  * Returns 0 with the password's digest, or -EINVAL (wrong type or size,
  * or it does not open: another key, a tampered box).
@@ -57,8 +66,9 @@ int auth_password_hash(const uint8_t digest[AUTH_PASSWORD_DIGEST],
 
 /*
  * Does the stored record (its `password` field) accept this digest?  An
- * Argon2id string is verified; a reference record's bare 32-byte digest
- * is compared in constant time.
+ * Argon2id string is verified (refused if it asks for more than the
+ * AUTH_PASSWORD_MAX_* cost); a reference record's bare 32-byte digest is
+ * compared in constant time.
  */
 bool auth_password_verify(const msgpack_object *record,
     const uint8_t digest[AUTH_PASSWORD_DIGEST]);

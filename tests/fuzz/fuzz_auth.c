@@ -31,6 +31,8 @@
  *     auth request's replies (start, end, no error) said so: checked at
  *     the end of each connection with one more request;
  *   - memory per request is bounded (under ASan), as in fuzz_requests;
+ *   - no request keeps the agent busy for FUZZ_SLOW_SECS (a stored
+ *     Argon2id string may not choose its own cost);
  *   - the tree stays walkable; ticks and tock only grow (fuzz_agent.h).
  *
  * Built with -DFUZZ_MAKE_SEEDS this file is a program that writes seeds
@@ -45,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -74,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MEM_PER_BYTE 256
 #define FUZZ_MEM_SLACK (8u << 20)
 #define FUZZ_CONN_SEP 0xc1
+#define FUZZ_SLOW_SECS 5.0
 /* the probe's seq: above what a fuzzed request is likely to use */
 #define FUZZ_PROBE_SEQ ((uint64_t)1 << 52)
 
@@ -225,12 +229,22 @@ drain(struct state *st, struct reply *rp)
 	return got;
 }
 
+static double
+now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Send p[0..n) and run the agent until it is idle. */
 static void
 exchange(struct state *st, const uint8_t *p, size_t n, struct reply *rp)
 {
 	size_t off = 0;
 	int idle = 0;
+	double t0 = now_secs();
 
 	memset(rp, 0, sizeof(*rp));
 	for (int round = 0; round < FUZZ_MAX_ROUNDS; round++) {
@@ -252,8 +266,13 @@ exchange(struct state *st, const uint8_t *p, size_t n, struct reply *rp)
 		if (progress)
 			idle = 0;
 		else if (off == n && ++idle >= FUZZ_IDLE_ROUNDS)
-			return;
+			break;
 	}
+	/* a login is dear (Argon2id, DH) but not this dear: the event loop
+	 * serves every client (make check has no libFuzzer -timeout) */
+	if (now_secs() - t0 > FUZZ_SLOW_SECS)
+		FUZZ_FAIL("one request kept the agent busy for %.1f s",
+		    now_secs() - t0);
 }
 
 /*
@@ -838,6 +857,22 @@ main(int argc, char **argv)
 	dh(1024, key);
 	password_req("auth_set", key, "dave", "pw");
 	emit();
+
+	/* 9: a stored Argon2id string that asks for a high cost (written
+	 * with set_internal, as a logged-in client can), then its login */
+	{
+		static const char h[] = "$argon2id$v=19$m=4194304,t=100000,"
+		    "p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2h"
+		    "oYXNoaGFzaGhhc2g";
+
+		req("set_internal", 2); str("path"); msgpack_pack_array(&pk, 4);
+		str("auth"); str("password"); str("user"); str("mallory");
+		str("value"); msgpack_pack_map(&pk, 2); str("_aux");
+		msgpack_pack_nil(&pk); str("password"); str(h);
+		dh(16, key);
+		password_req("auth", key, "mallory", "x");
+		emit();
+	}
 
 	msgpack_sbuffer_destroy(&sb);
 	return 0;
