@@ -25,8 +25,9 @@
  *     failed login, auth_set or dialog step stores nothing;
  *   - the login gate: on a connection that is not logged in (an auth
  *     method was active when it connected and no auth request succeeded
- *     on it yet), every request but auth and diffie_hellman gets only
- *     errors and changes nothing;
+ *     on it yet), every request but auth and diffie_hellman (and
+ *     peer_auth, which a client connection answers "nothing to prove")
+ *     gets only errors and changes nothing;
  *   - a connection is logged in exactly when it needed no login or an
  *     auth request's replies (start, end, no error) said so: checked at
  *     the end of each connection with one more request;
@@ -34,6 +35,9 @@
  *   - no request keeps the agent busy for FUZZ_SLOW_SECS of CPU (a stored
  *     Argon2id string may not choose its own cost);
  *   - the tree stays walkable; ticks and tock only grow (fuzz_agent.h).
+ * A tail (bytes that do not scan, or everything after FUZZ_MAX_FRAMES
+ * requests) may hold several requests: it gets no per-request checks and
+ * leaves the connection's login state unknown (no probe).
  *
  * Built with -DFUZZ_MAKE_SEEDS this file is a program that writes seeds
  * into the directory argv[1]: login and dialog sequences packed as
