@@ -20,6 +20,9 @@
 #
 # FUZZ_CPU_SECS=N stops each fuzzer after N seconds of CPU time (its own,
 # user + system) instead of SECONDS of wall time; set SECONDS high then.
+# FUZZ_TIMEOUT (default 10) is libFuzzer's -timeout, in wall seconds: on a
+# busy machine a niced fuzzer can wait that long for the CPU, so long runs
+# there want more (docs/fuzzing.md).
 #
 # Runs one fuzzer at a time, niced; exit status 0 if nothing crashed.
 set -eu
@@ -166,7 +169,8 @@ for t in $targets; do
 	timed nice -n 19 sh -c 'echo $$ >"$0"; exec "$@"' "$td/.pid" \
 		"$dir/fuzz_$t" \
 		-max_total_time="$secs" -max_len="$(max_len "$t")" \
-		-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+		-timeout="${FUZZ_TIMEOUT:-10}" \
+		-rss_limit_mb=2048 -malloc_limit_mb=1024 \
 		-artifact_prefix="$td/artifacts/" -print_final_stats=1 \
 		$dict "$@" "$td/corpus" "$td/seeds" $kept || rc=$?
 	wait
