@@ -41,6 +41,28 @@ auth_password_hash(const uint8_t digest[AUTH_PASSWORD_DIGEST],
 	return 0;
 }
 
+/*
+ * Is the cost a stored Argon2 string asks for ("$m=KiB,t=passes,p=lanes")
+ * within AUTH_PASSWORD_MAX_*?  crypto_pwhash_str_verify takes the cost
+ * from the string, and whoever can write a record (set_internal on
+ * (nil, auth, password, user, X), a peer's update, a --load file) chooses
+ * it: such a record (m=4 GiB, t=100000; written for fuzz_auth by hand)
+ * froze the agent at the first login as X
+ * (tests/fuzz/regressions/auth/argon2-cost-stored).
+ */
+static bool
+hash_cost_ok(const char *s)
+{
+	const char *p = strstr(s, "$m=");
+	unsigned long m, t, lanes;
+
+	if (p == NULL || sscanf(p, "$m=%lu,t=%lu,p=%lu$", &m, &t,
+	    &lanes) != 3)
+		return false;
+	return m <= AUTH_PASSWORD_MAX_MEMLIMIT / 1024 &&
+	    t <= AUTH_PASSWORD_MAX_OPSLIMIT && lanes == 1;
+}
+
 bool
 auth_password_verify(const msgpack_object *record,
     const uint8_t digest[AUTH_PASSWORD_DIGEST])
@@ -59,6 +81,8 @@ auth_password_verify(const msgpack_object *record,
 		return false;
 	memcpy(str, pw->via.str.ptr, pw->via.str.size);
 	str[pw->via.str.size] = '\0';
+	if (!hash_cost_ok(str))
+		return false;
 	return crypto_pwhash_str_verify(str, (const char *)digest,
 	    AUTH_PASSWORD_DIGEST) == 0;
 }

@@ -28,8 +28,29 @@
  * event loop at every password login and user creation, so it is kept
  * below libsodium's "interactive" 64 MiB (docs/protocol.md).
  */
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 #define AUTH_PASSWORD_OPSLIMIT 2
 #define AUTH_PASSWORD_MEMLIMIT (16u << 20)
+#else
+/*
+ * Fuzzing only (scripts/fuzz.sh defines this for its instrumented build,
+ * configure never does, and such an agent refuses to start: main.c):
+ * libsodium's minimum cost, 1 pass over 8 KiB, so that the fuzzer spends
+ * its time in the decoders and not in Argon2id (docs/fuzzing.md).  The
+ * hash is still a valid Argon2id string; verifying reads its cost from it.
+ */
+#define AUTH_PASSWORD_OPSLIMIT crypto_pwhash_OPSLIMIT_MIN
+#define AUTH_PASSWORD_MEMLIMIT crypto_pwhash_MEMLIMIT_MIN
+#endif
+
+/*
+ * The most a stored Argon2 string may ask for (libsodium's "interactive"
+ * memory, twice our passes): the verifier takes the cost from the string,
+ * and a record can come from set_internal, a peer or a loaded file
+ * (auth_password_verify).
+ */
+#define AUTH_PASSWORD_MAX_OPSLIMIT 4
+#define AUTH_PASSWORD_MAX_MEMLIMIT (64u << 20)
 
 /*
  * Open the client's box o (a 72-byte byte string) with the DH key.
@@ -45,8 +66,9 @@ int auth_password_hash(const uint8_t digest[AUTH_PASSWORD_DIGEST],
 
 /*
  * Does the stored record (its `password` field) accept this digest?  An
- * Argon2id string is verified; a reference record's bare 32-byte digest
- * is compared in constant time.
+ * Argon2id string is verified (refused if it asks for more than the
+ * AUTH_PASSWORD_MAX_* cost); a reference record's bare 32-byte digest is
+ * compared in constant time.
  */
 bool auth_password_verify(const msgpack_object *record,
     const uint8_t digest[AUTH_PASSWORD_DIGEST]);

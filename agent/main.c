@@ -603,6 +603,10 @@ main(int argc, char **argv)
 	ev_signal sigterm, sigint, sighup;
 	int rc;
 
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+	/* the fuzz build's password hashes are weak (auth_password.h) */
+	fatal("this agent was built for fuzzing only; it does not run");
+#endif
 	if (sodium_init() < 0)
 		fatal("libsodium cannot initialise");
 	parse_args(argc, argv, &cfg);

@@ -3,8 +3,8 @@
 #
 #   scripts/fuzz.sh [TARGET|all] [SECONDS] [libFuzzer options...]
 #
-# TARGET is one of: requests persist serf_events peer path_json shm_reader
-# xlate_lua
+# TARGET is one of: requests auth persist serf_events peer path_json
+# shm_reader xlate_lua
 # (default: all); SECONDS per target (default 60).  The old form
 # `scripts/fuzz.sh SECONDS` still fuzzes the shm reader alone.
 #
@@ -18,10 +18,16 @@
 # (fuzz_common.h's fuzz_pending) are saved once in $FUZZ_DIR/TARGET/pending
 # and do not stop the run.
 #
+# FUZZ_CPU_SECS=N stops each fuzzer after N seconds of CPU time (its own,
+# user + system) instead of SECONDS of wall time; set SECONDS high then.
+# FUZZ_TIMEOUT (default 10) is libFuzzer's -timeout, in wall seconds: on a
+# busy machine a niced fuzzer can wait that long for the CPU, so long runs
+# there want more (docs/fuzzing.md).
+#
 # Runs one fuzzer at a time, niced; exit status 0 if nothing crashed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-all="requests persist serf_events peer path_json shm_reader xlate_lua"
+all="requests auth persist serf_events peer path_json shm_reader xlate_lua"
 target=all
 case "${1:-}" in
 "") ;;
@@ -49,18 +55,27 @@ incs="-I$top/tests/fuzz -I$top/libclient -I$top/shm -I$top/agent \
 $(pc --cflags $mp) $(pc --cflags libxxhash) $(pc --cflags jansson) \
 $(pc --cflags lua5.4)"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror"
+fuzzdef=-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror $fuzzdef"
 tree=$dir/tree
 
 # The project, instrumented for coverage, as static libraries.
 build_tree() {
 	[ -x "$top/configure" ] || (cd "$top" && autoreconf -fi)
 	mkdir -p "$tree"
+	# a tree configured before the fuzzing-only define is configured again
+	if [ -f "$tree/Makefile" ] &&
+	    ! grep -q FUZZING_BUILD_MODE "$tree/Makefile"; then
+		rm -f "$tree/Makefile"
+		find "$tree" -name '*.o' -o -name '*.lo' | xargs rm -f
+	fi
 	if [ ! -f "$tree/Makefile" ]; then
 		echo "fuzz.sh: configuring $tree"
+		# FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION: libFuzzer's usual
+		# define; here it only makes Argon2id cheap (auth_password.h)
 		(cd "$tree" && "$top/configure" -q --disable-shared \
 			--enable-asan --enable-ubsan CC="$cc" \
-			CFLAGS="-g -O1 -fsanitize=fuzzer-no-link")
+			CFLAGS="-g -O1 -fsanitize=fuzzer-no-link $fuzzdef")
 	fi
 	echo "fuzz.sh: building $tree"
 	make -s -C "$tree" -j2 libagent.la libdistkv.la libproto.la libshm.la
@@ -99,13 +114,33 @@ timed() {
 	fi
 }
 
+# cpu_watch PIDFILE SECS: interrupt the fuzzer whose pid PIDFILE holds once
+# it has used SECS seconds of CPU (user + system), however long that takes
+# on a busy machine; libFuzzer prints its final stats on SIGINT.
+cpu_watch() {
+	hz=$(getconf CLK_TCK)
+	while [ ! -s "$1" ]; do sleep 1; done
+	p=$(cat "$1")
+	while [ -r "/proc/$p/stat" ]; do
+		# fields 14, 15: utime, stime in clock ticks (after "(comm)")
+		used=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')
+		if [ "$used" -ge $(($2 * hz)) ]; then
+			echo "fuzz.sh: $t: $2 CPU seconds used, stopping" >&2
+			touch "$(dirname "$1")/.cpu-limit"
+			kill -INT "$p" 2>/dev/null || true
+			return 0
+		fi
+		sleep 5
+	done
+}
+
 # Largest input per target (bytes).
 max_len() {
 	case $1 in
 	shm_reader) echo 400000 ;;
 	persist) echo 131072 ;;
 	path_json) echo 4096 ;;
-	requests) echo 16384 ;;
+	requests|auth) echo 16384 ;;
 	*) echo 65536 ;;
 	esac
 }
@@ -129,12 +164,20 @@ for t in $targets; do
 	touch "$td/.start"
 	DISTKV_FUZZ_PENDING_DIR=$td/pending
 	export DISTKV_FUZZ_PENDING_DIR
+	rm -f "$td/.pid"
+	[ -n "${FUZZ_CPU_SECS:-}" ] && cpu_watch "$td/.pid" "$FUZZ_CPU_SECS" &
 	# shellcheck disable=SC2086
-	timed nice -n 19 "$dir/fuzz_$t" \
+	timed nice -n 19 sh -c 'echo $$ >"$0"; exec "$@"' "$td/.pid" \
+		"$dir/fuzz_$t" \
 		-max_total_time="$secs" -max_len="$(max_len "$t")" \
-		-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+		-timeout="${FUZZ_TIMEOUT:-10}" \
+		-rss_limit_mb=2048 -malloc_limit_mb=1024 \
 		-artifact_prefix="$td/artifacts/" -print_final_stats=1 \
 		$dict "$@" "$td/corpus" "$td/seeds" $kept || rc=$?
+	wait
+	# interrupted by cpu_watch: libFuzzer exits 72 after its final stats
+	[ $rc -eq 72 ] && [ -f "$td/.cpu-limit" ] && rc=0
+	rm -f "$td/.cpu-limit"
 	for f in "$td/pending"/*; do
 		[ -f "$f" ] || continue
 		echo "fuzz.sh: $t: known bug, input kept: $f"

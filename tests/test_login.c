@@ -158,6 +158,19 @@ Test(password, argon2id_record_and_reference_record)
 	kv[0].val.via.bin.size = 32;
 	cr_assert(auth_password_verify(&rec, digest));
 	cr_assert(!auth_password_verify(&rec, other));
+	/* a stored string chooses its cost: at most AUTH_PASSWORD_MAX_* */
+	kv[0].val.type = MSGPACK_OBJECT_STR;
+	kv[0].val.via.str.ptr = hash;
+	cr_assert(crypto_pwhash_str_alg(hash, (const char *)digest, 32,
+	    AUTH_PASSWORD_MAX_OPSLIMIT, crypto_pwhash_MEMLIMIT_MIN,
+	    crypto_pwhash_ALG_ARGON2ID13) == 0);
+	kv[0].val.via.str.size = (uint32_t)strlen(hash);
+	cr_assert(auth_password_verify(&rec, digest));
+	cr_assert(crypto_pwhash_str_alg(hash, (const char *)digest, 32,
+	    AUTH_PASSWORD_MAX_OPSLIMIT + 1, crypto_pwhash_MEMLIMIT_MIN,
+	    crypto_pwhash_ALG_ARGON2ID13) == 0);
+	kv[0].val.via.str.size = (uint32_t)strlen(hash);
+	cr_assert(!auth_password_verify(&rec, digest), "%s", hash);
 	cr_assert(auth_password_name_ok("joe_1", 5));
 	cr_assert(!auth_password_name_ok("1joe", 4));
 	cr_assert(!auth_password_name_ok("jo-e", 4));

@@ -30,6 +30,15 @@ targets = {
         "serfmon", "peer_auth", "dump", "get_events", "auth_list",
         "auth_get", "auth_set", "set_auth_typ", "diffie_hellman",
         "present", "debug", "ping", "recovery", "fuzz"],
+    "auth": [
+        "seq", "action", "state", "start", "end", "error", "nchain",
+        "typ", "kind", "ident", "name", "data", "aux", "_aux", "chain",
+        "prev", "node", "tick", "value", "path", "step", "pubkey",
+        "length", "password", "current", "auth", "user", "*", "_test",
+        "password", "root", "unix", "GiveName", "HasName", "SendWant",
+        "WantName", "SendName", "auth", "auth_set", "auth_get",
+        "auth_list", "set_auth_typ", "diffie_hellman", "peer_auth",
+        "get_value", "set_value", "set_internal", "get_state", "0"],
     "persist": record,
     "serf_events": record + [
         "changes", "ref", "ticks", "done", "reason", "replace", "fuzz",
@@ -56,6 +65,14 @@ for t, keys in targets.items():
             f.write("key_%s=%s\n" % (k, lit(enc(k))))
         for n, b in common_ints.items():
             f.write("%s=%s\n" % (n, lit(b)))
+    if t == "auth":
+        with open(os.path.join(here, t + ".dict"), "a") as f:
+            # DH lengths: group 5 (below 32 bits), group 18
+            f.write("len_16=%s\n" % lit(b"\x10"))
+            f.write("len_1024=%s\n" % lit(b"\xcd\x04\x00"))
+            f.write("bin_72=%s\n" % lit(b"\xc4\x48"))
+            f.write("bin_192=%s\n" % lit(b"\xc4\xc0"))
+            f.write("argon2id=\"$argon2id$v=19$m=\"\n")
     if t == "persist":
         with open(os.path.join(here, t + ".dict"), "a") as f:
             f.write("magic=%s\n" % lit(b"DKVC\x00\x01\r\n"))
