@@ -19,7 +19,8 @@ root=$dest$prefix
 for f in bin/distkv-agent bin/distkv-cli include/distkv.h \
     lib/libdistkv.so lib/pkgconfig/distkv.pc \
     share/man/man8/distkv-agent.8 share/man/man1/distkv-cli.1 \
-    share/man/man3/libdistkv.3 lib/systemd/system/distkv-agent.service \
+    share/man/man3/libdistkv.3 share/man/man8/distkv-etcd.8 bin/distkv-etcd \
+    lib/systemd/system/distkv-agent.service \
     lib/sysusers.d/distkv.conf lib/tmpfiles.d/distkv.conf; do
 	[ -e "$root/$f" ] || fail "not installed: $prefix/$f"
 done
