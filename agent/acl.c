@@ -8,6 +8,7 @@
 #include "distkv.h"
 #include "proto.h"
 #include "tree.h"
+#include "userrec.h"
 
 static const char acl_letters[] = "arwcdxen";
 
@@ -426,47 +427,17 @@ acl_entry_invalid(const struct entry *e, const uint8_t *value, size_t len)
 	return NULL;
 }
 
-/* The name in a binding value: {key: NAME} or a bare NAME. */
-static bool
-binding_name(const msgpack_object *o, struct acl_user *u)
-{
-	if (o != NULL && o->type == MSGPACK_OBJECT_MAP)
-		o = proto_map_get(o, "key");
-	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
-	    o->via.str.size == 0 || o->via.str.size > ACL_MAX_NAME)
-		return false;
-	if (o->via.str.size == 1 && o->via.str.ptr[0] == '*')
-		return true;		/* explicitly unrestricted */
-	u->restricted = true;
-	u->name_len = (uint16_t)o->via.str.size;
-	memcpy(u->name, o->via.str.ptr, o->via.str.size);
-	u->name[u->name_len] = 0;
-	return true;
-}
-
 void
 acl_user_bind(struct acl_user *u, const struct entry *rec)
 {
-	msgpack_zone zone;
-	msgpack_object o;
+	size_t len;
 
 	memset(u, 0, sizeof(*u));
-	if (rec == NULL)
+	if (!userrec_binding(rec, "acl", u->name, sizeof(u->name), &len) ||
+	    strcmp(u->name, "*") == 0) {
+		memset(u, 0, sizeof(*u));	/* unrestricted */
 		return;
-	msgpack_zone_init(&zone, 256);
-	for (uint32_t i = 0; i < rec->nchild; i++) {
-		const struct entry *c = rec->child[i];
-
-		if (name_is(c, "acl") && c->value != NULL &&
-		    proto_unpack(c->value, c->value_len, &zone, &o) == 0 &&
-		    binding_name(&o, u))
-			goto out;
 	}
-	/* the older form: _aux.acl in the record itself */
-	if (rec->value != NULL &&
-	    proto_unpack(rec->value, rec->value_len, &zone, &o) == 0)
-		binding_name(proto_map_get(proto_map_get(&o, "_aux"), "acl"),
-		    u);
-out:
-	msgpack_zone_destroy(&zone);
+	u->restricted = true;
+	u->name_len = (uint16_t)len;
 }

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "pattern.h"
 #include "tree.h"
+#include "userrec.h"
 #include "xlate.h"
 #include "xlate_lua.h"
 #include "xlate_schema.h"
@@ -1043,50 +1044,16 @@ xlate_meta_check(struct agent *a, const struct xlate_path *p,
 
 /* ---- bindings ---- */
 
-static bool
-name_is(const struct entry *e, const char *s)
-{
-	return elem_is(entry_name(e), entry_name_len(e), s);
-}
-
-static bool
-binding_name(const msgpack_object *o, struct xlate_user *u)
-{
-	if (o != NULL && o->type == MSGPACK_OBJECT_MAP)
-		o = proto_map_get(o, "key");
-	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
-	    o->via.str.size == 0 || o->via.str.size > XLATE_MAX_NAME)
-		return false;
-	u->bound = true;
-	u->name_len = (uint16_t)o->via.str.size;
-	memcpy(u->name, o->via.str.ptr, o->via.str.size);
-	u->name[u->name_len] = 0;
-	return true;
-}
 
 void
 xlate_user_bind(struct xlate_user *u, const struct entry *rec)
 {
-	msgpack_zone zone;
-	msgpack_object o;
+	size_t len;
 
 	memset(u, 0, sizeof(*u));
-	if (rec == NULL)
-		return;
-	msgpack_zone_init(&zone, 256);
-	for (uint32_t i = 0; i < rec->nchild; i++) {
-		const struct entry *c = rec->child[i];
-
-		if (name_is(c, "conv") && c->value != NULL &&
-		    proto_unpack(c->value, c->value_len, &zone, &o) == 0 &&
-		    binding_name(&o, u))
-			goto out;
-	}
-	/* the older form: _aux.conv in the record itself */
-	if (rec->value != NULL &&
-	    proto_unpack(rec->value, rec->value_len, &zone, &o) == 0)
-		binding_name(proto_map_get(proto_map_get(&o, "_aux"), "conv"),
-		    u);
-out:
-	msgpack_zone_destroy(&zone);
+	if (userrec_binding(rec, "conv", u->name, sizeof(u->name), &len)) {
+		u->bound = true;
+		u->name_len = (uint16_t)len;
+	} else
+		memset(u, 0, sizeof(*u));
 }
