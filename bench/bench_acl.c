@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +19,6 @@
 
 #include "benchutil.h"
 #include "distkv.h"
-
-extern char **environ;
 
 struct conf {
 	long keys, ops, rounds, entries;
@@ -33,11 +30,7 @@ static pid_t agent = -1;
 static void
 stop_agent(void)
 {
-	if (agent > 0) {
-		kill(agent, SIGTERM);
-		waitpid(agent, NULL, 0);
-		agent = -1;
-	}
+	bench_agent_stop(&agent);
 	if (dir[0] != '\0')
 		dir_remove(dir);
 }
@@ -45,18 +38,8 @@ stop_agent(void)
 static int
 start_agent(void)
 {
-	char bin[512];
-	/* no region: both users read over the socket, which is the point */
-	char *argv[] = { bin, "--standalone", "--socket", sock, "--node",
-	    "benchacl", "--no-shm", "--init", "0", NULL };
-
-	snprintf(bin, sizeof(bin), "%s/distkv-agent", TOP_BUILDDIR);
-	snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
-	if (posix_spawn(&agent, bin, NULL, NULL, argv, environ) != 0) {
-		fprintf(stderr, "bench_acl: cannot start %s\n", bin);
-		return (-1);
-	}
-	return (wait_socket(sock, &agent, "distkv-agent", 10000));
+	return (bench_agent_start(TOP_BUILDDIR, dir, "benchacl", sock, sizeof(sock),
+	    &agent));
 }
 
 static int
@@ -68,20 +51,11 @@ must(distkv *c, int rc, const char *what)
 	return (rc);
 }
 
-/* Any reply with an error field fails the request. */
-static int
-reply_cb(void *arg, const uint8_t *msg, size_t len)
-{
-	if (memmem(msg, len, "\xa5" "error", 6) != NULL)
-		*(bool *)arg = true;
-	return (0);
-}
-
 static int
 request(distkv *c, const char *what, const uint8_t *req, size_t len)
 {
 	bool failed = false;
-	int rc = distkv_request(c, req, len, reply_cb, &failed);
+	int rc = distkv_request(c, req, len, bench_error_cb, &failed);
 
 	if (rc == 0 && failed)
 		rc = DISTKV_ESERVER;

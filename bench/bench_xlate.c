@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +34,6 @@
 #include "distkv.h"
 #include "xlate_lua.h"
 
-extern char **environ;
-
 struct conf {
 	long keys, ops, rounds, calls;
 };
@@ -47,11 +44,7 @@ static pid_t agent = -1;
 static void
 stop_agent(void)
 {
-	if (agent > 0) {
-		kill(agent, SIGTERM);
-		waitpid(agent, NULL, 0);
-		agent = -1;
-	}
+	bench_agent_stop(&agent);
 	if (dir[0] != '\0')
 		dir_remove(dir);
 }
@@ -59,17 +52,8 @@ stop_agent(void)
 static int
 start_agent(void)
 {
-	char bin[512];
-	char *argv[] = { bin, "--standalone", "--socket", sock, "--node",
-	    "benchxl", "--no-shm", "--init", "0", NULL };
-
-	snprintf(bin, sizeof(bin), "%s/distkv-agent", TOP_BUILDDIR);
-	snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
-	if (posix_spawn(&agent, bin, NULL, NULL, argv, environ) != 0) {
-		fprintf(stderr, "bench_xlate: cannot start %s\n", bin);
-		return (-1);
-	}
-	return (wait_socket(sock, &agent, "distkv-agent", 10000));
+	return (bench_agent_start(TOP_BUILDDIR, dir, "benchxl", sock, sizeof(sock),
+	    &agent));
 }
 
 static int
@@ -79,14 +63,6 @@ must(distkv *c, int rc, const char *what)
 		fprintf(stderr, "bench_xlate: %s: %s %s\n", what,
 		    distkv_strerror(rc), c ? distkv_errmsg(c) : "");
 	return (rc);
-}
-
-static int
-reply_cb(void *arg, const uint8_t *msg, size_t len)
-{
-	if (memmem(msg, len, "\xa5" "error", 6) != NULL)
-		*(bool *)arg = true;
-	return (0);
 }
 
 static void
@@ -118,7 +94,7 @@ record(distkv *c, const char *const *path,
 		pstr(&pk, path[i]);
 	pstr(&pk, "value");
 	fn(&pk, arg);
-	rc = distkv_request(c, sb.data, sb.size, reply_cb, &failed);
+	rc = distkv_request(c, sb.data, sb.size, bench_error_cb, &failed);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc == 0 && failed)
 		rc = DISTKV_ESERVER;
@@ -462,7 +438,7 @@ main(int argc, char **argv)
 		bool failed = false;
 
 		if (must(admin, distkv_request(admin, on, sizeof(on) - 1,
-		    reply_cb, &failed), "set_auth_typ") != 0 || failed)
+		    bench_error_cb, &failed), "set_auth_typ") != 0 || failed)
 			goto out;
 	}
 	for (int s = 0; s < 2; s++)

@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +190,42 @@ wait_socket(const char *sock, pid_t *pid, const char *name, int ms)
 		}
 		usleep(10000);	/* poll interval of a deadline-bounded wait */
 	}
+}
+
+extern char **environ;
+
+int
+bench_agent_start(const char *top, const char *dir, const char *node,
+    char *sock, size_t cap, pid_t *pid)
+{
+	char bin[PATH_MAX];
+	char *argv[] = { bin, "--standalone", "--socket", sock, "--node",
+	    (char *)node, "--no-shm", "--init", "0", NULL };
+
+	snprintf(bin, sizeof(bin), "%s/distkv-agent", top);
+	snprintf(sock, cap, "%s/agent.sock", dir);
+	if (posix_spawn(pid, bin, NULL, NULL, argv, environ) != 0) {
+		fprintf(stderr, "cannot start %s\n", bin);
+		*pid = -1;
+		return (-1);
+	}
+	return (wait_socket(sock, pid, "distkv-agent", 10000));
+}
+
+void
+bench_agent_stop(pid_t *pid)
+{
+	if (*pid > 0) {
+		kill(*pid, SIGTERM);
+		waitpid(*pid, NULL, 0);
+		*pid = -1;
+	}
+}
+
+int
+bench_error_cb(void *arg, const uint8_t *msg, size_t len)
+{
+	if (memmem(msg, len, "\xa5" "error", 6) != NULL)
+		*(bool *)arg = true;
+	return (0);
 }

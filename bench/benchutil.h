@@ -34,4 +34,18 @@ void log_tail(const char *path, const char *name);
 /* Remove a temp dir this program made and the plain files in it. */
 void dir_remove(const char *dir);
 
+/*
+ * A benchmark's own agent: top/distkv-agent --standalone --socket
+ * dir/agent.sock --node node --no-shm --init 0 (no region: every read
+ * goes over the socket), started and waited for until it serves.  sock
+ * (cap bytes) gets the socket path, *pid the pid.  0 or -1 (said).
+ */
+int bench_agent_start(const char *top, const char *dir, const char *node,
+    char *sock, size_t cap, pid_t *pid);
+/* SIGTERM the agent by its pid and reap it; *pid becomes -1. */
+void bench_agent_stop(pid_t *pid);
+/* A libdistkv raw reply callback: sets *(bool *)arg if a reply carries
+ * an error field. */
+int bench_error_cb(void *arg, const uint8_t *msg, size_t len);
+
 #endif
