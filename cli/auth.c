@@ -275,67 +275,65 @@ user_add(distkv *c, const struct auth_opts *o, const char *method,
 	return (rc == 0 ? 0 : auth_refused(c, rc, "auth user add"));
 }
 
+/* (nil, "auth", method, "user", name[, field]): root's user is "*". */
+static int
+user_path(const char *method, const char *name, const char *field,
+    distkv_path **out)
+{
+	distkv_path *p;
+	int rc;
+
+	if ((rc = distkv_path_new(&p)) != 0)
+		return (cli_err(EXIT_AGENT, "%s", distkv_strerror(rc)));
+	if (strcmp(method, "root") == 0)
+		name = "*";
+	if (distkv_path_push_nil(p) != 0 ||
+	    distkv_path_push_str(p, "auth", 4) != 0 ||
+	    distkv_path_push_str(p, method, strlen(method)) != 0 ||
+	    distkv_path_push_str(p, "user", 4) != 0 ||
+	    distkv_path_push_str(p, name, strlen(name)) != 0 ||
+	    (field != NULL &&
+	    distkv_path_push_str(p, field, strlen(field)) != 0)) {
+		distkv_path_free(p);
+		return (cli_err(EXIT_USAGE, "bad method or user name"));
+	}
+	*out = p;
+	return (0);
+}
+
 static int
 user_delete(distkv *c, const char *method, const char *name)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	struct printer p = { false, 0, false, true };
+	distkv_path *p;
 	int rc;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	pack_str(&pk, "action");
-	pack_str(&pk, "delete_internal");
-	pack_str(&pk, "path");
-	msgpack_pack_array(&pk, 4);
-	pack_str(&pk, "auth");
-	pack_str(&pk, method);
-	pack_str(&pk, "user");
-	pack_str(&pk, strcmp(method, "root") == 0 ? "*" : name);
-	pack_str(&pk, "nchain");
-	msgpack_pack_int(&pk, 0);
-	rc = distkv_request(c, sb.data, sb.size, print_cb, &p);
-	msgpack_sbuffer_destroy(&sb);
-	if (rc == 0 && p.error)
-		rc = DISTKV_ESERVER;
+	if ((rc = user_path(method, name, NULL, &p)) != 0)
+		return (rc);
+	rc = distkv_delete(c, p, NULL, NULL);
+	distkv_path_free(p);
 	return (rc == 0 ? 0 : auth_refused(c, rc, "auth user delete"));
 }
 
-/* auth user acl METHOD NAME ACL: the user's "acl" entry {key: ACL}
- * ("*": unrestricted), read at its next login. */
-static int
-user_acl(distkv *c, const char *method, const char *name, const char *acl)
+int
+auth_user_bind(distkv *c, const char *method, const char *name,
+    const char *field, const char *target, const char *what)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	struct printer p = { false, 0, false, true };
+	distkv_path *p;
 	int rc;
 
+	if ((rc = user_path(method, name, field, &p)) != 0)
+		return (rc);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	pack_str(&pk, "action");
-	pack_str(&pk, "set_internal");
-	pack_str(&pk, "path");
-	msgpack_pack_array(&pk, 5);
-	pack_str(&pk, "auth");
-	pack_str(&pk, method);
-	pack_str(&pk, "user");
-	pack_str(&pk, strcmp(method, "root") == 0 ? "*" : name);
-	pack_str(&pk, "acl");
-	pack_str(&pk, "value");
 	msgpack_pack_map(&pk, 1);
 	pack_str(&pk, "key");
-	pack_str(&pk, acl);
-	pack_str(&pk, "nchain");
-	msgpack_pack_int(&pk, 0);
-	rc = distkv_request(c, sb.data, sb.size, print_cb, &p);
+	pack_str(&pk, target);
+	rc = distkv_set(c, p, sb.data, sb.size, NULL, NULL);
 	msgpack_sbuffer_destroy(&sb);
-	if (rc == 0 && p.error)
-		rc = DISTKV_ESERVER;
-	return (rc == 0 ? 0 : auth_refused(c, rc, "auth user acl"));
+	distkv_path_free(p);
+	return (rc == 0 ? 0 : auth_refused(c, rc, what));
 }
 
 int
@@ -363,7 +361,8 @@ auth_command(distkv *c, const struct auth_opts *o, bool json, int argc,
 		return (user_query(c, json, "auth_list", argc == 3 ? argv[2] :
 		    NULL, NULL));
 	if (strcmp(argv[1], "acl") == 0 && argc == 5)
-		return (user_acl(c, argv[2], argv[3], argv[4]));
+		return (auth_user_bind(c, argv[2], argv[3], "acl", argv[4],
+		    "auth user acl"));
 	if (strcmp(argv[1], "conv") == 0 && argc == 5)
 		return (xlate_user_conv(c, argv[2], argv[3], argv[4]));
 	if (argc != 4)

@@ -29,6 +29,14 @@ int auth_refused(distkv *c, int rc, const char *what);
  */
 int auth_login(distkv *c, const struct auth_opts *o);
 
+/*
+ * Bind a user to target by the entry field below its record (value
+ * {key: target}): "acl" (an ACL), "conv" (a converter set); read at the
+ * user's next login.  Returns 0 or the exit status, after a message.
+ */
+int auth_user_bind(distkv *c, const char *method, const char *name,
+    const char *field, const char *target, const char *what);
+
 /* The `auth` command: argv[0..argc) after the word `auth`. */
 int auth_command(distkv *c, const struct auth_opts *o, bool json, int argc,
     char **argv);

@@ -511,28 +511,6 @@ int
 xlate_user_conv(distkv *c, const char *method, const char *name,
     const char *conv)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	distkv_path *p;
-	int rc;
-
-	if ((rc = distkv_path_new(&p)) != 0)
-		return (cli_err(EXIT_AGENT, "%s", distkv_strerror(rc)));
-	distkv_path_push_nil(p);
-	distkv_path_push_str(p, "auth", 4);
-	distkv_path_push_str(p, method, strlen(method));
-	distkv_path_push_str(p, "user", 4);
-	if (strcmp(method, "root") == 0)
-		name = "*";
-	distkv_path_push_str(p, name, strlen(name));
-	distkv_path_push_str(p, "conv", 4);
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	pack_key(&pk, "key");
-	pack_key(&pk, conv);
-	rc = distkv_set(c, p, sb.data, sb.size, NULL, NULL);
-	msgpack_sbuffer_destroy(&sb);
-	distkv_path_free(p);
-	return (rc == 0 ? 0 : auth_refused(c, rc, "auth user conv"));
+	return (auth_user_bind(c, method, name, "conv", conv,
+	    "auth user conv"));
 }
