@@ -256,6 +256,28 @@ find_named(struct agent *a, enum kind k, const msgpack_object *names,
 }
 
 /* "int/percent": the names of e below its kind root, for messages. */
+
+/* Append "/name" (a string element, cut at 64 bytes; else "?") to buf. */
+static bool
+append_name(char *buf, size_t cap, size_t *off, const uint8_t *elem,
+    size_t len, msgpack_zone *zone)
+{
+	msgpack_object o;
+	int w;
+
+	if (proto_unpack(elem, len, zone, &o) == 0 &&
+	    o.type == MSGPACK_OBJECT_STR)
+		w = snprintf(buf + *off, cap - *off, "%s%.*s", *off ? "/" : "",
+		    (int)(o.via.str.size > 64 ? 64 : o.via.str.size),
+		    o.via.str.ptr);
+	else
+		w = snprintf(buf + *off, cap - *off, "%s?", *off ? "/" : "");
+	if (w < 0)
+		return false;
+	*off += (size_t)w;
+	return true;
+}
+
 static void
 name_of(const struct entry *e, unsigned from_depth, char *buf, size_t cap)
 {
@@ -263,7 +285,6 @@ name_of(const struct entry *e, unsigned from_depth, char *buf, size_t cap)
 	unsigned n = 0;
 	size_t off = 0;
 	msgpack_zone zone;
-	msgpack_object o;
 
 	buf[0] = 0;
 	for (; e != NULL && e->depth >= from_depth &&
@@ -271,20 +292,9 @@ name_of(const struct entry *e, unsigned from_depth, char *buf, size_t cap)
 		chain[n++] = e;
 	msgpack_zone_init(&zone, 256);
 	while (n-- > 0 && off + 1 < cap) {
-		int w;
-
-		if (proto_unpack(entry_name(chain[n]),
-		    entry_name_len(chain[n]), &zone, &o) == 0 &&
-		    o.type == MSGPACK_OBJECT_STR)
-			w = snprintf(buf + off, cap - off, "%s%.*s",
-			    off ? "/" : "", (int)(o.via.str.size > 64 ? 64 :
-			    o.via.str.size), o.via.str.ptr);
-		else
-			w = snprintf(buf + off, cap - off, "%s?",
-			    off ? "/" : "");
-		if (w < 0)
+		if (!append_name(buf, cap, &off, entry_name(chain[n]),
+		    entry_name_len(chain[n]), &zone))
 			break;
-		off += (size_t)w;
 	}
 	msgpack_zone_destroy(&zone);
 	proto_utf8_sanitize(buf, strlen(buf));
@@ -296,25 +306,14 @@ name_of_path(const struct xlate_path *p, unsigned first, char *buf,
     size_t cap)
 {
 	msgpack_zone zone;
-	msgpack_object o;
 	size_t off = 0;
 
 	buf[0] = 0;
 	msgpack_zone_init(&zone, 256);
 	for (unsigned i = first; i < p->n && off + 1 < cap; i++) {
-		int w;
-
-		if (proto_unpack(p->elem[i], p->len[i], &zone, &o) == 0 &&
-		    o.type == MSGPACK_OBJECT_STR)
-			w = snprintf(buf + off, cap - off, "%s%.*s",
-			    off ? "/" : "", (int)(o.via.str.size > 64 ? 64 :
-			    o.via.str.size), o.via.str.ptr);
-		else
-			w = snprintf(buf + off, cap - off, "%s?",
-			    off ? "/" : "");
-		if (w < 0)
+		if (!append_name(buf, cap, &off, p->elem[i], p->len[i],
+		    &zone))
 			break;
-		off += (size_t)w;
 	}
 	msgpack_zone_destroy(&zone);
 	proto_utf8_sanitize(buf, strlen(buf));
