@@ -64,7 +64,7 @@ login_gate_open | agent/handlers.c | if (!hs->logged_in && !proto_str_eq(ao, "au
 watch_notify_skipped | agent/watch.c | if (a->watches == 0) | if (a->watches != 0) | distkv-agent tests/test_e2e | tests/test_e2e --filter 'e2e/watch*' | killed
 chain_not_capped | agent/agent.c | if (in.n > a->cfg.change_length) | if (in.n > a->cfg.change_length + 1) | tests/test_tree tests/test_decide | tests/test_tree; tests/test_decide | killed
 log_fetch_inverted | agent/persist.c | \tif (fetch)\n\t\tpack_snapshot(a, &w->buf, false); | \tif (!fetch)\n\t\tpack_snapshot(a, &w->buf, false); | distkv-agent tests/test_files | tests/test_files | killed
-cli_first_output_option_wins | cli/main.c | \t\tctx->out = OUT_RAW;\n | \t\tif (ctx->out != OUT_JSON)\n\t\t\tctx->out = OUT_RAW;\n | distkv-cli distkv-agent tests/test_cli | tests/test_cli --filter 'cli/json_then*' | killed
+cli_first_output_option_wins | cli/args.c | \t\tctx->out = OUT_RAW;\n | \t\tif (ctx->out != OUT_JSON)\n\t\t\tctx->out = OUT_RAW;\n | distkv-cli distkv-agent tests/test_cli | tests/test_cli --filter 'cli/json_then*' | killed
 EOF
 }
 

@@ -1426,3 +1426,62 @@ Test(cli, translator_convert)
 	    "get", "inty/ten", NULL), 0, "%s", r.err);
 	cr_assert(strstr(r.out, "\"value\":\"10\"") != NULL, "%s", r.out);
 }
+
+/*
+ * Where options may stand (getopt_long, cli/args.c): global ones before
+ * the command or among its arguments, the command's own only after it;
+ * a negative number is a value; "--opt=VALUE", "-cN" and "-c N" alike.
+ */
+Test(cli, option_positions_and_values)
+{
+	struct run r;
+
+	OK("set", "neg/s", "-5");		/* without -j: the string */
+	cr_assert_eq(cli(&r, "get", "--json", "neg/s", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"neg/s\",\"value\":\"-5\"", 28)
+	    == 0, "%s", r.out);
+	OK("set", "neg/i", "-j", "-5");		/* -j after PATH */
+	cr_assert_eq(cli(&r, "get", "neg/i", "--json", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"neg/i\",\"value\":-5,", 27) == 0,
+	    "%s", r.out);
+	OK("set", "neg/f", "-0.5", "-j");	/* -j last */
+	cli(&r, "get", "neg/f", NULL);
+	cr_assert_str_eq(r.out, "-0.5\n");
+	/* --prev=VALUE, a negative --prev VALUE */
+	OK("set", "--prev=-5", "-j", "neg/i", "7");
+	cr_assert_eq(cli(&r, "set", "-j", "--prev", "-5", "neg/i", "8", NULL),
+	    4, "%s", r.err);
+	/* -cN and -c N; a global option between the command's */
+	cr_assert_eq(cli(&r, "get", "-c1", "--json", "neg/i", NULL), 0);
+	cr_assert(strstr(r.out, "\"chain\":[{\"node\":\"n1\"") != NULL, "%s",
+	    r.out);
+	cr_assert_eq(cli(&r, "-t", "5", "get", "-c", "1", "neg/i", NULL), 0);
+	cr_assert(strncmp(r.out, "7\nchain: n1:", 12) == 0, "%s", r.out);
+}
+
+Test(cli_usage, option_errors)
+{
+	struct run r;
+
+	/* a command's option before the command is not known there */
+	cr_assert_eq(cli_bare(&r, "-j", "get", "k", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: unknown option '-j' (see "
+	    "distkv-cli --help)\n");
+	cr_assert_eq(cli_bare(&r, "get", "-j", "k", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: get: unknown option '-j' (see "
+	    "distkv-cli get --help)\n");
+	cr_assert_eq(cli_bare(&r, "get", "k", "--bogus=1", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: get: unknown option "
+	    "'--bogus=1' (see distkv-cli get --help)\n");
+	cr_assert_eq(cli_bare(&r, "get", "--json=1", "k", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: option --json takes no value\n");
+	cr_assert_eq(cli_bare(&r, "get", "k", "-c", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: option -c needs N\n");
+	cr_assert_eq(cli_bare(&r, "tree", "--max-depth", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: option --max-depth needs N\n");
+	cr_assert_eq(cli_bare(&r, "get", "-c", "x", "k", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: invalid chain length: 'x' (a "
+	    "number from 0 to 16)\n", "%s", r.err);
+	cr_assert_eq(cli_bare(&r, "set", "k", "v", "w", NULL), 2);
+	cr_assert_str_eq(r.out, "");
+}
