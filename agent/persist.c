@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -40,6 +41,8 @@ struct persist {
 	int failed;		/* -errno of a failed log write, sticky */
 	struct logwriter log;
 	uint64_t since_snapshot;
+	uint64_t snapshots;		/* persist_get_stats */
+	double snapshot_secs;
 	ev_timer timer;
 	struct agent *a;
 };
@@ -668,15 +671,21 @@ persist_snapshot_state(struct agent *a)
 {
 	struct persist *p = a->persist;
 	char path[PATH_MAX];
+	struct timespec t0, t1;
 	int rc;
 
 	if (logwriter_sync(&p->log, true) != 0)
 		return;
 	state_path(path, sizeof(path), p->dir, SNAPSHOT_NAME);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((rc = persist_save(a, path)) != 0) {
 		log_error("snapshot %s failed: %s", path, strerror(-rc));
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	p->snapshots++;
+	p->snapshot_secs = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
 	crash_point("snapshot-before-truncate");
 	if (ftruncate(p->log.fd, PERSIST_MAGIC_LEN) != 0 ||
 	    lseek(p->log.fd, 0, SEEK_END) < 0 || fdatasync(p->log.fd) != 0) {
@@ -818,4 +827,33 @@ persist_close(struct agent *a)
 	free(p->dir);
 	free(p);
 	a->persist = NULL;
+}
+
+void
+persist_get_stats(const struct agent *a, struct persist_stats *out)
+{
+	const struct persist *p = a->persist;
+	char path[PATH_MAX];
+	struct stat st;
+
+	memset(out, 0, sizeof(*out));
+	if (p == NULL)
+		return;
+	out->state_dir = true;
+	if (p->log.fd >= 0 && fstat(p->log.fd, &st) == 0)
+		out->log_bytes = (uint64_t)st.st_size;
+	state_path(path, sizeof(path), p->dir, SNAPSHOT_NAME);
+	if (stat(path, &st) == 0) {
+		out->snapshot_bytes = (uint64_t)st.st_size;
+		out->snapshot_at = (double)st.st_mtim.tv_sec +
+		    (double)st.st_mtim.tv_nsec * 1e-9;
+	}
+	out->snapshots = p->snapshots;
+	out->snapshot_secs = p->snapshot_secs;
+}
+
+void
+persist_snapshot_bytes(struct agent *a, msgpack_sbuffer *sb)
+{
+	pack_snapshot(a, sb, true);
 }

@@ -11,6 +11,7 @@
 #define EXIT_REFUSED	4
 #define EXIT_STALE	5	/* get --stale printed data of a stopped agent */
 #define EXIT_DENIED	6	/* not logged in, or the login was refused */
+#define EXIT_UNHEALTHY	7	/* health: the agent is not healthy (why: stderr) */
 
 /* "distkv-cli: MESSAGE" on stderr (stdout flushed first); returns code. */
 int	cli_err(int code, const char *fmt, ...)

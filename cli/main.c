@@ -31,6 +31,7 @@
 #include "distkv.h"
 #include "mpjson.h"
 #include "acl.h"
+#include "ops.h"
 #include "xlate.h"
 #include "auth.h"
 #include "cli.h"
@@ -92,6 +93,7 @@ enum optid {
 	O_ENCODE,
 	O_IN,
 	O_OUT,
+	O_WAIT,
 };
 
 struct opt {
@@ -138,6 +140,7 @@ struct ctx {
 	struct distkv_event event;
 	bool		 changes;	/* wait --changes */
 	bool		 serf_send;	/* serf: send (else mon) */
+	bool		 wait;		/* health --wait */
 
 	long		 seen;		/* watch: entries printed */
 
@@ -185,6 +188,12 @@ static int	cmd_match(struct ctx *);
 static int	cmd_codec(struct ctx *);
 static int	cmd_conv(struct ctx *);
 static int	cmd_help(struct ctx *);
+static int	cmd_members(struct ctx *);
+static int	cmd_health(struct ctx *);
+static int	cmd_forget(struct ctx *);
+static int	cmd_metrics(struct ctx *);
+static int	cmd_dump(struct ctx *);
+static int	cmd_restore(struct ctx *);
 
 static int	lib_error(struct ctx *, int, const char *);
 static const struct opt *find_opt(const enum optid *, const char *, char);
@@ -313,6 +322,8 @@ static const struct opt opts[] = {
 	    "decoding SRC must give RES (JSON, else strings); repeat" },
 	{ O_OUT, 0, "out", "SRC=RES",
 	    "encoding SRC must give RES (JSON, else strings); repeat" },
+	{ O_WAIT, 0, "wait", NULL,
+	    "health: wait until healthy (at most -t SECONDS, default 60)" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
@@ -348,6 +359,8 @@ static const enum optid codec_opts[] = {
 	O_DECODE, O_ENCODE, O_IN, O_OUT, O_END
 };
 static const enum optid no_opts[] = { O_END };
+static const enum optid ops_opts[] = { O_JSONVAL, O_END };
+static const enum optid health_opts[] = { O_JSONVAL, O_WAIT, O_END };
 
 /* ---- the command table ---- */
 
@@ -615,6 +628,52 @@ static const struct cmd cmds[] = {
 	    "  distkv-cli serf mon -n 1 deploy\n"
 	    "  {\"app\":\"web\",\"v\":\"1.4\"}\n",
 	    serf_opts, 2, 3, CMD_CONNECT },
+	/* operator commands: cli/ops.c */
+	{ "members", cmd_members, "members [-j]",
+	    "list the cluster's nodes and how they are doing",
+	    "One line per node: Serf status (alive, failed, left, ...), its\n"
+	    "tick, whether it reported what it has seen (tombstone purges\n"
+	    "wait for every node's report), when this agent last heard of it,\n"
+	    "how many of its changes this agent misses, and how many changes\n"
+	    "known here its last report did not include yet (lag).  -j or\n"
+	    "--json: the agent's get_members reply as JSON.\n",
+	    ops_opts, 0, 0, CMD_CONNECT },
+	{ "health", cmd_health, "health [-j] [--wait [-t SECONDS]]",
+	    "exit 0 if this agent is ready, joined and missing nothing",
+	    "Exit 0 when the agent answers, has its data, is connected to\n"
+	    "Serf and joined (or runs --standalone) and misses no change of\n"
+	    "another node; else exit 7 with the reason on stderr (3: bad\n"
+	    "usage of the connection).  -j: one JSON object for monitoring.\n"
+	    "--wait: try again until healthy, for -t SECONDS (default 60).\n"
+	    "\n"
+	    "Example:\n"
+	    "  distkv-cli health --wait -t 30 && echo up\n",
+	    health_opts, 0, 0, 0 },
+	{ "forget", cmd_forget, "forget NODE",
+	    "forget a node that is gone for good",
+	    "Tell the cluster that NODE will not come back, so tombstone\n"
+	    "purges stop waiting for its report (DistKV's kill_node).  Refused\n"
+	    "for this node and for a node Serf lists alive.  The forget is a\n"
+	    "change of the meta tree and replicates (docs/cluster.md).\n",
+	    ops_opts, 1, 1, CMD_CONNECT },
+	{ "metrics", cmd_metrics, "metrics",
+	    "print the agent's metrics (Prometheus text)",
+	    "The text distkv-agent --metrics serves over HTTP\n"
+	    "(docs/operations.md, Metrics).\n",
+	    no_opts, 0, 0, CMD_CONNECT },
+	{ "dump", cmd_dump, "dump FILE",
+	    "write a snapshot of the agent's tree to FILE here",
+	    "Stream a snapshot from the agent into FILE on this host (\"-\":\n"
+	    "stdout), in the agent's snapshot format: distkv-agent --load FILE\n"
+	    "and distkv-cli restore FILE read it (docs/operations.md).\n",
+	    ops_opts, 1, 1, CMD_CONNECT },
+	{ "restore", cmd_restore, "restore FILE",
+	    "apply a dump (or snapshot or log file) to the agent",
+	    "Send every record of FILE (\"-\": stdin) to the agent as an\n"
+	    "update, with its original chain: the agent applies it like a\n"
+	    "loaded file, and replicates it to its cluster by catch-up.  For\n"
+	    "an empty node or a new cluster (docs/operations.md, Backup).\n",
+	    ops_opts, 1, 1, CMD_CONNECT },
 	{ "help", cmd_help, "help [COMMAND]", "show help for a command",
 	    "Show the overview, or the help of COMMAND (same as COMMAND "
 	    "--help).\n",
@@ -856,6 +915,9 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		if (parse_event("--event", arg, &ctx->event) != 0)
 			return (-1);
 		ctx->has_event = true;
+		break;
+	case O_WAIT:
+		ctx->wait = true;
 		break;
 	case O_END:
 		break;
@@ -1276,6 +1338,30 @@ cmd_acl(struct ctx *ctx)
 {
 	return (acl_command(ctx->c, ctx->acl, ctx->argc, ctx->argv));
 }
+
+/* The operator commands (cli/ops.c). */
+static int
+run_ops(struct ctx *ctx, const char *cmd)
+{
+	struct ops_opts o = {
+		.json = ctx->out == OUT_JSON || ctx->json_value,
+		.wait = ctx->wait,
+		.timeout_ms = ctx->timeout_ms,
+		.socket = ctx->socket,
+		.connect = ctx->connect,
+		.tls = &ctx->tls,
+		.ao = &ctx->ao,
+	};
+
+	return (ops_command(ctx->c, cmd, &o, ctx->argc, ctx->argv));
+}
+
+static int cmd_members(struct ctx *ctx) { return (run_ops(ctx, "members")); }
+static int cmd_health(struct ctx *ctx) { return (run_ops(ctx, "health")); }
+static int cmd_forget(struct ctx *ctx) { return (run_ops(ctx, "forget")); }
+static int cmd_metrics(struct ctx *ctx) { return (run_ops(ctx, "metrics")); }
+static int cmd_dump(struct ctx *ctx) { return (run_ops(ctx, "dump")); }
+static int cmd_restore(struct ctx *ctx) { return (run_ops(ctx, "restore")); }
 
 static int
 cmd_type(struct ctx *ctx)
