@@ -696,6 +696,33 @@ persist_snapshot_state(struct agent *a)
 	log_debug("snapshot written to %s", path);
 }
 
+/*
+ * Create the missing parents of path (mkdir -p of its dirname, mode 0755
+ * as mkdir(1) makes them), so a quick start's --state-dir
+ * /var/lib/distkv/n1 works on a fresh host.  Returns 0 or -errno.
+ */
+static int
+mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
 int
 persist_open_state_dir(struct agent *a, const char *dir)
 {
@@ -705,9 +732,11 @@ persist_open_state_dir(struct agent *a, const char *dir)
 	bool torn;
 	int rc;
 
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-		rc = -errno;
-		log_error("cannot create state dir %s: %s", dir, strerror(errno));
+	if ((rc = mkdir_parents(dir)) != 0 ||
+	    (mkdir(dir, 0750) != 0 && errno != EEXIST)) {
+		if (rc == 0)
+			rc = -errno;
+		log_error("cannot create state dir %s: %s", dir, strerror(-rc));
 		return rc;
 	}
 	if ((rc = state_path(snap, sizeof(snap), dir, SNAPSHOT_NAME)) != 0 ||
