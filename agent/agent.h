@@ -20,6 +20,7 @@
 #include <msgpack.h>
 
 #include "chain.h"
+#include "metrics.h"
 #include "nodes.h"
 #include "proto.h"
 #include "tree.h"
@@ -62,6 +63,7 @@ struct agent_config {
 	 * no auth method is on */
 	bool listen_allow_anonymous;
 	double stream_idle;		/* --stream-timeout: silent streams end */
+	const char *metrics_addr;	/* --metrics ADDR:PORT, or NULL */
 	bool has_cluster_key;
 	uint8_t cluster_key[32];
 };
@@ -94,6 +96,7 @@ struct agent {
 	uint64_t changes;		/* accepted changes since start */
 	uint64_t tombstones;		/* entries with a chain and no value */
 	size_t watches;			/* running watch requests (watch.c) */
+	struct metrics metrics;		/* counters (metrics.h) */
 };
 
 enum origin {

@@ -555,6 +555,10 @@ static const struct action actions[] = {
 	{ "set_auth_typ", act_set_auth_typ, false, true, false },
 	{ "test_acl", act_test_acl, false, false, false },
 	{ "get_shm", act_get_shm, false, false, false },
+	{ "get_members", act_get_members, false, false, false },
+	{ "get_metrics", act_get_metrics, false, false, false },
+	{ "kill_node", act_kill_node, false, true, false },
+	{ "get_snapshot", act_get_snapshot, false, true, false },
 };
 
 /*
@@ -659,6 +663,10 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 			continue;
 		if (r.streamed && !actions[i].streamable)
 			break;
+		struct agent *a = r.a;
+		uint64_t errors = a->metrics.errors;
+		double t0 = metrics_now();
+
 		if (action_multi(&actions[i], &r))
 			conn_multi_begin(c, r.seq);
 		if (actions[i].unrestricted && hs->acl.restricted)
@@ -668,8 +676,11 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 		else
 			actions[i].fn(&r);
 		conn_multi_end(c);
+		metrics_request(&a->metrics, i, actions[i].name,
+		    a->metrics.errors != errors, metrics_now() - t0);
 		return;
 	}
+	r.a->metrics.unknown++;
 	conn_reply_error(c, r.seq, "Unknown action: %.*s",
 	    (int)(ao->via.str.size > 64 ? 64 : ao->via.str.size),
 	    ao->via.str.ptr);

@@ -127,6 +127,12 @@ void act_diffie_hellman(struct req *r);
 void act_test_acl(struct req *r);
 void act_get_shm(struct req *r);
 
+/* handlers_ops.c: operator tooling (docs/cluster.md, operations.md) */
+void act_get_members(struct req *r);
+void act_get_metrics(struct req *r);
+void act_kill_node(struct req *r);
+void act_get_snapshot(struct req *r);
+
 /* handlers_auth.c: what the login methods (auth_*.c) share */
 struct entry *auth_user_entry(struct agent *a, const msgpack_object *typ,
     const msgpack_object *ident);

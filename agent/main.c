@@ -115,6 +115,8 @@ static const char usage_text[] =
 "                       everything, logins included\n"
 "  --listen-allow-anonymous  TCP/TLS clients need no login while no auth\n"
 "                       method is on (default: they are refused)\n"
+"  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+"                       (numeric address; default: off; docs/operations.md)\n"
 "  --log-level LEVEL    debug, info (default), warn, error\n"
 "  --log-file FILE      diagnostics to FILE (appended) instead of stderr;\n"
 "                       reopened on SIGHUP (for logrotate)\n"
@@ -135,6 +137,7 @@ enum {
 	OPT_TOMBSTONE_KEEP, OPT_JOIN_TIMEOUT, OPT_NO_LOGIN, OPT_ACL_DEFAULT_DENY, OPT_STREAM_TIMEOUT,
 	OPT_LISTEN, OPT_LISTEN_INSECURE, OPT_TLS_CERT, OPT_TLS_KEY,
 	OPT_TLS_CLIENT_CA, OPT_TLS_HS_TIMEOUT, OPT_LISTEN_ANON,
+	OPT_METRICS,
 };
 
 static const struct option long_opts[] = {
@@ -182,6 +185,7 @@ static const struct option long_opts[] = {
 	{ "tls-handshake-timeout", required_argument, NULL,
 	    OPT_TLS_HS_TIMEOUT },
 	{ "listen-allow-anonymous", no_argument, NULL, OPT_LISTEN_ANON },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -421,6 +425,7 @@ parse_args(int argc, char **argv, struct agent_config *cfg)
 			break;
 		}
 		case OPT_LISTEN_ANON: cfg->listen_allow_anonymous = true; break;
+		case OPT_METRICS: cfg->metrics_addr = optarg; break;
 		case OPT_STREAM_TIMEOUT:
 			cfg->stream_idle = (double)parse_number(optarg,
 			    "--stream-timeout", 1, 86400);
@@ -673,6 +678,14 @@ main(int argc, char **argv)
 		if ((rc = sync_start(a)) != 0)
 			fatal("cannot start replication");
 	}
+	if (cfg.metrics_addr != NULL) {
+		if ((rc = metrics_http_start(a, cfg.metrics_addr)) != 0)
+			fatal("cannot serve metrics on %s: %s", cfg.metrics_addr,
+			    rc == -EINVAL ? "not a numeric ADDR:PORT" :
+			    "cannot listen there");
+		log_info("metrics at http://%s/metrics (port %u)",
+		    cfg.metrics_addr, metrics_http_port(a));
+	}
 	ev_signal_init(&sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&sigint, signal_cb, SIGINT);
 	ev_signal_start(loop, &sigterm);
@@ -689,6 +702,7 @@ main(int argc, char **argv)
 	ev_run(loop, 0);
 
 	server_drain(a->server);
+	metrics_http_stop(a);
 	sync_stop(a);
 	persist_close(a);
 	agent_shm_close(a);

@@ -60,6 +60,7 @@ struct node {
 	size_t nreport;
 	bool has_report;
 	uint64_t floor;
+	double last_seen;	/* ev_now of its last Serf message, 0: never */
 	struct node *hnext;	/* hash chain */
 	size_t index;		/* creation order */
 };

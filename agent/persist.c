@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -40,6 +41,8 @@ struct persist {
 	int failed;		/* -errno of a failed log write, sticky */
 	struct logwriter log;
 	uint64_t since_snapshot;
+	uint64_t snapshots;		/* persist_get_stats */
+	double snapshot_secs;
 	ev_timer timer;
 	struct agent *a;
 };
@@ -668,15 +671,21 @@ persist_snapshot_state(struct agent *a)
 {
 	struct persist *p = a->persist;
 	char path[PATH_MAX];
+	struct timespec t0, t1;
 	int rc;
 
 	if (logwriter_sync(&p->log, true) != 0)
 		return;
 	state_path(path, sizeof(path), p->dir, SNAPSHOT_NAME);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((rc = persist_save(a, path)) != 0) {
 		log_error("snapshot %s failed: %s", path, strerror(-rc));
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	p->snapshots++;
+	p->snapshot_secs = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
 	crash_point("snapshot-before-truncate");
 	if (ftruncate(p->log.fd, PERSIST_MAGIC_LEN) != 0 ||
 	    lseek(p->log.fd, 0, SEEK_END) < 0 || fdatasync(p->log.fd) != 0) {
@@ -685,6 +694,33 @@ persist_snapshot_state(struct agent *a)
 	}
 	p->since_snapshot = 0;
 	log_debug("snapshot written to %s", path);
+}
+
+/*
+ * Create the missing parents of path (mkdir -p of its dirname, mode 0755
+ * as mkdir(1) makes them), so a quick start's --state-dir
+ * /var/lib/distkv/n1 works on a fresh host.  Returns 0 or -errno.
+ */
+static int
+mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
 }
 
 int
@@ -696,9 +732,11 @@ persist_open_state_dir(struct agent *a, const char *dir)
 	bool torn;
 	int rc;
 
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-		rc = -errno;
-		log_error("cannot create state dir %s: %s", dir, strerror(errno));
+	if ((rc = mkdir_parents(dir)) != 0 ||
+	    (mkdir(dir, 0750) != 0 && errno != EEXIST)) {
+		if (rc == 0)
+			rc = -errno;
+		log_error("cannot create state dir %s: %s", dir, strerror(-rc));
 		return rc;
 	}
 	if ((rc = state_path(snap, sizeof(snap), dir, SNAPSHOT_NAME)) != 0 ||
@@ -818,4 +856,33 @@ persist_close(struct agent *a)
 	free(p->dir);
 	free(p);
 	a->persist = NULL;
+}
+
+void
+persist_get_stats(const struct agent *a, struct persist_stats *out)
+{
+	const struct persist *p = a->persist;
+	char path[PATH_MAX];
+	struct stat st;
+
+	memset(out, 0, sizeof(*out));
+	if (p == NULL)
+		return;
+	out->state_dir = true;
+	if (p->log.fd >= 0 && fstat(p->log.fd, &st) == 0)
+		out->log_bytes = (uint64_t)st.st_size;
+	state_path(path, sizeof(path), p->dir, SNAPSHOT_NAME);
+	if (stat(path, &st) == 0) {
+		out->snapshot_bytes = (uint64_t)st.st_size;
+		out->snapshot_at = (double)st.st_mtim.tv_sec +
+		    (double)st.st_mtim.tv_nsec * 1e-9;
+	}
+	out->snapshots = p->snapshots;
+	out->snapshot_secs = p->snapshot_secs;
+}
+
+void
+persist_snapshot_bytes(struct agent *a, msgpack_sbuffer *sb)
+{
+	pack_snapshot(a, sb, true);
 }

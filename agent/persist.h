@@ -65,4 +65,22 @@ int persist_sync(struct agent *a);
 /* Timer work: batch fsync, periodic snapshot. */
 void persist_tick(struct agent *a);
 
+/*
+ * A whole snapshot file's bytes (magic, state record, every entry), as
+ * persist_save writes it, appended to sb: get_snapshot (distkv-cli dump).
+ */
+#include <msgpack.h>
+void persist_snapshot_bytes(struct agent *a, msgpack_sbuffer *sb);
+
+/* For the metrics: sizes and times of the state dir's files. */
+struct persist_stats {
+	bool state_dir;			/* false: the rest is zero */
+	uint64_t log_bytes;
+	uint64_t snapshot_bytes;
+	uint64_t snapshots;		/* written since start */
+	double snapshot_at;		/* Unix time of the last one, 0: none */
+	double snapshot_secs;		/* how long the last one took */
+};
+void persist_get_stats(const struct agent *a, struct persist_stats *out);
+
 #endif

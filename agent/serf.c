@@ -75,6 +75,7 @@ enum serf_op {
 	SERF_OP_STREAM,
 	SERF_OP_MEMBERS,
 	SERF_OP_EVENT,
+	SERF_OP_FORCE_LEAVE,
 };
 
 /* A request waiting for its reply header. */
@@ -125,6 +126,7 @@ struct serf {
 
 	ev_tstamp errlog_at;
 	unsigned long errlog_suppressed;
+	struct serf_stats stats;	/* serf_get_stats */
 };
 
 static void serf_drop(struct serf *s, const char *why, bool warn);
@@ -628,6 +630,7 @@ serf_on_record(struct serf *s, const msgpack_object *body)
 			len = payload->via.str.size;
 		} else
 			return -EPROTO;
+		s->stats.events_in++;
 		if (s->cb.user_event != NULL)
 			s->cb.user_event(s->arg, name->via.str.ptr,
 			    name->via.str.size, p, len, ltime);
@@ -652,7 +655,13 @@ serf_on_reply(struct serf *s, enum serf_op op, const msgpack_object *err,
 
 	if (err->via.str.size > 0) {
 		if (op == SERF_OP_EVENT) {
+			s->stats.events_rejected++;
 			serf_log_event_error(s, err);
+			return 0;
+		}
+		if (op == SERF_OP_FORCE_LEAVE) {
+			log_warn("serf %s: force-leave failed: %.*s", s->addr,
+			    (int)err->via.str.size, err->via.str.ptr);
 			return 0;
 		}
 		log_warn("serf %s: %s failed: %.*s", s->addr, names[op],
@@ -670,6 +679,7 @@ serf_on_reply(struct serf *s, enum serf_op op, const msgpack_object *err,
 	case SERF_OP_MEMBERS:
 		return serf_on_members(s, body);
 	case SERF_OP_EVENT:
+	case SERF_OP_FORCE_LEAVE:
 	case SERF_OP_DONE:
 		break;
 	}
@@ -1055,16 +1065,19 @@ serf_send_event(struct serf *s, const char *name, const uint8_t *payload,
 	if (nlen == 0 || nlen > SERF_NAME_MAX)
 		return -EINVAL;
 	if (s->state != SERF_READY)
-		return -ENOTCONN;
-	if ((rc = serf_event_check(s->size_limit, nlen, len)) != 0)
-		return rc;
+		rc = -ENOTCONN;
+	else if ((rc = serf_event_check(s->size_limit, nlen, len)) != 0)
+		;
 	/* header ~20, body ~30 + the two strings' headers */
-	if (serf_out_pending(s) + nlen + len + 64 > SERF_OUT_MAX)
-		return -ENOBUFS;
-	if ((rc = serf_out_reserve(s, nlen + len + 64)) != 0)
+	else if (serf_out_pending(s) + nlen + len + 64 > SERF_OUT_MAX)
+		rc = -ENOBUFS;
+	else if ((rc = serf_out_reserve(s, nlen + len + 64)) == 0)
+		rc = serf_request(s, "event", SERF_OP_EVENT, NULL);
+	if (rc != 0) {
+		s->stats.events_lost++;
 		return rc;
-	if ((rc = serf_request(s, "event", SERF_OP_EVENT, NULL)) != 0)
-		return rc;
+	}
+	s->stats.events_out++;
 	msgpack_pack_map(&s->pk, 3);
 	SERF_PACK_LIT(&s->pk, "Name");
 	serf_pack_str(&s->pk, name, nlen);
@@ -1091,4 +1104,37 @@ serf_event_check(size_t limit, size_t nlen, size_t len)
 	if (len > limit || nlen + len + SERF_EVENT_OVERHEAD > limit)
 		return -EMSGSIZE;
 	return 0;
+}
+
+int
+serf_force_leave(struct serf *s, const char *node)
+{
+	size_t nlen = strlen(node);
+	int rc;
+
+	if (nlen == 0 || nlen > SERF_NAME_MAX)
+		return -EINVAL;
+	if (s == NULL || s->state != SERF_READY)
+		return -ENOTCONN;
+	if ((rc = serf_request(s, "force-leave", SERF_OP_FORCE_LEAVE,
+	    NULL)) != 0)
+		return rc;
+	msgpack_pack_map(&s->pk, 2);
+	SERF_PACK_LIT(&s->pk, "Node");
+	serf_pack_str(&s->pk, node, nlen);
+	SERF_PACK_LIT(&s->pk, "Prune");
+	msgpack_pack_true(&s->pk);
+	if (s->out_oom)
+		return -ENOMEM;
+	serf_kick(s);
+	return 0;
+}
+
+void
+serf_get_stats(const struct serf *s, struct serf_stats *out)
+{
+	if (s == NULL)
+		memset(out, 0, sizeof(*out));
+	else
+		*out = s->stats;
 }

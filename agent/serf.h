@@ -35,6 +35,15 @@ struct serf_member {
 	char peer[SERF_TAG_MAX + 1];	/* the "distkv" tag ("" if none) */
 };
 
+/* Counters for the metrics (docs/operations.md, "Metrics"). */
+struct serf_stats {
+	uint64_t events_in;		/* user events received */
+	uint64_t events_out;		/* handed to the Serf agent */
+	uint64_t events_lost;		/* not sent: no connection, too big,
+					 * output full */
+	uint64_t events_rejected;	/* refused by the Serf agent */
+};
+
 struct serf_callbacks {
 	/* A user event (any name: the caller filters). */
 	void (*user_event)(void *arg, const char *name, size_t name_len,
@@ -70,5 +79,14 @@ void serf_set_size_limit(struct serf *s, size_t limit);
  * limit, without a connection: 0, -EINVAL (bad name) or -EMSGSIZE.
  */
 int serf_event_check(size_t limit, size_t nlen, size_t len);
+
+/*
+ * force-leave NODE with Prune (serf-notes §3): a failed node becomes left
+ * and leaves the member lists at once.  Returns 0 when queued, -ENOTCONN,
+ * -EINVAL; a refusal by the Serf agent is logged.
+ */
+int serf_force_leave(struct serf *s, const char *node);
+/* The counters above (all zero for NULL). */
+void serf_get_stats(const struct serf *s, struct serf_stats *out);
 
 #endif

@@ -204,6 +204,7 @@ conn_reply_error(struct conn *c, uint64_t seq, const char *fmt, ...)
 	multi = c->multi_pending && seq == c->multi_seq;
 	if (multi)
 		conn_reply_state(c, seq, "start");
+	c->srv->a->metrics.errors++;
 	pk = conn_reply(c, seq, 1, true);
 	msgpack_pack_str_with_body(pk, "error", 5);
 	msgpack_pack_str_with_body(pk, msg, (size_t)n);
@@ -873,6 +874,7 @@ conn_adopt(struct server *s, int fd, enum listen_kind kind,
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	s->a->metrics.conns_accepted++;
 	if (kind != LISTEN_TLS) {
 		conn_start(c);
 		return 0;
@@ -1211,4 +1213,10 @@ server_close(struct server *s)
 	}
 	tls_server_free(s->tls);
 	free(s);
+}
+
+size_t
+server_nconns(const struct server *s)
+{
+	return s != NULL ? s->nconns : 0;
 }

@@ -80,6 +80,8 @@ int server_adopt(struct server *s, int fd, bool peer);
 void server_close(struct server *s);
 /* Write out every pending reply (blocking briefly); used at shutdown. */
 void server_drain(struct server *s);
+/* Open connections (clients and peers), for the metrics. */
+size_t server_nconns(const struct server *s);
 
 /* The agent a connection belongs to. */
 struct agent *conn_agent(const struct conn *c);

@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "distkv.h"
+#include "forget.h"
 #include "joinwatch.h"
 #include "log.h"
 #include "proto.h"
@@ -1425,7 +1426,13 @@ serf_user_event(void *arg, const char *name, size_t nlen,
 	if (proto_unpack(payload, len, &zone, &m) == 0 &&
 	    m.type == MSGPACK_OBJECT_MAP) {
 		const msgpack_object *from = proto_map_get(&m, "node");
+		struct node *fn;
 
+		/* for `distkv-cli members`: when it was last heard of */
+		if (from != NULL && chain_node_name_ok(from) &&
+		    (fn = nodes_get(&s->a->nodes, from->via.str.ptr,
+		    from->via.str.size, false)) != NULL)
+			fn->last_seen = ev_now(s->a->loop);
 		if (!upd && from != NULL &&
 		    proto_str_eq(from, s->a->self->name))
 			;	/* our own info or ping */
@@ -1947,7 +1954,8 @@ raise_floors(struct sync *s)
 		const struct node *r = nodes_get(ns, m->name, strlen(m->name),
 		    false);
 
-		if (r != s->a->self && (r == NULL || !r->has_report))
+		if (r != s->a->self && (r == NULL || !r->has_report) &&
+		    !forget_skips(s->a, m->name, strlen(m->name)))
 			return false;
 	}
 	if ((f = calloc(ns->n ? ns->n : 1, sizeof(*f))) == NULL)
@@ -1957,7 +1965,8 @@ raise_floors(struct sync *s)
 	for (size_t i = 0; i < ns->n; i++) {
 		const struct node *r = ns->by_index[i];
 
-		if (r == s->a->self || (!r->has_tick && !r->has_report))
+		if (r == s->a->self || (!r->has_tick && !r->has_report) ||
+		    forget_skips(s->a, r->name, r->name_len))
 			continue;
 		if (!r->has_report || ranges_prefix(&r->known) <
 		    (r->index < r->nreport ? r->report[r->index] : 0)) {
@@ -2278,4 +2287,61 @@ sync_monitor_deliver(struct agent *a, const char *name, size_t nlen,
 			mo->fn(mo, payload, len);
 		mo = next;
 	}
+}
+
+/* ---- for the operator actions (handlers_ops.c, metrics.c) ---- */
+
+const struct serf_member *
+sync_members(const struct agent *a, size_t *n)
+{
+	if (a->sync == NULL) {
+		*n = 0;
+		return NULL;
+	}
+	*n = a->sync->nmem;
+	return a->sync->mem;
+}
+
+bool
+sync_joined(const struct agent *a)
+{
+	const struct sync *s = a->sync;
+
+	if (!sync_serf_connected(a))
+		return false;
+	/* nothing to join: the first node of a cluster */
+	if (a->cfg.join == NULL || a->cfg.join[0] == NULL)
+		return true;
+	for (size_t i = 0; i < s->nmem; i++)
+		if (strcmp(s->mem[i].status, "alive") == 0 &&
+		    strcmp(s->mem[i].name, a->self->name) != 0)
+			return true;
+	return false;
+}
+
+int
+sync_force_leave(struct agent *a, const char *node)
+{
+	if (a->sync == NULL)
+		return -ENOTCONN;
+	return serf_force_leave(a->sync->serf, node);
+}
+
+void
+sync_get_stats(const struct agent *a, struct sync_stats *out)
+{
+	const struct sync *s = a->sync;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return;
+	serf_get_stats(s->serf, &out->serf);
+	out->recoveries = s->stats.recoveries;
+	out->retransmit_events = s->stats.retransmit_events;
+	out->retransmit_entries = s->stats.retransmit_entries;
+	out->missing_reports = s->stats.missing_reports;
+	out->known_reports = s->stats.known_reports;
+	out->catchup_items = s->stats.catchup_items;
+	out->purged = s->stats.purged;
+	out->recovery_running = s->rec.running;
 }

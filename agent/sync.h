@@ -69,4 +69,25 @@ void sync_pack_ping(const struct agent *a, struct msgpack_packer *pk);
 /* get_state's `recovery`: {running, step, answering, counters...}. */
 void sync_pack_recovery(const struct agent *a, struct msgpack_packer *pk);
 
+/* The Serf member list as last read (NULL, 0 when standalone). */
+struct serf_member;
+const struct serf_member *sync_members(const struct agent *a, size_t *n);
+/*
+ * For `health`: Serf is connected and, if --join was given, another
+ * member is alive (a first node with nothing to join is joined).
+ */
+bool sync_joined(const struct agent *a);
+/* Ask Serf to drop a gone node from its member lists (forget). */
+int sync_force_leave(struct agent *a, const char *node);
+
+/* Counters for the metrics (docs/operations.md, "Metrics"). */
+#include "serf.h"
+struct sync_stats {
+	struct serf_stats serf;
+	uint64_t recoveries, retransmit_events, retransmit_entries;
+	uint64_t missing_reports, known_reports, catchup_items, purged;
+	bool recovery_running;
+};
+void sync_get_stats(const struct agent *a, struct sync_stats *out);
+
 #endif

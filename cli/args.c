@@ -122,6 +122,8 @@ static const struct opt opts[] = {
 	    "decoding SRC must give RES (JSON, else strings); repeat" },
 	{ O_OUT, 0, "out", "SRC=RES",
 	    "encoding SRC must give RES (JSON, else strings); repeat" },
+	{ O_WAIT, 0, "wait", NULL,
+	    "health: wait until healthy (at most -t SECONDS, default 60)" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
@@ -284,6 +286,9 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		break;
 	case O_CHANGES:
 		ctx->changes = true;
+		break;
+	case O_WAIT:
+		ctx->wait = true;
 		break;
 	case O_JSONVAL:
 		ctx->json_value = true;

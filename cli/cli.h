@@ -27,6 +27,7 @@
 #define EXIT_REFUSED	4
 #define EXIT_STALE	5	/* get --stale printed data of a stopped agent */
 #define EXIT_DENIED	6	/* not logged in, or the login was refused */
+#define EXIT_UNHEALTHY	7	/* health: the agent is not healthy (why: stderr) */
 
 #define MAX_ARGS	8	/* positional arguments any command takes */
 
@@ -79,6 +80,7 @@ enum optid {
 	O_ENCODE,
 	O_IN,
 	O_OUT,
+	O_WAIT,
 };
 
 /* Everything the command line said, and the connection. */
@@ -117,6 +119,7 @@ struct ctx {
 	struct distkv_event event;
 	bool		 changes;	/* wait --changes */
 	bool		 serf_send;	/* serf: send (else mon) */
+	bool		 wait;		/* health --wait */
 
 	long		 seen;		/* watch: entries printed */
 
@@ -203,5 +206,13 @@ extern const struct cli_cmd cmd_type_entry;
 extern const struct cli_cmd cmd_match_entry;
 extern const struct cli_cmd cmd_codec_entry;
 extern const struct cli_cmd cmd_conv_entry;
+
+/* cmd_ops.c */
+extern const struct cli_cmd cmd_members_entry;
+extern const struct cli_cmd cmd_health_entry;
+extern const struct cli_cmd cmd_forget_entry;
+extern const struct cli_cmd cmd_metrics_entry;
+extern const struct cli_cmd cmd_dump_entry;
+extern const struct cli_cmd cmd_restore_entry;
 
 #endif

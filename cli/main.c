@@ -68,6 +68,12 @@ const struct cli_cmd *const cli_cmds[] = {
 	&cmd_codec_entry,
 	&cmd_conv_entry,
 	&cmd_serf_entry,
+	&cmd_members_entry,
+	&cmd_health_entry,
+	&cmd_forget_entry,
+	&cmd_metrics_entry,
+	&cmd_dump_entry,
+	&cmd_restore_entry,
 	&cmd_help_entry,
 	NULL
 };

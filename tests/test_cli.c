@@ -672,7 +672,8 @@ get_both_ways(const char *key, const char *mode)
 	cr_assert_str_eq(a.err, b.err);
 }
 
-Test(cli, get_shm_and_socket_agree)
+/* 60 runs of distkv-cli: on a loaded 2-core box a spawn takes ~1 s */
+Test(cli, get_shm_and_socket_agree, .timeout = 180.)
 {
 	static const char *keys[] = { "s", "e", "i", "f", "o", "b", "big",
 	    "missing", "gone" };
