@@ -830,8 +830,21 @@ do_put(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 	}
 	memset(&e, 0, sizeof(e));
 	for (tries = 0; tries < CAS_RETRIES; tries++) {
+		uint64_t idx;
+
 		ent_clear(&e);
-		if ((rc = probe(c, p, &e)) != 0)
+		/*
+		 * A plain set of a key the mirror knows as a plain value needs
+		 * no probe: the write has no precondition, and the mirror
+		 * gives its prevNode (history_get_file).  The shape check is
+		 * then as fresh as the feed, not the agent: the read-then-write
+		 * race of docs/etcd.md ("CAS in a cluster") either way.
+		 */
+		if (tries == 0 && strcmp(action, "set") == 0 && !fl->dir &&
+		    history_get_file(k->h, key, &e.text, &e.tlen, &e.tock,
+		    &idx)) {
+			e.exists = e.has_value = true;
+		} else if ((rc = probe(c, p, &e)) != 0)
 			break;
 		if (strcmp(action, "create") == 0) {
 			if (e.exists) {

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [TARGET|all] [SECONDS] [libFuzzer options...]
 #
 # TARGET is one of: requests auth persist serf_events peer path_json
-# shm_reader xlate_lua
+# shm_reader xlate_lua etcd_url
 # (default: all); SECONDS per target (default 60).  The old form
 # `scripts/fuzz.sh SECONDS` still fuzzes the shm reader alone.
 #
@@ -27,7 +27,7 @@
 # Runs one fuzzer at a time, niced; exit status 0 if nothing crashed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-all="requests auth persist serf_events peer path_json shm_reader xlate_lua"
+all="requests auth persist serf_events peer path_json shm_reader xlate_lua etcd_url"
 target=all
 case "${1:-}" in
 "") ;;
@@ -140,7 +140,7 @@ max_len() {
 	case $1 in
 	shm_reader) echo 400000 ;;
 	persist) echo 131072 ;;
-	path_json) echo 4096 ;;
+	path_json|etcd_url) echo 4096 ;;
 	requests|auth) echo 16384 ;;
 	*) echo 65536 ;;
 	esac

@@ -133,6 +133,18 @@ $CLI set fromcli/y/child c >/dev/null
 wait_for 10 sh -c "curl -s '$GW/v2/keys/fromcli/y' | grep -q '\"dir\":true'" &&
 	ok "a value that gets a child (from distkv-cli) reads as a directory" ||
 	bad "value + child not shown as a dir"
+# a plain set skips the agent when the mirror knows a plain value: once
+# the mirror has the child, the key is a directory and the set is refused.
+# The GET may come from the agent; a wait from the child's own index
+# returns once the feed (and so the mirror) has the child.
+m=$(curl -s "$GW/v2/keys/fromcli/y/child" |
+	$PY -c 'import json,sys; print(json.load(sys.stdin)["node"]["modifiedIndex"])')
+curl -s -m 10 "$GW/v2/keys/fromcli/y/child?wait=true&waitIndex=$m" >/dev/null
+code=$(curl -s -o "$dir/setdir.out" -w '%{http_code}' -X PUT \
+	-d value=z "$GW/v2/keys/fromcli/y")
+[ "$code" = 403 ] && grep -q '"errorCode":102' "$dir/setdir.out" &&
+	ok "a plain set on a key that got a child (from distkv-cli) is 102" ||
+	bad "plain set on a value + child: $code $(cat "$dir/setdir.out")"
 
 # ---- python-etcd and raw HTTP ----
 timeout 300 $PY "$src/etcd_check.py" "$GW" $real || fail=1
