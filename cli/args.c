@@ -122,6 +122,8 @@ static const struct opt opts[] = {
 	    "decoding SRC must give RES (JSON, else strings); repeat" },
 	{ O_OUT, 0, "out", "SRC=RES",
 	    "encoding SRC must give RES (JSON, else strings); repeat" },
+	{ O_FILE, 'f', "file", "FILE",
+	    "read VALUE from FILE (\"-\": stdin); no VALUE argument" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
@@ -335,6 +337,9 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		if (args_parse_event("--event", arg, &ctx->event) != 0)
 			return (-1);
 		ctx->has_event = true;
+		break;
+	case O_FILE:
+		ctx->file = arg;
 		break;
 	case O_END:
 		break;

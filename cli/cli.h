@@ -30,6 +30,12 @@
 
 #define MAX_ARGS	8	/* positional arguments any command takes */
 
+/*
+ * The largest VALUE read from a file or stdin: the agent's default
+ * --max-request (4 MiB) less 64 KiB for the request around it.
+ */
+#define CLI_VALUE_MAX	((4u << 20) - (64u << 10))
+
 enum output {
 	OUT_TEXT,
 	OUT_JSON,
@@ -79,6 +85,7 @@ enum optid {
 	O_ENCODE,
 	O_IN,
 	O_OUT,
+	O_FILE,
 };
 
 /* Everything the command line said, and the connection. */
@@ -117,6 +124,7 @@ struct ctx {
 	struct distkv_event event;
 	bool		 changes;	/* wait --changes */
 	bool		 serf_send;	/* serf: send (else mon) */
+	const char	*file;		/* set --file FILE */
 
 	long		 seen;		/* watch: entries printed */
 
@@ -178,6 +186,10 @@ int	put_chain_json(msgpack_sbuffer *, const struct distkv_chain *);
 int	put_chain_text(msgpack_sbuffer *, const struct distkv_chain *);
 int	put_entry(struct ctx *, msgpack_sbuffer *, const distkv_path *,
 	    const struct distkv_entry *, bool);
+
+/* input.c */
+int	input_read(const char *, size_t, char **, size_t *);
+int	input_value(struct ctx *, const char *, msgpack_sbuffer *);
 
 /* cmd_get.c */
 extern const struct cli_cmd cmd_get_entry;

@@ -45,6 +45,7 @@ struct proc {
 };
 
 static struct harness_agent agent;
+static const char *stdin_path;	/* the CLI's stdin if not NULL */
 
 /* ---- running the CLI ---- */
 
@@ -58,6 +59,10 @@ spawn(struct proc *p, const char **argv, int *errfd)
 	p->pid = fork();
 	cr_assert(p->pid >= 0);
 	if (p->pid == 0) {
+		int in = stdin_path != NULL ? open(stdin_path, O_RDONLY) : -1;
+
+		if (in >= 0)
+			dup2(in, 0);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
 		close(po[0]);
@@ -1484,4 +1489,106 @@ Test(cli_usage, option_errors)
 	    "number from 0 to 16)\n", "%s", r.err);
 	cr_assert_eq(cli_bare(&r, "set", "k", "v", "w", NULL), 2);
 	cr_assert_str_eq(r.out, "");
+}
+
+/* ---- values from stdin and files (set PATH -, @FILE, --file) ---- */
+
+static void
+write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	cr_assert(f != NULL);
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+}
+
+Test(cli, set_from_stdin_and_files)
+{
+	char bin[256], path[400], big[400];
+	struct run r;
+	FILE *f;
+	int i;
+
+	for (i = 0; i < 256; i++)
+		bin[i] = (char)i;
+	snprintf(path, sizeof(path), "%s/value.bin", agent.dir);
+	write_file(path, bin, sizeof(bin));
+	/* bytes that are not UTF-8: a byte string, back unchanged */
+	stdin_path = path;
+	cr_assert_eq(cli(&r, "set", "v/stdin", "-", NULL), 0, "%s", r.err);
+	stdin_path = NULL;
+	cr_assert_eq(cli(&r, "get", "--raw", "v/stdin", NULL), 0);
+	cr_assert_eq(r.outlen, sizeof(bin));
+	cr_assert(memcmp(r.out, bin, sizeof(bin)) == 0);
+	cr_assert_eq(cli(&r, "get", "v/stdin", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"$bin\":\"000102", 14) == 0, "%s", r.out);
+	{
+		char at[410];
+
+		snprintf(at, sizeof(at), "@%s", path);
+		OK("set", "v/at", at);
+	}
+	OK("set", "--file", path, "v/file");
+	cr_assert_eq(cli(&r, "get", "--raw", "v/file", NULL), 0);
+	cr_assert_eq(r.outlen, sizeof(bin));
+	cr_assert(memcmp(r.out, bin, sizeof(bin)) == 0);
+	cr_assert_eq(cli(&r, "get", "--raw", "v/at", NULL), 0);
+	cr_assert_eq(r.outlen, sizeof(bin));
+
+	/* UTF-8 text: a string, its newline kept */
+	write_file(path, "line 1\nline 2\n", 14);
+	OK("set", "-f", path, "v/text");
+	cr_assert_eq(cli(&r, "get", "--json", "v/text", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"v/text\",\"value\":"
+	    "\"line 1\\nline 2\\n\"", 36) == 0, "%s", r.out);
+
+	/* -j: the file is JSON */
+	write_file(path, "{\"a\":[1,2.5,-3]}\n", 17);
+	stdin_path = path;
+	cr_assert_eq(cli(&r, "set", "-j", "v/json", "-", NULL), 0, "%s",
+	    r.err);
+	stdin_path = NULL;
+	cli(&r, "get", "v/json", NULL);
+	cr_assert_str_eq(r.out, "{\"a\":[1,2.5,-3]}\n");
+	write_file(path, "{\"a\":", 5);
+	cr_assert_eq(cli(&r, "set", "-j", "--file", path, "v/json", NULL), 2);
+	cr_assert(strstr(r.err, "invalid JSON value in ") != NULL, "%s",
+	    r.err);
+	write_file(path, "null", 4);
+	cr_assert_eq(cli(&r, "set", "-j", "--file", path, "v/json", NULL), 2);
+	write_file(path, "1\0", 2);
+	cr_assert_eq(cli(&r, "set", "-j", "--file", path, "v/json", NULL), 2);
+	cr_assert(strstr(r.err, "NUL byte") != NULL, "%s", r.err);
+
+	/* errors: no such file, '@' alone, --file and VALUE, too large */
+	cr_assert_eq(cli(&r, "set", "v/x", "@/nonexistent/file", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: cannot read /nonexistent/file: "
+	    "No such file or directory\n");
+	cr_assert_eq(cli(&r, "set", "v/x", "@", NULL), 2);
+	cr_assert_eq(cli(&r, "set", "--file", path, "v/x", "y", NULL), 2);
+	cr_assert_eq(cli(&r, "set", "v/x", NULL), 2);
+	snprintf(big, sizeof(big), "%s/big", agent.dir);
+	cr_assert((f = fopen(big, "wb")) != NULL);
+	for (i = 0; i < (4 << 20) - (64 << 10) + 1; i++)
+		fputc('a', f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(cli(&r, "set", "--file", big, "v/x", NULL), 2);
+	{
+		char want[600];
+
+		snprintf(want, sizeof(want), "distkv-cli: %s: larger than "
+		    "4128768 bytes (the agent's default --max-request, 4 MiB, "
+		    "less 64 KiB)\n", big);
+		cr_assert_str_eq(r.err, want);
+	}
+	cr_assert_eq(cli(&r, "get", "v/x", NULL), 1);
+	/* the largest value that is allowed goes through */
+	cr_assert_eq(truncate(big, (4 << 20) - (64 << 10)), 0);
+	cr_assert_eq(cli(&r, "set", "--file", big, "v/x", NULL), 0, "%s",
+	    r.err);
+	/* a string that starts with '@' or is "-": given as JSON */
+	OK("set", "-j", "v/at2", "\"@x\"");
+	cli(&r, "get", "v/at2", NULL);
+	cr_assert_str_eq(r.out, "@x\n");
 }
