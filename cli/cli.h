@@ -202,6 +202,10 @@ extern const struct cli_cmd cmd_tree_entry;
 extern const struct cli_cmd cmd_watch_entry;
 extern const struct cli_cmd cmd_wait_entry;
 
+/* cmd_io.c */
+extern const struct cli_cmd cmd_export_entry;
+extern const struct cli_cmd cmd_import_entry;
+
 /* cmd_admin.c */
 extern const struct cli_cmd cmd_state_entry;
 extern const struct cli_cmd cmd_save_entry;

@@ -58,6 +58,8 @@ const struct cli_cmd *const cli_cmds[] = {
 	&cmd_tree_entry,
 	&cmd_watch_entry,
 	&cmd_wait_entry,
+	&cmd_export_entry,
+	&cmd_import_entry,
 	&cmd_state_entry,
 	&cmd_save_entry,
 	&cmd_log_entry,

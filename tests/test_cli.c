@@ -1592,3 +1592,149 @@ Test(cli, set_from_stdin_and_files)
 	cli(&r, "get", "v/at2", NULL);
 	cr_assert_str_eq(r.out, "@x\n");
 }
+
+/* ---- export / import ---- */
+
+/* Write s to a file in the agent's directory; its path (static). */
+static const char *
+write_lines(const char *name, const char *s)
+{
+	static char path[400];
+
+	snprintf(path, sizeof(path), "%s/%s", agent.dir, name);
+	write_file(path, s, strlen(s));
+	return (path);
+}
+
+Test(cli, export_import_roundtrip)
+{
+	struct harness_agent fresh;
+	struct run r;
+	char *first;
+	const char *file;
+	const char *argv[8];
+
+	/* every kind of value and of path element */
+	OK("set", "x/str", "hello\nworld");
+	OK("set", "-j", "x/int", "-5");
+	OK("set", "-j", "x/big", "18446744073709551615");
+	OK("set", "-j", "x/float", "1.0");
+	OK("set", "-j", "x/obj", "{\"a\":[1,2.5,true,null],\"b\":{}}");
+	OK("set", "-j", "x/bin", "{\"$bin\":\"00ff\"}");
+	OK("set", "-j", "x/map", "{\"$map\":[[1,\"one\"],[2,\"two\"]]}");
+	OK("set", "-j", "x/ext", "{\"$ext\":[5,\"abcd\"]}");
+	OK("set", "x/:42", "int element");
+	OK("set", "x/:xcafe", "bytes element");
+	OK("set", "x/a\\/b", "escaped slash");
+	OK("set", "gone", "x");
+	OK("delete", "gone");
+	/* a 32-bit float has no JSON form of its own: "msgpack" keeps it */
+	file = write_lines("f32.jsonl", "{\"path\":\"x/f32\",\"msgpack\":"
+	    "\"ca3fc00000\"}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "1 written\n");
+
+	cr_assert_eq(cli(&r, "export", NULL), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "{\"path\":\"x/:42\",\"value\":\"int "
+	    "element\"}\n") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "{\"path\":\"x/f32\",\"value\":1.5,"
+	    "\"msgpack\":\"ca3fc00000\"}\n") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "{\"path\":\"x/float\",\"value\":1.0}\n") !=
+	    NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "gone") == NULL, "%s", r.out);
+	first = strdup(r.out);
+	file = write_lines("all.jsonl", first);
+
+	/* into a fresh agent, and out again: the same lines */
+	harness_init(&fresh);
+	cr_assert(harness_start(&fresh, "--standalone", "--node", "n2",
+	    NULL) == 0);
+	argv[0] = harness_bin("distkv-cli");
+	argv[1] = "--socket";
+	argv[2] = fresh.socket;
+	argv[3] = "import";
+	argv[4] = file;
+	argv[5] = NULL;
+	cr_assert_eq(run_argv(&r, argv), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "12 written\n");
+	argv[3] = "export";
+	argv[4] = NULL;
+	cr_assert_eq(run_argv(&r, argv), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, first);
+	/* a subtree only */
+	argv[4] = "x/obj";
+	cr_assert_eq(run_argv(&r, argv), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "{\"path\":\"x/obj\",\"value\":{\"a\":"
+	    "[1,2.5,true,null],\"b\":{}}}\n");
+	harness_cleanup(&fresh);
+	free(first);
+}
+
+Test(cli, import_bulk_and_errors)
+{
+	struct run r;
+	static char lines[1000 * 48];
+	const char *file;
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 1000; i++)
+		n += (size_t)snprintf(lines + n, sizeof(lines) - n,
+		    "{\"path\":\"bulk/:%d\",\"value\":%d}\n", i, i * 3);
+	file = write_lines("bulk.jsonl", lines);
+	cr_assert_eq(cli(&r, "--json", "import", file, NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "{\"written\":1000,\"failed\":0}\n");
+	cli(&r, "get", "bulk/:999", NULL);
+	cr_assert_str_eq(r.out, "2997\n");
+	cr_assert_eq(cli(&r, "tree", "--raw", "bulk", NULL), 0);
+	for (i = 0, n = 0; r.out[n] != '\0'; n++)
+		i += r.out[n] == '\n';
+	cr_assert_eq(i, 1000);
+	/* tree --json lines import too; blank lines are skipped */
+	file = write_lines("tree.jsonl", "{\"path\":\"t/a\",\"value\":\"A\","
+	    "\"tock\":3,\"chain\":[{\"node\":\"n1\",\"tick\":1}]}\n\n  \n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "1 written\n");
+
+	/* a bad line stops the import; what came before is written */
+	file = write_lines("bad.jsonl", "{\"path\":\"e/1\",\"value\":1}\n"
+	    "{\"path\":\"e/2\",\"value\":\n{\"path\":\"e/3\",\"value\":3}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	cr_assert_str_eq(r.out, "1 written\n");
+	cr_assert(strstr(r.err, "bad.jsonl:2: invalid JSON") != NULL, "%s",
+	    r.err);
+	cr_assert_eq(cli(&r, "get", "e/3", NULL), 1);
+	file = write_lines("bad2.jsonl", "{\"path\":\"e/4\"}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	cr_assert(strstr(r.err, "bad2.jsonl:1: needs \"path\"") != NULL, "%s",
+	    r.err);
+	file = write_lines("bad3.jsonl", "{\"path\":\"a//b\",\"value\":1}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	file = write_lines("bad4.jsonl", "{\"path\":\"e/5\",\"value\":null}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	file = write_lines("bad5.jsonl", "{\"path\":\"e/5\",\"msgpack\":\"c1\"}"
+	    "\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	cr_assert_eq(cli(&r, "import", "/nonexistent/x", NULL), 2);
+	cr_assert_eq(cli(&r, "get", "e/5", NULL), 1);
+
+	/* a set the agent refuses: reported with its line, the rest goes on */
+	{
+		const char *code = write_lines("int.lua", "if math.type(value) "
+		    "~= 'integer' then error('not an int') end\n");
+		char copy[400];
+
+		snprintf(copy, sizeof(copy), "%s", code);
+		OK("type", "set", "int", "--code", copy, "-g", "0", "-g", "2",
+		    "-b", "none", "-b", "\"Foo\"");
+		OK("match", "set", "typed/+", "int");
+	}
+	file = write_lines("refused.jsonl", "{\"path\":\"typed/a\",\"value\":1}"
+	    "\n{\"path\":\"typed/b\",\"value\":\"no\"}\n"
+	    "{\"path\":\"typed/c\",\"value\":3}\n");
+	cr_assert_eq(cli(&r, "--json", "import", file, NULL), 4, "%s", r.err);
+	cr_assert_str_eq(r.out, "{\"written\":2,\"failed\":1}\n");
+	cr_assert(strstr(r.err, "refused.jsonl:2: ") != NULL, "%s", r.err);
+	cli(&r, "get", "typed/c", NULL);
+	cr_assert_str_eq(r.out, "3\n");
+}
