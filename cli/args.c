@@ -41,6 +41,7 @@ static const struct opt *opt_of(enum optid);
 static const struct opt *opt_by_val(const enum optid *, int);
 static int	apply_opt(struct ctx *, const struct opt *, const char *);
 static bool	is_negative_number(const char *);
+static int	parse_seconds(const char *, const char *, int *);
 static int	bad_option(const struct cli_cmd *, const enum optid *, int,
 		    const char *);
 static void	print_opt(const struct opt *);
@@ -96,10 +97,11 @@ static const struct opt opts[] = {
 	{ O_MAXDEPTH, 0, "max-depth", "N",
 	    "skip entries more than N levels below PATH" },
 	{ O_FETCH, 0, "fetch", NULL, "first print the current subtree" },
-	{ O_COUNT, 'n', "count", "COUNT", "stop after COUNT entries" },
+	{ O_COUNT, 'n', "count", "COUNT",
+	    "stop after COUNT changes (not counting --fetch) or events" },
 	{ O_TIMEOUT, 't', "timeout", "SECONDS",
-	    "give up on the agent after SECONDS (default $DISTKV_TIMEOUT, "
-	    "else 30); watch and wait: stop after SECONDS" },
+	    "give up on the agent after SECONDS (fractions allowed; default "
+	    "$DISTKV_TIMEOUT, else 30); watch and wait: stop after SECONDS" },
 	{ O_EVENT, 'e', "event", "NODE:TICK",
 	    "get the entry changed by NODE:TICK" },
 	{ O_CHANGES, 0, "changes", NULL,
@@ -124,6 +126,7 @@ static const struct opt opts[] = {
 	    "encoding SRC must give RES (JSON, else strings); repeat" },
 	{ O_FILE, 'f', "file", "FILE",
 	    "read VALUE from FILE (\"-\": stdin); no VALUE argument" },
+	{ O_KEYS, 'k', "keys", NULL, "print the paths only, one per line" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
@@ -329,9 +332,8 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		ctx->count = v;
 		break;
 	case O_TIMEOUT:
-		if (args_parse_int("timeout", arg, 1, INT_MAX / 1000, &v) != 0)
+		if (parse_seconds("timeout", arg, &ctx->timeout_ms) != 0)
 			return (-1);
-		ctx->timeout_ms = (int)v * 1000;
 		break;
 	case O_EVENT:
 		if (args_parse_event("--event", arg, &ctx->event) != 0)
@@ -341,9 +343,34 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 	case O_FILE:
 		ctx->file = arg;
 		break;
+	case O_KEYS:
+		ctx->keys = true;
+		break;
 	case O_END:
 		break;
 	}
+	return (0);
+}
+
+/*
+ * SECONDS: a decimal number, fractions allowed ("0.5", "2", "1.25"), from
+ * 0.001 to INT_MAX / 1000; *ms is it in milliseconds, rounded.
+ */
+static int
+parse_seconds(const char *name, const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	/* digits and one '.' only: no "inf", hex, exponents or blanks */
+	if (*s == '\0' || strspn(s, "0123456789.") != strlen(s) ||
+	    strchr(s, '.') != strrchr(s, '.') || *end != '\0' || errno != 0 ||
+	    !(v >= 0.0005) || v > INT_MAX / 1000)
+		return (cli_err(EXIT_USAGE, "invalid %s: '%s' (seconds, from "
+		    "0.001 to %d)", name, s, INT_MAX / 1000));
+	*ms = (int)(v * 1000.0 + 0.5);
 	return (0);
 }
 

@@ -86,6 +86,7 @@ enum optid {
 	O_IN,
 	O_OUT,
 	O_FILE,
+	O_KEYS,
 };
 
 /* Everything the command line said, and the connection. */
@@ -125,6 +126,7 @@ struct ctx {
 	bool		 changes;	/* wait --changes */
 	bool		 serf_send;	/* serf: send (else mon) */
 	const char	*file;		/* set --file FILE */
+	bool		 keys;		/* tree --keys */
 
 	long		 seen;		/* watch: entries printed */
 

@@ -217,7 +217,8 @@ main(int argc, char **argv)
 	if (ctx.timeout_ms > 0 && !(cmd->flags & CMD_OWNTIMEOUT)) {
 		char secs[32];
 
-		snprintf(secs, sizeof(secs), "%d", ctx.timeout_ms / 1000);
+		snprintf(secs, sizeof(secs), "%d.%03d", ctx.timeout_ms / 1000,
+		    ctx.timeout_ms % 1000);
 		if (setenv("DISTKV_TIMEOUT", secs, 1) != 0) {
 			rc = cli_err(EXIT_AGENT, "setenv: %s", strerror(errno));
 			goto out;

@@ -598,12 +598,17 @@ Test(cli, watch_fetch_count)
 
 	OK("set", "-j", "w/a", "1");
 	OK("set", "-j", "w/b", "2");
-	/* fetch: the value-less "w" itself, then a and b */
-	cr_assert_eq(cli(&r, "watch", "--fetch", "-n", "3", "w", NULL), 0,
-	    "%s", r.err);
-	cr_assert_str_eq(r.out, "w (no value)\nw/a = 1\nw/b = 2\n");
+	/*
+	 * fetch: the value-less "w" itself, then a and b; -n counts changes
+	 * only (issue 13: the fetched entries used to count), so with none
+	 * the watch ends at -t
+	 */
+	cr_assert_eq(cli(&r, "watch", "--fetch", "-n", "1", "-t", "0.5", "w",
+	    NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "w (no value)\nw/a = 1\nw/b = 2\n"
+	    "(up to date)\n");
 	cr_assert_eq(cli(&r, "watch", "--fetch", "--min-depth", "1", "-n",
-	    "2", "--json", "w", NULL), 0);
+	    "2", "-t", "0.5", "--json", "w", NULL), 0);
 	cr_assert(strncmp(r.out, "{\"path\":\"w/a\",\"value\":1,", 24) == 0,
 	    "%s", r.out);
 	/* a timeout ends a watch that got fewer items: exit 0 */
@@ -627,7 +632,7 @@ Test(cli, watch_live)
 	argv[3] = "watch";
 	argv[4] = "--fetch";
 	argv[5] = "-n";
-	argv[6] = "4";
+	argv[6] = "2";		/* two changes; the fetched lines do not count */
 	argv[7] = "live";
 	argv[8] = NULL;
 	spawn(&p, argv, NULL);
@@ -1737,4 +1742,63 @@ Test(cli, import_bulk_and_errors)
 	cr_assert(strstr(r.err, "refused.jsonl:2: ") != NULL, "%s", r.err);
 	cli(&r, "get", "typed/c", NULL);
 	cr_assert_str_eq(r.out, "3\n");
+}
+
+/* ---- tree --keys, wait -t 0.5, watch --raw deletions ---- */
+
+Test(cli, tree_keys_and_fractional_timeouts)
+{
+	struct run r;
+	long long t0;
+
+	OK("set", "kk/a", "A");
+	OK("set", "-j", "kk/:7", "7");
+	OK("set", "kk/b\\/c", "slash");
+	cr_assert_eq(cli(&r, "tree", "--keys", "kk", NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "kk/a\nkk/:7\nkk/b\\/c\n");
+	cr_assert_eq(cli(&r, "--json", "tree", "-k", "--min-depth", "1",
+	    "kk", NULL), 0);
+	cr_assert_str_eq(r.out, "{\"path\":\"kk/a\"}\n{\"path\":\"kk/:7\"}\n"
+	    "{\"path\":\"kk/b\\\\/c\"}\n");
+	/* a fraction of a second */
+	t0 = harness_now_ms();
+	cr_assert_eq(cli(&r, "wait", "-t", "0.5", "kk/a", NULL), 1);
+	cr_assert(harness_now_ms() - t0 >= 500);
+	cr_assert_str_eq(r.err, "distkv-cli: kk/a: no change within 0.5 s\n");
+	cr_assert_eq(cli(&r, "wait", "--changes", "-t", ".25", NULL), 1);
+	cr_assert_str_eq(r.err, "distkv-cli: no change within 0.25 s\n");
+	cr_assert_eq(cli(&r, "get", "-t", "2.5", "kk/a", NULL), 0);
+	cr_assert_eq(cli(&r, "wait", "-t", "0.0001", "kk/a", NULL), 2);
+	cr_assert_eq(cli(&r, "wait", "-t", "1e3", "kk/a", NULL), 2);
+	cr_assert_eq(cli(&r, "wait", "-t", "1.2.3", "kk/a", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: invalid timeout: '1.2.3' "
+	    "(seconds, from 0.001 to 2147483)\n");
+}
+
+Test(cli, watch_raw_marks_deletions)
+{
+	const char *argv[12];
+	struct proc p;
+	char line[512];
+
+	OK("set", "-j", "rd/x", "1");
+	argv[0] = harness_bin("distkv-cli");
+	argv[1] = "--socket";
+	argv[2] = agent.socket;
+	argv[3] = "watch";
+	argv[4] = "--raw";
+	argv[5] = "--fetch";
+	argv[6] = "-n";
+	argv[7] = "2";
+	argv[8] = "rd";
+	argv[9] = NULL;
+	spawn(&p, argv, NULL);
+	/* fetched: the value-less "rd" (marked), then x */
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "(no value)\n");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "1\n");
+	OK("set", "rd/y", "hello");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "hello\n");
+	OK("delete", "rd/x");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "(no value)\n");
+	cr_assert_eq(proc_wait(&p), 0);
 }
