@@ -560,7 +560,9 @@ args_usage(FILE *f)
 	printf("\nRead and write the DistKV tree through the local "
 	    "distkv-agent.\n\nCommands:\n");
 	for (i = 0; cli_cmds[i] != NULL; i++)
-		printf("  %-8s %s\n", cli_cmds[i]->name, cli_cmds[i]->summary);
+		if (!(cli_cmds[i]->flags & CMD_HIDDEN))
+			printf("  %-8s %s\n", cli_cmds[i]->name,
+			    cli_cmds[i]->summary);
 	printf("\nGlobal options (before or after COMMAND; '--' ends the "
 	    "options):\n");
 	for (a = global_opts; *a != O_END; a++)
@@ -619,3 +621,24 @@ args_cmd_help(const struct cli_cmd *cmd)
 	    "--json, --raw,\n--no-shm, -h/--help (see distkv-cli --help).\n");
 }
 
+
+/* For completion: "--long" and "-s" of the global options and cmd's. */
+void
+args_list_options(const struct cli_cmd *cmd)
+{
+	const enum optid *lists[2] = { global_opts, NULL };
+	const enum optid *a;
+	const struct opt *o;
+	size_t i;
+
+	if (cmd != NULL)
+		lists[1] = cmd->opts;
+	for (i = 0; i < 2 && lists[i] != NULL; i++)
+		for (a = lists[i]; *a != O_END; a++) {
+			if ((o = opt_of(*a)) == NULL)
+				continue;
+			printf("--%s\n", o->lname);
+			if (o->sname != 0)
+				printf("-%c\n", o->sname);
+		}
+}

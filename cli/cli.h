@@ -160,6 +160,7 @@ struct cli_cmd {
 #define CMD_PRECOND	0x8	/* --new, --chain, --prev */
 #define CMD_OWNTIMEOUT	0x10	/* -t is its own limit, not the socket's */
 #define CMD_REGION	0x20	/* may read a region without the agent */
+#define CMD_HIDDEN	0x40	/* not in --help (cmd_complete.c) */
 
 /* main.c */
 extern const struct cli_cmd *const cli_cmds[];
@@ -172,6 +173,7 @@ int	args_parse_int(const char *, const char *, long, long, long *);
 int	args_parse_event(const char *, const char *, struct distkv_event *);
 void	args_usage(FILE *);
 void	args_cmd_help(const struct cli_cmd *);
+void	args_list_options(const struct cli_cmd *);
 
 /* output.c */
 /* "distkv-cli: MESSAGE" on stderr (stdout flushed first); returns code. */
@@ -207,6 +209,11 @@ extern const struct cli_cmd cmd_wait_entry;
 /* cmd_io.c */
 extern const struct cli_cmd cmd_export_entry;
 extern const struct cli_cmd cmd_import_entry;
+
+/* cmd_complete.c */
+extern const struct cli_cmd cmd_commands_entry;
+extern const struct cli_cmd cmd_options_entry;
+extern const struct cli_cmd cmd_paths_entry;
 
 /* cmd_admin.c */
 extern const struct cli_cmd cmd_state_entry;

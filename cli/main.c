@@ -71,6 +71,9 @@ const struct cli_cmd *const cli_cmds[] = {
 	&cmd_conv_entry,
 	&cmd_serf_entry,
 	&cmd_help_entry,
+	&cmd_commands_entry,
+	&cmd_options_entry,
+	&cmd_paths_entry,
 	NULL
 };
 

@@ -1802,3 +1802,62 @@ Test(cli, watch_raw_marks_deletions)
 	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "(no value)\n");
 	cr_assert_eq(proc_wait(&p), 0);
 }
+
+/* ---- shell completion (dist/completion/distkv-cli) ---- */
+
+/* COMPREPLY of the bash completion for the words given (in one string). */
+static void
+complete_bash(struct run *r, const char *words, int cword)
+{
+	const char *argv[4];
+	char script[2048];
+
+	snprintf(script, sizeof(script), "source %s/dist/completion/distkv-cli"
+	    " && COMP_WORDS=(%s) && COMP_CWORD=%d && _distkv_cli && "
+	    "printf '%%s\\n' \"${COMPREPLY[@]}\"", TOP_SRCDIR, words, cword);
+	argv[0] = "/bin/bash";
+	argv[1] = "-c";
+	argv[2] = script;
+	argv[3] = NULL;
+	cr_assert_eq(run_argv(r, argv), 0, "%s", r->err);
+}
+
+Test(cli, bash_completion)
+{
+	char words[512], path[1024], *slash;
+	const char *old = getenv("PATH");
+	struct run r;
+
+	/* the distkv-cli under test is the one the script runs */
+	snprintf(path, sizeof(path), "%s", harness_bin("distkv-cli"));
+	cr_assert((slash = strrchr(path, '/')) != NULL);
+	snprintf(slash, sizeof(path) - (size_t)(slash - path), ":%s",
+	    old != NULL ? old : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+
+	OK("set", "cm/a/x", "1");
+	OK("set", "cm/b", "2");
+	OK("set", "cm/:5", "3");
+	OK("set", "other", "4");
+	complete_bash(&r, "distkv-cli ex", 1);
+	cr_assert_str_eq(r.out, "export\n");
+	complete_bash(&r, "distkv-cli tree --ke", 2);
+	cr_assert_str_eq(r.out, "--keys\n");
+	snprintf(words, sizeof(words), "distkv-cli --socket %s get cm/",
+	    agent.socket);
+	complete_bash(&r, words, 4);
+	cr_assert_str_eq(r.out, "cm/a/\ncm/b\ncm/:5\n");
+	snprintf(words, sizeof(words), "distkv-cli --socket %s tree -k o",
+	    agent.socket);
+	complete_bash(&r, words, 5);
+	cr_assert_str_eq(r.out, "other\n");
+	snprintf(words, sizeof(words), "distkv-cli --socket %s get cm/a/",
+	    agent.socket);
+	complete_bash(&r, words, 4);
+	cr_assert_str_eq(r.out, "cm/a/x\n");
+	/* no agent: no paths, no noise */
+	complete_bash(&r, "distkv-cli --socket /nonexistent get c", 4);
+	cr_assert_str_eq(r.out, "\n");
+	cr_assert_str_eq(r.err, "");
+	setenv("PATH", old != NULL ? old : "/usr/bin:/bin", 1);
+}
