@@ -12,10 +12,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1860,4 +1863,94 @@ Test(cli, bash_completion)
 	cr_assert_str_eq(r.out, "\n");
 	cr_assert_str_eq(r.err, "");
 	setenv("PATH", old != NULL ? old : "/usr/bin:/bin", 1);
+}
+
+/* ---- connection errors say why (issue 13 item 12) ---- */
+
+/* A Unix socket at path: bound, and listening if listen_too. */
+static int
+unix_socket_at(const char *path, bool listen_too)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	cr_assert(strlen(path) < sizeof(sun.sun_path));
+	strcpy(sun.sun_path, path);
+	cr_assert((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	cr_assert(bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
+	if (listen_too)
+		cr_assert(listen(fd, 8) == 0);
+	return (fd);
+}
+
+Test(cli_usage, connection_errors)
+{
+	char dir[] = "/tmp/distkv-cli-XXXXXX", path[128], want[512];
+	const char *argv[12];
+	struct run r;
+	int fd;
+
+	cr_assert(mkdtemp(dir) != NULL);
+	cr_assert(chmod(dir, 0755) == 0);
+
+	/* 1. no such socket */
+	snprintf(path, sizeof(path), "%s/missing.sock", dir);
+	cr_assert_eq(cli_bare(&r, "--socket", path, "get", "k", NULL), 3);
+	snprintf(want, sizeof(want), "distkv-cli: cannot reach the agent at "
+	    "%s: no such socket (is distkv-agent running? --socket or "
+	    "$DISTKV_SOCKET name another)\n", path);
+	cr_assert_str_eq(r.err, want);
+
+	/* 2. not a socket */
+	snprintf(path, sizeof(path), "%s/file", dir);
+	write_file(path, "x", 1);
+	cr_assert_eq(cli_bare(&r, "--socket", path, "get", "k", NULL), 3);
+	snprintf(want, sizeof(want), "distkv-cli: cannot reach the agent at "
+	    "%s: not a socket (a regular file)\n", path);
+	cr_assert_str_eq(r.err, want);
+	unlink(path);
+
+	/* 3. a socket nobody listens on */
+	snprintf(path, sizeof(path), "%s/stale.sock", dir);
+	close(unix_socket_at(path, false));
+	cr_assert_eq(cli_bare(&r, "--socket", path, "get", "k", NULL), 3);
+	cr_assert(strstr(r.err, ": connection refused (nothing listens "
+	    "there") != NULL, "%s", r.err);
+	unlink(path);
+
+	/* 4. a listener that never answers: the greeting times out */
+	snprintf(path, sizeof(path), "%s/hang.sock", dir);
+	fd = unix_socket_at(path, true);
+	cr_assert_eq(cli_bare(&r, "--socket", path, "-t", "0.5", "get", "k",
+	    NULL), 3);
+	snprintf(want, sizeof(want), "distkv-cli: cannot reach the agent at "
+	    "%s: no answer within 0.5 s (is it stopped or hung? --timeout "
+	    "sets the limit)\n", path);
+	cr_assert_str_eq(r.err, want);
+
+	/* 5. permission denied: the socket is root's, 0600; we are nobody */
+	cr_assert(chmod(path, 0600) == 0);
+	if (getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0) {
+		argv[0] = "/usr/bin/setpriv";
+		argv[1] = "--reuid=65534";
+		argv[2] = "--regid=65534";
+		argv[3] = "--clear-groups";
+		argv[4] = harness_bin("distkv-cli");
+		argv[5] = "--socket";
+		argv[6] = path;
+		argv[7] = "get";
+		argv[8] = "k";
+		argv[9] = NULL;
+		cr_assert_eq(run_argv(&r, argv), 3, "%s", r.err);
+		snprintf(want, sizeof(want), "distkv-cli: cannot reach the "
+		    "agent at %s: permission denied (the socket's group may "
+		    "connect: ls -l %s)\n", path, path);
+		cr_assert_str_eq(r.err, want);
+	} else
+		cr_log_warn("not root or no setpriv: permission case skipped");
+	close(fd);
+	unlink(path);
+	rmdir(dir);
 }
