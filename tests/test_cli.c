@@ -546,6 +546,12 @@ Test(cli, precondition_new)
 	    "distkv-cli: lock: This entry already exists\n");
 	cli(&r, "get", "lock", NULL);
 	cr_assert_str_eq(r.out, "a\n");
+	/* docs/cli.md: a deleted entry (a tombstone) may be re-created */
+	OK("delete", "lock");
+	cr_assert_eq(cli(&r, "set", "--new", "lock", "c", NULL), 0, "%s",
+	    r.err);
+	cli(&r, "get", "lock", NULL);
+	cr_assert_str_eq(r.out, "c\n");
 }
 
 Test(cli, precondition_prev)
