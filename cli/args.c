@@ -41,6 +41,7 @@ static const struct opt *opt_of(enum optid);
 static const struct opt *opt_by_val(const enum optid *, int);
 static int	apply_opt(struct ctx *, const struct opt *, const char *);
 static bool	is_negative_number(const char *);
+static int	parse_seconds(const char *, const char *, int *);
 static int	bad_option(const struct cli_cmd *, const enum optid *, int,
 		    const char *);
 static void	print_opt(const struct opt *);
@@ -82,7 +83,8 @@ static const struct opt opts[] = {
 	    "$DISTKV_PASSWORD, else asked on the terminal)" },
 	{ O_JSONVAL, 'j', "json-value", NULL,
 	    "VALUE (and --prev) is JSON, not a string" },
-	{ O_NEW, 0, "new", NULL, "fail unless the entry does not exist yet" },
+	{ O_NEW, 0, "new", NULL,
+	    "fail if the entry has a value (a deleted one may be re-created)" },
 	{ O_PRECHAIN, 0, "chain", "NODE:TICK",
 	    "fail unless the last change was NODE:TICK" },
 	{ O_PREV, 0, "prev", "VALUE",
@@ -96,10 +98,11 @@ static const struct opt opts[] = {
 	{ O_MAXDEPTH, 0, "max-depth", "N",
 	    "skip entries more than N levels below PATH" },
 	{ O_FETCH, 0, "fetch", NULL, "first print the current subtree" },
-	{ O_COUNT, 'n', "count", "COUNT", "stop after COUNT entries" },
+	{ O_COUNT, 'n', "count", "COUNT",
+	    "stop after COUNT changes (not counting --fetch) or events" },
 	{ O_TIMEOUT, 't', "timeout", "SECONDS",
-	    "give up on the agent after SECONDS (default $DISTKV_TIMEOUT, "
-	    "else 30); watch and wait: stop after SECONDS" },
+	    "give up on the agent after SECONDS (fractions allowed; default "
+	    "$DISTKV_TIMEOUT, else 30); watch and wait: stop after SECONDS" },
 	{ O_EVENT, 'e', "event", "NODE:TICK",
 	    "get the entry changed by NODE:TICK" },
 	{ O_CHANGES, 0, "changes", NULL,
@@ -124,6 +127,9 @@ static const struct opt opts[] = {
 	    "encoding SRC must give RES (JSON, else strings); repeat" },
 	{ O_WAIT, 0, "wait", NULL,
 	    "health: wait until healthy (at most -t SECONDS, default 60)" },
+	{ O_FILE, 'f', "file", "FILE",
+	    "read VALUE from FILE (\"-\": stdin); no VALUE argument" },
+	{ O_KEYS, 'k', "keys", NULL, "print the paths only, one per line" },
 	{ O_END, 0, NULL, NULL, NULL },
 };
 
@@ -332,18 +338,45 @@ apply_opt(struct ctx *ctx, const struct opt *o, const char *arg)
 		ctx->count = v;
 		break;
 	case O_TIMEOUT:
-		if (args_parse_int("timeout", arg, 1, INT_MAX / 1000, &v) != 0)
+		if (parse_seconds("timeout", arg, &ctx->timeout_ms) != 0)
 			return (-1);
-		ctx->timeout_ms = (int)v * 1000;
 		break;
 	case O_EVENT:
 		if (args_parse_event("--event", arg, &ctx->event) != 0)
 			return (-1);
 		ctx->has_event = true;
 		break;
+	case O_FILE:
+		ctx->file = arg;
+		break;
+	case O_KEYS:
+		ctx->keys = true;
+		break;
 	case O_END:
 		break;
 	}
+	return (0);
+}
+
+/*
+ * SECONDS: a decimal number, fractions allowed ("0.5", "2", "1.25"), from
+ * 0.001 to INT_MAX / 1000; *ms is it in milliseconds, rounded.
+ */
+static int
+parse_seconds(const char *name, const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	/* digits and one '.' only: no "inf", hex, exponents or blanks */
+	if (*s == '\0' || strspn(s, "0123456789.") != strlen(s) ||
+	    strchr(s, '.') != strrchr(s, '.') || *end != '\0' || errno != 0 ||
+	    !(v >= 0.0005) || v > INT_MAX / 1000)
+		return (cli_err(EXIT_USAGE, "invalid %s: '%s' (seconds, from "
+		    "0.001 to %d)", name, s, INT_MAX / 1000));
+	*ms = (int)(v * 1000.0 + 0.5);
 	return (0);
 }
 
@@ -533,7 +566,9 @@ args_usage(FILE *f)
 	printf("\nRead and write the DistKV tree through the local "
 	    "distkv-agent.\n\nCommands:\n");
 	for (i = 0; cli_cmds[i] != NULL; i++)
-		printf("  %-8s %s\n", cli_cmds[i]->name, cli_cmds[i]->summary);
+		if (!(cli_cmds[i]->flags & CMD_HIDDEN))
+			printf("  %-8s %s\n", cli_cmds[i]->name,
+			    cli_cmds[i]->summary);
 	printf("\nGlobal options (before or after COMMAND; '--' ends the "
 	    "options):\n");
 	for (a = global_opts; *a != O_END; a++)
@@ -560,7 +595,9 @@ args_usage(FILE *f)
 	    "\n"
 	    "Exit status: 0 ok, 1 not found (wait: timed out), 2 usage error,\n"
 	    "3 agent unreachable, protocol or I/O error, 4 refused by the agent\n"
-	    "(e.g. a failed precondition, or serf on a standalone agent).\n"
+	    "(e.g. a failed precondition, or serf on a standalone agent),\n"
+	    "5 get --stale printed a stopped agent's data, 6 not logged in or\n"
+	    "the login was refused, 7 health: the agent is not healthy.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  distkv-cli set svc/web/host www1.example.org\n"
@@ -592,3 +629,24 @@ args_cmd_help(const struct cli_cmd *cmd)
 	    "--json, --raw,\n--no-shm, -h/--help (see distkv-cli --help).\n");
 }
 
+
+/* For completion: "--long" and "-s" of the global options and cmd's. */
+void
+args_list_options(const struct cli_cmd *cmd)
+{
+	const enum optid *lists[2] = { global_opts, NULL };
+	const enum optid *a;
+	const struct opt *o;
+	size_t i;
+
+	if (cmd != NULL)
+		lists[1] = cmd->opts;
+	for (i = 0; i < 2 && lists[i] != NULL; i++)
+		for (a = lists[i]; *a != O_END; a++) {
+			if ((o = opt_of(*a)) == NULL)
+				continue;
+			printf("--%s\n", o->lname);
+			if (o->sname != 0)
+				printf("-%c\n", o->sname);
+		}
+}

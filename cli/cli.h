@@ -31,6 +31,12 @@
 
 #define MAX_ARGS	8	/* positional arguments any command takes */
 
+/*
+ * The largest VALUE read from a file or stdin: the agent's default
+ * --max-request (4 MiB) less 64 KiB for the request around it.
+ */
+#define CLI_VALUE_MAX	((4u << 20) - (64u << 10))
+
 enum output {
 	OUT_TEXT,
 	OUT_JSON,
@@ -81,6 +87,8 @@ enum optid {
 	O_IN,
 	O_OUT,
 	O_WAIT,
+	O_FILE,
+	O_KEYS,
 };
 
 /* Everything the command line said, and the connection. */
@@ -120,6 +128,8 @@ struct ctx {
 	bool		 changes;	/* wait --changes */
 	bool		 serf_send;	/* serf: send (else mon) */
 	bool		 wait;		/* health --wait */
+	const char	*file;		/* set --file FILE */
+	bool		 keys;		/* tree --keys */
 
 	long		 seen;		/* watch: entries printed */
 
@@ -153,6 +163,7 @@ struct cli_cmd {
 #define CMD_PRECOND	0x8	/* --new, --chain, --prev */
 #define CMD_OWNTIMEOUT	0x10	/* -t is its own limit, not the socket's */
 #define CMD_REGION	0x20	/* may read a region without the agent */
+#define CMD_HIDDEN	0x40	/* not in --help (cmd_complete.c) */
 
 /* main.c */
 extern const struct cli_cmd *const cli_cmds[];
@@ -165,6 +176,7 @@ int	args_parse_int(const char *, const char *, long, long, long *);
 int	args_parse_event(const char *, const char *, struct distkv_event *);
 void	args_usage(FILE *);
 void	args_cmd_help(const struct cli_cmd *);
+void	args_list_options(const struct cli_cmd *);
 
 /* output.c */
 /* "distkv-cli: MESSAGE" on stderr (stdout flushed first); returns code. */
@@ -182,6 +194,10 @@ int	put_chain_text(msgpack_sbuffer *, const struct distkv_chain *);
 int	put_entry(struct ctx *, msgpack_sbuffer *, const distkv_path *,
 	    const struct distkv_entry *, bool);
 
+/* input.c */
+int	input_read(const char *, size_t, char **, size_t *);
+int	input_value(struct ctx *, const char *, msgpack_sbuffer *);
+
 /* cmd_get.c */
 extern const struct cli_cmd cmd_get_entry;
 extern const struct cli_cmd cmd_set_entry;
@@ -192,6 +208,15 @@ int	get_region(struct ctx *, bool);
 extern const struct cli_cmd cmd_tree_entry;
 extern const struct cli_cmd cmd_watch_entry;
 extern const struct cli_cmd cmd_wait_entry;
+
+/* cmd_io.c */
+extern const struct cli_cmd cmd_export_entry;
+extern const struct cli_cmd cmd_import_entry;
+
+/* cmd_complete.c */
+extern const struct cli_cmd cmd_commands_entry;
+extern const struct cli_cmd cmd_options_entry;
+extern const struct cli_cmd cmd_paths_entry;
 
 /* cmd_admin.c */
 extern const struct cli_cmd cmd_state_entry;

@@ -22,13 +22,14 @@
 static int	cmd_get(struct ctx *);
 static int	cmd_get_check(struct ctx *, const struct cli_cmd *);
 static int	cmd_set(struct ctx *);
+static int	cmd_set_check(struct ctx *, const struct cli_cmd *);
 static int	cmd_delete(struct ctx *);
 static int	put_set_result(struct ctx *, const char *,
 		    const struct distkv_set_result *);
 
 static const enum optid get_opts[] = { O_NCHAIN, O_EVENT, O_STALE, O_END };
 static const enum optid set_opts[] = {
-	O_JSONVAL, O_NEW, O_PRECHAIN, O_PREV, O_END
+	O_JSONVAL, O_FILE, O_NEW, O_PRECHAIN, O_PREV, O_END
 };
 static const enum optid delete_opts[] = {
 	O_RECURSIVE, O_JSONVAL, O_NEW, O_PRECHAIN, O_PREV, O_END
@@ -69,7 +70,7 @@ const struct cli_cmd cmd_get_entry = {
 const struct cli_cmd cmd_set_entry = {
 	.name = "set",
 	.usage = "set [-j] [--new | --chain NODE:TICK] [--prev VALUE] "
-	    "PATH VALUE",
+	    "PATH VALUE|-|@FILE | set [-j] ... --file FILE PATH",
 	.summary = "store VALUE at PATH",
 	.help =
 	    "Store VALUE at PATH.  VALUE is a string unless -j is given; then it\n"
@@ -78,6 +79,12 @@ const struct cli_cmd cmd_set_entry = {
 	    "not a value: use delete.  The preconditions make the write\n"
 	    "conditional; when one fails the agent's message is printed and the\n"
 	    "exit status is 4.  Prints nothing unless --json is given.\n"
+	    "\n"
+	    "VALUE \"-\" reads the value from stdin, \"@FILE\" (or --file FILE\n"
+	    "and no VALUE) from FILE: with -j as JSON, else its bytes as they\n"
+	    "are (a trailing newline included): a string if they are UTF-8,\n"
+	    "else a byte string.  At most 4 MiB less 64 KiB.  A string\n"
+	    "VALUE that starts with '@' or is \"-\" is given as JSON: -j '\"@x\"'.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  distkv-cli set svc/web/host www1.example.org\n"
@@ -88,12 +95,14 @@ const struct cli_cmd cmd_set_entry = {
 	    "swap\n"
 	    "  distkv-cli set --prev 8080 -j svc/web/port 8081\n"
 	    "  distkv-cli set -j temp/min -5   # negative numbers are values\n"
-	    "  distkv-cli set note -- --x      # '--' ends the options\n",
+	    "  distkv-cli set note -- --x      # '--' ends the options\n"
+	    "  distkv-cli set certs/web.pem @web.pem\n"
+	    "  jq -c . conf.json | distkv-cli set -j svc/web/conf -\n",
 	.opts = set_opts,
-	.minargs = 2,
+	.minargs = 1,
 	.maxargs = 2,
-	.flags = CMD_CONNECT | CMD_PATH | CMD_VALUE | CMD_PRECOND,
-	.check = NULL,
+	.flags = CMD_CONNECT | CMD_PATH | CMD_PRECOND,
+	.check = cmd_set_check,
 	.exec = cmd_set,
 };
 
@@ -122,6 +131,31 @@ const struct cli_cmd cmd_delete_entry = {
 	.check = NULL,
 	.exec = cmd_delete,
 };
+
+/*
+ * set PATH VALUE, set PATH - (stdin), set PATH @FILE, set --file FILE
+ * PATH: the value is built here, before the agent is contacted.
+ */
+static int
+cmd_set_check(struct ctx *ctx, const struct cli_cmd *cmd)
+{
+	const char *v = ctx->argc == 2 ? ctx->argv[1] : NULL;
+
+	if ((ctx->file != NULL) == (v != NULL))
+		return (cli_err(EXIT_USAGE, "usage: distkv-cli %s",
+		    cmd->usage));
+	if (ctx->file != NULL)
+		return (input_value(ctx, ctx->file, &ctx->val));
+	if (strcmp(v, "-") == 0)
+		return (input_value(ctx, "-", &ctx->val));
+	if (v[0] == '@') {
+		if (v[1] == '\0')
+			return (cli_err(EXIT_USAGE, "set: '@' needs a file name "
+			    "(@FILE)"));
+		return (input_value(ctx, v + 1, &ctx->val));
+	}
+	return (build_value(ctx, v, false, &ctx->val));
+}
 
 /* get PATH, or get -e NODE:TICK without one. */
 static int

@@ -38,7 +38,7 @@ static int	wait_socket(struct ctx *, struct wstate *);
 static int	wait_print(struct ctx *, const struct wstate *);
 
 static const enum optid tree_opts[] = {
-	O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_END
+	O_KEYS, O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_END
 };
 static const enum optid watch_opts[] = {
 	O_FETCH, O_NCHAIN, O_MINDEPTH, O_MAXDEPTH, O_COUNT, O_END
@@ -47,20 +47,22 @@ static const enum optid wait_opts[] = { O_CHANGES, O_END };
 
 const struct cli_cmd cmd_tree_entry = {
 	.name = "tree",
-	.usage = "tree [-c N] [--min-depth N] [--max-depth N] [PATH]",
+	.usage = "tree [-k] [-c N] [--min-depth N] [--max-depth N] [PATH]",
 	.summary = "list PATH and everything below it",
 	.help =
 	    "Print every entry with a value at or below PATH (default: the\n"
 	    "whole tree), parents before children, one \"PATH = VALUE\" line\n"
 	    "each with the value as JSON.  Depth 0 is PATH itself.  With -c N\n"
-	    "the chain is appended as \"  [NODE:TICK ...]\".\n"
+	    "the chain is appended as \"  [NODE:TICK ...]\".  With -k (--keys)\n"
+	    "only the paths are printed, one per line (--json: {\"path\":...}).\n"
 	    "\n"
 	    "Examples:\n"
 	    "  distkv-cli tree svc\n"
 	    "  svc/web/host = \"www1.example.org\"\n"
 	    "  svc/web/port = 8080\n"
 	    "  distkv-cli tree --max-depth 1 svc\n"
-	    "  distkv-cli tree --json svc | jq -r .path\n",
+	    "  distkv-cli tree --json svc | jq -r .path\n"
+	    "  distkv-cli tree --keys svc\n",
 	.opts = tree_opts,
 	.minargs = 0,
 	.maxargs = 1,
@@ -80,8 +82,10 @@ const struct cli_cmd cmd_watch_entry = {
 	    "deletion.  With --fetch the current entries are printed first\n"
 	    "(value-less ones included), then \"(up to date)\" (JSON:\n"
 	    "{\"state\":\"uptodate\"}).  Runs until interrupted (Ctrl-C), until\n"
-	    "COUNT entries were printed (-n) or SECONDS passed (-t, exit 0).\n"
-	    "Output is flushed after every line.\n"
+	    "COUNT changes were printed (-n; the --fetch part does not count)\n"
+	    "or SECONDS passed (-t, fractions allowed; exit 0).  With --raw a\n"
+	    "deletion is the line \"(no value)\".  Output is flushed after every\n"
+	    "line.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  distkv-cli watch svc\n"
@@ -105,7 +109,8 @@ const struct cli_cmd cmd_wait_entry = {
 	    "started (appearing and disappearing count; storing the value it\n"
 	    "already has does not), then print the new value as get does and\n"
 	    "exit 0.  A deletion prints nothing (--json: {\"path\":...,\n"
-	    "\"value\":null}).  With -t, give up after SECONDS: a message and\n"
+	    "\"value\":null}).  With -t, give up after SECONDS (fractions\n"
+	    "allowed: -t 0.5): a message and\n"
 	    "exit status 1.  With --changes (no PATH) return, printing nothing,\n"
 	    "as soon as anything in the tree changed.  Sleeps on the shared-\n"
 	    "memory region's change word when the agent has one, else (or with\n"
@@ -138,16 +143,34 @@ struct list_arg {
 	struct ctx	*ctx;
 	msgpack_sbuffer	 b;
 	int		 rc;	/* exit status of a failed print */
+	bool		 uptodate;	/* watch: the --fetch part is over */
 };
 
 static int
 tree_cb(void *arg, const struct distkv_entry *e)
 {
 	struct list_arg *la = arg;
+	struct ctx *ctx = la->ctx;
+	int rc;
 
-	if ((la->rc = put_entry(la->ctx, &la->b, e->path, e, false)) != 0)
-		return (1);
-	return (0);
+	if (!ctx->keys)
+		la->rc = put_entry(ctx, &la->b, e->path, e, false);
+	else {
+		/* --keys: the path alone (--json: {"path":PATH}) */
+		if (ctx->out == OUT_JSON)
+			rc = put(&la->b, "{\"path\":") != 0 ||
+			    put_path(&la->b, e->path, true) != 0 ||
+			    put(&la->b, "}\n") != 0;
+		else
+			rc = put_path(&la->b, e->path, false) != 0 ||
+			    put(&la->b, "\n") != 0;
+		if (rc != 0)
+			la->rc = cli_err(EXIT_AGENT, "out of memory");
+		else if (emit(&la->b) != 0)
+			la->rc = cli_err(EXIT_AGENT, "write error: %s",
+			    strerror(errno));
+	}
+	return (la->rc != 0);
 }
 
 static int
@@ -179,7 +202,8 @@ watch_cb(void *arg, const struct distkv_entry *e)
 	struct ctx *ctx = la->ctx;
 
 	if (e == NULL) {
-		/* end of the --fetch part */
+		/* end of the --fetch part: from now on, changes */
+		la->uptodate = true;
 		if (ctx->out == OUT_RAW)
 			return (0);
 		if (put(&la->b, ctx->out == OUT_JSON ?
@@ -192,6 +216,9 @@ watch_cb(void *arg, const struct distkv_entry *e)
 	}
 	if ((la->rc = put_entry(ctx, &la->b, e->path, e, false)) != 0)
 		return (1);
+	/* -n counts changes; what --fetch printed first is none */
+	if (ctx->fetch && !la->uptodate)
+		return (0);
 	ctx->seen++;
 	return (ctx->count > 0 && ctx->seen >= ctx->count);
 }
@@ -500,11 +527,11 @@ cmd_wait(struct ctx *ctx)
 		rc = wait_print(ctx, &now);
 	else if (rc == DISTKV_ETIMEDOUT && ctx->timeout_ms >= 0) {
 		if (ctx->changes)
-			rc = cli_err(EXIT_NOTFOUND, "no change within %d s",
-			    ctx->timeout_ms / 1000);
+			rc = cli_err(EXIT_NOTFOUND, "no change within %g s",
+			    ctx->timeout_ms / 1000.0);
 		else
 			rc = cli_err(EXIT_NOTFOUND, "%s: no change within "
-			    "%d s", ctx->label, ctx->timeout_ms / 1000);
+			    "%g s", ctx->label, ctx->timeout_ms / 1000.0);
 	} else if (rc == DISTKV_EDISCONNECTED && s != NULL)
 		rc = cli_err(EXIT_AGENT, "%s: the agent stopped",
 		    ctx->label);

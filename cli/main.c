@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
@@ -34,6 +36,7 @@
 #endif
 
 static int	cmd_help(struct ctx *);
+static int	connect_error(struct ctx *, int, const char *);
 static int	prepare(struct ctx *, const struct cli_cmd *);
 
 static const struct cli_cmd cmd_help_entry = {
@@ -58,6 +61,8 @@ const struct cli_cmd *const cli_cmds[] = {
 	&cmd_tree_entry,
 	&cmd_watch_entry,
 	&cmd_wait_entry,
+	&cmd_export_entry,
+	&cmd_import_entry,
 	&cmd_state_entry,
 	&cmd_save_entry,
 	&cmd_log_entry,
@@ -75,6 +80,9 @@ const struct cli_cmd *const cli_cmds[] = {
 	&cmd_dump_entry,
 	&cmd_restore_entry,
 	&cmd_help_entry,
+	&cmd_commands_entry,
+	&cmd_options_entry,
+	&cmd_paths_entry,
 	NULL
 };
 
@@ -103,6 +111,65 @@ cmd_help(struct ctx *ctx)
 		    "distkv-cli --help)", ctx->argv[0]));
 	args_cmd_help(cmd);
 	return (0);
+}
+
+/*
+ * Why the agent could not be reached, in words that say what to do:
+ * a missing socket, a path that is not a socket, permission denied, no
+ * listener, and no answer in time are told apart (issue 13).  A local
+ * socket is looked at with stat(2) and access(2) after the failure; for
+ * the rest the library's own words (certificate, name, refused) are used,
+ * the code's text as the fallback.
+ */
+static int
+connect_error(struct ctx *ctx, int rc, const char *why)
+{
+	const char *path = NULL, *env;
+	struct stat st;
+	double secs = 30;
+	int saved;
+
+	if (rc == DISTKV_ETIMEDOUT) {
+		if ((env = getenv("DISTKV_TIMEOUT")) != NULL && *env != '\0')
+			secs = strtod(env, NULL);
+		return (cli_err(EXIT_AGENT, "cannot reach the agent at %s: no "
+		    "answer within %g s (is it stopped or hung? --timeout "
+		    "sets the limit)", ctx->socket, secs));
+	}
+	if (ctx->connect == NULL)
+		path = ctx->socket;
+	else if (strncmp(ctx->connect, "unix:", 5) == 0)
+		path = ctx->connect + 5;
+	if (path != NULL && rc != DISTKV_EINVAL) {
+		if (stat(path, &st) != 0) {
+			saved = errno;
+			if (saved == ENOENT || saved == ENOTDIR)
+				return (cli_err(EXIT_AGENT, "cannot reach the "
+				    "agent at %s: no such socket (is "
+				    "distkv-agent running? --socket or "
+				    "$DISTKV_SOCKET name another)", ctx->socket));
+			if (saved == EACCES)
+				return (cli_err(EXIT_AGENT, "cannot reach the "
+				    "agent at %s: permission denied (on a "
+				    "directory of the path)", ctx->socket));
+		} else if (!S_ISSOCK(st.st_mode))
+			return (cli_err(EXIT_AGENT, "cannot reach the agent at "
+			    "%s: not a socket (a %s)", ctx->socket,
+			    S_ISDIR(st.st_mode) ? "directory" : S_ISREG(
+			    st.st_mode) ? "regular file" : "special file"));
+		else if (access(path, W_OK) != 0 && errno == EACCES)
+			return (cli_err(EXIT_AGENT, "cannot reach the agent at "
+			    "%s: permission denied (the socket's group may "
+			    "connect: ls -l %s)", ctx->socket, path));
+		else if (strstr(why, "refused") != NULL)
+			return (cli_err(EXIT_AGENT, "cannot reach the agent at "
+			    "%s: connection refused (nothing listens there: "
+			    "the agent stopped and left its socket?)",
+			    ctx->socket));
+	}
+	return (cli_err(rc == DISTKV_EINVAL ? EXIT_USAGE : EXIT_AGENT,
+	    "cannot reach the agent at %s: %s", ctx->socket,
+	    why[0] != '\0' ? why : distkv_strerror(rc)));
 }
 
 /*
@@ -221,7 +288,8 @@ main(int argc, char **argv)
 	if (ctx.timeout_ms > 0 && !(cmd->flags & CMD_OWNTIMEOUT)) {
 		char secs[32];
 
-		snprintf(secs, sizeof(secs), "%d", ctx.timeout_ms / 1000);
+		snprintf(secs, sizeof(secs), "%d.%03d", ctx.timeout_ms / 1000,
+		    ctx.timeout_ms % 1000);
 		if (setenv("DISTKV_TIMEOUT", secs, 1) != 0) {
 			rc = cli_err(EXIT_AGENT, "setenv: %s", strerror(errno));
 			goto out;
@@ -245,11 +313,7 @@ main(int argc, char **argv)
 			rc = get_region(&ctx, true);
 			goto out;
 		}
-		/* the library's own words name the reason (certificate,
-		 * name, refused); the code's text is the fallback */
-		rc = cli_err(rc == DISTKV_EINVAL ? EXIT_USAGE : EXIT_AGENT,
-		    "cannot reach the agent at %s: %s", ctx.socket,
-		    why[0] != '\0' ? why : distkv_strerror(rc));
+		rc = connect_error(&ctx, rc, why);
 		goto out;
 	}
 	if ((cmd->flags & CMD_CONNECT) && (rc = auth_login(ctx.c, &ctx.ao)) != 0)

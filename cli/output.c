@@ -221,6 +221,9 @@ put_entry(struct ctx *ctx, msgpack_sbuffer *b, const distkv_path *path,
 			goto fail;
 		break;
 	case OUT_RAW:
+		/* a list line without a value (watch: a deletion) is marked */
+		if (nil && !single && put(b, "(no value)") != 0)
+			goto fail;
 		if (!nil && (rc = mpjson_format_bytes(b, e->value.data,
 		    e->value.len, MPJSON_BARE_STR | MPJSON_BARE_BIN)) != 0)
 			goto bad;

@@ -12,10 +12,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +48,7 @@ struct proc {
 };
 
 static struct harness_agent agent;
+static const char *stdin_path;	/* the CLI's stdin if not NULL */
 
 /* ---- running the CLI ---- */
 
@@ -58,6 +62,10 @@ spawn(struct proc *p, const char **argv, int *errfd)
 	p->pid = fork();
 	cr_assert(p->pid >= 0);
 	if (p->pid == 0) {
+		int in = stdin_path != NULL ? open(stdin_path, O_RDONLY) : -1;
+
+		if (in >= 0)
+			dup2(in, 0);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
 		close(po[0]);
@@ -538,6 +546,12 @@ Test(cli, precondition_new)
 	    "distkv-cli: lock: This entry already exists\n");
 	cli(&r, "get", "lock", NULL);
 	cr_assert_str_eq(r.out, "a\n");
+	/* docs/cli.md: a deleted entry (a tombstone) may be re-created */
+	OK("delete", "lock");
+	cr_assert_eq(cli(&r, "set", "--new", "lock", "c", NULL), 0, "%s",
+	    r.err);
+	cli(&r, "get", "lock", NULL);
+	cr_assert_str_eq(r.out, "c\n");
 }
 
 Test(cli, precondition_prev)
@@ -593,12 +607,17 @@ Test(cli, watch_fetch_count)
 
 	OK("set", "-j", "w/a", "1");
 	OK("set", "-j", "w/b", "2");
-	/* fetch: the value-less "w" itself, then a and b */
-	cr_assert_eq(cli(&r, "watch", "--fetch", "-n", "3", "w", NULL), 0,
-	    "%s", r.err);
-	cr_assert_str_eq(r.out, "w (no value)\nw/a = 1\nw/b = 2\n");
+	/*
+	 * fetch: the value-less "w" itself, then a and b; -n counts changes
+	 * only (issue 13: the fetched entries used to count), so with none
+	 * the watch ends at -t
+	 */
+	cr_assert_eq(cli(&r, "watch", "--fetch", "-n", "1", "-t", "0.5", "w",
+	    NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "w (no value)\nw/a = 1\nw/b = 2\n"
+	    "(up to date)\n");
 	cr_assert_eq(cli(&r, "watch", "--fetch", "--min-depth", "1", "-n",
-	    "2", "--json", "w", NULL), 0);
+	    "2", "-t", "0.5", "--json", "w", NULL), 0);
 	cr_assert(strncmp(r.out, "{\"path\":\"w/a\",\"value\":1,", 24) == 0,
 	    "%s", r.out);
 	/* a timeout ends a watch that got fewer items: exit 0 */
@@ -622,7 +641,7 @@ Test(cli, watch_live)
 	argv[3] = "watch";
 	argv[4] = "--fetch";
 	argv[5] = "-n";
-	argv[6] = "4";
+	argv[6] = "2";		/* two changes; the fetched lines do not count */
 	argv[7] = "live";
 	argv[8] = NULL;
 	spawn(&p, argv, NULL);
@@ -1485,4 +1504,460 @@ Test(cli_usage, option_errors)
 	    "number from 0 to 16)\n", "%s", r.err);
 	cr_assert_eq(cli_bare(&r, "set", "k", "v", "w", NULL), 2);
 	cr_assert_str_eq(r.out, "");
+}
+
+/* ---- values from stdin and files (set PATH -, @FILE, --file) ---- */
+
+static void
+write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	cr_assert(f != NULL);
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+}
+
+Test(cli, set_from_stdin_and_files)
+{
+	char bin[256], path[400], big[400];
+	struct run r;
+	FILE *f;
+	int i;
+
+	for (i = 0; i < 256; i++)
+		bin[i] = (char)i;
+	snprintf(path, sizeof(path), "%s/value.bin", agent.dir);
+	write_file(path, bin, sizeof(bin));
+	/* bytes that are not UTF-8: a byte string, back unchanged */
+	stdin_path = path;
+	cr_assert_eq(cli(&r, "set", "v/stdin", "-", NULL), 0, "%s", r.err);
+	stdin_path = NULL;
+	cr_assert_eq(cli(&r, "get", "--raw", "v/stdin", NULL), 0);
+	cr_assert_eq(r.outlen, sizeof(bin));
+	cr_assert(memcmp(r.out, bin, sizeof(bin)) == 0);
+	cr_assert_eq(cli(&r, "get", "v/stdin", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"$bin\":\"000102", 14) == 0, "%s", r.out);
+	{
+		char at[410];
+
+		snprintf(at, sizeof(at), "@%s", path);
+		OK("set", "v/at", at);
+	}
+	OK("set", "--file", path, "v/file");
+	cr_assert_eq(cli(&r, "get", "--raw", "v/file", NULL), 0);
+	cr_assert_eq(r.outlen, sizeof(bin));
+	cr_assert(memcmp(r.out, bin, sizeof(bin)) == 0);
+	cr_assert_eq(cli(&r, "get", "--raw", "v/at", NULL), 0);
+	cr_assert_eq(r.outlen, sizeof(bin));
+
+	/* UTF-8 text: a string, its newline kept */
+	write_file(path, "line 1\nline 2\n", 14);
+	OK("set", "-f", path, "v/text");
+	cr_assert_eq(cli(&r, "get", "--json", "v/text", NULL), 0);
+	cr_assert(strncmp(r.out, "{\"path\":\"v/text\",\"value\":"
+	    "\"line 1\\nline 2\\n\"", 36) == 0, "%s", r.out);
+
+	/* -j: the file is JSON */
+	write_file(path, "{\"a\":[1,2.5,-3]}\n", 17);
+	stdin_path = path;
+	cr_assert_eq(cli(&r, "set", "-j", "v/json", "-", NULL), 0, "%s",
+	    r.err);
+	stdin_path = NULL;
+	cli(&r, "get", "v/json", NULL);
+	cr_assert_str_eq(r.out, "{\"a\":[1,2.5,-3]}\n");
+	write_file(path, "{\"a\":", 5);
+	cr_assert_eq(cli(&r, "set", "-j", "--file", path, "v/json", NULL), 2);
+	cr_assert(strstr(r.err, "invalid JSON value in ") != NULL, "%s",
+	    r.err);
+	write_file(path, "null", 4);
+	cr_assert_eq(cli(&r, "set", "-j", "--file", path, "v/json", NULL), 2);
+	write_file(path, "1\0", 2);
+	cr_assert_eq(cli(&r, "set", "-j", "--file", path, "v/json", NULL), 2);
+	cr_assert(strstr(r.err, "NUL byte") != NULL, "%s", r.err);
+
+	/* errors: no such file, '@' alone, --file and VALUE, too large */
+	cr_assert_eq(cli(&r, "set", "v/x", "@/nonexistent/file", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: cannot read /nonexistent/file: "
+	    "No such file or directory\n");
+	cr_assert_eq(cli(&r, "set", "v/x", "@", NULL), 2);
+	cr_assert_eq(cli(&r, "set", "--file", path, "v/x", "y", NULL), 2);
+	cr_assert_eq(cli(&r, "set", "v/x", NULL), 2);
+	snprintf(big, sizeof(big), "%s/big", agent.dir);
+	cr_assert((f = fopen(big, "wb")) != NULL);
+	for (i = 0; i < (4 << 20) - (64 << 10) + 1; i++)
+		fputc('a', f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(cli(&r, "set", "--file", big, "v/x", NULL), 2);
+	{
+		char want[600];
+
+		snprintf(want, sizeof(want), "distkv-cli: %s: larger than "
+		    "4128768 bytes (the agent's default --max-request, 4 MiB, "
+		    "less 64 KiB)\n", big);
+		cr_assert_str_eq(r.err, want);
+	}
+	cr_assert_eq(cli(&r, "get", "v/x", NULL), 1);
+	/* the largest value that is allowed goes through */
+	cr_assert_eq(truncate(big, (4 << 20) - (64 << 10)), 0);
+	cr_assert_eq(cli(&r, "set", "--file", big, "v/x", NULL), 0, "%s",
+	    r.err);
+	/* a string that starts with '@' or is "-": given as JSON */
+	OK("set", "-j", "v/at2", "\"@x\"");
+	cli(&r, "get", "v/at2", NULL);
+	cr_assert_str_eq(r.out, "@x\n");
+}
+
+/* ---- export / import ---- */
+
+/* Write s to a file in the agent's directory; its path (static). */
+static const char *
+write_lines(const char *name, const char *s)
+{
+	static char path[400];
+
+	snprintf(path, sizeof(path), "%s/%s", agent.dir, name);
+	write_file(path, s, strlen(s));
+	return (path);
+}
+
+Test(cli, export_import_roundtrip)
+{
+	struct harness_agent fresh;
+	struct run r;
+	char *first;
+	const char *file;
+	const char *argv[8];
+
+	/* every kind of value and of path element */
+	OK("set", "x/str", "hello\nworld");
+	OK("set", "-j", "x/int", "-5");
+	OK("set", "-j", "x/big", "18446744073709551615");
+	OK("set", "-j", "x/float", "1.0");
+	OK("set", "-j", "x/obj", "{\"a\":[1,2.5,true,null],\"b\":{}}");
+	OK("set", "-j", "x/bin", "{\"$bin\":\"00ff\"}");
+	OK("set", "-j", "x/map", "{\"$map\":[[1,\"one\"],[2,\"two\"]]}");
+	OK("set", "-j", "x/ext", "{\"$ext\":[5,\"abcd\"]}");
+	OK("set", "x/:42", "int element");
+	OK("set", "x/:xcafe", "bytes element");
+	OK("set", "x/a\\/b", "escaped slash");
+	OK("set", "gone", "x");
+	OK("delete", "gone");
+	/* a 32-bit float has no JSON form of its own: "msgpack" keeps it */
+	file = write_lines("f32.jsonl", "{\"path\":\"x/f32\",\"msgpack\":"
+	    "\"ca3fc00000\"}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "1 written\n");
+
+	cr_assert_eq(cli(&r, "export", NULL), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "{\"path\":\"x/:42\",\"value\":\"int "
+	    "element\"}\n") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "{\"path\":\"x/f32\",\"value\":1.5,"
+	    "\"msgpack\":\"ca3fc00000\"}\n") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "{\"path\":\"x/float\",\"value\":1.0}\n") !=
+	    NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "gone") == NULL, "%s", r.out);
+	first = strdup(r.out);
+	file = write_lines("all.jsonl", first);
+
+	/* into a fresh agent, and out again: the same lines */
+	harness_init(&fresh);
+	cr_assert(harness_start(&fresh, "--standalone", "--node", "n2",
+	    NULL) == 0);
+	argv[0] = harness_bin("distkv-cli");
+	argv[1] = "--socket";
+	argv[2] = fresh.socket;
+	argv[3] = "import";
+	argv[4] = file;
+	argv[5] = NULL;
+	cr_assert_eq(run_argv(&r, argv), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "12 written\n");
+	argv[3] = "export";
+	argv[4] = NULL;
+	cr_assert_eq(run_argv(&r, argv), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, first);
+	/* a subtree only */
+	argv[4] = "x/obj";
+	cr_assert_eq(run_argv(&r, argv), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "{\"path\":\"x/obj\",\"value\":{\"a\":"
+	    "[1,2.5,true,null],\"b\":{}}}\n");
+	harness_cleanup(&fresh);
+	free(first);
+}
+
+Test(cli, import_bulk_and_errors)
+{
+	struct run r;
+	static char lines[1000 * 48];
+	const char *file;
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 1000; i++)
+		n += (size_t)snprintf(lines + n, sizeof(lines) - n,
+		    "{\"path\":\"bulk/:%d\",\"value\":%d}\n", i, i * 3);
+	file = write_lines("bulk.jsonl", lines);
+	cr_assert_eq(cli(&r, "--json", "import", file, NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "{\"written\":1000,\"failed\":0}\n");
+	cli(&r, "get", "bulk/:999", NULL);
+	cr_assert_str_eq(r.out, "2997\n");
+	cr_assert_eq(cli(&r, "tree", "--raw", "bulk", NULL), 0);
+	for (i = 0, n = 0; r.out[n] != '\0'; n++)
+		i += r.out[n] == '\n';
+	cr_assert_eq(i, 1000);
+	/* tree --json lines import too; blank lines are skipped */
+	file = write_lines("tree.jsonl", "{\"path\":\"t/a\",\"value\":\"A\","
+	    "\"tock\":3,\"chain\":[{\"node\":\"n1\",\"tick\":1}]}\n\n  \n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "1 written\n");
+
+	/* a bad line stops the import; what came before is written */
+	file = write_lines("bad.jsonl", "{\"path\":\"e/1\",\"value\":1}\n"
+	    "{\"path\":\"e/2\",\"value\":\n{\"path\":\"e/3\",\"value\":3}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	cr_assert_str_eq(r.out, "1 written\n");
+	cr_assert(strstr(r.err, "bad.jsonl:2: invalid JSON") != NULL, "%s",
+	    r.err);
+	cr_assert_eq(cli(&r, "get", "e/3", NULL), 1);
+	file = write_lines("bad2.jsonl", "{\"path\":\"e/4\"}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	cr_assert(strstr(r.err, "bad2.jsonl:1: needs \"path\"") != NULL, "%s",
+	    r.err);
+	file = write_lines("bad3.jsonl", "{\"path\":\"a//b\",\"value\":1}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	file = write_lines("bad4.jsonl", "{\"path\":\"e/5\",\"value\":null}\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	file = write_lines("bad5.jsonl", "{\"path\":\"e/5\",\"msgpack\":\"c1\"}"
+	    "\n");
+	cr_assert_eq(cli(&r, "import", file, NULL), 2);
+	cr_assert_eq(cli(&r, "import", "/nonexistent/x", NULL), 2);
+	cr_assert_eq(cli(&r, "get", "e/5", NULL), 1);
+
+	/* a set the agent refuses: reported with its line, the rest goes on */
+	{
+		const char *code = write_lines("int.lua", "if math.type(value) "
+		    "~= 'integer' then error('not an int') end\n");
+		char copy[400];
+
+		snprintf(copy, sizeof(copy), "%s", code);
+		OK("type", "set", "int", "--code", copy, "-g", "0", "-g", "2",
+		    "-b", "none", "-b", "\"Foo\"");
+		OK("match", "set", "typed/+", "int");
+	}
+	file = write_lines("refused.jsonl", "{\"path\":\"typed/a\",\"value\":1}"
+	    "\n{\"path\":\"typed/b\",\"value\":\"no\"}\n"
+	    "{\"path\":\"typed/c\",\"value\":3}\n");
+	cr_assert_eq(cli(&r, "--json", "import", file, NULL), 4, "%s", r.err);
+	cr_assert_str_eq(r.out, "{\"written\":2,\"failed\":1}\n");
+	cr_assert(strstr(r.err, "refused.jsonl:2: ") != NULL, "%s", r.err);
+	cli(&r, "get", "typed/c", NULL);
+	cr_assert_str_eq(r.out, "3\n");
+}
+
+/* ---- tree --keys, wait -t 0.5, watch --raw deletions ---- */
+
+Test(cli, tree_keys_and_fractional_timeouts)
+{
+	struct run r;
+	long long t0;
+
+	OK("set", "kk/a", "A");
+	OK("set", "-j", "kk/:7", "7");
+	OK("set", "kk/b\\/c", "slash");
+	cr_assert_eq(cli(&r, "tree", "--keys", "kk", NULL), 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "kk/a\nkk/:7\nkk/b\\/c\n");
+	cr_assert_eq(cli(&r, "--json", "tree", "-k", "--min-depth", "1",
+	    "kk", NULL), 0);
+	cr_assert_str_eq(r.out, "{\"path\":\"kk/a\"}\n{\"path\":\"kk/:7\"}\n"
+	    "{\"path\":\"kk/b\\\\/c\"}\n");
+	/* a fraction of a second */
+	t0 = harness_now_ms();
+	cr_assert_eq(cli(&r, "wait", "-t", "0.5", "kk/a", NULL), 1);
+	cr_assert(harness_now_ms() - t0 >= 500);
+	cr_assert_str_eq(r.err, "distkv-cli: kk/a: no change within 0.5 s\n");
+	cr_assert_eq(cli(&r, "wait", "--changes", "-t", ".25", NULL), 1);
+	cr_assert_str_eq(r.err, "distkv-cli: no change within 0.25 s\n");
+	cr_assert_eq(cli(&r, "get", "-t", "2.5", "kk/a", NULL), 0);
+	cr_assert_eq(cli(&r, "wait", "-t", "0.0001", "kk/a", NULL), 2);
+	cr_assert_eq(cli(&r, "wait", "-t", "1e3", "kk/a", NULL), 2);
+	cr_assert_eq(cli(&r, "wait", "-t", "1.2.3", "kk/a", NULL), 2);
+	cr_assert_str_eq(r.err, "distkv-cli: invalid timeout: '1.2.3' "
+	    "(seconds, from 0.001 to 2147483)\n");
+}
+
+Test(cli, watch_raw_marks_deletions)
+{
+	const char *argv[12];
+	struct proc p;
+	char line[512];
+
+	OK("set", "-j", "rd/x", "1");
+	argv[0] = harness_bin("distkv-cli");
+	argv[1] = "--socket";
+	argv[2] = agent.socket;
+	argv[3] = "watch";
+	argv[4] = "--raw";
+	argv[5] = "--fetch";
+	argv[6] = "-n";
+	argv[7] = "2";
+	argv[8] = "rd";
+	argv[9] = NULL;
+	spawn(&p, argv, NULL);
+	/* fetched: the value-less "rd" (marked), then x */
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "(no value)\n");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "1\n");
+	OK("set", "rd/y", "hello");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "hello\n");
+	OK("delete", "rd/x");
+	cr_assert_str_eq(read_line(&p, line, sizeof(line)), "(no value)\n");
+	cr_assert_eq(proc_wait(&p), 0);
+}
+
+/* ---- shell completion (dist/completion/distkv-cli) ---- */
+
+/* COMPREPLY of the bash completion for the words given (in one string). */
+static void
+complete_bash(struct run *r, const char *words, int cword)
+{
+	const char *argv[4];
+	char script[2048];
+
+	snprintf(script, sizeof(script), "source %s/dist/completion/distkv-cli"
+	    " && COMP_WORDS=(%s) && COMP_CWORD=%d && _distkv_cli && "
+	    "printf '%%s\\n' \"${COMPREPLY[@]}\"", TOP_SRCDIR, words, cword);
+	argv[0] = "/bin/bash";
+	argv[1] = "-c";
+	argv[2] = script;
+	argv[3] = NULL;
+	cr_assert_eq(run_argv(r, argv), 0, "%s", r->err);
+}
+
+Test(cli, bash_completion)
+{
+	char words[512], path[1024], *slash;
+	const char *old = getenv("PATH");
+	struct run r;
+
+	/* the distkv-cli under test is the one the script runs */
+	snprintf(path, sizeof(path), "%s", harness_bin("distkv-cli"));
+	cr_assert((slash = strrchr(path, '/')) != NULL);
+	snprintf(slash, sizeof(path) - (size_t)(slash - path), ":%s",
+	    old != NULL ? old : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+
+	OK("set", "cm/a/x", "1");
+	OK("set", "cm/b", "2");
+	OK("set", "cm/:5", "3");
+	OK("set", "other", "4");
+	complete_bash(&r, "distkv-cli ex", 1);
+	cr_assert_str_eq(r.out, "export\n");
+	complete_bash(&r, "distkv-cli tree --ke", 2);
+	cr_assert_str_eq(r.out, "--keys\n");
+	snprintf(words, sizeof(words), "distkv-cli --socket %s get cm/",
+	    agent.socket);
+	complete_bash(&r, words, 4);
+	cr_assert_str_eq(r.out, "cm/a/\ncm/b\ncm/:5\n");
+	snprintf(words, sizeof(words), "distkv-cli --socket %s tree -k o",
+	    agent.socket);
+	complete_bash(&r, words, 5);
+	cr_assert_str_eq(r.out, "other\n");
+	snprintf(words, sizeof(words), "distkv-cli --socket %s get cm/a/",
+	    agent.socket);
+	complete_bash(&r, words, 4);
+	cr_assert_str_eq(r.out, "cm/a/x\n");
+	/* no agent: no paths, no noise */
+	complete_bash(&r, "distkv-cli --socket /nonexistent get c", 4);
+	cr_assert_str_eq(r.out, "\n");
+	cr_assert_str_eq(r.err, "");
+	setenv("PATH", old != NULL ? old : "/usr/bin:/bin", 1);
+}
+
+/* ---- connection errors say why (issue 13 item 12) ---- */
+
+/* A Unix socket at path: bound, and listening if listen_too. */
+static int
+unix_socket_at(const char *path, bool listen_too)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	cr_assert(strlen(path) < sizeof(sun.sun_path));
+	strcpy(sun.sun_path, path);
+	cr_assert((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	cr_assert(bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
+	if (listen_too)
+		cr_assert(listen(fd, 8) == 0);
+	return (fd);
+}
+
+Test(cli_usage, connection_errors)
+{
+	char dir[] = "/tmp/distkv-cli-XXXXXX", path[128], want[512];
+	const char *argv[12];
+	struct run r;
+	int fd;
+
+	cr_assert(mkdtemp(dir) != NULL);
+	cr_assert(chmod(dir, 0755) == 0);
+
+	/* 1. no such socket */
+	snprintf(path, sizeof(path), "%s/missing.sock", dir);
+	cr_assert_eq(cli_bare(&r, "--socket", path, "get", "k", NULL), 3);
+	snprintf(want, sizeof(want), "distkv-cli: cannot reach the agent at "
+	    "%s: no such socket (is distkv-agent running? --socket or "
+	    "$DISTKV_SOCKET name another)\n", path);
+	cr_assert_str_eq(r.err, want);
+
+	/* 2. not a socket */
+	snprintf(path, sizeof(path), "%s/file", dir);
+	write_file(path, "x", 1);
+	cr_assert_eq(cli_bare(&r, "--socket", path, "get", "k", NULL), 3);
+	snprintf(want, sizeof(want), "distkv-cli: cannot reach the agent at "
+	    "%s: not a socket (a regular file)\n", path);
+	cr_assert_str_eq(r.err, want);
+	unlink(path);
+
+	/* 3. a socket nobody listens on */
+	snprintf(path, sizeof(path), "%s/stale.sock", dir);
+	close(unix_socket_at(path, false));
+	cr_assert_eq(cli_bare(&r, "--socket", path, "get", "k", NULL), 3);
+	cr_assert(strstr(r.err, ": connection refused (nothing listens "
+	    "there") != NULL, "%s", r.err);
+	unlink(path);
+
+	/* 4. a listener that never answers: the greeting times out */
+	snprintf(path, sizeof(path), "%s/hang.sock", dir);
+	fd = unix_socket_at(path, true);
+	cr_assert_eq(cli_bare(&r, "--socket", path, "-t", "0.5", "get", "k",
+	    NULL), 3);
+	snprintf(want, sizeof(want), "distkv-cli: cannot reach the agent at "
+	    "%s: no answer within 0.5 s (is it stopped or hung? --timeout "
+	    "sets the limit)\n", path);
+	cr_assert_str_eq(r.err, want);
+
+	/* 5. permission denied: the socket is root's, 0600; we are nobody */
+	cr_assert(chmod(path, 0600) == 0);
+	if (getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0) {
+		argv[0] = "/usr/bin/setpriv";
+		argv[1] = "--reuid=65534";
+		argv[2] = "--regid=65534";
+		argv[3] = "--clear-groups";
+		argv[4] = harness_bin("distkv-cli");
+		argv[5] = "--socket";
+		argv[6] = path;
+		argv[7] = "get";
+		argv[8] = "k";
+		argv[9] = NULL;
+		cr_assert_eq(run_argv(&r, argv), 3, "%s", r.err);
+		snprintf(want, sizeof(want), "distkv-cli: cannot reach the "
+		    "agent at %s: permission denied (the socket's group may "
+		    "connect: ls -l %s)\n", path, path);
+		cr_assert_str_eq(r.err, want);
+	} else
+		cr_log_warn("not root or no setpriv: permission case skipped");
+	close(fd);
+	unlink(path);
+	rmdir(dir);
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make install DESTDIR=...: every file operators and developers expect is
 # installed (binaries, library, header, pc file, man pages, the systemd
-# unit, sysusers and tmpfiles files, /etc/default/distkv); the man pages
+# unit, sysusers and tmpfiles files, /etc/default/distkv, the bash and zsh
+# completions, which parse); the man pages
 # render without a warning; the unit passes systemd-analyze verify; the
 # shared library exports only the API.
 set -u
@@ -21,12 +22,24 @@ for f in bin/distkv-agent bin/distkv-cli include/distkv.h \
     share/man/man8/distkv-agent.8 share/man/man1/distkv-cli.1 \
     share/man/man3/libdistkv.3 share/man/man8/distkv-etcd.8 bin/distkv-etcd \
     lib/systemd/system/distkv-agent.service \
-    lib/sysusers.d/distkv.conf lib/tmpfiles.d/distkv.conf; do
+    lib/sysusers.d/distkv.conf lib/tmpfiles.d/distkv.conf \
+    share/bash-completion/completions/distkv-cli \
+    share/zsh/vendor-completions/_distkv-cli; do
 	[ -e "$root/$f" ] || fail "not installed: $prefix/$f"
 done
 [ -f "$dest$sysconf/default/distkv" ] || fail "not installed: $sysconf/default/distkv"
 LD_LIBRARY_PATH=$root/lib "$root/bin/distkv-agent" --version | grep -q '^distkv-agent [0-9]' ||
 	fail "distkv-agent --version"
+
+# the completion scripts parse (zsh: scripts/deps.sh installs it)
+bash -n "$root/share/bash-completion/completions/distkv-cli" ||
+	fail "bash -n: the bash completion does not parse"
+if command -v zsh >/dev/null 2>&1; then
+	zsh -n "$root/share/zsh/vendor-completions/_distkv-cli" ||
+		fail "zsh -n: the zsh completion does not parse"
+else
+	echo "test_install: zsh not installed: zsh -n skipped" >&2
+fi
 
 for m in "$root"/share/man/man*/*; do
 	out=$(LC_ALL=C.UTF-8 groff -mandoc -ww -z "$m" 2>&1)
