@@ -372,6 +372,51 @@ Test(config, unreadable_files_are_refused)
 	cr_assert(harness_stop(&ag) == 0);
 }
 
+/* ---- the shipped example (dist/agent.conf) ---- */
+
+/*
+ * It holds every option of --help as a key (set or commented out), and
+ * it starts a standalone node as it is (socket and state dir moved by
+ * flags, which win).
+ */
+Test(config, shipped_example_is_complete_and_valid)
+{
+	char cmd[600], line[256], conf[400], example[256 * 1024];
+	FILE *p, *f;
+	size_t n;
+	int opts = 0;
+
+	snprintf(conf, sizeof(conf), "%s/dist/agent.conf", TOP_SRCDIR);
+	cr_assert_not_null(f = fopen(conf, "r"), "%s", conf);
+	n = fread(example, 1, sizeof(example) - 1, f);
+	example[n] = '\0';
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s --help", harness_bin("distkv-agent"));
+	cr_assert_not_null(p = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), p) != NULL) {
+		char name[64], key[80], ckey[80];
+
+		if (sscanf(line, "  --%63[a-z-]", name) != 1 &&
+		    sscanf(line, "  -h, --%63[a-z-]", name) != 1)
+			continue;
+		if (strcmp(name, "help") == 0 || strcmp(name, "version") == 0 ||
+		    strcmp(name, "config") == 0)
+			continue;
+		snprintf(key, sizeof(key), "\n%s:", name);
+		snprintf(ckey, sizeof(ckey), "\n#%s:", name);
+		cr_assert(strstr(example, key) != NULL ||
+		    strstr(example, ckey) != NULL, "%s: no key %s", conf, name);
+		opts++;
+	}
+	cr_assert(pclose(p) == 0);
+	cr_assert(opts >= 45, "only %d options in --help", opts);
+
+	spawn((const char *const[]){ "--config", conf, "--socket", in_dir("s"),
+	    "--state-dir", in_dir("state"), "--no-shm", NULL }, NULL);
+	cr_assert(wait_log("ready on", 1), "%s", read_all(in_dir("agent.err")));
+	cr_assert(harness_stop(&ag) == 0);
+}
+
 /* ---- SIGHUP ---- */
 
 static void
