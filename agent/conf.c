@@ -27,6 +27,8 @@
 #include "distkv.h"
 #include "proto.h"
 
+#define CONF_MAX_FILE (1 << 20)
+
 #define XSTR(x) STR(x)
 #define STR(x) #x
 
@@ -599,6 +601,13 @@ read_file(struct conf *c, const char *path, bool must_exist, char *err,
 	if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
 		seterr(err, len, "cannot read the config file %s: %s", path,
 		    strerror(S_ISDIR(st.st_mode) ? EISDIR : errno));
+		fclose(f);
+		return -1;
+	}
+	/* every option set, commented at length, is a few KB */
+	if (S_ISREG(st.st_mode) && st.st_size > CONF_MAX_FILE) {
+		seterr(err, len, "the config file %s is larger than %d bytes",
+		    path, CONF_MAX_FILE);
 		fclose(f);
 		return -1;
 	}

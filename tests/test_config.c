@@ -358,6 +358,18 @@ Test(config, unreadable_files_are_refused)
 	    "missing.conf: No such file or directory") != NULL);
 	expect_refused(NULL, (const char *const[]){ "--config", ag.dir, NULL },
 	    NULL, "Is a directory");
+	/* a file past 1 MiB is no config file */
+	{
+		FILE *f = fopen(in_dir("huge.conf"), "w");
+
+		cr_assert_not_null(f);
+		for (int i = 0; i < 40000; i++)
+			fputs("# a comment line of some thirty bytes\n", f);
+		cr_assert(fclose(f) == 0);
+		expect_refused(NULL, (const char *const[]){ "--config",
+		    in_dir("huge.conf"), NULL }, NULL, "is larger than 1048576 "
+		    "bytes");
+	}
 	/* so does DISTKV_CONFIG */
 	snprintf(env, sizeof(env), "DISTKV_CONFIG=%s", in_dir("gone.conf"));
 	cr_assert(run((const char *const[]){ "--standalone", "--socket",
