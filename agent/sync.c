@@ -1026,7 +1026,7 @@ start_recovery(struct sync *s, unsigned pos, const struct pingchain *sane,
 	r->got_ticks = r->got_missing = false;
 	r->sane = *sane;
 	s->stats.recoveries++;
-	log_info("recovery: started at position %u of the ping chain of "
+	log_debug("recovery: started at position %u of the ping chain of "
 	    "%s:%llu", pos, sane->l[0].node->name,
 	    (unsigned long long)sane->l[0].tick);
 	arm(s, &r->timer, pos_wait(s, 1.0, pos) / 2);
@@ -1043,9 +1043,9 @@ recovery_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	switch (r->step) {
 	case 1:
 		if (r->got_ticks)
-			log_info("recovery step 1: another node sent ticks");
+			log_debug("recovery step 1: another node sent ticks");
 		else {
-			log_info("recovery step 1: sending our ticks");
+			log_debug("recovery step 1: sending our ticks");
 			send_info_event(s, 2, fill_reason, NULL);
 		}
 		r->step = 2;
@@ -1053,10 +1053,10 @@ recovery_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		break;
 	case 2:
 		if (r->got_missing)
-			log_info("recovery step 2: another node sent its "
+			log_debug("recovery step 2: another node sent its "
 			    "missing ticks");
 		else {
-			log_info("recovery step 2: sending our missing ticks");
+			log_debug("recovery step 2: sending our missing ticks");
 			send_info_event(s, 1, fill_missing, NULL);
 			s->stats.missing_reports++;
 		}
@@ -1068,7 +1068,7 @@ recovery_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		for (size_t i = 0; i < s->a->nodes.n; i++)
 			ranges_clear(&s->a->nodes.by_index[i]->seen_missing);
 		r->running = false;
-		log_info("recovery: done");
+		log_debug("recovery: done");
 		break;
 	}
 }
@@ -1109,7 +1109,7 @@ handle_ping(struct sync *s, const msgpack_object *m)
 	else
 		take = strcmp(p.l[0].node->name,
 		    s->last_ping.l[0].node->name) < 0;
-	log_info("ping collision: %s:%llu (tock %llu) vs %s:%llu (tock %llu), "
+	log_debug("ping collision: %s:%llu (tock %llu) vs %s:%llu (tock %llu), "
 	    "keeping %s", p.l[0].node->name, (unsigned long long)p.l[0].tick,
 	    (unsigned long long)p.tock, s->last_ping.l[0].node->name,
 	    (unsigned long long)s->last_ping.l[0].tick,

@@ -1,8 +1,8 @@
 #!/bin/sh
 # make install DESTDIR=...: every file operators and developers expect is
 # installed (binaries, library, header, pc file, man pages, the systemd
-# unit, sysusers and tmpfiles files, /etc/default/distkv, the bash and zsh
-# completions, which parse); the man pages
+# unit, sysusers and tmpfiles files, /etc/default/distkv, the config file
+# and its example, the bash and zsh completions, which parse); the man pages
 # render without a warning; the unit passes systemd-analyze verify; the
 # shared library exports only the API.
 set -u
@@ -28,6 +28,9 @@ for f in bin/distkv-agent bin/distkv-cli include/distkv.h \
 	[ -e "$root/$f" ] || fail "not installed: $prefix/$f"
 done
 [ -f "$dest$sysconf/default/distkv" ] || fail "not installed: $sysconf/default/distkv"
+[ -f "$dest$sysconf/distkv/agent.conf" ] || fail "not installed: $sysconf/distkv/agent.conf"
+[ -f "$root/share/doc/distkv-c/agent.conf.example" ] ||
+	fail "not installed: $prefix/share/doc/distkv-c/agent.conf.example"
 LD_LIBRARY_PATH=$root/lib "$root/bin/distkv-agent" --version | grep -q '^distkv-agent [0-9]' ||
 	fail "distkv-agent --version"
 
@@ -52,6 +55,8 @@ unit=$root/lib/systemd/system/distkv-agent.service
 grep -q "^ExecStart=$prefix/bin/distkv-agent " "$unit" ||
 	fail "the unit does not start $prefix/bin/distkv-agent"
 grep -q '^Type=notify' "$unit" || fail "the unit is not Type=notify"
+grep -q "^ExecStart=.* --config $sysconf/distkv/agent.conf" "$unit" ||
+	fail "the unit does not read $sysconf/distkv/agent.conf"
 if command -v systemd-analyze >/dev/null 2>&1; then
 	# verify the unit as installed, pointed at the DESTDIR binary
 	sed "s|$prefix/bin/|$root/bin/|" "$unit" >"$dest/distkv-agent.service"
