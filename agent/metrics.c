@@ -224,7 +224,7 @@ render_members(struct out *o, const struct agent *a)
 int
 metrics_render(struct agent *a, char **out, size_t *len)
 {
-	struct out o = { NULL, 0, 0, false };
+	struct out o = { NULL, 0, 16384, false };
 	struct persist_stats ps;
 	struct sync_stats ss;
 	struct shm_writer_stats ws;
@@ -232,7 +232,8 @@ metrics_render(struct agent *a, char **out, size_t *len)
 
 	*out = NULL;
 	*len = 0;
-	put(&o, "%s", "");
+	if ((o.buf = malloc(o.cap)) == NULL)
+		return -ENOMEM;
 	family(&o, "distkv_info", "gauge", "This agent: node name and version.");
 	put(&o, "distkv_info{node=\"");
 	put_label(&o, a->self->name, a->self->name_len);

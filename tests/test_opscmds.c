@@ -563,53 +563,61 @@ purged(struct cluster *c, int i)
 	return (sample(r.out, "distkv_tombstones_purged_total"));
 }
 
-Test(ops, forget_cluster, .timeout = 180)
+/* stopped in .fini: a failed assertion must not leave agents behind */
+static struct cluster fc;
+
+static void
+forget_fini(void)
 {
-	struct cluster c;
+	cluster_cleanup(&fc);
+}
+
+Test(ops, forget_cluster, .timeout = 600, .fini = forget_fini)
+{
+	struct cluster *cp = &fc;
 	struct run r;
 	int three = 3;
 	long long deadline;
 
-	cr_assert_eq(cluster_init(&c, 3, 41), 0);
+	cr_assert_eq(cluster_init(cp, 3, 41), 0);
 	for (int i = 0; i < 3; i++)
-		cluster_node_args(&c, i, "--tombstone-keep", "0", NULL);
-	cr_assert_eq(cluster_start(&c), 0, "%s", cluster_diag(&c));
-	cr_assert(wait_members(&c, 0, all_alive, &three, 30000),
-	    "not all alive: %s", cluster_diag(&c));
+		cluster_node_args(cp, i, "--tombstone-keep", "0", NULL);
+	cr_assert_eq(cluster_start(cp), 0, "%s", cluster_diag(cp));
+	cr_assert(wait_members(cp, 0, all_alive, &three, 30000),
+	    "not all alive: %s", cluster_diag(cp));
 	/* health of a joined node */
-	cr_assert_eq(cli(&r, c.node[1].h.socket, "health", "--wait", "-t",
+	cr_assert_eq(cli(&r, cp->node[1].h.socket, "health", "--wait", "-t",
 	    "30", NULL), 0, "%s", r.err);
 
 	/* refused: a live node, this node, a name nobody knows */
-	cr_assert_eq(cli(&r, c.node[0].h.socket, "forget", "n1", NULL), 4);
+	cr_assert_eq(cli(&r, cp->node[0].h.socket, "forget", "n1", NULL), 4);
 	cr_assert(strstr(r.err, "is alive") != NULL, "%s", r.err);
-	cr_assert_eq(cli(&r, c.node[0].h.socket, "forget", "n0", NULL), 4);
+	cr_assert_eq(cli(&r, cp->node[0].h.socket, "forget", "n0", NULL), 4);
 	cr_assert(strstr(r.err, "this node") != NULL, "%s", r.err);
-	cr_assert_eq(cli(&r, c.node[0].h.socket, "forget", "nobody", NULL),
+	cr_assert_eq(cli(&r, cp->node[0].h.socket, "forget", "nobody", NULL),
 	    4);
 	cr_assert(strstr(r.err, "Unknown node") != NULL, "%s", r.err);
 
 	/* n2 goes for good; a delete's tombstone waits for its report */
-	cr_assert_geq(cluster_stop_node(&c, 2), -1);
-	cr_assert(wait_members(&c, 0, is_down, "n2", 60000),
-	    "n2 never failed: %s", cluster_diag(&c));
-	cr_assert_eq(cli(&r, c.node[0].h.socket, "set", "t", "x", NULL), 0);
-	cr_assert_eq(cli(&r, c.node[0].h.socket, "delete", "t", NULL), 0);
-	cr_assert_eq(cli(&r, c.node[0].h.socket, "members", NULL), 0);
+	cr_assert_geq(cluster_stop_node(cp, 2), -1);
+	cr_assert(wait_members(cp, 0, is_down, "n2", 60000),
+	    "n2 never failed: %s", cluster_diag(cp));
+	cr_assert_eq(cli(&r, cp->node[0].h.socket, "set", "t", "x", NULL), 0);
+	cr_assert_eq(cli(&r, cp->node[0].h.socket, "delete", "t", NULL), 0);
+	cr_assert_eq(cli(&r, cp->node[0].h.socket, "members", NULL), 0);
 	cr_assert(strstr(r.out, "failed") || strstr(r.out, "left"), "%s",
 	    r.out);
 
-	cr_assert_eq(cli(&r, c.node[0].h.socket, "forget", "n2", NULL), 0,
+	cr_assert_eq(cli(&r, cp->node[0].h.socket, "forget", "n2", NULL), 0,
 	    "%s", r.err);
 	/* the forget replicates */
-	cr_assert(wait_members(&c, 1, is_forgotten, "n2", 30000),
-	    "n1 never learnt: %s", cluster_diag(&c));
+	cr_assert(wait_members(cp, 1, is_forgotten, "n2", 30000),
+	    "n1 never learnt: %s", cluster_diag(cp));
 	/* and the purge no longer waits for n2, on both live nodes */
 	deadline = harness_now_ms() + 60000;
-	while ((purged(&c, 0) < 1 || purged(&c, 1) < 1) &&
+	while ((purged(cp, 0) < 1 || purged(cp, 1) < 1) &&
 	    harness_now_ms() < deadline)
 		usleep(200000);
-	cr_assert(purged(&c, 0) >= 1 && purged(&c, 1) >= 1,
-	    "no purge after forget: %s", cluster_diag(&c));
-	cluster_cleanup(&c);
+	cr_assert(purged(cp, 0) >= 1 && purged(cp, 1) >= 1,
+	    "no purge after forget: %s", cluster_diag(cp));
 }
