@@ -25,12 +25,6 @@
 /* ---- small helpers ---- */
 
 void
-pack_key(msgpack_packer *pk, const char *k)
-{
-	msgpack_pack_str_with_body(pk, k, strlen(k));
-}
-
-void
 pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e)
 {
 	if (e == NULL || e->value == NULL)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <msgpack.h>
 
@@ -60,7 +61,12 @@ struct shown {
 };
 
 /* handlers.c */
-void pack_key(msgpack_packer *pk, const char *k);
+/* Inline: the keys are literals, so their strlen is a constant. */
+static inline void
+pack_key(msgpack_packer *pk, const char *k)
+{
+	msgpack_pack_str_with_body(pk, k, strlen(k));
+}
 void pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e);
 void shown_init(struct shown *s, struct agent *a,
     const struct xlate_user *conv, const struct entry *e);

@@ -301,7 +301,9 @@ set_common(struct req *r, bool internal, bool del)
 			}
 		}
 	}
-	if (!translate_write(r, internal, del, vo, e, &nv, &nvlen, &decoded))
+	if (!(!internal && xlate_write_trivial(r->a, handlers_conv(r->hc),
+	    conn_root(r->c), proto_map_get(r->msg, "path"))) &&
+	    !translate_write(r, internal, del, vo, e, &nv, &nvlen, &decoded))
 		goto out;
 	if (e == NULL && !req_path(r, true, internal, &e))
 		goto out;

@@ -197,7 +197,9 @@ tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	memcpy(key + hdr, tree_entry_key(t, e) + phdr, pel);
 	memcpy(key + hdr + pel, name, len);
 	h = XXH3_64bits(key, klen);
-	c = index_find(t, key, klen, h);
+	/* a childless parent (one just created, on a new deep path) has no
+	 * such child: no probe */
+	c = e->nchild > 0 ? index_find(t, key, klen, h) : NULL;
 	if (c != NULL || !create)
 		goto out;
 	if (e->nchild == e->capchild) {

@@ -721,6 +721,29 @@ out:
 	return rc;
 }
 
+bool
+xlate_write_trivial(struct agent *a, const struct xlate_user *u,
+    const struct entry *base, const msgpack_object *path)
+{
+	const struct entry *first = base, *m;
+
+	if (u != NULL && u->bound)
+		return false;
+	if (path == NULL || path->type != MSGPACK_OBJECT_ARRAY)
+		return false;
+	/* the first absolute element: base's top ancestor, else the path's */
+	if (base->depth > 0) {
+		while (first->depth > 1)
+			first = first->parent;
+		if (entry_name_len(first) == 1 && entry_name(first)[0] == 0xc0)
+			return false;
+	} else if (path->via.array.size > 0 &&
+	    path->via.array.ptr[0].type == MSGPACK_OBJECT_NIL)
+		return false;
+	m = kind_root(a, K_MATCH);
+	return m == NULL || m->nchild == 0;
+}
+
 int
 xlate_read(struct agent *a, const struct xlate_user *u,
     const struct entry *e, const uint8_t *v, size_t len, bool *converted,

@@ -109,6 +109,16 @@ int xlate_write(struct agent *a, const struct xlate_user *u,
     size_t *outlen, char *err, size_t cap);
 
 /*
+ * True when xlate_write and xlate_meta_check have nothing to do for a
+ * client's write of path (a wire array) below base: no converter is
+ * bound, the path is not a meta record (its first absolute element is not
+ * nil) and no match record exists.  The write path then skips building
+ * an xlate_path (the common case costs a few lookups, not a path copy).
+ */
+bool xlate_write_trivial(struct agent *a, const struct xlate_user *u,
+    const struct entry *base, const msgpack_object *path);
+
+/*
  * The read direction: the stored value v of entry e as the user u sees
  * it.  0 with *converted and *out (malloc'ed, NULL for nil) set when a
  * codec applied, 0 with *converted false when none did (use v), or -1

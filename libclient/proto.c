@@ -260,6 +260,11 @@ proto_utf8_valid(const char *str, size_t len)
 				continue;
 			}
 		}
+		/* short elements (most path elements): no call per byte */
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
 		if ((n = utf8_seq_len(s, i, len)) <= 0)
 			return false;
 		i += (size_t)n;
