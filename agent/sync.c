@@ -53,6 +53,17 @@
 #define SYNC_ANSWER_TICKS 100000
 /* (time, tock) samples kept to find "the tock of keep seconds ago" */
 #define SYNC_TOCK_SAMPLES 64
+/*
+ * Periodic infos per clock in the whole cluster, not per node.  Every info
+ * carries every node's tick and done, so one per node and clock is N
+ * events of N entries each clock: measured at 50 nodes (bench_cluster,
+ * bench/README.md), Serf's gossip could not carry them, its 512-LTime
+ * window ran out ("received old event distkv.info") and raw events took
+ * up to 30 s.  Any one info shows every node what it lacks of any node,
+ * so a few per clock keep the detection of a lost change at about a
+ * clock; clusters of up to this many nodes send one per node and clock.
+ */
+#define SYNC_INFOS_PER_CLOCK 3.0
 
 struct qrec {
 	size_t off, len;
@@ -95,6 +106,7 @@ struct sync {
 	unsigned rr;
 
 	ev_timer info_timer, catchup_timer;
+	unsigned info_wait;		/* clocks until the next periodic info */
 	struct joinwatch joinwatch;	/* why we are alone (joinwatch.h) */
 
 	distkv *peer;			/* one peer request at a time */
@@ -2023,6 +2035,25 @@ purge_tombstones(struct sync *s)
 	}
 }
 
+/*
+ * Clocks until this node's next periodic info: about alive members /
+ * SYNC_INFOS_PER_CLOCK on average, drawn at random so that the nodes do
+ * not fall into step; 1 in small clusters.
+ */
+static unsigned
+next_info_wait(const struct sync *s)
+{
+	double m;
+	size_t alive = 0;
+
+	for (size_t i = 0; i < s->nmem; i++)
+		alive += strcmp(s->mem[i].status, "alive") == 0;
+	m = (double)alive / SYNC_INFOS_PER_CLOCK;
+	if (m <= 1.0)
+		return 1;
+	return 1 + (unsigned)(rand01() * (2.0 * m - 1.0));
+}
+
 static void
 info_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -2030,7 +2061,12 @@ info_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	send_info(s);
+	if (s->info_wait > 1)
+		s->info_wait--;
+	else {
+		send_info(s);
+		s->info_wait = next_info_wait(s);
+	}
 	purge_tombstones(s);
 }
 
