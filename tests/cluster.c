@@ -917,6 +917,8 @@ cluster_dump(const struct cluster *c, int i, struct cluster_dump *out)
 	memset(out, 0, sizeof(*out));
 	if ((k = cluster_connect(c, i)) == NULL)
 		return DISTKV_ECONNECT;
+	/* 100k entries from an agent on a loaded box take more than 10 s */
+	distkv_set_timeout(k, 60000);
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		abort();
