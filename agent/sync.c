@@ -1808,6 +1808,40 @@ start_download(struct sync *s)
 }
 
 /*
+ * Whom to ask for want's ticks: a random alive peer whose last `done`
+ * report is ahead of ours for want (it holds ticks we lack), else want
+ * itself.  Asking want first made every node ask the writer of a bulk
+ * load at once, which then served N-1 catch-ups of every key
+ * (bench/README.md, 20 and 50 nodes).
+ */
+static const char *
+catchup_source(struct sync *s, const struct node *want)
+{
+	uint64_t mine = ranges_prefix(&want->known);
+	const char *pick = NULL;
+	uint32_t seen = 0;
+
+	for (size_t k = 0; k < s->nmem; k++) {
+		const struct serf_member *m = &s->mem[k];
+		const struct node *nd;
+
+		if (strcmp(m->status, "alive") != 0 || m->peer[0] == '\0' ||
+		    strcmp(m->name, s->a->self->name) == 0 ||
+		    strcmp(m->name, want->name) == 0)
+			continue;
+		nd = nodes_get(&s->a->nodes, m->name, strlen(m->name), false);
+		if (nd == NULL || !nd->has_report ||
+		    want->index >= nd->nreport ||
+		    nd->report[want->index] <= mine)
+			continue;
+		/* each candidate equally likely (reservoir sampling) */
+		if (randombytes_uniform(++seen) == 0)
+			pick = m->name;
+	}
+	return pick != NULL ? pick : want->name;
+}
+
+/*
  * Ask a peer for every tick we know exists but have not seen.  The peer
  * answers with the entries that hold them (their current state, which
  * descends from the missing change) and reports superseded ones as known.
@@ -1820,7 +1854,7 @@ start_catchup(struct sync *s)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	const struct serf_member *m;
-	const char *want = NULL;
+	const struct node *want = NULL;
 	uint64_t most = 0, total = 0;
 	uint32_t nn = 0;
 
@@ -1838,7 +1872,7 @@ start_catchup(struct sync *s)
 		total += c;
 		if (c > most) {
 			most = c;
-			want = nd->name;
+			want = nd;
 		}
 	}
 	if (nn == 0) {
@@ -1873,7 +1907,7 @@ start_catchup(struct sync *s)
 		    SYNC_CATCHUP_MAX_BACKOFF : s->backoff * 2;
 	s->next_catchup = ev_now(a->loop) + s->backoff;
 	s->last_gained = false;
-	if ((m = pick_peer(s, want)) == NULL) {
+	if ((m = pick_peer(s, catchup_source(s, want))) == NULL) {
 		ranges_fini(&miss);
 		return;
 	}
