@@ -105,6 +105,7 @@
  *     [--converge-timeout S] [--keep] [--verbose]
  *        distkv-faults --wipe-split [--nodes N] [--unique K]
  *     [--converge-timeout S] [--keep] [--verbose]
+ * Every form takes --clock S, the agents' --clock (default 0.2).
  * The fault schedule is drawn from its own random stream, so a seed gives
  * the same schedule (up to timing: e.g. whether a restarted node is up);
  * writes and reads have a stream each as well.  --keep keeps the temp
