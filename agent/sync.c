@@ -54,6 +54,17 @@
 #define SYNC_ANSWER_TICKS 100000
 /* (time, tock) samples kept to find "the tock of keep seconds ago" */
 #define SYNC_TOCK_SAMPLES 64
+/*
+ * Periodic infos per clock in the whole cluster, not per node.  Every info
+ * carries every node's tick and done, so one per node and clock is N
+ * events of N entries each clock: measured at 50 nodes (bench_cluster,
+ * bench/README.md), Serf's gossip could not carry them, its 512-LTime
+ * window ran out ("received old event distkv.info") and raw events took
+ * up to 30 s.  Any one info shows every node what it lacks of any node,
+ * so a few per clock keep the detection of a lost change at about a
+ * clock; clusters of up to this many nodes send one per node and clock.
+ */
+#define SYNC_INFOS_PER_CLOCK 3.0
 
 struct qrec {
 	size_t off, len;
@@ -96,6 +107,7 @@ struct sync {
 	unsigned rr;
 
 	ev_timer info_timer, catchup_timer;
+	unsigned info_wait;		/* clocks until the next periodic info */
 	struct joinwatch joinwatch;	/* why we are alone (joinwatch.h) */
 
 	distkv *peer;			/* one peer request at a time */
@@ -1803,6 +1815,40 @@ start_download(struct sync *s)
 }
 
 /*
+ * Whom to ask for want's ticks: a random alive peer whose last `done`
+ * report is ahead of ours for want (it holds ticks we lack), else want
+ * itself.  Asking want first made every node ask the writer of a bulk
+ * load at once, which then served N-1 catch-ups of every key
+ * (bench/README.md, 20 and 50 nodes).
+ */
+static const char *
+catchup_source(struct sync *s, const struct node *want)
+{
+	uint64_t mine = ranges_prefix(&want->known);
+	const char *pick = NULL;
+	uint32_t seen = 0;
+
+	for (size_t k = 0; k < s->nmem; k++) {
+		const struct serf_member *m = &s->mem[k];
+		const struct node *nd;
+
+		if (strcmp(m->status, "alive") != 0 || m->peer[0] == '\0' ||
+		    strcmp(m->name, s->a->self->name) == 0 ||
+		    strcmp(m->name, want->name) == 0)
+			continue;
+		nd = nodes_get(&s->a->nodes, m->name, strlen(m->name), false);
+		if (nd == NULL || !nd->has_report ||
+		    want->index >= nd->nreport ||
+		    nd->report[want->index] <= mine)
+			continue;
+		/* each candidate equally likely (reservoir sampling) */
+		if (randombytes_uniform(++seen) == 0)
+			pick = m->name;
+	}
+	return pick != NULL ? pick : want->name;
+}
+
+/*
  * Ask a peer for every tick we know exists but have not seen.  The peer
  * answers with the entries that hold them (their current state, which
  * descends from the missing change) and reports superseded ones as known.
@@ -1815,7 +1861,7 @@ start_catchup(struct sync *s)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	const struct serf_member *m;
-	const char *want = NULL;
+	const struct node *want = NULL;
 	uint64_t most = 0, total = 0;
 	uint32_t nn = 0;
 
@@ -1833,7 +1879,7 @@ start_catchup(struct sync *s)
 		total += c;
 		if (c > most) {
 			most = c;
-			want = nd->name;
+			want = nd;
 		}
 	}
 	if (nn == 0) {
@@ -1868,7 +1914,7 @@ start_catchup(struct sync *s)
 		    SYNC_CATCHUP_MAX_BACKOFF : s->backoff * 2;
 	s->next_catchup = ev_now(a->loop) + s->backoff;
 	s->last_gained = false;
-	if ((m = pick_peer(s, want)) == NULL) {
+	if ((m = pick_peer(s, catchup_source(s, want))) == NULL) {
 		ranges_fini(&miss);
 		return;
 	}
@@ -2032,6 +2078,25 @@ purge_tombstones(struct sync *s)
 	}
 }
 
+/*
+ * Clocks until this node's next periodic info: about alive members /
+ * SYNC_INFOS_PER_CLOCK on average, drawn at random so that the nodes do
+ * not fall into step; 1 in small clusters.
+ */
+static unsigned
+next_info_wait(const struct sync *s)
+{
+	double m;
+	size_t alive = 0;
+
+	for (size_t i = 0; i < s->nmem; i++)
+		alive += strcmp(s->mem[i].status, "alive") == 0;
+	m = (double)alive / SYNC_INFOS_PER_CLOCK;
+	if (m <= 1.0)
+		return 1;
+	return 1 + (unsigned)(rand01() * (2.0 * m - 1.0));
+}
+
 static void
 info_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -2039,7 +2104,12 @@ info_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	send_info(s);
+	if (s->info_wait > 1)
+		s->info_wait--;
+	else {
+		send_info(s);
+		s->info_wait = next_info_wait(s);
+	}
 	purge_tombstones(s);
 }
 

@@ -3,8 +3,12 @@
  * (each with its embedded serf agent), next to raw Serf event delivery
  * measured in the same run.  See bench/README.md.
  *
- * Per cluster size (3 and 5 nodes by default), node A = n0:
+ * Per cluster size (3 and 5 nodes by default; up to CLUSTER_MAX, e.g.
+ * --nodes 5,20,50), node A = n0:
  *
+ *  0. join: from the spawn of n0 until every agent's socket accepts and
+ *     every Serf agent lists all n members alive (the nodes are spawned
+ *     in batches, tests/cluster.c).
  *  1. latency: --writes writes at --rate per second on A.  Each write is a
  *     set_value on A and, at the same moment, a serfsend of a small event
  *     on A; on every other node B the benchmark sees the value appear in
@@ -16,12 +20,21 @@
  *     holds every write.
  *  3. burst: --burst writes pipelined at once on A; the time until every
  *     node's region holds all of them.
+ *  4. idle: CPU seconds of every agent and of every serf child over --idle
+ *     seconds without requests (from /proc/PID/stat), per node; the raw
+ *     Serf column is the baseline.  If the ping chain or the info
+ *     messages grew with N^2 in total, the per-node figure would grow
+ *     with N.
+ *  5. memory: --keys writes pipelined on A; once every node holds all of
+ *     them, the RSS of every agent and serf child (/proc/PID/status),
+ *     next to the RSS before the load.
  *
  * Every phase checks that every node ends with every write (no write lost)
  * and finally that all nodes' dumps are identical.  Agents are started and
  * stopped by pid through tests/cluster.c; temp dirs are removed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -37,8 +50,8 @@
 #include "proto.h"
 
 #define IPBASE 40
-#define MAXB (CLUSTER_MAX - 1)
 #define SEEN_DEADLINE_MS 30000
+#define JOIN_DEADLINE_MS 120000
 
 static double
 now_ms(void)
@@ -629,6 +642,176 @@ phase_burst(size_t n)
 	return r;
 }
 
+/* ---- phase 4: CPU at idle ---- */
+
+/* utime + stime of pid in seconds, or -1. */
+static double
+cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (pid <= 0 || (fd = open(path, O_RDONLY)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* after "pid (comm) ": state is field 3, utime 14, stime 15 */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2,
+	    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	    &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmRSS of pid in KiB, or -1. */
+static long
+rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (pid <= 0 || (f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+struct idle_result {
+	double seconds;
+	double agent_ms_per_s;		/* per node: mean CPU ms per second */
+	double serf_ms_per_s;
+	double agent_max, serf_max;	/* the busiest node */
+};
+
+static struct idle_result
+phase_idle(double seconds)
+{
+	struct idle_result r;
+	pid_t serf[CLUSTER_MAX];
+	double a0[CLUSTER_MAX], s0[CLUSTER_MAX], t0, t;
+
+	memset(&r, 0, sizeof(r));
+	for (int i = 0; i < cl.n; i++) {
+		serf[i] = cluster_serf_pid(&cl, i);
+		a0[i] = cpu_seconds(cl.node[i].h.pid);
+		s0[i] = cpu_seconds(serf[i]);
+		if (a0[i] < 0 || s0[i] < 0)
+			die("cannot read the CPU time of a node", &cl);
+	}
+	t0 = now_ms();
+	while (now_ms() - t0 < seconds * 1000)
+		pump(100);	/* nothing is asked: only answers would come */
+	t = (now_ms() - t0) / 1000;
+	r.seconds = t;
+	for (int i = 0; i < cl.n; i++) {
+		double a = (cpu_seconds(cl.node[i].h.pid) - a0[i]) * 1000 / t;
+		double sf = (cpu_seconds(serf[i]) - s0[i]) * 1000 / t;
+
+		r.agent_ms_per_s += a / cl.n;
+		r.serf_ms_per_s += sf / cl.n;
+		if (a > r.agent_max)
+			r.agent_max = a;
+		if (sf > r.serf_max)
+			r.serf_max = sf;
+	}
+	return r;
+}
+
+/* ---- phase 5: memory for --keys keys ---- */
+
+struct mem_result {
+	size_t keys;
+	double load_ms;			/* until every node holds every key */
+	size_t missing;			/* (node, key) pairs not there */
+	double agent_before, agent_after, agent_max;	/* KiB per node */
+	double serf_before, serf_after;
+};
+
+static void
+rss_all(double *agent, double *serf, double *agent_max)
+{
+	*agent = *serf = 0;
+	if (agent_max != NULL)
+		*agent_max = 0;
+	for (int i = 0; i < cl.n; i++) {
+		long a = rss_kib(cl.node[i].h.pid);
+		long sf = rss_kib(cluster_serf_pid(&cl, i));
+
+		*agent += (double)a / cl.n;
+		*serf += (double)sf / cl.n;
+		if (agent_max != NULL && a > *agent_max)
+			*agent_max = (double)a;
+	}
+}
+
+static struct mem_result
+phase_mem(size_t n, int timeout_ms)
+{
+	struct mem_result r;
+	size_t low[CLUSTER_MAX] = { 0 }, done = 0;
+	struct seen s;
+	struct wr w;
+	double t0, deadline;
+
+	memset(&r, 0, sizeof(r));
+	memset(&w, 0, sizeof(w));
+	r.keys = n;
+	rss_all(&r.agent_before, &r.serf_before, NULL);
+	seen_init(&s, "mem", n);
+	w.reply = calloc(n, sizeof(double));
+	t0 = now_ms();
+	deadline = t0 + timeout_ms;
+	for (size_t i = 0; i < n; i++) {
+		send_set(&s, &w, i);
+		if (i % 256 == 255)
+			pump(0);
+	}
+	/*
+	 * Per node a cursor: the first key not seen yet.  A full scan of
+	 * every pending key on fifty nodes would take the CPU the agents
+	 * need; keys that arrive out of order are simply found later.
+	 */
+	while (done < (size_t)cl.n && now_ms() < deadline) {
+		pump(w.acked < n ? 1 : 100);
+		done = 0;
+		for (int b = 0; b < cl.n; b++) {
+			int64_t v;
+
+			while (low[b] < s.sent && distkv_shm_get_int(io[b].shm,
+			    s.paths[low[b]], &v) == 0 && v == (int64_t)low[b])
+				low[b]++;
+			done += low[b] == n;
+		}
+	}
+	r.load_ms = now_ms() - t0;
+	/* at the deadline: count exactly, out-of-order arrivals included */
+	for (int b = 0; b < cl.n; b++)
+		for (size_t i = low[b]; i < n; i++) {
+			int64_t v;
+
+			if (distkv_shm_get_int(io[b].shm, s.paths[i], &v) != 0 ||
+			    v != (int64_t)i)
+				r.missing++;
+		}
+	if (w.failed > 0)
+		die("a set failed", &cl);
+	rss_all(&r.agent_after, &r.serf_after, &r.agent_max);
+	free(w.reply);
+	seen_fini(&s);
+	return r;
+}
+
 /* ---- main ---- */
 
 static void
@@ -636,11 +819,13 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: bench_cluster [--nodes 3,5] [--writes 300] [--rate 15]\n"
-"                     [--rates 50,200,1000,4000,16000] [--duration 2]\n"
-"                     [--burst 10000] [--clock 1]\n"
-"Runs loopback clusters of distkv-agents (127.0.0.40+i) and prints a\n"
-"table of replication latency next to raw Serf delivery, sustained\n"
-"write rates and burst convergence.  See bench/README.md.\n");
+"                     [--rates 50,200,1000,4000,16000|none] [--duration 2]\n"
+"                     [--burst 10000] [--idle 20] [--keys 0] [--clock 1]\n"
+"Runs loopback clusters of distkv-agents (127.0.0.40+i, up to %d nodes)\n"
+"and prints a table of join time, replication latency next to raw Serf\n"
+"delivery, sustained write rates, burst convergence, CPU per node at\n"
+"idle and (--keys) RSS per node.  --burst 0, --idle 0 and --rates none\n"
+"skip a phase.  See bench/README.md.\n", CLUSTER_MAX);
 }
 
 static int
@@ -649,22 +834,40 @@ parse_list(const char *s, double *out, int max)
 	int n = 0;
 	char *end;
 
-	while (*s != '\0' && n < max) {
+	if (strcmp(s, "none") == 0)
+		return 0;
+	while (*s != '\0') {
+		if (n == max)
+			return -1;
 		out[n++] = strtod(s, &end);
 		if (end == s)
 			return -1;
 		s = *end == ',' ? end + 1 : end;
 	}
-	return n;
+	return n > 0 ? n : -1;
+}
+
+static double
+loadavg1(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
 }
 
 int
 main(int argc, char **argv)
 {
-	double nodes[4] = { 3, 5 }, rates[8] = { 50, 200, 1000, 4000, 16000 };
+	double nodes[8] = { 3, 5 }, rates[8] = { 50, 200, 1000, 4000, 16000 };
 	int nnodes = 2, nrates = 5;
-	size_t writes = 300, burst = 10000;
-	double rate = 15, duration = 2;
+	size_t writes = 300, burst = 10000, keys = 0;
+	double rate = 15, duration = 2, idle = 20;
 	const char *clock = "1";
 	bool all_ok = true;
 
@@ -683,7 +886,7 @@ main(int argc, char **argv)
 		}
 		i++;
 		if (strcmp(a, "--nodes") == 0)
-			nnodes = parse_list(v, nodes, 4);
+			nnodes = parse_list(v, nodes, 8);
 		else if (strcmp(a, "--rates") == 0)
 			nrates = parse_list(v, rates, 8);
 		else if (strcmp(a, "--writes") == 0)
@@ -694,6 +897,10 @@ main(int argc, char **argv)
 			duration = strtod(v, NULL);
 		else if (strcmp(a, "--burst") == 0)
 			burst = strtoul(v, NULL, 10);
+		else if (strcmp(a, "--idle") == 0)
+			idle = strtod(v, NULL);
+		else if (strcmp(a, "--keys") == 0)
+			keys = strtoul(v, NULL, 10);
 		else if (strcmp(a, "--clock") == 0)
 			clock = v;
 		else {
@@ -701,11 +908,17 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (nnodes <= 0 || nrates <= 0 || writes == 0 || rate <= 0 ||
-	    duration <= 0) {
+	if (nnodes <= 0 || nrates < 0 || writes == 0 || rate <= 0 ||
+	    duration <= 0 || !(idle >= 0)) {
 		usage(stderr);
 		return 2;
 	}
+	for (int ni = 0; ni < nnodes; ni++)
+		if (!(nodes[ni] >= 2 && nodes[ni] <= CLUSTER_MAX)) {
+			fprintf(stderr, "bench_cluster: --nodes: 2 to %d\n",
+			    CLUSTER_MAX);
+			return 2;
+		}
 
 	printf("bench_cluster: loopback, embedded serf (lan profile), "
 	    "--clock %s; latency: %zu writes at %.0f/s\n\n", clock, writes,
@@ -715,37 +928,38 @@ main(int argc, char **argv)
 		struct lat_result lr;
 		struct rate_result rr[8];
 		struct burst_result br;
-		double best = 0;
+		struct idle_result ir;
+		struct mem_result mr;
+		double best = 0, t0, t_sock, t_join, la_start;
 		char why[1024], label[64];
 
-		if (n < 2 || n > CLUSTER_MAX)
-			die("--nodes: 2 to 8", NULL);
+		if (cluster_raise_fd_limit(n) != 0)
+			die("RLIMIT_NOFILE too low for this many nodes", NULL);
 		if (cluster_init(&cl, n, IPBASE) != 0)
 			die("no free ports", NULL);
 		cl.clock = clock;
 		cl.log_level = "warn";
+		la_start = loadavg1();
+		fprintf(stderr, "%d nodes: starting...\n", n);
+		t0 = now_ms();
 		if (cluster_start(&cl) != 0)
 			die("cluster did not start", &cl);
+		t_sock = now_ms() - t0;
+		if (cluster_wait_members(&cl, n, JOIN_DEADLINE_MS, why,
+		    sizeof(why)) != 0) {
+			fprintf(stderr, "bench_cluster: %s\n", why);
+			die("serf members did not converge", &cl);
+		}
+		t_join = now_ms() - t0;
+		printf("== %d nodes (load average %.2f at the start, %.2f at "
+		    "the join)\n", n, la_start, loadavg1());
+		printf("join: every socket up after %.0f ms, every serf lists "
+		    "%d alive after %.0f ms\n", t_sock, n, t_join);
+		fflush(stdout);
 		open_all();
 		fprintf(stderr, "%d nodes: latency (%zu writes)...\n", n,
 		    writes);
 		lr = phase_latency(writes, rate);
-		for (int k = 0; k < nrates; k++) {
-			snprintf(label, sizeof(label), "rate%d", k);
-			fprintf(stderr, "%d nodes: %.0f writes/s for %.0f s...\n",
-			    n, rates[k], duration);
-			rr[k] = phase_rate(rates[k], duration, label);
-		}
-		fprintf(stderr, "%d nodes: burst of %zu...\n", n, burst);
-		br = phase_burst(burst);
-		close_all();
-		if (cluster_wait_same(&cl, writes + burst, 30000, why,
-		    sizeof(why)) != 0) {
-			fprintf(stderr, "dumps differ: %s\n", why);
-			all_ok = false;
-		}
-
-		printf("== %d nodes\n", n);
 		printf("%-40s %10s %10s %7s\n", "latency", "distkv",
 		    "raw Serf", "ratio");
 		printf("%-40s %7.1f ms %7.1f ms %6.2fx\n",
@@ -761,8 +975,34 @@ main(int argc, char **argv)
 		    lr.set.n, lr.floor.n);
 		printf("%-40s %10zu %10zu\n", "  lost (never seen in 30 s)",
 		    lr.lost_set, lr.lost_floor);
-		printf("%-16s %10s %18s %12s %8s\n", "sustained rate",
-		    "achieved", "all nodes after", "p99 lag", "lost");
+		fflush(stdout);
+		memset(&ir, 0, sizeof(ir));
+		if (idle > 0) {
+			fprintf(stderr, "%d nodes: idle for %.0f s...\n", n,
+			    idle);
+			ir = phase_idle(idle);
+		}
+		if (idle > 0) {
+			printf("%-40s %10s %10s %7s\n", "idle CPU per node "
+			    "(ms per s)", "agent", "serf", "ratio");
+			printf("%-40s %10.2f %10.2f %6.2fx\n", "  mean",
+			    ir.agent_ms_per_s, ir.serf_ms_per_s,
+			    ir.agent_ms_per_s / ir.serf_ms_per_s);
+			printf("%-40s %10.2f %10.2f\n", "  busiest node",
+			    ir.agent_max, ir.serf_max);
+			printf("%-40s %10.2f %10.2f\n", "  whole cluster",
+			    ir.agent_ms_per_s * n, ir.serf_ms_per_s * n);
+		}
+		fflush(stdout);
+		for (int k = 0; k < nrates; k++) {
+			snprintf(label, sizeof(label), "rate%d", k);
+			fprintf(stderr, "%d nodes: %.0f writes/s for %.0f s...\n",
+			    n, rates[k], duration);
+			rr[k] = phase_rate(rates[k], duration, label);
+		}
+		if (nrates > 0)
+			printf("%-16s %10s %18s %12s %8s\n", "sustained rate",
+			    "achieved", "all nodes after", "p99 lag", "lost");
 		for (int k = 0; k < nrates; k++) {
 			snprintf(label, sizeof(label), "  %.0f/s x %.0f s",
 			    rr[k].target, duration);
@@ -780,18 +1020,64 @@ main(int argc, char **argv)
 			if (rr[k].lost > 0)
 				all_ok = false;
 		}
-		printf("highest sustained rate with every write on every node "
-		    "(within 5 s): %.0f/s\n", best);
-		if (br.converge_ms >= 0)
+		if (nrates > 0)
+			printf("highest sustained rate with every write on every "
+			    "node (within 5 s): %.0f/s\n", best);
+		fflush(stdout);
+		memset(&br, 0, sizeof(br));
+		if (burst > 0) {
+			fprintf(stderr, "%d nodes: burst of %zu...\n", n, burst);
+			br = phase_burst(burst);
+		}
+		if (burst > 0 && br.converge_ms >= 0)
 			printf("burst of %zu: acked on A after %.0f ms, on every "
 			    "node after %.0f ms, lost 0\n", burst, br.acked_ms,
 			    br.converge_ms);
-		else {
+		else if (burst > 0) {
 			printf("burst of %zu: acked on A after %.0f ms, NOT on "
 			    "every node after 30 s: %zu lost\n", burst,
 			    br.acked_ms, br.lost);
 			all_ok = false;
 		}
+		fflush(stdout);
+		/*
+		 * Identical dumps before the --keys phase: dumping 100k
+		 * entries of every node again and again until they agree
+		 * takes minutes at 20 nodes; that phase checks every key in
+		 * every region instead.
+		 */
+		close_all();
+		if (cluster_wait_same(&cl, writes + burst, 60000, why,
+		    sizeof(why)) != 0) {
+			fprintf(stderr, "dumps differ: %s\n", why);
+			all_ok = false;
+		}
+		open_all();
+		memset(&mr, 0, sizeof(mr));
+		if (keys > 0) {
+			fprintf(stderr, "%d nodes: memory for %zu keys...\n", n,
+			    keys);
+			mr = phase_mem(keys, 180000);
+		}
+		if (keys > 0) {
+			printf("%zu keys: on every node after %.0f ms, %zu "
+			    "(node, key) pairs missing\n", keys, mr.load_ms,
+			    mr.missing);
+			printf("%-40s %10s %10s\n", "RSS per node (MiB)", "agent",
+			    "serf");
+			printf("%-40s %10.1f %10.1f\n", "  before the load",
+			    mr.agent_before / 1024, mr.serf_before / 1024);
+			printf("%-40s %10.1f %10.1f\n", "  with the keys (mean)",
+			    mr.agent_after / 1024, mr.serf_after / 1024);
+			printf("%-40s %10.1f\n", "  with the keys (largest)",
+			    mr.agent_max / 1024);
+			if (mr.missing > 0)
+				all_ok = false;
+		}
+		fflush(stdout);
+		close_all();
+
+		printf("load average %.2f at the end\n", loadavg1());
 		printf("goal p50 <= 1.5x raw Serf: %s (%.2fx)\n",
 		    lr.set.p50 <= 1.5 * lr.floor.p50 ? "met" : "MISSED",
 		    lr.set.p50 / lr.floor.p50);

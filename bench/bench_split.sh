@@ -13,13 +13,19 @@
 #   - events delivered again per lost event: (retransmitted entries +
 #     catch-up items) / (changes each node missed, summed over the nodes).
 #
+# CLOCK (0.2) is the agents' --clock: a clock shorter than Serf's gossip
+# delay (100-200 ms on loopback) leaves the answer delays of spec 3.11 too
+# short to hear another node's retransmission (bench/README.md).
+#
 # Needs root and iptables, and a build (make; make tests/distkv-faults).
 # Usage: sudo bench/bench_split.sh            (from the build directory)
 #        sudo RUNS=10 NODES="3 5 7" bench/bench_split.sh
+#        sudo RUNS=3 NODES=20 CLOCK=1 bench/bench_split.sh
 set -eu
 top=${DISTKV_TOP_BUILDDIR:-$(pwd)}
 runs=${RUNS:-5}
 nodes=${NODES:-3 5}
+clock=${CLOCK:-0.2}
 faults="$top/tests/distkv-faults"
 [ -x "$faults" ] || { echo "bench_split: build $faults first" >&2; exit 2; }
 out=$(mktemp)
@@ -30,7 +36,7 @@ for n in $nodes; do
 	while [ "$i" -lt "$runs" ]; do
 		i=$((i + 1))
 		line=$(DISTKV_TOP_BUILDDIR="$top" "$faults" --split --nodes "$n" \
-		    2>/dev/null | tail -n 1) || true
+		    --clock "$clock" 2>/dev/null | tail -n 1) || true
 		echo "$n $line" >>"$out"
 		printf '.' >&2
 	done
@@ -56,7 +62,12 @@ function med_max(list, n,   a, i, j, t) {
 }
 {
 	n = $1
-	if ($NF != "PASS") { fail[n]++; next }
+	# a run that failed but printed its figures (e.g. too many
+	# retransmit events) still counts in them
+	if ($NF != "PASS") fail[n]++
+	cv = val("converge_clocks")
+	if (cv == "" || cv == "n/a") next
+	if ($NF == "PASS") good[n]++
 	ok[n]++
 	cc[n] = cc[n] " " val("converge_clocks")
 	re[n] = re[n] " " val("retransmit_events")
@@ -64,7 +75,7 @@ function med_max(list, n,   a, i, j, t) {
 	sizes[n] = 1
 }
 END {
-	printf "%-5s %-9s %-22s %-9s %-24s %-9s %-18s\n", "nodes", "runs ok",
+	printf "%-5s %-9s %-22s %-9s %-24s %-9s %-18s\n", "nodes", "runs pass",
 	    "converge clocks p50/max", "vs goal 3", "retransmit events p50/max",
 	    "vs N+1", "resent/lost p50/max"
 	for (n in sizes) {
@@ -72,7 +83,7 @@ END {
 		split(med_max(re[n], ok[n]), r, " ")
 		split(med_max(rp[n], ok[n]), p, " ")
 		printf "%-5s %-9s %-22s %-9s %-24s %-9s %-18s\n", n,
-		    sprintf("%d/%d", ok[n], ok[n] + fail[n]),
+		    sprintf("%d/%d", good[n], good[n] + fail[n]),
 		    sprintf("%.1f / %.1f", c[1], c[2]),
 		    sprintf("%.2fx", c[2] / 3),
 		    sprintf("%d / %d", r[1], r[2]),

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -253,12 +254,201 @@ cluster_start(struct cluster *c)
 	if (cluster_spawn(c, 0, true) != 0 ||
 	    cluster_wait_socket(c, 0, 10000) != 0)
 		return -1;
-	for (int i = 1; i < c->n; i++)
-		if (cluster_spawn(c, i, false) != 0)
+	/*
+	 * In batches: fifty joiners at once would each start Go, join and
+	 * download while the others do the same on two cores, and the
+	 * deadline would measure the crowd, not the node.
+	 */
+	for (int first = 1; first < c->n; first += CLUSTER_SPAWN_BATCH) {
+		int end = first + CLUSTER_SPAWN_BATCH;
+
+		if (end > c->n)
+			end = c->n;
+		for (int i = first; i < end; i++)
+			if (cluster_spawn(c, i, false) != 0)
+				return -1;
+		for (int i = first; i < end; i++)
+			if (cluster_wait_socket(c, i, 30000) != 0)
+				return -1;
+	}
+	return 0;
+}
+
+int
+cluster_raise_fd_limit(int n)
+{
+	struct rlimit rl;
+	/* per node: client, shm, a spare; plus stdio, logs, the harness */
+	rlim_t need = (rlim_t)n * 4 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
 			return -1;
-	for (int i = 1; i < c->n; i++)
-		if (cluster_wait_socket(c, i, 15000) != 0)
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* ---- Serf membership (RPC `members`, serf-notes.md sections 1-3) ---- */
+
+static void
+pack_cstr(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* Send {Command: cmd, Seq: seq} and, for handshake, {Version: 1}. */
+static int
+serf_rpc_send(int fd, const char *cmd, uint64_t seq)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	ssize_t w;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	pack_cstr(&pk, "Command");
+	pack_cstr(&pk, cmd);
+	pack_cstr(&pk, "Seq");
+	msgpack_pack_uint64(&pk, seq);
+	if (strcmp(cmd, "handshake") == 0) {
+		msgpack_pack_map(&pk, 1);
+		pack_cstr(&pk, "Version");
+		msgpack_pack_int32(&pk, 1);
+	}
+	w = write(fd, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return w == (ssize_t)sb.size ? 0 : -1;
+}
+
+/* Read the next msgpack object from fd into up (deadline-bounded). */
+static int
+serf_rpc_next(int fd, msgpack_unpacker *u, msgpack_unpacked *up,
+    long long deadline)
+{
+	for (;;) {
+		msgpack_unpack_return r = msgpack_unpacker_next(u, up);
+		ssize_t n;
+
+		if (r == MSGPACK_UNPACK_SUCCESS)
+			return 0;
+		if (r != MSGPACK_UNPACK_CONTINUE)
+			return -1;
+		if (harness_now_ms() > deadline ||
+		    !msgpack_unpacker_reserve_buffer(u, 65536))
+			return -1;
+		n = read(fd, msgpack_unpacker_buffer(u), 65536);
+		if (n <= 0)
+			return -1;
+		msgpack_unpacker_buffer_consumed(u, (size_t)n);
+	}
+}
+
+/* Alive members in node i's Serf agent, or -1. */
+static int
+serf_alive(const struct cluster *c, int i)
+{
+	const char *rpc = c->node[i].serf_rpc, *colon = strrchr(rpc, ':');
+	long long deadline = harness_now_ms() + 2000;
+	struct sockaddr_in sin;
+	struct timeval tv = { 2, 0 };
+	msgpack_unpacker u;
+	msgpack_unpacked up;
+	const msgpack_object *err, *mem;
+	char ip[32];
+	int fd, alive = -1;
+
+	if (colon == NULL || (size_t)(colon - rpc) >= sizeof(ip))
+		return -1;
+	memcpy(ip, rpc, (size_t)(colon - rpc));
+	ip[colon - rpc] = '\0';
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1 ||
+	    (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		close(fd);
+		return -1;
+	}
+	if (!msgpack_unpacker_init(&u, 65536))
+		abort();
+	msgpack_unpacked_init(&up);
+	/* handshake: a header; members: a header, then {Members: [...]} */
+	if (serf_rpc_send(fd, "handshake", 1) != 0 ||
+	    serf_rpc_next(fd, &u, &up, deadline) != 0 ||
+	    (err = proto_map_get(&up.data, "Error")) == NULL ||
+	    err->type != MSGPACK_OBJECT_STR || err->via.str.size != 0 ||
+	    serf_rpc_send(fd, "members", 2) != 0 ||
+	    serf_rpc_next(fd, &u, &up, deadline) != 0 ||
+	    (err = proto_map_get(&up.data, "Error")) == NULL ||
+	    err->type != MSGPACK_OBJECT_STR || err->via.str.size != 0 ||
+	    serf_rpc_next(fd, &u, &up, deadline) != 0 ||
+	    (mem = proto_map_get(&up.data, "Members")) == NULL ||
+	    mem->type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	alive = 0;
+	for (uint32_t k = 0; k < mem->via.array.size; k++) {
+		const msgpack_object *st = proto_map_get(&mem->via.array.ptr[k],
+		    "Status");
+
+		if (st != NULL && st->type == MSGPACK_OBJECT_STR &&
+		    st->via.str.size == 5 &&
+		    memcmp(st->via.str.ptr, "alive", 5) == 0)
+			alive++;
+	}
+out:
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacker_destroy(&u);
+	close(fd);
+	return alive;
+}
+
+int
+cluster_wait_members(struct cluster *c, int want, int timeout_ms, char *why,
+    size_t whylen)
+{
+	long long deadline = harness_now_ms() + timeout_ms;
+	bool done[CLUSTER_MAX] = { false };
+	int left = 0;
+
+	if (want <= 0)
+		for (int i = 0; i < c->n; i++)
+			want += c->node[i].h.pid > 0;
+	for (int i = 0; i < c->n; i++)
+		if (c->node[i].h.pid > 0)
+			left++;
+		else
+			done[i] = true;
+	snprintf(why, whylen, "no running node");
+	while (left > 0) {
+		for (int i = 0; i < c->n; i++) {
+			int got;
+
+			if (done[i])
+				continue;
+			if ((got = serf_alive(c, i)) == want) {
+				done[i] = true;
+				left--;
+				continue;
+			}
+			snprintf(why, whylen, "%s: serf lists %d alive, want "
+			    "%d", c->node[i].name, got, want);
+		}
+		if (left == 0)
+			break;
+		if (harness_now_ms() > deadline)
+			return -1;
+		usleep(20000);	/* every poll is a connection per node */
+	}
 	return 0;
 }
 
@@ -561,7 +751,7 @@ node_has(struct cluster *c, int i, distkv_shm **shm, distkv **k,
 }
 
 int
-cluster_wait_value(struct cluster *c, unsigned mask, const distkv_path *p,
+cluster_wait_value(struct cluster *c, uint64_t mask, const distkv_path *p,
     const void *value, size_t len, int timeout_ms, char *why, size_t whylen)
 {
 	long long deadline = harness_now_ms() + timeout_ms;
@@ -571,7 +761,8 @@ cluster_wait_value(struct cluster *c, unsigned mask, const distkv_path *p,
 	int left = 0, rc = -1;
 
 	for (int i = 0; i < c->n; i++)
-		if (c->node[i].h.pid > 0 && (mask == 0 || (mask & (1u << i))))
+		if (c->node[i].h.pid > 0 && (mask == 0 ||
+		    (i < 64 && (mask & (UINT64_C(1) << i)))))
 			left++;
 		else
 			done[i] = true;
@@ -726,6 +917,8 @@ cluster_dump(const struct cluster *c, int i, struct cluster_dump *out)
 	memset(out, 0, sizeof(*out));
 	if ((k = cluster_connect(c, i)) == NULL)
 		return DISTKV_ECONNECT;
+	/* 100k entries from an agent on a loaded box take more than 10 s */
+	distkv_set_timeout(k, 60000);
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		abort();
