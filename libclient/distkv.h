@@ -67,7 +67,34 @@ enum {
 	DISTKV_ESTALE = -1012,		/* shm: the agent behind the region is not running */
 	DISTKV_ETLS = -1013,		/* TLS refused: a certificate, the name, the handshake
 					 * (distkv_connect_errmsg says which) */
+	/*
+	 * The agent refused the request; distkv_errmsg() has its words.
+	 * These replace DISTKV_ESERVER for the refusals of a known kind
+	 * (docs/protocol.md, "Error kinds"); ESERVER is left for the rest
+	 * (out of memory, a failed save, a value the translator refused).
+	 */
+	DISTKV_ECONFLICT = -1014,	/* a precondition failed: the entry exists
+					 * (PRE_NEW), is new, or has another chain
+					 * head (PRE_CHAIN) or value (prev) */
+	DISTKV_EDENIED = -1015,		/* not allowed: an ACL, a missing or
+					 * refused login */
+	DISTKV_EBADREQ = -1016,		/* the agent cannot use the request
+					 * (a bad field, an unknown action) */
+	DISTKV_ENOTREADY = -1017,	/* the agent has not got its data yet */
+	DISTKV_ETOOLARGE = -1018,	/* over a limit of the agent (request
+					 * size, path length or depth) */
 };
+
+/*
+ * The agent went away: DISTKV_EDISCONNECTED on the connection (every later
+ * call on the handle gives it too), DISTKV_ESTALE for a region whose agent
+ * stopped.  A request the agent did not answer in time: DISTKV_ETIMEDOUT.
+ */
+
+/* True for every code that means "the agent answered with an error" (its
+ * text is in distkv_errmsg): ESERVER and ECONFLICT ... ETOOLARGE. */
+#define DISTKV_IS_REFUSAL(rc) ((rc) == DISTKV_ESERVER || \
+	((rc) <= DISTKV_ECONFLICT && (rc) >= DISTKV_ETOOLARGE))
 
 /* Describe any code returned by this library (-errno or DISTKV_E*). */
 const char *distkv_strerror(int rc);
@@ -491,6 +518,36 @@ int distkv_shm_get_str(distkv_shm *s, const distkv_path *p, char *buf,
 int distkv_shm_get_int(distkv_shm *s, const distkv_path *p, int64_t *out);
 int distkv_shm_get_double(distkv_shm *s, const distkv_path *p, double *out);
 int distkv_shm_get_bool(distkv_shm *s, const distkv_path *p, bool *out);
+
+/*
+ * A prepared key: the region key of a path (its canonical msgpack bytes)
+ * and their hash, made once, so that a read by it costs one table probe
+ * and one copy, as the raw region reader does.  A key holds nothing of a
+ * region: it stays good when the agent replaces (grows, compacts) its
+ * region or restarts, and one key can read any number of regions, from
+ * any number of threads at once (it is never written after it is made).
+ * A key names a full path: on a connection that used distkv_root, prepare
+ * the root's path followed by the relative one.
+ * distkv_key_new / distkv_key_parse (distkv_path_parse's text): 0,
+ * DISTKV_EINVAL (bad text), -ENOMEM.
+ */
+typedef struct distkv_key distkv_key;
+
+int distkv_key_new(const distkv_path *p, distkv_key **out);
+int distkv_key_parse(const char *text, distkv_key **out);
+void distkv_key_free(distkv_key *k);
+/*
+ * As distkv_shm_get and the typed getters, by a prepared key: no
+ * allocation, no encoding, no hashing.  A deleted (or never set) key is
+ * DISTKV_ENOTFOUND.  On an error buf's contents are unspecified.
+ */
+int distkv_key_get(distkv_shm *s, const distkv_key *k, void *buf, size_t cap,
+    size_t *len, struct distkv_shm_meta *m);
+int distkv_key_get_str(distkv_shm *s, const distkv_key *k, char *buf,
+    size_t cap);
+int distkv_key_get_int(distkv_shm *s, const distkv_key *k, int64_t *out);
+int distkv_key_get_double(distkv_shm *s, const distkv_key *k, double *out);
+int distkv_key_get_bool(distkv_shm *s, const distkv_key *k, bool *out);
 
 /* Changes published so far: a plain memory load, free to poll. */
 uint64_t distkv_shm_changes(distkv_shm *s);
