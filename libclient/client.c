@@ -112,6 +112,7 @@ struct distkv {
 	struct req	*reqs;
 	struct req	**reqs_tail;	/* &last->next, or &reqs */
 
+	struct strcache	*strcache;	/* strget.c: prepared keys by text */
 	bool		 dh_done;	/* login.c: diffie_hellman ran */
 	uint8_t		 dh_key[32];	/* its shared key */
 };
@@ -554,6 +555,12 @@ client_dh_key(distkv *c, bool **done)
 {
 	*done = &c->dh_done;
 	return (c->dh_key);
+}
+
+struct strcache **
+client_strcache(distkv *c)
+{
+	return (&c->strcache);
 }
 
 bool
@@ -1389,6 +1396,7 @@ distkv_close(distkv *c)
 	tls_close(c->tls);
 	close(c->fd);
 	distkv_shm_close(c->shm);
+	strcache_free(c->strcache);
 	distkv_path_free(c->root);
 	msgpack_sbuffer_destroy(&c->greeting);
 	if (c->zone_ready)

@@ -41,6 +41,11 @@ bool	shm_client_fresh(distkv_shm *s);
 uint8_t	*client_dh_key(distkv *c, bool **done);
 /* client.c: a login succeeded: ask for the shm region again. */
 void	client_login_done(distkv *c);
+/* client.c: the handle's cache of strget.c (NULL until first used);
+ * strget.c: free it. */
+struct strcache;
+struct strcache **client_strcache(distkv *c);
+void	strcache_free(struct strcache *sc);
 /* client.c: true after distkv_root changed the connection's root. */
 bool	client_has_root(const distkv *c);
 /* client.c: the handle of a connected socket, greeting read (see the

@@ -301,6 +301,22 @@ void distkv_entry_clear(struct distkv_entry *e);
 int distkv_get(distkv *c, const distkv_path *p, int nchain,
     struct distkv_entry *out);
 
+/*
+ * Read the value at a path given as text (distkv_path_parse's syntax:
+ * "svc/web/port", ":5" an integer element, "\\/" a slash inside one),
+ * typed, without a distkv_path object.  Served from the region when the
+ * handle mapped it and it is fresh (and no distkv_root is in force), else
+ * over the socket; a name read again costs no parsing (the handle caches
+ * the prepared keys of 64 names).  get_str copies a NUL-terminated
+ * string.  Errors: DISTKV_ENOTFOUND, DISTKV_ETYPE (another type),
+ * DISTKV_ETOOSMALL (get_str: cap too small), DISTKV_EINVAL (bad text),
+ * and those of distkv_get.
+ */
+int distkv_get_str(distkv *c, const char *path, char *buf, size_t cap);
+int distkv_get_int(distkv *c, const char *path, int64_t *out);
+int distkv_get_double(distkv *c, const char *path, double *out);
+int distkv_get_bool(distkv *c, const char *path, bool *out);
+
 /* Read the entry whose chain holds event (node, tick); out->path is set. */
 int distkv_get_event(distkv *c, const char *node, uint64_t tick, int nchain,
     struct distkv_entry *out);

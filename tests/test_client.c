@@ -1573,6 +1573,71 @@ Test(agent, prepared_key)
 	distkv_close(c);
 }
 
+/* Reads by path text: through the region, then the socket; the same
+ * answers, and a cached name sees a new value. */
+Test(agent, get_by_text)
+{
+	distkv *c = agent_connect(), *conns[2];
+	struct distkv_value v;
+	distkv_path *p = P("svc/web/ratio");
+	char str[16];
+	int64_t i;
+	double d;
+	bool b;
+
+	set_int(c, "svc/web/port", 8080);
+	set_str(c, "svc/web/host", "example", 7);
+	set_int(c, "svc/:5", 5);
+	cr_assert_eq(distkv_value_from_double(&v, 0.25), 0);
+	cr_assert_eq(distkv_set(c, p, v.data, v.len, NULL, NULL), 0);
+	distkv_value_clear(&v);
+	distkv_path_free(p);
+	p = P("svc/web/tls");
+	cr_assert_eq(distkv_value_from_bool(&v, false), 0);
+	cr_assert_eq(distkv_set(c, p, v.data, v.len, NULL, NULL), 0);
+	distkv_value_clear(&v);
+	cr_assert_not_null(distkv_shm_of(c));
+	conns[0] = c;
+	setenv("DISTKV_NO_SHM", "1", 1);
+	conns[1] = agent_connect();
+	unsetenv("DISTKV_NO_SHM");
+	cr_assert_null(distkv_shm_of(conns[1]));
+
+	for (int n = 0; n < 2; n++) {
+		distkv *k = conns[n];
+
+		for (int again = 0; again < 2; again++) {
+			cr_assert_eq(distkv_get_int(k, "svc/web/port", &i), 0);
+			cr_assert_eq(i, 8080);
+			cr_assert_eq(distkv_get_str(k, "/svc/web/host/", str,
+			    sizeof(str)), 0);
+			cr_assert_str_eq(str, "example");
+			cr_assert_eq(distkv_get_double(k, "svc/web/ratio", &d),
+			    0);
+			cr_assert(d == 0.25);
+			cr_assert_eq(distkv_get_bool(k, "svc/web/tls", &b), 0);
+			cr_assert(!b);
+			cr_assert_eq(distkv_get_int(k, "svc/:5", &i), 0);
+			cr_assert_eq(i, 5);
+		}
+		cr_assert_eq(distkv_get_int(k, "svc/web/none", &i),
+		    DISTKV_ENOTFOUND);
+		cr_assert_eq(distkv_get_int(k, "svc/web/host", &i),
+		    DISTKV_ETYPE);
+		cr_assert_eq(distkv_get_str(k, "svc/web/host", str, 7),
+		    DISTKV_ETOOSMALL);
+		cr_assert_eq(distkv_get_int(k, "svc//port", &i),
+		    DISTKV_EINVAL);
+	}
+	/* a cached name reads the new value */
+	set_int(c, "svc/web/port", 8443);
+	cr_assert_eq(distkv_get_int(c, "svc/web/port", &i), 0);
+	cr_assert_eq(i, 8443);
+	distkv_path_free(p);
+	distkv_close(conns[1]);
+	distkv_close(c);
+}
+
 /* A reply of a kind no real agent can be brought to send in a test: a
  * node without its data (it does not even open its client socket). */
 static void
