@@ -26,7 +26,81 @@
  * Errors: every int-returning function returns 0 on success or a negative
  * code: -errno for system errors, DISTKV_E* (<= -1000) for library errors.
  * distkv_strerror() describes both; distkv_errmsg() gives the text of the
- * last error the agent sent on a handle.
+ * last error the agent sent on a handle.  A refusal of the agent has a code
+ * of its kind (DISTKV_ECONFLICT: a precondition failed; DISTKV_EDENIED,
+ * DISTKV_EBADREQ, DISTKV_ENOTREADY, DISTKV_ETOOLARGE, DISTKV_ENOTFOUND;
+ * DISTKV_ESERVER for the rest): no caller needs to compare error text.
+ *
+ * Threads: a distkv handle and a distkv_shm handle are each for one
+ * thread at a time (the library takes no locks); open one per thread.
+ * Paths, values and prepared keys (distkv_key) may be shared between
+ * threads for reading.  distkv_connect_errmsg() is per thread.
+ *
+ * A complete program (examples/ has three more; link with -ldistkv, or
+ * pkg-config distkv):
+ *
+ *	#include <inttypes.h>
+ *	#include <stdio.h>
+ *	#include <distkv.h>
+ *
+ *	int
+ *	main(void)
+ *	{
+ *		struct distkv_set_opts o = { .pre = DISTKV_PRE_CHAIN,
+ *		    .nchain = -1 };
+ *		struct distkv_entry e;
+ *		struct distkv_value v;
+ *		distkv_path *p;
+ *		distkv_key *k;
+ *		distkv_shm *s;
+ *		distkv *c;
+ *		int64_t port;
+ *		int rc;
+ *
+ *		// connect: $DISTKV_SOCKET or /run/distkv/distkv.sock
+ *		if ((rc = distkv_connect(NULL, &c)) != 0) {
+ *			fprintf(stderr, "%s\n", distkv_strerror(rc));
+ *			return 1;
+ *		}
+ *		// read by name: from shared memory when mapped (~ a hash
+ *		// table lookup), else over the socket
+ *		if (distkv_get_int(c, "svc/web/port", &port) == 0)
+ *			printf("port %" PRId64 "\n", port);
+ *
+ *		// wait for a change: the change word first, then the read
+ *		if ((s = distkv_shm_of(c)) != NULL &&
+ *		    distkv_key_parse("svc/web/port", &k) == 0) {
+ *			uint32_t seen = distkv_shm_counter(s);
+ *
+ *			while (distkv_shm_wait(s, seen, 5000) == 0) {
+ *				seen = distkv_shm_counter(s);
+ *				// a prepared key: no parse, no hash per read
+ *				if (distkv_key_get_int(s, k, &port) == 0)
+ *					break;
+ *			}
+ *			distkv_key_free(k);
+ *		}
+ *
+ *		// compare-and-set: write port + 1 only if nobody changed it
+ *		// since we read it (its chain head is still the same)
+ *		distkv_path_parse("svc/web/port", &p);
+ *		do {
+ *			if ((rc = distkv_get(c, p, 1, &e)) != 0)
+ *				break;
+ *			distkv_value_get_int(e.value.data, e.value.len, &port);
+ *			o.chain_head = e.chain.ev[0];
+ *			distkv_entry_clear(&e);
+ *			distkv_value_from_int(&v, port + 1);
+ *			rc = distkv_set(c, p, v.data, v.len, &o, NULL);
+ *			distkv_value_clear(&v);
+ *		} while (rc == DISTKV_ECONFLICT);	// lost a race: again
+ *		if (rc != 0)
+ *			fprintf(stderr, "%s (%s)\n", distkv_strerror(rc),
+ *			    distkv_errmsg(c));
+ *		distkv_path_free(p);
+ *		distkv_close(c);
+ *		return rc != 0;
+ *	}
  */
 #ifndef DISTKV_H
 #define DISTKV_H
@@ -296,7 +370,8 @@ void distkv_entry_clear(struct distkv_entry *e);
 /*
  * Read the value at p.  nchain: how many chain links to ask for (0: none).
  * Errors: DISTKV_ENOTFOUND if the path has no value (out->value is then nil,
- * out->tock set), DISTKV_EDISCONNECTED, DISTKV_ESERVER, DISTKV_EPROTO.
+ * out->tock set), DISTKV_EDENIED, DISTKV_EDISCONNECTED, DISTKV_ETIMEDOUT,
+ * DISTKV_EPROTO, DISTKV_ESERVER.
  */
 int distkv_get(distkv *c, const distkv_path *p, int nchain,
     struct distkv_entry *out);
@@ -348,9 +423,11 @@ void distkv_set_result_clear(struct distkv_set_result *r);
 
 /*
  * Set p to the msgpack value (value, len).  opts and out may be NULL.
- * Precondition failures are DISTKV_ESERVER with the agent's text in
- * distkv_errmsg ("This entry already exists", "This entry is new",
- * "Chain is ...", "Data is ...").
+ * Errors: DISTKV_ECONFLICT when a precondition fails (the agent's text in
+ * distkv_errmsg: "This entry already exists", "This entry is new", "Chain
+ * is ...", "Data is ..."), DISTKV_EDENIED (ACL, login), DISTKV_EBADREQ,
+ * DISTKV_ETOOLARGE, DISTKV_ESERVER (e.g. refused by the value's type),
+ * DISTKV_EDISCONNECTED, DISTKV_ETIMEDOUT, DISTKV_EINVAL (bad value bytes).
  */
 int distkv_set(distkv *c, const distkv_path *p, const void *value, size_t len,
     const struct distkv_set_opts *opts, struct distkv_set_result *out);
@@ -433,9 +510,10 @@ int distkv_request(distkv *c, const void *fields, size_t len,
  * msgpack arrays (in/out: arrays of [src, res] pairs), schema a msgpack
  * map; NULL leaves one out.  The agent checks a record before it stores
  * it: a refusal ("Must have check-good values", "failed on 3 with ...",
- * "This type does not exist", "Decoding ... got ...", "Codec is not a
- * string or list", ...) is DISTKV_ESERVER with its text in
- * distkv_errmsg(); a bad argument is DISTKV_EINVAL.
+ * "Decoding ... got ...", "Codec is not a string or list", ...) is
+ * DISTKV_ESERVER with its text in distkv_errmsg(), an unknown type
+ * ("This type does not exist") DISTKV_ENOTFOUND; a bad argument is
+ * DISTKV_EINVAL.
  */
 int distkv_type_set(distkv *c, const char *type, const char *code,
     const void *good, size_t good_len, const void *bad, size_t bad_len,
@@ -464,8 +542,9 @@ int distkv_translator_delete(distkv *c, const char *kind, const char *name);
 const char *distkv_auth_method(const distkv *c);
 /*
  * Log in with a method that needs no secret ("root" with ident "*" or
- * NULL, "_test").  Errors: DISTKV_ESERVER with distkv_errmsg(c) saying why
- * ("Wrong auth type: password", "No such user", ...).  Logging in again
+ * NULL, "_test").  Errors: DISTKV_EDENIED with distkv_errmsg(c) saying why
+ * ("Wrong auth type: password", "No such user", ...): every refused login
+ * is DISTKV_EDENIED, whatever the reason.  Logging in again
  * on a logged-in connection checks the login but changes nothing.
  */
 int distkv_login(distkv *c, const char *method, const char *ident);
@@ -479,19 +558,20 @@ int distkv_dh(distkv *c);
 /*
  * Log in as a password user: diffie_hellman if not done yet, then the
  * password's SHA-256 in a secretbox.  A wrong password or unknown user is
- * DISTKV_ESERVER with distkv_errmsg starting "AuthFailedError" (or "No
- * such user").
+ * DISTKV_EDENIED (distkv_errmsg starts "AuthFailedError" or says "No such
+ * user").
  */
 int distkv_login_password(distkv *c, const char *user, const char *password);
 /*
  * Create a password user (names: ^[a-zA-Z][a-zA-Z0-9_]*$).  A user that
- * exists already: DISTKV_ESERVER, "This entry already exists".
+ * exists already: DISTKV_ECONFLICT, "This entry already exists".
  */
 int distkv_auth_add_password(distkv *c, const char *user,
     const char *password);
 /*
  * Require logins with method from now on (new connections), or none with
- * NULL.  "You didn't configure this method yet: M" until it has a user.
+ * NULL.  DISTKV_EBADREQ ("You didn't configure this method yet: M") until
+ * it has a user.
  */
 int distkv_auth_set_method(distkv *c, const char *method);
 
