@@ -112,6 +112,8 @@ enum method {
 	M_COPY,		/* private copy of the region, plain lookup */
 	M_SHM,		/* shm_reader_get, key bytes */
 	M_SHM_PATH,	/* distkv_shm_get, distkv_path */
+	M_KEY,		/* distkv_key_get, a prepared distkv_key */
+	M_KEY_STR,	/* distkv_key_get_str: the typed getter */
 	M_LMDB,		/* mdb_get, one read txn per batch */
 	M_LMDB_TXN,	/* mdb_txn_renew + mdb_get + mdb_txn_reset per op */
 	M_DKV_GET,	/* distkv_get on a connection that mapped the region */
@@ -124,6 +126,8 @@ static const char *const method_name[M_COUNT] = {
 	"region layout, plain lookup",
 	"shm_reader_get (key bytes)",
 	"distkv_shm_get (path)",
+	"distkv_key_get (prepared)",
+	"distkv_key_get_str (typed)",
 	"LMDB mdb_get (txn/batch)",
 	"LMDB txn+mdb_get per op",
 	"distkv_get (via shm)",
@@ -160,6 +164,8 @@ enum {
 	PART_COPY = 1 << M_COPY,
 	PART_SHM = 1 << M_SHM,
 	PART_PATH = 1 << M_SHM_PATH,
+	PART_KEY = 1 << M_KEY,
+	PART_KEY_STR = 1 << M_KEY_STR,
 	PART_LMDB = 1 << M_LMDB,
 	PART_LMDB_TXN = 1 << M_LMDB_TXN,
 	PART_PUT = 1 << M_COUNT,
@@ -173,6 +179,7 @@ static const struct {
 	unsigned	 part;
 } part_names[] = {
 	{ "ht", PART_HT }, { "copy", PART_COPY }, { "shm", PART_SHM }, { "path", PART_PATH },
+	{ "key", PART_KEY }, { "keystr", PART_KEY_STR },
 	{ "lmdb", PART_LMDB }, { "lmdb-txn", PART_LMDB_TXN },
 	{ "put", PART_PUT }, { "wake", PART_WAKE }, { "agent", PART_AGENT },
 };
@@ -201,6 +208,7 @@ struct keyset {
 	uint8_t		(*key)[KEY_MAX];
 	uint8_t		 *klen;
 	distkv_path	**paths;
+	distkv_key	**keys;		/* prepared from paths */
 	uint32_t	 *gen;		/* value generation last written */
 	double		  mean_klen;
 };
@@ -566,6 +574,23 @@ value_sum(const uint8_t *buf, size_t len)
 	return (a + (z ^ len));
 }
 
+/*
+ * value_sum of the msgpack form (str 8) of a VAL_LEN-byte text read by the
+ * typed getter, without rebuilding it: a wrong length or text gives
+ * another sum, and the sums of all methods must agree.
+ */
+static inline uint64_t
+str_sum(const char *text)
+{
+	uint8_t		head[8] = { 0xd9, VAL_LEN };
+	uint64_t	a, z;
+
+	memcpy(head + 2, text, 6);
+	memcpy(&a, head, 8);
+	memcpy(&z, text + VAL_LEN - 8, 8);
+	return (a + (z ^ VAL_WIRE));
+}
+
 static int
 keyset_build(struct keyset *ks, long n, bool paths)
 {
@@ -589,8 +614,11 @@ keyset_build(struct keyset *ks, long n, bool paths)
 		return (0);
 	if ((ks->paths = calloc((size_t)n + 1, sizeof(*ks->paths))) == NULL)
 		return (-ENOMEM);
+	if ((ks->keys = calloc((size_t)n + 1, sizeof(*ks->keys))) == NULL)
+		return (-ENOMEM);
 	for (i = 0; i <= n; i++)
-		if (path_make(i, &ks->paths[i]) != 0)
+		if (path_make(i, &ks->paths[i]) != 0 ||
+		    distkv_key_new(ks->paths[i], &ks->keys[i]) != 0)
 			return (-ENOMEM);
 	return (0);
 }
@@ -603,7 +631,11 @@ keyset_free(struct keyset *ks)
 	if (ks->paths != NULL)
 		for (i = 0; i <= ks->n; i++)
 			distkv_path_free(ks->paths[i]);
+	if (ks->keys != NULL)
+		for (i = 0; i <= ks->n; i++)
+			distkv_key_free(ks->keys[i]);
 	free(ks->paths);
+	free(ks->keys);
 	free(ks->key);
 	free(ks->klen);
 	free(ks->gen);
@@ -978,6 +1010,21 @@ get_one(struct target *tg, enum method m, int t, long idx, uint8_t *buf,
 		rc = distkv_shm_get(tg->ds[t], tg->ks.paths[idx], buf, cap, len,
 		    NULL);
 		return (rc == DISTKV_ENOTFOUND ? 1 : rc);
+	case M_KEY:
+		rc = distkv_key_get(tg->ds[t], tg->ks.keys[idx], buf, cap, len,
+		    NULL);
+		return (rc == DISTKV_ENOTFOUND ? 1 : rc);
+	case M_KEY_STR:
+		/* the msgpack form again, for the byte comparison */
+		rc = distkv_key_get_str(tg->ds[t], tg->ks.keys[idx],
+		    (char *)buf + 2, cap - 2);
+		if (rc == 0) {
+			*len = strlen((char *)buf + 2);
+			buf[0] = 0xd9;
+			buf[1] = (uint8_t)*len;
+			*len += 2;
+		}
+		return (rc == DISTKV_ENOTFOUND ? 1 : rc);
 	case M_LMDB:
 	case M_LMDB_TXN:
 		if ((rc = mdb_txn_begin(tg->env, NULL, MDB_RDONLY, &txn)) != 0)
@@ -1104,6 +1151,26 @@ run_batch(struct worker *w, long from, long count)
 				bad++;
 			else
 				sum += value_sum(buf, len);
+		}
+		break;
+	case M_KEY:
+		for (i = 0; i < count; i++) {
+			k = &ops[i];
+			if (distkv_key_get(tg->ds[w->idx], tg->ks.keys[k->idx],
+			    buf, sizeof(buf), &len, NULL) != 0)
+				bad++;
+			else
+				sum += value_sum(buf, len);
+		}
+		break;
+	case M_KEY_STR:
+		for (i = 0; i < count; i++) {
+			k = &ops[i];
+			if (distkv_key_get_str(tg->ds[w->idx],
+			    tg->ks.keys[k->idx], (char *)buf, sizeof(buf)) != 0)
+				bad++;
+			else
+				sum += str_sum((const char *)buf);
 		}
 		break;
 	case M_LMDB:
@@ -1894,7 +1961,9 @@ agent_run(struct bench *b, struct target *tg)
 			goto out;
 		}
 		if (verify(tg, M_SHM, t, false) != 0 ||
-		    verify(tg, M_SHM_PATH, t, false) != 0)
+		    verify(tg, M_SHM_PATH, t, false) != 0 ||
+		    verify(tg, M_KEY, t, false) != 0 ||
+		    verify(tg, M_KEY_STR, t, false) != 0)
 			goto out;
 	}
 	/*
@@ -1911,11 +1980,13 @@ agent_run(struct bench *b, struct target *tg)
 		goto out;
 	for (round = 0; round < b->o.rounds; round++)
 		for (tci = 0; tci < b->o.ntc; tci++)
-			for (m = M_SHM; m <= M_SHM_PATH; m++)
+			for (m = M_SHM; m <= M_KEY_STR; m++)
 				if (measure(tg, m, tci, b->batch_ops) != 0)
 					goto out;
 	tg->hot[M_SHM] = hot_measure(tg, M_SHM);
 	tg->hot[M_SHM_PATH] = hot_measure(tg, M_SHM_PATH);
+	tg->hot[M_KEY] = hot_measure(tg, M_KEY);
+	tg->hot[M_KEY_STR] = hot_measure(tg, M_KEY_STR);
 	tg->hot[M_DKV_GET] = hot_measure(tg, M_DKV_GET);
 	/* one handle each: single-threaded */
 	for (tci = 0; tci < b->o.ntc && b->o.threads[tci] != 1; tci++)
@@ -2054,7 +2125,9 @@ size_run(struct bench *b, struct target *tg, long n, bool wake)
 			return (-1);
 		}
 		if (verify(tg, M_SHM, t, false) != 0 ||
-		    verify(tg, M_SHM_PATH, t, false) != 0)
+		    verify(tg, M_SHM_PATH, t, false) != 0 ||
+		    verify(tg, M_KEY, t, false) != 0 ||
+		    verify(tg, M_KEY_STR, t, false) != 0)
 			return (-1);
 	}
 	/* rounds interleaved, so that a change in other load hits all */
@@ -2064,7 +2137,7 @@ size_run(struct bench *b, struct target *tg, long n, bool wake)
 				if ((b->o.only & (1u << m)) != 0 &&
 				    measure(tg, m, tci, b->batch_ops) != 0)
 					return (-1);
-	for (m = M_HT; m <= M_SHM_PATH; m++)
+	for (m = M_HT; m <= M_KEY_STR; m++)
 		if ((b->o.only & (1u << m)) != 0)
 			tg->hot[m] = hot_measure(tg, m);
 	/* the same keys in the same order: the same sum, whatever the method */
@@ -2246,9 +2319,10 @@ print_size(const struct bench *b, const struct target *tg)
 		    "%.2fx", r->ns / shm->ns));
 	}
 	printf("one key, all in cache (the calls alone): in-process %.1f, "
-	    "region layout %.1f, shm_reader_get %.1f, distkv_shm_get %.1f "
-	    "ns/op\n", tg->hot[M_HT], tg->hot[M_COPY], tg->hot[M_SHM],
-	    tg->hot[M_SHM_PATH]);
+	    "region layout %.1f, shm_reader_get %.1f, distkv_shm_get %.1f, "
+	    "distkv_key_get %.1f, distkv_key_get_str %.1f ns/op\n",
+	    tg->hot[M_HT], tg->hot[M_COPY], tg->hot[M_SHM],
+	    tg->hot[M_SHM_PATH], tg->hot[M_KEY], tg->hot[M_KEY_STR]);
 	if (tg->put_ns > 0) {
 		printf("shm_writer_put, update of a random key: %.0f ns/op "
 		    "median batch, %.0f mean incl. %" PRIu64 " region "
@@ -2307,8 +2381,10 @@ print_agent(const struct bench *b, const struct target *ag,
 		    "ns/op (the rows above are after the re-map)\n",
 		    ag->stale_get_ns, ag->agent_generation, ag->fresh_get_ns);
 	printf("one key, all in cache (the calls alone): shm_reader_get %.1f, "
-	    "distkv_shm_get %.1f, distkv_get (shm) %.1f ns/op\n",
-	    ag->hot[M_SHM], ag->hot[M_SHM_PATH], ag->hot[M_DKV_GET]);
+	    "distkv_shm_get %.1f, distkv_key_get %.1f, distkv_key_get_str "
+	    "%.1f, distkv_get (shm) %.1f ns/op\n", ag->hot[M_SHM],
+	    ag->hot[M_SHM_PATH], ag->hot[M_KEY], ag->hot[M_KEY_STR],
+	    ag->hot[M_DKV_GET]);
 	printf("distkv_get over the socket: p50 %.1f us, p99 %.1f us (%ld "
 	    "gets)\n", ag->sock_p50, ag->sock_p99, ag->nlat);
 	if (ag->set_done) {
@@ -2371,6 +2447,42 @@ print_results(const struct bench *b, struct target *tgs, int ntg,
 		    pass(r <= 1.3), tgs[i].n, r,
 		    tgs[i].res[M_SHM_PATH][one].ns / tgs[i].res[M_HT][one].ns);
 	}
+	/* issue 14: the calls users make, against the same floor */
+	for (i = 0; i < ntg; i++)
+		for (tci = 0; tci < o->ntc; tci++) {
+			const struct result *ht = &tgs[i].res[M_HT][tci];
+			enum method m;
+
+			if (!ht->done)
+				continue;
+			for (m = M_SHM_PATH; m <= M_KEY_STR; m++) {
+				if (!tgs[i].res[m][tci].done)
+					continue;
+				r = tgs[i].res[m][tci].ns / ht->ns;
+				printf("  %s  %s <= 1.5x the floor at %ld keys, "
+				    "%ld thr: %.2fx\n", pass(r <= 1.5),
+				    method_name[m], tgs[i].n,
+				    o->threads[tci], r);
+			}
+		}
+	if (ag != NULL && same != NULL)
+		for (tci = 0; tci < o->ntc; tci++) {
+			const struct result *ht = &same->res[M_HT][tci];
+			enum method m;
+
+			if (!ht->done)
+				continue;
+			for (m = M_SHM_PATH; m <= M_DKV_GET; m++) {
+				if (!ag->res[m][tci].done ||
+				    (m > M_KEY_STR && m < M_DKV_GET))
+					continue;
+				r = ag->res[m][tci].ns / ht->ns;
+				printf("  %s  agent's region: %s <= 1.5x the "
+				    "floor at %ld keys, %ld thr: %.2fx\n",
+				    pass(r <= 1.5), method_name[m], ag->n,
+				    o->threads[tci], r);
+			}
+		}
 	if (t100 == NULL && ntg > 0)
 		t100 = &tgs[0];
 	if (t100 != NULL && one >= 0 && t100->res[M_SHM][one].done &&

@@ -365,7 +365,7 @@ runaway_writer(void *arg)
 		int rc = distkv_request(rw->c, sb.data, sb.size, ignore_cb,
 		    NULL);
 
-		if (rc != 0 && rc != DISTKV_ESERVER)
+		if (rc != 0 && !DISTKV_IS_REFUSAL(rc))
 			break;
 		rw->writes++;
 	}

@@ -144,8 +144,8 @@ reply_agent_error(struct keys *k, struct keys_resp *rs, distkv *c, int rc)
 	char cause[512];
 
 	snprintf(cause, sizeof(cause), "distkv agent: %s%s%s",
-	    distkv_strerror(rc), rc == DISTKV_ESERVER && c != NULL ? ": " : "",
-	    rc == DISTKV_ESERVER && c != NULL ? distkv_errmsg(c) : "");
+	    distkv_strerror(rc), DISTKV_IS_REFUSAL(rc) && c != NULL ? ": " : "",
+	    DISTKV_IS_REFUSAL(rc) && c != NULL ? distkv_errmsg(c) : "");
 	conn_check(rc);
 	reply_error(k, rs, V2E_RAFT_INTERNAL, cause);
 }
@@ -594,20 +594,14 @@ reply_write(struct keys_resp *rs, const char *action, const char *key,
 static bool
 refused_changed(distkv *c, int rc)
 {
-	const char *m;
-
-	if (rc != DISTKV_ESERVER)
-		return false;
-	m = distkv_errmsg(c);
-	return strncmp(m, "Chain is", 8) == 0 ||
-	    strncmp(m, "This entry is new", 17) == 0 ||
-	    strncmp(m, "Data is", 7) == 0;
+	return rc == DISTKV_ECONFLICT &&
+	    strncmp(distkv_errmsg(c), "This entry already exists", 25) != 0;
 }
 
 static bool
 refused_exists(distkv *c, int rc)
 {
-	return rc == DISTKV_ESERVER &&
+	return rc == DISTKV_ECONFLICT &&
 	    strncmp(distkv_errmsg(c), "This entry already exists", 25) == 0;
 }
 

@@ -112,6 +112,7 @@ struct distkv {
 	struct req	*reqs;
 	struct req	**reqs_tail;	/* &last->next, or &reqs */
 
+	struct strcache	*strcache;	/* strget.c: prepared keys by text */
 	bool		 dh_done;	/* login.c: diffie_hellman ran */
 	uint8_t		 dh_key[32];	/* its shared key */
 };
@@ -139,6 +140,7 @@ static void	dispatch_req(distkv *, struct req *, const msgpack_object *,
 		    const uint8_t *, size_t);
 static void	handle_greeting(distkv *, const msgpack_object *);
 static void	set_errmsg(distkv *, const msgpack_object *);
+static int	reply_error_code(const msgpack_object *);
 static int	decode_chain(const msgpack_object *, struct distkv_chain *);
 static int	decode_entry(const msgpack_object *, struct distkv_entry *,
 		    bool);
@@ -169,51 +171,6 @@ static int	enc_tree(struct enc *, uint64_t, const char *,
 		    const distkv_path *, const struct distkv_tree_opts *);
 static int	sync_prepare(distkv *, struct req **);
 static int	items_req(distkv *, const distkv_path *, struct req **);
-
-/* ---- errors ---- */
-
-const char *
-distkv_strerror(int rc)
-{
-	switch (rc) {
-	case 0:
-		return ("success");
-	case DISTKV_ENOTFOUND:
-		return ("no value at this path");
-	case DISTKV_EPROTO:
-		return ("protocol error: malformed or unexpected data from "
-		    "the agent");
-	case DISTKV_EDISCONNECTED:
-		return ("connection to the agent lost; reconnect");
-	case DISTKV_ESERVER:
-		return ("the agent reported an error (see distkv_errmsg)");
-	case DISTKV_EINVAL:
-		return ("invalid argument");
-	case DISTKV_ETOOSMALL:
-		return ("buffer too small");
-	case DISTKV_ETYPE:
-		return ("the value has another type");
-	case DISTKV_ECANCELLED:
-		return ("request cancelled");
-	case DISTKV_ECONNECT:
-		return ("cannot connect to the agent socket");
-	case DISTKV_ETIMEDOUT:
-		return ("timed out waiting for the agent");
-	case DISTKV_EBUSY:
-		return ("the value kept changing while it was read; try again");
-	case DISTKV_ECORRUPT:
-		return ("the shared-memory region is not a valid DistKV region");
-	case DISTKV_ESTALE:
-		return ("the agent behind the shared-memory region is not "
-		    "running (its data may be stale)");
-	case DISTKV_ETLS:
-		return ("TLS connection refused (certificate, name or "
-		    "handshake; see distkv_connect_errmsg)");
-	}
-	if (rc < 0 && rc > -1000)
-		return (strerror(-rc));
-	return ("unknown error");
-}
 
 static long long
 now_ms(void)
@@ -505,6 +462,17 @@ in_frames(distkv *c)
 	}
 }
 
+/* The code of an error reply's text (errors.c); 0 for no error. */
+static int
+reply_error_code(const msgpack_object *e)
+{
+	if (e == NULL)
+		return (0);
+	if (e->type != MSGPACK_OBJECT_STR)
+		return (DISTKV_ESERVER);
+	return (client_error_code(e->via.str.ptr, e->via.str.size));
+}
+
 static void
 set_errmsg(distkv *c, const msgpack_object *e)
 {
@@ -587,6 +555,12 @@ client_dh_key(distkv *c, bool **done)
 {
 	*done = &c->dh_done;
 	return (c->dh_key);
+}
+
+struct strcache **
+client_strcache(distkv *c)
+{
+	return (&c->strcache);
 }
 
 bool
@@ -712,7 +686,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 		return;
 	if (!r->multi) {
 		/* single reply: the request is complete */
-		rc = error != NULL ? DISTKV_ESERVER : 0;
+		rc = error != NULL ? reply_error_code(error) : 0;
 		switch (r->kind) {
 		case REQ_SYNC:
 			if ((r->reply = malloc(len)) == NULL) {
@@ -772,7 +746,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 		return;
 	}
 	if (error != NULL) {
-		r->err = DISTKV_ESERVER;
+		r->err = reply_error_code(error);
 		return;
 	}
 	if (r->kind != REQ_ITEMS || r->orphan || r->cancelled || r->user_stop)
@@ -1027,7 +1001,7 @@ enc_path(struct enc *e, const distkv_path *p)
 	size_t len;
 
 	/* the path keeps its canonical bytes: the same as path_pack's */
-	if ((key = path_key_cached(p, &len)) != NULL) {
+	if ((key = path_key_cached(p, &len, NULL)) != NULL) {
 		if (msgpack_sbuffer_write(&e->sb, (const char *)key, len) != 0)
 			e->err = -ENOMEM;
 	} else if (path_pack(&e->pk, p) != 0)
@@ -1158,7 +1132,8 @@ wait_req(distkv *c, struct req *r, int timeout_ms)
 /*
  * Start a synchronous single-reply request and wait for its reply, which
  * is unpacked into zone/m.  *rp keeps the reply bytes alive; the caller
- * unrefs it.  An error reply gives DISTKV_ESERVER (text in errmsg).
+ * unrefs it.  An error reply gives its kind (reply_error_code; text in
+ * errmsg).
  */
 static int
 sync_single(distkv *c, struct enc *e, msgpack_zone *zone,
@@ -1185,9 +1160,7 @@ sync_single(distkv *c, struct enc *e, msgpack_zone *zone,
 	*rp = r;
 	if (proto_unpack(r->reply, r->reply_len, zone, m) != 0)
 		return (DISTKV_EPROTO);
-	if (proto_map_get(m, "error") != NULL)
-		return (DISTKV_ESERVER);
-	return (0);
+	return (reply_error_code(proto_map_get(m, "error")));
 }
 
 /* Start a multi-reply request driven by a sync callback; wait for it. */
@@ -1423,6 +1396,7 @@ distkv_close(distkv *c)
 	tls_close(c->tls);
 	close(c->fd);
 	distkv_shm_close(c->shm);
+	strcache_free(c->strcache);
 	distkv_path_free(c->root);
 	msgpack_sbuffer_destroy(&c->greeting);
 	if (c->zone_ready)

@@ -19,8 +19,10 @@ int	path_pack(msgpack_packer *pk, const distkv_path *p);
  * enough (call again with a buffer that big).
  */
 size_t	path_key(const distkv_path *p, uint8_t *buf, size_t cap);
-/* The key bytes kept in p (NULL if they did not fit): borrowed. */
-const uint8_t *path_key_cached(const distkv_path *p, size_t *len);
+/* The key bytes kept in p (NULL if they did not fit): borrowed; *hash
+ * (if not NULL) their shm_key_hash, computed when p last changed. */
+const uint8_t *path_key_cached(const distkv_path *p, size_t *len,
+	    uint64_t *hash);
 /* Append the elements of a msgpack array from the agent; DISTKV_EPROTO if
  * it is not a valid path. */
 int	path_push_object(distkv_path *p, const msgpack_object *o);
@@ -28,6 +30,9 @@ int	path_push_object(distkv_path *p, const msgpack_object *o);
 /* Copy one msgpack object into v in packed form.  Returns 0 or -ENOMEM. */
 int	value_from_object(struct distkv_value *v, const msgpack_object *o);
 
+/* errors.c: the DISTKV_E* code of the agent's error text (len bytes);
+ * DISTKV_ESERVER for a text of no known kind. */
+int	client_error_code(const char *text, size_t len);
 /* shmclient.c: the region is not closed and its heartbeat is recent (no
  * system call); distkv_get only trusts a fresh region. */
 bool	shm_client_fresh(distkv_shm *s);
@@ -36,6 +41,11 @@ bool	shm_client_fresh(distkv_shm *s);
 uint8_t	*client_dh_key(distkv *c, bool **done);
 /* client.c: a login succeeded: ask for the shm region again. */
 void	client_login_done(distkv *c);
+/* client.c: the handle's cache of strget.c (NULL until first used);
+ * strget.c: free it. */
+struct strcache;
+struct strcache **client_strcache(distkv *c);
+void	strcache_free(struct strcache *sc);
 /* client.c: true after distkv_root changed the connection's root. */
 bool	client_has_root(const distkv *c);
 /* client.c: the handle of a connected socket, greeting read (see the

@@ -26,7 +26,81 @@
  * Errors: every int-returning function returns 0 on success or a negative
  * code: -errno for system errors, DISTKV_E* (<= -1000) for library errors.
  * distkv_strerror() describes both; distkv_errmsg() gives the text of the
- * last error the agent sent on a handle.
+ * last error the agent sent on a handle.  A refusal of the agent has a code
+ * of its kind (DISTKV_ECONFLICT: a precondition failed; DISTKV_EDENIED,
+ * DISTKV_EBADREQ, DISTKV_ENOTREADY, DISTKV_ETOOLARGE, DISTKV_ENOTFOUND;
+ * DISTKV_ESERVER for the rest): no caller needs to compare error text.
+ *
+ * Threads: a distkv handle and a distkv_shm handle are each for one
+ * thread at a time (the library takes no locks); open one per thread.
+ * Paths, values and prepared keys (distkv_key) may be shared between
+ * threads for reading.  distkv_connect_errmsg() is per thread.
+ *
+ * A complete program (examples/ has three more; link with -ldistkv, or
+ * pkg-config distkv):
+ *
+ *	#include <inttypes.h>
+ *	#include <stdio.h>
+ *	#include <distkv.h>
+ *
+ *	int
+ *	main(void)
+ *	{
+ *		struct distkv_set_opts o = { .pre = DISTKV_PRE_CHAIN,
+ *		    .nchain = -1 };
+ *		struct distkv_entry e;
+ *		struct distkv_value v;
+ *		distkv_path *p;
+ *		distkv_key *k;
+ *		distkv_shm *s;
+ *		distkv *c;
+ *		int64_t port;
+ *		int rc;
+ *
+ *		// connect: $DISTKV_SOCKET or /run/distkv/distkv.sock
+ *		if ((rc = distkv_connect(NULL, &c)) != 0) {
+ *			fprintf(stderr, "%s\n", distkv_strerror(rc));
+ *			return 1;
+ *		}
+ *		// read by name: from shared memory when mapped (~ a hash
+ *		// table lookup), else over the socket
+ *		if (distkv_get_int(c, "svc/web/port", &port) == 0)
+ *			printf("port %" PRId64 "\n", port);
+ *
+ *		// wait for a change: the change word first, then the read
+ *		if ((s = distkv_shm_of(c)) != NULL &&
+ *		    distkv_key_parse("svc/web/port", &k) == 0) {
+ *			uint32_t seen = distkv_shm_counter(s);
+ *
+ *			while (distkv_shm_wait(s, seen, 5000) == 0) {
+ *				seen = distkv_shm_counter(s);
+ *				// a prepared key: no parse, no hash per read
+ *				if (distkv_key_get_int(s, k, &port) == 0)
+ *					break;
+ *			}
+ *			distkv_key_free(k);
+ *		}
+ *
+ *		// compare-and-set: write port + 1 only if nobody changed it
+ *		// since we read it (its chain head is still the same)
+ *		distkv_path_parse("svc/web/port", &p);
+ *		do {
+ *			if ((rc = distkv_get(c, p, 1, &e)) != 0)
+ *				break;
+ *			distkv_value_get_int(e.value.data, e.value.len, &port);
+ *			o.chain_head = e.chain.ev[0];
+ *			distkv_entry_clear(&e);
+ *			distkv_value_from_int(&v, port + 1);
+ *			rc = distkv_set(c, p, v.data, v.len, &o, NULL);
+ *			distkv_value_clear(&v);
+ *		} while (rc == DISTKV_ECONFLICT);	// lost a race: again
+ *		if (rc != 0)
+ *			fprintf(stderr, "%s (%s)\n", distkv_strerror(rc),
+ *			    distkv_errmsg(c));
+ *		distkv_path_free(p);
+ *		distkv_close(c);
+ *		return rc != 0;
+ *	}
  */
 #ifndef DISTKV_H
 #define DISTKV_H
@@ -67,7 +141,34 @@ enum {
 	DISTKV_ESTALE = -1012,		/* shm: the agent behind the region is not running */
 	DISTKV_ETLS = -1013,		/* TLS refused: a certificate, the name, the handshake
 					 * (distkv_connect_errmsg says which) */
+	/*
+	 * The agent refused the request; distkv_errmsg() has its words.
+	 * These replace DISTKV_ESERVER for the refusals of a known kind
+	 * (docs/protocol.md, "Error kinds"); ESERVER is left for the rest
+	 * (out of memory, a failed save, a value the translator refused).
+	 */
+	DISTKV_ECONFLICT = -1014,	/* a precondition failed: the entry exists
+					 * (PRE_NEW), is new, or has another chain
+					 * head (PRE_CHAIN) or value (prev) */
+	DISTKV_EDENIED = -1015,		/* not allowed: an ACL, a missing or
+					 * refused login */
+	DISTKV_EBADREQ = -1016,		/* the agent cannot use the request
+					 * (a bad field, an unknown action) */
+	DISTKV_ENOTREADY = -1017,	/* the agent has not got its data yet */
+	DISTKV_ETOOLARGE = -1018,	/* over a limit of the agent (request
+					 * size, path length or depth) */
 };
+
+/*
+ * The agent went away: DISTKV_EDISCONNECTED on the connection (every later
+ * call on the handle gives it too), DISTKV_ESTALE for a region whose agent
+ * stopped.  A request the agent did not answer in time: DISTKV_ETIMEDOUT.
+ */
+
+/* True for every code that means "the agent answered with an error" (its
+ * text is in distkv_errmsg): ESERVER and ECONFLICT ... ETOOLARGE. */
+#define DISTKV_IS_REFUSAL(rc) ((rc) == DISTKV_ESERVER || \
+	((rc) <= DISTKV_ECONFLICT && (rc) >= DISTKV_ETOOLARGE))
 
 /* Describe any code returned by this library (-errno or DISTKV_E*). */
 const char *distkv_strerror(int rc);
@@ -269,10 +370,27 @@ void distkv_entry_clear(struct distkv_entry *e);
 /*
  * Read the value at p.  nchain: how many chain links to ask for (0: none).
  * Errors: DISTKV_ENOTFOUND if the path has no value (out->value is then nil,
- * out->tock set), DISTKV_EDISCONNECTED, DISTKV_ESERVER, DISTKV_EPROTO.
+ * out->tock set), DISTKV_EDENIED, DISTKV_EDISCONNECTED, DISTKV_ETIMEDOUT,
+ * DISTKV_EPROTO, DISTKV_ESERVER.
  */
 int distkv_get(distkv *c, const distkv_path *p, int nchain,
     struct distkv_entry *out);
+
+/*
+ * Read the value at a path given as text (distkv_path_parse's syntax:
+ * "svc/web/port", ":5" an integer element, "\\/" a slash inside one),
+ * typed, without a distkv_path object.  Served from the region when the
+ * handle mapped it and it is fresh (and no distkv_root is in force), else
+ * over the socket; a name read again costs no parsing (the handle caches
+ * the prepared keys of 64 names).  get_str copies a NUL-terminated
+ * string.  Errors: DISTKV_ENOTFOUND, DISTKV_ETYPE (another type),
+ * DISTKV_ETOOSMALL (get_str: cap too small), DISTKV_EINVAL (bad text),
+ * and those of distkv_get.
+ */
+int distkv_get_str(distkv *c, const char *path, char *buf, size_t cap);
+int distkv_get_int(distkv *c, const char *path, int64_t *out);
+int distkv_get_double(distkv *c, const char *path, double *out);
+int distkv_get_bool(distkv *c, const char *path, bool *out);
 
 /* Read the entry whose chain holds event (node, tick); out->path is set. */
 int distkv_get_event(distkv *c, const char *node, uint64_t tick, int nchain,
@@ -305,9 +423,11 @@ void distkv_set_result_clear(struct distkv_set_result *r);
 
 /*
  * Set p to the msgpack value (value, len).  opts and out may be NULL.
- * Precondition failures are DISTKV_ESERVER with the agent's text in
- * distkv_errmsg ("This entry already exists", "This entry is new",
- * "Chain is ...", "Data is ...").
+ * Errors: DISTKV_ECONFLICT when a precondition fails (the agent's text in
+ * distkv_errmsg: "This entry already exists", "This entry is new", "Chain
+ * is ...", "Data is ..."), DISTKV_EDENIED (ACL, login), DISTKV_EBADREQ,
+ * DISTKV_ETOOLARGE, DISTKV_ESERVER (e.g. refused by the value's type),
+ * DISTKV_EDISCONNECTED, DISTKV_ETIMEDOUT, DISTKV_EINVAL (bad value bytes).
  */
 int distkv_set(distkv *c, const distkv_path *p, const void *value, size_t len,
     const struct distkv_set_opts *opts, struct distkv_set_result *out);
@@ -390,9 +510,10 @@ int distkv_request(distkv *c, const void *fields, size_t len,
  * msgpack arrays (in/out: arrays of [src, res] pairs), schema a msgpack
  * map; NULL leaves one out.  The agent checks a record before it stores
  * it: a refusal ("Must have check-good values", "failed on 3 with ...",
- * "This type does not exist", "Decoding ... got ...", "Codec is not a
- * string or list", ...) is DISTKV_ESERVER with its text in
- * distkv_errmsg(); a bad argument is DISTKV_EINVAL.
+ * "Decoding ... got ...", "Codec is not a string or list", ...) is
+ * DISTKV_ESERVER with its text in distkv_errmsg(), an unknown type
+ * ("This type does not exist") DISTKV_ENOTFOUND; a bad argument is
+ * DISTKV_EINVAL.
  */
 int distkv_type_set(distkv *c, const char *type, const char *code,
     const void *good, size_t good_len, const void *bad, size_t bad_len,
@@ -421,8 +542,9 @@ int distkv_translator_delete(distkv *c, const char *kind, const char *name);
 const char *distkv_auth_method(const distkv *c);
 /*
  * Log in with a method that needs no secret ("root" with ident "*" or
- * NULL, "_test").  Errors: DISTKV_ESERVER with distkv_errmsg(c) saying why
- * ("Wrong auth type: password", "No such user", ...).  Logging in again
+ * NULL, "_test").  Errors: DISTKV_EDENIED with distkv_errmsg(c) saying why
+ * ("Wrong auth type: password", "No such user", ...): every refused login
+ * is DISTKV_EDENIED, whatever the reason.  Logging in again
  * on a logged-in connection checks the login but changes nothing.
  */
 int distkv_login(distkv *c, const char *method, const char *ident);
@@ -436,19 +558,20 @@ int distkv_dh(distkv *c);
 /*
  * Log in as a password user: diffie_hellman if not done yet, then the
  * password's SHA-256 in a secretbox.  A wrong password or unknown user is
- * DISTKV_ESERVER with distkv_errmsg starting "AuthFailedError" (or "No
- * such user").
+ * DISTKV_EDENIED (distkv_errmsg starts "AuthFailedError" or says "No such
+ * user").
  */
 int distkv_login_password(distkv *c, const char *user, const char *password);
 /*
  * Create a password user (names: ^[a-zA-Z][a-zA-Z0-9_]*$).  A user that
- * exists already: DISTKV_ESERVER, "This entry already exists".
+ * exists already: DISTKV_ECONFLICT, "This entry already exists".
  */
 int distkv_auth_add_password(distkv *c, const char *user,
     const char *password);
 /*
  * Require logins with method from now on (new connections), or none with
- * NULL.  "You didn't configure this method yet: M" until it has a user.
+ * NULL.  DISTKV_EBADREQ ("You didn't configure this method yet: M") until
+ * it has a user.
  */
 int distkv_auth_set_method(distkv *c, const char *method);
 
@@ -491,6 +614,36 @@ int distkv_shm_get_str(distkv_shm *s, const distkv_path *p, char *buf,
 int distkv_shm_get_int(distkv_shm *s, const distkv_path *p, int64_t *out);
 int distkv_shm_get_double(distkv_shm *s, const distkv_path *p, double *out);
 int distkv_shm_get_bool(distkv_shm *s, const distkv_path *p, bool *out);
+
+/*
+ * A prepared key: the region key of a path (its canonical msgpack bytes)
+ * and their hash, made once, so that a read by it costs one table probe
+ * and one copy, as the raw region reader does.  A key holds nothing of a
+ * region: it stays good when the agent replaces (grows, compacts) its
+ * region or restarts, and one key can read any number of regions, from
+ * any number of threads at once (it is never written after it is made).
+ * A key names a full path: on a connection that used distkv_root, prepare
+ * the root's path followed by the relative one.
+ * distkv_key_new / distkv_key_parse (distkv_path_parse's text): 0,
+ * DISTKV_EINVAL (bad text), -ENOMEM.
+ */
+typedef struct distkv_key distkv_key;
+
+int distkv_key_new(const distkv_path *p, distkv_key **out);
+int distkv_key_parse(const char *text, distkv_key **out);
+void distkv_key_free(distkv_key *k);
+/*
+ * As distkv_shm_get and the typed getters, by a prepared key: no
+ * allocation, no encoding, no hashing.  A deleted (or never set) key is
+ * DISTKV_ENOTFOUND.  On an error buf's contents are unspecified.
+ */
+int distkv_key_get(distkv_shm *s, const distkv_key *k, void *buf, size_t cap,
+    size_t *len, struct distkv_shm_meta *m);
+int distkv_key_get_str(distkv_shm *s, const distkv_key *k, char *buf,
+    size_t cap);
+int distkv_key_get_int(distkv_shm *s, const distkv_key *k, int64_t *out);
+int distkv_key_get_double(distkv_shm *s, const distkv_key *k, double *out);
+int distkv_key_get_bool(distkv_shm *s, const distkv_key *k, bool *out);
 
 /* Changes published so far: a plain memory load, free to poll. */
 uint64_t distkv_shm_changes(distkv_shm *s);

@@ -50,15 +50,30 @@ outcome_cb(void *arg, const uint8_t *msg, size_t len)
 	return (0);
 }
 
-/* Send the request in sb; an error item anywhere makes DISTKV_ESERVER. */
+/* Send the request in sb; an error item anywhere makes its kind
+ * (errors.c), its text is in distkv_errmsg. */
 static int
 request(distkv *c, msgpack_sbuffer *sb, struct outcome *o)
 {
 	int rc = distkv_request(c, sb->data, sb->size, outcome_cb, o);
 
-	if (rc == 0 && o->error)
-		rc = DISTKV_ESERVER;
+	if (rc == 0 && o->error) {
+		const char *m = distkv_errmsg(c);
+
+		rc = client_error_code(m, strlen(m));
+	}
 	return (rc);
+}
+
+/*
+ * A refused login is DISTKV_EDENIED whatever the agent's words: an unknown
+ * user ("No such user") must look like a wrong password to the caller.
+ */
+static int
+login_refused(int rc)
+{
+	return (rc == DISTKV_ENOTFOUND || rc == DISTKV_ESERVER ? DISTKV_EDENIED :
+	    rc);
 }
 
 static void
@@ -165,7 +180,7 @@ distkv_login_password(distkv *c, const char *user, const char *password)
 
 	if (rc == 0)
 		client_login_done(c);
-	return (rc);
+	return (login_refused(rc));
 }
 
 int
@@ -201,7 +216,7 @@ distkv_login(distkv *c, const char *method, const char *ident)
 	msgpack_sbuffer_destroy(&sb);
 	if (rc == 0)
 		client_login_done(c);
-	return (rc);
+	return (login_refused(rc));
 }
 
 int

@@ -16,6 +16,7 @@
 #include "distkv.h"
 #include "proto.h"
 #include "client_internal.h"
+#include "reader.h"
 
 struct path_elem {
 	enum distkv_elem_type type;
@@ -34,6 +35,7 @@ struct path_elem {
 #define PATH_KEY_CACHE 110
 
 struct distkv_path {
+	uint64_t key_hash;		/* shm_key_hash of key[], if it fits */
 	uint16_t key_len;		/* 0: the key does not fit key[] */
 	uint8_t key[PATH_KEY_CACHE];
 	size_t n;
@@ -53,6 +55,8 @@ path_key_refresh(distkv_path *p)
 	if (n <= sizeof(p->key)) {
 		memcpy(p->key, tmp, n);
 		p->key_len = (uint16_t)n;
+		/* a lookup by this path then hashes nothing */
+		p->key_hash = shm_key_hash(p->key, n);
 	}
 }
 
@@ -550,11 +554,13 @@ distkv_path_format(const distkv_path *p, char **out)
 }
 
 const uint8_t *
-path_key_cached(const distkv_path *p, size_t *len)
+path_key_cached(const distkv_path *p, size_t *len, uint64_t *hash)
 {
 	if (p == NULL || p->key_len == 0)
 		return (NULL);
 	*len = p->key_len;
+	if (hash != NULL)
+		*hash = p->key_hash;
 	return (p->key);
 }
 

@@ -21,22 +21,36 @@ struct distkv_shm {
 	struct shm_reader *r;
 };
 
+/*
+ * A prepared key: the region key of a path (its canonical msgpack array,
+ * the agent's bytes) and its hash, made once.  It holds nothing of any
+ * region (no slot, no offset): the hash depends on the bytes alone
+ * (shm_reader_get_hashed), so a key stays good across region
+ * replacements, agent restarts and any number of regions.
+ */
+struct distkv_key {
+	uint64_t hash;
+	size_t len;
+	uint8_t bytes[];
+};
+
 /* A key: the one kept in the path, else built on the stack or the heap. */
 struct keybuf {
 	uint8_t small[512];
 	const uint8_t *p;
 	uint8_t *heap;
 	size_t len;
+	uint64_t hash;
 };
 
-/* The region key of p: its canonical msgpack array (the agent's bytes). */
+/* The region key of p and its hash. */
 static int
 key_of(const distkv_path *p, struct keybuf *k)
 {
 	size_t n;
 
 	k->heap = NULL;
-	if ((k->p = path_key_cached(p, &k->len)) != NULL)
+	if ((k->p = path_key_cached(p, &k->len, &k->hash)) != NULL)
 		return 0;
 	n = path_key(p, k->small, sizeof(k->small));
 	k->p = k->small;
@@ -47,6 +61,7 @@ key_of(const distkv_path *p, struct keybuf *k)
 		k->p = k->heap;
 	}
 	k->len = n;
+	k->hash = shm_key_hash(k->p, n);
 	return 0;
 }
 
@@ -101,20 +116,22 @@ distkv_shm_close(distkv_shm *s)
 	free(s);
 }
 
-int
-distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
-    size_t *len, struct distkv_shm_meta *m)
+/*
+ * Every read of this file ends here: one lookup of key bytes whose hash
+ * is known.  The region's rules (never torn, bounds-checked, re-mapped
+ * when replaced) are shm_reader_get_hashed's; nothing here touches the
+ * mapping.
+ */
+static inline int
+get_hashed(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
+    void *buf, size_t cap, size_t *len, struct distkv_shm_meta *m)
 {
 	struct shm_read_meta rm;
-	struct keybuf k;
 	int rc;
 
 	*len = 0;
-	if ((rc = key_of(p, &k)) != 0)
-		return rc;
-	rc = shm_reader_get(s->r, k.p, k.len, buf, cap, len,
+	rc = shm_reader_get_hashed(s->r, key, klen, hash, buf, cap, len,
 	    m != NULL ? &rm : NULL);
-	key_free(&k);
 	if (rc == 0 && m != NULL) {
 		m->tick = rm.tick;
 		m->tock = rm.tock;
@@ -123,71 +140,210 @@ distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
 	return shm_err(rc);
 }
 
-/* Small scalar values: read into a stack buffer, then decode; a value
- * too long for it is no number or bool. */
+/*
+ * A string value as a C string in the caller's buffer.  The value is
+ * read into buf itself when it fits (the string then moves down over its
+ * msgpack header, which is at least one byte, so its NUL fits too); only a
+ * string that fits while its header does not needs a bigger copy.
+ */
 static int
-shm_get_small(distkv_shm *s, const distkv_path *p, uint8_t *buf, size_t cap,
-    size_t *len)
+get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
+    char *buf, size_t cap)
 {
-	int rc = distkv_shm_get(s, p, buf, cap, len, NULL);
+	uint8_t stack[256], *tmp = (uint8_t *)buf;
+	const char *str;
+	size_t len, slen;
+	int rc;
 
-	return rc == DISTKV_ETOOSMALL ? DISTKV_ETYPE : rc;
+	if (cap == 0)
+		return DISTKV_ETOOSMALL;
+	rc = get_hashed(s, key, klen, hash, buf, cap, &len, NULL);
+	if (rc == DISTKV_ETOOSMALL) {
+		/* the msgpack str header takes at most 5 bytes */
+		if (len > cap + 5)
+			return DISTKV_ETOOSMALL;
+		tmp = len <= sizeof(stack) ? stack : malloc(len);
+		if (tmp == NULL)
+			return -ENOMEM;
+		rc = get_hashed(s, key, klen, hash, tmp, len, &len, NULL);
+	}
+	if (rc == 0 && (rc = distkv_value_get_str(tmp, len, &str, &slen)) ==
+	    0) {
+		if (slen >= cap)
+			rc = DISTKV_ETOOSMALL;
+		else {
+			memmove(buf, str, slen);
+			buf[slen] = '\0';
+		}
+	}
+	if (tmp != (uint8_t *)buf && tmp != stack)
+		free(tmp);
+	return rc;
+}
+
+/* The scalar types: read into a small buffer, then decode; a value too
+ * long for it is no number or bool. */
+enum scalar { SC_INT, SC_DOUBLE, SC_BOOL };
+
+static int
+get_scalar(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
+    enum scalar type, void *out)
+{
+	uint8_t buf[16];
+	size_t len;
+	int rc = get_hashed(s, key, klen, hash, buf, sizeof(buf), &len, NULL);
+
+	if (rc != 0)
+		return rc == DISTKV_ETOOSMALL ? DISTKV_ETYPE : rc;
+	switch (type) {
+	case SC_INT:
+		return distkv_value_get_int(buf, len, out);
+	case SC_DOUBLE:
+		return distkv_value_get_double(buf, len, out);
+	case SC_BOOL:
+		return distkv_value_get_bool(buf, len, out);
+	}
+	return DISTKV_EINVAL;
+}
+
+/* ---- by path ---- */
+
+int
+distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
+    size_t *len, struct distkv_shm_meta *m)
+{
+	struct keybuf k;
+	int rc;
+
+	*len = 0;
+	if ((rc = key_of(p, &k)) != 0)
+		return rc;
+	rc = get_hashed(s, k.p, k.len, k.hash, buf, cap, len, m);
+	key_free(&k);
+	return rc;
 }
 
 int
 distkv_shm_get_str(distkv_shm *s, const distkv_path *p, char *buf,
     size_t cap)
 {
-	size_t len, slen;
-	const char *str;
-	uint8_t *tmp;
+	struct keybuf k;
 	int rc;
 
-	/* the msgpack str header takes at most 5 bytes */
-	if (cap == 0 || (tmp = malloc(cap + 5)) == NULL)
-		return cap == 0 ? DISTKV_ETOOSMALL : -ENOMEM;
-	rc = distkv_shm_get(s, p, tmp, cap + 5, &len, NULL);
-	if (rc == 0 && (rc = distkv_value_get_str(tmp, len, &str, &slen)) ==
-	    0) {
-		if (slen >= cap)
-			rc = DISTKV_ETOOSMALL;
-		else {
-			memcpy(buf, str, slen);
-			buf[slen] = '\0';
-		}
-	}
-	free(tmp);
+	if ((rc = key_of(p, &k)) != 0)
+		return rc;
+	rc = get_str(s, k.p, k.len, k.hash, buf, cap);
+	key_free(&k);
+	return rc;
+}
+
+static int
+path_scalar(distkv_shm *s, const distkv_path *p, enum scalar type, void *out)
+{
+	struct keybuf k;
+	int rc;
+
+	if ((rc = key_of(p, &k)) != 0)
+		return rc;
+	rc = get_scalar(s, k.p, k.len, k.hash, type, out);
+	key_free(&k);
 	return rc;
 }
 
 int
 distkv_shm_get_int(distkv_shm *s, const distkv_path *p, int64_t *out)
 {
-	uint8_t buf[16];
-	size_t len;
-	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
-
-	return rc != 0 ? rc : distkv_value_get_int(buf, len, out);
+	return path_scalar(s, p, SC_INT, out);
 }
 
 int
 distkv_shm_get_double(distkv_shm *s, const distkv_path *p, double *out)
 {
-	uint8_t buf[16];
-	size_t len;
-	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
-
-	return rc != 0 ? rc : distkv_value_get_double(buf, len, out);
+	return path_scalar(s, p, SC_DOUBLE, out);
 }
 
 int
 distkv_shm_get_bool(distkv_shm *s, const distkv_path *p, bool *out)
 {
-	uint8_t buf[16];
-	size_t len;
-	int rc = shm_get_small(s, p, buf, sizeof(buf), &len);
+	return path_scalar(s, p, SC_BOOL, out);
+}
 
-	return rc != 0 ? rc : distkv_value_get_bool(buf, len, out);
+/* ---- by prepared key ---- */
+
+int
+distkv_key_new(const distkv_path *p, distkv_key **out)
+{
+	struct keybuf kb;
+	distkv_key *k;
+	int rc;
+
+	*out = NULL;
+	if (p == NULL)
+		return DISTKV_EINVAL;
+	if ((rc = key_of(p, &kb)) != 0)
+		return rc;
+	if ((k = malloc(sizeof(*k) + kb.len)) == NULL) {
+		key_free(&kb);
+		return -ENOMEM;
+	}
+	k->hash = kb.hash;
+	k->len = kb.len;
+	memcpy(k->bytes, kb.p, kb.len);
+	key_free(&kb);
+	*out = k;
+	return 0;
+}
+
+int
+distkv_key_parse(const char *text, distkv_key **out)
+{
+	distkv_path *p;
+	int rc;
+
+	*out = NULL;
+	if ((rc = distkv_path_parse(text, &p)) != 0)
+		return rc;
+	rc = distkv_key_new(p, out);
+	distkv_path_free(p);
+	return rc;
+}
+
+void
+distkv_key_free(distkv_key *k)
+{
+	free(k);
+}
+
+int
+distkv_key_get(distkv_shm *s, const distkv_key *k, void *buf, size_t cap,
+    size_t *len, struct distkv_shm_meta *m)
+{
+	return get_hashed(s, k->bytes, k->len, k->hash, buf, cap, len, m);
+}
+
+int
+distkv_key_get_str(distkv_shm *s, const distkv_key *k, char *buf,
+    size_t cap)
+{
+	return get_str(s, k->bytes, k->len, k->hash, buf, cap);
+}
+
+int
+distkv_key_get_int(distkv_shm *s, const distkv_key *k, int64_t *out)
+{
+	return get_scalar(s, k->bytes, k->len, k->hash, SC_INT, out);
+}
+
+int
+distkv_key_get_double(distkv_shm *s, const distkv_key *k, double *out)
+{
+	return get_scalar(s, k->bytes, k->len, k->hash, SC_DOUBLE, out);
+}
+
+int
+distkv_key_get_bool(distkv_shm *s, const distkv_key *k, bool *out)
+{
+	return get_scalar(s, k->bytes, k->len, k->hash, SC_BOOL, out);
 }
 
 uint64_t

@@ -317,11 +317,32 @@ probe_slot(const struct shm_reader *r, const struct shm_slot *s,
 	return step;
 }
 
+uint64_t
+shm_key_hash(const uint8_t *key, size_t klen)
+{
+	/* the writer's hash (writer.c); SHM_FORMAT changes if it does */
+	return XXH3_64bits(key, klen);
+}
+
 int
 shm_reader_get(struct shm_reader *r, const uint8_t *key, size_t klen,
     void *buf, size_t cap, size_t *len, struct shm_read_meta *m)
 {
-	uint64_t hash = XXH3_64bits(key, klen);
+	return shm_reader_get_hashed(r, key, klen, shm_key_hash(key, klen), buf,
+	    cap, len, m);
+}
+
+/*
+ * The lookup proper.  Invariant relied on for a hash computed long before
+ * (a prepared key): the hash is a pure function of the key bytes, the
+ * same in every region of this SHM_FORMAT, so it stays right across a
+ * replacement (a new generation); nothing else of the key is kept.
+ */
+int
+shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key, size_t klen,
+    uint64_t hash, void *buf, size_t cap, size_t *len,
+    struct shm_read_meta *m)
+{
 	uint32_t tag = shm_hash_tag(hash);
 	int rc;
 

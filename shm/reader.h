@@ -56,6 +56,17 @@ void shm_reader_close(struct shm_reader *r);
 int shm_reader_get(struct shm_reader *r, const uint8_t *key, size_t klen,
     void *buf, size_t cap, size_t *len, struct shm_read_meta *m);
 
+/*
+ * The same with the key's hash given: hash must be shm_key_hash(key,
+ * klen), computed once by a caller that reads the same key again and
+ * again (it is valid in every region: it depends on the key bytes only).
+ */
+int shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key,
+    size_t klen, uint64_t hash, void *buf, size_t cap, size_t *len,
+    struct shm_read_meta *m);
+/* The hash the region indexes key by (XXH3-64 of the bytes). */
+uint64_t shm_key_hash(const uint8_t *key, size_t klen);
+
 /* Published changes so far (an ordinary load; no system call). */
 uint64_t shm_reader_changes(struct shm_reader *r);
 /* The futex word; pass it to shm_reader_wait. */

@@ -677,7 +677,7 @@ Test(acl, library_reads_through_the_acl)
 	distkv_entry_clear(&e);
 	distkv_path_free(p);
 	cr_assert_eq(distkv_path_parse("h", &p), 0);
-	cr_assert_eq(distkv_get(c, p, 0, &e), DISTKV_ESERVER);
+	cr_assert_eq(distkv_get(c, p, 0, &e), DISTKV_EDENIED);
 	cr_assert(strstr(distkv_errmsg(c), "Access denied") != NULL, "%s",
 	    distkv_errmsg(c));
 	distkv_entry_clear(&e);

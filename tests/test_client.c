@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 
 #include "distkv.h"
 #include "harness.h"
+#include "proto.h"
 #include "rawclient.h"
 
 /* ---- the scripted stand-in agent ---- */
@@ -591,7 +593,7 @@ Test(fake, set_request_fields_and_results)
 	cr_assert_eq(r.chain.ev[1].tick, 2);
 	distkv_set_result_clear(&r);
 
-	cr_assert_eq(distkv_delete(c, p, NULL, &r), DISTKV_ESERVER);
+	cr_assert_eq(distkv_delete(c, p, NULL, &r), DISTKV_ECONFLICT);
 	cr_assert_str_eq(distkv_errmsg(c), "This entry is new");
 
 	cr_assert_eq(distkv_get(c, p, 3, &e), DISTKV_ENOTFOUND);
@@ -911,7 +913,7 @@ Test(fake, raw_request)
 	free(b);
 	cr_assert_eq(rc_build(&b, &n, "{action:'nope'}"), 0);
 	calls = 0;
-	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls), DISTKV_ESERVER);
+	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls), DISTKV_EBADREQ);
 	cr_assert_eq(calls, 1);
 	cr_assert_str_eq(distkv_errmsg(c), "Unknown action: nope");
 	free(b);
@@ -1026,7 +1028,7 @@ Test(agent, set_get_preconditions)
 
 	/* spec §2.7: chain nil on an existing entry */
 	cr_assert_eq(distkv_set(c, p, v.data, v.len, &o, NULL),
-	    DISTKV_ESERVER);
+	    DISTKV_ECONFLICT);
 	cr_assert_str_eq(distkv_errmsg(c), "This entry already exists");
 
 	/* right chain head */
@@ -1038,7 +1040,7 @@ Test(agent, set_get_preconditions)
 	cr_assert_eq(rc, 0, "%s: %s", distkv_strerror(rc), distkv_errmsg(c));
 	/* the same head is stale now */
 	cr_assert_eq(distkv_set(c, p, w.data, w.len, &o, NULL),
-	    DISTKV_ESERVER);
+	    DISTKV_ECONFLICT);
 	cr_assert(strncmp(distkv_errmsg(c), "Chain is", 8) == 0, "%s",
 	    distkv_errmsg(c));
 	distkv_set_result_clear(&r);
@@ -1049,7 +1051,7 @@ Test(agent, set_get_preconditions)
 	o.prev_len = v.len;
 	o.nchain = -1;
 	cr_assert_eq(distkv_set(c, p, v.data, v.len, &o, NULL),
-	    DISTKV_ESERVER);
+	    DISTKV_ECONFLICT);
 	cr_assert(strncmp(distkv_errmsg(c), "Data is", 7) == 0, "%s",
 	    distkv_errmsg(c));
 
@@ -1266,7 +1268,7 @@ Test(agent, unknown_action_raw)
 	int calls = 0;
 
 	cr_assert_eq(rc_build(&b, &n, "{action:'no_such_action'}"), 0);
-	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls), DISTKV_ESERVER);
+	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls), DISTKV_EBADREQ);
 	cr_assert_eq(calls, 1);
 	cr_assert_neq(distkv_errmsg(c)[0], '\0');
 	free(b);
@@ -1304,6 +1306,374 @@ Test(agent, agent_death_disconnects)
 	    "connection to the agent lost; reconnect");
 	distkv_path_free(p);
 	distkv_close(c);
+}
+
+/*
+ * Every refusal of a known kind has its own code, from a real agent; the
+ * text stays in distkv_errmsg but no caller needs it.
+ */
+Test(agent, typed_errors)
+{
+	struct distkv_set_opts o;
+	struct distkv_value v;
+	struct distkv_entry e;
+	struct items it;
+	distkv_path *p = P("k");
+	distkv *c = agent_connect(), *k;
+	char big[PROTO_MAX_ELEM_BYTES + 2];
+	uint8_t *b;
+	size_t n;
+	int calls = 0;
+
+	/* a precondition: DISTKV_ECONFLICT, for each of its four texts */
+	set_int(c, "k", 1);
+	memset(&o, 0, sizeof(o));
+	o.pre = DISTKV_PRE_NEW;
+	o.nchain = -1;
+	cr_assert_eq(distkv_value_from_int(&v, 2), 0);
+	cr_assert_eq(distkv_set(c, p, v.data, v.len, &o, NULL),
+	    DISTKV_ECONFLICT);
+	o.pre = DISTKV_PRE_CHAIN;
+	snprintf(o.chain_head.node, sizeof(o.chain_head.node), "n1");
+	o.chain_head.tick = 999999;
+	cr_assert_eq(distkv_set(c, p, v.data, v.len, &o, NULL),
+	    DISTKV_ECONFLICT);
+	o.pre = DISTKV_PRE_NONE;
+	o.prev = v.data;	/* 2, but 1 is stored */
+	o.prev_len = v.len;
+	cr_assert_eq(distkv_delete(c, p, &o, NULL), DISTKV_ECONFLICT);
+	o.prev = NULL;
+	o.pre = DISTKV_PRE_CHAIN;
+	distkv_path_free(p);
+	p = P("never/set");
+	cr_assert_eq(distkv_delete(c, p, &o, NULL), DISTKV_ECONFLICT);
+	cr_assert_str_eq(distkv_errmsg(c), "This entry is new");
+
+	/* not found: a path without a value, an unknown node or change */
+	memset(&e, 0, sizeof(e));
+	cr_assert_eq(distkv_get(c, p, 0, &e), DISTKV_ENOTFOUND);
+	distkv_entry_clear(&e);
+	cr_assert_eq(distkv_get(c, p, 2, &e), DISTKV_ENOTFOUND);
+	distkv_entry_clear(&e);
+	cr_assert_eq(distkv_get_event(c, "nobody", 1, 0, &e),
+	    DISTKV_ENOTFOUND);
+	cr_assert_eq(distkv_get_event(c, "n1", 999999, 0, &e),
+	    DISTKV_ENOTFOUND);
+
+	/* a bad request: no path, an unknown action */
+	cr_assert_eq(rc_build(&b, &n, "{action:'get_value'}"), 0);
+	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls), DISTKV_EBADREQ);
+	free(b);
+	cr_assert_eq(rc_build(&b, &n, "{action:'frobnicate'}"), 0);
+	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls), DISTKV_EBADREQ);
+	free(b);
+
+	/* over the agent's limits (the library refuses them itself, so
+	 * they go raw): a path too deep, an element too long */
+	{
+		char req[64 + 8 * (PROTO_MAX_PATH_DEPTH + 1)];
+		size_t off;
+
+		off = (size_t)snprintf(req, sizeof(req),
+		    "{action:'get_value', path:[");
+		for (int i = 0; i <= PROTO_MAX_PATH_DEPTH; i++)
+			off += (size_t)snprintf(req + off, sizeof(req) - off,
+			    "%s%d", i > 0 ? "," : "", i);
+		snprintf(req + off, sizeof(req) - off, "]}");
+		cr_assert_eq(rc_build(&b, &n, "%s", req), 0);
+		cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls),
+		    DISTKV_ETOOLARGE, "%s", distkv_errmsg(c));
+		free(b);
+	}
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(rc_build(&b, &n, "{action:'get_value', path:['%s']}",
+	    big), 0);
+	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls),
+	    DISTKV_ETOOLARGE, "%s", distkv_errmsg(c));
+	free(b);
+
+	/* a timeout of ours */
+	memset(&it, 0, sizeof(it));
+	cr_assert_eq(distkv_watch(c, p, NULL, 50, item_fn, &it),
+	    DISTKV_ETIMEDOUT);
+	items_free(&it);
+
+	/* not allowed: no login where one is required, a wrong password */
+	cr_assert_eq(distkv_auth_add_password(c, "ann", "s3cret!"), 0, "%s",
+	    distkv_errmsg(c));
+	cr_assert_eq(distkv_auth_add_password(c, "ann", "x"),
+	    DISTKV_ECONFLICT);
+	cr_assert_eq(distkv_auth_set_method(c, "password"), 0, "%s",
+	    distkv_errmsg(c));
+	cr_assert_eq(distkv_connect(agent.socket, &k), 0);
+	distkv_set_timeout(k, 5000);
+	cr_assert_eq(distkv_get(k, p, 0, &e), DISTKV_EDENIED, "%s",
+	    distkv_errmsg(k));
+	cr_assert_eq(distkv_login_password(k, "ann", "wrong"),
+	    DISTKV_EDENIED);
+	cr_assert_eq(distkv_login_password(k, "bob", "s3cret!"),
+	    DISTKV_EDENIED, "an unknown user looks like a wrong password");
+	distkv_close(k);
+
+	/* every code has its own words */
+	static const int codes[] = { DISTKV_ENOTFOUND, DISTKV_EPROTO,
+	    DISTKV_EDISCONNECTED, DISTKV_ESERVER, DISTKV_EINVAL,
+	    DISTKV_ETOOSMALL, DISTKV_ETYPE, DISTKV_ECANCELLED,
+	    DISTKV_ECONNECT, DISTKV_ETIMEDOUT, DISTKV_EBUSY, DISTKV_ECORRUPT,
+	    DISTKV_ESTALE, DISTKV_ETLS, DISTKV_ECONFLICT, DISTKV_EDENIED,
+	    DISTKV_EBADREQ, DISTKV_ENOTREADY, DISTKV_ETOOLARGE };
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		cr_assert_str_neq(distkv_strerror(codes[i]), "unknown error");
+		for (size_t j = 0; j < i; j++)
+			cr_assert_str_neq(distkv_strerror(codes[i]),
+			    distkv_strerror(codes[j]));
+		cr_assert_eq(DISTKV_IS_REFUSAL(codes[i]),
+		    codes[i] == DISTKV_ESERVER || (codes[i] <=
+		    DISTKV_ECONFLICT && codes[i] >= DISTKV_ETOOLARGE));
+	}
+	cr_assert_eq(DISTKV_ECONFLICT, -1014, "public values never move");
+	cr_assert_eq(DISTKV_ETLS, -1013);
+
+	distkv_value_clear(&v);
+	distkv_path_free(p);
+	distkv_close(c);
+}
+
+static void
+set_str(distkv *c, const char *path, const char *str, size_t len)
+{
+	struct distkv_value v;
+	distkv_path *p = P(path);
+	int rc;
+
+	cr_assert_eq(distkv_value_from_str(&v, str, len), 0);
+	rc = distkv_set(c, p, v.data, v.len, NULL, NULL);
+	cr_assert_eq(rc, 0, "set %s: %s (%s)", path, distkv_strerror(rc),
+	    distkv_errmsg(c));
+	distkv_value_clear(&v);
+	distkv_path_free(p);
+}
+
+static ino_t
+region_ino(void)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(agent.shm, &st), 0, "%s", agent.shm);
+	return st.st_ino;
+}
+
+/*
+ * A prepared key reads what a path reads, through every typed getter;
+ * it outlives the region it was first used on (the agent grows its
+ * region into a new file) and reports a deleted entry as not found.
+ */
+Test(agent, prepared_key)
+{
+	struct distkv_value v;
+	distkv *c = agent_connect();
+	distkv_shm *s;
+	distkv_key *ka, *ks, *kd, *kb, *knone;
+	distkv_path *pa = P("pk/a"), *ps = P("pk/s");
+	char str[64], big[32768];
+	uint8_t raw[64], raw2[64];
+	size_t len, len2;
+	int64_t i;
+	double d;
+	bool b;
+	ino_t ino;
+	int n;
+
+	set_int(c, "pk/a", 42);
+	set_str(c, "pk/s", "hello", 5);
+	cr_assert_eq(distkv_value_from_double(&v, 1.5), 0);
+	distkv_path_truncate(pa, 1);	/* pk/d, pk/b through pa */
+	cr_assert_eq(distkv_path_push_str(pa, "d", 1), 0);
+	cr_assert_eq(distkv_set(c, pa, v.data, v.len, NULL, NULL), 0);
+	distkv_value_clear(&v);
+	cr_assert_eq(distkv_value_from_bool(&v, true), 0);
+	distkv_path_truncate(pa, 1);
+	cr_assert_eq(distkv_path_push_str(pa, "b", 1), 0);
+	cr_assert_eq(distkv_set(c, pa, v.data, v.len, NULL, NULL), 0);
+	distkv_value_clear(&v);
+	distkv_path_truncate(pa, 1);
+	cr_assert_eq(distkv_path_push_str(pa, "a", 1), 0);
+	s = distkv_shm_of(c);
+	cr_assert_not_null(s, "the agent's region is mapped");
+
+	cr_assert_eq(distkv_key_new(pa, &ka), 0);
+	cr_assert_eq(distkv_key_parse("pk/s", &ks), 0);
+	cr_assert_eq(distkv_key_parse("pk/d", &kd), 0);
+	cr_assert_eq(distkv_key_parse("pk/b", &kb), 0);
+	cr_assert_eq(distkv_key_parse("pk/none", &knone), 0);
+	cr_assert_eq(distkv_key_parse("pk//x", &knone), DISTKV_EINVAL);
+	cr_assert_null(knone);
+	cr_assert_eq(distkv_key_parse("pk/none", &knone), 0);
+
+	/* every getter, and the same bytes as a read by path */
+	cr_assert_eq(distkv_key_get_int(s, ka, &i), 0);
+	cr_assert_eq(i, 42);
+	cr_assert_eq(distkv_key_get_str(s, ks, str, sizeof(str)), 0);
+	cr_assert_str_eq(str, "hello");
+	cr_assert_eq(distkv_key_get_double(s, kd, &d), 0);
+	cr_assert(d == 1.5);
+	cr_assert_eq(distkv_key_get_bool(s, kb, &b), 0);
+	cr_assert(b);
+	cr_assert_eq(distkv_key_get(s, ks, raw, sizeof(raw), &len, NULL), 0);
+	cr_assert_eq(distkv_shm_get(s, ps, raw2, sizeof(raw2), &len2, NULL),
+	    0);
+	cr_assert_eq(len, len2);
+	cr_assert_arr_eq(raw, raw2, len);
+	cr_assert_eq(distkv_key_get(s, knone, raw, sizeof(raw), &len, NULL),
+	    DISTKV_ENOTFOUND);
+	/* types and sizes: a string in 6 bytes, not 5; not an int */
+	cr_assert_eq(distkv_key_get_str(s, ks, str, 5), DISTKV_ETOOSMALL);
+	cr_assert_eq(distkv_key_get_str(s, ks, str, 6), 0);
+	cr_assert_str_eq(str, "hello");
+	cr_assert_eq(distkv_key_get_int(s, ks, &i), DISTKV_ETYPE);
+	cr_assert_eq(distkv_key_get_str(s, ka, str, sizeof(str)),
+	    DISTKV_ETYPE);
+	cr_assert_eq(distkv_key_get(s, ks, raw, 3, &len, NULL),
+	    DISTKV_ETOOSMALL);
+	cr_assert_eq(len, 6, "the size needed");
+
+	/* big values churn the arena until the agent builds a new region */
+	ino = region_ino();
+	memset(big, 'a', sizeof(big));
+	for (n = 0; n < 1000 && region_ino() == ino; n++) {
+		big[0] = (char)('a' + n % 26);
+		set_str(c, "pk/big", big, sizeof(big));
+	}
+	cr_assert_neq(region_ino(), ino, "no new region after %d big sets", n);
+	/* the old keys read the new region, old values and new ones */
+	cr_assert_eq(distkv_key_get_int(s, ka, &i), 0);
+	cr_assert_eq(i, 42);
+	set_int(c, "pk/a", 43);
+	cr_assert_eq(distkv_key_get_int(s, ka, &i), 0);
+	cr_assert_eq(i, 43);
+	cr_assert_eq(distkv_key_get_str(s, ks, str, sizeof(str)), 0);
+	cr_assert_str_eq(str, "hello");
+
+	/* a deleted entry: not found, and found again once set */
+	cr_assert_eq(distkv_delete(c, pa, NULL, NULL), 0);
+	cr_assert_eq(distkv_key_get_int(s, ka, &i), DISTKV_ENOTFOUND);
+	cr_assert_eq(distkv_shm_get_int(s, pa, &i), DISTKV_ENOTFOUND);
+	set_int(c, "pk/a", 44);
+	cr_assert_eq(distkv_key_get_int(s, ka, &i), 0);
+	cr_assert_eq(i, 44);
+
+	distkv_key_free(ka);
+	distkv_key_free(ks);
+	distkv_key_free(kd);
+	distkv_key_free(kb);
+	distkv_key_free(knone);
+	distkv_path_free(pa);
+	distkv_path_free(ps);
+	distkv_close(c);
+}
+
+/* Reads by path text: through the region, then the socket; the same
+ * answers, and a cached name sees a new value. */
+Test(agent, get_by_text)
+{
+	distkv *c = agent_connect(), *conns[2];
+	struct distkv_value v;
+	distkv_path *p = P("svc/web/ratio");
+	char str[16];
+	int64_t i;
+	double d;
+	bool b;
+
+	set_int(c, "svc/web/port", 8080);
+	set_str(c, "svc/web/host", "example", 7);
+	set_int(c, "svc/:5", 5);
+	cr_assert_eq(distkv_value_from_double(&v, 0.25), 0);
+	cr_assert_eq(distkv_set(c, p, v.data, v.len, NULL, NULL), 0);
+	distkv_value_clear(&v);
+	distkv_path_free(p);
+	p = P("svc/web/tls");
+	cr_assert_eq(distkv_value_from_bool(&v, false), 0);
+	cr_assert_eq(distkv_set(c, p, v.data, v.len, NULL, NULL), 0);
+	distkv_value_clear(&v);
+	cr_assert_not_null(distkv_shm_of(c));
+	conns[0] = c;
+	setenv("DISTKV_NO_SHM", "1", 1);
+	conns[1] = agent_connect();
+	unsetenv("DISTKV_NO_SHM");
+	cr_assert_null(distkv_shm_of(conns[1]));
+
+	for (int n = 0; n < 2; n++) {
+		distkv *k = conns[n];
+
+		for (int again = 0; again < 2; again++) {
+			cr_assert_eq(distkv_get_int(k, "svc/web/port", &i), 0);
+			cr_assert_eq(i, 8080);
+			cr_assert_eq(distkv_get_str(k, "/svc/web/host/", str,
+			    sizeof(str)), 0);
+			cr_assert_str_eq(str, "example");
+			cr_assert_eq(distkv_get_double(k, "svc/web/ratio", &d),
+			    0);
+			cr_assert(d == 0.25);
+			cr_assert_eq(distkv_get_bool(k, "svc/web/tls", &b), 0);
+			cr_assert(!b);
+			cr_assert_eq(distkv_get_int(k, "svc/:5", &i), 0);
+			cr_assert_eq(i, 5);
+		}
+		cr_assert_eq(distkv_get_int(k, "svc/web/none", &i),
+		    DISTKV_ENOTFOUND);
+		cr_assert_eq(distkv_get_int(k, "svc/web/host", &i),
+		    DISTKV_ETYPE);
+		cr_assert_eq(distkv_get_str(k, "svc/web/host", str, 7),
+		    DISTKV_ETOOSMALL);
+		cr_assert_eq(distkv_get_int(k, "svc//port", &i),
+		    DISTKV_EINVAL);
+	}
+	/* a cached name reads the new value */
+	set_int(c, "svc/web/port", 8443);
+	cr_assert_eq(distkv_get_int(c, "svc/web/port", &i), 0);
+	cr_assert_eq(i, 8443);
+	distkv_path_free(p);
+	distkv_close(conns[1]);
+	distkv_close(c);
+}
+
+/* A reply of a kind no real agent can be brought to send in a test: a
+ * node without its data (it does not even open its client socket). */
+static void
+script_not_ready(struct rc_conn *fc)
+{
+	struct rc_msg *m;
+
+	FK_SEND(fc, GREETING);
+	FK_EXPECT(fc, m, "{seq:1, action:'dump'}");
+	FK_SEND(fc, "{seq:1, error:'Not ready: this node has not got its "
+	    "data yet', tock:5}");
+	FK_EXPECT(fc, m, "{seq:2, action:'save', path:'x'}");
+	FK_SEND(fc, "{seq:2, error:'Cannot save: No space left on device'}");
+	rc_wait_eof(fc, 5000);
+}
+
+Test(fake, not_ready_and_unknown_kinds)
+{
+	struct fake f;
+	uint8_t *b;
+	size_t n;
+	int calls = 0;
+	distkv *c;
+
+	fake_start(&f, script_not_ready);
+	c = fake_connect(&f);
+	cr_assert_eq(rc_build(&b, &n, "{action:'dump'}"), 0);
+	cr_assert_eq(distkv_request(c, b, n, raw_fn, &calls),
+	    DISTKV_ENOTREADY);
+	free(b);
+	/* a text of no known kind stays DISTKV_ESERVER */
+	cr_assert_eq(distkv_save(c, "x"), DISTKV_ESERVER);
+	cr_assert_str_eq(distkv_errmsg(c), "Cannot save: No space left on "
+	    "device");
+	distkv_close(c);
+	cr_assert_eq(fake_wait(&f), 0);
 }
 
 /* Only the API leaves the shared library: a program with its own

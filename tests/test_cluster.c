@@ -1814,7 +1814,7 @@ Test(cluster, password_user_logs_in_on_another_node)
 		usleep(50 * 1000);
 	}
 	rc = distkv_login_password(k, "joe", "wrong");
-	cr_assert(rc == DISTKV_ESERVER && strncmp(distkv_errmsg(k),
+	cr_assert(rc == DISTKV_EDENIED && strncmp(distkv_errmsg(k),
 	    "AuthFailedError", 15) == 0, "%s", distkv_errmsg(k));
 	cr_assert(distkv_login_password(k, "joe", "s3cret!") == 0, "%s",
 	    distkv_errmsg(k));

@@ -468,12 +468,12 @@ Test(login, libdistkv_password_login)
 	RC_START(&ag, "--standalone", "--node", "l2");
 	cr_assert(distkv_connect(ag.socket, &k) == 0);
 	cr_assert(distkv_auth_method(k) == NULL);
-	cr_assert(distkv_auth_set_method(k, "password") == DISTKV_ESERVER);
+	cr_assert(distkv_auth_set_method(k, "password") == DISTKV_EBADREQ);
 	cr_assert(strstr(distkv_errmsg(k), "You didn't configure this method "
 	    "yet") != NULL, "%s", distkv_errmsg(k));
 	cr_assert(distkv_auth_add_password(k, "ann", "s3cret!") == 0,
 	    "%s", distkv_errmsg(k));
-	cr_assert(distkv_auth_add_password(k, "ann", "x") == DISTKV_ESERVER);
+	cr_assert(distkv_auth_add_password(k, "ann", "x") == DISTKV_ECONFLICT);
 	cr_assert(strstr(distkv_errmsg(k), "already exists") != NULL);
 	cr_assert(distkv_auth_set_method(k, "password") == 0,
 	    "%s", distkv_errmsg(k));
@@ -485,11 +485,11 @@ Test(login, libdistkv_password_login)
 	cr_assert(distkv_path_parse("a", &p) == 0);
 	memset(&e, 0, sizeof(e));
 	rc = distkv_get(k, p, 1, &e);
-	cr_assert(rc == DISTKV_ESERVER && strncmp(distkv_errmsg(k),
+	cr_assert(rc == DISTKV_EDENIED && strncmp(distkv_errmsg(k),
 	    "NoAuthError", 11) == 0, "%d %s", rc, distkv_errmsg(k));
 	distkv_entry_clear(&e);
 	rc = distkv_login_password(k, "ann", "wrong");
-	cr_assert(rc == DISTKV_ESERVER && strncmp(distkv_errmsg(k),
+	cr_assert(rc == DISTKV_EDENIED && strncmp(distkv_errmsg(k),
 	    "AuthFailedError", 15) == 0, "%d %s", rc, distkv_errmsg(k));
 	cr_assert(distkv_login_password(k, "ann", "s3cret!") == 0,
 	    "%s", distkv_errmsg(k));
@@ -526,7 +526,7 @@ child_reads_as_nobody(const char *sock)
 			_exit(92);
 		memset(&e, 0, sizeof(e));
 		rc = distkv_get(k, p, 1, &e);
-		_exit(rc == DISTKV_ENOTFOUND ? 0 : rc == DISTKV_ESERVER &&
+		_exit(rc == DISTKV_ENOTFOUND ? 0 : rc == DISTKV_EDENIED &&
 		    strncmp(distkv_errmsg(k), "NoAuthError", 11) == 0 ? 1 : 93);
 	}
 	cr_assert(waitpid(pid, &status, 0) == pid);

@@ -264,6 +264,7 @@ Test(path, depth_limit)
 
 /* The shm key encoder must write exactly what path_pack writes. */
 #include "client_internal.h"
+#include "reader.h"
 
 static void
 assert_key_matches_pack(const distkv_path *p)
@@ -285,11 +286,15 @@ assert_key_matches_pack(const distkv_path *p)
 	/* the bytes the path keeps for lookups, when they fit */
 	{
 		size_t clen;
-		const uint8_t *c = path_key_cached(p, &clen);
+		uint64_t hash;
+		const uint8_t *c = path_key_cached(p, &clen, &hash);
 
 		cr_assert(c != NULL || n > 64, "a %zu-byte key not kept", n);
 		cr_assert(c == NULL || (clen == n && memcmp(c, big, n) == 0),
 		    "kept key differs from the packed path");
+		/* and the hash kept with it is the region's for those bytes */
+		cr_assert(c == NULL || hash == shm_key_hash(big, n),
+		    "kept hash differs from shm_key_hash");
 	}
 	free(big);
 	msgpack_sbuffer_destroy(&sb);

@@ -541,14 +541,14 @@ Test(tls, cert_login_by_cn)
 	cr_assert_str_eq(distkv_auth_method(c), "cert");
 	set_get(c, "by/alice", "yes");
 	/* claiming another name is refused, however logged in */
-	cr_assert_eq(distkv_login(c, "cert", "bob"), DISTKV_ESERVER);
+	cr_assert_eq(distkv_login(c, "cert", "bob"), DISTKV_EDENIED);
 	cr_assert(strstr(distkv_errmsg(c), "is for alice, not bob") != NULL,
 	    "%s", distkv_errmsg(c));
 	cr_assert_eq(distkv_login(c, "cert", "alice"), 0, "%s",
 	    distkv_errmsg(c));
 	distkv_close(c);
 	/* no certificate to show on the local socket or plain TCP */
-	cr_assert_eq(distkv_login(l, "cert", "alice"), DISTKV_ESERVER);
+	cr_assert_eq(distkv_login(l, "cert", "alice"), DISTKV_EDENIED);
 	cr_assert(strstr(distkv_errmsg(l), "needs a TLS connection") != NULL,
 	    "%s", distkv_errmsg(l));
 	distkv_close(l);

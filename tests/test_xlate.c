@@ -525,7 +525,7 @@ Test(xlate, library_calls)
 	cr_assert_eq(distkv_type_set(c, "int", "if math.type(value) ~= "
 	    "'integer' then error('not an int') end", good, sizeof(good), bad,
 	    sizeof(bad), NULL, 0), 0);
-	cr_assert_eq(distkv_match_set(c, "lib/#", "nope"), DISTKV_ESERVER);
+	cr_assert_eq(distkv_match_set(c, "lib/#", "nope"), DISTKV_ENOTFOUND);
 	cr_assert_str_eq(distkv_errmsg(c), "This type does not exist");
 	cr_assert_eq(distkv_match_set(c, "lib/#", "int"), 0);
 	cr_assert_eq(distkv_codec_set(c, "int", "return tonumber(value)",
