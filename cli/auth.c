@@ -95,11 +95,13 @@ auth_refused(distkv *c, int rc, const char *what)
 {
 	const char *msg = distkv_errmsg(c);
 
-	if (rc != DISTKV_ESERVER)
+	/* a name the request refers to that does not exist ("This type
+	 * does not exist") is the agent refusing the request, too */
+	if (!DISTKV_IS_REFUSAL(rc) && rc != DISTKV_ENOTFOUND)
 		return (cli_err(EXIT_AGENT, "%s: %s", what,
 		    distkv_strerror(rc)));
-	return (cli_err(auth_denied(msg) ? EXIT_DENIED : EXIT_REFUSED,
-	    "%s: %s", what, msg));
+	return (cli_err(rc == DISTKV_EDENIED || auth_denied(msg) ?
+	    EXIT_DENIED : EXIT_REFUSED, "%s: %s", what, msg));
 }
 
 int

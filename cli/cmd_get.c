@@ -186,7 +186,7 @@ cmd_get(struct ctx *ctx)
 		 * The agent's only refusal here is an unknown or superseded
 		 * event (its text is just the tick): report "not found".
 		 */
-		if (rc == DISTKV_ESERVER)
+		if (DISTKV_IS_REFUSAL(rc))
 			rc = cli_err(EXIT_NOTFOUND, "%s: no such change (the "
 			    "agent said: %s)", what, distkv_errmsg(ctx->c));
 		else if (rc != 0)

@@ -355,7 +355,7 @@ import_cb(void *arg, int rc, const struct distkv_set_result *r)
 	ia->inflight--;
 	if (rc == 0)
 		ia->written++;
-	else if (rc == DISTKV_ESERVER) {
+	else if (DISTKV_IS_REFUSAL(rc)) {
 		ia->failed++;
 		cli_err(0, "%s:%ld: %s", ia->label, ir->line,
 		    distkv_errmsg(ia->ctx->c));

@@ -44,15 +44,17 @@ lib_error(struct ctx *ctx, int rc, const char *what)
 {
 	const char *msg;
 
-	switch (rc) {
-	case DISTKV_ENOTFOUND:
-		return (cli_err(EXIT_NOTFOUND, "%s: not found", what));
-	case DISTKV_ESERVER:
+	/* the agent said no (its words are in distkv_errmsg) */
+	if (DISTKV_IS_REFUSAL(rc)) {
 		msg = ctx->c != NULL ? distkv_errmsg(ctx->c) : "";
 		if (msg == NULL || *msg == '\0')
 			msg = distkv_strerror(rc);
-		return (cli_err(auth_denied(msg) ? EXIT_DENIED : EXIT_REFUSED,
-		    "%s: %s", what, msg));
+		return (cli_err(rc == DISTKV_EDENIED || auth_denied(msg) ?
+		    EXIT_DENIED : EXIT_REFUSED, "%s: %s", what, msg));
+	}
+	switch (rc) {
+	case DISTKV_ENOTFOUND:
+		return (cli_err(EXIT_NOTFOUND, "%s: not found", what));
 	case DISTKV_EINVAL:
 		return (cli_err(EXIT_USAGE, "%s: %s", what, distkv_strerror(rc)));
 	case DISTKV_ECONNECT:
