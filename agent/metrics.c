@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "distkv.h"
 #include "log.h"
+#include "hostport.h"
 #include "metrics.h"
 #include "persist.h"
 #include "serf.h"
@@ -436,26 +437,9 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 static int
 parse_addr(const char *addr, struct sockaddr_storage *ss, bool *v6)
 {
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	struct addrinfo hints, *ai = NULL;
-	size_t hl;
+	struct addrinfo *ai;
 
-	if (colon == NULL)
-		return -EINVAL;
-	hl = (size_t)(colon - addr);
-	if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
-		addr++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host) || colon[1] == '\0')
-		return -EINVAL;
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+	if (hostport_resolve(addr, true, &ai) != 0)
 		return -EINVAL;
 	memset(ss, 0, sizeof(*ss));
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "hostport.h"
 #include "transport.h"
 
 #define container_of(p, type, member) \
@@ -440,22 +441,11 @@ transport_peer_cn(const struct transport *t)
 int
 transport_tcp_socket(const char *hostport, bool passive, struct addrinfo **out)
 {
-	struct addrinfo hints, *ai = NULL;
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
+	struct addrinfo *ai;
 	int fd, rc;
 
 	*out = NULL;
-	if (colon == NULL || colon == hostport ||
-	    (size_t)(colon - hostport) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
-	    (passive ? AI_PASSIVE : 0);
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+	if (hostport_resolve(hostport, passive, &ai) != 0)
 		return -EINVAL;
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);

@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "form.h"
+#include "hostport.h"
 #include "http.h"
 #include "v2err.h"
 
@@ -416,26 +417,9 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 static int
 parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
 {
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	struct addrinfo hints, *ai = NULL;
-	size_t hl;
+	struct addrinfo *ai;
 
-	if (colon == NULL)
-		return -EINVAL;
-	hl = (size_t)(colon - listen);
-	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
-		listen++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, listen, hl);
-	host[hl] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+	if (hostport_resolve(listen, true, &ai) != 0)
 		return -EINVAL;
 	memset(ss, 0, sizeof(*ss));
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);

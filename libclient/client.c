@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "distkv.h"
+#include "hostport.h"
 #include "proto.h"
 #include "client_internal.h"
 #include "tls.h"
@@ -1303,29 +1304,14 @@ distkv_connect(const char *socket_path, distkv **out)
 int
 distkv_connect_tcp(const char *hostport, int timeout_ms, distkv **out)
 {
-	struct addrinfo hints, *ai = NULL;
-	char host[256];
-	const char *colon;
+	struct addrinfo *ai;
 	struct pollfd pfd;
 	long long deadline = now_ms() + timeout_ms;
 	int fd, rc, err = 0;
 	socklen_t elen = sizeof(err);
 
 	*out = NULL;
-	colon = strrchr(hostport, ':');
-	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host) ||
-	    colon == hostport)
-		return (DISTKV_EINVAL);
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+	if (hostport_resolve(hostport, false, &ai) != 0)
 		return (DISTKV_EINVAL);
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0);

@@ -4,6 +4,10 @@
 
 #include <criterion/criterion.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "hostport.h"
 #include "proto.h"
 
 static size_t
@@ -180,4 +184,35 @@ Test(proto, canonical_path_elements)
 	/* invalid UTF-8 in a str element */
 	canon_elem((const uint8_t *)"\xa1\xff", 2, out, &rc);
 	cr_assert_eq(rc, -EINVAL);
+}
+
+/* the numeric HOST:PORT of --listen, --metrics, distkv-etcd --listen and
+ * tcp:// URLs; the bracketed IPv6 form is what the docs show */
+Test(hostport, numeric_forms_and_refusals)
+{
+	static const char *bad[] = { "", ":", "1.2.3.4", "1.2.3.4:",
+	    ":27586", "[]:27586", "[::1]", "::1:27586x", "localhost:27586",
+	    "1.2.3.4:http", "[::1:27586", "1.2.3.4:99999", NULL };
+	struct addrinfo *ai;
+	const struct sockaddr_in6 *s6;
+
+	cr_assert_eq(hostport_resolve("127.0.0.1:27586", false, &ai), 0);
+	cr_assert_eq(ai->ai_family, AF_INET);
+	cr_assert_eq(ntohs(((const struct sockaddr_in *)(const void *)
+	    ai->ai_addr)->sin_port), 27586);
+	freeaddrinfo(ai);
+	cr_assert_eq(hostport_resolve("[::1]:2379", true, &ai), 0);
+	cr_assert_eq(ai->ai_family, AF_INET6);
+	s6 = (const struct sockaddr_in6 *)(const void *)ai->ai_addr;
+	cr_assert_eq(ntohs(s6->sin6_port), 2379);
+	cr_assert(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
+	freeaddrinfo(ai);
+	cr_assert_eq(hostport_resolve("[::]:0", true, &ai), 0);
+	freeaddrinfo(ai);
+	for (size_t i = 0; bad[i] != NULL; i++) {
+		ai = (struct addrinfo *)1;
+		cr_assert_eq(hostport_resolve(bad[i], false, &ai), -EINVAL,
+		    "accepted '%s'", bad[i]);
+		cr_assert_null(ai, "'%s' left an addrinfo", bad[i]);
+	}
 }
