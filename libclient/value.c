@@ -168,23 +168,30 @@ distkv_value_get_str(const void *data, size_t len, const char **s,
 {
 	const uint8_t *p = data;
 	unsigned hdr;
+	uint64_t body;
 	int rc;
 
 	*s = NULL;
 	*slen = 0;
-	if ((rc = value_check(data, len)) != 0)
-		return (rc);
-	if (p[0] >= 0xa0 && p[0] <= 0xbf)
+	if (data == NULL || len == 0)
+		return (DISTKV_EINVAL);
+	/*
+	 * A str is its header and its bytes, nothing to scan: checking the
+	 * length here instead of value_check's proto_scan is what makes a
+	 * typed read cost little more than the lookup (issue 14).
+	 */
+	if (p[0] >= 0xa0 && p[0] <= 0xbf) {
 		hdr = 1;
-	else if (p[0] == 0xd9)
-		hdr = 2;
-	else if (p[0] == 0xda)
-		hdr = 3;
-	else if (p[0] == 0xdb)
-		hdr = 5;
-	else
-		return (DISTKV_ETYPE);
-	/* value_check proved the body is there: len == hdr + body length */
+		body = p[0] & 0x1f;
+	} else if (p[0] >= 0xd9 && p[0] <= 0xdb) {
+		hdr = p[0] == 0xd9 ? 2 : p[0] == 0xda ? 3 : 5;
+		if (len < hdr)
+			return (DISTKV_EINVAL);
+		body = be(p + 1, hdr - 1);
+	} else
+		return ((rc = value_check(data, len)) != 0 ? rc : DISTKV_ETYPE);
+	if (len - hdr != body)
+		return (DISTKV_EINVAL);
 	*s = (const char *)p + hdr;
 	*slen = len - hdr;
 	return (0);

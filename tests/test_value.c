@@ -121,6 +121,33 @@ Test(value, wrong_types)
 	cr_assert_eq(distkv_value_get_int("\x91\x01", 2, &i), DISTKV_ETYPE);
 }
 
+/* get_str checks a str's length by its header, without a scan */
+Test(value, str_lengths_are_checked)
+{
+	static const struct { const char *b; size_t n; } bad[] = {
+		{ "\xa3ab", 3 }, { "\xa1ab", 3 }, { "\xd9", 1 },
+		{ "\xd9\x02a", 3 }, { "\xda\x00", 2 }, { "\xdb\x00\x00\x00", 4 },
+		{ "\xdb\xff\xff\xff\xffa", 6 }, { "\xc4\x05", 2 },
+	};
+	const char *s;
+	size_t n;
+
+	cr_assert_eq(distkv_value_get_str("\xda\x00\x01x", 4, &s, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(s[0], 'x');
+	cr_assert_eq(distkv_value_get_str("\xdb\x00\x00\x00\x00", 5, &s, &n),
+	    0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(distkv_value_get_str("\xa0", 1, &s, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(distkv_value_get_str(NULL, 0, &s, &n), DISTKV_EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(distkv_value_get_str(bad[i].b, bad[i].n, &s, &n),
+		    DISTKV_EINVAL, "case %zu", i);
+		cr_assert_null(s);
+	}
+}
+
 Test(value, readers_check_bounds)
 {
 	const char *s;
