@@ -21,6 +21,7 @@
 #include "serf.h"
 #include "serfproc.h"
 #include "server.h"
+#include "memberlog.h"
 #include "sync.h"
 #include "transport.h"
 
@@ -1466,6 +1467,7 @@ serf_members(void *arg, const struct serf_member *m, size_t n)
 
 	if (n > 0 && (copy = malloc(n * sizeof(*copy))) == NULL)
 		return;
+	memberlog_changes(s->a->self->name, s->mem, s->nmem, m, n);
 	if (n > 0)
 		memcpy(copy, m, n * sizeof(*copy));
 	free(s->mem);
