@@ -125,14 +125,16 @@ Test(value, wrong_types)
 Test(value, str_lengths_are_checked)
 {
 	static const struct { const char *b; size_t n; } bad[] = {
-		{ "\xa3ab", 3 }, { "\xa1ab", 3 }, { "\xd9", 1 },
-		{ "\xd9\x02a", 3 }, { "\xda\x00", 2 }, { "\xdb\x00\x00\x00", 4 },
-		{ "\xdb\xff\xff\xff\xffa", 6 }, { "\xc4\x05", 2 },
+		{ "\xa3" "ab", 3 }, { "\xa1" "ab", 3 }, { "\xd9", 1 },
+		{ "\xd9\x02" "a", 3 }, { "\xda\x00", 2 },
+		{ "\xdb\x00\x00\x00", 4 }, { "\xdb\xff\xff\xff\xff" "a", 6 },
+		{ "\xc4\x05", 2 },
 	};
 	const char *s;
 	size_t n;
 
-	cr_assert_eq(distkv_value_get_str("\xda\x00\x01x", 4, &s, &n), 0);
+	cr_assert_eq(distkv_value_get_str("\xda\x00\x01" "x", 4, &s,
+	    &n), 0);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(s[0], 'x');
 	cr_assert_eq(distkv_value_get_str("\xdb\x00\x00\x00\x00", 5, &s, &n),
