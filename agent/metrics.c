@@ -434,20 +434,6 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	    MHD_RESPMEM_MUST_FREE);
 }
 
-static int
-parse_addr(const char *addr, struct sockaddr_storage *ss, bool *v6)
-{
-	struct addrinfo *ai;
-
-	if (hostport_resolve(addr, true, &ai) != 0)
-		return -EINVAL;
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*v6 = ai->ai_family == AF_INET6;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 int
 metrics_http_start(struct agent *a, const char *addr)
 {
@@ -456,7 +442,7 @@ metrics_http_start(struct agent *a, const char *addr)
 	struct metrics_http *h;
 	bool v6 = false;
 
-	if (parse_addr(addr, &ss, &v6) != 0)
+	if (hostport_bind_addr(addr, &ss, &v6) != 0)
 		return -EINVAL;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return -ENOMEM;

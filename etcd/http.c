@@ -414,20 +414,6 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	return route(r, method);
 }
 
-static int
-parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
-{
-	struct addrinfo *ai;
-
-	if (hostport_resolve(listen, true, &ai) != 0)
-		return -EINVAL;
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*v6 = ai->ai_family == AF_INET6;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 int
 http_start(const struct http_cfg *cfg, struct http **out)
 {
@@ -439,7 +425,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	unsigned flags;
 
 	*out = NULL;
-	if (parse_listen(cfg->listen, &ss, &v6) != 0)
+	if (hostport_bind_addr(cfg->listen, &ss, &v6) != 0)
 		return -EINVAL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;

@@ -49,3 +49,18 @@ hostport_resolve(const char *hostport, bool passive, struct addrinfo **out)
 	*out = ai;
 	return 0;
 }
+
+int
+hostport_bind_addr(const char *hostport, struct sockaddr_storage *ss,
+    bool *v6)
+{
+	struct addrinfo *ai;
+
+	if (hostport_resolve(hostport, true, &ai) != 0)
+		return -EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*v6 = ai->ai_family == AF_INET6;
+	freeaddrinfo(ai);
+	return 0;
+}

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <netdb.h>
+#include <sys/socket.h>
 
 /*
  * Resolve "127.0.0.1:27586" or "[::1]:27586" (no names: a config file
@@ -16,5 +17,9 @@
  */
 int hostport_resolve(const char *hostport, bool passive,
     struct addrinfo **out);
+
+/* The same for bind(), as a sockaddr (*v6: an IPv6 one); 0 or -EINVAL. */
+int hostport_bind_addr(const char *hostport, struct sockaddr_storage *ss,
+    bool *v6);
 
 #endif
