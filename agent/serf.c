@@ -643,6 +643,13 @@ serf_on_record(struct serf *s, const msgpack_object *body)
 	return 0;
 }
 
+void
+serf_refresh_members(struct serf *s)
+{
+	if (s != NULL && s->state == SERF_READY && !s->closed)
+		(void)serf_request_members(s);
+}
+
 /* A reply header for op arrived (body: the members list, or NULL). */
 static int
 serf_on_reply(struct serf *s, enum serf_op op, const msgpack_object *err,

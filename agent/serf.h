@@ -86,6 +86,12 @@ int serf_event_check(size_t limit, size_t nlen, size_t len);
  * -EINVAL; a refusal by the Serf agent is logged.
  */
 int serf_force_leave(struct serf *s, const char *node);
+/*
+ * Re-read the member list (the members callback gets it) when a message
+ * shows it is stale: Serf hands member events on 1-3 s late.  Nothing
+ * while not connected; one request at a time.
+ */
+void serf_refresh_members(struct serf *s);
 /* The counters above (all zero for NULL). */
 void serf_get_stats(const struct serf *s, struct serf_stats *out);
 

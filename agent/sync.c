@@ -1409,6 +1409,15 @@ handle_info(struct sync *s, const msgpack_object *m)
 	}
 }
 
+static bool
+member_listed(const struct sync *s, const char *name)
+{
+	for (size_t i = 0; i < s->nmem; i++)
+		if (strcmp(s->mem[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 static void
 serf_user_event(void *arg, const char *name, size_t nlen,
     const uint8_t *payload, size_t len, uint64_t ltime)
@@ -1444,8 +1453,14 @@ serf_user_event(void *arg, const char *name, size_t nlen,
 		/* for `distkv-cli members`: when it was last heard of */
 		if (from != NULL && chain_node_name_ok(from) &&
 		    (fn = nodes_get(&s->a->nodes, from->via.str.ptr,
-		    from->via.str.size, false)) != NULL)
+		    from->via.str.size, false)) != NULL) {
 			fn->last_seen = ev_now(s->a->loop);
+			/* a sender Serf's list here does not have yet: the
+			 * member event is still on its way; `members` and the
+			 * peer choice want the news now */
+			if (!member_listed(s, fn->name))
+				serf_refresh_members(s->serf);
+		}
 		if (!upd && from != NULL &&
 		    proto_str_eq(from, s->a->self->name))
 			;	/* our own info or ping */
