@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -24,11 +26,22 @@
 #define MEMBER_ID "64697374"
 #define VERSION_JSON "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\"}"
 
+/* Requests that need the agent, waiting for a worker (FIFO). */
+struct jobq {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct req *head, *tail;
+	bool stop;
+};
+
 struct http {
 	struct MHD_Daemon *d;
 	struct http_cfg cfg;
 	unsigned port;
 	char url[300];
+	struct jobq q;
+	pthread_t *workers;
+	unsigned nworkers;
 };
 
 /*
@@ -53,6 +66,13 @@ struct req {
 	struct hwaiter *w;
 	char *wbody;
 	size_t wblen, woff;
+	/* a request handed to a worker: its input, then its answer */
+	struct req *qnext;
+	const char *method;		/* MHD's, valid for the request */
+	char *key;
+	struct form form;
+	bool queued;
+	struct keys_resp rs;
 };
 
 static void
@@ -63,6 +83,9 @@ req_free(struct req *r)
 	if (r->cctx != NULL && r->cctx->pending == r)
 		r->cctx->pending = NULL;
 	history_waiter_free(r->w);
+	free(r->rs.body);
+	free(r->key);
+	form_free(&r->form);
 	free(r->wbody);
 	free(r->body);
 	free(r->uri);
@@ -268,6 +291,116 @@ is_form(struct MHD_Connection *conn)
 }
 
 static enum MHD_Result
+send_answer(struct req *r, struct keys_resp *rs)
+{
+	char *body;
+
+	if (rs->waiter != NULL) {
+		r->w = rs->waiter;
+		rs->waiter = NULL;
+		return start_watch(r, rs->index);
+	}
+	if ((body = rs->body) == NULL)
+		return MHD_NO;
+	rs->body = NULL;	/* send_buf frees it, also when it fails */
+	return send_buf(r->conn, rs->status, "application/json", body,
+	    rs->blen, rs->index, true);
+}
+
+/* ---- workers: requests that wait for the agent ---- */
+
+/*
+ * The connection is suspended while a worker has its request, so an HTTP
+ * thread never blocks on the agent and a slow write delays only its own
+ * client; when the answer is in, the worker resumes the connection and MHD
+ * calls access_cb again, which sends it.  Nothing touches r after the
+ * resume but MHD's thread: r is freed by completed_cb, which MHD cannot
+ * call while the connection is suspended.
+ */
+static enum MHD_Result
+queue_job(struct req *r)
+{
+	struct jobq *q = &r->s->q;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->stop) {
+		/* shutting down: no worker may be left to resume it */
+		pthread_mutex_unlock(&q->mu);
+		return MHD_NO;
+	}
+	MHD_suspend_connection(r->conn);
+	r->queued = true;
+	r->qnext = NULL;
+	if (q->tail != NULL)
+		q->tail->qnext = r;
+	else
+		q->head = r;
+	q->tail = r;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->mu);
+	return MHD_YES;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct http *s = arg;
+	struct jobq *q = &s->q;
+	struct keys_req kr;
+	struct req *r;
+
+	for (;;) {
+		pthread_mutex_lock(&q->mu);
+		while (q->head == NULL && !q->stop)
+			pthread_cond_wait(&q->cond, &q->mu);
+		if ((r = q->head) == NULL) {
+			pthread_mutex_unlock(&q->mu);
+			break;
+		}
+		if ((q->head = r->qnext) == NULL)
+			q->tail = NULL;
+		pthread_mutex_unlock(&q->mu);
+		kr.method = r->method;
+		kr.key = r->key;
+		kr.form = &r->form;
+		keys_handle(s->cfg.keys, &kr, &r->rs);
+		MHD_resume_connection(r->conn);
+	}
+	return NULL;
+}
+
+/* Start n workers; with the queue drained they stop in workers_stop. */
+static int
+workers_start(struct http *s, unsigned n)
+{
+	pthread_mutex_init(&s->q.mu, NULL);
+	pthread_cond_init(&s->q.cond, NULL);
+	if ((s->workers = calloc(n, sizeof(*s->workers))) == NULL)
+		return -ENOMEM;
+	for (s->nworkers = 0; s->nworkers < n; s->nworkers++)
+		if (pthread_create(&s->workers[s->nworkers], NULL, worker_main,
+		    s) != 0)
+			return -EAGAIN;
+	return 0;
+}
+
+static void
+workers_stop(struct http *s)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&s->q.mu);
+	s->q.stop = true;
+	pthread_cond_broadcast(&s->q.cond);
+	pthread_mutex_unlock(&s->q.mu);
+	for (i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	free(s->workers);
+	pthread_cond_destroy(&s->q.cond);
+	pthread_mutex_destroy(&s->q.mu);
+}
+
+static enum MHD_Result
 serve_keys(struct req *r, const char *method, const char *keypath,
     const char *query)
 {
@@ -314,17 +447,15 @@ serve_keys(struct req *r, const char *method, const char *keypath,
 	kr.method = method;
 	kr.key = key;
 	kr.form = &f;
-	keys_handle(r->s->cfg.keys, &kr, &rs);
+	if (!keys_answer_local(r->s->cfg.keys, &kr, &rs)) {
+		r->method = method;
+		r->key = key;
+		r->form = f;
+		return queue_job(r);
+	}
 	form_free(&f);
 	free(key);
-	if (rs.waiter != NULL) {
-		r->w = rs.waiter;
-		return start_watch(r, rs.index);
-	}
-	if (rs.body == NULL)
-		return MHD_NO;
-	return send_buf(r->conn, rs.status, "application/json", rs.body,
-	    rs.blen, rs.index, true);
+	return send_answer(r, &rs);
 }
 
 static enum MHD_Result
@@ -411,6 +542,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (r->w != NULL)
 		return MHD_YES;	/* resumed long-poll: the reader goes on */
+	if (r->queued)		/* resumed: the worker's answer is in */
+		return send_answer(r, &r->rs);
 	return route(r, method);
 }
 
@@ -423,6 +556,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	bool v6 = false;
 	char host[INET6_ADDRSTRLEN];
 	unsigned flags;
+	long ncpu;
 
 	*out = NULL;
 	if (hostport_bind_addr(cfg->listen, &ss, &v6) != 0)
@@ -430,12 +564,20 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	s->cfg = *cfg;
+	if (workers_start(s, cfg->threads) != 0) {
+		workers_stop(s);
+		free(s);
+		return -ENOMEM;
+	}
+	/* HTTP threads never wait for the agent: one per CPU is enough */
+	if ((ncpu = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
+		ncpu = 1;
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 	    (v6 ? MHD_USE_IPv6 : 0);
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(ncpu < 4 ? ncpu : 4),
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->conn_memory,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
@@ -444,6 +586,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	    MHD_OPTION_NOTIFY_CONNECTION, conn_cb, s,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
+		workers_stop(s);
 		free(s);
 		return -EADDRINUSE;
 	}
@@ -483,6 +626,8 @@ http_stop(struct http *s)
 	if (s == NULL)
 		return;
 	history_stop_waiters(s->cfg.history);
+	/* MHD must not stop with a connection suspended: answer them all */
+	workers_stop(s);
 	MHD_stop_daemon(s->d);
 	free(s);
 }

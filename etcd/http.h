@@ -1,9 +1,11 @@
 /*
  * http: the gateway's HTTP front, on libmicrohttpd.
  *
- * MHD runs a pool of `threads` polling threads (epoll), each serving many
- * connections; a request handler may block on the agent (libdistkv,
- * through keys.c), which delays only the connections of its thread.
+ * MHD runs a pool of polling threads (epoll, one per CPU, at most 4), each
+ * serving many connections.  They answer what needs no agent round trip
+ * themselves (keys_answer_local) and queue the rest for `threads` worker
+ * threads, which block on the agent (libdistkv, through keys.c) while the
+ * connection is suspended: a slow write never holds up other clients.
  * A long-poll watch (GET wait=true) sends its headers at once (chunked),
  * then its content reader suspends the connection
  * (MHD_suspend_connection) until the history has the event and resumes
@@ -28,7 +30,7 @@
 
 struct http_cfg {
 	const char *listen;		/* "ADDR:PORT", "[V6]:PORT"; port 0: any */
-	unsigned threads;
+	unsigned threads;		/* agent workers */
 	size_t max_body;
 	unsigned max_conns;
 	size_t conn_memory;		/* MHD per-connection memory (headers) */

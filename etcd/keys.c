@@ -490,6 +490,26 @@ gnode_json(struct gnode *g, const char *key, bool top, bool recursive,
 	return o;
 }
 
+/* A plain value: from the mirror, without asking the agent. */
+static bool
+get_from_mirror(struct keys *k, const char *key, struct keys_resp *rs)
+{
+	char *text;
+	size_t tlen;
+	uint64_t tock, idx;
+	json_t *o;
+
+	if (!history_get_file(k->h, key, &text, &tlen, &tock, &idx))
+		return false;
+	o = json_object();
+	json_object_set_new(o, "action", json_string("get"));
+	json_object_set_new(o, "node", v2node_new(key, false, text, tlen,
+	    tock, tock));
+	free(text);
+	reply_json(rs, 200, o, idx > tock ? idx : tock);
+	return true;
+}
+
 static void
 do_get(struct keys *k, distkv *c, const char *key, bool recursive,
     struct keys_resp *rs)
@@ -501,22 +521,8 @@ do_get(struct keys *k, distkv *c, const char *key, bool recursive,
 	int rc;
 
 	memset(&w, 0, sizeof(w));
-	{
-		char *text;
-		size_t tlen;
-		uint64_t tock, idx;
-
-		/* a plain value: from the mirror, without asking the agent */
-		if (history_get_file(k->h, key, &text, &tlen, &tock, &idx)) {
-			o = json_object();
-			json_object_set_new(o, "action", json_string("get"));
-			json_object_set_new(o, "node", v2node_new(key, false,
-			    text, tlen, tock, tock));
-			free(text);
-			reply_json(rs, 200, o, idx > tock ? idx : tock);
-			return;
-		}
-	}
+	if (get_from_mirror(k, key, rs))
+		return;
 	if ((rc = key_path(k, key, &p)) != 0) {
 		reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
 		return;
@@ -1072,31 +1078,57 @@ do_wait(struct keys *k, const char *key, const struct fields *fl,
 	free(cause);
 }
 
-void
-keys_handle(struct keys *k, const struct keys_req *rq, struct keys_resp *rs)
+/*
+ * What needs no agent round trip: bad fields, long-polls, writes to the
+ * root, plain values the mirror holds.  True when rs is filled.
+ */
+static bool
+answer_local(struct keys *k, const struct keys_req *rq, struct fields *fl,
+    struct keys_resp *rs)
 {
-	struct fields fl;
 	char cause[128];
-	distkv *c = NULL;
 	bool get = strcmp(rq->method, "GET") == 0 ||
 	    strcmp(rq->method, "HEAD") == 0;
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
-	if ((rc = fields_parse(rq->form, rq->method, &fl, cause,
+	if ((rc = fields_parse(rq->form, rq->method, fl, cause,
 	    sizeof(cause))) != 0) {
 		reply_error(k, rs, rc, cause);
-		return;
+		return true;
 	}
-	if (get && fl.wait) {
-		do_wait(k, rq->key, &fl, rs);
-		return;
+	if (get && fl->wait) {
+		do_wait(k, rq->key, fl, rs);
+		return true;
 	}
 	if (!get && strcmp(rq->key, "/") == 0 &&
 	    strcmp(rq->method, "POST") != 0) {
 		reply_error(k, rs, V2E_ROOT_RONLY, "/");
-		return;
+		return true;
 	}
+	return get && get_from_mirror(k, rq->key, rs);
+}
+
+bool
+keys_answer_local(struct keys *k, const struct keys_req *rq,
+    struct keys_resp *rs)
+{
+	struct fields fl;
+
+	return answer_local(k, rq, &fl, rs);
+}
+
+void
+keys_handle(struct keys *k, const struct keys_req *rq, struct keys_resp *rs)
+{
+	struct fields fl;
+	distkv *c = NULL;
+	bool get = strcmp(rq->method, "GET") == 0 ||
+	    strcmp(rq->method, "HEAD") == 0;
+	int rc;
+
+	if (answer_local(k, rq, &fl, rs))
+		return;
 	if ((rc = conn_get(k, &c)) != 0) {
 		reply_agent_error(k, rs, NULL, rc);
 		return;

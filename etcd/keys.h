@@ -6,7 +6,7 @@
  * the status, the JSON body and the X-Etcd-Index, or a history waiter for
  * a long-poll (GET wait=true) that the HTTP front then serves.
  *
- * Each HTTP worker thread gets its own agent connection on first use
+ * Each worker thread gets its own agent connection on first use
  * (libdistkv handles are one thread at a time); keys_close() closes them
  * all once the HTTP daemon has stopped.  A lost connection is replaced on
  * the next request.  docs/etcd.md describes the mapping and every
@@ -15,6 +15,7 @@
 #ifndef DKV_ETCD_KEYS_H
 #define DKV_ETCD_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,8 +48,20 @@ struct keys_resp {
 	struct hwaiter *waiter;		/* set: a long-poll, body NULL */
 };
 
-/* Serve one request; rs is always filled (errors are etcd error bodies). */
+/*
+ * Serve one request; rs is always filled (errors are etcd error bodies).
+ * May block on the agent.
+ */
 void keys_handle(struct keys *k, const struct keys_req *rq,
+    struct keys_resp *rs);
+
+/*
+ * Serve the request if that needs no agent round trip (bad fields, a
+ * long-poll, a plain value the history's mirror holds): true with rs
+ * filled.  Never blocks, so the HTTP threads call it themselves and hand
+ * the rest to workers (http.c).
+ */
+bool keys_answer_local(struct keys *k, const struct keys_req *rq,
     struct keys_resp *rs);
 
 #endif
