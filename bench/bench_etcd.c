@@ -3,11 +3,16 @@
  * --enable-v2, both on loopback, in one run (bench/README.md).
  *
  * Rows: GET and PUT latency p50/p99 and throughput with 1 and with 16
- * concurrent clients (threads, one keep-alive libcurl handle each), and the
- * watch delivery delay (a long-poll with waitIndex, woken by a PUT: from
- * just before the PUT is sent to the event's arrival).  Both servers fsync
+ * concurrent keep-alive connections, driven by wrk (Debian's HTTP load
+ * generator, a few microseconds per request) or with --client curl by
+ * threads here, one libcurl handle each (20-70 us per request: on two
+ * cores the client then decides the 16-client rows); and the watch
+ * delivery delay (a long-poll with waitIndex, woken by a PUT: from just
+ * before the PUT is sent to the event's arrival).  Both servers fsync
  * every write: the agent runs with --fsync always, etcd fsyncs its WAL.
- * Every GET checks the value it got; a wrong one fails the run.
+ * Every GET of the curl client checks the value it got; with wrk every
+ * reply must be 2xx and every key is read back and checked after the
+ * rows.  A wrong value or a failed request fails the run.
  *
  * The servers are started here, each in a temp dir, and killed by pid.
  */
@@ -37,6 +42,8 @@ struct server {
 };
 
 static long opt_keys = 1000, opt_ops = 4000, opt_watch = 200, opt_repeat = 1;
+static long opt_seconds = 3;
+static bool opt_curl;		/* --client curl: libcurl threads, not wrk */
 static char tmpdir[256];
 static struct server servers[2];
 static pid_t agent_pid = -1;
@@ -259,6 +266,133 @@ run(struct server *s, bool put, int conc, long ops, bool load,
 	return err ? -1 : 0;
 }
 
+/*
+ * The same stride walk and values as job_main, as a wrk script: each wrk
+ * thread starts its walk at its own offset.
+ */
+static const char wrk_script[] =
+"local counter = 0\n"
+"function setup(thread)\n"
+"  thread:set('tid', counter)\n"
+"  counter = counter + 1\n"
+"end\n"
+"function init(args)\n"
+"  keys = tonumber(args[1]); put = args[2] == 'put'\n"
+"  i = (tid or 0) * 1009\n"
+"end\n"
+"function request()\n"
+"  local k = (i * 7919) % keys\n"
+"  i = i + 1\n"
+"  local path = string.format('/v2/keys/bench/k%06d', k)\n"
+"  if not put then return wrk.format('GET', path) end\n"
+"  return wrk.format('PUT', path,\n"
+"    { ['Content-Type'] = 'application/x-www-form-urlencoded' },\n"
+"    string.format('value=value-%06d-0123456789abcdef0123456789abcdef"
+"0123456789ab', k))\n"
+"end\n";
+
+/* "187.00us", "6.14ms", "1.20s" -> microseconds; -1 if not a latency */
+static double
+wrk_latency_us(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s)
+		return -1;
+	if (strncmp(end, "us", 2) == 0)
+		return v;
+	if (strncmp(end, "ms", 2) == 0)
+		return v * 1e3;
+	if (*end == 's')
+		return v * 1e6;
+	return -1;
+}
+
+/* Parse wrk --latency output: p50, p99, Requests/sec; errors fail. */
+static int
+wrk_parse(const char *path, struct result *r)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	bool rate = false;
+	int err = 0;
+
+	r->p50 = r->p99 = -1;
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *p = line + strspn(line, " \t");
+
+		if (strncmp(p, "50%", 3) == 0)
+			r->p50 = wrk_latency_us(p + 3 + strspn(p + 3, " "));
+		else if (strncmp(p, "99%", 3) == 0)
+			r->p99 = wrk_latency_us(p + 3 + strspn(p + 3, " "));
+		else if (strncmp(p, "Requests/sec:", 13) == 0)
+			rate = sscanf(p + 13, "%lf", &r->rate) == 1;
+		else if (strncmp(p, "Non-2xx", 7) == 0 ||
+		    (strncmp(p, "Socket errors:", 14) == 0 &&
+		    strstr(p, "connect 0, read 0, write 0, timeout 0") ==
+		    NULL))
+			err = 1;
+	}
+	fclose(f);
+	if (err || !rate || r->p50 < 0 || r->p99 < 0)
+		return -1;
+	return 0;
+}
+
+static int
+run_wrk(struct server *s, bool put, int conc, struct result *r)
+{
+	char script[300], out[300], c[16], t[16], d[16], keys[24];
+	pid_t pid;
+	int st;
+
+	snprintf(script, sizeof(script), "%s/bench.lua", tmpdir);
+	snprintf(out, sizeof(out), "%s/wrk.out", tmpdir);
+	snprintf(c, sizeof(c), "%d", conc);
+	snprintf(t, sizeof(t), "%d", conc > 1 ? 2 : 1);
+	snprintf(d, sizeof(d), "%lds", opt_seconds);
+	snprintf(keys, sizeof(keys), "%ld", opt_keys);
+	char *av[] = { "wrk", "-t", t, "-c", c, "-d", d, "--latency", "-s",
+	    script, s->url, "--", keys, put ? "put" : "get", NULL };
+	if ((pid = spawn(av, out)) < 0 || waitpid(pid, &st, 0) != pid ||
+	    !WIFEXITED(st) || WEXITSTATUS(st) != 0 || wrk_parse(out, r) != 0) {
+		fprintf(stderr, "bench: %s: wrk failed or saw errors\n",
+		    s->name);
+		log_tail(out, "wrk");
+		return -1;
+	}
+	return 0;
+}
+
+/* After the rows: every key still holds the value the load wrote. */
+static int
+verify_keys(struct server *s)
+{
+	CURL *h = curl_easy_init();
+	struct buf b = { NULL, 0 };
+	char url[300], v[100];
+	long k;
+	int err = 0;
+
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+	for (k = 0; k < opt_keys && !err; k++) {
+		value_of(k, v, sizeof(v));
+		snprintf(url, sizeof(url), "%s/v2/keys/bench/k%06ld", s->url, k);
+		if (req(h, "GET", url, NULL, &b) != 200 || b.p == NULL ||
+		    strstr(b.p, v) == NULL) {
+			fprintf(stderr, "bench: %s: wrong value for k%06ld\n",
+			    s->name, k);
+			err = 1;
+		}
+	}
+	free(b.p);
+	curl_easy_cleanup(h);
+	return err ? -1 : 0;
+}
+
 struct watcher {
 	struct server *s;
 	long index;
@@ -387,14 +521,8 @@ start_servers(const char *top)
 	if (wait_socket(sock, &agent_pid, "distkv-agent", 10000) != 0)
 		return -1;
 
-	/*
-	 * One HTTP thread per client: a request holds its thread while it
-	 * waits for the agent, so 16 concurrent writes need 16 threads to
-	 * reach the agent together and share its fsync (etcd serves each
-	 * request on a goroutine of its own).
-	 */
-	char *gv[] = { gw, "--socket", sock, "--listen", listen, "--threads",
-	    "16", NULL };
+	/* the default 16 workers: one per client that writes at once */
+	char *gv[] = { gw, "--socket", sock, "--listen", listen, NULL };
 	servers[0].name = "distkv-etcd";
 	snprintf(servers[0].url, sizeof(servers[0].url), "http://%s", listen);
 	snprintf(servers[0].log, sizeof(servers[0].log), "%s/gw.log", tmpdir);
@@ -433,12 +561,17 @@ stop_servers(void)
 static void
 usage(void)
 {
-	puts("Usage: bench_etcd [--keys N] [--ops N] [--watch N] [--repeat N]\n"
+	puts("Usage: bench_etcd [--keys N] [--seconds N] [--watch N] "
+	    "[--repeat N]\n"
+	    "                  [--client wrk|curl] [--ops N]\n"
 	    "distkv-etcd (+ distkv-agent --fsync always) vs etcd --enable-v2 on\n"
 	    "loopback: GET/PUT p50/p99 and throughput with 1 and 16 clients,\n"
 	    "watch delivery delay.  --repeat N runs every row N times on each\n"
 	    "server (alternating) and reports the median run by throughput\n"
-	    "(by p50 for the watch row).  Needs etcd (etcd-server) in PATH.");
+	    "(by p50 for the watch row).  The GET and PUT rows run wrk for\n"
+	    "--seconds each (default 3); --client curl drives them with\n"
+	    "libcurl threads instead, --ops requests per row.  Needs etcd\n"
+	    "(etcd-server) and wrk in PATH.");
 }
 
 int
@@ -457,8 +590,16 @@ main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		long *dst = NULL;
 
+		if (strcmp(argv[i], "--client") == 0 && i + 1 < argc &&
+		    (strcmp(argv[i + 1], "wrk") == 0 ||
+		    strcmp(argv[i + 1], "curl") == 0)) {
+			opt_curl = strcmp(argv[++i], "curl") == 0;
+			continue;
+		}
 		if (strcmp(argv[i], "--keys") == 0)
 			dst = &opt_keys;
+		else if (strcmp(argv[i], "--seconds") == 0)
+			dst = &opt_seconds;
 		else if (strcmp(argv[i], "--ops") == 0)
 			dst = &opt_ops;
 		else if (strcmp(argv[i], "--watch") == 0)
@@ -470,7 +611,8 @@ main(int argc, char **argv)
 			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
 		}
 		if (i + 1 >= argc || parse_long(argv[++i],
-		    dst == &opt_repeat ? 1 : 16, 100000000, dst) != 0) {
+		    dst == &opt_repeat || dst == &opt_seconds ? 1 : 16,
+		    100000000, dst) != 0) {
 			usage();
 			return 2;
 		}
@@ -483,6 +625,17 @@ main(int argc, char **argv)
 		return 1;
 	}
 	loadavg_read(load, sizeof(load));
+	{
+		char script[300];
+		FILE *f;
+
+		snprintf(script, sizeof(script), "%s/bench.lua", tmpdir);
+		if ((f = fopen(script, "w")) == NULL ||
+		    fputs(wrk_script, f) == EOF || fclose(f) != 0) {
+			perror(script);
+			goto out;
+		}
+	}
 	if (start_servers(top) != 0)
 		goto out;
 	for (si = 0; si < 2; si++) {
@@ -511,6 +664,9 @@ main(int argc, char **argv)
 			    rows[i]);
 			if (i == 4)
 				r = watch_delay(&servers[s2], opt_watch, out);
+			else if (!opt_curl)
+				r = run_wrk(&servers[s2], i >= 2,
+				    i % 2 ? NCONC : 1, out);
 			else
 				r = run(&servers[s2], i >= 2, i % 2 ? NCONC : 1,
 				    opt_ops, false, out);
@@ -523,10 +679,18 @@ main(int argc, char **argv)
 			res[si][i] = rep[si][opt_repeat / 2];
 		}
 	}
+	for (si = 0; si < 2; si++)
+		if (verify_keys(&servers[si]) != 0)
+			goto out;
 	loadavg_read(load_end, sizeof(load_end));
-	printf("bench_etcd: keys %ld, ops %ld per row, watch rounds %ld, "
-	    "repeat %ld (median run), load %s at start, %s at end\n\n",
-	    opt_keys, opt_ops, opt_watch, opt_repeat, load, load_end);
+	if (opt_curl)
+		printf("bench_etcd: client libcurl threads, %ld ops per row",
+		    opt_ops);
+	else
+		printf("bench_etcd: client wrk, %ld s per row", opt_seconds);
+	printf(", keys %ld, watch rounds %ld, repeat %ld (median run), "
+	    "load %s at start, %s at end\n\n", opt_keys, opt_watch,
+	    opt_repeat, load, load_end);
 	printf("| row | distkv-etcd p50 / p99 us | etcd p50 / p99 us | "
 	    "distkv-etcd ops/s | etcd ops/s | throughput ratio |\n");
 	printf("|---|---|---|---|---|---|\n");

@@ -7,7 +7,7 @@ PKGS="build-essential autoconf automake libtool pkg-config
 libmsgpack-dev libev-dev libcriterion-dev libxxhash-dev libjansson-dev
 libhiredis-dev liblmdb-dev libsodium-dev libssl-dev openssl liblua5.4-dev redis-server serf clang iptables
 libsystemd-dev systemd man-db groff-base zsh libyaml-dev
-libmicrohttpd-dev etcd-client etcd-server python3-etcd curl libcurl4-openssl-dev"
+libmicrohttpd-dev etcd-client etcd-server python3-etcd curl libcurl4-openssl-dev wrk"
 
 missing=""
 for p in $PKGS; do
