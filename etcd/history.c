@@ -274,18 +274,32 @@ event_body(const struct hevent *e, size_t *len)
 	return v2node_dump(o, len);
 }
 
+/*
+ * Ring position of the oldest event not yet offered to waiters (count if
+ * none).  Every event up to h->offered is ready, and only the newest few
+ * are not, so this walks back from the newest: a write does not pay for
+ * the whole history.
+ */
+static size_t
+first_unoffered(struct history *h)
+{
+	size_t i = h->count;
+
+	while (i > 0 && ring_at(h, i - 1)->index > h->offered)
+		i--;
+	return i;
+}
+
 /* Offer the ready events after h->offered to the waiters. Lock held. */
 static void
 offer_events(struct history *h)
 {
 	size_t i;
 
-	for (i = 0; i < h->count; i++) {
+	for (i = first_unoffered(h); i < h->count; i++) {
 		struct hevent *e = ring_at(h, i);
 		struct hwaiter *w;
 
-		if (e->index <= h->offered)
-			continue;
 		if (!e->ready)
 			break;	/* keep the order: nothing after a held one */
 		h->offered = e->index;
@@ -744,7 +758,7 @@ history_write_end(struct history *h, void *token, uint64_t tock)
 	f->ended = true;
 	f->tock = tock;
 	/* label our event if it came already, release held events */
-	for (i = 0; i < h->count; i++) {
+	for (i = first_unoffered(h); i < h->count; i++) {
 		struct hevent *e = ring_at(h, i);
 		bool other = false;
 
