@@ -51,7 +51,8 @@ mp=msgpack-c
 pkg-config --exists msgpack-c 2>/dev/null || mp=msgpack
 libs="$(pc --libs $mp) $(pc --libs libxxhash) $(pc --libs libsodium) \
 $(pc --libs jansson) $(pc --libs libssl) $(pc --libs libcrypto) \
-$(pc --libs libsystemd) $(pc --libs lua5.4) -lev -lm"
+$(pc --libs libsystemd) $(pc --libs lua5.4) $(pc --libs libmicrohttpd) \
+$(pc --libs yaml-0.1) -lev -lm"
 incs="-I$top/tests/fuzz -I$top/libclient -I$top/shm -I$top/agent \
 $(pc --cflags $mp) $(pc --cflags libxxhash) $(pc --cflags jansson) \
 $(pc --cflags lua5.4)"
