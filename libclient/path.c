@@ -45,6 +45,11 @@ struct distkv_path {
 _Static_assert(offsetof(struct distkv_path, kc) == 0,
     "path_keycache() casts a path to its first member");
 
+#define PATH_ALIGN	64
+/* aligned_alloc wants a multiple of the alignment */
+#define PATH_ALLOC	((sizeof(struct distkv_path) + PATH_ALIGN - 1) & \
+			    ~(size_t)(PATH_ALIGN - 1))
+
 /*
  * After every change of the elements (path_push, distkv_path_truncate:
  * the only two places that change them), so a cached key is never that
@@ -78,8 +83,15 @@ distkv_path_new(distkv_path **out)
 	distkv_path *p;
 
 	*out = NULL;
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	/*
+	 * On a cache line of its own: the hash, the length and a key of up
+	 * to 54 bytes are then one line, one miss for a lookup by a path
+	 * that is not in cache (malloc's 16-byte alignment let the key
+	 * straddle two).
+	 */
+	if ((p = aligned_alloc(PATH_ALIGN, PATH_ALLOC)) == NULL)
 		return (-ENOMEM);
+	memset(p, 0, sizeof(*p));
 	path_key_refresh(p);
 	*out = p;
 	return (0);

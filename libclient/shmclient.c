@@ -178,33 +178,19 @@ str_header(const uint8_t *p, size_t len)
 }
 
 /*
- * A string value as a C string in the caller's buffer.  The value is
- * read into buf itself when it fits (the string then moves down over its
- * msgpack header, which is at least one byte, so its NUL fits too); only a
- * string that fits while its header does not needs a bigger copy.
+ * get_str's other cases: a value that is no str, a str too long for cap,
+ * one that was read but does not fit with its header (rc
+ * DISTKV_ETOOSMALL, *len its size), and every error.  Out of line, so
+ * the hit path carries no 256-byte buffer.
  */
-static int
-get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
-    char *buf, size_t cap)
+static int __attribute__((noinline))
+get_str_other(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
+    char *buf, size_t cap, int rc, size_t len)
 {
 	uint8_t stack[256], *tmp = (uint8_t *)buf;
 	const char *str;
-	size_t len, slen, hdr;
-	int rc;
+	size_t slen;
 
-	if (cap == 0)
-		return DISTKV_ETOOSMALL;
-	rc = get_hashed(s, key, klen, hash, buf, cap, &len, NULL);
-	if (__builtin_expect(rc == 0, 1) &&
-	    (hdr = str_header((const uint8_t *)buf, len)) != 0) {
-		/* the hit: a str read into buf; move it over its header */
-		slen = len - hdr;
-		if (slen >= cap)
-			return DISTKV_ETOOSMALL;
-		memmove(buf, buf + hdr, slen);
-		buf[slen] = '\0';
-		return 0;
-	}
 	if (rc == DISTKV_ETOOSMALL) {
 		/* the msgpack str header takes at most 5 bytes */
 		if (len > cap + 5)
@@ -227,6 +213,32 @@ get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 	if (tmp != (uint8_t *)buf && tmp != stack)
 		free(tmp);
 	return rc;
+}
+
+/*
+ * A string value as a C string in the caller's buffer.  The value is
+ * read into buf itself (the string then moves down over its msgpack
+ * header, which is at least one byte, so its NUL fits too): one lookup,
+ * the header decoded, one move.
+ */
+static inline int
+get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
+    char *buf, size_t cap)
+{
+	size_t len, hdr;
+	int rc;
+
+	if (cap == 0)
+		return DISTKV_ETOOSMALL;
+	rc = get_hashed(s, key, klen, hash, buf, cap, &len, NULL);
+	if (__builtin_expect(rc == 0, 1) &&
+	    (hdr = str_header((const uint8_t *)buf, len)) != 0 &&
+	    len - hdr < cap) {
+		memmove(buf, buf + hdr, len - hdr);
+		buf[len - hdr] = '\0';
+		return 0;
+	}
+	return get_str_other(s, key, klen, hash, buf, cap, rc, len);
 }
 
 /* The scalar types: read into a small buffer, then decode; a value too
