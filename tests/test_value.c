@@ -196,9 +196,9 @@ Test(value, from_msgpack_checks_one_object)
 
 /*
  * Scalars, strs and bins are checked from their header, without a scan
- * (issue 14): for every first byte and short lengths, with every kind of
- * following byte, distkv_value_from_msgpack accepts exactly what
- * msgpack-c's own unpacker reads as one whole object.
+ * (issue 14): for every first byte but a container's, short lengths and
+ * several kinds of following bytes, distkv_value_from_msgpack accepts
+ * exactly what msgpack-c's own unpacker reads as one whole object.
  */
 Test(value, header_checks_agree_with_msgpack_c)
 {
@@ -208,7 +208,13 @@ Test(value, header_checks_agree_with_msgpack_c)
 	uint8_t buf[16];
 	int checked = 0;
 
-	for (unsigned b = 0; b < 256; b++)
+	for (unsigned b = 0; b < 256; b++) {
+		/*
+		 * Not containers: those still go through proto_scan, and
+		 * msgpack-c would allocate for a count of 4 billion.
+		 */
+		if ((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf))
+			continue;
 		for (size_t len = 1; len <= sizeof(buf); len++)
 			for (size_t f = 0; f < sizeof(fill); f++) {
 				msgpack_zone zone;
@@ -238,7 +244,8 @@ Test(value, header_checks_agree_with_msgpack_c)
 				distkv_value_clear(&v);
 				checked++;
 			}
-	cr_assert_eq(checked, 256 * 16 * 7);
+	}
+	cr_assert_eq(checked, (256 - 36) * 16 * 7);
 }
 
 Test(value, strerror_covers_codes)
