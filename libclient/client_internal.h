@@ -23,6 +23,25 @@ size_t	path_key(const distkv_path *p, uint8_t *buf, size_t cap);
  * (if not NULL) their shm_key_hash, computed when p last changed. */
 const uint8_t *path_key_cached(const distkv_path *p, size_t *len,
 	    uint64_t *hash);
+/*
+ * The same, read inline: a path's first member is its key cache, kept by
+ * path.c (refreshed on every change of the elements: a cached key is
+ * never an older path's).  len 0: the key did not fit key[] (then
+ * path_key encodes it).  The shm read path by distkv_path reads this
+ * with no call, no encoding and no hashing.
+ */
+#define PATH_KEY_CACHE 110
+struct path_keycache {
+	uint64_t hash;			/* shm_key_hash(key, len) */
+	uint16_t len;			/* 0: the key does not fit key[] */
+	uint8_t key[PATH_KEY_CACHE];
+};
+
+static inline const struct path_keycache *
+path_keycache(const distkv_path *p)
+{
+	return ((const struct path_keycache *)(const void *)p);
+}
 /* Append the elements of a msgpack array from the agent; DISTKV_EPROTO if
  * it is not a valid path. */
 int	path_push_object(distkv_path *p, const msgpack_object *o);
@@ -36,6 +55,11 @@ int	client_error_code(const char *text, size_t len);
 /* shmclient.c: the region is not closed and its heartbeat is recent (no
  * system call); distkv_get only trusts a fresh region. */
 bool	shm_client_fresh(distkv_shm *s);
+/* shmclient.c: distkv_get's read of p in the region: the value (owned
+ * by v) and its tock; DISTKV_ENOTFOUND, DISTKV_EBUSY, DISTKV_ECORRUPT
+ * as distkv_shm_get. */
+int	shm_client_get_value(distkv_shm *s, const distkv_path *p,
+	    struct distkv_value *v, uint64_t *tock);
 /* client.c: the connection's diffie_hellman key (32 bytes) and whether
  * it is set (login.c). */
 uint8_t	*client_dh_key(distkv *c, bool **done);

@@ -361,7 +361,7 @@ struct distkv_entry {
 	distkv_path *path;		/* full path (below the connection root); NULL for distkv_get */
 	struct distkv_value value;	/* msgpack; a nil value means "no value" */
 	uint64_t tock;
-	struct distkv_chain chain;	/* n == 0 unless asked for (nchain) */
+	struct distkv_chain chain;	/* n == 0 unless asked for (nchain); only ev[0 .. n-1] are set */
 	int depth;			/* tree/watch items: depth below the request path */
 };
 
@@ -372,6 +372,14 @@ void distkv_entry_clear(struct distkv_entry *e);
  * Errors: DISTKV_ENOTFOUND if the path has no value (out->value is then nil,
  * out->tock set), DISTKV_EDENIED, DISTKV_EDISCONNECTED, DISTKV_ETIMEDOUT,
  * DISTKV_EPROTO, DISTKV_ESERVER.
+ * With nchain 0 on a handle that mapped the agent's region (and the region
+ * is fresh: see distkv_shm_age_ms), the value comes from the region: no
+ * system call, the cost of distkv_shm_get plus one allocation for the
+ * value's bytes, which out owns.  A loop that reads the same keys again
+ * and again reads them cheaper into its own buffer with distkv_shm_get or
+ * a prepared key (distkv_key_get and its typed forms).  A region that
+ * cannot answer (replaced and not re-mappable, changing under every
+ * retry, corrupt) sends the read to the agent over the socket.
  */
 int distkv_get(distkv *c, const distkv_path *p, int nchain,
     struct distkv_entry *out);
@@ -604,6 +612,10 @@ distkv_shm *distkv_shm_of(const distkv *c);
  * Errors: DISTKV_ENOTFOUND, DISTKV_ETOOSMALL (*len = size needed),
  * DISTKV_EBUSY (changed under every retry), DISTKV_ECORRUPT, -errno.
  * No system call unless the agent replaced the region (then it re-maps).
+ * A distkv_path keeps its region key (the canonical bytes, up to 110 of
+ * them, and their hash) up to date as it is built, pushed to or
+ * truncated, so a read by a path costs no encoding, hashing or
+ * allocation; only a path whose key is longer is encoded per read.
  */
 int distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
     size_t *len, struct distkv_shm_meta *m);

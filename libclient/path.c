@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,20 +31,30 @@ struct path_elem {
  * they fit): a shm lookup by path then reads one object, with the key in
  * its first cache line, instead of walking the element array and every
  * element's string (each its own allocation, each a cache miss when a
- * service looks up many paths).
+ * service looks up many paths).  The cache is the path's first member
+ * (client_internal.h, struct path_keycache), so that shmclient.c reads it
+ * inline, without a call.
  */
-#define PATH_KEY_CACHE 110
-
 struct distkv_path {
-	uint64_t key_hash;		/* shm_key_hash of key[], if it fits */
-	uint16_t key_len;		/* 0: the key does not fit key[] */
-	uint8_t key[PATH_KEY_CACHE];
+	struct path_keycache kc;	/* must stay first: path_keycache() */
 	size_t n;
 	size_t cap;
 	struct path_elem *e;
 };
 
-/* After every change of the elements. */
+_Static_assert(offsetof(struct distkv_path, kc) == 0,
+    "path_keycache() casts a path to its first member");
+
+#define PATH_ALIGN	64
+/* aligned_alloc wants a multiple of the alignment */
+#define PATH_ALLOC	((sizeof(struct distkv_path) + PATH_ALIGN - 1) & \
+			    ~(size_t)(PATH_ALIGN - 1))
+
+/*
+ * After every change of the elements (path_push, distkv_path_truncate:
+ * the only two places that change them), so a cached key is never that
+ * of an older path.
+ */
 static void
 path_key_refresh(distkv_path *p)
 {
@@ -51,12 +62,12 @@ path_key_refresh(distkv_path *p)
 	uint8_t tmp[1024];
 	size_t n = path_key(p, tmp, sizeof(tmp));
 
-	p->key_len = 0;
-	if (n <= sizeof(p->key)) {
-		memcpy(p->key, tmp, n);
-		p->key_len = (uint16_t)n;
+	p->kc.len = 0;
+	if (n <= sizeof(p->kc.key)) {
+		memcpy(p->kc.key, tmp, n);
 		/* a lookup by this path then hashes nothing */
-		p->key_hash = shm_key_hash(p->key, n);
+		p->kc.hash = shm_key_hash(p->kc.key, n);
+		p->kc.len = (uint16_t)n;
 	}
 }
 
@@ -72,8 +83,15 @@ distkv_path_new(distkv_path **out)
 	distkv_path *p;
 
 	*out = NULL;
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	/*
+	 * On a cache line of its own: the hash, the length and a key of up
+	 * to 54 bytes are then one line, one miss for a lookup by a path
+	 * that is not in cache (malloc's 16-byte alignment let the key
+	 * straddle two).
+	 */
+	if ((p = aligned_alloc(PATH_ALIGN, PATH_ALLOC)) == NULL)
 		return (-ENOMEM);
+	memset(p, 0, sizeof(*p));
 	path_key_refresh(p);
 	*out = p;
 	return (0);
@@ -556,12 +574,12 @@ distkv_path_format(const distkv_path *p, char **out)
 const uint8_t *
 path_key_cached(const distkv_path *p, size_t *len, uint64_t *hash)
 {
-	if (p == NULL || p->key_len == 0)
+	if (p == NULL || p->kc.len == 0)
 		return (NULL);
-	*len = p->key_len;
+	*len = p->kc.len;
 	if (hash != NULL)
-		*hash = p->key_hash;
-	return (p->key);
+		*hash = p->kc.hash;
+	return (p->kc.key);
 }
 
 size_t

@@ -47,11 +47,16 @@ struct keybuf {
 static int
 key_of(const distkv_path *p, struct keybuf *k)
 {
+	const struct path_keycache *kc = p != NULL ? path_keycache(p) : NULL;
 	size_t n;
 
 	k->heap = NULL;
-	if ((k->p = path_key_cached(p, &k->len, &k->hash)) != NULL)
+	if (kc != NULL && kc->len != 0) {
+		k->p = kc->key;
+		k->len = kc->len;
+		k->hash = kc->hash;
 		return 0;
+	}
 	n = path_key(p, k->small, sizeof(k->small));
 	k->p = k->small;
 	if (n > sizeof(k->small)) {
@@ -120,7 +125,7 @@ distkv_shm_close(distkv_shm *s)
  * Every read of this file ends here: one lookup of key bytes whose hash
  * is known.  The region's rules (never torn, bounds-checked, re-mapped
  * when replaced) are shm_reader_get_hashed's; nothing here touches the
- * mapping.
+ * mapping.  The hit returns before any error mapping.
  */
 static inline int
 get_hashed(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
@@ -132,32 +137,60 @@ get_hashed(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 	*len = 0;
 	rc = shm_reader_get_hashed(s->r, key, klen, hash, buf, cap, len,
 	    m != NULL ? &rm : NULL);
-	if (rc == 0 && m != NULL) {
+	if (__builtin_expect(rc != 0, 0))
+		return shm_err(rc);
+	if (m != NULL) {
 		m->tick = rm.tick;
 		m->tock = rm.tock;
 		memcpy(m->node, rm.node, sizeof(m->node));
 	}
-	return shm_err(rc);
+	return 0;
 }
 
 /*
- * A string value as a C string in the caller's buffer.  The value is
- * read into buf itself when it fits (the string then moves down over its
- * msgpack header, which is at least one byte, so its NUL fits too); only a
- * string that fits while its header does not needs a bigger copy.
+ * The body of a msgpack str that fills exactly len bytes: its header
+ * length, or 0 if the bytes are anything else (then distkv_value_get_str
+ * says what).  The str header is the only thing a typed read decodes.
  */
-static int
-get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
-    char *buf, size_t cap)
+static inline size_t
+str_header(const uint8_t *p, size_t len)
+{
+	size_t hdr, body;
+
+	if (len == 0)
+		return 0;
+	if ((p[0] & 0xe0) == 0xa0) {
+		hdr = 1;
+		body = p[0] & 0x1f;
+	} else if (p[0] == 0xd9 && len >= 2) {
+		hdr = 2;
+		body = p[1];
+	} else if (p[0] == 0xda && len >= 3) {
+		hdr = 3;
+		body = (size_t)p[1] << 8 | p[2];
+	} else if (p[0] == 0xdb && len >= 5) {
+		hdr = 5;
+		body = (size_t)p[1] << 24 | (size_t)p[2] << 16 |
+		    (size_t)p[3] << 8 | p[4];
+	} else
+		return 0;
+	return len - hdr == body ? hdr : 0;
+}
+
+/*
+ * get_str's other cases: a value that is no str, a str too long for cap,
+ * one that was read but does not fit with its header (rc
+ * DISTKV_ETOOSMALL, *len its size), and every error.  Out of line, so
+ * the hit path carries no 256-byte buffer.
+ */
+static int __attribute__((noinline))
+get_str_other(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
+    char *buf, size_t cap, int rc, size_t len)
 {
 	uint8_t stack[256], *tmp = (uint8_t *)buf;
 	const char *str;
-	size_t len, slen;
-	int rc;
+	size_t slen;
 
-	if (cap == 0)
-		return DISTKV_ETOOSMALL;
-	rc = get_hashed(s, key, klen, hash, buf, cap, &len, NULL);
 	if (rc == DISTKV_ETOOSMALL) {
 		/* the msgpack str header takes at most 5 bytes */
 		if (len > cap + 5)
@@ -167,6 +200,7 @@ get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 			return -ENOMEM;
 		rc = get_hashed(s, key, klen, hash, tmp, len, &len, NULL);
 	}
+	/* not a str, or a long one: the reader says which error */
 	if (rc == 0 && (rc = distkv_value_get_str(tmp, len, &str, &slen)) ==
 	    0) {
 		if (slen >= cap)
@@ -179,6 +213,32 @@ get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 	if (tmp != (uint8_t *)buf && tmp != stack)
 		free(tmp);
 	return rc;
+}
+
+/*
+ * A string value as a C string in the caller's buffer.  The value is
+ * read into buf itself (the string then moves down over its msgpack
+ * header, which is at least one byte, so its NUL fits too): one lookup,
+ * the header decoded, one move.
+ */
+static inline int
+get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
+    char *buf, size_t cap)
+{
+	size_t len, hdr;
+	int rc;
+
+	if (cap == 0)
+		return DISTKV_ETOOSMALL;
+	rc = get_hashed(s, key, klen, hash, buf, cap, &len, NULL);
+	if (__builtin_expect(rc == 0, 1) &&
+	    (hdr = str_header((const uint8_t *)buf, len)) != 0 &&
+	    len - hdr < cap) {
+		memmove(buf, buf + hdr, len - hdr);
+		buf[len - hdr] = '\0';
+		return 0;
+	}
+	return get_str_other(s, key, klen, hash, buf, cap, rc, len);
 }
 
 /* The scalar types: read into a small buffer, then decode; a value too
@@ -212,14 +272,66 @@ int
 distkv_shm_get(distkv_shm *s, const distkv_path *p, void *buf, size_t cap,
     size_t *len, struct distkv_shm_meta *m)
 {
+	const struct path_keycache *kc = p != NULL ? path_keycache(p) : NULL;
 	struct keybuf k;
 	int rc;
 
+	/* a path's cached key: no encoding, no hash, nothing to free */
+	if (__builtin_expect(kc != NULL && kc->len != 0, 1))
+		return get_hashed(s, kc->key, kc->len, kc->hash, buf, cap, len,
+		    m);
 	*len = 0;
 	if ((rc = key_of(p, &k)) != 0)
 		return rc;
 	rc = get_hashed(s, k.p, k.len, k.hash, buf, cap, len, m);
 	key_free(&k);
+	return rc;
+}
+
+/*
+ * distkv_get's region read (client.c): the value, copied into v, and the
+ * tock.  Reads the reader's metadata directly (no copy into a public
+ * distkv_shm_meta) and the value into a stack buffer first, so the only
+ * allocation is v's own bytes, which the caller owns.
+ */
+int
+shm_client_get_value(distkv_shm *s, const distkv_path *p,
+    struct distkv_value *v, uint64_t *tock)
+{
+	const struct path_keycache *kc = p != NULL ? path_keycache(p) : NULL;
+	struct shm_read_meta rm;
+	struct keybuf k;
+	uint8_t small[256], *big = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (__builtin_expect(kc != NULL && kc->len != 0, 1)) {
+		k.p = kc->key;
+		k.len = kc->len;
+		k.hash = kc->hash;
+		k.heap = NULL;
+	} else if ((rc = key_of(p, &k)) != 0)
+		return rc;
+	rc = shm_reader_get_hashed(s->r, k.p, k.len, k.hash, small,
+	    sizeof(small), &len, &rm);
+	if (__builtin_expect(rc == 0, 1))
+		rc = distkv_value_from_msgpack(v, small, len);
+	else if (rc == -ENOBUFS) {
+		if ((big = malloc(len)) == NULL)
+			rc = -ENOMEM;
+		else if ((rc = shm_reader_get_hashed(s->r, k.p, k.len, k.hash,
+		    big, len, &len, &rm)) == 0)
+			rc = distkv_value_from_msgpack(v, big, len);
+		else if (rc == -ENOBUFS)
+			rc = DISTKV_EBUSY;	/* grew again: ask the agent */
+		else
+			rc = shm_err(rc);
+		free(big);
+	} else
+		rc = shm_err(rc);
+	key_free(&k);
+	if (rc == 0)
+		*tock = rm.tock;
 	return rc;
 }
 

@@ -1573,6 +1573,114 @@ Test(agent, prepared_key)
 	distkv_close(c);
 }
 
+/*
+ * A path keeps its region key (and hash) for reads by path: a path that
+ * is changed after a read reads its new key, a path too long for the
+ * cache reads through an encoding each time, and both keep working on
+ * a region the agent rebuilt (a new file); distkv_get by such paths
+ * returns the region's values (and nil / not found for a deleted one)
+ * with no chain, and a value too big for its first buffer too.
+ */
+Test(agent, path_cache_follows_the_path)
+{
+	distkv *c = agent_connect();
+	struct distkv_entry e;
+	distkv_shm *s;
+	distkv_path *p = P("pc/a/x"), *lp;
+	char longname[200], big[32768], str[64];
+	int64_t i;
+	ino_t ino;
+	int n;
+
+	set_int(c, "pc/a", 1);
+	set_int(c, "pc/b", 2);
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	cr_assert_eq(distkv_path_new(&lp), 0);
+	cr_assert_eq(distkv_path_push_str(lp, "pc", 2), 0);
+	cr_assert_eq(distkv_path_push_str(lp, longname, strlen(longname)),
+	    0);
+	{
+		struct distkv_value v;
+
+		cr_assert_eq(distkv_value_from_str(&v, "long", 4), 0);
+		cr_assert_eq(distkv_set(c, lp, v.data, v.len, NULL, NULL), 0);
+		distkv_value_clear(&v);
+	}
+	s = distkv_shm_of(c);
+	cr_assert_not_null(s, "the agent's region is mapped");
+
+	for (int round = 0; round < 2; round++) {
+		/* a (re)built path: a/x, a (shortened), b, none, a again */
+		cr_assert_eq(distkv_shm_get_int(s, p, &i), DISTKV_ENOTFOUND);
+		distkv_path_truncate(p, 1);
+		cr_assert_eq(distkv_shm_get_int(s, p, &i), 0);
+		cr_assert_eq(i, 1);
+		cr_assert_eq(distkv_get(c, p, 0, &e), 0);
+		cr_assert_eq(distkv_value_get_int(e.value.data, e.value.len,
+		    &i), 0);
+		cr_assert_eq(i, 1);
+		cr_assert_eq(e.chain.n, 0);
+		cr_assert_null(e.path);
+		distkv_entry_clear(&e);
+		cr_assert_null(e.value.data);
+		distkv_path_truncate(p, 1);
+		cr_assert_eq(distkv_path_push_str(p, "b", 1), 0);
+		cr_assert_eq(distkv_shm_get_int(s, p, &i), 0);
+		cr_assert_eq(i, 2, "the cached key follows the path");
+		cr_assert_eq(distkv_get(c, p, 0, &e), 0);
+		cr_assert_eq(distkv_value_get_int(e.value.data, e.value.len,
+		    &i), 0);
+		cr_assert_eq(i, 2);
+		distkv_entry_clear(&e);
+		distkv_path_truncate(p, 1);
+		cr_assert_eq(distkv_path_push_str(p, "none", 4), 0);
+		cr_assert_eq(distkv_shm_get_int(s, p, &i), DISTKV_ENOTFOUND);
+		cr_assert_eq(distkv_get(c, p, 0, &e), DISTKV_ENOTFOUND);
+		cr_assert(distkv_value_is_nil(e.value.data, e.value.len));
+		distkv_entry_clear(&e);
+		distkv_path_truncate(p, 1);
+		cr_assert_eq(distkv_path_push_str(p, "a", 1), 0);
+		/* a key longer than the path's cache */
+		cr_assert_eq(distkv_shm_get_str(s, lp, str, sizeof(str)), 0);
+		cr_assert_str_eq(str, "long");
+		cr_assert_eq(distkv_get(c, lp, 0, &e), 0);
+		cr_assert_eq(e.value.len, 5);
+		cr_assert_arr_eq(e.value.data, "\xa4long", 5);
+		distkv_entry_clear(&e);
+		if (round == 1)
+			break;
+		cr_assert_eq(distkv_path_push_str(p, "x", 1), 0);
+		/* big values: distkv_get's second buffer, and a new region */
+		ino = region_ino();
+		memset(big, 'a', sizeof(big));
+		for (n = 0; n < 1000 && region_ino() == ino; n++) {
+			big[0] = (char)('a' + n % 26);
+			set_str(c, "pc/big", big, sizeof(big));
+		}
+		cr_assert_neq(region_ino(), ino, "no new region after %d big "
+		    "sets", n);
+		{
+			distkv_path *bp = P("pc/big");
+
+			cr_assert_eq(distkv_get(c, bp, 0, &e), 0);
+			cr_assert_eq(e.value.len, 3 + sizeof(big));
+			cr_assert_eq(e.value.data[3], big[0]);
+			distkv_entry_clear(&e);
+			distkv_path_free(bp);
+		}
+	}
+	/* deleted through the path, read by it: not found, nil value */
+	cr_assert_eq(distkv_delete(c, p, NULL, NULL), 0);
+	cr_assert_eq(distkv_shm_get_int(s, p, &i), DISTKV_ENOTFOUND);
+	cr_assert_eq(distkv_get(c, p, 0, &e), DISTKV_ENOTFOUND);
+	cr_assert(distkv_value_is_nil(e.value.data, e.value.len));
+	distkv_entry_clear(&e);
+	distkv_path_free(p);
+	distkv_path_free(lp);
+	distkv_close(c);
+}
+
 /* Reads by path text: through the region, then the socket; the same
  * answers, and a cached name sees a new value. */
 Test(agent, get_by_text)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <msgpack.h>
 
 #include "distkv.h"
 
@@ -191,6 +192,60 @@ Test(value, from_msgpack_checks_one_object)
 	deep[sizeof(deep) - 1] = 0x01;
 	cr_assert_eq(distkv_value_from_msgpack(&v, deep, sizeof(deep)),
 	    DISTKV_EINVAL);
+}
+
+/*
+ * Scalars, strs and bins are checked from their header, without a scan
+ * (issue 14): for every first byte but a container's, short lengths and
+ * several kinds of following bytes, distkv_value_from_msgpack accepts
+ * exactly what msgpack-c's own unpacker reads as one whole object.
+ */
+Test(value, header_checks_agree_with_msgpack_c)
+{
+	static const uint8_t fill[] = { 0x00, 0x01, 0x02, 0x05, 0x7f, 0xc0,
+	    0xff };
+	struct distkv_value v;
+	uint8_t buf[16];
+	int checked = 0;
+
+	for (unsigned b = 0; b < 256; b++) {
+		/*
+		 * Not containers: those still go through proto_scan, and
+		 * msgpack-c would allocate for a count of 4 billion.
+		 */
+		if ((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf))
+			continue;
+		for (size_t len = 1; len <= sizeof(buf); len++)
+			for (size_t f = 0; f < sizeof(fill); f++) {
+				msgpack_zone zone;
+				msgpack_object o;
+				size_t off = 0;
+				int want, got;
+
+				buf[0] = (uint8_t)b;
+				memset(buf + 1, fill[f], sizeof(buf) - 1);
+				/* lengths of str8/bin8 headers: 0..len */
+				if (len >= 2 && (b == 0xd9 || b == 0xc4))
+					buf[1] = (uint8_t)(f % 3 == 0 ?
+					    len - 2 : fill[f]);
+				msgpack_zone_init(&zone, 64);
+				want = msgpack_unpack((const char *)buf, len,
+				    &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+				    off == len ? 0 : DISTKV_EINVAL;
+				msgpack_zone_destroy(&zone);
+				got = distkv_value_from_msgpack(&v, buf, len);
+				cr_assert_eq(got, want, "first byte 0x%02x, "
+				    "%zu bytes, fill 0x%02x: %d, msgpack-c "
+				    "says %d", b, len, fill[f], got, want);
+				if (got == 0) {
+					cr_assert_eq(v.len, len);
+					cr_assert_arr_eq(v.data, buf, len);
+				}
+				distkv_value_clear(&v);
+				checked++;
+			}
+	}
+	cr_assert_eq(checked, (256 - 36) * 16 * 7);
 }
 
 Test(value, strerror_covers_codes)
