@@ -30,6 +30,8 @@
 /* Bytes read per read(2); reads per callback are bounded for fairness. */
 #define SERVER_READ_CHUNK 65536
 #define SERVER_READS_PER_CB 16
+/* Up to this many bytes buffered, requests are unpacked in one pass. */
+#define SERVER_ONE_PASS_MAX 65536
 
 #define SERVER_LOGIN_TRIES 5		/* failed logins before a close */
 /* the Unix socket, the peer port, and 16 each of --listen(-insecure) */
@@ -499,12 +501,25 @@ conn_process_input(struct conn *c)
 	 */
 	while (!c->dead && !c->closing && off < c->in_len &&
 	    !conn_output_full(c)) {
-		size_t objlen;
+		size_t objlen, avail = c->in_len - off;
 		msgpack_object obj;
+		bool unpacked = false;
 		int rc;
 
-		rc = proto_scan(c->in + off, c->in_len - off,
-		    PROTO_MAX_NESTING, &objlen);
+		/*
+		 * A few buffered bytes (pipelined small requests): scan and
+		 * unpack in one pass.  Many: scan first, so that a large
+		 * request arriving in pieces is not unpacked at every read.
+		 */
+		if (avail <= SERVER_ONE_PASS_MAX) {
+			rc = proto_unpack_first(c->in + off, avail, &c->zone,
+			    &obj, &objlen);
+			unpacked = rc == 0;
+			if (rc != 0)
+				msgpack_zone_clear(&c->zone);
+		} else
+			rc = proto_scan(c->in + off, avail, PROTO_MAX_NESTING,
+			    &objlen);
 		if (rc == -EAGAIN) {
 			if (c->in_len - off > c->srv->a->cfg.max_request) {
 				msgpack_packer *pk = conn_reply_noseq(c, 1);
@@ -530,7 +545,8 @@ conn_process_input(struct conn *c)
 			c->dead = true;
 			break;
 		}
-		if (proto_unpack(c->in + off, objlen, &c->zone, &obj) != 0) {
+		if (!unpacked &&
+		    proto_unpack(c->in + off, objlen, &c->zone, &obj) != 0) {
 			msgpack_packer *pk = conn_reply_noseq(c, 1);
 
 			msgpack_pack_str_with_body(pk, "error", 5);
