@@ -118,11 +118,19 @@ struct distkv {
 	uint8_t		 dh_key[32];	/* its shared key */
 };
 
+/*
+ * Most requests are a few dozen bytes: they are encoded in the struct's
+ * own buffer (on the caller's stack), with no allocation; a larger one
+ * moves to the heap (enc_write).  A struct enc is never copied.
+ */
+#define ENC_FIRST 256
+
 /* Encoder for one request map. */
 struct enc {
-	msgpack_sbuffer	 sb;
+	msgpack_sbuffer	 sb;		/* data: small, or malloc'ed */
 	msgpack_packer	 pk;
 	int		 err;
+	char		 small[ENC_FIRST];
 };
 
 static long long now_ms(void);
@@ -705,7 +713,10 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 				r->finished = true;
 				req_unlink(c, r);
 				r->get_cb(r->arg, rc, &e);
-				distkv_entry_clear(&e);
+				/* what distkv_entry_clear frees, without its
+				 * memset of the whole entry */
+				distkv_path_free(e.path);
+				distkv_value_clear(&e.value);
 				req_unref(r);
 				return;
 			}
@@ -715,7 +726,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 				r->finished = true;
 				req_unlink(c, r);
 				r->set_cb(r->arg, 0, &sr);
-				distkv_set_result_clear(&sr);
+				distkv_value_clear(&sr.prev);
 				req_unref(r);
 				return;
 			}
@@ -779,7 +790,8 @@ decode_chain(const msgpack_object *o, struct distkv_chain *ch)
 {
 	const msgpack_object *node, *tick, *prev;
 
-	memset(ch, 0, sizeof(*ch));
+	/* not the 2 KiB of events: only ev[0..n) is ever read */
+	ch->n = 0;
 	ch->complete = true;
 	while (o != NULL && o->type != MSGPACK_OBJECT_NIL) {
 		struct distkv_event *ev;
@@ -812,6 +824,22 @@ decode_chain(const msgpack_object *o, struct distkv_chain *ch)
 	return (0);
 }
 
+/*
+ * An empty entry, field by field: a memset would write the chain's
+ * 2 KiB of events twice per reply (only ev[0..n) is ever read).
+ */
+static void
+entry_reset(struct distkv_entry *e)
+{
+	e->path = NULL;
+	e->value.data = NULL;
+	e->value.len = 0;
+	e->tock = 0;
+	e->chain.n = 0;
+	e->chain.complete = false;
+	e->depth = 0;
+}
+
 /* value, tock, chain and (if with_path and present) path of a reply map. */
 static int
 decode_entry(const msgpack_object *m, struct distkv_entry *e, bool with_path)
@@ -819,7 +847,7 @@ decode_entry(const msgpack_object *m, struct distkv_entry *e, bool with_path)
 	const msgpack_object *v, *tock, *chain, *path;
 	int rc;
 
-	memset(e, 0, sizeof(*e));
+	entry_reset(e);
 	v = proto_map_get(m, "value");
 	tock = proto_map_get(m, "tock");
 	chain = proto_map_get(m, "chain");
@@ -882,7 +910,14 @@ decode_set(const msgpack_object *m, struct distkv_set_result *r)
 	const msgpack_object *changed, *prev, *tock, *chain;
 	int rc;
 
-	memset(r, 0, sizeof(*r));
+	/* field by field, as entry_reset */
+	r->changed = false;
+	r->has_prev = false;
+	r->prev.data = NULL;
+	r->prev.len = 0;
+	r->chain.n = 0;
+	r->chain.complete = false;
+	r->tock = 0;
 	changed = proto_map_get(m, "changed");
 	prev = proto_map_get(m, "prev");
 	tock = proto_map_get(m, "tock");
@@ -925,20 +960,52 @@ distkv_set_result_clear(struct distkv_set_result *r)
 
 /* ---- encoding requests ---- */
 
-/*
- * Most requests are a few dozen bytes: start with a small buffer (a
- * cheap allocation) instead of msgpack's 8 KiB first growth.
- */
-#define ENC_FIRST 256
+/* The packer's write function: the buffer grows to the heap. */
+static int
+enc_write(void *data, const char *buf, size_t len)
+{
+	struct enc *e = data;
+	msgpack_sbuffer *sb = &e->sb;
+
+	if (sb->alloc - sb->size < len) {
+		size_t ncap = sb->alloc * 2;
+		char *nd;
+
+		while (ncap - sb->size < len)
+			ncap *= 2;
+		if (sb->data == e->small) {
+			if ((nd = malloc(ncap)) != NULL)
+				memcpy(nd, sb->data, sb->size);
+		} else
+			nd = realloc(sb->data, ncap);
+		if (nd == NULL)
+			return (-1);
+		sb->data = nd;
+		sb->alloc = ncap;
+	}
+	memcpy(sb->data + sb->size, buf, len);
+	sb->size += len;
+	return (0);
+}
+
+static void
+enc_free(struct enc *e)
+{
+	if (e->sb.data != e->small)
+		free(e->sb.data);
+	e->sb.data = e->small;
+	e->sb.size = 0;
+	e->sb.alloc = sizeof(e->small);
+}
 
 /* For a map header the caller writes itself. */
 static void
 enc_init_raw(struct enc *e)
 {
-	msgpack_sbuffer_init(&e->sb);
-	if ((e->sb.data = malloc(ENC_FIRST)) != NULL)
-		e->sb.alloc = ENC_FIRST;
-	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
+	e->sb.data = e->small;
+	e->sb.size = 0;
+	e->sb.alloc = sizeof(e->small);
+	msgpack_packer_init(&e->pk, e, enc_write);
 	e->err = 0;
 }
 
@@ -991,7 +1058,7 @@ enc_nil(struct enc *e)
 static void
 enc_raw(struct enc *e, const void *b, size_t n)
 {
-	if (msgpack_sbuffer_write(&e->sb, b, n) != 0)
+	if (enc_write(e, b, n) != 0)
 		e->err = -ENOMEM;
 }
 
@@ -1003,7 +1070,7 @@ enc_path(struct enc *e, const distkv_path *p)
 
 	/* the path keeps its canonical bytes: the same as path_pack's */
 	if ((key = path_key_cached(p, &len, NULL)) != NULL) {
-		if (msgpack_sbuffer_write(&e->sb, (const char *)key, len) != 0)
+		if (enc_write(e, (const char *)key, len) != 0)
 			e->err = -ENOMEM;
 	} else if (path_pack(&e->pk, p) != 0)
 		e->err = -ENOMEM;
@@ -1046,7 +1113,7 @@ start(distkv *c, struct enc *e, struct req *r)
 			c->write_err = out_flush(c);
 	} else
 		req_unref(r);
-	msgpack_sbuffer_destroy(&e->sb);
+	enc_free(e);
 	return (rc);
 }
 
@@ -1780,7 +1847,7 @@ sync_items(distkv *c, const char *action, const distkv_path *p,
 	if ((rc = items_req(c, p, &r)) != 0)
 		return (rc);
 	if ((rc = enc_tree(&e, r->seq, action, p, opts)) != 0) {
-		msgpack_sbuffer_destroy(&e.sb);
+		enc_free(&e);
 		req_unref(r);
 		return (rc);
 	}
@@ -2182,7 +2249,7 @@ distkv_async_watch(distkv *c, const distkv_path *p,
 	if ((rc = items_req(c, p, &r)) != 0)
 		return (rc);
 	if ((rc = enc_tree(&e, r->seq, "watch", p, opts)) != 0) {
-		msgpack_sbuffer_destroy(&e.sb);
+		enc_free(&e);
 		req_unref(r);
 		return (rc);
 	}
