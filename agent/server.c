@@ -236,10 +236,26 @@ conn_reply_state(struct conn *c, uint64_t seq, const char *st)
 	msgpack_pack_str_with_body(pk, st, strlen(st));
 }
 
+/*
+ * The packer's write function: msgpack_sbuffer_write, with the short
+ * writes (headers, numbers: a reply is a dozen of them) copied inline.
+ */
+static int
+conn_out_write(void *data, const char *buf, size_t len)
+{
+	msgpack_sbuffer *sb = data;
+
+	if (sb->alloc - sb->size < len)
+		return msgpack_sbuffer_write(sb, buf, len);	/* grows */
+	proto_copy(sb->data + sb->size, buf, len);
+	sb->size += len;
+	return 0;
+}
+
 void
 conn_pack_raw(struct conn *c, const uint8_t *p, size_t len)
 {
-	msgpack_sbuffer_write(&c->out, (const char *)p, len);
+	conn_out_write(&c->out, (const char *)p, len);
 }
 
 void
@@ -882,7 +898,7 @@ conn_adopt(struct server *s, int fd, enum listen_kind kind,
 	}
 	c->root = s->a->tree.root;
 	msgpack_sbuffer_init(&c->out);
-	msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+	msgpack_packer_init(&c->pk, &c->out, conn_out_write);
 	ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_wio_cb, fd, EV_WRITE);
 	c->next = s->conns;

@@ -446,11 +446,25 @@ proto_utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
+	uint64_t hi = 0;
 
+	/* all ASCII, the common case (path elements, keys): one pass that
+	 * only ORs the bytes together, eight at a time */
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		hi |= w;
+	}
+	for (; i < len; i++)
+		hi |= s[i];
+	if ((hi & 0x8080808080808080ULL) == 0)
+		return true;
+	i = 0;
 	while (i < len) {
 		int n;
 
-		/* ASCII, the common case: eight bytes at a time */
+		/* ASCII: eight bytes at a time */
 		if (len - i >= 8) {
 			uint64_t w;
 
