@@ -155,6 +155,7 @@ static int	decode_entry(const msgpack_object *, struct distkv_entry *,
 		    bool);
 static int	decode_item(struct req *, const msgpack_object *,
 		    struct distkv_entry *);
+static int	reply_value(struct distkv_value *, const msgpack_object *);
 static int	decode_set(const msgpack_object *,
 		    struct distkv_set_result *);
 static void	enc_init(struct enc *, size_t);
@@ -169,6 +170,7 @@ static int	start(distkv *, struct enc *, struct req *);
 static int	send_stop(distkv *, uint64_t);
 static int	wait_req(distkv *, struct req *, int);
 static void	enc_init_raw(struct enc *);
+static void	enc_free(struct enc *);
 static int	sync_single(distkv *, struct enc *, msgpack_zone *,
 		    msgpack_object *, struct req **);
 static int	sync_multi(distkv *, struct enc *, struct req *, int);
@@ -857,7 +859,7 @@ decode_entry(const msgpack_object *m, struct distkv_entry *e, bool with_path)
 	if ((rc = decode_chain(chain, &e->chain)) != 0)
 		return (rc);
 	if (v != NULL)
-		rc = value_from_object(&e->value, v);
+		rc = reply_value(&e->value, v);
 	else
 		rc = distkv_value_from_nil(&e->value);
 	if (rc != 0)
@@ -932,7 +934,7 @@ decode_set(const msgpack_object *m, struct distkv_set_result *r)
 	if ((rc = decode_chain(chain, &r->chain)) != 0)
 		return (rc);
 	if (prev != NULL) {
-		if ((rc = value_from_object(&r->prev, prev)) != 0)
+		if ((rc = reply_value(&r->prev, prev)) != 0)
 			return (rc);
 		r->has_prev = true;
 	}
@@ -956,6 +958,31 @@ distkv_set_result_clear(struct distkv_set_result *r)
 		return;
 	distkv_value_clear(&r->prev);
 	memset(r, 0, sizeof(*r));
+}
+
+/*
+ * value_from_object's result (the canonical bytes of o) in an allocation
+ * of their size: packed in struct enc's stack buffer first, where
+ * value_from_object's sbuffer mallocs 8 KiB per reply.
+ */
+static int
+reply_value(struct distkv_value *v, const msgpack_object *o)
+{
+	struct enc e;
+	int rc = 0;
+
+	v->data = NULL;
+	v->len = 0;
+	enc_init_raw(&e);
+	if (proto_pack_canonical(&e.pk, o) != 0 || e.err != 0 ||
+	    (v->data = malloc(e.sb.size)) == NULL)
+		rc = -ENOMEM;
+	else {
+		memcpy(v->data, e.sb.data, e.sb.size);
+		v->len = e.sb.size;
+	}
+	enc_free(&e);
+	return (rc);
 }
 
 /* ---- encoding requests ---- */
