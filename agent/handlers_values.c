@@ -211,6 +211,7 @@ set_common(struct req *r, bool internal, bool del)
 	int64_t nchain;
 	bool changed, report_prev;
 	uint8_t *old = NULL, *decoded = NULL;
+	uint8_t oldbuf[256];	/* most old values: no malloc */
 	size_t oldlen = 0;
 	char txt[256];
 	const char *why;
@@ -315,7 +316,9 @@ set_common(struct req *r, bool internal, bool del)
 	changed = !same_bytes(e->value, e->value_len, nv, nvlen);
 	report_prev = prev == NULL && ch == NULL;
 	if (report_prev && e->value != NULL) {
-		if ((old = malloc(e->value_len)) == NULL) {
+		if (e->value_len <= sizeof(oldbuf))
+			old = oldbuf;
+		else if ((old = malloc(e->value_len)) == NULL) {
 			conn_reply_error(r->c, r->seq, "Out of memory");
 			goto out;
 		}
@@ -347,7 +350,8 @@ set_common(struct req *r, bool internal, bool del)
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, e->tock);
 out:
-	free(old);
+	if (old != oldbuf)
+		free(old);
 	free(decoded);
 	valbuf_fini(&val);
 	valbuf_fini(&pv);

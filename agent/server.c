@@ -30,6 +30,8 @@
 /* Bytes read per read(2); reads per callback are bounded for fairness. */
 #define SERVER_READ_CHUNK 65536
 #define SERVER_READS_PER_CB 16
+/* Up to this many bytes buffered, requests are unpacked in one pass. */
+#define SERVER_ONE_PASS_MAX 65536
 
 #define SERVER_LOGIN_TRIES 5		/* failed logins before a close */
 /* the Unix socket, the peer port, and 16 each of --listen(-insecure) */
@@ -234,10 +236,26 @@ conn_reply_state(struct conn *c, uint64_t seq, const char *st)
 	msgpack_pack_str_with_body(pk, st, strlen(st));
 }
 
+/*
+ * The packer's write function: msgpack_sbuffer_write, with the short
+ * writes (headers, numbers: a reply is a dozen of them) copied inline.
+ */
+static int
+conn_out_write(void *data, const char *buf, size_t len)
+{
+	msgpack_sbuffer *sb = data;
+
+	if (sb->alloc - sb->size < len)
+		return msgpack_sbuffer_write(sb, buf, len);	/* grows */
+	proto_copy(sb->data + sb->size, buf, len);
+	sb->size += len;
+	return 0;
+}
+
 void
 conn_pack_raw(struct conn *c, const uint8_t *p, size_t len)
 {
-	msgpack_sbuffer_write(&c->out, (const char *)p, len);
+	conn_out_write(&c->out, (const char *)p, len);
 }
 
 void
@@ -499,12 +517,25 @@ conn_process_input(struct conn *c)
 	 */
 	while (!c->dead && !c->closing && off < c->in_len &&
 	    !conn_output_full(c)) {
-		size_t objlen;
+		size_t objlen, avail = c->in_len - off;
 		msgpack_object obj;
+		bool unpacked = false;
 		int rc;
 
-		rc = proto_scan(c->in + off, c->in_len - off,
-		    PROTO_MAX_NESTING, &objlen);
+		/*
+		 * A few buffered bytes (pipelined small requests): scan and
+		 * unpack in one pass.  Many: scan first, so that a large
+		 * request arriving in pieces is not unpacked at every read.
+		 */
+		if (avail <= SERVER_ONE_PASS_MAX) {
+			rc = proto_unpack_first(c->in + off, avail, &c->zone,
+			    &obj, &objlen);
+			unpacked = rc == 0;
+			if (rc != 0)
+				msgpack_zone_clear(&c->zone);
+		} else
+			rc = proto_scan(c->in + off, avail, PROTO_MAX_NESTING,
+			    &objlen);
 		if (rc == -EAGAIN) {
 			if (c->in_len - off > c->srv->a->cfg.max_request) {
 				msgpack_packer *pk = conn_reply_noseq(c, 1);
@@ -530,7 +561,8 @@ conn_process_input(struct conn *c)
 			c->dead = true;
 			break;
 		}
-		if (proto_unpack(c->in + off, objlen, &c->zone, &obj) != 0) {
+		if (!unpacked &&
+		    proto_unpack(c->in + off, objlen, &c->zone, &obj) != 0) {
 			msgpack_packer *pk = conn_reply_noseq(c, 1);
 
 			msgpack_pack_str_with_body(pk, "error", 5);
@@ -866,7 +898,7 @@ conn_adopt(struct server *s, int fd, enum listen_kind kind,
 	}
 	c->root = s->a->tree.root;
 	msgpack_sbuffer_init(&c->out);
-	msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+	msgpack_packer_init(&c->pk, &c->out, conn_out_write);
 	ev_io_init(&c->rio, conn_rio_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_wio_cb, fd, EV_WRITE);
 	c->next = s->conns;

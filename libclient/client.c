@@ -118,11 +118,19 @@ struct distkv {
 	uint8_t		 dh_key[32];	/* its shared key */
 };
 
+/*
+ * Most requests are a few dozen bytes: they are encoded in the struct's
+ * own buffer (on the caller's stack), with no allocation; a larger one
+ * moves to the heap (enc_write).  A struct enc is never copied.
+ */
+#define ENC_FIRST 256
+
 /* Encoder for one request map. */
 struct enc {
-	msgpack_sbuffer	 sb;
+	msgpack_sbuffer	 sb;		/* data: small, or malloc'ed */
 	msgpack_packer	 pk;
 	int		 err;
+	char		 small[ENC_FIRST];
 };
 
 static long long now_ms(void);
@@ -147,6 +155,7 @@ static int	decode_entry(const msgpack_object *, struct distkv_entry *,
 		    bool);
 static int	decode_item(struct req *, const msgpack_object *,
 		    struct distkv_entry *);
+static int	reply_value(struct distkv_value *, const msgpack_object *);
 static int	decode_set(const msgpack_object *,
 		    struct distkv_set_result *);
 static void	enc_init(struct enc *, size_t);
@@ -161,6 +170,7 @@ static int	start(distkv *, struct enc *, struct req *);
 static int	send_stop(distkv *, uint64_t);
 static int	wait_req(distkv *, struct req *, int);
 static void	enc_init_raw(struct enc *);
+static void	enc_free(struct enc *);
 static int	sync_single(distkv *, struct enc *, msgpack_zone *,
 		    msgpack_object *, struct req **);
 static int	sync_multi(distkv *, struct enc *, struct req *, int);
@@ -705,7 +715,10 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 				r->finished = true;
 				req_unlink(c, r);
 				r->get_cb(r->arg, rc, &e);
-				distkv_entry_clear(&e);
+				/* what distkv_entry_clear frees, without its
+				 * memset of the whole entry */
+				distkv_path_free(e.path);
+				distkv_value_clear(&e.value);
 				req_unref(r);
 				return;
 			}
@@ -715,7 +728,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 				r->finished = true;
 				req_unlink(c, r);
 				r->set_cb(r->arg, 0, &sr);
-				distkv_set_result_clear(&sr);
+				distkv_value_clear(&sr.prev);
 				req_unref(r);
 				return;
 			}
@@ -779,7 +792,8 @@ decode_chain(const msgpack_object *o, struct distkv_chain *ch)
 {
 	const msgpack_object *node, *tick, *prev;
 
-	memset(ch, 0, sizeof(*ch));
+	/* not the 2 KiB of events: only ev[0..n) is ever read */
+	ch->n = 0;
 	ch->complete = true;
 	while (o != NULL && o->type != MSGPACK_OBJECT_NIL) {
 		struct distkv_event *ev;
@@ -812,6 +826,22 @@ decode_chain(const msgpack_object *o, struct distkv_chain *ch)
 	return (0);
 }
 
+/*
+ * An empty entry, field by field: a memset would write the chain's
+ * 2 KiB of events twice per reply (only ev[0..n) is ever read).
+ */
+static void
+entry_reset(struct distkv_entry *e)
+{
+	e->path = NULL;
+	e->value.data = NULL;
+	e->value.len = 0;
+	e->tock = 0;
+	e->chain.n = 0;
+	e->chain.complete = false;
+	e->depth = 0;
+}
+
 /* value, tock, chain and (if with_path and present) path of a reply map. */
 static int
 decode_entry(const msgpack_object *m, struct distkv_entry *e, bool with_path)
@@ -819,7 +849,7 @@ decode_entry(const msgpack_object *m, struct distkv_entry *e, bool with_path)
 	const msgpack_object *v, *tock, *chain, *path;
 	int rc;
 
-	memset(e, 0, sizeof(*e));
+	entry_reset(e);
 	v = proto_map_get(m, "value");
 	tock = proto_map_get(m, "tock");
 	chain = proto_map_get(m, "chain");
@@ -829,7 +859,7 @@ decode_entry(const msgpack_object *m, struct distkv_entry *e, bool with_path)
 	if ((rc = decode_chain(chain, &e->chain)) != 0)
 		return (rc);
 	if (v != NULL)
-		rc = value_from_object(&e->value, v);
+		rc = reply_value(&e->value, v);
 	else
 		rc = distkv_value_from_nil(&e->value);
 	if (rc != 0)
@@ -882,7 +912,14 @@ decode_set(const msgpack_object *m, struct distkv_set_result *r)
 	const msgpack_object *changed, *prev, *tock, *chain;
 	int rc;
 
-	memset(r, 0, sizeof(*r));
+	/* field by field, as entry_reset */
+	r->changed = false;
+	r->has_prev = false;
+	r->prev.data = NULL;
+	r->prev.len = 0;
+	r->chain.n = 0;
+	r->chain.complete = false;
+	r->tock = 0;
 	changed = proto_map_get(m, "changed");
 	prev = proto_map_get(m, "prev");
 	tock = proto_map_get(m, "tock");
@@ -897,7 +934,7 @@ decode_set(const msgpack_object *m, struct distkv_set_result *r)
 	if ((rc = decode_chain(chain, &r->chain)) != 0)
 		return (rc);
 	if (prev != NULL) {
-		if ((rc = value_from_object(&r->prev, prev)) != 0)
+		if ((rc = reply_value(&r->prev, prev)) != 0)
 			return (rc);
 		r->has_prev = true;
 	}
@@ -940,54 +977,168 @@ distkv_set_result_clear(struct distkv_set_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/*
+ * value_from_object's result (the canonical bytes of o) in an allocation
+ * of their size: packed in struct enc's stack buffer first, where
+ * value_from_object's sbuffer mallocs 8 KiB per reply.
+ */
+static int
+reply_value(struct distkv_value *v, const msgpack_object *o)
+{
+	struct enc e;
+	int rc = 0;
+
+	v->data = NULL;
+	v->len = 0;
+	enc_init_raw(&e);
+	if (proto_pack_canonical(&e.pk, o) != 0 || e.err != 0 ||
+	    (v->data = malloc(e.sb.size)) == NULL)
+		rc = -ENOMEM;
+	else {
+		memcpy(v->data, e.sb.data, e.sb.size);
+		v->len = e.sb.size;
+	}
+	enc_free(&e);
+	return (rc);
+}
+
 /* ---- encoding requests ---- */
 
-/*
- * Most requests are a few dozen bytes: start with a small buffer (a
- * cheap allocation) instead of msgpack's 8 KiB first growth.
- */
-#define ENC_FIRST 256
+/* Room for len more bytes: the buffer moves to the heap. */
+static int
+enc_grow(struct enc *e, size_t len)
+{
+	msgpack_sbuffer *sb = &e->sb;
+	size_t ncap = sb->alloc * 2;
+	char *nd;
+
+	while (ncap - sb->size < len)
+		ncap *= 2;
+	if (sb->data == e->small) {
+		if ((nd = malloc(ncap)) != NULL)
+			memcpy(nd, sb->data, sb->size);
+	} else
+		nd = realloc(sb->data, ncap);
+	if (nd == NULL)
+		return (-1);
+	sb->data = nd;
+	sb->alloc = ncap;
+	return (0);
+}
+
+/* The packer's write function. */
+static int
+enc_write(void *data, const char *buf, size_t len)
+{
+	struct enc *e = data;
+	msgpack_sbuffer *sb = &e->sb;
+
+	if (sb->alloc - sb->size < len && enc_grow(e, len) != 0)
+		return (-1);
+	proto_copy(sb->data + sb->size, buf, len);
+	sb->size += len;
+	return (0);
+}
+
+static void
+enc_free(struct enc *e)
+{
+	if (e->sb.data != e->small)
+		free(e->sb.data);
+	e->sb.data = e->small;
+	e->sb.size = 0;
+	e->sb.alloc = sizeof(e->small);
+}
 
 /* For a map header the caller writes itself. */
 static void
 enc_init_raw(struct enc *e)
 {
-	msgpack_sbuffer_init(&e->sb);
-	if ((e->sb.data = malloc(ENC_FIRST)) != NULL)
-		e->sb.alloc = ENC_FIRST;
-	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
+	e->sb.data = e->small;
+	e->sb.size = 0;
+	e->sb.alloc = sizeof(e->small);
+	msgpack_packer_init(&e->pk, e, enc_write);
 	e->err = 0;
+}
+
+/*
+ * Room for n more bytes at the end of e's buffer, or NULL (e->err set).
+ * enc_str, enc_uint, enc_int and the map header write straight into it
+ * (proto_put_*: msgpack-c's shortest forms): through the packer, each
+ * token was a call of enc_write, some 700 instructions per set request.
+ */
+static uint8_t *
+enc_room(struct enc *e, size_t n)
+{
+	if (e->sb.alloc - e->sb.size < n && enc_grow(e, n) != 0) {
+		e->err = -ENOMEM;
+		return (NULL);
+	}
+	return ((uint8_t *)e->sb.data + e->sb.size);
+}
+
+static void
+enc_done(struct enc *e, const uint8_t *end)
+{
+	e->sb.size = (size_t)(end - (const uint8_t *)e->sb.data);
 }
 
 static void
 enc_init(struct enc *e, size_t nfields)
 {
+	uint8_t *p;
+
 	enc_init_raw(e);
-	e->err = msgpack_pack_map(&e->pk, nfields) == 0 ? 0 : -ENOMEM;
+	if ((p = enc_room(e, 5)) == NULL)
+		return;
+	if (nfields < 16)
+		*p++ = (uint8_t)(0x80 | nfields);
+	else if (nfields < 65536) {
+		*p++ = 0xde;
+		p = proto_put_be(p, nfields, 2);
+	} else {
+		*p++ = 0xdf;
+		p = proto_put_be(p, nfields, 4);
+	}
+	enc_done(e, p);
 }
 
-static void
+static inline void
 enc_str(struct enc *e, const char *s)
 {
 	size_t n = strlen(s);
+	uint8_t *p;
 
-	if (msgpack_pack_str(&e->pk, n) != 0 ||
-	    msgpack_pack_str_body(&e->pk, s, n) != 0)
-		e->err = -ENOMEM;
+	if ((p = enc_room(e, n + 5)) == NULL)
+		return;
+	p = proto_put_strhdr(p, false, n);
+	proto_copy(p, s, n);
+	enc_done(e, p + n);
 }
 
 static void
 enc_uint(struct enc *e, uint64_t v)
 {
-	if (msgpack_pack_uint64(&e->pk, v) != 0)
-		e->err = -ENOMEM;
+	uint8_t *p;
+
+	if ((p = enc_room(e, 9)) == NULL)
+		return;
+	if (v > INT64_MAX) {
+		*p++ = 0xcf;
+		p = proto_put_be(p, v, 8);
+	} else
+		p = proto_put_int(p, (int64_t)v);
+	enc_done(e, p);
 }
 
 static void
 enc_int(struct enc *e, int64_t v)
 {
-	if (msgpack_pack_int64(&e->pk, v) != 0)
-		e->err = -ENOMEM;
+	uint8_t *p;
+
+	if ((p = enc_room(e, 9)) == NULL)
+		return;
+	enc_done(e, proto_put_int(p, v));
 }
 
 static void
@@ -1008,7 +1159,7 @@ enc_nil(struct enc *e)
 static void
 enc_raw(struct enc *e, const void *b, size_t n)
 {
-	if (msgpack_sbuffer_write(&e->sb, b, n) != 0)
+	if (enc_write(e, b, n) != 0)
 		e->err = -ENOMEM;
 }
 
@@ -1020,7 +1171,7 @@ enc_path(struct enc *e, const distkv_path *p)
 
 	/* the path keeps its canonical bytes: the same as path_pack's */
 	if ((key = path_key_cached(p, &len, NULL)) != NULL) {
-		if (msgpack_sbuffer_write(&e->sb, (const char *)key, len) != 0)
+		if (enc_write(e, (const char *)key, len) != 0)
 			e->err = -ENOMEM;
 	} else if (path_pack(&e->pk, p) != 0)
 		e->err = -ENOMEM;
@@ -1063,7 +1214,7 @@ start(distkv *c, struct enc *e, struct req *r)
 			c->write_err = out_flush(c);
 	} else
 		req_unref(r);
-	msgpack_sbuffer_destroy(&e->sb);
+	enc_free(e);
 	return (rc);
 }
 
@@ -1781,7 +1932,7 @@ sync_items(distkv *c, const char *action, const distkv_path *p,
 	if ((rc = items_req(c, p, &r)) != 0)
 		return (rc);
 	if ((rc = enc_tree(&e, r->seq, action, p, opts)) != 0) {
-		msgpack_sbuffer_destroy(&e.sb);
+		enc_free(&e);
 		req_unref(r);
 		return (rc);
 	}
@@ -2183,7 +2334,7 @@ distkv_async_watch(distkv *c, const distkv_path *p,
 	if ((rc = items_req(c, p, &r)) != 0)
 		return (rc);
 	if ((rc = enc_tree(&e, r->seq, "watch", p, opts)) != 0) {
-		msgpack_sbuffer_destroy(&e.sb);
+		enc_free(&e);
 		req_unref(r);
 		return (rc);
 	}
