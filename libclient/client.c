@@ -827,8 +827,9 @@ decode_chain(const msgpack_object *o, struct distkv_chain *ch)
 }
 
 /*
- * An empty entry, field by field: a memset would write the chain's
- * 2 KiB of events twice per reply (only ev[0..n) is ever read).
+ * An empty entry, field by field: only chain.ev[0..n) is ever read, and a
+ * memset of all DISTKV_CHAIN_MAX events twice per distkv_get cost more
+ * than the whole region read.
  */
 static void
 entry_reset(struct distkv_entry *e)
@@ -939,23 +940,6 @@ decode_set(const msgpack_object *m, struct distkv_set_result *r)
 		r->has_prev = true;
 	}
 	return (0);
-}
-
-/*
- * An entry with nothing in it.  The chain's events are left as they are:
- * only chain.n of them mean anything, and zeroing all DISTKV_CHAIN_MAX
- * (1.3 KB) twice per distkv_get cost more than the whole region read.
- */
-static void
-entry_reset(struct distkv_entry *e)
-{
-	e->path = NULL;
-	e->value.data = NULL;
-	e->value.len = 0;
-	e->tock = 0;
-	e->chain.n = 0;
-	e->chain.complete = false;
-	e->depth = 0;
 }
 
 void
