@@ -219,7 +219,7 @@ pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
 		uint32_t d = tree_common_depth(a->tree.root, last, e);
 
 		start = frame_begin(sb);
-		msgpack_pack_map(&pk, 4 + (e->chain.n > 0));
+		msgpack_pack_map(&pk, 4 + (e->chain->n > 0));
 		pack_key(&pk, "path");
 		tree_pack_path(&pk, a->tree.root, e, d);
 		pack_key(&pk, "depth");
@@ -228,9 +228,9 @@ pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
 		pack_raw_value(sb, &pk, e);
 		pack_key(&pk, "tock");
 		msgpack_pack_uint64(&pk, e->tock);
-		if (e->chain.n > 0) {
+		if (e->chain->n > 0) {
 			pack_key(&pk, "chain");
-			chain_pack(&pk, &e->chain, SNAPSHOT_CHAIN);
+			chain_pack(&pk, e->chain, SNAPSHOT_CHAIN);
 		}
 		frame_finish(sb, start);
 		last = e;

@@ -33,16 +33,62 @@ entry_new(const uint8_t *key, size_t klen, uint32_t depth, size_t name_len)
 {
 	bool whole = klen <= TREE_INLINE_KEY;
 	size_t keep = whole ? klen : name_len;
-	struct entry *e = calloc(1, sizeof(*e) + keep);
+	size_t size = offsetof(struct entry, key) + keep;
+	struct entry *e;
 
-	if (e == NULL)
+	/* the key starts inside the struct's tail padding: never less than
+	 * the struct itself */
+	if (size < sizeof(*e))
+		size = sizeof(*e);
+	if ((e = calloc(1, size)) == NULL)
 		return NULL;
 	memcpy(e->key, key + klen - keep, keep);
 	e->key_whole = whole;
 	e->key_len = (uint32_t)klen;
-	e->name_len = (uint32_t)name_len;
+	e->name_len = (uint16_t)name_len;
 	e->depth = depth;
+	e->chain = &chain_none;
 	return e;
+}
+
+struct chain *
+tree_payload_new(const struct chain *c, const uint8_t *value, size_t len)
+{
+	size_t links = CHAIN_SIZE(c->n);
+	struct chain *p;
+
+	if (value == NULL)
+		len = 0;
+	if ((p = malloc(links + len)) == NULL)
+		return NULL;
+	p->n = c->n;
+	memcpy(p->l, c->l, c->n * sizeof(c->l[0]));
+	if (len > 0)
+		memcpy((uint8_t *)p + links, value, len);
+	return p;
+}
+
+static void
+payload_free(struct entry *e)
+{
+	if (e->chain != &chain_none)
+		free((void *)(uintptr_t)e->chain);
+}
+
+void
+tree_entry_set_payload(struct entry *e, struct chain *p, bool has_value,
+    size_t len)
+{
+	payload_free(e);
+	if (p == NULL) {
+		e->chain = &chain_none;
+		e->value = NULL;
+		e->value_len = 0;
+		return;
+	}
+	e->chain = p;
+	e->value = has_value ? (uint8_t *)p + CHAIN_SIZE(p->n) : NULL;
+	e->value_len = has_value ? (uint32_t)len : 0;
 }
 
 int
@@ -68,8 +114,9 @@ tree_free_entry(struct entry *e)
 {
 	for (uint32_t i = 0; i < e->nchild; i++)
 		tree_free_entry(e->child[i]);
-	free(e->child);
-	free(e->value);
+	if (e->child != &e->only)
+		free(e->child);
+	payload_free(e);
 	free(e);
 }
 
@@ -115,10 +162,22 @@ index_put(struct tree_slot *tab, size_t cap, uint64_t h, struct entry *e)
 	tab[i].e = e;
 }
 
-static int
-index_grow(struct tree *t)
+/*
+ * The index is the largest table of the agent (16 bytes a slot, one slot
+ * per entry at least): it fills up to 4/5 before it doubles.  Linear
+ * probing there costs about 3 slots for a hit and 13 for a miss, all in
+ * a few consecutive cache lines, and every slot holds the hash, so a miss
+ * compares no key.
+ */
+static bool
+index_full(const struct tree *t, size_t n)
 {
-	size_t cap = t->index_cap * 2;
+	return n * 5 > t->index_cap * 4;
+}
+
+static int
+index_resize(struct tree *t, size_t cap)
+{
 	struct tree_slot *tab = calloc(cap, sizeof(*tab));
 
 	if (tab == NULL)
@@ -130,6 +189,16 @@ index_grow(struct tree *t)
 	t->index = tab;
 	t->index_cap = cap;
 	return 0;
+}
+
+int
+tree_reserve(struct tree *t, size_t n)
+{
+	size_t cap = t->index_cap;
+
+	while (n * 5 > cap * 4)
+		cap *= 2;
+	return cap == t->index_cap ? 0 : index_resize(t, cap);
 }
 
 /* True if e's whole key is key[0..len) (lengths already equal). */
@@ -202,16 +271,23 @@ tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	c = e->nchild > 0 ? index_find(t, key, klen, h) : NULL;
 	if (c != NULL || !create)
 		goto out;
-	if (e->nchild == e->capchild) {
-		uint32_t cap = e->capchild ? e->capchild * 2 : 4;
-		struct entry **ch = realloc(e->child, cap * sizeof(*ch));
+	/* one child lives in the entry; from two on, an array of a power
+	 * of two slots, grown when full */
+	if (e->nchild == 0)
+		e->child = &e->only;
+	else if (e->nchild == 1 || (e->nchild & (e->nchild - 1)) == 0) {
+		uint32_t cap = e->nchild * 2;
+		struct entry **ch = malloc(cap * sizeof(*ch));
 
 		if (ch == NULL)
 			goto out;
+		memcpy(ch, e->child, e->nchild * sizeof(*ch));
+		if (e->child != &e->only)
+			free(e->child);
 		e->child = ch;
-		e->capchild = cap;
 	}
-	if ((t->nentries + 1) * 2 > t->index_cap && index_grow(t) != 0)
+	if (index_full(t, t->nentries + 1) &&
+	    index_resize(t, t->index_cap * 2) != 0)
 		goto out;
 	if ((c = entry_new(key, klen, depth, len)) == NULL)
 		goto out;

@@ -143,7 +143,7 @@ Test(persist, log_replay_restores_values_and_tick)
 		cr_assert_not_null(e->value);
 		cr_assert_eq(e->value[0], i == 7 ? 100 : i);
 	}
-	cr_assert_eq(key(&b, 7)->chain.l[0].tick, 51);
+	cr_assert_eq(key(&b, 7)->chain->l[0].tick, 51);
 	set_int(&b, 1, 1);
 	cr_assert_eq(b.self->tick, 52);	/* never reused */
 	finish(&b);
@@ -264,7 +264,7 @@ Test(persist, snapshot_then_log_then_load_elsewhere)
 	cr_assert_eq(key(&c, 5)->value[0], 55);
 	cr_assert_eq(key(&c, 5)->tock, key(&b, 5)->tock);
 	cr_assert_eq(key(&c, 19)->value[0], 19);
-	cr_assert_eq(key(&c, 19)->chain.l[0].tick, 20);
+	cr_assert_eq(key(&c, 19)->chain->l[0].tick, 20);
 	ev_loop_destroy(c.loop);
 	agent_fini(&c);
 	finish(&b);

@@ -210,13 +210,13 @@ Test(tree, local_change_builds_chain_and_supersedes_own_tick)
 	cr_assert_eq(apply(e, "x:4", 1, 3), APPLY_ACCEPTED);
 	tock0 = ag.tock;
 	cr_assert_eq(agent_change_local(&ag, e, &v, 1), 0);
-	cr_assert_eq(e->chain.n, 2);
-	cr_assert_eq(e->chain.l[0].node, ag.self);
-	cr_assert_eq(e->chain.l[0].tick, 1);
-	cr_assert_eq(e->chain.l[1].node, node("x"));
+	cr_assert_eq(e->chain->n, 2);
+	cr_assert_eq(e->chain->l[0].node, ag.self);
+	cr_assert_eq(e->chain->l[0].tick, 1);
+	cr_assert_eq(e->chain->l[1].node, node("x"));
 	cr_assert_eq(agent_change_local(&ag, e, &v, 1), 0);
-	cr_assert_eq(e->chain.n, 2);		/* own old link dropped */
-	cr_assert_eq(e->chain.l[0].tick, 2);
+	cr_assert_eq(e->chain->n, 2);		/* own old link dropped */
+	cr_assert_eq(e->chain->l[0].tick, 2);
 	cr_assert_null(node_entry_get(ag.self, 1));	/* superseded */
 	cr_assert(ranges_contains(&ag.self->known, 1));
 	/* spec §3.7: three tocks per local change */
@@ -229,7 +229,7 @@ Test(tree, chain_capped_at_change_length)
 
 	cr_assert_eq(apply(e, "a:1 b:1 c:1 d:1 e:1 f:1 g:1", 1, 1),
 	    APPLY_ACCEPTED);
-	cr_assert_eq(e->chain.n, CHAIN_DEFAULT_LENGTH);
+	cr_assert_eq(e->chain->n, CHAIN_DEFAULT_LENGTH);
 	cr_assert_null(node_entry_get(node("g"), 1));
 	cr_assert(ranges_contains(&node("g")->known, 1));
 }
