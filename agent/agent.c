@@ -42,6 +42,7 @@ agent_fini(struct agent *a)
 	a->xlate = NULL;
 	tree_fini(&a->tree);
 	nodes_fini(&a->nodes);
+	msgpack_sbuffer_destroy(&a->scratch);
 }
 
 /* Fan-out step 2: the change is visible in shm before any reply. */
@@ -98,6 +99,49 @@ agent_shm_open(struct agent *a)
 	ev_timer_init(&a->heartbeat, agent_heartbeat_cb, 0.25, 0.25);
 	ev_timer_start(a->loop, &a->heartbeat);
 	ev_unref(a->loop);	/* the heartbeat alone keeps no loop alive */
+	return 0;
+}
+
+int
+agent_bulk_begin(struct agent *a, size_t n)
+{
+	struct shm_writer_stats st;
+
+	if (tree_reserve(&a->tree, a->tree.nentries + n) != 0)
+		return -ENOMEM;
+	/* only an empty region: one with values must follow every change
+	 * (a delete there is a delete readers must see) */
+	if (a->shm != NULL) {
+		shm_writer_stats(a->shm, &st);
+		a->shm_deferred = st.live_entries == 0;
+	}
+	return 0;
+}
+
+int
+agent_bulk_end(struct agent *a)
+{
+	struct tree_walk w;
+	struct entry *e;
+	uint64_t n = 0, bytes = 0;
+	int rc;
+
+	if (!a->shm_deferred)
+		return 0;
+	a->shm_deferred = false;
+	tree_walk_init(&w, a->tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL)
+		if (e->value != NULL) {
+			n++;
+			bytes += shm_writer_record_bytes(e->key_len,
+			    e->value_len, e->chain->l[0].node->name_len);
+		}
+	if ((rc = shm_writer_reserve(a->shm, n, bytes)) != 0)
+		return rc;
+	tree_walk_init(&w, a->tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL)
+		if (e->value != NULL)
+			agent_shm_publish(a, e);
 	return 0;
 }
 
@@ -279,7 +323,7 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 
 	/* fan-out, in DESIGN.md order */
 	persist_record_change(a, e);
-	if (a->shm != NULL)
+	if (a->shm != NULL && !a->shm_deferred)
 		agent_shm_publish(a, e);
 	watch_notify(a, e);
 	if (o == ORIGIN_LOCAL)
@@ -394,7 +438,6 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 {
 	const msgpack_object *path, *depth, *value, *ch, *tock = NULL;
 	struct entry *start, *e;
-	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	struct update u;
 	uint64_t d = 0;
@@ -462,20 +505,24 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 		return 0;	/* a value-less snapshot entry changes nothing */
 	if (tock == NULL)
 		u.tock = agent_stamp(a);
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	/* one buffer for every record: no allocation per value */
+	a->scratch.size = 0;
+	msgpack_packer_init(&pk, &a->scratch, msgpack_sbuffer_write);
 	if (value->type != MSGPACK_OBJECT_NIL) {
 		if (proto_pack_canonical(&pk, value) != 0) {
-			msgpack_sbuffer_destroy(&sb);
 			*why = "out of memory";
 			return -ENOMEM;
 		}
-		u.value = (const uint8_t *)sb.data;
-		u.value_len = sb.size;
+		u.value = (const uint8_t *)a->scratch.data;
+		u.value_len = a->scratch.size;
 	}
 	u.entry = e;
 	rc = agent_commit(a, &u, o);
-	msgpack_sbuffer_destroy(&sb);
+	/* a huge value's buffer is not kept */
+	if (a->scratch.alloc > 65536) {
+		msgpack_sbuffer_destroy(&a->scratch);
+		msgpack_sbuffer_init(&a->scratch);
+	}
 	if (rc < 0) {
 		*why = "out of memory";
 		return rc;

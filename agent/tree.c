@@ -5,6 +5,7 @@
 
 #include <xxhash.h>
 
+#include "bigtab.h"
 #include "tree.h"
 
 /* Size of the canonical msgpack array header for n elements. */
@@ -26,10 +27,62 @@ key_hdr_put(uint8_t *p, uint32_t n)
 	}
 }
 
+/*
+ * Entries are never freed before tree_fini, so they come from slabs: no
+ * allocator header and no rounding to 16 bytes on each of millions of
+ * them, and no allocator call per entry.  Under AddressSanitizer each is
+ * its own allocation, so that an overrun of one is still caught.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TREE_SLABS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TREE_SLABS 0
+#endif
+#endif
+#ifndef TREE_SLABS
+#define TREE_SLABS 1
+#endif
+#define TREE_SLAB_BYTES (256u << 10)
+
+struct tree_slab {
+	struct tree_slab *next;
+	uint8_t mem[];
+};
+
+/* size zeroed bytes, 8-aligned, for an entry. */
+static void *
+entry_alloc(struct tree *t, size_t size)
+{
+	struct tree_slab *s;
+	size_t cap;
+	uint8_t *p;
+
+	if (!TREE_SLABS)
+		return calloc(1, size);
+	size = (size + 7) & ~(size_t)7;
+	if (size > t->slab_left) {
+		cap = sizeof(*s) + size > TREE_SLAB_BYTES ? sizeof(*s) + size :
+		    TREE_SLAB_BYTES;
+		if ((s = malloc(cap)) == NULL)
+			return NULL;
+		s->next = t->slabs;
+		t->slabs = s;
+		t->slab_next = s->mem;
+		t->slab_left = cap - sizeof(*s);
+	}
+	p = t->slab_next;
+	t->slab_next += size;
+	t->slab_left -= size;
+	memset(p, 0, size);
+	return p;
+}
+
 /* A new entry for the whole key key[0..klen) whose last element is
  * name_len bytes; a long key keeps only that element (tree.h). */
 static struct entry *
-entry_new(const uint8_t *key, size_t klen, uint32_t depth, size_t name_len)
+entry_new(struct tree *t, const uint8_t *key, size_t klen, uint32_t depth,
+    size_t name_len)
 {
 	bool whole = klen <= TREE_INLINE_KEY;
 	size_t keep = whole ? klen : name_len;
@@ -40,7 +93,7 @@ entry_new(const uint8_t *key, size_t klen, uint32_t depth, size_t name_len)
 	 * the struct itself */
 	if (size < sizeof(*e))
 		size = sizeof(*e);
-	if ((e = calloc(1, size)) == NULL)
+	if ((e = entry_alloc(t, size)) == NULL)
 		return NULL;
 	memcpy(e->key, key + klen - keep, keep);
 	e->key_whole = whole;
@@ -98,10 +151,11 @@ tree_init(struct tree *t)
 
 	memset(t, 0, sizeof(*t));
 	t->index_cap = 1024;
-	if ((t->index = calloc(t->index_cap, sizeof(*t->index))) == NULL ||
+	if ((t->index = bigtab_calloc(t->index_cap,
+	    sizeof(*t->index))) == NULL ||
 	    (t->keybuf = malloc(PROTO_MAX_PATH_BYTES)) == NULL ||
-	    (t->root = entry_new(&root_key, 1, 0, 0)) == NULL) {
-		free(t->index);
+	    (t->root = entry_new(t, &root_key, 1, 0, 0)) == NULL) {
+		bigtab_free(t->index, t->index_cap, sizeof(*t->index));
 		free(t->keybuf);
 		return -ENOMEM;
 	}
@@ -117,7 +171,8 @@ tree_free_entry(struct entry *e)
 	if (e->child != &e->only)
 		free(e->child);
 	payload_free(e);
-	free(e);
+	if (!TREE_SLABS)
+		free(e);
 }
 
 void
@@ -125,7 +180,13 @@ tree_fini(struct tree *t)
 {
 	if (t->root != NULL)
 		tree_free_entry(t->root);
-	free(t->index);
+	while (t->slabs != NULL) {
+		struct tree_slab *s = t->slabs;
+
+		t->slabs = s->next;
+		free(s);
+	}
+	bigtab_free(t->index, t->index_cap, sizeof(*t->index));
 	free(t->keybuf);
 	memset(t, 0, sizeof(*t));
 }
@@ -178,14 +239,14 @@ index_full(const struct tree *t, size_t n)
 static int
 index_resize(struct tree *t, size_t cap)
 {
-	struct tree_slot *tab = calloc(cap, sizeof(*tab));
+	struct tree_slot *tab = bigtab_calloc(cap, sizeof(*tab));
 
 	if (tab == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->index_cap; i++)
 		if (t->index[i].e != NULL)
 			index_put(tab, cap, t->index[i].hash, t->index[i].e);
-	free(t->index);
+	bigtab_free(t->index, t->index_cap, sizeof(*t->index));
 	t->index = tab;
 	t->index_cap = cap;
 	return 0;
@@ -247,9 +308,9 @@ index_find(const struct tree *t, const uint8_t *key, size_t len, uint64_t h)
  * Child of e whose element bytes are name: its key is e's elements plus
  * name under a header for one more element.
  */
-struct entry *
-tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
-    bool create)
+static struct entry *
+child_get(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
+    bool create, bool absent)
 {
 	uint32_t phdr = key_hdr_len(e->depth);
 	uint32_t depth = e->depth + 1, hdr = key_hdr_len(depth);
@@ -267,8 +328,8 @@ tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	memcpy(key + hdr + pel, name, len);
 	h = XXH3_64bits(key, klen);
 	/* a childless parent (one just created, on a new deep path) has no
-	 * such child: no probe */
-	c = e->nchild > 0 ? index_find(t, key, klen, h) : NULL;
+	 * such child, nor has one the caller looked up already: no probe */
+	c = e->nchild > 0 && !absent ? index_find(t, key, klen, h) : NULL;
 	if (c != NULL || !create)
 		goto out;
 	/* one child lives in the entry; from two on, an array of a power
@@ -289,7 +350,7 @@ tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	if (index_full(t, t->nentries + 1) &&
 	    index_resize(t, t->index_cap * 2) != 0)
 		goto out;
-	if ((c = entry_new(key, klen, depth, len)) == NULL)
+	if ((c = entry_new(t, key, klen, depth, len)) == NULL)
 		goto out;
 	c->parent = e;
 	/* spec §1.2: a never-updated entry carries its parent's tock */
@@ -301,6 +362,13 @@ out:
 	if (key != small)
 		free(key);
 	return c;
+}
+
+struct entry *
+tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
+    bool create)
+{
+	return child_get(t, e, name, len, create, false);
 }
 
 /* The key being built by tree_follow. */
@@ -388,7 +456,9 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 
 			/* our own canonical bytes: always one whole element */
 			proto_scan(fb.p + off, fb.len - off, 1, &elen);
-			e = tree_child(t, e, fb.p + off, elen, true);
+			/* the whole path missed: its last entry is new */
+			e = child_get(t, e, fb.p + off, elen, true,
+			    i == n - 1);
 			off += elen;
 		}
 		if (e == NULL)

@@ -83,8 +83,13 @@ struct tree_slot {
 	struct entry *e;		/* NULL: empty */
 };
 
+struct tree_slab;
+
 struct tree {
 	size_t nentries;
+	struct tree_slab *slabs;	/* where entries live (tree.c) */
+	uint8_t *slab_next;
+	size_t slab_left;
 	uint8_t *keybuf;		/* tree_entry_key's scratch */
 	struct tree_slot *index;	/* open addressing over every entry */
 	size_t index_cap;
