@@ -42,6 +42,7 @@ agent_fini(struct agent *a)
 	a->xlate = NULL;
 	tree_fini(&a->tree);
 	nodes_fini(&a->nodes);
+	msgpack_sbuffer_destroy(&a->scratch);
 }
 
 /* Fan-out step 2: the change is visible in shm before any reply. */
@@ -56,10 +57,10 @@ agent_shm_publish(struct agent *a, const struct entry *e)
 		rc = shm_writer_del(a->shm, tree_entry_key(&a->tree, e),
 		    e->key_len);
 	else {
-		m.tick = e->chain.l[0].tick;
+		m.tick = e->chain->l[0].tick;
 		m.tock = e->tock;
-		m.node = e->chain.l[0].node->name;
-		m.node_len = e->chain.l[0].node->name_len;
+		m.node = e->chain->l[0].node->name;
+		m.node_len = e->chain->l[0].node->name_len;
 		rc = shm_writer_put(a->shm, tree_entry_key(&a->tree, e),
 		    e->key_len, e->value,
 		    e->value_len, &m);
@@ -98,6 +99,49 @@ agent_shm_open(struct agent *a)
 	ev_timer_init(&a->heartbeat, agent_heartbeat_cb, 0.25, 0.25);
 	ev_timer_start(a->loop, &a->heartbeat);
 	ev_unref(a->loop);	/* the heartbeat alone keeps no loop alive */
+	return 0;
+}
+
+int
+agent_bulk_begin(struct agent *a, size_t n)
+{
+	struct shm_writer_stats st;
+
+	if (tree_reserve(&a->tree, a->tree.nentries + n) != 0)
+		return -ENOMEM;
+	/* only an empty region: one with values must follow every change
+	 * (a delete there is a delete readers must see) */
+	if (a->shm != NULL) {
+		shm_writer_stats(a->shm, &st);
+		a->shm_deferred = st.live_entries == 0;
+	}
+	return 0;
+}
+
+int
+agent_bulk_end(struct agent *a)
+{
+	struct tree_walk w;
+	struct entry *e;
+	uint64_t n = 0, bytes = 0;
+	int rc;
+
+	if (!a->shm_deferred)
+		return 0;
+	a->shm_deferred = false;
+	tree_walk_init(&w, a->tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL)
+		if (e->value != NULL) {
+			n++;
+			bytes += shm_writer_record_bytes(e->key_len,
+			    e->value_len, e->chain->l[0].node->name_len);
+		}
+	if ((rc = shm_writer_reserve(a->shm, n, bytes)) != 0)
+		return rc;
+	tree_walk_init(&w, a->tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL)
+		if (e->value != NULL)
+			agent_shm_publish(a, e);
 	return 0;
 }
 
@@ -167,11 +211,11 @@ static int
 agent_forget_tombstone(struct agent *a, struct entry *e,
     const struct update *u)
 {
-	if (u->chain.n != 0 || e->value != NULL || e->chain.n == 0)
+	if (u->chain.n != 0 || e->value != NULL || e->chain->n == 0)
 		return -EINVAL;
-	for (unsigned i = 0; i < e->chain.n; i++)
-		node_entry_del(e->chain.l[i].node, e->chain.l[i].tick, e);
-	e->chain.n = 0;
+	for (unsigned i = 0; i < e->chain->n; i++)
+		node_entry_del(e->chain->l[i].node, e->chain->l[i].tick, e);
+	tree_entry_set_payload(e, NULL, false, 0);
 	a->tombstones--;
 	return APPLY_ACCEPTED;
 }
@@ -188,21 +232,21 @@ agent_decide(const struct agent *a, const struct entry *e,
 	 * tick its node announced as skipped after losing its data: "known"
 	 * there means "nothing to wait for", not "every node has it".
 	 */
-	if (e->chain.n == 0 && o != ORIGIN_LOCAL && agent_ready(a) &&
+	if (e->chain->n == 0 && o != ORIGIN_LOCAL && agent_ready(a) &&
 	    u->chain.l[0].tick <= u->chain.l[0].node->floor &&
 	    !ranges_contains(&u->chain.l[0].node->skipped,
 	    u->chain.l[0].tick))
 		return APPLY_STALE;
-	if (e->chain.n > 0 && chain_same(&e->chain, &u->chain))
+	if (e->chain->n > 0 && chain_same(e->chain, &u->chain))
 		return APPLY_DUPLICATE;
-	if (e->chain.n > 0 && chain_covers(&e->chain, &u->chain))
+	if (e->chain->n > 0 && chain_covers(e->chain, &u->chain))
 		return APPLY_STALE;
-	if (e->chain.n == 0 || chain_descends(&u->chain, &e->chain))
+	if (e->chain->n == 0 || chain_descends(&u->chain, e->chain))
 		return APPLY_ACCEPTED;
 	/* concurrent: tock decides, equal tocks let the incoming one win */
 	log_info("conflicting update %s:%llu vs stored %s:%llu (tock %llu vs %llu)",
 	    u->chain.l[0].node->name, (unsigned long long)u->chain.l[0].tick,
-	    e->chain.l[0].node->name, (unsigned long long)e->chain.l[0].tick,
+	    e->chain->l[0].node->name, (unsigned long long)e->chain->l[0].tick,
 	    (unsigned long long)u->tock, (unsigned long long)e->tock);
 	if (u->tock != e->tock)
 		return u->tock < e->tock ? APPLY_CONFLICT_LOST : APPLY_ACCEPTED;
@@ -218,7 +262,7 @@ agent_decide(const struct agent *a, const struct entry *e,
 	 */
 	{
 		const struct node *un = u->chain.l[0].node;
-		const struct node *en = e->chain.l[0].node;
+		const struct node *en = e->chain->l[0].node;
 		size_t n = un->name_len < en->name_len ? un->name_len :
 		    en->name_len;
 		int c = memcmp(un->name, en->name, n);
@@ -226,7 +270,7 @@ agent_decide(const struct agent *a, const struct entry *e,
 		if (c == 0 && un->name_len != en->name_len)
 			c = un->name_len > en->name_len ? 1 : -1;
 		if (c == 0)
-			c = u->chain.l[0].tick > e->chain.l[0].tick ? 1 : -1;
+			c = u->chain.l[0].tick > e->chain->l[0].tick ? 1 : -1;
 		return c > 0 ? APPLY_ACCEPTED : APPLY_CONFLICT_LOST;
 	}
 }
@@ -236,8 +280,7 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 {
 	struct entry *e = u->entry;
 	enum apply_result r;
-	uint8_t *nv = NULL;
-	struct chain in = u->chain;
+	struct chain in = u->chain, *p;
 
 	if (o == ORIGIN_PURGE)
 		return agent_forget_tombstone(a, e, u);
@@ -252,33 +295,27 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 	r = agent_decide(a, e, u, o);
 	if (r != APPLY_ACCEPTED)
 		return r;
-	if (e->value == NULL && e->chain.n > 0)
+	/* the new chain and value in one block, sized to them (tree.h) */
+	if ((p = tree_payload_new(&in, u->value, u->value_len)) == NULL)
+		return -ENOMEM;
+	if (e->value == NULL && e->chain->n > 0)
 		a->tombstones--;
 	if (u->value == NULL)
 		a->tombstones++;
-
-	if (u->value != NULL) {
-		if ((nv = malloc(u->value_len)) == NULL)
-			return -ENOMEM;
-		memcpy(nv, u->value, u->value_len);
-	}
 	/* supersede links of the old chain that the new one does not hold */
-	for (unsigned i = 0; i < e->chain.n; i++) {
-		const struct chain_link *l = &e->chain.l[i];
+	for (unsigned i = 0; i < e->chain->n; i++) {
+		const struct chain_link *l = &e->chain->l[i];
 
 		if (chain_tick_of(&in, l->node) != l->tick)
 			node_entry_del(l->node, l->tick, e);
 	}
 	for (unsigned i = 0; i < in.n; i++)
 		if (node_entry_set(in.l[i].node, in.l[i].tick, e) != 0) {
-			free(nv);
+			free(p);
 			return -ENOMEM;
 		}
-	free(e->value);
-	e->value = nv;
-	e->value_len = nv != NULL ? (uint32_t)u->value_len : 0;
+	tree_entry_set_payload(e, p, u->value != NULL, u->value_len);
 	e->tock = u->tock;
-	e->chain = in;
 	a->changes++;
 	/* the translator's compiled code follows its records at once, on
 	 * every node and for every origin (xlate.h) */
@@ -286,7 +323,7 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 
 	/* fan-out, in DESIGN.md order */
 	persist_record_change(a, e);
-	if (a->shm != NULL)
+	if (a->shm != NULL && !a->shm_deferred)
 		agent_shm_publish(a, e);
 	watch_notify(a, e);
 	if (o == ORIGIN_LOCAL)
@@ -315,9 +352,9 @@ agent_change_local(struct agent *a, struct entry *e, const uint8_t *value,
 	u.chain.l[0].node = a->self;
 	u.chain.l[0].tick = a->self->tick;
 	/* our own old link is dropped (superseded by agent_commit) */
-	for (unsigned i = 0; i < e->chain.n && n < a->cfg.change_length; i++)
-		if (e->chain.l[i].node != a->self)
-			u.chain.l[n++] = e->chain.l[i];
+	for (unsigned i = 0; i < e->chain->n && n < a->cfg.change_length; i++)
+		if (e->chain->l[i].node != a->self)
+			u.chain.l[n++] = e->chain->l[i];
 	u.chain.n = n;
 	u.entry = e;
 	u.value = value;
@@ -401,7 +438,6 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 {
 	const msgpack_object *path, *depth, *value, *ch, *tock = NULL;
 	struct entry *start, *e;
-	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	struct update u;
 	uint64_t d = 0;
@@ -469,20 +505,24 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 		return 0;	/* a value-less snapshot entry changes nothing */
 	if (tock == NULL)
 		u.tock = agent_stamp(a);
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	/* one buffer for every record: no allocation per value */
+	a->scratch.size = 0;
+	msgpack_packer_init(&pk, &a->scratch, msgpack_sbuffer_write);
 	if (value->type != MSGPACK_OBJECT_NIL) {
 		if (proto_pack_canonical(&pk, value) != 0) {
-			msgpack_sbuffer_destroy(&sb);
 			*why = "out of memory";
 			return -ENOMEM;
 		}
-		u.value = (const uint8_t *)sb.data;
-		u.value_len = sb.size;
+		u.value = (const uint8_t *)a->scratch.data;
+		u.value_len = a->scratch.size;
 	}
 	u.entry = e;
 	rc = agent_commit(a, &u, o);
-	msgpack_sbuffer_destroy(&sb);
+	/* a huge value's buffer is not kept */
+	if (a->scratch.alloc > 65536) {
+		msgpack_sbuffer_destroy(&a->scratch);
+		msgpack_sbuffer_init(&a->scratch);
+	}
 	if (rc < 0) {
 		*why = "out of memory";
 		return rc;
@@ -495,7 +535,7 @@ void
 agent_pack_change(struct agent *a, msgpack_packer *pk, const struct entry *e)
 {
 	msgpack_pack_map(pk, 6);
-	chain_pack_flat(pk, &e->chain, a->cfg.change_length);
+	chain_pack_flat(pk, e->chain, a->cfg.change_length);
 	msgpack_pack_str_with_body(pk, "path", 4);
 	/* the entry's key is the canonical array of its full path */
 	pk->callback(pk->data, (const char *)tree_entry_key(&a->tree, e),

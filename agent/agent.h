@@ -97,6 +97,9 @@ struct agent {
 	uint64_t tombstones;		/* entries with a chain and no value */
 	size_t watches;			/* running watch requests (watch.c) */
 	struct metrics metrics;		/* counters (metrics.h) */
+	/* a bulk load fills an empty region once, at its end */
+	bool shm_deferred;
+	msgpack_sbuffer scratch;	/* agent_apply_record's value */
 };
 
 enum origin {
@@ -165,6 +168,16 @@ int agent_change_local(struct agent *a, struct entry *e, const uint8_t *value,
 int agent_shm_open(struct agent *a);
 /* Mark the region closed (readers then report stale data). */
 void agent_shm_close(struct agent *a);
+/*
+ * A bulk load (a snapshot or change log read at start): every record goes
+ * through agent_commit as always, but the tree's index is sized for n
+ * more entries at once, and an empty shm region is filled once at the end
+ * (agent_bulk_end: sized for all of it, in tree order) instead of record
+ * by record.  Returns 0 or -ENOMEM / the region's -errno.
+ */
+int agent_bulk_begin(struct agent *a, size_t n);
+int agent_bulk_end(struct agent *a);
+
 /*
  * End of one event-loop iteration's batch of changes, before replies are
  * written: make them durable and wake blocked shm readers.  Returns 0 or

@@ -95,7 +95,7 @@ test_dialog_input(struct task *t, const msgpack_object *msg)
 		msgpack_pack_str_with_body(pk, d->ident, strlen(d->ident));
 		pack_key(pk, "chain");
 		if (rec != NULL)
-			chain_pack(pk, &rec->chain, CHAIN_CAP);
+			chain_pack(pk, rec->chain, CHAIN_CAP);
 		else
 			msgpack_pack_nil(pk);
 		return;

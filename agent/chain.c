@@ -5,6 +5,8 @@
 #include "chain.h"
 #include "proto.h"
 
+const struct chain chain_none;
+
 bool
 chain_same(const struct chain *c, const struct chain *e)
 {

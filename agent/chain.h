@@ -7,6 +7,7 @@
 #define DISTKV_CHAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <msgpack.h>
@@ -23,10 +24,23 @@ struct chain_link {
 	uint64_t tick;
 };
 
+/*
+ * A chain as a value (an update, a temporary) holds CHAIN_CAP links.  An
+ * entry keeps its chain out of line, allocated to its length (tree.h,
+ * tree_payload_new): only the first n links are there, so an entry's chain
+ * is only ever read through a pointer, never copied by value.
+ */
 struct chain {
 	unsigned n;		/* 0: no chain (never updated) */
 	struct chain_link l[CHAIN_CAP];
 };
+
+/* The empty chain: an entry never updated, or a purged tombstone. */
+extern const struct chain chain_none;
+
+/* Bytes of a chain of n links allocated to size. */
+#define CHAIN_SIZE(n) (offsetof(struct chain, l) + \
+	(size_t)(n) * sizeof(struct chain_link))
 
 /* Relations of spec §1.4 (heads compared). */
 bool chain_same(const struct chain *c, const struct chain *e);

@@ -234,7 +234,7 @@ handlers_send_item(struct conn *c, uint64_t seq, struct entry *base,
 	enum acl_view view = acl != NULL ?
 	    acl_view(conn_agent(c), acl, base, e) : ACL_FULL;
 	uint32_t d;
-	bool with_chain = nchain > 0 && e->chain.n > 0;
+	bool with_chain = nchain > 0 && e->chain->n > 0;
 	msgpack_packer *pk;
 	struct shown sh;
 
@@ -262,7 +262,7 @@ handlers_send_item(struct conn *c, uint64_t seq, struct entry *base,
 	msgpack_pack_uint64(pk, e->tock);
 	if (with_chain) {
 		pack_key(pk, "chain");
-		chain_pack(pk, &e->chain, nchain);
+		chain_pack(pk, e->chain, nchain);
 	}
 	*last = e;
 }

@@ -346,7 +346,7 @@ static void
 pack_auth_item(struct req *r, const msgpack_object *typ,
     const struct entry *rec, unsigned nchain, bool stamp)
 {
-	bool with_chain = nchain > 0 && rec->chain.n > 0;
+	bool with_chain = nchain > 0 && rec->chain->n > 0;
 	msgpack_packer *pk = conn_reply(r->c, r->seq, 3 + with_chain, stamp);
 
 	pack_key(pk, "typ");
@@ -357,7 +357,7 @@ pack_auth_item(struct req *r, const msgpack_object *typ,
 	conn_pack_raw(r->c, entry_name(rec), entry_name_len(rec));
 	if (with_chain) {
 		pack_key(pk, "chain");
-		chain_pack(pk, &rec->chain, nchain);
+		chain_pack(pk, rec->chain, nchain);
 	}
 }
 
@@ -419,7 +419,7 @@ auth_get_generic(struct req *r, const struct entry *rec)
 		msgpack_pack_object(pk, aux->via.map.ptr[i].val);
 	}
 	pack_key(pk, "chain");
-	chain_pack(pk, &rec->chain, CHAIN_CAP);
+	chain_pack(pk, rec->chain, CHAIN_CAP);
 	msgpack_zone_destroy(&zone);
 }
 

@@ -255,7 +255,7 @@ dump_pump(struct task *t)
 			conn_task_end(t, true);
 			return;
 		}
-		if (e->chain.n == 0)
+		if (e->chain->n == 0)
 			continue;
 		d = tree_common_depth(dt->a->tree.root, dt->last, e);
 		pk = conn_reply(t->conn, t->seq, 5, false);
@@ -268,7 +268,7 @@ dump_pump(struct task *t)
 		pack_key(pk, "tock");
 		msgpack_pack_uint64(pk, e->tock);
 		pack_key(pk, "chain");
-		chain_pack(pk, &e->chain, CHAIN_CAP);
+		chain_pack(pk, e->chain, CHAIN_CAP);
 		dt->last = e;
 	}
 	conn_task_want_pump(t);
@@ -392,7 +392,7 @@ act_get_events(struct req *r)
 				pack_key(pk, "tock");
 				msgpack_pack_uint64(pk, e->tock);
 				pack_key(pk, "chain");
-				chain_pack(pk, &e->chain, CHAIN_CAP);
+				chain_pack(pk, e->chain, CHAIN_CAP);
 				last = e;
 			}
 		}

@@ -171,7 +171,7 @@ act_root(struct req *r)
 		return;
 	}
 	conn_set_root(r->c, e);
-	with_chain = e->chain.n > 0;
+	with_chain = e->chain->n > 0;
 	pk = conn_reply(r->c, r->seq, 3 + (with_chain ? 1 : 0), false);
 	pack_key(pk, "value");
 	pack_shown(r->c, pk, &sh);
@@ -182,7 +182,7 @@ act_root(struct req *r)
 	msgpack_pack_array(pk, 0);
 	if (with_chain) {
 		pack_key(pk, "chain");
-		chain_pack(pk, &e->chain, 2);
+		chain_pack(pk, e->chain, 2);
 	}
 }
 
@@ -284,7 +284,7 @@ act_delete_tree(struct req *r)
 			continue;
 		d = tree_common_depth(base, last, e);
 		pk = conn_reply(r->c, r->seq, 7, false);
-		chain_pack_flat(pk, &e->chain, (unsigned)nchain);
+		chain_pack_flat(pk, e->chain, (unsigned)nchain);
 		pack_key(pk, "path");
 		tree_pack_path(pk, base, e, d);
 		pack_key(pk, "depth");

@@ -27,7 +27,7 @@ static void
 reply_entry(struct req *r, const struct entry *e, int64_t nchain,
     bool with_path)
 {
-	bool with_chain = nchain > 0 && e->chain.n > 0;
+	bool with_chain = nchain > 0 && e->chain->n > 0;
 	msgpack_packer *pk;
 	struct shown sh;
 
@@ -46,7 +46,7 @@ reply_entry(struct req *r, const struct entry *e, int64_t nchain,
 	msgpack_pack_uint64(pk, e->tock);
 	if (with_chain) {
 		pack_key(pk, "chain");
-		chain_pack(pk, &e->chain, (unsigned)nchain);
+		chain_pack(pk, e->chain, (unsigned)nchain);
 	}
 	if (with_path) {
 		pack_key(pk, "path");
@@ -273,7 +273,7 @@ set_common(struct req *r, bool internal, bool del)
 		}
 	}
 	if (ch != NULL) {
-		bool has_chain = e != NULL && e->chain.n > 0;
+		bool has_chain = e != NULL && e->chain->n > 0;
 
 		if (ch->type == MSGPACK_OBJECT_NIL) {
 			/* spec §8.10: a tombstone may be re-created */
@@ -291,11 +291,11 @@ set_common(struct req *r, bool internal, bool del)
 			uint64_t t;
 
 			proto_get_uint(proto_map_get(ch, "tick"), &t);
-			if (e->chain.l[0].tick != t ||
-			    e->chain.l[0].node->name_len != cn->via.str.size ||
-			    memcmp(e->chain.l[0].node->name, cn->via.str.ptr,
+			if (e->chain->l[0].tick != t ||
+			    e->chain->l[0].node->name_len != cn->via.str.size ||
+			    memcmp(e->chain->l[0].node->name, cn->via.str.ptr,
 			    cn->via.str.size) != 0) {
-				repr_chain(txt, sizeof(txt), &e->chain);
+				repr_chain(txt, sizeof(txt), e->chain);
 				conn_reply_error(r->c, r->seq, "Chain is %s",
 				    txt);
 				goto out;
@@ -345,7 +345,7 @@ set_common(struct req *r, bool internal, bool del)
 	}
 	if (nchain > 0) {
 		pack_key(pk, "chain");
-		chain_pack(pk, &e->chain, (unsigned)nchain);
+		chain_pack(pk, e->chain, (unsigned)nchain);
 	}
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, e->tock);

@@ -5,6 +5,7 @@
 
 #include <xxhash.h>
 
+#include "bigtab.h"
 #include "nodes.h"
 #include "proto.h"
 
@@ -25,7 +26,8 @@ nodes_fini(struct nodes *ns)
 		ranges_fini(&n->remote_missing);
 		ranges_fini(&n->seen_missing);
 		ranges_fini(&n->skipped);
-		free(n->entries.slot);
+		bigtab_free(n->entries.slot, n->entries.cap,
+		    sizeof(*n->entries.slot));
 		free(n->report);
 		free(n);
 	}
@@ -182,7 +184,8 @@ node_entry_set(struct node *n, uint64_t tick, struct entry *e)
 		struct tickmap old = *m;
 		size_t cap = m->cap ? m->cap * 2 : 16;
 
-		if ((m->slot = calloc(cap, sizeof(*m->slot))) == NULL) {
+		if ((m->slot = bigtab_calloc(cap, sizeof(*m->slot))) ==
+		    NULL) {
 			*m = old;
 			return -ENOMEM;
 		}
@@ -192,7 +195,7 @@ node_entry_set(struct node *n, uint64_t tick, struct entry *e)
 			if (old.slot[i].tick != 0)
 				tickmap_put(m, old.slot[i].tick,
 				    old.slot[i].entry);
-		free(old.slot);
+		bigtab_free(old.slot, old.cap, sizeof(*old.slot));
 	}
 	tickmap_put(m, tick, e);
 	return 0;

@@ -219,7 +219,7 @@ pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
 		uint32_t d = tree_common_depth(a->tree.root, last, e);
 
 		start = frame_begin(sb);
-		msgpack_pack_map(&pk, 4 + (e->chain.n > 0));
+		msgpack_pack_map(&pk, 4 + (e->chain->n > 0));
 		pack_key(&pk, "path");
 		tree_pack_path(&pk, a->tree.root, e, d);
 		pack_key(&pk, "depth");
@@ -228,9 +228,9 @@ pack_snapshot(struct agent *a, msgpack_sbuffer *sb, bool magic)
 		pack_raw_value(sb, &pk, e);
 		pack_key(&pk, "tock");
 		msgpack_pack_uint64(&pk, e->tock);
-		if (e->chain.n > 0) {
+		if (e->chain->n > 0) {
 			pack_key(&pk, "chain");
-			chain_pack(&pk, &e->chain, SNAPSHOT_CHAIN);
+			chain_pack(&pk, e->chain, SNAPSHOT_CHAIN);
 		}
 		frame_finish(sb, start);
 		last = e;
@@ -288,77 +288,123 @@ damage_is_mid_file(const char *path, off_t bad)
 	return mid;
 }
 
+/* The whole file f into *buf (malloc'd), *len bytes.  0 or -errno. */
+static int
+read_whole(FILE *f, uint8_t **buf, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0, r;
+	struct stat st;
+	uint8_t *b, *nb;
+
+	/* the size is a hint: the file may still grow or shrink */
+	if (fstat(fileno(f), &st) == 0 && st.st_size > 0)
+		cap = (size_t)st.st_size + 1;
+	if ((b = malloc(cap)) == NULL)
+		return -ENOMEM;
+	for (;;) {
+		if (n == cap) {
+			if ((nb = realloc(b, cap * 2)) == NULL) {
+				free(b);
+				return -ENOMEM;
+			}
+			b = nb;
+			cap *= 2;
+		}
+		if ((r = fread(b + n, 1, cap - n, f)) == 0)
+			break;
+		n += r;
+	}
+	if (ferror(f)) {
+		free(b);
+		return -EIO;
+	}
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+/* Records framed in buf[0..len) before the first bad header: what the
+ * tree's index is sized for (entries are at most that many). */
+static size_t
+count_frames(const uint8_t *buf, size_t len)
+{
+	size_t off = 0, n = 0, rlen;
+
+	while (len - off >= 8 && (rlen = get_le32(buf + off)) != 0 &&
+	    rlen <= PERSIST_MAX_RECORD && rlen <= len - off - 8) {
+		off += 8 + rlen;
+		n++;
+	}
+	return n;
+}
+
 /*
  * Read the records of a framed file and apply them.  *good_end is the
  * offset after the last whole, valid record; *torn tells whether bytes
- * follow it (a torn tail, or garbage).
+ * follow it (a torn tail, or garbage).  The file is read whole first,
+ * then applied as one bulk load (agent_bulk_begin).
  */
 static int
 load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
 {
 	struct record_ctx ctx = { a->tree.root, a->tree.root };
-	uint8_t hdr[8], magic[PERSIST_MAGIC_LEN];
 	uint8_t *buf = NULL;
-	size_t cap = 0;
+	size_t len, off;
 	msgpack_zone zone;
-	off_t off;
 	uint64_t nrec = 0;
-	int rc = 0;
+	int rc = 0, rc2;
 	FILE *f;
 
 	*good_end = 0;
 	*torn = false;
 	if ((f = fopen(path, "rb")) == NULL)
 		return -errno;
-	if ((off = (off_t)fread(magic, 1, sizeof(magic), f)) !=
-	    sizeof(magic) ||
-	    memcmp(magic, PERSIST_MAGIC, PERSIST_MAGIC_LEN) != 0) {
-		fclose(f);
+	rc = read_whole(f, &buf, &len);
+	fclose(f);
+	if (rc != 0)
+		return rc;
+	if (len < PERSIST_MAGIC_LEN ||
+	    memcmp(buf, PERSIST_MAGIC, PERSIST_MAGIC_LEN) != 0) {
 		/* what a crash between creating and writing it leaves */
-		if (off < (off_t)sizeof(magic) &&
-		    memcmp(magic, PERSIST_MAGIC, (size_t)off) == 0)
-			return -ENODATA;
-		log_error("%s: not a distkv file (bad magic)", path);
-		return -EINVAL;
+		rc = len < PERSIST_MAGIC_LEN &&
+		    memcmp(buf, PERSIST_MAGIC, len) == 0 ? -ENODATA : -EINVAL;
+		if (rc == -EINVAL)
+			log_error("%s: not a distkv file (bad magic)", path);
+		free(buf);
+		return rc;
 	}
 	off = PERSIST_MAGIC_LEN;
-	*good_end = off;
+	*good_end = (off_t)off;
+	if ((rc = agent_bulk_begin(a, count_frames(buf + off,
+	    len - off))) != 0) {
+		free(buf);
+		return rc;
+	}
 	msgpack_zone_init(&zone, 4096);
-	for (;;) {
-		size_t n = fread(hdr, 1, 8, f), len, objlen;
+	while (off < len) {
+		const uint8_t *rec = buf + off + 8;
+		size_t rlen, objlen;
 		msgpack_object obj;
 		const char *why;
 		bool applied;
 
-		if (n == 0)
-			break;
-		if (n < 8) {
+		if (len - off < 8) {
 			*torn = true;
 			break;
 		}
-		len = get_le32(hdr);
-		if (len == 0 || len > PERSIST_MAX_RECORD) {
+		rlen = get_le32(buf + off);
+		if (rlen == 0 || rlen > PERSIST_MAX_RECORD) {
 			*torn = true;
 			break;
 		}
-		if (len > cap) {
-			uint8_t *nb = realloc(buf, len);
-
-			if (nb == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = nb;
-			cap = len;
-		}
-		if (fread(buf, 1, len, f) != len) {
+		if (rlen > len - off - 8) {
 			*torn = true;	/* cut short by a crash */
 			break;
 		}
-		if (XXH32(buf, len, 0) != get_le32(hdr + 4) ||
-		    proto_scan(buf, len, PROTO_MAX_NESTING, &objlen) != 0 ||
-		    objlen != len ||
-		    proto_unpack(buf, len, &zone, &obj) != 0) {
+		if (XXH32(rec, rlen, 0) != get_le32(buf + off + 4) ||
+		    proto_scan(rec, rlen, PROTO_MAX_NESTING, &objlen) != 0 ||
+		    objlen != rlen ||
+		    proto_unpack(rec, rlen, &zone, &obj) != 0) {
 			/*
 			 * Whole but wrong: this record was written and synced
 			 * in full, then damaged.  Dropping it would drop an
@@ -378,13 +424,15 @@ load_framed(struct agent *a, const char *path, off_t *good_end, bool *torn)
 			break;
 		}
 		msgpack_zone_clear(&zone);
-		off += (off_t)(8 + len);
-		*good_end = off;
+		off += 8 + rlen;
+		*good_end = (off_t)off;
 		nrec++;
 	}
 	msgpack_zone_destroy(&zone);
 	free(buf);
-	fclose(f);
+	/* what was applied is in the tree: the region gets it either way */
+	if ((rc2 = agent_bulk_end(a)) != 0 && rc == 0)
+		rc = rc2;
 	log_info("%s: %llu records loaded%s", path, (unsigned long long)nrec,
 	    *torn ? " (damaged bytes after them)" : "");
 	if (rc == 0 && *torn && damage_is_mid_file(path, *good_end)) {

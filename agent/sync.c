@@ -222,7 +222,7 @@ sync_local_change(struct agent *a, const struct entry *e)
 	msgpack_packer_init(&pk, &s->q, msgpack_sbuffer_write);
 	agent_pack_change(a, &pk, e);
 	s->qr[s->qn].len = s->q.size - s->qr[s->qn].off;
-	s->qr[s->qn].tick = e->chain.l[0].tick;
+	s->qr[s->qn].tick = e->chain->l[0].tick;
 	s->qn++;
 }
 
@@ -763,7 +763,7 @@ pack_retransmission(struct agent *a, msgpack_sbuffer *out,
 	 * that already holds the head keeps its chain, one that takes this
 	 * one must end with the same chain as everybody else.
 	 */
-	chain_pack(&pk, &e->chain, chain_len);
+	chain_pack(&pk, e->chain, chain_len);
 	pack_str(&pk, "path");
 	msgpack_sbuffer_write(out, (const char *)tree_entry_key(&a->tree, e),
 	    e->key_len);
@@ -2080,8 +2080,8 @@ purge_tombstones(struct sync *s)
 	while ((e = tree_walk_next(&w)) != NULL) {
 		struct update u;
 
-		if (e->value != NULL || e->chain.n == 0 || e->tock > limit ||
-		    e->chain.l[0].tick > e->chain.l[0].node->floor)
+		if (e->value != NULL || e->chain->n == 0 || e->tock > limit ||
+		    e->chain->l[0].tick > e->chain->l[0].node->floor)
 			continue;
 		memset(&u, 0, sizeof(u));
 		u.entry = e;

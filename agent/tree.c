@@ -5,6 +5,7 @@
 
 #include <xxhash.h>
 
+#include "bigtab.h"
 #include "tree.h"
 
 /* Size of the canonical msgpack array header for n elements. */
@@ -26,23 +27,121 @@ key_hdr_put(uint8_t *p, uint32_t n)
 	}
 }
 
+/*
+ * Entries are never freed before tree_fini, so they come from slabs: no
+ * allocator header and no rounding to 16 bytes on each of millions of
+ * them, and no allocator call per entry.  Under AddressSanitizer each is
+ * its own allocation, so that an overrun of one is still caught.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TREE_SLABS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TREE_SLABS 0
+#endif
+#endif
+#ifndef TREE_SLABS
+#define TREE_SLABS 1
+#endif
+#define TREE_SLAB_BYTES (256u << 10)
+
+struct tree_slab {
+	struct tree_slab *next;
+	uint8_t mem[];
+};
+
+/* size zeroed bytes, 8-aligned, for an entry. */
+static void *
+entry_alloc(struct tree *t, size_t size)
+{
+	struct tree_slab *s;
+	size_t cap;
+	uint8_t *p;
+
+	if (!TREE_SLABS)
+		return calloc(1, size);
+	size = (size + 7) & ~(size_t)7;
+	if (size > t->slab_left) {
+		cap = sizeof(*s) + size > TREE_SLAB_BYTES ? sizeof(*s) + size :
+		    TREE_SLAB_BYTES;
+		if ((s = malloc(cap)) == NULL)
+			return NULL;
+		s->next = t->slabs;
+		t->slabs = s;
+		t->slab_next = s->mem;
+		t->slab_left = cap - sizeof(*s);
+	}
+	p = t->slab_next;
+	t->slab_next += size;
+	t->slab_left -= size;
+	memset(p, 0, size);
+	return p;
+}
+
 /* A new entry for the whole key key[0..klen) whose last element is
  * name_len bytes; a long key keeps only that element (tree.h). */
 static struct entry *
-entry_new(const uint8_t *key, size_t klen, uint32_t depth, size_t name_len)
+entry_new(struct tree *t, const uint8_t *key, size_t klen, uint32_t depth,
+    size_t name_len)
 {
 	bool whole = klen <= TREE_INLINE_KEY;
 	size_t keep = whole ? klen : name_len;
-	struct entry *e = calloc(1, sizeof(*e) + keep);
+	size_t size = offsetof(struct entry, key) + keep;
+	struct entry *e;
 
-	if (e == NULL)
+	/* the key starts inside the struct's tail padding: never less than
+	 * the struct itself */
+	if (size < sizeof(*e))
+		size = sizeof(*e);
+	if ((e = entry_alloc(t, size)) == NULL)
 		return NULL;
 	memcpy(e->key, key + klen - keep, keep);
 	e->key_whole = whole;
 	e->key_len = (uint32_t)klen;
-	e->name_len = (uint32_t)name_len;
+	e->name_len = (uint16_t)name_len;
 	e->depth = depth;
+	e->chain = &chain_none;
 	return e;
+}
+
+struct chain *
+tree_payload_new(const struct chain *c, const uint8_t *value, size_t len)
+{
+	size_t links = CHAIN_SIZE(c->n);
+	struct chain *p;
+
+	if (value == NULL)
+		len = 0;
+	if ((p = malloc(links + len)) == NULL)
+		return NULL;
+	p->n = c->n;
+	memcpy(p->l, c->l, c->n * sizeof(c->l[0]));
+	if (len > 0)
+		memcpy((uint8_t *)p + links, value, len);
+	return p;
+}
+
+static void
+payload_free(struct entry *e)
+{
+	if (e->chain != &chain_none)
+		free((void *)(uintptr_t)e->chain);
+}
+
+void
+tree_entry_set_payload(struct entry *e, struct chain *p, bool has_value,
+    size_t len)
+{
+	payload_free(e);
+	if (p == NULL) {
+		e->chain = &chain_none;
+		e->value = NULL;
+		e->value_len = 0;
+		return;
+	}
+	e->chain = p;
+	e->value = has_value ? (uint8_t *)p + CHAIN_SIZE(p->n) : NULL;
+	e->value_len = has_value ? (uint32_t)len : 0;
 }
 
 int
@@ -52,10 +151,11 @@ tree_init(struct tree *t)
 
 	memset(t, 0, sizeof(*t));
 	t->index_cap = 1024;
-	if ((t->index = calloc(t->index_cap, sizeof(*t->index))) == NULL ||
+	if ((t->index = bigtab_calloc(t->index_cap,
+	    sizeof(*t->index))) == NULL ||
 	    (t->keybuf = malloc(PROTO_MAX_PATH_BYTES)) == NULL ||
-	    (t->root = entry_new(&root_key, 1, 0, 0)) == NULL) {
-		free(t->index);
+	    (t->root = entry_new(t, &root_key, 1, 0, 0)) == NULL) {
+		bigtab_free(t->index, t->index_cap, sizeof(*t->index));
 		free(t->keybuf);
 		return -ENOMEM;
 	}
@@ -68,9 +168,11 @@ tree_free_entry(struct entry *e)
 {
 	for (uint32_t i = 0; i < e->nchild; i++)
 		tree_free_entry(e->child[i]);
-	free(e->child);
-	free(e->value);
-	free(e);
+	if (e->child != &e->only)
+		free(e->child);
+	payload_free(e);
+	if (!TREE_SLABS)
+		free(e);
 }
 
 void
@@ -78,7 +180,13 @@ tree_fini(struct tree *t)
 {
 	if (t->root != NULL)
 		tree_free_entry(t->root);
-	free(t->index);
+	while (t->slabs != NULL) {
+		struct tree_slab *s = t->slabs;
+
+		t->slabs = s->next;
+		free(s);
+	}
+	bigtab_free(t->index, t->index_cap, sizeof(*t->index));
 	free(t->keybuf);
 	memset(t, 0, sizeof(*t));
 }
@@ -115,21 +223,43 @@ index_put(struct tree_slot *tab, size_t cap, uint64_t h, struct entry *e)
 	tab[i].e = e;
 }
 
-static int
-index_grow(struct tree *t)
+/*
+ * The index is the largest table of the agent (16 bytes a slot, one slot
+ * per entry at least): it fills up to 4/5 before it doubles.  Linear
+ * probing there costs about 3 slots for a hit and 13 for a miss, all in
+ * a few consecutive cache lines, and every slot holds the hash, so a miss
+ * compares no key.
+ */
+static bool
+index_full(const struct tree *t, size_t n)
 {
-	size_t cap = t->index_cap * 2;
-	struct tree_slot *tab = calloc(cap, sizeof(*tab));
+	return n * 5 > t->index_cap * 4;
+}
+
+static int
+index_resize(struct tree *t, size_t cap)
+{
+	struct tree_slot *tab = bigtab_calloc(cap, sizeof(*tab));
 
 	if (tab == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->index_cap; i++)
 		if (t->index[i].e != NULL)
 			index_put(tab, cap, t->index[i].hash, t->index[i].e);
-	free(t->index);
+	bigtab_free(t->index, t->index_cap, sizeof(*t->index));
 	t->index = tab;
 	t->index_cap = cap;
 	return 0;
+}
+
+int
+tree_reserve(struct tree *t, size_t n)
+{
+	size_t cap = t->index_cap;
+
+	while (n * 5 > cap * 4)
+		cap *= 2;
+	return cap == t->index_cap ? 0 : index_resize(t, cap);
 }
 
 /* True if e's whole key is key[0..len) (lengths already equal). */
@@ -178,9 +308,9 @@ index_find(const struct tree *t, const uint8_t *key, size_t len, uint64_t h)
  * Child of e whose element bytes are name: its key is e's elements plus
  * name under a header for one more element.
  */
-struct entry *
-tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
-    bool create)
+static struct entry *
+child_get(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
+    bool create, bool absent)
 {
 	uint32_t phdr = key_hdr_len(e->depth);
 	uint32_t depth = e->depth + 1, hdr = key_hdr_len(depth);
@@ -198,22 +328,29 @@ tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	memcpy(key + hdr + pel, name, len);
 	h = XXH3_64bits(key, klen);
 	/* a childless parent (one just created, on a new deep path) has no
-	 * such child: no probe */
-	c = e->nchild > 0 ? index_find(t, key, klen, h) : NULL;
+	 * such child, nor has one the caller looked up already: no probe */
+	c = e->nchild > 0 && !absent ? index_find(t, key, klen, h) : NULL;
 	if (c != NULL || !create)
 		goto out;
-	if (e->nchild == e->capchild) {
-		uint32_t cap = e->capchild ? e->capchild * 2 : 4;
-		struct entry **ch = realloc(e->child, cap * sizeof(*ch));
+	/* one child lives in the entry; from two on, an array of a power
+	 * of two slots, grown when full */
+	if (e->nchild == 0)
+		e->child = &e->only;
+	else if (e->nchild == 1 || (e->nchild & (e->nchild - 1)) == 0) {
+		uint32_t cap = e->nchild * 2;
+		struct entry **ch = malloc(cap * sizeof(*ch));
 
 		if (ch == NULL)
 			goto out;
+		memcpy(ch, e->child, e->nchild * sizeof(*ch));
+		if (e->child != &e->only)
+			free(e->child);
 		e->child = ch;
-		e->capchild = cap;
 	}
-	if ((t->nentries + 1) * 2 > t->index_cap && index_grow(t) != 0)
+	if (index_full(t, t->nentries + 1) &&
+	    index_resize(t, t->index_cap * 2) != 0)
 		goto out;
-	if ((c = entry_new(key, klen, depth, len)) == NULL)
+	if ((c = entry_new(t, key, klen, depth, len)) == NULL)
 		goto out;
 	c->parent = e;
 	/* spec §1.2: a never-updated entry carries its parent's tock */
@@ -225,6 +362,13 @@ out:
 	if (key != small)
 		free(key);
 	return c;
+}
+
+struct entry *
+tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
+    bool create)
+{
+	return child_get(t, e, name, len, create, false);
 }
 
 /* The key being built by tree_follow. */
@@ -312,7 +456,9 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 
 			/* our own canonical bytes: always one whole element */
 			proto_scan(fb.p + off, fb.len - off, 1, &elen);
-			e = tree_child(t, e, fb.p + off, elen, true);
+			/* the whole path missed: its last entry is new */
+			e = child_get(t, e, fb.p + off, elen, true,
+			    i == n - 1);
 			off += elen;
 		}
 		if (e == NULL)

@@ -6,7 +6,8 @@
  * valid for the agent's lifetime; walkers and watchers rely on that.
  *
  * Only agent_commit() (agent.h) may change an entry's value, chain or tock;
- * this module only creates entries and finds them.
+ * this module creates entries, finds them, and allocates the payload
+ * (chain and value) that agent_commit() hands to an entry.
  */
 #ifndef DISTKV_TREE_H
 #define DISTKV_TREE_H
@@ -38,20 +39,28 @@ struct watch;
  */
 #define TREE_INLINE_KEY 128
 
+/*
+ * Memory per entry matters: a path of n elements makes n entries, and a
+ * million keys make millions of them.  So the chain and the value share
+ * one block allocated to their size (the payload: tree_payload_new), an
+ * entry with one child keeps it in the entry (only; child points there),
+ * and the small fields are as narrow as their bounds allow.
+ */
 struct entry {
 	struct entry *parent;
-	struct entry **child;		/* creation order */
-	uint32_t nchild, capchild;
-	uint32_t depth;			/* root = 0 */
-	uint32_t value_len;
+	struct entry **child;		/* creation order; &only up to one */
+	struct entry *only;
 	uint8_t *value;			/* canonical msgpack; NULL = nil */
+	const struct chain *chain;	/* in the payload; never NULL */
 	uint64_t tock;
 	struct watch *watchers;		/* watch.h, on this entry */
-	struct chain chain;
+	uint32_t nchild;
+	uint32_t value_len;
+	uint32_t depth;			/* root = 0 */
 	/* last, next to the key: a lookup compares length and bytes in
 	 * one cache line, not the header's line and the key's */
 	uint32_t key_len;		/* whole key, with the array header */
-	uint32_t name_len;		/* own element */
+	uint16_t name_len;		/* own element (<= 4096 + header) */
 	bool key_whole;			/* key[]: whole key, else own element */
 	uint8_t key[];
 };
@@ -74,8 +83,13 @@ struct tree_slot {
 	struct entry *e;		/* NULL: empty */
 };
 
+struct tree_slab;
+
 struct tree {
 	size_t nentries;
+	struct tree_slab *slabs;	/* where entries live (tree.c) */
+	uint8_t *slab_next;
+	size_t slab_left;
 	uint8_t *keybuf;		/* tree_entry_key's scratch */
 	struct tree_slot *index;	/* open addressing over every entry */
 	size_t index_cap;
@@ -84,6 +98,21 @@ struct tree {
 
 int tree_init(struct tree *t);
 void tree_fini(struct tree *t);
+/* Room in the index for n entries in all, so that loading that many
+ * rebuilds it no more (a snapshot's record count).  0 or -ENOMEM. */
+int tree_reserve(struct tree *t, size_t n);
+
+/*
+ * An entry's payload: chain c (its n links only) and, when value is not
+ * NULL, the value bytes after it, in one allocation.  NULL if out of
+ * memory.  Only agent_commit() gives it to an entry
+ * (tree_entry_set_payload), which frees the old one; NULL there means no
+ * chain and no value (a purged tombstone).
+ */
+struct chain *tree_payload_new(const struct chain *c, const uint8_t *value,
+    size_t len);
+void tree_entry_set_payload(struct entry *e, struct chain *p,
+    bool has_value, size_t len);
 
 /*
  * The whole key of e (e->key_len bytes).  Valid until the next call: a

@@ -36,6 +36,7 @@ struct shm_writer {
 	struct shm_slot *tab;
 	uint8_t *arena;
 	uint64_t used_slots;		/* live + deleted */
+	uint64_t reserved;		/* bytes shm_writer_reserve awaits */
 	uint32_t notified_seq;
 	uint64_t replacements;
 };
@@ -251,15 +252,17 @@ arena_append(struct shm_writer *w, const uint8_t *key, size_t klen,
 }
 
 /*
- * Build a compacted region with room for extra_bytes more and one more key,
- * rename it over the path, and tell readers of the old one.
+ * Build a compacted region with room for extra_bytes more and
+ * extra_entries more keys, rename it over the path, and tell readers of
+ * the old one.
  */
 static int
-writer_rebuild(struct shm_writer *w, uint64_t extra_bytes)
+writer_rebuild(struct shm_writer *w, uint64_t extra_bytes,
+    uint64_t extra_entries)
 {
 	struct shm_header *oh = w->h;
 	uint64_t live = oh->live_bytes + extra_bytes;
-	uint64_t entries = oh->live_entries + 1;
+	uint64_t entries = oh->live_entries + extra_entries;
 	uint64_t slots, arena, size;
 	char tmp[PATH_MAX + 8];
 	struct shm_writer nw;
@@ -346,7 +349,8 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes)
 static bool
 writer_oversized(const struct shm_writer *w)
 {
-	return w->h->arena_size > 2 * w->h->live_bytes + SHM_MIN_ARENA;
+	return w->h->arena_size > 2 * (w->h->live_bytes + w->reserved) +
+	    SHM_MIN_ARENA;
 }
 
 /*
@@ -461,12 +465,13 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 	if (w->h->arena_used + size > w->h->arena_size ||
 	    (found == UINT64_MAX && (w->used_slots + 1) * SHM_MAX_LOAD_DEN >
 	    w->h->table_slots * SHM_MAX_LOAD_NUM) || writer_oversized(w)) {
-		if ((rc = writer_rebuild(w, size)) != 0)
+		if ((rc = writer_rebuild(w, size, 1)) != 0)
 			return rc;
 		writer_find(w, hash, key, klen, &found, &free_slot);
 	}
 	off = arena_append(w, key, klen, val, vlen, m->node, nlen, m->tick,
 	    m->tock);
+	w->reserved -= w->reserved < size ? w->reserved : size;
 	if (found != UINT64_MAX) {
 		old_len = shm_slot_len(w->tab[found].len_state);
 		slot_write(&w->tab[found], SHM_SLOT_LIVE, hash, off,
@@ -482,6 +487,30 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 	STORE(&w->h->live_bytes, w->h->live_bytes + size - old_len);
 	publish_change(w);
 	return 0;
+}
+
+uint64_t
+shm_writer_record_bytes(size_t klen, size_t vlen, size_t node_len)
+{
+	return shm_record_size(node_len < SHM_NODE_MAX ? node_len :
+	    SHM_NODE_MAX, klen, vlen);
+}
+
+int
+shm_writer_reserve(struct shm_writer *w, uint64_t entries, uint64_t bytes)
+{
+	int rc;
+
+	if (w->h->arena_used + bytes <= w->h->arena_size &&
+	    (w->used_slots + entries) * SHM_MAX_LOAD_DEN <=
+	    w->h->table_slots * SHM_MAX_LOAD_NUM)
+		rc = 0;
+	else
+		rc = writer_rebuild(w, bytes, entries);
+	/* until they come, the room is not garbage to compact away */
+	if (rc == 0)
+		w->reserved = bytes;
+	return rc;
 }
 
 int
@@ -505,7 +534,7 @@ shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
 	    shm_slot_len(s->len_state));
 	publish_change(w);
 	/* deletes shrink the live data: keep the region within its bound */
-	if (writer_oversized(w) && (rc = writer_rebuild(w, 0)) != 0)
+	if (writer_oversized(w) && (rc = writer_rebuild(w, 0, 1)) != 0)
 		return rc;
 	return 0;
 }

@@ -58,6 +58,16 @@ int shm_writer_open(const char *path, mode_t mode, const char *node,
  */
 int shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
     const uint8_t *val, size_t vlen, const struct shm_meta *m);
+/* Bytes of the record shm_writer_put makes of these sizes. */
+uint64_t shm_writer_record_bytes(size_t klen, size_t vlen, size_t node_len);
+/*
+ * Make room for entries more keys and bytes more record bytes (sums of
+ * shm_writer_record_bytes), so that putting them builds no new region: a
+ * bulk load fills the region once instead of growing it by doublings.
+ * Returns 0 or -errno / -E2BIG.
+ */
+int shm_writer_reserve(struct shm_writer *w, uint64_t entries,
+    uint64_t bytes);
 /* Remove key (a no-op if absent). */
 int shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen);
 /* Store the current time as the heartbeat (call periodically). */

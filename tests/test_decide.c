@@ -96,7 +96,7 @@ fresh_entry(void)
 	n++;
 	e = tree_child(&ag.tree, ag.tree.root, key, 3, true);
 	cr_assert_not_null(e);
-	cr_assert_eq(e->chain.n, 0);
+	cr_assert_eq(e->chain->n, 0);
 	return e;
 }
 
@@ -248,7 +248,7 @@ Test(decide, three_way_every_order_same_winner)
 		/* tock 20 beats 19; between the two 20s, "c" beats "a" */
 		cr_assert_eq(e->value[0], 2, "order %d: winner %d", p,
 		    e->value[0]);
-		cr_assert_eq(e->chain.l[0].tick, 2);
+		cr_assert_eq(e->chain->l[0].tick, 2);
 	}
 }
 
@@ -261,7 +261,7 @@ Test(decide, late_copy_below_the_floor_is_stale)
 	node("f", 1)->floor = 5;
 	ag.ready = true;
 	cr_assert_eq(apply(e, "f:5", 1, 10), APPLY_STALE);
-	cr_assert_eq(e->chain.n, 0);
+	cr_assert_eq(e->chain->n, 0);
 	cr_assert_null(e->value);
 	cr_assert_eq(apply(e, "f:6", 1, 10), APPLY_ACCEPTED);
 	/* while downloading (not ready), the same copy is news */
@@ -277,12 +277,12 @@ Test(decide, chain_one_link_over_the_length_is_cut)
 	struct entry *e = fresh_entry();
 
 	cr_assert_eq(apply(e, "a:1 b:1 c:1 d:1 e:1 f:1", 1, 1), APPLY_ACCEPTED);
-	cr_assert_eq(e->chain.n, CHAIN_DEFAULT_LENGTH);
+	cr_assert_eq(e->chain->n, CHAIN_DEFAULT_LENGTH);
 	cr_assert_null(node_entry_get(node("f", 1), 1));
 	cr_assert_eq(node_entry_get(node("e", 1), 1), e);
 	/* exactly the length: kept whole */
 	e = fresh_entry();
 	cr_assert_eq(apply(e, "a:2 b:2 c:2 d:2 e:2", 1, 2), APPLY_ACCEPTED);
-	cr_assert_eq(e->chain.n, CHAIN_DEFAULT_LENGTH);
+	cr_assert_eq(e->chain->n, CHAIN_DEFAULT_LENGTH);
 	cr_assert_eq(node_entry_get(node("e", 1), 2), e);
 }

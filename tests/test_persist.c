@@ -11,9 +11,12 @@
 
 #include <criterion/criterion.h>
 #include <ev.h>
+#include <xxhash.h>
 
 #include "agent.h"
 #include "persist.h"
+#include "reader.h"
+#include "writer.h"
 
 static char dir[64];
 
@@ -143,7 +146,7 @@ Test(persist, log_replay_restores_values_and_tick)
 		cr_assert_not_null(e->value);
 		cr_assert_eq(e->value[0], i == 7 ? 100 : i);
 	}
-	cr_assert_eq(key(&b, 7)->chain.l[0].tick, 51);
+	cr_assert_eq(key(&b, 7)->chain->l[0].tick, 51);
 	set_int(&b, 1, 1);
 	cr_assert_eq(b.self->tick, 52);	/* never reused */
 	finish(&b);
@@ -264,7 +267,7 @@ Test(persist, snapshot_then_log_then_load_elsewhere)
 	cr_assert_eq(key(&c, 5)->value[0], 55);
 	cr_assert_eq(key(&c, 5)->tock, key(&b, 5)->tock);
 	cr_assert_eq(key(&c, 19)->value[0], 19);
-	cr_assert_eq(key(&c, 19)->chain.l[0].tick, 20);
+	cr_assert_eq(key(&c, 19)->chain->l[0].tick, 20);
 	ev_loop_destroy(c.loop);
 	agent_fini(&c);
 	finish(&b);
@@ -311,4 +314,276 @@ Test(persist, damage_in_the_middle_refuses_instead_of_dropping)
 	cr_assert_eq(persist_open_state_dir(&b, state), -EBADMSG);
 	ev_loop_destroy(b.loop);
 	agent_fini(&b);
+}
+
+/* The whole file at path: malloc'd bytes, *len. */
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long n;
+
+	cr_assert_not_null(f, "%s", path);
+	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	cr_assert_geq(n, 0);
+	rewind(f);
+	b = malloc((size_t)n + 1);
+	cr_assert_not_null(b);
+	cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+/* A tree with nested paths, a tombstone and a second node's chains. */
+static void
+fill_mixed(struct agent *a)
+{
+	for (int i = 0; i < 30; i++)
+		set_int(a, i, (uint8_t)i);
+	for (int i = 0; i < 30; i += 3) {
+		struct entry *c = tree_child(&a->tree, key(a, i),
+		    (const uint8_t *)"\xa3sub", 4, true);
+		uint8_t v = (uint8_t)(100 + i);
+
+		cr_assert_eq(agent_change_local(a, c, &v, 1), 0);
+	}
+	cr_assert_eq(agent_change_local(a, key(a, 4), NULL, 0), 0);
+	{
+		/* a change by another node, on top of ours */
+		struct update u;
+		uint8_t v = 77;
+
+		memset(&u, 0, sizeof(u));
+		u.entry = key(a, 9);
+		u.value = &v;
+		u.value_len = 1;
+		u.chain.l[0].node = nodes_get(&a->nodes, "n2", 2, true);
+		u.chain.l[0].tick = 5;
+		u.chain.l[1] = key(a, 9)->chain->l[0];
+		u.chain.n = 2;
+		u.tock = a->tock + 1;
+		cr_assert_eq(agent_commit(a, &u, ORIGIN_REMOTE),
+		    APPLY_ACCEPTED);
+	}
+}
+
+/*
+ * A snapshot loaded (one bulk load: index sized from the file, region
+ * filled at the end) and saved again is the same file, byte for byte:
+ * nothing of the tree, the chains, the tocks or the node table is lost
+ * or reordered by the load.
+ */
+Test(persist, load_then_save_gives_the_same_file)
+{
+	struct agent a, b;
+	char f1[96], f2[96];
+	uint8_t *b1, *b2;
+	size_t l1, l2;
+
+	snprintf(f1, sizeof(f1), "%s/one.dkv", dir);
+	snprintf(f2, sizeof(f2), "%s/two.dkv", dir);
+	start(&a, NULL);
+	fill_mixed(&a);
+	cr_assert_eq(persist_save(&a, f1), 0);
+
+	start(&b, NULL);
+	b.self->has_tick = false;
+	cr_assert_eq(persist_load_file(&b, f1), 0);
+	cr_assert_eq(b.tree.nentries, a.tree.nentries);
+	cr_assert_eq(b.tombstones, a.tombstones);
+	cr_assert_eq(persist_save(&b, f2), 0);
+	b1 = slurp(f1, &l1);
+	b2 = slurp(f2, &l2);
+	cr_assert_eq(l1, l2, "%zu vs %zu bytes", l1, l2);
+	cr_assert(memcmp(b1, b2, l1) == 0, "the files differ");
+	free(b1);
+	free(b2);
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
+	ev_loop_destroy(a.loop);
+	agent_fini(&a);
+}
+
+/* Frame one record (persist.c's format: le32 length, le32 XXH32). */
+static void
+frame(FILE *f, const char *data, size_t len)
+{
+	uint8_t h[8];
+	uint32_t sum = XXH32(data, len, 0);
+
+	for (int i = 0; i < 4; i++) {
+		h[i] = (uint8_t)(len >> (8 * i));
+		h[4 + i] = (uint8_t)(sum >> (8 * i));
+	}
+	cr_assert_eq(fwrite(h, 1, 8, f), 8);
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+}
+
+/*
+ * Records of a file in any order (a log's records: full paths, chains
+ * flat; children before their parents, entries before the state record):
+ * the loaded tree holds the same values, chains and tocks.
+ */
+Test(persist, records_in_any_order_load_the_same_tree)
+{
+	struct agent a, b;
+	struct tree_walk w;
+	struct entry *e, *rec[128];
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	char file[96];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/shuffled.dkv", dir);
+	start(&a, NULL);
+	fill_mixed(&a);
+	tree_walk_init(&w, a.tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL)
+		if (e->chain->n > 0) {
+			cr_assert_lt(n, 128);
+			rec[n++] = e;
+		}
+	/* reversed, then shuffled: deepest first, parents later */
+	for (size_t i = 0; i < n / 2; i++) {
+		e = rec[i];
+		rec[i] = rec[n - 1 - i];
+		rec[n - 1 - i] = e;
+	}
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j;
+
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		j = (size_t)(seed % (i + 1));
+		e = rec[i];
+		rec[i] = rec[j];
+		rec[j] = e;
+	}
+	cr_assert_not_null(f = fopen(file, "wb"));
+	cr_assert_eq(fwrite(PERSIST_MAGIC, 1, PERSIST_MAGIC_LEN, f),
+	    PERSIST_MAGIC_LEN);
+	for (size_t i = 0; i <= n; i++) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		if (i == n) {
+			/* the node table last */
+			msgpack_pack_map(&pk, 1);
+			msgpack_pack_str_with_body(&pk, "nodes", 5);
+			agent_pack_nodes(&a, &pk);
+		} else
+			agent_pack_change(&a, &pk, rec[i]);
+		frame(f, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	cr_assert_eq(fclose(f), 0);
+
+	start(&b, NULL);
+	b.self->has_tick = false;
+	cr_assert_eq(persist_load_file(&b, file), 0);
+	cr_assert_eq(b.self->tick, a.self->tick);
+	cr_assert_eq(b.tombstones, a.tombstones);
+	for (size_t i = 0; i < n; i++) {
+		struct entry *x = rec[i], *y;
+		msgpack_zone z;
+		msgpack_object o;
+		const uint8_t *k = tree_entry_key(&a.tree, x);
+
+		msgpack_zone_init(&z, 256);
+		cr_assert_eq(msgpack_unpack((const char *)k, x->key_len, NULL,
+		    &z, &o), MSGPACK_UNPACK_SUCCESS);
+		cr_assert_eq(tree_follow(&b.tree, b.tree.root, &o, false,
+		    true, NULL, &y), 0);
+		msgpack_zone_destroy(&z);
+		cr_assert_not_null(y);
+		cr_assert_eq(y->tock, x->tock);
+		cr_assert_eq(y->value_len, x->value_len);
+		cr_assert_eq(y->value == NULL, x->value == NULL);
+		if (x->value != NULL)
+			cr_assert(memcmp(y->value, x->value,
+			    x->value_len) == 0);
+		cr_assert_eq(y->chain->n, x->chain->n);
+		for (unsigned l = 0; l < x->chain->n; l++) {
+			cr_assert_str_eq(y->chain->l[l].node->name,
+			    x->chain->l[l].node->name);
+			cr_assert_eq(y->chain->l[l].tick,
+			    x->chain->l[l].tick);
+			cr_assert_eq(node_entry_get(y->chain->l[l].node,
+			    y->chain->l[l].tick), y);
+		}
+	}
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
+	ev_loop_destroy(a.loop);
+	agent_fini(&a);
+}
+
+/*
+ * A load into an agent with an empty region publishes nothing record by
+ * record and fills the region once at the end (agent_bulk_end): every
+ * value is there, read back through a reader, with its head tick, and
+ * the region was built once rather than grown by doublings; deleted
+ * entries are absent.
+ */
+Test(persist, bulk_load_fills_the_region_once)
+{
+	struct agent a, b;
+	struct shm_writer_stats st;
+	struct shm_reader *r;
+	struct tree_walk w;
+	struct entry *e;
+	char file[96], shm[96];
+	uint64_t values = 0;
+	uint8_t buf[64];
+
+	snprintf(file, sizeof(file), "%s/bulk.dkv", dir);
+	snprintf(shm, sizeof(shm), "%s/region", dir);
+	start(&a, NULL);
+	/* enough records to outgrow the smallest region a few times */
+	for (int i = 0; i < 3000; i++)
+		set_int(&a, i, (uint8_t)(i % 128));	/* a positive fixint */
+	fill_mixed(&a);
+	cr_assert_eq(persist_save(&a, file), 0);
+
+	start(&b, NULL);
+	b.self->has_tick = false;
+	b.cfg.shm_path = shm;
+	b.cfg.shm_mode = 0600;
+	cr_assert_eq(agent_shm_open(&b), 0);
+	cr_assert_eq(persist_load_file(&b, file), 0);
+	shm_writer_stats(b.shm, &st);
+	cr_assert_leq(st.replacements, 1, "%llu regions built",
+	    (unsigned long long)st.replacements);
+	cr_assert_eq(shm_reader_open(shm, &r), 0);
+	tree_walk_init(&w, b.tree.root, -1);
+	while ((e = tree_walk_next(&w)) != NULL) {
+		struct shm_read_meta m;
+		size_t len;
+		int rc = shm_reader_get(r, tree_entry_key(&b.tree, e),
+		    e->key_len, buf, sizeof(buf), &len, &m);
+
+		if (e->value == NULL) {
+			cr_assert_neq(rc, 0, "an entry without value is in "
+			    "the region");
+			continue;
+		}
+		values++;
+		cr_assert_eq(rc, 0);
+		cr_assert_eq(len, e->value_len);
+		cr_assert(memcmp(buf, e->value, len) == 0);
+		cr_assert_eq(m.tick, e->chain->l[0].tick);
+	}
+	cr_assert_eq(st.live_entries, values);
+	cr_assert_gt(values, 3000);
+	shm_reader_close(r);
+	agent_shm_close(&b);
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
+	ev_loop_destroy(a.loop);
+	agent_fini(&a);
 }

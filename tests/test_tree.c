@@ -210,13 +210,13 @@ Test(tree, local_change_builds_chain_and_supersedes_own_tick)
 	cr_assert_eq(apply(e, "x:4", 1, 3), APPLY_ACCEPTED);
 	tock0 = ag.tock;
 	cr_assert_eq(agent_change_local(&ag, e, &v, 1), 0);
-	cr_assert_eq(e->chain.n, 2);
-	cr_assert_eq(e->chain.l[0].node, ag.self);
-	cr_assert_eq(e->chain.l[0].tick, 1);
-	cr_assert_eq(e->chain.l[1].node, node("x"));
+	cr_assert_eq(e->chain->n, 2);
+	cr_assert_eq(e->chain->l[0].node, ag.self);
+	cr_assert_eq(e->chain->l[0].tick, 1);
+	cr_assert_eq(e->chain->l[1].node, node("x"));
 	cr_assert_eq(agent_change_local(&ag, e, &v, 1), 0);
-	cr_assert_eq(e->chain.n, 2);		/* own old link dropped */
-	cr_assert_eq(e->chain.l[0].tick, 2);
+	cr_assert_eq(e->chain->n, 2);		/* own old link dropped */
+	cr_assert_eq(e->chain->l[0].tick, 2);
 	cr_assert_null(node_entry_get(ag.self, 1));	/* superseded */
 	cr_assert(ranges_contains(&ag.self->known, 1));
 	/* spec §3.7: three tocks per local change */
@@ -229,7 +229,7 @@ Test(tree, chain_capped_at_change_length)
 
 	cr_assert_eq(apply(e, "a:1 b:1 c:1 d:1 e:1 f:1 g:1", 1, 1),
 	    APPLY_ACCEPTED);
-	cr_assert_eq(e->chain.n, CHAIN_DEFAULT_LENGTH);
+	cr_assert_eq(e->chain->n, CHAIN_DEFAULT_LENGTH);
 	cr_assert_null(node_entry_get(node("g"), 1));
 	cr_assert(ranges_contains(&node("g")->known, 1));
 }
@@ -252,4 +252,111 @@ Test(tree, tickmap_survives_churn)
 		cr_assert_eq(node_entry_get(n, t), want, "tick %llu",
 		    (unsigned long long)t);
 	}
+}
+
+/* "nK:K ... n1:1" (K links, newest first), after a head link if head. */
+static void
+chain_spec(char *buf, size_t cap, const char *head, int k)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (head != NULL)
+		off += (size_t)snprintf(buf, cap, "%s ", head);
+	for (int i = k; i >= 1; i--)
+		off += (size_t)snprintf(buf + off, cap - off, "n%d:%d ", i, i);
+}
+
+/*
+ * An entry's chain lives out of line, allocated to its length with the
+ * value after it (tree.h): it grows from 1 link to CHAIN_CAP and shrinks
+ * back to 1, each time holding exactly the links of the update, the value
+ * intact next to it, and the tick map pointing at the entry for exactly
+ * the links it holds.
+ */
+Test(tree, chain_grows_to_cap_and_shrinks_with_its_value)
+{
+	struct entry *e = follow("\x91\xa1" "c", 3, true);
+	char spec[512], name[8];
+
+	cr_assert_not_null(e);
+	cr_assert_eq(e->chain, &chain_none);
+	ag.cfg.change_length = CHAIN_CAP;
+	for (int k = 1; k <= CHAIN_CAP; k++) {
+		chain_spec(spec, sizeof(spec), NULL, k);
+		cr_assert_eq(apply(e, spec, k, (uint64_t)k), APPLY_ACCEPTED);
+		cr_assert_eq(e->chain->n, (unsigned)k);
+		for (int i = 0; i < k; i++) {
+			snprintf(name, sizeof(name), "n%d", k - i);
+			cr_assert_eq(e->chain->l[i].node, node(name));
+			cr_assert_eq(e->chain->l[i].tick, (uint64_t)(k - i));
+		}
+		cr_assert_eq(e->value_len, 1);
+		cr_assert_eq(e->value[0], k);
+	}
+	/* shorter chains: a new head h, then the newest k - 1 links of the
+	 * stored chain (the first shrink descends from its head n16:16,
+	 * each later one from the stored h) */
+	for (int k = CHAIN_CAP - 1; k >= 1; k--) {
+		size_t off = (size_t)snprintf(spec, sizeof(spec), "h:%d ",
+		    100 + CHAIN_CAP - k);
+
+		for (int i = CHAIN_CAP; i > CHAIN_CAP - (k - 1); i--)
+			off += (size_t)snprintf(spec + off, sizeof(spec) - off,
+			    "n%d:%d ", i, i);
+		cr_assert_eq(apply(e, spec, 200 + k, 100 + (uint64_t)k),
+		    APPLY_ACCEPTED, "shrink to %d: %s", k, spec);
+		cr_assert_eq(e->chain->n, (unsigned)k);
+		cr_assert_eq(e->chain->l[0].node, node("h"));
+		cr_assert_eq(e->value_len, 1);
+		cr_assert_eq(e->value[0], (uint8_t)(200 + k));
+		for (unsigned i = 0; i < e->chain->n; i++)
+			cr_assert_eq(node_entry_get(e->chain->l[i].node,
+			    e->chain->l[i].tick), e);
+	}
+	/* the last update had h only: no nX link maps to e any more */
+	cr_assert_eq(e->chain->n, 1);
+	for (int i = 1; i <= CHAIN_CAP; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		cr_assert_null(node_entry_get(node(name), (uint64_t)i),
+		    "%s:%d still maps to the entry", name, i);
+	}
+	cr_assert_eq(node_entry_get(node("h"), 100 + CHAIN_CAP - 1), e);
+}
+
+/*
+ * One child is kept in the entry, more in an array grown by powers of
+ * two (tree.h): creation order and lookups hold across each step.
+ */
+Test(tree, one_child_in_the_entry_then_an_array)
+{
+	struct entry *p = follow("\x91\xa1p", 3, true), *made[40];
+	struct tree_walk w;
+
+	cr_assert_not_null(p);
+	for (int i = 0; i < 40; i++) {
+		char name[8];
+		int n = snprintf(name + 1, sizeof(name) - 1, "c%d", 39 - i);
+
+		name[0] = (char)(0xa0 | n);
+		made[i] = tree_child(&ag.tree, p, (uint8_t *)name,
+		    (size_t)n + 1, true);
+		cr_assert_not_null(made[i]);
+		cr_assert_eq(p->nchild, (uint32_t)i + 1);
+		if (i == 0)
+			cr_assert_eq(p->child, &p->only);
+		else
+			cr_assert_neq(p->child, &p->only);
+		for (int j = 0; j <= i; j++) {
+			cr_assert_eq(p->child[j], made[j]);
+			cr_assert_eq(tree_child(&ag.tree, p,
+			    entry_name(made[j]), entry_name_len(made[j]),
+			    false), made[j]);
+		}
+	}
+	tree_walk_init(&w, p, -1);
+	cr_assert_eq(tree_walk_next(&w), p);
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(tree_walk_next(&w), made[i]);
+	cr_assert_null(tree_walk_next(&w));
 }

@@ -99,13 +99,13 @@ fuzz_check_tree(struct agent *a)
 			if (!found)
 				FUZZ_FAIL("entry missing from its parent");
 		}
-		if (e->chain.n > CHAIN_CAP)
-			FUZZ_FAIL("chain of %u links", e->chain.n);
-		for (unsigned i = 0; i < e->chain.n; i++) {
-			if (e->chain.l[i].node == NULL)
+		if (e->chain->n > CHAIN_CAP)
+			FUZZ_FAIL("chain of %u links", e->chain->n);
+		for (unsigned i = 0; i < e->chain->n; i++) {
+			if (e->chain->l[i].node == NULL)
 				FUZZ_FAIL("chain link without a node");
 			for (unsigned j = 0; j < i; j++)
-				if (e->chain.l[j].node == e->chain.l[i].node)
+				if (e->chain->l[j].node == e->chain->l[i].node)
 					FUZZ_FAIL("node twice in one chain");
 		}
 		if (e->value != NULL) {
@@ -115,9 +115,9 @@ fuzz_check_tree(struct agent *a)
 			    PROTO_MAX_NESTING, &used) != 0 ||
 			    used != e->value_len)
 				FUZZ_FAIL("stored value is not one object");
-			if (e->chain.n == 0)
+			if (e->chain->n == 0)
 				FUZZ_FAIL("value without a chain");
-		} else if (e->chain.n > 0)
+		} else if (e->chain->n > 0)
 			tombstones++;
 	}
 	if (count != a->tree.nentries)
