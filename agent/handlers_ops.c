@@ -237,7 +237,7 @@ snapshot_pump(struct task *t)
 		}
 		if (n > SNAPSHOT_CHUNK)
 			n = SNAPSHOT_CHUNK;
-		pk = conn_reply(t->conn, t->seq, 1, false);
+		pk = conn_reply(t->conn, t->seq, 1, true);
 		pack_key(pk, "data");
 		msgpack_pack_bin_with_body(pk, st->sb.data + st->off, n);
 		st->off += n;
@@ -278,7 +278,7 @@ act_get_snapshot(struct req *r)
 	persist_snapshot_bytes(r->a, &st->sb);
 	conn_reply_state(r->c, r->seq, "start");
 	/* what the CLI checks the file against */
-	pk = conn_reply(r->c, r->seq, 2, false);
+	pk = conn_reply(r->c, r->seq, 2, true);
 	pack_key(pk, "size");
 	msgpack_pack_uint64(pk, st->sb.size);
 	pack_key(pk, "entries");
