@@ -56,8 +56,9 @@
  * above and reads the agents' recovery counters (get_state {recovery:
  * true}: recoveries, retransmit_events, retransmit_entries,
  * missing_reports, known_reports, catchup_items), summed over the nodes
- * and counted from just before the cut, read as soon as the dumps are
- * identical (recovery_running: nodes whose recovery still runs then).  A
+ * and counted from just before the cut, read once the dumps are
+ * identical and no node answers missing reports any more
+ * (recovery_running: nodes whose recovery still ran then).  A
  * counter no node reports is printed as n/a.  lost_events counts, over
  * the nodes, the changes made on the other side; retransmitted_per_lost
  * is (retransmit_entries + catchup_items) / lost_events.  The run fails
@@ -142,6 +143,47 @@
 #define SPLIT_HOLD_CLOCKS 10	/* the least a --split lasts */
 
 static volatile sig_atomic_t g_stop;
+
+/*
+ * Every failure message, kept so that print_diag() can repeat them after
+ * the agents' logs: CI shows only a log's tail, and the logs would
+ * otherwise bury the reason.
+ */
+static char g_complaints[4096];
+static size_t g_ncomplaints;
+
+static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+complain(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (g_ncomplaints >= sizeof(g_complaints) - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(g_complaints + g_ncomplaints,
+	    sizeof(g_complaints) - g_ncomplaints, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		g_ncomplaints += (size_t)n;
+	if (g_ncomplaints > sizeof(g_complaints) - 1)
+		g_ncomplaints = sizeof(g_complaints) - 1;
+}
+
+/* The agents' log tails, then the failure messages once more. */
+static void
+print_diag(const struct cluster *c)
+{
+	fprintf(stderr, "%s", cluster_diag(c));
+	if (g_ncomplaints > 0)
+		fprintf(stderr, "---- distkv-faults: what failed (repeated "
+		    "from above)\n%s", g_complaints);
+}
 
 static void
 on_signal(int sig)
@@ -1249,7 +1291,7 @@ print_divergence(struct run *r)
 			if (seen || !differs)
 				continue;
 			shown++;
-			fprintf(stderr, "distkv-faults: differs: %s\n",
+			complain("distkv-faults: differs: %s\n",
 			    cluster_show(it->path, it->path_len));
 			for (int b = a; b < r->n; b++) {
 				const struct cluster_item *x = got[b] ?
@@ -1419,12 +1461,14 @@ recov_query(struct run *r, int i, struct recov *rv, char *why,
 }
 
 /*
- * Wait (within --converge-timeout) until no node runs a split recovery,
- * if the agents report that; rv[i] (rv may be NULL) receives node i's
- * last answer.  0, or -1 (said on stderr, after "distkv-faults: what: ").
+ * Wait (within --converge-timeout) until no node answers missing reports
+ * and, if also_recovery, none runs a split recovery, as far as the agents
+ * report that; rv[i] (rv may be NULL) receives node i's last answer.  0,
+ * or -1 (said on stderr, after "distkv-faults: what: ").
  */
 static int
-wait_no_recovery(struct run *r, struct recov *rv, const char *what)
+wait_no_recovery(struct run *r, struct recov *rv, const char *what,
+    bool also_recovery)
 {
 	static struct recov tmp[CLUSTER_MAX];
 	long long t0 = harness_now_ms();
@@ -1437,18 +1481,21 @@ wait_no_recovery(struct run *r, struct recov *rv, const char *what)
 
 		for (int i = 0; i < r->n; i++) {
 			if (recov_query(r, i, &rv[i], why, sizeof(why)) != 0) {
-				fprintf(stderr, "distkv-faults: %s: %s\n", what,
+				complain("distkv-faults: %s: %s\n", what,
 				    why);
 				return -1;
 			}
-			busy += rv[i].have_running && rv[i].running;
+			busy += (also_recovery && rv[i].have_running &&
+			    rv[i].running) || (rv[i].have_answering &&
+			    rv[i].answering);
 		}
 		if (busy == 0)
 			return 0;
 		if (g_stop || harness_now_ms() - t0 > r->converge_ms) {
-			fprintf(stderr, "distkv-faults: %s: TIMEOUT: %d "
-			    "node(s) still run a recovery %d s before the "
-			    "cut\n", what, busy, r->converge_ms / 1000);
+			complain("distkv-faults: %s: TIMEOUT: %d "
+			    "node(s) still %s after %d s\n", what, busy,
+			    also_recovery ? "run a recovery or answer" :
+			    "answer", r->converge_ms / 1000);
 			return -1;
 		}
 		usleep(50000);
@@ -1541,7 +1588,7 @@ cut_leaks(struct run *r, const int *side, size_t w0)
 		int rc;
 
 		if ((rc = cluster_dump(&r->c, i, &d)) != 0) {
-			fprintf(stderr, "distkv-faults: split: %s: dump: %s\n",
+			complain("distkv-faults: split: %s: dump: %s\n",
 			    r->c.node[i].name, distkv_strerror(rc));
 			return -1;
 		}
@@ -1551,7 +1598,7 @@ cut_leaks(struct run *r, const int *side, size_t w0)
 			if (side[w->node] == side[i] || !holds_event(&d, w))
 				continue;
 			if (leaks++ < 5)
-				fprintf(stderr, "distkv-faults: split: the cut "
+				complain("distkv-faults: split: the cut "
 				    "leaked: %s holds fk/%d = %lld (%s:%llu) "
 				    "made on %s across the cut\n",
 				    r->c.node[i].name, w->key,
@@ -1598,7 +1645,7 @@ run_split(struct run *r)
 		int rc = do_write(r, i, SPLIT_MARK_KEY + i, false, ++id);
 
 		if (rc != 0) {
-			fprintf(stderr, "distkv-faults: split: marker on %s "
+			complain("distkv-faults: split: marker on %s "
 			    "not acknowledged: %s\n", r->c.node[i].name,
 			    rc == 1 ? "nothing changed" : distkv_strerror(rc));
 			goto early;
@@ -1606,7 +1653,7 @@ run_split(struct run *r)
 	}
 	if (wait_same(r, (size_t)r->n, harness_now_ms(), r->converge_ms,
 	    why, sizeof(why)) < 0) {
-		fprintf(stderr, "distkv-faults: split: TIMEOUT: no convergence "
+		complain("distkv-faults: split: TIMEOUT: no convergence "
 		    "before the cut in %d s: %s\n", r->converge_ms / 1000, why);
 		print_divergence(r);
 		goto early;
@@ -1616,13 +1663,13 @@ run_split(struct run *r)
 	 * runs a recovery (the start's ping collisions start some), if the
 	 * agents report that.
 	 */
-	if (wait_no_recovery(r, before, "split") != 0)
+	if (wait_no_recovery(r, before, "split", true) != 0)
 		goto early;
 
 	for (int i = 0; i < r->n; i++)
 		nside[side[i] = i < half ? 0 : 1]++;
 	if (partition_apply(r, side, 2) != 0) {
-		fprintf(stderr, "distkv-faults: split: could not cut\n");
+		complain("distkv-faults: split: could not cut\n");
 		goto early;
 	}
 	t_cut = harness_now_ms();
@@ -1635,7 +1682,7 @@ run_split(struct run *r)
 			if (side[x] == s && nth-- == 0)
 				i = x;
 		if ((rc = do_write(r, i, j, false, ++id)) != 0) {
-			fprintf(stderr, "distkv-faults: split: change %d "
+			complain("distkv-faults: split: change %d "
 			    "(fk/%d) on %s not acknowledged: %s\n", j, j,
 			    r->c.node[i].name, rc == 1 ? "nothing changed" :
 			    distkv_strerror(rc));
@@ -1661,7 +1708,7 @@ run_split(struct run *r)
 	if (g_stop)
 		return 1;
 	if (t_sides < 0) {
-		fprintf(stderr, "distkv-faults: split: TIMEOUT: the sides did "
+		complain("distkv-faults: split: TIMEOUT: the sides did "
 		    "not settle in %d s: %s\n", r->converge_ms / 1000, why);
 		failed = true;
 	} else if ((leaks = cut_leaks(r, side, w0)) != 0)
@@ -1687,17 +1734,26 @@ run_split(struct run *r)
 	if (g_stop)
 		return 1;
 	if (t_conv < 0) {
-		fprintf(stderr, "distkv-faults: split: TIMEOUT: no convergence "
+		complain("distkv-faults: split: TIMEOUT: no convergence "
 		    "in %d s after the heal: %s\n", r->converge_ms / 1000, why);
 		print_divergence(r);
 		failed = true;
 	}
 	logf_(r, "converged %lld ms after the heal", t_conv);
+	/*
+	 * Late answers count too: the counters are read once no node answers
+	 * missing reports, not at convergence.  Recoveries may go on: at a
+	 * clock as short as Serf's gossip, pings cross and collide, but once
+	 * converged their missing reports are empty and start no answers.
+	 */
+	if (!failed && wait_no_recovery(r, NULL, "split: after the heal",
+	    false) != 0)
+		failed = true;
 	for (checked_on = 0; checked_on < r->n; checked_on++)
 		if (cluster_dump(&r->c, checked_on, &final) == 0)
 			break;
 	if (checked_on == r->n) {
-		fprintf(stderr, "distkv-faults: split: no node answers dump\n");
+		complain("distkv-faults: split: no node answers dump\n");
 		failed = true;
 	} else {
 		violations = check_writes(r, &final, &expected);
@@ -1708,7 +1764,7 @@ run_split(struct run *r)
 	memset(sum, 0, sizeof(sum));
 	for (int i = 0; i < r->n; i++) {
 		if (recov_query(r, i, &after[i], why, sizeof(why)) != 0) {
-			fprintf(stderr, "distkv-faults: split: %s\n", why);
+			complain("distkv-faults: split: %s\n", why);
 			failed = true;
 			continue;
 		}
@@ -1726,7 +1782,7 @@ run_split(struct run *r)
 		lost += (uint64_t)made[1 - side[i]];
 	if (have[RV_RETRANSMIT_EVENTS] > 0 && r->changes <= 10 &&
 	    sum[RV_RETRANSMIT_EVENTS] > (uint64_t)r->n + 1) {
-		fprintf(stderr, "distkv-faults: split: %llu retransmit events "
+		complain("distkv-faults: split: %llu retransmit events "
 		    "for %d changes, more than N+1 = %d\n",
 		    (unsigned long long)sum[RV_RETRANSMIT_EVENTS], r->changes,
 		    r->n + 1);
@@ -1775,14 +1831,14 @@ run_split(struct run *r)
 		fflush(stdout);
 	}
 	if (failed && !r->keep)
-		fprintf(stderr, "%s", cluster_diag(&r->c));
+		print_diag(&r->c);
 	return failed ? 1 : 0;
 early:
 	/* no figures to give */
 	printf("distkv-faults: split nodes=%d changes=%d FAIL\n", r->n,
 	    r->changes);
 	if (!r->keep && !g_stop)
-		fprintf(stderr, "%s", cluster_diag(&r->c));
+		print_diag(&r->c);
 	return 1;
 }
 
@@ -1886,7 +1942,7 @@ wipe_set(struct run *r, int victim, const char *leaf, const char *val,
 	memset(&opts, 0, sizeof(opts));
 	opts.nchain = 1;
 	if ((k = client(r, victim)) == NULL) {
-		fprintf(stderr, "distkv-faults: wipe-split: %s: no connection "
+		complain("distkv-faults: wipe-split: %s: no connection "
 		    "for pv/%s/%s = %s\n", r->c.node[victim].name,
 		    r->c.node[victim].name, leaf, val);
 		return -1;
@@ -1898,7 +1954,7 @@ wipe_set(struct run *r, int victim, const char *leaf, const char *val,
 	distkv_path_free(p);
 	distkv_value_clear(&v);
 	if (rc != 0 || !res.changed || res.chain.n == 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: pv/%s/%s = %s on "
+		complain("distkv-faults: wipe-split: pv/%s/%s = %s on "
 		    "%s not acknowledged: %s %s\n", r->c.node[victim].name,
 		    leaf, val, r->c.node[victim].name, rc != 0 ?
 		    distkv_strerror(rc) : "nothing changed", rc != 0 ?
@@ -1972,13 +2028,13 @@ wipe_cut_leaks(struct run *r, const int *side, int victim)
 		if (side[i] != 1)
 			continue;
 		if ((rc = cluster_dump(&r->c, i, &d)) != 0) {
-			fprintf(stderr, "distkv-faults: wipe-split: %s: dump: "
+			complain("distkv-faults: wipe-split: %s: dump: "
 			    "%s\n", r->c.node[i].name, distkv_strerror(rc));
 			return -1;
 		}
 		if (!wipe_holds(r, victim, &d, "before", false, why,
 		    sizeof(why))) {
-			fprintf(stderr, "distkv-faults: wipe-split: the cut "
+			complain("distkv-faults: wipe-split: the cut "
 			    "leaked: %s holds %s\n", r->c.node[i].name, why);
 			leaks++;
 		}
@@ -2177,7 +2233,7 @@ wipe_print_state(struct run *r, int victim)
 		int rc;
 
 		if ((rc = cluster_dump(&r->c, i, &d)) != 0) {
-			fprintf(stderr, "distkv-faults: %s: dump: %s\n",
+			complain("distkv-faults: %s: dump: %s\n",
 			    r->c.node[i].name, distkv_strerror(rc));
 			continue;
 		}
@@ -2186,11 +2242,11 @@ wipe_print_state(struct run *r, int victim)
 			    &d, leaf[l]);
 
 			if (it == NULL)
-				fprintf(stderr, "distkv-faults: %s: pv/%s/%s: "
+				complain("distkv-faults: %s: pv/%s/%s: "
 				    "(no entry)\n", r->c.node[i].name,
 				    r->c.node[victim].name, leaf[l]);
 			else
-				fprintf(stderr, "distkv-faults: %s: pv/%s/%s: "
+				complain("distkv-faults: %s: pv/%s/%s: "
 				    "value %s tock %llu chain %s\n",
 				    r->c.node[i].name, r->c.node[victim].name,
 				    leaf[l], cluster_show(it->value,
@@ -2201,7 +2257,7 @@ wipe_print_state(struct run *r, int victim)
 		(void)state_query(r, i, DISTKV_STATE_NODES | DISTKV_STATE_KNOWN |
 		    DISTKV_STATE_MISSING | DISTKV_STATE_REMOTE_MISSING, NULL,
 		    text, sizeof(text));
-		fprintf(stderr, "distkv-faults: %s: get_state: %s\n",
+		complain("distkv-faults: %s: get_state: %s\n",
 		    r->c.node[i].name, text);
 	}
 }
@@ -2252,18 +2308,18 @@ run_wipe_split(struct run *r)
 		goto early;
 	if (wipe_wait_side(r, all, 0, v, "before", false, why,
 	    sizeof(why)) < 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: TIMEOUT: no "
+		complain("distkv-faults: wipe-split: TIMEOUT: no "
 		    "convergence on x = before in %d s: %s\n",
 		    r->converge_ms / 1000, why);
 		print_divergence(r);
 		goto early;
 	}
-	if (wait_no_recovery(r, NULL, "wipe-split") != 0)
+	if (wait_no_recovery(r, NULL, "wipe-split", true) != 0)
 		goto early;
 
 	/* 2. cut {victim, holders} | {rest}; the victim writes */
 	if (partition_apply(r, side, 2) != 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: could not cut\n");
+		complain("distkv-faults: wipe-split: could not cut\n");
 		goto early;
 	}
 	t_cut = harness_now_ms();
@@ -2275,7 +2331,7 @@ run_wipe_split(struct run *r)
 	t_last = harness_now_ms();
 	if ((t_side = wipe_wait_side(r, side, 0, v, "v5", true, why,
 	    sizeof(why))) < 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: TIMEOUT: the "
+		complain("distkv-faults: wipe-split: TIMEOUT: the "
 		    "victim's side did not settle in %d s: %s\n",
 		    r->converge_ms / 1000, why);
 		goto early;
@@ -2288,7 +2344,7 @@ run_wipe_split(struct run *r)
 	/* 3. kill -9 the victim, empty its state dir */
 	kill_agent(r, v);
 	if (empty_state_dir(r, v) != 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: cannot empty %s\n",
+		complain("distkv-faults: wipe-split: cannot empty %s\n",
 		    r->c.node[v].h.state_dir);
 		goto early;
 	}
@@ -2302,12 +2358,12 @@ run_wipe_split(struct run *r)
 	 */
 	mark = g_nrules;
 	if (r->unique > 0 && partition_apply(r, side2, 2) != 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: could not cut the "
+		complain("distkv-faults: wipe-split: could not cut the "
 		    "holders off\n");
 		goto early;
 	}
 	if (rules_delete_before("filter", mark) != 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: could not lift "
+		complain("distkv-faults: wipe-split: could not lift "
 		    "the first cut\n");
 		goto early;
 	}
@@ -2315,7 +2371,7 @@ run_wipe_split(struct run *r)
 	t_restart = harness_now_ms();
 	if (restart_node(r, v, false) != 0 ||
 	    cluster_wait_socket(&r->c, v, r->converge_ms) != 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: %s not ready "
+		complain("distkv-faults: wipe-split: %s not ready "
 		    "within %d s of its restart without data\n",
 		    r->c.node[v].name, r->converge_ms / 1000);
 		goto early;
@@ -2329,7 +2385,7 @@ run_wipe_split(struct run *r)
 	    (unsigned long long)skip_from, (unsigned long long)skip_to);
 	if (wipe_wait_side(r, side2, 0, v, "before", false, why,
 	    sizeof(why)) < 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: TIMEOUT: the "
+		complain("distkv-faults: wipe-split: TIMEOUT: the "
 		    "majority side with the restarted %s did not settle in "
 		    "%d s: %s\n", r->c.node[v].name, r->converge_ms / 1000,
 		    why);
@@ -2344,7 +2400,7 @@ run_wipe_split(struct run *r)
 	 * for them, which repairs the split by chance.
 	 */
 	if (!have_skip) {
-		fprintf(stderr, "distkv-faults: wipe-split: no \"restarted "
+		complain("distkv-faults: wipe-split: no \"restarted "
 		    "without data: ticks A-B skipped\" in %s's log\n",
 		    r->c.node[v].name);
 		goto early;
@@ -2360,7 +2416,7 @@ run_wipe_split(struct run *r)
 		if (i == r->n)
 			break;
 		if (g_stop || harness_now_ms() - t_known > r->converge_ms) {
-			fprintf(stderr, "distkv-faults: wipe-split: TIMEOUT: "
+			complain("distkv-faults: wipe-split: TIMEOUT: "
 			    "the skipped ticks were not known on the majority "
 			    "side within %d s: %s\n", r->converge_ms / 1000,
 			    why);
@@ -2388,7 +2444,7 @@ run_wipe_split(struct run *r)
 	if (g_stop)
 		return 1;
 	if (t_conv < 0) {
-		fprintf(stderr, "distkv-faults: wipe-split: TIMEOUT: no "
+		complain("distkv-faults: wipe-split: TIMEOUT: no "
 		    "convergence within %d clocks after the heal: %s\n",
 		    WIPE_CONVERGE_CLOCKS, why);
 		print_divergence(r);
@@ -2399,7 +2455,7 @@ run_wipe_split(struct run *r)
 		char xv[64], nv[64];
 
 		if ((rc = cluster_dump(&r->c, i, &d)) != 0) {
-			fprintf(stderr, "distkv-faults: wipe-split: %s: dump: "
+			complain("distkv-faults: wipe-split: %s: dump: "
 			    "%s\n", r->c.node[i].name, distkv_strerror(rc));
 			snprintf(xv, sizeof(xv), "?");
 			snprintf(nv, sizeof(nv), "?");
@@ -2417,7 +2473,7 @@ run_wipe_split(struct run *r)
 		    "%s%s", i > 0 ? "," : "", nv);
 	}
 	if (n_ok < r->n) {
-		fprintf(stderr, "distkv-faults: wipe-split: %d of %d nodes "
+		complain("distkv-faults: wipe-split: %d of %d nodes "
 		    "do not hold pv/%s/x = %s with%s pv/%s/new\n",
 		    r->n - n_ok, r->n, r->c.node[v].name, want_x,
 		    want_new ? "" : "out", r->c.node[v].name);
@@ -2449,7 +2505,7 @@ run_wipe_split(struct run *r)
 		if (failed)
 			break;
 		if (harness_now_ms() > deadline) {
-			fprintf(stderr, "distkv-faults: wipe-split: %d node(s) "
+			complain("distkv-faults: wipe-split: %d node(s) "
 			    "still report missing ticks %d clocks after the "
 			    "heal, e.g. %s\n", bad, WIPE_CONVERGE_CLOCKS, why);
 			failed = true;
@@ -2480,7 +2536,7 @@ run_wipe_split(struct run *r)
 	if (failed) {
 		wipe_print_state(r, v);
 		if (!r->keep)
-			fprintf(stderr, "%s", cluster_diag(&r->c));
+			print_diag(&r->c);
 	}
 	return failed ? 1 : 0;
 early:
@@ -2488,7 +2544,7 @@ early:
 	    r->n, r->unique, leaks < 0 ? "unprobed" : leaks == 0 ? "held" :
 	    "leaked");
 	if (!r->keep && !g_stop)
-		fprintf(stderr, "%s", cluster_diag(&r->c));
+		print_diag(&r->c);
 	return 1;
 }
 
@@ -2528,7 +2584,7 @@ run_faults(struct run *r)
 	for (int i = 0; i < r->n && !g_stop; i++)
 		if (cluster_wait_socket(&r->c, i, (int)(r->converge_ms -
 		    (harness_now_ms() - t_heal))) != 0) {
-			fprintf(stderr, "distkv-faults: %s: no socket after the "
+			complain("distkv-faults: %s: no socket after the "
 			    "final heal\n", r->c.node[i].name);
 			break;
 		}
@@ -2536,9 +2592,8 @@ run_faults(struct run *r)
 	if (g_stop)
 		return 1;
 	if (t_conv < 0) {
-		fprintf(stderr, "distkv-faults: TIMEOUT: no convergence in "
-		    "%d s: %s\n%s", r->converge_ms / 1000, why,
-		    cluster_diag(&r->c));
+		complain("distkv-faults: TIMEOUT: no convergence in "
+		    "%d s: %s\n", r->converge_ms / 1000, why);
 		print_divergence(r);
 	}
 	housekeeping(r, false);		/* report crashes during convergence */
@@ -2551,7 +2606,7 @@ run_faults(struct run *r)
 		if (cluster_dump(&r->c, checked_on, &final) == 0)
 			break;
 	if (checked_on == r->n) {
-		fprintf(stderr, "distkv-faults: no node answers dump\n");
+		complain("distkv-faults: no node answers dump\n");
 		t_conv = -1;
 	} else {
 		violations = check_writes(r, &final, &expected);
@@ -2594,7 +2649,7 @@ run_faults(struct run *r)
 		fflush(stdout);
 	}
 	if (rc != 0 && !r->keep)
-		fprintf(stderr, "%s", cluster_diag(&r->c));
+		print_diag(&r->c);
 	return rc;
 }
 
@@ -2726,7 +2781,7 @@ main(int argc, char **argv)
 
 	ipbase = 60 + (int)(getpid() % 8) * 16;
 	if (cluster_init(&r->c, r->n, ipbase) != 0) {
-		fprintf(stderr, "distkv-faults: no free ports\n");
+		complain("distkv-faults: no free ports\n");
 		return 1;
 	}
 	r->c.log_level = "info";
@@ -2748,7 +2803,7 @@ main(int argc, char **argv)
 		if (mkdir(nd->h.state_dir, 0700) != 0 ||
 		    chown_tree(nd->h.dir, nd->uid, nd->gid) != 0 ||
 		    chmod(nd->h.dir, 0755) != 0) {
-			fprintf(stderr, "distkv-faults: cannot prepare %s\n",
+			complain("distkv-faults: cannot prepare %s\n",
 			    nd->h.dir);
 			goto out;
 		}
@@ -2762,8 +2817,8 @@ main(int argc, char **argv)
 
 	r->t0 = harness_now_ms();
 	if (cluster_start(&r->c) != 0) {
-		fprintf(stderr, "distkv-faults: cluster did not start\n%s",
-		    cluster_diag(&r->c));
+		complain("distkv-faults: cluster did not start\n");
+		print_diag(&r->c);
 		goto out;
 	}
 	logf_(r, "cluster of %d up (ports %d.., uids %u..)", r->n, r->c.port,
