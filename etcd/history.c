@@ -206,6 +206,13 @@ struct history {
 	pthread_t thread;
 	bool thread_started, stop, failed, uptodate;
 	int stop_pipe[2];
+	int wake_pipe[2];	/* history_async_set left output to send */
+	/*
+	 * Guards c: the feed thread reads it, and history_async_set sends
+	 * the gateway's plain sets on it too.  Taken before mu, never
+	 * while holding it.
+	 */
+	pthread_mutex_t cmu;
 	distkv *c;
 	distkv_path *prefix;
 	size_t plen;		/* elements of the prefix */
@@ -526,28 +533,60 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* One poll round on the agent socket and the stop pipe; false: stop. */
+static void
+feed_failed(struct history *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->failed = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Read and send what the agent socket allows, under cmu; false: dead. */
+static bool
+feed_process(struct history *h, bool *want_write)
+{
+	int rc;
+
+	pthread_mutex_lock(&h->cmu);
+	rc = distkv_process(h->c);
+	*want_write = rc == 0 && distkv_want_write(h->c);
+	pthread_mutex_unlock(&h->cmu);
+	if (rc != 0)
+		feed_failed(h);
+	return rc == 0;
+}
+
+/*
+ * One poll round on the agent socket, the stop pipe and the wake pipe;
+ * false: stop.
+ */
 static bool
 feed_round(struct history *h, int timeout)
 {
-	struct pollfd p[2];
+	struct pollfd p[3];
+	bool want;
+	char drain[64];
 
+	pthread_mutex_lock(&h->cmu);
 	p[0].fd = distkv_fd(h->c);
 	p[0].events = POLLIN | (distkv_want_write(h->c) ? POLLOUT : 0);
+	pthread_mutex_unlock(&h->cmu);
 	p[1].fd = h->stop_pipe[0];
 	p[1].events = POLLIN;
-	p[0].revents = p[1].revents = 0;
-	if (poll(p, 2, timeout) < 0 && errno != EINTR)
+	p[2].fd = h->wake_pipe[0];
+	p[2].events = POLLIN;
+	p[0].revents = p[1].revents = p[2].revents = 0;
+	if (poll(p, 3, timeout) < 0 && errno != EINTR)
 		return false;
 	if (p[1].revents != 0)
 		return false;
-	if (p[0].revents != 0 && distkv_process(h->c) != 0) {
-		pthread_mutex_lock(&h->mu);
-		h->failed = true;
-		pthread_cond_broadcast(&h->cond);
-		pthread_mutex_unlock(&h->mu);
+	if (p[2].revents != 0)
+		while (read(h->wake_pipe[0], drain, sizeof(drain)) > 0)
+			;
+	if ((p[0].revents != 0 || p[2].revents != 0) &&
+	    !feed_process(h, &want))
 		return false;
-	}
 	return !history_failed(h);
 }
 
@@ -592,11 +631,14 @@ history_open(const char *socket, const distkv_path *prefix, size_t capacity,
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_init(&h->cmu, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	h->stop_pipe[0] = h->stop_pipe[1] = -1;
+	h->wake_pipe[0] = h->wake_pipe[1] = -1;
 	h->cap = capacity > 0 ? capacity : 1;
 	if ((h->ring = calloc(h->cap, sizeof(*h->ring))) == NULL ||
-	    pipe2(h->stop_pipe, O_CLOEXEC) != 0) {
+	    pipe2(h->stop_pipe, O_CLOEXEC) != 0 ||
+	    pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -672,11 +714,14 @@ history_close(struct history *h)
 	mirror_free(&h->dirs);
 	distkv_close(h->c);
 	distkv_path_free(h->prefix);
-	if (h->stop_pipe[0] >= 0) {
-		close(h->stop_pipe[0]);
-		close(h->stop_pipe[1]);
+	for (i = 0; i < 2; i++) {
+		if (h->stop_pipe[i] >= 0)
+			close(h->stop_pipe[i]);
+		if (h->wake_pipe[i] >= 0)
+			close(h->wake_pipe[i]);
 	}
 	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->cmu);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }
@@ -745,10 +790,16 @@ history_write_begin(struct history *h, const char *key, const char *action)
 	return f;
 }
 
-void
-history_write_end(struct history *h, void *token, uint64_t tock)
+
+/*
+ * End write f (see history_write_end); wait: until the feed has its
+ * event, else (the feed's own connection carried the write) the event
+ * came before the reply.
+ */
+static void
+write_end(struct history *h, struct inflight *f, uint64_t tock, bool wait)
 {
-	struct inflight *f = token, **pp, *o;
+	struct inflight **pp, *o;
 	struct timespec ts;
 	size_t i;
 
@@ -779,7 +830,8 @@ history_write_end(struct history *h, void *token, uint64_t tock)
 	offer_events(h);
 	/* the reply's index must be in the history before the reply goes */
 	deadline_ts(&ts, WRITE_WAIT_MS);
-	while (tock != 0 && !f->seen && !h->failed && h->index < tock &&
+	while (wait && tock != 0 && !f->seen && !h->failed &&
+	    h->index < tock &&
 	    pthread_cond_timedwait(&h->cond, &h->mu, &ts) == 0)
 		;
 	for (pp = &h->inflight; *pp != NULL; pp = &(*pp)->next)
@@ -790,6 +842,75 @@ history_write_end(struct history *h, void *token, uint64_t tock)
 	pthread_mutex_unlock(&h->mu);
 	free(f->key);
 	free(f);
+}
+
+void
+history_write_end(struct history *h, void *token, uint64_t tock)
+{
+	write_end(h, token, tock, true);
+}
+
+/* One plain set on the feed's connection (history_async_set). */
+struct async_set {
+	struct history *h;
+	struct inflight *f;
+	history_set_done *done;
+	void *arg;
+};
+
+static void
+async_set_cb(void *arg, int rc, const struct distkv_set_result *r)
+{
+	struct async_set *x = arg;
+	uint64_t tock = rc == 0 && r != NULL ? r->tock : 0;
+
+	/*
+	 * The agent queues a change's watch item in its apply, before the
+	 * reply, and both came on this connection: the feed has the event.
+	 */
+	write_end(x->h, x->f, tock, false);
+	x->done(x->arg, rc, tock);
+	free(x);
+}
+
+int
+history_async_set(struct history *h, const char *key, const char *action,
+    const distkv_path *p, const void *value, size_t len,
+    history_set_done *done, void *arg)
+{
+	struct distkv_set_opts o;
+	struct async_set *x;
+	bool want = false;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return -ENOMEM;
+	x->h = h;
+	x->done = done;
+	x->arg = arg;
+	if ((x->f = history_write_begin(h, key, action)) == NULL) {
+		free(x);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&h->cmu);
+	rc = distkv_async_set(h->c, p, value, len, &o, async_set_cb, x, NULL);
+	pthread_mutex_unlock(&h->cmu);
+	if (rc != 0) {
+		write_end(h, x->f, 0, false);
+		free(x);
+		return rc;
+	}
+	/*
+	 * Send it now, not when the feed thread next wakes; what the socket
+	 * did not take, the feed thread sends once woken (its poll waits for
+	 * POLLOUT only if it saw output queued when it started).
+	 */
+	if (feed_process(h, &want) && want &&
+	    write(h->wake_pipe[1], "w", 1) < 0) {
+		/* a full pipe: the feed thread is awake already */
+	}
+	return 0;
 }
 
 int

@@ -83,6 +83,19 @@ void *history_write_begin(struct history *h, const char *key,
 void history_write_end(struct history *h, void *token, uint64_t tock);
 
 /*
+ * A write without precondition sent on the feed's own connection, so
+ * that no thread waits for it: the agent sends a change's event before
+ * its reply, so the event is in the history when done(arg, rc, tock)
+ * runs (on the feed thread, or on the calling one).  Labels the event
+ * with action as history_write_begin/end do.  0: started, done will be
+ * called exactly once; else the error, and done is not called.
+ */
+typedef void history_set_done(void *arg, int rc, uint64_t tock);
+int history_async_set(struct history *h, const char *key, const char *action,
+    const distkv_path *p, const void *value, size_t len,
+    history_set_done *done, void *arg);
+
+/*
  * Start a wait for the first event at or after since (0: from now) on key
  * (recursive: also below it, hidden names skipped).  Returns:
  *   0 and *body (malloc'd event JSON): an event was in the history;

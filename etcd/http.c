@@ -24,6 +24,8 @@
 /* The cluster ID etcd clients see: fixed, "DistKV" in hex. */
 #define CLUSTER_ID "446973744b56"
 #define MEMBER_ID "64697374"
+/* How long http_stop waits for plain sets the agent has not answered. */
+#define ASYNC_STOP_WAIT_S 5
 #define VERSION_JSON "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\"}"
 
 /* Requests that need the agent, waiting for a worker (FIFO). */
@@ -42,6 +44,11 @@ struct http {
 	struct jobq q;
 	pthread_t *workers;
 	unsigned nworkers;
+	/* plain sets on the feed's connection (keys_put_async) */
+	pthread_mutex_t amu;
+	pthread_cond_t acond;
+	unsigned async_pending;
+	bool stopping;
 };
 
 /*
@@ -318,6 +325,20 @@ send_answer(struct req *r, struct keys_resp *rs)
 
 /* ---- workers: requests that wait for the agent ---- */
 
+/* Queue lock held. */
+static void
+job_append(struct jobq *q, struct req *r)
+{
+	r->queued = true;
+	r->qnext = NULL;
+	if (q->tail != NULL)
+		q->tail->qnext = r;
+	else
+		q->head = r;
+	q->tail = r;
+	pthread_cond_signal(&q->cond);
+}
+
 /*
  * The connection is suspended while a worker has its request, so an HTTP
  * thread never blocks on the agent and a slow write delays only its own
@@ -338,16 +359,30 @@ queue_job(struct req *r)
 		return MHD_NO;
 	}
 	MHD_suspend_connection(r->conn);
-	r->queued = true;
-	r->qnext = NULL;
-	if (q->tail != NULL)
-		q->tail->qnext = r;
-	else
-		q->head = r;
-	q->tail = r;
-	pthread_cond_signal(&q->cond);
+	job_append(q, r);
 	pthread_mutex_unlock(&q->mu);
 	return MHD_YES;
+}
+
+/*
+ * A request already suspended goes to the workers; if they have stopped,
+ * it is answered "unavailable" at once, since nobody else would resume it.
+ */
+static void
+job_push(struct req *r)
+{
+	struct jobq *q = &r->s->q;
+
+	pthread_mutex_lock(&q->mu);
+	if (!q->stop) {
+		job_append(q, r);
+		pthread_mutex_unlock(&q->mu);
+		return;
+	}
+	pthread_mutex_unlock(&q->mu);
+	r->rs.status = 503;
+	r->rs.body = NULL;
+	MHD_resume_connection(r->conn);
 }
 
 static void *
@@ -409,6 +444,100 @@ workers_stop(struct http *s)
 	pthread_mutex_destroy(&s->q.mu);
 }
 
+/* ---- plain sets: no worker, no thread waits (keys_put_async) ---- */
+
+static void
+async_end(struct http *s)
+{
+	pthread_mutex_lock(&s->amu);
+	if (--s->async_pending == 0)
+		pthread_cond_broadcast(&s->acond);
+	pthread_mutex_unlock(&s->amu);
+}
+
+static void
+async_suspend(void *arg)
+{
+	struct req *r = arg;
+
+	r->queued = true;	/* resumed: r->rs is the answer */
+	MHD_suspend_connection(r->conn);
+}
+
+static void
+async_resume(void *arg)
+{
+	struct req *r = arg;
+	struct http *s = r->s;
+
+	MHD_resume_connection(r->conn);
+	async_end(s);
+}
+
+/*
+ * The plain-set path: true when it took the request (key and f are then
+ * its), false when the caller serves it as before.
+ */
+static bool
+try_put_async(struct req *r, const struct keys_req *kr, char *key,
+    struct form *f)
+{
+	struct http *s = r->s;
+	struct keys_async cb = { async_suspend, async_resume, r };
+	int rc;
+
+	pthread_mutex_lock(&s->amu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->amu);
+		return false;
+	}
+	s->async_pending++;
+	pthread_mutex_unlock(&s->amu);
+	rc = keys_put_async(s->cfg.keys, kr, &r->rs, &cb);
+	if (rc == KEYS_ASYNC_STARTED) {
+		form_free(f);
+		free(key);
+		return true;
+	}
+	async_end(s);
+	if (rc == KEYS_ASYNC_SUSPENDED) {
+		/* rare (out of memory, the feed gone): a worker's job */
+		r->method = kr->method;
+		r->key = key;
+		r->form = *f;
+		job_push(r);
+		return true;
+	}
+	return false;
+}
+
+static void
+http_free(struct http *s)
+{
+	pthread_cond_destroy(&s->acond);
+	pthread_mutex_destroy(&s->amu);
+	free(s);
+}
+
+/*
+ * No new plain set goes the async way; wait for those under way (each
+ * ends with the agent's reply or with the feed's failure).
+ */
+static void
+async_stop(struct http *s)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ASYNC_STOP_WAIT_S;
+	pthread_mutex_lock(&s->amu);
+	s->stopping = true;
+	while (s->async_pending > 0 &&
+	    pthread_cond_timedwait(&s->acond, &s->amu, &ts) == 0)
+		;
+	pthread_mutex_unlock(&s->amu);
+}
+
 static enum MHD_Result
 serve_keys(struct req *r, const char *method, const char *keypath,
     const char *query)
@@ -456,6 +585,8 @@ serve_keys(struct req *r, const char *method, const char *keypath,
 	kr.method = method;
 	kr.key = key;
 	kr.form = &f;
+	if (strcmp(method, "PUT") == 0 && try_put_async(r, &kr, key, &f))
+		return MHD_YES;
 	if (conns_here <= 1) {
 		/*
 		 * Alone on this thread: blocking here holds up no other
@@ -580,9 +711,11 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	s->cfg = *cfg;
+	pthread_mutex_init(&s->amu, NULL);
+	pthread_cond_init(&s->acond, NULL);
 	if (workers_start(s, cfg->threads) != 0) {
 		workers_stop(s);
-		free(s);
+		http_free(s);
 		return -ENOMEM;
 	}
 	/* HTTP threads never wait for the agent: one per CPU is enough */
@@ -603,7 +736,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
 		workers_stop(s);
-		free(s);
+		http_free(s);
 		return -EADDRINUSE;
 	}
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -644,6 +777,7 @@ http_stop(struct http *s)
 	history_stop_waiters(s->cfg.history);
 	/* MHD must not stop with a connection suspended: answer them all */
 	workers_stop(s);
+	async_stop(s);
 	MHD_stop_daemon(s->d);
-	free(s);
+	http_free(s);
 }

@@ -1109,6 +1109,89 @@ answer_local(struct keys *k, const struct keys_req *rq, struct fields *fl,
 	return get && get_from_mirror(k, rq->key, rs);
 }
 
+/* ---- plain sets without a worker ---- */
+
+struct put_async {
+	struct keys *k;
+	struct keys_resp *rs;
+	struct keys_async cb;
+	char *key, *value;
+	bool novalue;
+	struct ent prev;
+};
+
+static void
+put_async_free(struct put_async *x)
+{
+	ent_clear(&x->prev);
+	free(x->key);
+	free(x->value);
+	free(x);
+}
+
+static void
+put_async_done(void *arg, int rc, uint64_t tock)
+{
+	struct put_async *x = arg;
+	struct keys_async cb = x->cb;
+
+	if (rc == 0)
+		reply_write(x->rs, "set", x->key, false, x->value, tock,
+		    &x->prev, x->novalue);
+	else
+		reply_agent_error(x->k, x->rs, NULL, rc);
+	put_async_free(x);
+	cb.resume(cb.arg);
+}
+
+int
+keys_put_async(struct keys *k, const struct keys_req *rq,
+    struct keys_resp *rs, const struct keys_async *cb)
+{
+	struct distkv_value v;
+	struct put_async *x;
+	struct fields fl;
+	distkv_path *p = NULL;
+	char cause[128];
+	uint64_t idx;
+	int rc;
+
+	/* only what do_put does in one write: a set of a known plain value */
+	if (strcmp(rq->method, "PUT") != 0 || strcmp(rq->key, "/") == 0 ||
+	    fields_parse(rq->form, rq->method, &fl, cause, sizeof(cause)) !=
+	    0 || fl.dir || fl.has_prev_exist || fl.has_prev_index ||
+	    fl.has_prev_value)
+		return KEYS_ASYNC_NO;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return KEYS_ASYNC_NO;
+	x->k = k;
+	x->rs = rs;
+	x->cb = *cb;
+	x->novalue = fl.novalue;
+	memset(&v, 0, sizeof(v));
+	if (!history_get_file(k->h, rq->key, &x->prev.text, &x->prev.tlen,
+	    &x->prev.tock, &idx) || (x->key = strdup(rq->key)) == NULL ||
+	    (x->value = strdup(fl.value)) == NULL ||
+	    key_path(k, rq->key, &p) != 0 ||
+	    distkv_value_from_str(&v, fl.value, strlen(fl.value)) != 0) {
+		distkv_path_free(p);
+		put_async_free(x);
+		return KEYS_ASYNC_NO;
+	}
+	x->prev.exists = x->prev.has_value = true;
+	memset(rs, 0, sizeof(*rs));
+	cb->suspend(cb->arg);
+	rc = history_async_set(k->h, rq->key, "set", p, v.data, v.len,
+	    put_async_done, x);
+	distkv_value_clear(&v);
+	distkv_path_free(p);
+	if (rc != 0) {
+		put_async_free(x);
+		return KEYS_ASYNC_SUSPENDED;
+	}
+	return KEYS_ASYNC_STARTED;
+}
+
 bool
 keys_answer_local(struct keys *k, const struct keys_req *rq,
     struct keys_resp *rs)

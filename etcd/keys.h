@@ -64,4 +64,23 @@ void keys_handle(struct keys *k, const struct keys_req *rq,
 bool keys_answer_local(struct keys *k, const struct keys_req *rq,
     struct keys_resp *rs);
 
+/*
+ * A plain set (PUT without a condition or dir) of a key the mirror holds
+ * as a plain value is one write, sent on the feed's connection
+ * (history_async_set) so that no thread waits for the agent:
+ *   KEYS_ASYNC_NO: not such a request, nothing done;
+ *   KEYS_ASYNC_STARTED: suspend(arg) was called, and resume(arg) will be
+ *     once rs is filled (on another thread, or before this returns);
+ *   KEYS_ASYNC_SUSPENDED: suspend(arg) was called but the write could not
+ *     start: serve the request the blocking way (keys_handle), then resume.
+ */
+struct keys_async {
+	void (*suspend)(void *arg);
+	void (*resume)(void *arg);
+	void *arg;
+};
+enum { KEYS_ASYNC_NO, KEYS_ASYNC_STARTED, KEYS_ASYNC_SUSPENDED };
+int keys_put_async(struct keys *k, const struct keys_req *rq,
+    struct keys_resp *rs, const struct keys_async *cb);
+
 #endif

@@ -345,7 +345,84 @@ def raw_watch():
     check(st == 200, "gateway still serves after vanished watchers")
 
 
+def put_concurrently(nthreads, per, nkeys):
+    """nthreads clients, started together, each PUT per plain sets of
+    keys /cs/k0..; returns the good replies (modifiedIndex, key, value,
+    X-Etcd-Index) and the bad ones."""
+    replies, errors = [], []
+    lock = threading.Lock()
+    go = threading.Barrier(nthreads)
+
+    def writer(t):
+        go.wait(10)
+        for j in range(per):
+            key = "/cs/k%d" % ((t + j) % nkeys)
+            val = "t%d-%d" % (t, j)
+            st, hd, b = hj(GW, "PUT", "/v2/keys" + key, "value=" + val)
+            ok = (st == 200 and isinstance(b, dict) and
+                  b.get("action") == "set" and "prevNode" in b and
+                  b["node"].get("value") == val)
+            with lock:
+                if ok:
+                    replies.append((b["node"]["modifiedIndex"], key, val,
+                                    int(hd.get("X-Etcd-Index", "0"))))
+                else:
+                    errors.append((st, b))
+    ts = [threading.Thread(target=writer, args=(t,)) for t in range(nthreads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    return replies, errors
+
+
+def concurrent_sets():
+    """Plain sets of known keys skip the workers (docs/etcd.md,
+    "Threads"): from 16 clients at once, every reply still has its
+    prevNode and an index that is already in the history, and the
+    history replays every set in index order with action "set"."""
+    nkeys = 8
+    for i in range(nkeys):
+        hj(GW, "PUT", "/v2/keys/cs/k%d" % i, "value=start")
+    replies, errors = put_concurrently(16, 25, nkeys)
+    check(not errors and len(replies) == 400,
+          "400 concurrent plain sets: all 200 set with prevNode (%d errors: %s)"
+          % (len(errors), errors[:2]))
+    idx = sorted(r[0] for r in replies)
+    check(len(set(idx)) == len(idx) and all(r[3] >= r[0] for r in replies),
+          "concurrent sets: distinct indexes, X-Etcd-Index >= modifiedIndex")
+    # one set per client, few enough for the test's --history 20
+    st, hd, _ = hj(GW, "GET", "/v2/keys/cs/k0")
+    first = int(hd.get("X-Etcd-Index", "0")) + 1
+    replies, errors = put_concurrently(16, 1, nkeys)
+    idx = sorted(r[0] for r in replies)
+    # each reply's index is in the history when the reply comes: a wait
+    # at it answers at once with that very set
+    bad = 0
+    for mi, key, val, _ in replies:
+        st, _, b = hj(GW, "GET", "/v2/keys%s?wait=true&waitIndex=%d" % (key, mi))
+        if not (st == 200 and b.get("action") == "set" and
+                b["node"].get("modifiedIndex") == mi and
+                b["node"].get("value") == val):
+            bad += 1
+    check(not errors and len(replies) == 16 and bad == 0,
+          "16 concurrent sets: a wait at each reply's index returns that "
+          "set (%d wrong, %d errors)" % (bad, len(errors)))
+    # the recursive history from the first set on holds each, in order
+    seen, since = [], first
+    while len(seen) < len(replies):
+        st, _, b = hj(GW, "GET", "/v2/keys/cs?wait=true&recursive=true&waitIndex=%d" % since)
+        if st != 200:
+            break
+        seen.append((b["node"]["modifiedIndex"], b["action"]))
+        since = b["node"]["modifiedIndex"] + 1
+    check([i for i, _ in seen] == idx and all(a == "set" for _, a in seen),
+          "16 concurrent sets: the history replays each in index order, "
+          "action set (%s)" % seen[:4])
+
+
 python_etcd()
+concurrent_sets()
 raw_shapes()
 raw_errors()
 raw_watch()
