@@ -216,10 +216,10 @@ get_str_other(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 }
 
 /*
- * A string value as a C string in the caller's buffer.  The value is
- * read into buf itself (the string then moves down over its msgpack
- * header, which is at least one byte, so its NUL fits too): one lookup,
- * the header decoded, one move.
+ * A string value as a C string in the caller's buffer: the reader copies
+ * the str's body out of the region and adds the NUL, in one lookup.  If
+ * the value is no str or does not fit, it is read whole to say which
+ * (the rare path, two lookups).
  */
 static inline int
 get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
@@ -230,10 +230,15 @@ get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 
 	if (cap == 0)
 		return DISTKV_ETOOSMALL;
+	rc = shm_reader_get_str_hashed(s->r, key, klen, hash, buf, cap);
+	if (__builtin_expect(rc == 0, 1))
+		return 0;
+	if (rc != -ENOBUFS)
+		return shm_err(rc);
 	rc = get_hashed(s, key, klen, hash, buf, cap, &len, NULL);
-	if (__builtin_expect(rc == 0, 1) &&
-	    (hdr = str_header((const uint8_t *)buf, len)) != 0 &&
+	if (rc == 0 && (hdr = str_header((const uint8_t *)buf, len)) != 0 &&
 	    len - hdr < cap) {
+		/* changed into a str that fits since the first read */
 		memmove(buf, buf + hdr, len - hdr);
 		buf[len - hdr] = '\0';
 		return 0;

@@ -254,20 +254,55 @@ enum probe_step { PROBE_MISS, PROBE_NEXT, PROBE_HIT, PROBE_RETRY,
     PROBE_SMALL, PROBE_BAD };
 
 /*
- * One slot of a lookup.  Reads the slot under its sequence word; on a
- * key match copies the value.  Returns what the lookup does next.
+ * The body of the msgpack str at v (vlen bytes, all of the value): its
+ * header length in *hdr and body length, or false if it is anything else.
+ * The bytes may be mid-write (checked against the slot's seq afterwards):
+ * only bounded by vlen, never trusted further.
  */
-static inline enum probe_step
+static inline bool
+str_body(const uint8_t *v, size_t vlen, size_t *hdr, size_t *body)
+{
+	uint8_t b;
+
+	if (vlen == 0)
+		return false;
+	b = v[0];
+	if ((b & 0xe0) == 0xa0) {
+		*hdr = 1;
+		*body = b & 0x1f;
+	} else if (b == 0xd9 && vlen >= 2) {
+		*hdr = 2;
+		*body = v[1];
+	} else if (b == 0xda && vlen >= 3) {
+		*hdr = 3;
+		*body = (size_t)v[1] << 8 | v[2];
+	} else if (b == 0xdb && vlen >= 5) {
+		*hdr = 5;
+		*body = (size_t)v[1] << 24 | (size_t)v[2] << 16 |
+		    (size_t)v[3] << 8 | v[4];
+	} else
+		return false;
+	return vlen - *hdr == *body;
+}
+
+/*
+ * One slot of a lookup.  Reads the slot under its sequence word; on a
+ * key match copies the value, or with as_str only the body of a str
+ * value and a NUL (PROBE_SMALL if the value is no str or does not fit).
+ * Returns what the lookup does next.
+ */
+static inline __attribute__((always_inline)) enum probe_step
 probe_slot(const struct shm_reader *r, const struct shm_slot *s,
     uint32_t tag, const uint8_t *key, size_t klen, void *buf, size_t cap,
-    size_t *len, struct shm_read_meta *m)
+    size_t *len, struct shm_read_meta *m, bool as_str)
 {
 	uint32_t seq, ls, state;
 	uint64_t to, off, moff;
-	uint8_t nl;
+	uint8_t nl = 0;		/* set by meta_ok, read only when m != NULL */
 	struct shm_record rh;
 	const uint8_t *p;
 	enum probe_step step;
+	size_t hdr, body;
 
 	/* pairs with the release store of the even seq in slot_write() */
 	seq = LOAD_ACQ(&s->seq);
@@ -291,7 +326,17 @@ probe_slot(const struct shm_reader *r, const struct shm_slot *s,
 		else if (m != NULL && !meta_ok(r, off, shm_slot_len(ls), moff,
 		    &nl))
 			step = PROBE_BAD;
-		else if (rh.val_len > cap) {
+		else if (as_str) {
+			/* record_ok: the value lies inside the arena */
+			if (!str_body(p + klen, rh.val_len, &hdr, &body) ||
+			    body >= cap)
+				step = PROBE_SMALL;
+			else {
+				memcpy(buf, p + klen + hdr, body);
+				((char *)buf)[body] = '\0';
+				step = PROBE_HIT;
+			}
+		} else if (rh.val_len > cap) {
 			*len = rh.val_len;
 			step = PROBE_SMALL;
 		} else {
@@ -338,10 +383,10 @@ shm_reader_get(struct shm_reader *r, const uint8_t *key, size_t klen,
  * same in every region of this SHM_FORMAT, so it stays right across a
  * replacement (a new generation); nothing else of the key is kept.
  */
-int
-shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key, size_t klen,
-    uint64_t hash, void *buf, size_t cap, size_t *len,
-    struct shm_read_meta *m)
+/* always inlined: each caller gets its own copy, as_str a constant */
+static inline __attribute__((always_inline)) int
+lookup(struct shm_reader *r, const uint8_t *key, size_t klen, uint64_t hash,
+    void *buf, size_t cap, size_t *len, struct shm_read_meta *m, bool as_str)
 {
 	uint32_t tag = shm_hash_tag(hash);
 	int rc;
@@ -357,7 +402,7 @@ shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key, size_t klen,
 			const struct shm_slot *s = &r->tab[(hash + i) & r->mask];
 
 			switch (probe_slot(r, s, tag, key, klen, buf, cap, len,
-			    m)) {
+			    m, as_str)) {
 			case PROBE_MISS:
 				return -ENOENT;
 			case PROBE_NEXT:
@@ -382,6 +427,23 @@ shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key, size_t klen,
 			return -ENOENT;	/* probed the whole table */
 	}
 	return -EAGAIN;
+}
+
+int
+shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key, size_t klen,
+    uint64_t hash, void *buf, size_t cap, size_t *len,
+    struct shm_read_meta *m)
+{
+	return lookup(r, key, klen, hash, buf, cap, len, m, false);
+}
+
+int
+shm_reader_get_str_hashed(struct shm_reader *r, const uint8_t *key,
+    size_t klen, uint64_t hash, char *buf, size_t cap)
+{
+	size_t len;
+
+	return lookup(r, key, klen, hash, buf, cap, &len, NULL, true);
 }
 
 uint64_t

@@ -64,6 +64,14 @@ int shm_reader_get(struct shm_reader *r, const uint8_t *key, size_t klen,
 int shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key,
     size_t klen, uint64_t hash, void *buf, size_t cap, size_t *len,
     struct shm_read_meta *m);
+/*
+ * A str value's body and a NUL in buf, from one copy out of the region
+ * (no copy of the msgpack header to move over afterwards).  -ENOBUFS if
+ * the value is no str or its body and NUL do not fit in cap: then read
+ * it with shm_reader_get_hashed to tell which.  Else as shm_reader_get.
+ */
+int shm_reader_get_str_hashed(struct shm_reader *r, const uint8_t *key,
+    size_t klen, uint64_t hash, char *buf, size_t cap);
 /* The hash the region indexes key by (XXH3-64 of the bytes). */
 uint64_t shm_key_hash(const uint8_t *key, size_t klen);
 

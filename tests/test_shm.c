@@ -2126,3 +2126,89 @@ Test(shm_corrupt, only_regular_files_are_opened, .timeout = 5.)
 	cr_assert_eq(shm_reader_open("/dev/null", &r), -EBADMSG);
 	cr_assert_null(r);
 }
+
+/* A msgpack str of body bytes 'a', 'b', ... into v; its length. */
+static size_t
+pack_str_value(uint8_t *v, size_t body)
+{
+	size_t h;
+
+	if (body < 32) {
+		v[0] = (uint8_t)(0xa0 | body);
+		h = 1;
+	} else if (body < 256) {
+		v[0] = 0xd9;
+		v[1] = (uint8_t)body;
+		h = 2;
+	} else if (body < 65536) {
+		v[0] = 0xda;
+		v[1] = (uint8_t)(body >> 8);
+		v[2] = (uint8_t)body;
+		h = 3;
+	} else {
+		v[0] = 0xdb;
+		v[1] = (uint8_t)(body >> 24);
+		v[2] = (uint8_t)(body >> 16);
+		v[3] = (uint8_t)(body >> 8);
+		v[4] = (uint8_t)body;
+		h = 5;
+	}
+	for (size_t i = 0; i < body; i++)
+		v[h + i] = (uint8_t)('a' + i % 26);
+	return h + body;
+}
+
+static int
+get_str_hashed(struct shm_reader *r, const char *k, char *out, size_t cap)
+{
+	return shm_reader_get_str_hashed(r, (const uint8_t *)k, strlen(k),
+	    shm_key_hash((const uint8_t *)k, strlen(k)), out, cap);
+}
+
+/*
+ * shm_reader_get_str_hashed (the typed getters' read): the body of a str
+ * value and a NUL for every header width, -ENOBUFS when body + NUL do not
+ * fit or the value is no well-formed str, -ENOENT for a missing key.
+ */
+Test(shm, get_str_hashed_every_header)
+{
+	static const size_t bodies[] = { 0, 5, 31, 32, 255, 256, 65535,
+	    65536 };
+	struct shm_writer *w = wopen();
+	struct shm_reader *r = ropen();
+	struct shm_meta m = meta(1, 1, "n1");
+	static uint8_t v[65536 + 5];
+	static char out[65536 + 2];
+	char k[32];
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		size_t n = bodies[i], len = pack_str_value(v, n);
+
+		snprintf(k, sizeof(k), "s%zu", n);
+		cr_assert_eq(shm_writer_put(w, (const uint8_t *)k, strlen(k),
+		    v, len, &m), 0);
+		memset(out, 'X', sizeof(out));
+		cr_assert_eq(get_str_hashed(r, k, out, n + 1), 0, "%s", k);
+		cr_assert_eq(out[n], '\0', "%s: NUL after the body", k);
+		cr_assert_eq(memcmp(out, v + (len - n), n), 0, "%s: body", k);
+		cr_assert_eq(get_str_hashed(r, k, out, n), -ENOBUFS,
+		    "%s: no room for the NUL", k);
+	}
+	/* an int, and a str header that claims one byte more than is there */
+	v[0] = 0x2a;
+	cr_assert_eq(shm_writer_put(w, (const uint8_t *)"int", 3, v, 1, &m),
+	    0);
+	cr_assert_eq(get_str_hashed(r, "int", out, sizeof(out)), -ENOBUFS);
+	v[0] = 0xa0 | 4;
+	memcpy(v + 1, "abc", 3);
+	cr_assert_eq(shm_writer_put(w, (const uint8_t *)"short", 5, v, 4, &m),
+	    0);
+	cr_assert_eq(get_str_hashed(r, "short", out, sizeof(out)), -ENOBUFS);
+	v[0] = 0xd9;		/* str8 cut inside its header */
+	cr_assert_eq(shm_writer_put(w, (const uint8_t *)"cut", 3, v, 1, &m),
+	    0);
+	cr_assert_eq(get_str_hashed(r, "cut", out, sizeof(out)), -ENOBUFS);
+	cr_assert_eq(get_str_hashed(r, "missing", out, sizeof(out)), -ENOENT);
+	shm_reader_close(r);
+	shm_writer_close(w, false);
+}

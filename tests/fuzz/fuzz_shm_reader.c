@@ -113,6 +113,14 @@ get_one(struct shm_reader *r, const uint8_t *key, size_t klen)
 			check_rc(rc);
 			free(big);
 		}
+		/* the typed getters' read: body and NUL within caps[i] */
+		if (caps[i] > 0) {
+			rc = shm_reader_get_str_hashed(r, key, klen,
+			    shm_key_hash(key, klen), (char *)buf, caps[i]);
+			check_rc(rc);
+			if (rc == 0 && memchr(buf, '\0', caps[i]) == NULL)
+				abort();	/* no NUL inside the buffer */
+		}
 	}
 	free(buf);
 }
