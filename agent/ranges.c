@@ -150,6 +150,23 @@ ranges_contains(const struct ranges *rs, uint64_t t)
 	return i < rs->n && rs->r[i].b <= t && t < rs->r[i].e;
 }
 
+bool
+ranges_overlap(const struct ranges *a, const struct ranges *b)
+{
+	size_t i = 0, j = 0;
+
+	/* both sorted and disjoint: walk them together */
+	while (i < a->n && j < b->n) {
+		if (a->r[i].e <= b->r[j].b)
+			i++;
+		else if (b->r[j].e <= a->r[i].b)
+			j++;
+		else
+			return true;
+	}
+	return false;
+}
+
 int
 ranges_missing(const struct ranges *known, uint64_t upto, struct ranges *out)
 {

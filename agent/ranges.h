@@ -34,6 +34,8 @@ int ranges_add_all(struct ranges *rs, const struct ranges *other);
 /* Remove every range of other. */
 int ranges_remove_all(struct ranges *rs, const struct ranges *other);
 bool ranges_contains(const struct ranges *rs, uint64_t t);
+/* Do a and b share a tick? */
+bool ranges_overlap(const struct ranges *a, const struct ranges *b);
 static inline bool ranges_empty(const struct ranges *rs) { return rs->n == 0; }
 /* out := [1, upto] - known (out is cleared first). */
 int ranges_missing(const struct ranges *known, uint64_t upto,

@@ -61,7 +61,7 @@
  * every node answer the same report: the split test saw 6 update events
  * for 10 changes on 4 nodes, over the spec's N+1.  So the answer at
  * position p of the chain waits at least p times this, and a node off
- * the chain waits for the whole chain first.
+ * the chain waits for the whole chain first (start_answering).
  */
 #define SYNC_HEAR_S 0.25
 /* (time, tock) samples kept to find "the tock of keep seconds ago" */
@@ -739,6 +739,19 @@ arm(struct sync *s, ev_timer *t, double after)
 	ev_timer_start(s->a->loop, t);
 }
 
+/* Did someone report a tick missing that this node knows? */
+static bool
+anything_to_answer(const struct sync *s)
+{
+	for (size_t i = 0; i < s->a->nodes.n; i++) {
+		const struct node *nd = s->a->nodes.by_index[i];
+
+		if (ranges_overlap(&nd->remote_missing, &nd->known))
+			return true;
+	}
+	return false;
+}
+
 static void
 start_answering(struct sync *s)
 {
@@ -751,6 +764,13 @@ start_answering(struct sync *s)
 		s->answer_again = true;	/* one more round after this one */
 		return;
 	}
+	/*
+	 * Recovery step 4 starts a round even when nothing this node knows
+	 * was reported missing: then there is nothing to send (a later
+	 * report starts a round), and get_state's "answering" stays false.
+	 */
+	if (!anything_to_answer(s))
+		return;
 	s->answering = true;
 	/* on the chain: by position (the first answers at once, the others
 	 * hear its retransmissions first); off it: after them */

@@ -1461,14 +1461,14 @@ recov_query(struct run *r, int i, struct recov *rv, char *why,
 }
 
 /*
- * Wait (within --converge-timeout) until no node answers missing reports
- * and, if also_recovery, none runs a split recovery, as far as the agents
- * report that; rv[i] (rv may be NULL) receives node i's last answer.  0,
- * or -1 (said on stderr, after "distkv-faults: what: ").
+ * Wait (within --converge-timeout) until no node runs a split recovery
+ * (answering: until no node answers missing reports), as far as the
+ * agents report that; rv[i] (rv may be NULL) receives node i's last
+ * answer.  0, or -1 (said on stderr, after "distkv-faults: what: ").
  */
 static int
 wait_no_recovery(struct run *r, struct recov *rv, const char *what,
-    bool also_recovery)
+    bool answering)
 {
 	static struct recov tmp[CLUSTER_MAX];
 	long long t0 = harness_now_ms();
@@ -1485,17 +1485,17 @@ wait_no_recovery(struct run *r, struct recov *rv, const char *what,
 				    why);
 				return -1;
 			}
-			busy += (also_recovery && rv[i].have_running &&
-			    rv[i].running) || (rv[i].have_answering &&
-			    rv[i].answering);
+			busy += answering ? rv[i].have_answering &&
+			    rv[i].answering : rv[i].have_running &&
+			    rv[i].running;
 		}
 		if (busy == 0)
 			return 0;
 		if (g_stop || harness_now_ms() - t0 > r->converge_ms) {
 			complain("distkv-faults: %s: TIMEOUT: %d "
 			    "node(s) still %s after %d s\n", what, busy,
-			    also_recovery ? "run a recovery or answer" :
-			    "answer", r->converge_ms / 1000);
+			    answering ? "answer missing reports" :
+			    "run a recovery", r->converge_ms / 1000);
 			return -1;
 		}
 		usleep(50000);
@@ -1663,7 +1663,7 @@ run_split(struct run *r)
 	 * runs a recovery (the start's ping collisions start some), if the
 	 * agents report that.
 	 */
-	if (wait_no_recovery(r, before, "split", true) != 0)
+	if (wait_no_recovery(r, before, "split", false) != 0)
 		goto early;
 
 	for (int i = 0; i < r->n; i++)
@@ -1747,7 +1747,7 @@ run_split(struct run *r)
 	 * converged their missing reports are empty and start no answers.
 	 */
 	if (!failed && wait_no_recovery(r, NULL, "split: after the heal",
-	    false) != 0)
+	    true) != 0)
 		failed = true;
 	for (checked_on = 0; checked_on < r->n; checked_on++)
 		if (cluster_dump(&r->c, checked_on, &final) == 0)
@@ -2314,7 +2314,7 @@ run_wipe_split(struct run *r)
 		print_divergence(r);
 		goto early;
 	}
-	if (wait_no_recovery(r, NULL, "wipe-split", true) != 0)
+	if (wait_no_recovery(r, NULL, "wipe-split", false) != 0)
 		goto early;
 
 	/* 2. cut {victim, holders} | {rest}; the victim writes */

@@ -60,6 +60,30 @@ Test(ranges, add_merges_and_remove_splits)
 	ranges_fini(&rs);
 }
 
+Test(ranges, overlap_needs_a_shared_tick)
+{
+	struct ranges a, b;
+
+	ranges_init(&a);
+	ranges_init(&b);
+	cr_assert(!ranges_overlap(&a, &b), "both empty");
+	ranges_add(&a, 10, 20);
+	ranges_add(&a, 30, 40);
+	cr_assert(!ranges_overlap(&a, &b) && !ranges_overlap(&b, &a));
+	ranges_add(&b, 20, 30);		/* the gap exactly: ends are open */
+	cr_assert(!ranges_overlap(&a, &b) && !ranges_overlap(&b, &a));
+	ranges_add(&b, 39, 40);		/* the last tick of a's second run */
+	cr_assert(ranges_overlap(&a, &b) && ranges_overlap(&b, &a));
+	ranges_clear(&b);
+	ranges_add(&b, 1, 10);
+	ranges_add(&b, 45, 50);
+	cr_assert(!ranges_overlap(&a, &b));
+	ranges_add(&b, 5, 11);		/* a's first tick */
+	cr_assert(ranges_overlap(&a, &b));
+	ranges_fini(&a);
+	ranges_fini(&b);
+}
+
 Test(ranges, missing_is_complement_up_to_tick)
 {
 	struct ranges known, miss;
