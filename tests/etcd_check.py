@@ -382,6 +382,11 @@ def concurrent_sets():
     prevNode and an index that is already in the history, and the
     history replays every set in index order with action "set"."""
     nkeys = 8
+    # idle connections on every HTTP thread: a connection alone on its
+    # thread is served inline, these sets must take the async path
+    u = urllib.parse.urlparse(GW)
+    idle = [socket.create_connection((u.hostname, u.port), timeout=5)
+            for _ in range(8)]
     for i in range(nkeys):
         hj(GW, "PUT", "/v2/keys/cs/k%d" % i, "value=start")
     replies, errors = put_concurrently(16, 25, nkeys)
@@ -419,6 +424,8 @@ def concurrent_sets():
     check([i for i, _ in seen] == idx and all(a == "set" for _, a in seen),
           "16 concurrent sets: the history replays each in index order, "
           "action set (%s)" % seen[:4])
+    for c in idle:
+        c.close()
 
 
 python_etcd()
