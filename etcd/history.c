@@ -790,7 +790,6 @@ history_write_begin(struct history *h, const char *key, const char *action)
 	return f;
 }
 
-
 /*
  * End write f (see history_write_end); wait: until the feed has its
  * event, else (the feed's own connection carried the write) the event
