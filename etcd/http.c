@@ -40,6 +40,12 @@ struct http {
 	struct MHD_Daemon *d;
 	struct http_cfg cfg;
 	unsigned port;
+	/*
+	 * The port, so the URL, is known only once MHD has bound it, and its
+	 * threads may serve /v2/members at once: url is written and read
+	 * under url_mu, which http_start holds until it is written.
+	 */
+	pthread_mutex_t url_mu;
 	char url[300];
 	struct jobq q;
 	pthread_t *workers;
@@ -514,6 +520,7 @@ try_put_async(struct req *r, const struct keys_req *kr, char *key,
 static void
 http_free(struct http *s)
 {
+	pthread_mutex_destroy(&s->url_mu);
 	pthread_cond_destroy(&s->acond);
 	pthread_mutex_destroy(&s->amu);
 	free(s);
@@ -607,14 +614,23 @@ serve_keys(struct req *r, const char *method, const char *keypath,
 	return send_answer(r, &rs);
 }
 
+static void
+url_copy(struct http *s, char *out, size_t len)
+{
+	pthread_mutex_lock(&s->url_mu);
+	snprintf(out, len, "%s", s->url);
+	pthread_mutex_unlock(&s->url_mu);
+}
+
 static enum MHD_Result
 serve_members(struct req *r)
 {
-	char *b;
+	char url[sizeof(r->s->url)], *b;
 
+	url_copy(r->s, url, sizeof(url));
 	if (asprintf(&b, "{\"members\":[{\"id\":\"" MEMBER_ID "\","
 	    "\"name\":\"%s\",\"peerURLs\":[\"%s\"],\"clientURLs\":[\"%s\"]}]}"
-	    "\n", r->s->cfg.name, r->s->url, r->s->url) < 0)
+	    "\n", r->s->cfg.name, url, url) < 0)
 		return MHD_NO;
 	return send_buf(r->conn, 200, "application/json", b, strlen(b), 0,
 	    false);
@@ -643,8 +659,12 @@ route(struct req *r, const char *method)
 	else if (strcmp(path, "/v2/members") == 0 ||
 	    strcmp(path, "/v2/members/") == 0)
 		ret = serve_members(r);
-	else if (strcmp(path, "/v2/machines") == 0)
-		ret = send_text(r->conn, 200, r->s->url);
+	else if (strcmp(path, "/v2/machines") == 0) {
+		char url[sizeof(r->s->url)];
+
+		url_copy(r->s, url, sizeof(url));
+		ret = send_text(r->conn, 200, url);
+	}
 	else
 		ret = send_text(r->conn, 404, "404 page not found\n");
 	free(path);
@@ -715,6 +735,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	s->cfg = *cfg;
 	pthread_mutex_init(&s->amu, NULL);
 	pthread_cond_init(&s->acond, NULL);
+	pthread_mutex_init(&s->url_mu, NULL);
 	if (workers_start(s, cfg->threads) != 0) {
 		workers_stop(s);
 		http_free(s);
@@ -726,6 +747,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 	    (v6 ? MHD_USE_IPv6 : 0);
+	pthread_mutex_lock(&s->url_mu);
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(ncpu < 4 ? ncpu : 4),
@@ -737,6 +759,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 	    MHD_OPTION_NOTIFY_CONNECTION, conn_cb, s,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
+		pthread_mutex_unlock(&s->url_mu);
 		workers_stop(s);
 		http_free(s);
 		return -EADDRINUSE;
@@ -755,6 +778,7 @@ http_start(const struct http_cfg *cfg, struct http **out)
 		snprintf(s->url, sizeof(s->url), v6 ? "http://[%s]:%u" :
 		    "http://%s:%u", host, s->port);
 	}
+	pthread_mutex_unlock(&s->url_mu);
 	*out = s;
 	return 0;
 }
