@@ -148,36 +148,6 @@ get_hashed(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 }
 
 /*
- * The body of a msgpack str that fills exactly len bytes: its header
- * length, or 0 if the bytes are anything else (then distkv_value_get_str
- * says what).  The str header is the only thing a typed read decodes.
- */
-static inline size_t
-str_header(const uint8_t *p, size_t len)
-{
-	size_t hdr, body;
-
-	if (len == 0)
-		return 0;
-	if ((p[0] & 0xe0) == 0xa0) {
-		hdr = 1;
-		body = p[0] & 0x1f;
-	} else if (p[0] == 0xd9 && len >= 2) {
-		hdr = 2;
-		body = p[1];
-	} else if (p[0] == 0xda && len >= 3) {
-		hdr = 3;
-		body = (size_t)p[1] << 8 | p[2];
-	} else if (p[0] == 0xdb && len >= 5) {
-		hdr = 5;
-		body = (size_t)p[1] << 24 | (size_t)p[2] << 16 |
-		    (size_t)p[3] << 8 | p[4];
-	} else
-		return 0;
-	return len - hdr == body ? hdr : 0;
-}
-
-/*
  * get_str's other cases: a value that is no str, a str too long for cap,
  * one that was read but does not fit with its header (rc
  * DISTKV_ETOOSMALL, *len its size), and every error.  Out of line, so
@@ -225,7 +195,7 @@ static inline int
 get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
     char *buf, size_t cap)
 {
-	size_t len, hdr;
+	size_t len, hdr, body;
 	int rc;
 
 	if (cap == 0)
@@ -236,11 +206,11 @@ get_str(distkv_shm *s, const uint8_t *key, size_t klen, uint64_t hash,
 	if (rc != -ENOBUFS)
 		return shm_err(rc);
 	rc = get_hashed(s, key, klen, hash, buf, cap, &len, NULL);
-	if (rc == 0 && (hdr = str_header((const uint8_t *)buf, len)) != 0 &&
-	    len - hdr < cap) {
+	if (rc == 0 && shm_str_body((const uint8_t *)buf, len, &hdr, &body) &&
+	    body < cap) {
 		/* changed into a str that fits since the first read */
-		memmove(buf, buf + hdr, len - hdr);
-		buf[len - hdr] = '\0';
+		memmove(buf, buf + hdr, body);
+		buf[body] = '\0';
 		return 0;
 	}
 	return get_str_other(s, key, klen, hash, buf, cap, rc, len);

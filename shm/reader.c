@@ -254,38 +254,6 @@ enum probe_step { PROBE_MISS, PROBE_NEXT, PROBE_HIT, PROBE_RETRY,
     PROBE_SMALL, PROBE_BAD };
 
 /*
- * The body of the msgpack str at v (vlen bytes, all of the value): its
- * header length in *hdr and body length, or false if it is anything else.
- * The bytes may be mid-write (checked against the slot's seq afterwards):
- * only bounded by vlen, never trusted further.
- */
-static inline bool
-str_body(const uint8_t *v, size_t vlen, size_t *hdr, size_t *body)
-{
-	uint8_t b;
-
-	if (vlen == 0)
-		return false;
-	b = v[0];
-	if ((b & 0xe0) == 0xa0) {
-		*hdr = 1;
-		*body = b & 0x1f;
-	} else if (b == 0xd9 && vlen >= 2) {
-		*hdr = 2;
-		*body = v[1];
-	} else if (b == 0xda && vlen >= 3) {
-		*hdr = 3;
-		*body = (size_t)v[1] << 8 | v[2];
-	} else if (b == 0xdb && vlen >= 5) {
-		*hdr = 5;
-		*body = (size_t)v[1] << 24 | (size_t)v[2] << 16 |
-		    (size_t)v[3] << 8 | v[4];
-	} else
-		return false;
-	return vlen - *hdr == *body;
-}
-
-/*
  * One slot of a lookup.  Reads the slot under its sequence word; on a
  * key match copies the value, or with as_str only the body of a str
  * value and a NUL (PROBE_SMALL if the value is no str or does not fit).
@@ -328,7 +296,7 @@ probe_slot(const struct shm_reader *r, const struct shm_slot *s,
 			step = PROBE_BAD;
 		else if (as_str) {
 			/* record_ok: the value lies inside the arena */
-			if (!str_body(p + klen, rh.val_len, &hdr, &body) ||
+			if (!shm_str_body(p + klen, rh.val_len, &hdr, &body) ||
 			    body >= cap)
 				step = PROBE_SMALL;
 			else {

@@ -72,6 +72,39 @@ int shm_reader_get_hashed(struct shm_reader *r, const uint8_t *key,
  */
 int shm_reader_get_str_hashed(struct shm_reader *r, const uint8_t *key,
     size_t klen, uint64_t hash, char *buf, size_t cap);
+/*
+ * The body of the msgpack str at v (vlen bytes, all of the value): its
+ * header length in *hdr and body length, or false if it is anything else.
+ * Shared by the reader (on region bytes that may be mid-write, checked
+ * against the slot's seq afterwards) and libdistkv's typed getters:
+ * bounded by vlen, never trusted further.
+ */
+static inline bool
+shm_str_body(const uint8_t *v, size_t vlen, size_t *hdr, size_t *body)
+{
+	uint8_t b;
+
+	if (vlen == 0)
+		return false;
+	b = v[0];
+	if ((b & 0xe0) == 0xa0) {
+		*hdr = 1;
+		*body = b & 0x1f;
+	} else if (b == 0xd9 && vlen >= 2) {
+		*hdr = 2;
+		*body = v[1];
+	} else if (b == 0xda && vlen >= 3) {
+		*hdr = 3;
+		*body = (size_t)v[1] << 8 | v[2];
+	} else if (b == 0xdb && vlen >= 5) {
+		*hdr = 5;
+		*body = (size_t)v[1] << 24 | (size_t)v[2] << 16 |
+		    (size_t)v[3] << 8 | v[4];
+	} else
+		return false;
+	return vlen - *hdr == *body;
+}
+
 /* The hash the region indexes key by (XXH3-64 of the bytes). */
 uint64_t shm_key_hash(const uint8_t *key, size_t klen);
 
