@@ -294,7 +294,7 @@ metrics_render(struct agent *a, char **out, size_t *len)
 
 	persist_get_stats(a, &ps);
 	one(&o, "distkv_log_bytes", "gauge",
-	    "Size of the state dir's change log (0: no state dir).",
+	    "Bytes of records in the state dir's change log (0: no state dir).",
 	    (double)ps.log_bytes);
 	one(&o, "distkv_snapshot_bytes", "gauge",
 	    "Size of the state dir's snapshot.", (double)ps.snapshot_bytes);

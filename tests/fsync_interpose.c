@@ -3,7 +3,8 @@
  * records, in the order the agent makes them, the calls that decide
  * whether an acknowledged change is durable:
  *
- *	W <ns> <size>                     a write to the change log (size after)
+ *	W <ns> <end>                      a write to the change log (the end
+ *	                                  of its data after it)
  *	T <ns> <size>                     ftruncate of the change log
  *	S <ns> <durable>                  fdatasync/fsync of the change log
  *	R <ns> <fd> <bytes> <durable> <written>   a write/send on a socket
@@ -12,12 +13,13 @@
  *	                                  or directory
  *	N <ns> <old> <new>                rename(2)
  *
- * <ns> is CLOCK_MONOTONIC; <durable> is the log's size at its last
- * successful sync (what a power loss leaves: the page cache is gone), and
- * <written> its size after the last write.  The log is the file whose name
- * ends in "/changes.dkv".  Lines go to the file named by DISTKV_IO_TRACE,
- * one write(2) each (O_APPEND), so a reader that received a reply finds the
- * reply's R line already there.  Without DISTKV_IO_TRACE it records nothing.
+ * <ns> is CLOCK_MONOTONIC; <durable> is the end of the log's data at its
+ * last successful sync (what a power loss leaves: the page cache is gone),
+ * and <written> that end after the last write.  The agent preallocates
+ * the log, so the end is the highest offset written, not the file size.
+ * The log is the file whose name ends in "/changes.dkv".  Lines go to the
+ * file named by DISTKV_IO_TRACE, one write(2) each (O_APPEND), so a reader
+ * that received a reply finds the reply's R line already there.  Without DISTKV_IO_TRACE it records nothing.
  *
  * Built by `make check` as a libtool module without sanitizers; in an ASan
  * build the test sets ASAN_OPTIONS=verify_asan_link_order=0.  Test code
@@ -42,6 +44,7 @@
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_send)(int, const void *, size_t, int);
 static ssize_t (*real_sendto)(int, const void *, size_t, int,
     const struct sockaddr *, socklen_t);
@@ -63,6 +66,8 @@ resolve(void)
 	    dlsym(RTLD_NEXT, "write");
 	real_writev = (ssize_t (*)(int, const struct iovec *, int))
 	    dlsym(RTLD_NEXT, "writev");
+	real_pwrite = (ssize_t (*)(int, const void *, size_t, off_t))
+	    dlsym(RTLD_NEXT, "pwrite64");
 	real_send = (ssize_t (*)(int, const void *, size_t, int))
 	    dlsym(RTLD_NEXT, "send");
 	real_sendto = (ssize_t (*)(int, const void *, size_t, int,
@@ -160,14 +165,6 @@ is_socket(int fd)
 	    S_ISSOCK(st.st_mode);
 }
 
-static long long
-size_of(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 ? (long long)st.st_size : -1;
-}
-
 /* Before a call that may send bytes on fd. */
 static void
 before_send(int fd, size_t len)
@@ -177,16 +174,21 @@ before_send(int fd, size_t len)
 		    written);
 }
 
-/* After a call that wrote to fd. */
+/* After a call that wrote r bytes to fd, ending at offset end (-1: the
+ * file offset). */
 static void
-after_write(int fd, ssize_t r)
+after_write(int fd, ssize_t r, off_t end)
 {
 	char path[4096];
 
 	if (r < 0 || !tracing() || !fd_path(fd, path, sizeof(path)))
 		return;
 	if (ends_with(path, LOG_SUFFIX)) {
-		written = size_of(fd);
+		/* the log is preallocated: its size is not where data ends */
+		if (end < 0)
+			end = lseek(fd, 0, SEEK_CUR);
+		if (end > written)
+			written = end;
 		emit("W %lld %lld\n", now_ns(), written);
 	} else if (ends_with(path, ".tmp"))
 		emit("X %lld %s\n", now_ns(), path);
@@ -199,8 +201,31 @@ write(int fd, const void *buf, size_t len)
 
 	before_send(fd, len);
 	r = real_write(fd, buf, len);
-	after_write(fd, r);
+	after_write(fd, r, -1);
 	return r;
+}
+
+static ssize_t
+traced_pwrite(int fd, const void *buf, size_t len, off_t at)
+{
+	ssize_t r;
+
+	before_send(fd, len);
+	r = real_pwrite(fd, buf, len, at);
+	after_write(fd, r, r < 0 ? -1 : at + r);
+	return r;
+}
+
+ssize_t
+pwrite(int fd, const void *buf, size_t len, off_t at)
+{
+	return traced_pwrite(fd, buf, len, at);
+}
+
+ssize_t
+pwrite64(int fd, const void *buf, size_t len, off_t at)
+{
+	return traced_pwrite(fd, buf, len, at);
 }
 
 ssize_t
@@ -213,7 +238,7 @@ writev(int fd, const struct iovec *iov, int n)
 		len += iov[i].iov_len;
 	before_send(fd, len);
 	r = real_writev(fd, iov, n);
-	after_write(fd, r);
+	after_write(fd, r, -1);
 	return r;
 }
 
@@ -251,7 +276,8 @@ synced(int fd, int r)
 	if (r != 0 || !tracing() || !fd_path(fd, path, sizeof(path)))
 		return r;
 	if (ends_with(path, LOG_SUFFIX)) {
-		durable = size_of(fd);
+		/* fdatasync makes every byte written so far durable */
+		durable = written;
 		emit("S %lld %lld\n", now_ns(), durable);
 	} else
 		emit("F %lld %s\n", now_ns(), path);
@@ -293,7 +319,8 @@ ftruncate(int fd, off_t len)
 	r = real_ftruncate(fd, len);
 	if (r == 0 && tracing() && is_log(fd)) {
 		/* bytes cut off are no longer durable nor written */
-		written = len;
+		if (written > len)
+			written = len;
 		if (durable > len)
 			durable = len;
 		emit("T %lld %lld\n", now_ns(), (long long)len);

@@ -43,6 +43,7 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "logfile.h"
 #include "rawclient.h"
 
 static struct harness_agent ag;
@@ -61,13 +62,14 @@ teardown(void)
 
 /* ---- small file helpers ---- */
 
+/* Where the change log's records end (it is preallocated: not its size). */
 static off_t
-file_size(const char *path)
+records_end(const char *path)
 {
-	struct stat st;
+	off_t end = logfile_records_end(path);
 
-	cr_assert(stat(path, &st) == 0, "%s: %s", path, strerror(errno));
-	return st.st_size;
+	cr_assert(end >= 0, "%s: %s", path, strerror(errno));
+	return end;
 }
 
 static uint8_t *
@@ -219,7 +221,7 @@ Test(durability_order, always_syncs_each_change_before_its_reply)
 	start_traced("always");
 	c = rc_open(ag.socket);
 	cr_assert_not_null(c);
-	before = file_size(logp);
+	before = records_end(logp);
 	for (int i = 0; i < 30; i++) {
 		struct rc_msg *m;
 		struct ev r;
@@ -233,7 +235,7 @@ Test(durability_order, always_syncs_each_change_before_its_reply)
 		RC_ASSERT_MATCH(m, "{seq:%d, changed:_, ...}", i + 1);
 		rc_msg_free(m);
 		/* the agent has answered: its record is in the file ... */
-		after = file_size(logp);
+		after = records_end(logp);
 		cr_assert_gt(after, before, "change %d: no log record", i);
 		/* ... and was synced before the reply left */
 		r = last_reply();
@@ -306,7 +308,7 @@ Test(durability_order, always_group_commit_covers_a_pipelined_batch)
 	}
 	cr_assert_gt(replies, 0);
 	cr_assert_geq(v[n - 1].kind == 'R' ? v[n - 1].durable : 0,
-	    (long long)file_size(logp), "the last reply left before the "
+	    (long long)records_end(logp), "the last reply left before the "
 	    "whole batch was synced");
 	/* group commit: one sync per loop iteration, not one per change */
 	cr_assert_gt(syncs, 0);
@@ -336,7 +338,7 @@ Test(durability_order, batch_syncs_every_change_within_a_second)
 		RC_ASSERT_MATCH(m, "{seq:%d, changed:true, ...}", i + 1);
 		rc_msg_free(m);
 		sent[i] = last_reply().ns;
-		size[i] = file_size(logp);
+		size[i] = records_end(logp);
 	}
 	/* wait (bounded) for the sync that covers the last change */
 	deadline = harness_now_ms() + 5000;
@@ -514,7 +516,7 @@ check_model(struct rc_conn *c, const char *const want[NKEYS],
 
 /* Restore from a state dir holding just this log; check the model. */
 static void
-restore_cut(const uint8_t *log, size_t cut, int prefix, int64_t tick,
+restore_log(const uint8_t *log, size_t cut, int prefix, int64_t tick,
     const char *what)
 {
 	struct harness_agent b;
@@ -560,36 +562,102 @@ Test(durability_crash, log_cut_anywhere_restores_the_acknowledged_prefix)
 	cr_assert_not_null(c);
 	/* fsync always: when change i is acknowledged, the log ends with
 	 * its record (no other change runs meanwhile) */
-	end[0] = file_size(logp);
+	end[0] = records_end(logp);
 	tick[0] = 0;
 	for (int i = 0; i < K; i++) {
 		tick[i + 1] = do_change(c, i);
-		end[i + 1] = file_size(logp);
+		end[i + 1] = records_end(logp);
 		cr_assert_gt(end[i + 1], end[i]);
 	}
 	harness_kill9(&ag);
 	rc_close(c);
 	log = read_file(logp, &len);
-	cr_assert_eq((off_t)len, end[K]);
+	cr_assert_geq((off_t)len, end[K]);
+	for (size_t i = (size_t)end[K]; i < len; i++)
+		cr_assert_eq(log[i], 0, "not zeros after the records");
+	/* as an append-only log would be (no preallocated zeros after) */
+	len = (size_t)end[K];
 
 	for (int p = 0; p <= K; p++) {
 		/* the boundary after change p: exactly p changes */
 		snprintf(what, sizeof(what), "cut after record %d", p);
-		restore_cut(log, (size_t)end[p], p, tick[p], what);
+		restore_log(log, (size_t)end[p], p, tick[p], what);
 		if (p == K)
 			break;
 		/* inside record p+1: its header, then its payload */
 		snprintf(what, sizeof(what), "cut in the header of record %d",
 		    p + 1);
-		restore_cut(log, (size_t)end[p] + 5, p, tick[p], what);
+		restore_log(log, (size_t)end[p] + 5, p, tick[p], what);
 		snprintf(what, sizeof(what), "cut in the payload of record %d",
 		    p + 1);
-		restore_cut(log, (size_t)(end[p] + end[p + 1]) / 2, p, tick[p],
+		restore_log(log, (size_t)(end[p] + end[p + 1]) / 2, p, tick[p],
 		    what);
 		snprintf(what, sizeof(what), "record %d short of its last "
 		    "byte", p + 1);
-		restore_cut(log, (size_t)end[p + 1] - 1, p, tick[p], what);
+		restore_log(log, (size_t)end[p + 1] - 1, p, tick[p], what);
 	}
+	free(log);
+}
+
+/*
+ * The agent preallocates its log: a crash while record p+1 was written
+ * leaves zeros where its lost sectors are, and zeros after it.  Nobody
+ * was told record p+1 is durable; every record before it was.
+ */
+Test(durability_crash, write_cut_in_preallocated_space_restores_the_prefix)
+{
+	enum { TAIL = 65536 };
+	off_t end[K + 1];
+	int64_t tick[K + 1];
+	char logp[400], what[128];
+	struct rc_conn *c;
+	uint8_t *log, *buf;
+	size_t len;
+	int crossing = 0;
+
+	snprintf(logp, sizeof(logp), "%s/changes.dkv", ag.state_dir);
+	RC_START(&ag, "--standalone", "--node", "c1", "--state-dir",
+	    ag.state_dir, "--snapshot-every", "0");
+	c = rc_open(ag.socket);
+	cr_assert_not_null(c);
+	end[0] = records_end(logp);
+	tick[0] = 0;
+	for (int i = 0; i < K; i++) {
+		tick[i + 1] = do_change(c, i);
+		end[i + 1] = records_end(logp);
+	}
+	harness_kill9(&ag);
+	rc_close(c);
+	log = read_file(logp, &len);
+	buf = calloc(1, (size_t)end[K] + TAIL);
+	cr_assert_not_null(buf);
+	for (int p = 0; p < K; p++) {
+		size_t b = ((size_t)end[p] / 512 + 1) * 512;
+
+		/* nothing of record p+1 reached the disk */
+		memset(buf, 0, (size_t)end[K] + TAIL);
+		memcpy(buf, log, (size_t)end[p]);
+		snprintf(what, sizeof(what), "record %d not written, zeros "
+		    "after record %d", p + 1, p);
+		restore_log(buf, (size_t)end[p] + TAIL, p, tick[p], what);
+		if (b >= (size_t)end[p + 1])
+			continue;
+		crossing++;
+		/* its sectors from the boundary on lost */
+		memcpy(buf, log, b);
+		snprintf(what, sizeof(what), "record %d lost from offset %zu",
+		    p + 1, b);
+		restore_log(buf, (size_t)end[K] + TAIL, p, tick[p], what);
+		/* its first sector lost, the later ones kept */
+		memset(buf, 0, (size_t)end[K] + TAIL);
+		memcpy(buf, log, (size_t)end[p]);
+		memcpy(buf + b, log + b, (size_t)end[K] - b);
+		snprintf(what, sizeof(what), "record %d lost before offset %zu, "
+		    "kept after", p + 1, b);
+		restore_log(buf, (size_t)end[K] + TAIL, p, tick[p], what);
+	}
+	cr_assert_gt(crossing, 0, "no record crosses a 512-byte boundary");
+	free(buf);
 	free(log);
 }
 

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "agent.h"
+#include "logfile.h"
 #include "persist.h"
 #include "reader.h"
 #include "writer.h"
@@ -163,28 +164,37 @@ write_ten(const char *state)
 	crash(&a);
 }
 
+/*
+ * A log without preallocated space (an older agent's, or a file system
+ * without fallocate) ends where its records end: a crash there leaves a
+ * record cut short.
+ */
 Test(persist, torn_tail_is_cut_and_earlier_records_kept)
 {
 	struct agent b, c;
 	char state[96];
-	struct stat st1, st2;
+	struct stat st;
+	off_t end;
 	int fd;
 
 	snprintf(state, sizeof(state), "%s/state", dir);
 	in_dying_child(write_ten, state);
-	cr_assert_eq(stat(path_in("changes.dkv"), &st1), 0);
+	end = logfile_records_end(path_in("changes.dkv"));
+	cr_assert_gt(end, PERSIST_MAGIC_LEN);
 	/* a half-written record: a header promising more than follows */
-	fd = open(path_in("changes.dkv"), O_WRONLY | O_APPEND);
+	fd = open(path_in("changes.dkv"), O_WRONLY);
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, "\x40\0\0\0\x12\x34\x56\x78\x81\xa1", 10), 10);
+	cr_assert_eq(ftruncate(fd, end), 0);
+	cr_assert_eq(pwrite(fd, "\x40\0\0\0\x12\x34\x56\x78\x81\xa1", 10,
+	    end), 10);
 	close(fd);
 
 	start(&b, state);
 	cr_assert_eq(b.self->tick, 10);
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(key(&b, i)->value[0], i);
-	cr_assert_eq(stat(path_in("changes.dkv"), &st2), 0);
-	cr_assert_eq(st2.st_size, st1.st_size, "tail cut");
+	cr_assert_eq(stat(path_in("changes.dkv"), &st), 0);
+	cr_assert_eq(st.st_size, end, "tail cut");
 	finish(&b);
 
 	/* records written after the cut are read back too */
@@ -220,16 +230,18 @@ Test(persist, checksum_mismatch_of_a_whole_record_refuses)
 	char state[96];
 	struct stat st, st2;
 	uint8_t byte;
+	off_t end;
 	int fd;
 
 	snprintf(state, sizeof(state), "%s/state", dir);
 	in_dying_child(write_three, state);
 	/* flip one byte inside the last record's payload */
 	cr_assert_eq(stat(path_in("changes.dkv"), &st), 0);
+	end = logfile_records_end(path_in("changes.dkv"));
 	fd = open(path_in("changes.dkv"), O_RDWR);
-	cr_assert_eq(pread(fd, &byte, 1, st.st_size - 1), 1);
+	cr_assert_eq(pread(fd, &byte, 1, end - 1), 1);
 	byte ^= 0x01;
-	cr_assert_eq(pwrite(fd, &byte, 1, st.st_size - 1), 1);
+	cr_assert_eq(pwrite(fd, &byte, 1, end - 1), 1);
 	close(fd);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.node = "n1";
@@ -239,6 +251,196 @@ Test(persist, checksum_mismatch_of_a_whole_record_refuses)
 	cr_assert_eq(persist_open_state_dir(&b, state), -EBADMSG);
 	cr_assert_eq(stat(path_in("changes.dkv"), &st2), 0);
 	cr_assert_eq(st2.st_size, st.st_size, "the damaged log was cut");
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
+}
+
+/* The whole file at path: malloc'd bytes, *len. */
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long n;
+
+	cr_assert_not_null(f, "%s", path);
+	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	cr_assert_geq(n, 0);
+	rewind(f);
+	b = malloc((size_t)n + 1);
+	cr_assert_not_null(b);
+	cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+static bool
+zeros(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * The log is allocated ahead of its records (so a sync need not commit a
+ * new file size); the zeros after them are no damage: a restart reads
+ * every record, writes after them, and the next restart reads those too.
+ */
+static void
+set_33(const char *state)
+{
+	struct agent a;
+
+	start(&a, state);
+	set_int(&a, 3, 33);
+	crash(&a);
+}
+
+Test(persist, preallocated_log_restarts_after_its_records)
+{
+	struct agent b, c;
+	char state[96];
+	struct stat st;
+	uint8_t *log;
+	size_t len;
+	off_t end;
+
+	snprintf(state, sizeof(state), "%s/state", dir);
+	in_dying_child(write_ten, state);
+	log = slurp(path_in("changes.dkv"), &len);
+	end = logfile_records_end(path_in("changes.dkv"));
+	cr_assert_gt(end, PERSIST_MAGIC_LEN);
+	cr_assert_gt((off_t)len, end + 4096, "%zu bytes for records up to "
+	    "%lld: not preallocated", len, (long long)end);
+	cr_assert(zeros(log + end, len - (size_t)end));
+	free(log);
+
+	start(&b, state);
+	cr_assert_eq(b.self->tick, 10);
+	cr_assert_eq(logfile_records_end(path_in("changes.dkv")), end,
+	    "the start cut or wrote records");
+	b.ready = false;	/* no data of its own: no snapshot at the stop */
+	persist_close(&b);
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
+	cr_assert_eq(stat(path_in("changes.dkv"), &st), 0);
+	cr_assert_eq(st.st_size, end, "the zeros were left");
+
+	in_dying_child(set_33, state);
+	cr_assert_gt(logfile_records_end(path_in("changes.dkv")), end);
+	start(&c, state);
+	cr_assert_eq(c.self->tick, 11);
+	cr_assert_eq(key(&c, 3)->value[0], 33);
+	cr_assert_eq(key(&c, 9)->value[0], 9);
+	c.ready = true;		/* data of its own: a snapshot at the stop */
+	finish(&c);
+	/* a clean stop snapshots and empties the log, zeros and all */
+	log = slurp(path_in("changes.dkv"), &len);
+	cr_assert_eq(len, PERSIST_MAGIC_LEN);
+	free(log);
+}
+
+/*
+ * A crash while the last record was written into preallocated space
+ * keeps some of its sectors and not others (zeros).  Nobody was told that
+ * record is durable: the start cuts the log there and keeps every record
+ * before it, even when a sector after the lost one was kept.
+ */
+static void
+check_cut_write(bool lose_first_sector)
+{
+	struct agent b;
+	char state[96];
+	uint8_t *log;
+	size_t len, off = PERSIST_MAGIC_LEN, rec = 0;
+	struct stat st;
+	int fd;
+
+	snprintf(state, sizeof(state), "%s/state", dir);
+	in_dying_child(write_fifty, state);
+	log = slurp(path_in("changes.dkv"), &len);
+	/* the first record that crosses a 512-byte boundary */
+	for (;;) {
+		uint32_t rlen = (uint32_t)log[off] | (uint32_t)log[off + 1] << 8 |
+		    (uint32_t)log[off + 2] << 16 | (uint32_t)log[off + 3] << 24;
+
+		cr_assert_neq(rlen, 0, "no record crosses a sector boundary");
+		if ((off + 8 + rlen - 1) / 512 != off / 512 &&
+		    (off + 8 + rlen) % 512 != 0)
+			break;
+		off += 8 + rlen;
+		rec++;
+	}
+	rec = (off / 512 + 1) * 512;	/* the boundary inside it */
+	fd = open(path_in("changes.dkv"), O_WRONLY);
+	cr_assert_geq(fd, 0);
+	if (lose_first_sector) {
+		/* its first sector as it was before: the records before it,
+		 * then zeros; its later sectors, and those after, kept */
+		memset(log + off, 0, rec - off);
+		cr_assert_eq(pwrite(fd, log + off, rec - off, (off_t)off),
+		    (ssize_t)(rec - off));
+	} else {
+		/* the sectors from the boundary on never written */
+		memset(log + rec, 0, len - rec);
+		cr_assert_eq(pwrite(fd, log + rec, len - rec, (off_t)rec),
+		    (ssize_t)(len - rec));
+	}
+	close(fd);
+	free(log);
+
+	start(&b, state);
+	cr_assert_lt(b.self->tick, 51);
+	cr_assert_gt(b.self->tick, 0);
+	for (uint64_t i = 0; i < 50; i++)
+		if (i < b.self->tick)
+			cr_assert(key(&b, (int)i)->value != NULL &&
+			    key(&b, (int)i)->value[0] == i, "key %d", (int)i);
+		else
+			cr_assert_null(key(&b, (int)i)->value, "key %d", (int)i);
+	cr_assert_eq(stat(path_in("changes.dkv"), &st), 0);
+	cr_assert_eq(st.st_size, (off_t)off, "cut at %zu, not there", off);
+	finish(&b);
+}
+
+Test(persist, write_cut_by_a_crash_loses_only_itself)
+{
+	check_cut_write(false);
+}
+
+Test(persist, write_cut_by_a_crash_before_kept_sectors)
+{
+	check_cut_write(true);
+}
+
+/* A snapshot is written whole and renamed: zeros after its records are
+ * damage there, not preallocated space. */
+Test(persist, zeros_after_a_snapshot_refuse_the_start)
+{
+	struct agent a, b;
+	struct agent_config cfg;
+	char state[96];
+	static const uint8_t zero[64];
+	int fd;
+
+	snprintf(state, sizeof(state), "%s/state", dir);
+	start(&a, state);
+	set_int(&a, 1, 1);
+	a.ready = true;		/* data of its own: a snapshot at the stop */
+	finish(&a);
+	fd = open(path_in("snapshot.dkv"), O_WRONLY | O_APPEND);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, zero, sizeof(zero)), (ssize_t)sizeof(zero));
+	close(fd);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node = "n1";
+	cfg.change_length = CHAIN_DEFAULT_LENGTH;
+	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
+	cr_assert_neq(persist_open_state_dir(&b, state), 0);
 	ev_loop_destroy(b.loop);
 	agent_fini(&b);
 }
@@ -316,26 +518,6 @@ Test(persist, damage_in_the_middle_refuses_instead_of_dropping)
 	agent_fini(&b);
 }
 
-/* The whole file at path: malloc'd bytes, *len. */
-static uint8_t *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *b;
-	long n;
-
-	cr_assert_not_null(f, "%s", path);
-	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	cr_assert_geq(n, 0);
-	rewind(f);
-	b = malloc((size_t)n + 1);
-	cr_assert_not_null(b);
-	cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
 
 /* A tree with nested paths, a tombstone and a second node's chains. */
 static void
