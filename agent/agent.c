@@ -432,6 +432,24 @@ merge_state(struct agent *a, const msgpack_object *rec, const char **why)
 	return 0;
 }
 
+/*
+ * An entry that was never updated carries the tock its parent had when
+ * it was made (spec §1.2).  A load makes it when its record comes, after
+ * its parent's record has set the parent's last tock, so without this the
+ * entry would take that later tock: a snapshot saved after a load would
+ * differ from the one loaded.  Not a change of the tree (no value, no
+ * chain, nothing to tell anyone); the tock only counts as seen.
+ */
+static void
+restore_creation_tock(struct agent *a, struct entry *e, uint64_t tock)
+{
+	if (e->value != NULL || e->chain->n > 0)
+		return;		/* updated: its tock is its update's */
+	e->tock = tock;
+	if (tock > a->tock)
+		a->tock = tock;
+}
+
 int
 agent_apply_record(struct agent *a, struct record_ctx *ctx,
     const msgpack_object *rec, enum origin o, bool *applied, const char **why)
@@ -487,11 +505,11 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 			*why = "bad chain (node names, ticks 1 to 2^53-1)";
 			return -EINVAL;
 		}
-		tock = proto_map_get(rec, "tock");
-		if (tock != NULL && proto_get_tock(tock, &u.tock) != 0) {
-			*why = "bad tock (an integer, at most 2^53-1)";
-			return -EINVAL;
-		}
+	}
+	tock = proto_map_get(rec, "tock");
+	if (tock != NULL && proto_get_tock(tock, &u.tock) != 0) {
+		*why = "bad tock (an integer, at most 2^53-1)";
+		return -EINVAL;
 	}
 	rc = tree_follow(&a->tree, start, path, true,
 	    start == a->tree.root, NULL, &e);
@@ -501,8 +519,13 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 		return rc == -ENOMEM ? rc : -EINVAL;
 	}
 	ctx->last = e;
-	if (ch == NULL || ch->type == MSGPACK_OBJECT_NIL)
-		return 0;	/* a value-less snapshot entry changes nothing */
+	if (ch == NULL || ch->type == MSGPACK_OBJECT_NIL) {
+		/* a value-less snapshot entry changes nothing: it only says
+		 * which tock the entry took from its parent when it was made */
+		if (tock != NULL)
+			restore_creation_tock(a, e, u.tock);
+		return 0;
+	}
 	if (tock == NULL)
 		u.tock = agent_stamp(a);
 	/* one buffer for every record: no allocation per value */
