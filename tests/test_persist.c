@@ -649,6 +649,35 @@ frame(FILE *f, const char *data, size_t len)
 }
 
 /*
+ * A record's checksum covers its bytes, but they must also be exactly one
+ * msgpack object: one followed by a stray byte, or cut inside, is damage
+ * (the loader decodes each record once, without a separate scan).
+ */
+Test(persist, record_of_more_or_less_than_one_object_refuses)
+{
+	static const char *const bodies[] = {
+		"\x81\xa5value\x01\x02",	/* a map, then a stray byte */
+		"\x82\xa5value\x01",		/* a map missing its 2nd pair */
+	};
+	struct agent a;
+	char file[96];
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/one.dkv", dir);
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_not_null(f = fopen(file, "wb"));
+		cr_assert_eq(fwrite(PERSIST_MAGIC, 1, PERSIST_MAGIC_LEN, f),
+		    PERSIST_MAGIC_LEN);
+		frame(f, bodies[i], i == 0 ? 9 : 8);
+		cr_assert_eq(fclose(f), 0);
+		start(&a, NULL);
+		cr_assert_eq(persist_load_file(&a, file), -EBADMSG, "body %zu",
+		    i);
+		finish(&a);
+	}
+}
+
+/*
  * Records of a file in any order (a log's records: full paths, chains
  * flat; children before their parents, entries before the state record):
  * the loaded tree holds the same values, chains and tocks.
