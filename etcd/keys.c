@@ -23,6 +23,7 @@
 
 #include "fields.h"
 #include "keys.h"
+#include "keys_impl.h"
 #include "v2err.h"
 #include "v2node.h"
 
@@ -37,14 +38,6 @@ struct tconn {
 	distkv *c;
 };
 
-struct keys {
-	char *socket;
-	distkv_path *prefix;
-	size_t plen;
-	struct history *h;
-	pthread_mutex_t mu;	/* guards conns */
-	struct tconn *conns;
-};
 
 static __thread struct tconn *tls_conn;
 
@@ -128,8 +121,8 @@ keys_close(struct keys *k)
 
 /* ---- replies ---- */
 
-static void
-reply_error(struct keys *k, struct keys_resp *rs, int code, const char *cause)
+void
+keys_reply_error(struct keys *k, struct keys_resp *rs, int code, const char *cause)
 {
 	rs->status = v2err_status(code);
 	rs->index = history_index(k->h);
@@ -138,8 +131,8 @@ reply_error(struct keys *k, struct keys_resp *rs, int code, const char *cause)
 }
 
 /* An agent failure: etcd's "Raft Internal Error" (500) says why. */
-static void
-reply_agent_error(struct keys *k, struct keys_resp *rs, distkv *c, int rc)
+void
+keys_reply_agent_error(struct keys *k, struct keys_resp *rs, distkv *c, int rc)
 {
 	char cause[512];
 
@@ -147,11 +140,11 @@ reply_agent_error(struct keys *k, struct keys_resp *rs, distkv *c, int rc)
 	    distkv_strerror(rc), DISTKV_IS_REFUSAL(rc) && c != NULL ? ": " : "",
 	    DISTKV_IS_REFUSAL(rc) && c != NULL ? distkv_errmsg(c) : "");
 	conn_check(rc);
-	reply_error(k, rs, V2E_RAFT_INTERNAL, cause);
+	keys_reply_error(k, rs, V2E_RAFT_INTERNAL, cause);
 }
 
-static void
-reply_json(struct keys_resp *rs, int status, json_t *o, uint64_t index)
+void
+keys_reply_json(struct keys_resp *rs, int status, json_t *o, uint64_t index)
 {
 	rs->status = status;
 	rs->index = index;
@@ -163,8 +156,8 @@ reply_json(struct keys_resp *rs, int status, json_t *o, uint64_t index)
 /* ---- paths and probes ---- */
 
 /* The DistKV path of an etcd key ("/" is the prefix itself). */
-static int
-key_path(struct keys *k, const char *key, distkv_path **out)
+int
+keys_key_path(struct keys *k, const char *key, distkv_path **out)
 {
 	distkv_path *p;
 	const char *s = key, *e;
@@ -269,8 +262,8 @@ has_below(distkv *c, const distkv_path *p, bool *yes)
  * A parent with a value AND entries below is shown as a directory
  * (docs/etcd.md), so writing below it is fine.
  */
-static int
-parents_check(struct keys *k, distkv *c, const char *key, char **bad)
+int
+keys_parents_check(struct keys *k, distkv *c, const char *key, char **bad)
 {
 	distkv_path *p = NULL;
 	size_t n, i, deepest = 0;
@@ -278,7 +271,7 @@ parents_check(struct keys *k, distkv *c, const char *key, char **bad)
 	int rc;
 
 	*bad = NULL;
-	if ((rc = key_path(k, key, &p)) != 0)
+	if ((rc = keys_key_path(k, key, &p)) != 0)
 		return rc;
 	n = distkv_path_len(p);
 	for (i = k->plen + 1; i < n; i++) {
@@ -332,239 +325,6 @@ out:
 	return rc;
 }
 
-/* ---- GET: the listing ---- */
-
-struct gnode {
-	char *name;
-	bool has_value, marker;
-	char *text;
-	size_t tlen;
-	uint64_t tock, min_below;
-	struct gnode *kids;
-	size_t nk, capk;
-};
-
-static void
-gnode_free(struct gnode *g)
-{
-	size_t i;
-
-	for (i = 0; i < g->nk; i++)
-		gnode_free(&g->kids[i]);
-	free(g->kids);
-	free(g->name);
-	free(g->text);
-}
-
-static struct gnode *
-gnode_child(struct gnode *g, const char *s, size_t len)
-{
-	size_t i;
-	struct gnode *n;
-
-	for (i = 0; i < g->nk; i++)
-		if (strlen(g->kids[i].name) == len &&
-		    memcmp(g->kids[i].name, s, len) == 0)
-			return &g->kids[i];
-	if (g->nk == g->capk) {
-		size_t cap = g->capk ? g->capk * 2 : 4;
-		struct gnode *kk = realloc(g->kids, cap * sizeof(*kk));
-
-		if (kk == NULL)
-			return NULL;
-		g->kids = kk;
-		g->capk = cap;
-	}
-	n = &g->kids[g->nk];
-	memset(n, 0, sizeof(*n));
-	if ((n->name = strndup(s, len)) == NULL)
-		return NULL;
-	g->nk++;
-	return n;
-}
-
-struct walk {
-	struct gnode root;
-	size_t base;		/* path length of the requested key */
-	int err;
-};
-
-static int
-walk_cb(void *arg, const struct distkv_entry *it)
-{
-	struct walk *w = arg;
-	struct gnode *g = &w->root;
-	size_t n = distkv_path_len(it->path), i;
-	struct distkv_elem el;
-
-	if (distkv_value_is_nil(it->value.data, it->value.len))
-		return 0;
-	/* entries below a non-string element are not etcd keys: skip */
-	for (i = w->base; i < n; i++)
-		if (distkv_path_elem(it->path, i, &el) != 0 ||
-		    el.type != DISTKV_ELEM_STR || el.len == 0 ||
-		    memchr(el.s, '/', el.len) != NULL ||
-		    memchr(el.s, '\0', el.len) != NULL)
-			return 0;
-	for (i = w->base; i < n; i++) {
-		if (g->min_below == 0 || it->tock < g->min_below)
-			g->min_below = it->tock;
-		distkv_path_elem(it->path, i, &el);
-		if ((g = gnode_child(g, el.s, el.len)) == NULL) {
-			w->err = -ENOMEM;
-			return 1;
-		}
-	}
-	g->has_value = true;
-	g->tock = it->tock;
-	if (v2node_value(it->value.data, it->value.len, &g->marker, &g->text,
-	    &g->tlen) != 0) {
-		w->err = -EPROTO;
-		return 1;
-	}
-	return 0;
-}
-
-static int
-gnode_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct gnode *)a)->name,
-	    ((const struct gnode *)b)->name);
-}
-
-static bool
-gnode_dir(const struct gnode *g)
-{
-	return g->marker || g->nk > 0;
-}
-
-/*
- * A directory's index: its marker's tock, else (a directory that only
- * exists through the keys below it) the smallest tock below it.
- */
-static uint64_t
-gnode_index(const struct gnode *g)
-{
-	return g->has_value ? g->tock : g->min_below;
-}
-
-static json_t *
-gnode_json(struct gnode *g, const char *key, bool top, bool recursive,
-    uint64_t *maxidx)
-{
-	uint64_t idx = gnode_index(g);
-	json_t *o;
-	size_t i;
-
-	if (idx > *maxidx)
-		*maxidx = idx;
-	o = v2node_new(strcmp(key, "/") == 0 ? NULL : key, gnode_dir(g),
-	    g->text, g->tlen, idx, idx);
-	if (o == NULL || !gnode_dir(g) || (!top && !recursive))
-		return o;
-	if (g->nk > 1)
-		qsort(g->kids, g->nk, sizeof(*g->kids), gnode_cmp);
-	if (g->nk > 0) {
-		json_t *a = json_array();
-		size_t kl = strlen(key);
-
-		for (i = 0; i < g->nk; i++) {
-			char *ck;
-
-			if (v2node_hidden(g->kids[i].name))
-				continue;
-			if ((ck = malloc(kl + strlen(g->kids[i].name) + 2)) ==
-			    NULL)
-				continue;
-			sprintf(ck, "%s/%s", kl == 1 ? "" : key,
-			    g->kids[i].name);
-			json_array_append_new(a, gnode_json(&g->kids[i], ck,
-			    false, recursive, maxidx));
-			free(ck);
-		}
-		if (json_array_size(a) > 0)
-			json_object_set_new(o, "nodes", a);
-		else
-			json_decref(a);
-	}
-	return o;
-}
-
-/* A plain value: from the mirror, without asking the agent. */
-static bool
-get_from_mirror(struct keys *k, const char *key, struct keys_resp *rs)
-{
-	char *text;
-	size_t tlen;
-	uint64_t tock, idx;
-	json_t *o;
-
-	if (!history_get_file(k->h, key, &text, &tlen, &tock, &idx))
-		return false;
-	o = json_object();
-	json_object_set_new(o, "action", json_string("get"));
-	json_object_set_new(o, "node", v2node_new(key, false, text, tlen,
-	    tock, tock));
-	free(text);
-	reply_json(rs, 200, o, idx > tock ? idx : tock);
-	return true;
-}
-
-static void
-do_get(struct keys *k, distkv *c, const char *key, bool recursive,
-    struct keys_resp *rs)
-{
-	struct walk w;
-	distkv_path *p = NULL;
-	uint64_t maxidx = 0, hidx;
-	json_t *o;
-	int rc;
-
-	memset(&w, 0, sizeof(w));
-	if (get_from_mirror(k, key, rs))
-		return;
-	if ((rc = key_path(k, key, &p)) != 0) {
-		reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
-		return;
-	}
-	w.base = distkv_path_len(p);
-	w.root.name = NULL;
-	rc = distkv_get_tree(c, p, NULL, walk_cb, &w);
-	distkv_path_free(p);
-	if (rc == 0 && w.err != 0)
-		rc = w.err;
-	if (rc != 0) {
-		gnode_free(&w.root);
-		reply_agent_error(k, rs, c, rc);
-		return;
-	}
-	if (!w.root.has_value && w.root.nk == 0 && strcmp(key, "/") != 0) {
-		char *bad = NULL;
-
-		/* below a value etcd says "Not a directory", naming it */
-		gnode_free(&w.root);
-		if (parents_check(k, c, key, &bad) == 0 && bad != NULL)
-			reply_error(k, rs, V2E_NOT_DIR, bad);
-		else
-			reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
-		free(bad);
-		return;
-	}
-	if (strcmp(key, "/") == 0) {
-		/* etcd's root is always a directory without indexes */
-		w.root.marker = true;
-		w.root.has_value = false;
-		w.root.min_below = 0;
-	}
-	o = json_object();
-	json_object_set_new(o, "action", json_string("get"));
-	json_object_set_new(o, "node", gnode_json(&w.root, key, true,
-	    recursive, &maxidx));
-	gnode_free(&w.root);
-	hidx = history_index(k->h);
-	reply_json(rs, 200, o, hidx > maxidx ? hidx : maxidx);
-}
-
 /* ---- writes ---- */
 
 static json_t *
@@ -593,7 +353,7 @@ reply_write(struct keys_resp *rs, const char *action, const char *key,
 		if (prev != NULL && prev->exists)
 			json_object_set_new(o, "prevNode", ent_node(key, prev));
 	}
-	reply_json(rs, created ? 201 : 200, o, tock);
+	keys_reply_json(rs, created ? 201 : 200, o, tock);
 }
 
 /* Did the agent refuse because the entry is not what we read? */
@@ -636,7 +396,7 @@ write_value(struct keys *k, distkv *c, const char *key, const char *value,
 	o.nchain = 0;
 	if (pre == DISTKV_PRE_CHAIN)
 		o.chain_head = e->head;
-	if ((rc = key_path(k, key, &p)) != 0)
+	if ((rc = keys_key_path(k, key, &p)) != 0)
 		return rc;
 	if (value != NULL)
 		rc = distkv_value_from_str(&v, value, strlen(value));
@@ -675,7 +435,7 @@ delete_value(struct keys *k, distkv *c, const char *key,
 	o.nchain = 0;
 	if (pre == DISTKV_PRE_CHAIN)
 		o.chain_head = e->head;
-	if ((rc = key_path(k, key, &p)) != 0)
+	if ((rc = keys_key_path(k, key, &p)) != 0)
 		return rc;
 	tok = history_write_begin(k->h, key, action);
 	rc = distkv_delete(c, p, &o, &r);
@@ -734,7 +494,7 @@ delete_tree(struct keys *k, distkv *c, const char *key, uint64_t *tock)
 	int rc;
 
 	*tock = 0;
-	if ((rc = key_path(k, key, &p)) != 0)
+	if ((rc = keys_key_path(k, key, &p)) != 0)
 		return rc;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -823,8 +583,8 @@ do_put(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 		action = "compareAndSwap";
 	else
 		action = "set";
-	if ((rc = key_path(k, key, &p)) != 0) {
-		reply_error(k, rs, V2E_INVALID_FIELD,
+	if ((rc = keys_key_path(k, key, &p)) != 0) {
+		keys_reply_error(k, rs, V2E_INVALID_FIELD,
 		    "key is not valid UTF-8");
 		return;
 	}
@@ -848,20 +608,20 @@ do_put(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 			break;
 		if (strcmp(action, "create") == 0) {
 			if (e.exists) {
-				reply_error(k, rs, V2E_NODE_EXIST, key);
+				keys_reply_error(k, rs, V2E_NODE_EXIST, key);
 				goto out;
 			}
 			pre = DISTKV_PRE_NEW;
 		} else if (strcmp(action, "set") == 0) {
 			if (ent_is_dir(&e)) {
-				reply_error(k, rs, V2E_NOT_FILE, key);
+				keys_reply_error(k, rs, V2E_NOT_FILE, key);
 				goto out;
 			}
 			pre = DISTKV_PRE_NONE;
 		} else {
 			/* update and compareAndSwap need the key */
 			if (!e.exists) {
-				reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
+				keys_reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
 				goto out;
 			}
 			if (ent_is_dir(&e)) {
@@ -873,11 +633,11 @@ do_put(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 					    NULL, e.tock, &e, fl->novalue);
 					goto out;
 				}
-				reply_error(k, rs, V2E_NOT_FILE, key);
+				keys_reply_error(k, rs, V2E_NOT_FILE, key);
 				goto out;
 			}
 			if (cas && !compare(fl, &e, cause, sizeof(cause))) {
-				reply_error(k, rs, V2E_TEST_FAILED, cause);
+				keys_reply_error(k, rs, V2E_TEST_FAILED, cause);
 				goto out;
 			}
 			pre = DISTKV_PRE_CHAIN;
@@ -885,10 +645,10 @@ do_put(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 			val = fl->value;
 		}
 		if (!e.exists) {
-			if ((rc = parents_check(k, c, key, &bad)) != 0)
+			if ((rc = keys_parents_check(k, c, key, &bad)) != 0)
 				break;
 			if (bad != NULL) {
-				reply_error(k, rs, V2E_NOT_DIR, bad);
+				keys_reply_error(k, rs, V2E_NOT_DIR, bad);
 				goto out;
 			}
 		}
@@ -899,14 +659,14 @@ do_put(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 			goto out;
 		}
 		if (refused_exists(c, rc)) {
-			reply_error(k, rs, V2E_NODE_EXIST, key);
+			keys_reply_error(k, rs, V2E_NODE_EXIST, key);
 			goto out;
 		}
 		if (!refused_changed(c, rc))
 			break;
 		/* changed under us: read again */
 	}
-	reply_agent_error(k, rs, c, rc);
+	keys_reply_agent_error(k, rs, c, rc);
 out:
 	free(bad);
 	ent_clear(&e);
@@ -927,21 +687,21 @@ do_post(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 
 	memset(&e, 0, sizeof(e));
 	memset(&fresh, 0, sizeof(fresh));
-	if ((rc = key_path(k, key, &p)) != 0) {
-		reply_error(k, rs, V2E_INVALID_FIELD, "key is not valid UTF-8");
+	if ((rc = keys_key_path(k, key, &p)) != 0) {
+		keys_reply_error(k, rs, V2E_INVALID_FIELD, "key is not valid UTF-8");
 		return;
 	}
 	if ((rc = probe(c, p, &e)) != 0)
 		goto fail;
 	if (e.exists && !ent_is_dir(&e)) {
-		reply_error(k, rs, V2E_NOT_DIR, key);
+		keys_reply_error(k, rs, V2E_NOT_DIR, key);
 		goto out;
 	}
 	if (!e.exists && strcmp(key, "/") != 0) {
-		if ((rc = parents_check(k, c, key, &bad)) != 0)
+		if ((rc = keys_parents_check(k, c, key, &bad)) != 0)
 			goto fail;
 		if (bad != NULL) {
-			reply_error(k, rs, V2E_NOT_DIR, bad);
+			keys_reply_error(k, rs, V2E_NOT_DIR, bad);
 			goto out;
 		}
 	}
@@ -979,7 +739,7 @@ do_post(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 			break;
 	}
 fail:
-	reply_agent_error(k, rs, c, rc);
+	keys_reply_agent_error(k, rs, c, rc);
 out:
 	distkv_entry_clear(&fresh);
 	free(child);
@@ -1001,8 +761,8 @@ do_delete(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 	int rc = 0, tries;
 
 	memset(&e, 0, sizeof(e));
-	if ((rc = key_path(k, key, &p)) != 0) {
-		reply_error(k, rs, V2E_INVALID_FIELD, "key is not valid UTF-8");
+	if ((rc = keys_key_path(k, key, &p)) != 0) {
+		keys_reply_error(k, rs, V2E_INVALID_FIELD, "key is not valid UTF-8");
 		return;
 	}
 	for (tries = 0; tries < CAS_RETRIES; tries++) {
@@ -1010,27 +770,27 @@ do_delete(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 		if ((rc = probe(c, p, &e)) != 0)
 			break;
 		if (!e.exists) {
-			reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
+			keys_reply_error(k, rs, V2E_KEY_NOT_FOUND, key);
 			goto out;
 		}
 		if (cas) {
 			if (ent_is_dir(&e)) {
-				reply_error(k, rs, V2E_NOT_FILE, key);
+				keys_reply_error(k, rs, V2E_NOT_FILE, key);
 				goto out;
 			}
 			if (!compare(fl, &e, cause, sizeof(cause))) {
-				reply_error(k, rs, V2E_TEST_FAILED, cause);
+				keys_reply_error(k, rs, V2E_TEST_FAILED, cause);
 				goto out;
 			}
 			rc = delete_value(k, c, key, DISTKV_PRE_CHAIN, &e,
 			    "compareAndDelete", &tock);
 		} else if (ent_is_dir(&e)) {
 			if (!dir) {
-				reply_error(k, rs, V2E_NOT_FILE, key);
+				keys_reply_error(k, rs, V2E_NOT_FILE, key);
 				goto out;
 			}
 			if (e.children && !fl->recursive) {
-				reply_error(k, rs, V2E_DIR_NOT_EMPTY, key);
+				keys_reply_error(k, rs, V2E_DIR_NOT_EMPTY, key);
 				goto out;
 			}
 			if (e.children)
@@ -1052,7 +812,7 @@ do_delete(struct keys *k, distkv *c, const char *key, const struct fields *fl,
 		if (!refused_changed(c, rc))
 			break;
 	}
-	reply_agent_error(k, rs, c, rc);
+	keys_reply_agent_error(k, rs, c, rc);
 out:
 	ent_clear(&e);
 	distkv_path_free(p);
@@ -1068,10 +828,10 @@ do_wait(struct keys *k, const char *key, const struct fields *fl,
 	rc = history_watch(k->h, key, fl->recursive, fl->wait_index,
 	    &rs->body, &rs->blen, &rs->waiter, &rs->index, &cause);
 	if (rc == V2E_EVENT_INDEX_CLEARED) {
-		reply_error(k, rs, rc, cause);
+		keys_reply_error(k, rs, rc, cause);
 		rs->index = history_index(k->h);
 	} else if (rc != 0) {
-		reply_error(k, rs, V2E_RAFT_INTERNAL, "out of memory");
+		keys_reply_error(k, rs, V2E_RAFT_INTERNAL, "out of memory");
 	} else {
 		rs->status = 200;
 	}
@@ -1094,7 +854,7 @@ answer_local(struct keys *k, const struct keys_req *rq, struct fields *fl,
 	memset(rs, 0, sizeof(*rs));
 	if ((rc = fields_parse(rq->form, rq->method, fl, cause,
 	    sizeof(cause))) != 0) {
-		reply_error(k, rs, rc, cause);
+		keys_reply_error(k, rs, rc, cause);
 		return true;
 	}
 	if (get && fl->wait) {
@@ -1103,10 +863,10 @@ answer_local(struct keys *k, const struct keys_req *rq, struct fields *fl,
 	}
 	if (!get && strcmp(rq->key, "/") == 0 &&
 	    strcmp(rq->method, "POST") != 0) {
-		reply_error(k, rs, V2E_ROOT_RONLY, "/");
+		keys_reply_error(k, rs, V2E_ROOT_RONLY, "/");
 		return true;
 	}
-	return get && get_from_mirror(k, rq->key, rs);
+	return get && keys_get_from_mirror(k, rq->key, rs);
 }
 
 /* ---- plain sets without a worker ---- */
@@ -1139,7 +899,7 @@ put_async_done(void *arg, int rc, uint64_t tock)
 		reply_write(x->rs, "set", x->key, false, x->value, tock,
 		    &x->prev, x->novalue);
 	else
-		reply_agent_error(x->k, x->rs, NULL, rc);
+		keys_reply_agent_error(x->k, x->rs, NULL, rc);
 	put_async_free(x);
 	cb.resume(cb.arg);
 }
@@ -1172,7 +932,7 @@ keys_put_async(struct keys *k, const struct keys_req *rq,
 	if (!history_get_file(k->h, rq->key, &x->prev.text, &x->prev.tlen,
 	    &x->prev.tock, &idx) || (x->key = strdup(rq->key)) == NULL ||
 	    (x->value = strdup(fl.value)) == NULL ||
-	    key_path(k, rq->key, &p) != 0 ||
+	    keys_key_path(k, rq->key, &p) != 0 ||
 	    distkv_value_from_str(&v, fl.value, strlen(fl.value)) != 0) {
 		distkv_path_free(p);
 		put_async_free(x);
@@ -1213,11 +973,11 @@ keys_handle(struct keys *k, const struct keys_req *rq, struct keys_resp *rs)
 	if (answer_local(k, rq, &fl, rs))
 		return;
 	if ((rc = conn_get(k, &c)) != 0) {
-		reply_agent_error(k, rs, NULL, rc);
+		keys_reply_agent_error(k, rs, NULL, rc);
 		return;
 	}
 	if (get)
-		do_get(k, c, rq->key, fl.recursive, rs);
+		keys_do_get(k, c, rq->key, fl.recursive, rs);
 	else if (strcmp(rq->method, "PUT") == 0)
 		do_put(k, c, rq->key, &fl, rs);
 	else if (strcmp(rq->method, "POST") == 0)
