@@ -122,7 +122,8 @@ keys_close(struct keys *k)
 /* ---- replies ---- */
 
 void
-keys_reply_error(struct keys *k, struct keys_resp *rs, int code, const char *cause)
+keys_reply_error(struct keys *k, struct keys_resp *rs, int code,
+    const char *cause)
 {
 	rs->status = v2err_status(code);
 	rs->index = history_index(k->h);

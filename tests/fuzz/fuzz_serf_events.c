@@ -195,19 +195,19 @@ run_timers(struct sync *s)
 
 		if (ev_is_active(&s->rec.timer)) {
 			ev_timer_stop(loop, &s->rec.timer);
-			recovery_timer_cb(loop, &s->rec.timer, EV_TIMER);
+			sync_recovery_timer_cb(loop, &s->rec.timer, EV_TIMER);
 			any = true;
 		}
 		if (ev_is_active(&s->answer_timer)) {
 			ev_timer_stop(loop, &s->answer_timer);
-			answer_timer_cb(loop, &s->answer_timer, EV_TIMER);
+			sync_answer_timer_cb(loop, &s->answer_timer, EV_TIMER);
 			any = true;
 		}
 		if (!any)
 			break;
 	}
 	ev_timer_stop(loop, &s->ping_timer);
-	info_timer_cb(loop, &s->info_timer, EV_TIMER);
+	sync_info_timer_cb(loop, &s->info_timer, EV_TIMER);
 }
 
 int
@@ -275,7 +275,7 @@ pack_queued(struct sync *s, msgpack_sbuffer *sb)
 	msgpack_packer pk;
 
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	pack_update_head(s, &pk, (uint32_t)s->qn);
+	sync_pack_update_head(s, &pk, (uint32_t)s->qn);
 	for (size_t i = 0; i < s->qn; i++)
 		msgpack_sbuffer_write(sb, s->q.data + s->qr[i].off,
 		    s->qr[i].len);
@@ -283,7 +283,7 @@ pack_queued(struct sync *s, msgpack_sbuffer *sb)
 	s->q.size = 0;
 }
 
-/* What send_info_event sends with fill. */
+/* What sync_send_info_event sends with fill. */
 static void
 pack_info(struct sync *s, msgpack_sbuffer *sb, uint32_t nparts,
     void (*fill)(struct sync *, msgpack_packer *, const void *))

@@ -3,10 +3,11 @@
  * of what agent/sync.c receives (fuzz_serf_events.c, fuzz_peer.c).
  *
  * sync.c's receivers (serf_user_event, peer_message, peer_login) are
- * static and struct sync is private, so the harness includes sync.c
- * itself: the real code, compiled into the harness.  The program then
- * links the rest of the agent from libagent.a, whose sync.o the linker
- * leaves out (every symbol it defines is already defined here).
+ * static and struct sync is private, so the harness includes sync.c and
+ * its parts (sync_recovery.c, sync_peer.c, sync_tomb.c) themselves: the
+ * real code, compiled into the harness.  The program then links the rest
+ * of the agent from libagent.a, whose sync objects the linker leaves out
+ * (every symbol they define is already defined here).
  *
  * fuzz_sync_new() makes what sync_start() makes, minus Serf and the
  * timers: no `serf agent`, no sockets, nothing sent (serf_send_event on
@@ -17,6 +18,9 @@
 #define DISTKV_FUZZ_SYNC_H
 
 #include "sync.c"
+#include "sync_recovery.c"
+#include "sync_peer.c"
+#include "sync_tomb.c"
 
 #include "fuzz_agent.h"
 
@@ -58,11 +62,11 @@ fuzz_sync_new(struct agent *a, struct ev_loop *l, const char *node,
 	snprintf(s->ev_ping, sizeof(s->ev_ping), "%s.ping", cfg.event_prefix);
 	s->tokens = SYNC_EVENT_BURST;
 	s->refill = ev_now(l);
-	ev_timer_init(&s->info_timer, info_timer_cb, cfg.clock, cfg.clock);
-	ev_timer_init(&s->catchup_timer, catchup_timer_cb, cfg.clock / 2,
+	ev_timer_init(&s->info_timer, sync_info_timer_cb, cfg.clock, cfg.clock);
+	ev_timer_init(&s->catchup_timer, sync_catchup_timer_cb, cfg.clock / 2,
 	    cfg.clock / 2);
-	ev_timer_init(&s->rec.timer, recovery_timer_cb, 0., 0.);
-	ev_timer_init(&s->answer_timer, answer_timer_cb, 0., 0.);
+	ev_timer_init(&s->rec.timer, sync_recovery_timer_cb, 0., 0.);
+	ev_timer_init(&s->answer_timer, sync_answer_timer_cb, 0., 0.);
 	ev_timer_init(&s->ping_timer, ping_timer_cb, cfg.clock, 0.);
 	ev_io_init(&s->peer_io, peer_io_cb, -1, EV_READ);
 	a->sync = s;
