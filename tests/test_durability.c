@@ -546,22 +546,22 @@ restore_log(const uint8_t *log, size_t cut, int prefix, int64_t tick,
 	harness_cleanup(&b);
 }
 
-Test(durability_crash, log_cut_anywhere_restores_the_acknowledged_prefix)
+/*
+ * Make the K changes on a fresh agent, noting after each where the log's
+ * records end and the change's tick, then kill -9 it.  fsync always:
+ * when change i is acknowledged, the log ends with its record (no other
+ * change runs meanwhile).
+ */
+static void
+log_changes_then_crash(const char *logp, off_t end[K + 1],
+    int64_t tick[K + 1])
 {
-	off_t end[K + 1];
-	int64_t tick[K + 1];
-	char logp[400], what[128];
 	struct rc_conn *c;
-	uint8_t *log;
-	size_t len;
 
-	snprintf(logp, sizeof(logp), "%s/changes.dkv", ag.state_dir);
 	RC_START(&ag, "--standalone", "--node", "c1", "--state-dir",
 	    ag.state_dir, "--snapshot-every", "0");
 	c = rc_open(ag.socket);
 	cr_assert_not_null(c);
-	/* fsync always: when change i is acknowledged, the log ends with
-	 * its record (no other change runs meanwhile) */
 	end[0] = records_end(logp);
 	tick[0] = 0;
 	for (int i = 0; i < K; i++) {
@@ -571,6 +571,18 @@ Test(durability_crash, log_cut_anywhere_restores_the_acknowledged_prefix)
 	}
 	harness_kill9(&ag);
 	rc_close(c);
+}
+
+Test(durability_crash, log_cut_anywhere_restores_the_acknowledged_prefix)
+{
+	off_t end[K + 1];
+	int64_t tick[K + 1];
+	char logp[400], what[128];
+	uint8_t *log;
+	size_t len;
+
+	snprintf(logp, sizeof(logp), "%s/changes.dkv", ag.state_dir);
+	log_changes_then_crash(logp, end, tick);
 	log = read_file(logp, &len);
 	cr_assert_geq((off_t)len, end[K]);
 	for (size_t i = (size_t)end[K]; i < len; i++)
@@ -610,24 +622,12 @@ Test(durability_crash, write_cut_in_preallocated_space_restores_the_prefix)
 	off_t end[K + 1];
 	int64_t tick[K + 1];
 	char logp[400], what[128];
-	struct rc_conn *c;
 	uint8_t *log, *buf;
 	size_t len;
 	int crossing = 0;
 
 	snprintf(logp, sizeof(logp), "%s/changes.dkv", ag.state_dir);
-	RC_START(&ag, "--standalone", "--node", "c1", "--state-dir",
-	    ag.state_dir, "--snapshot-every", "0");
-	c = rc_open(ag.socket);
-	cr_assert_not_null(c);
-	end[0] = records_end(logp);
-	tick[0] = 0;
-	for (int i = 0; i < K; i++) {
-		tick[i + 1] = do_change(c, i);
-		end[i + 1] = records_end(logp);
-	}
-	harness_kill9(&ag);
-	rc_close(c);
+	log_changes_then_crash(logp, end, tick);
 	log = read_file(logp, &len);
 	buf = calloc(1, (size_t)end[K] + TAIL);
 	cr_assert_not_null(buf);

@@ -63,6 +63,26 @@ finish(struct agent *a)
 	agent_fini(a);
 }
 
+/* What opening the state dir gives a fresh agent (that then goes). */
+static int
+open_state_rc(const char *state)
+{
+	struct agent_config cfg;
+	struct agent b;
+	int rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node = "n1";
+	cfg.change_length = CHAIN_DEFAULT_LENGTH;
+	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
+	rc = persist_open_state_dir(&b, state);
+	if (rc == 0)
+		persist_close(&b);
+	ev_loop_destroy(b.loop);
+	agent_fini(&b);
+	return rc;
+}
+
 static struct entry *
 key(struct agent *a, int i)
 {
@@ -225,8 +245,6 @@ write_three(const char *state)
  */
 Test(persist, checksum_mismatch_of_a_whole_record_refuses)
 {
-	struct agent_config cfg;
-	struct agent b;
 	char state[96];
 	struct stat st, st2;
 	uint8_t byte;
@@ -243,16 +261,9 @@ Test(persist, checksum_mismatch_of_a_whole_record_refuses)
 	byte ^= 0x01;
 	cr_assert_eq(pwrite(fd, &byte, 1, end - 1), 1);
 	close(fd);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.node = "n1";
-	cfg.change_length = CHAIN_DEFAULT_LENGTH;
-	cfg.fsync = FSYNC_ALWAYS;
-	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
-	cr_assert_eq(persist_open_state_dir(&b, state), -EBADMSG);
+	cr_assert_eq(open_state_rc(state), -EBADMSG);
 	cr_assert_eq(stat(path_in("changes.dkv"), &st2), 0);
 	cr_assert_eq(st2.st_size, st.st_size, "the damaged log was cut");
-	ev_loop_destroy(b.loop);
-	agent_fini(&b);
 }
 
 /* The whole file at path: malloc'd bytes, *len. */
@@ -421,8 +432,7 @@ Test(persist, write_cut_by_a_crash_before_kept_sectors)
  * damage there, not preallocated space. */
 Test(persist, zeros_after_a_snapshot_refuse_the_start)
 {
-	struct agent a, b;
-	struct agent_config cfg;
+	struct agent a;
 	char state[96];
 	static const uint8_t zero[64];
 	int fd;
@@ -436,13 +446,7 @@ Test(persist, zeros_after_a_snapshot_refuse_the_start)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, zero, sizeof(zero)), (ssize_t)sizeof(zero));
 	close(fd);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.node = "n1";
-	cfg.change_length = CHAIN_DEFAULT_LENGTH;
-	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
-	cr_assert_neq(persist_open_state_dir(&b, state), 0);
-	ev_loop_destroy(b.loop);
-	agent_fini(&b);
+	cr_assert_neq(open_state_rc(state), 0);
 }
 
 Test(persist, snapshot_then_log_then_load_elsewhere)
@@ -477,26 +481,17 @@ Test(persist, snapshot_then_log_then_load_elsewhere)
 
 Test(persist, second_agent_on_same_state_dir_is_refused)
 {
-	struct agent a, b;
-	struct agent_config cfg;
+	struct agent a;
 	char state[96];
 
 	snprintf(state, sizeof(state), "%s/state", dir);
 	start(&a, state);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.node = "n1";
-	cfg.change_length = CHAIN_DEFAULT_LENGTH;
-	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
-	cr_assert_neq(persist_open_state_dir(&b, state), 0);
-	ev_loop_destroy(b.loop);
-	agent_fini(&b);
+	cr_assert_neq(open_state_rc(state), 0);
 	finish(&a);
 }
 
 Test(persist, damage_in_the_middle_refuses_instead_of_dropping)
 {
-	struct agent b;
-	struct agent_config cfg;
 	char state[96];
 	uint8_t byte;
 	int fd;
@@ -509,13 +504,7 @@ Test(persist, damage_in_the_middle_refuses_instead_of_dropping)
 	byte ^= 0x01;
 	cr_assert_eq(pwrite(fd, &byte, 1, PERSIST_MAGIC_LEN + 8 + 3), 1);
 	close(fd);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.node = "n1";
-	cfg.change_length = CHAIN_DEFAULT_LENGTH;
-	cr_assert_eq(agent_init(&b, ev_loop_new(0), &cfg), 0);
-	cr_assert_eq(persist_open_state_dir(&b, state), -EBADMSG);
-	ev_loop_destroy(b.loop);
-	agent_fini(&b);
+	cr_assert_eq(open_state_rc(state), -EBADMSG);
 }
 
 
