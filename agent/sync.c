@@ -265,13 +265,7 @@ sync_fill_reason(struct sync *s, msgpack_packer *pk, const void *arg)
 	pack_ticks(s, pk);
 	pack_str(pk, "reason");
 	msgpack_pack_map(pk, 4 + c->l[0].has_tick);
-	pack_str(pk, "node");
-	msgpack_pack_str_with_body(pk, c->l[0].node->name,
-	    c->l[0].node->name_len);
-	if (c->l[0].has_tick) {
-		pack_str(pk, "tick");
-		msgpack_pack_uint64(pk, c->l[0].tick);
-	}
+	pack_link_pairs(pk, &c->l[0]);
 	pack_str(pk, "tock");
 	msgpack_pack_uint64(pk, c->tock);
 	pack_str(pk, "replace");
@@ -404,13 +398,7 @@ pack_ping_chain(msgpack_packer *pk, const struct pingchain *c, unsigned i)
 {
 	/* as a chain map: node, [tick], prev (nil at the real end) */
 	msgpack_pack_map(pk, 2 + c->l[i].has_tick);
-	pack_str(pk, "node");
-	msgpack_pack_str_with_body(pk, c->l[i].node->name,
-	    c->l[i].node->name_len);
-	if (c->l[i].has_tick) {
-		pack_str(pk, "tick");
-		msgpack_pack_uint64(pk, c->l[i].tick);
-	}
+	pack_link_pairs(pk, &c->l[i]);
 	pack_str(pk, "prev");
 	if (i + 1 < c->n)
 		pack_ping_chain(pk, c, i + 1);

@@ -197,6 +197,19 @@ pack_bool(msgpack_packer *pk, bool b)
 		msgpack_pack_false(pk);
 }
 
+/* A ping link's "node" and, if it has one, "tick" pairs (the caller
+ * counts them in its map: 1 + l->has_tick). */
+static inline void
+pack_link_pairs(msgpack_packer *pk, const struct pinglink *l)
+{
+	pack_str(pk, "node");
+	msgpack_pack_str_with_body(pk, l->node->name, l->node->name_len);
+	if (l->has_tick) {
+		pack_str(pk, "tick");
+		msgpack_pack_uint64(pk, l->tick);
+	}
+}
+
 static inline double
 rand01(void)
 {

@@ -521,12 +521,6 @@ sync_pack_ping(const struct agent *a, msgpack_packer *pk)
 	msgpack_pack_array(pk, c->n);
 	for (unsigned i = 0; i < c->n; i++) {
 		msgpack_pack_map(pk, 1 + c->l[i].has_tick);
-		pack_str(pk, "node");
-		msgpack_pack_str_with_body(pk, c->l[i].node->name,
-		    c->l[i].node->name_len);
-		if (c->l[i].has_tick) {
-			pack_str(pk, "tick");
-			msgpack_pack_uint64(pk, c->l[i].tick);
-		}
+		pack_link_pairs(pk, &c->l[i]);
 	}
 }

@@ -389,7 +389,7 @@ main(int argc, char **argv)
 	sb.size = 0;
 	emit(argv[1]);
 	ranges_add(&others[1]->known, 1, 3);
-	pack_info(s, &sb, 1, fill_missing);
+	pack_info(s, &sb, 1, sync_fill_missing);
 	event(1, &sb);
 	sb.size = 0;
 	emit(argv[1]);
@@ -410,7 +410,7 @@ main(int argc, char **argv)
 	s->rec.sane.l[1].node = others[0];
 	s->rec.sane.l[1].has_tick = true;
 	s->rec.sane.l[1].tick = 3;
-	pack_info(s, &sb, 2, fill_reason);
+	pack_info(s, &sb, 2, sync_fill_reason);
 	event(1, &sb);
 	sb.size = 0;
 	emit(argv[1]);
