@@ -1070,6 +1070,23 @@ server_open_clients(struct server *s)
 	const char *path = s->a->cfg.socket_path;
 	int fd, probe;
 
+	/*
+	 * The TCP client ports listen first: whoever sees the socket (the
+	 * sign that the agent is up) may connect to them at once.  With
+	 * the socket first, a test that connected right after it was
+	 * refused on the TCP port now and then.
+	 */
+	for (size_t i = 0; i < s->nlis; i++) {
+		struct listener *l = &s->lis[i];
+		int rc;
+
+		if ((l->kind == LISTEN_TCP || l->kind == LISTEN_TLS) &&
+		    (rc = listener_start(l, 128)) != 0) {
+			log_error("cannot listen on a TCP client port: %s",
+			    strerror(-rc));
+			return rc;
+		}
+	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -1113,18 +1130,6 @@ server_open_clients(struct server *s)
 	    listener_start(&s->lis[s->nlis - 1], 128) != 0) {
 		close(fd);
 		return -EMFILE;
-	}
-	/* the TCP client ports open with the socket: ready means ready */
-	for (size_t i = 0; i < s->nlis; i++) {
-		struct listener *l = &s->lis[i];
-		int rc;
-
-		if ((l->kind == LISTEN_TCP || l->kind == LISTEN_TLS) &&
-		    (rc = listener_start(l, 128)) != 0) {
-			log_error("cannot listen on a TCP client port: %s",
-			    strerror(-rc));
-			return rc;
-		}
 	}
 	return 0;
 }
