@@ -124,7 +124,7 @@ req_path(struct req *r, bool create, bool internal, struct entry **out)
 {
 	const msgpack_object *p = proto_map_get(r->msg, "path");
 	struct entry *base;
-	bool bad_nil, allow_nil;
+	bool bad_nil = false, allow_nil;
 	int rc;
 
 	*out = NULL;
@@ -144,8 +144,18 @@ req_path(struct req *r, bool create, bool internal, struct entry **out)
 		/* the meta root is for unrestricted users (acl.h) */
 		allow_nil = base == r->a->tree.root && !r->hc->acl.restricted;
 	}
-	rc = tree_follow(&r->a->tree, base, p, create, allow_nil, &bad_nil,
-	    out);
+	if (r->key == NULL)
+		rc = tree_follow(&r->a->tree, base, p, create, allow_nil,
+		    &bad_nil, out);
+	else if (create && r->key->base == base) {
+		/* the lookup before kept the key: no second build */
+		*out = tree_key_create(&r->a->tree, r->key);
+		rc = *out != NULL ? 0 : -ENOMEM;
+	} else if ((rc = tree_key_build(&r->a->tree, base, p, allow_nil,
+	    &bad_nil, r->key)) == 0 &&
+	    (*out = tree_key_find(&r->a->tree, r->key)) == NULL && create &&
+	    (*out = tree_key_create(&r->a->tree, r->key)) == NULL)
+		rc = -ENOMEM;
 	if (rc == 0)
 		return true;
 	if (rc == -E2BIG)

@@ -34,6 +34,9 @@ struct req {
 	uint64_t seq;
 	const msgpack_object *msg;
 	bool streamed;		/* state: "start" */
+	/* a set's path key, kept by req_path from its lookup for its
+	 * create (NULL: none) */
+	struct tree_key *key;
 };
 
 /*

@@ -216,10 +216,15 @@ set_common(struct req *r, bool internal, bool del)
 	char txt[256];
 	const char *why;
 	msgpack_packer *pk;
+	struct tree_key key;
 	int rc;
 
 	valbuf_init(&val);
 	valbuf_init(&pv);
+	/* a new key is looked up before the checks and created after them:
+	 * its path is built once (req_path) */
+	tree_key_init(&key);
+	r->key = &key;
 	if (del && vo != NULL) {
 		conn_reply_error(r->c, r->seq,
 		    "A deleted entry can't have a value");
@@ -350,6 +355,8 @@ set_common(struct req *r, bool internal, bool del)
 	pack_key(pk, "tock");
 	msgpack_pack_uint64(pk, e->tock);
 out:
+	r->key = NULL;
+	tree_key_fini(&key);
 	if (old != oldbuf)
 		free(old);
 	free(decoded);

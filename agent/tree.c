@@ -305,33 +305,21 @@ index_find(const struct tree *t, const uint8_t *key, size_t len, uint64_t h)
 }
 
 /*
- * Child of e whose element bytes are name: its key is e's elements plus
- * name under a header for one more element.
+ * The child of e whose whole key is key[0..klen) (e's elements plus one
+ * of name_len bytes), hash h; created if create.  absent: the caller
+ * knows there is none (no probe).
  */
 static struct entry *
-child_get(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
-    bool create, bool absent)
+child_by_key(struct tree *t, struct entry *e, const uint8_t *key,
+    size_t klen, uint64_t h, size_t name_len, bool create, bool absent)
 {
-	uint32_t phdr = key_hdr_len(e->depth);
-	uint32_t depth = e->depth + 1, hdr = key_hdr_len(depth);
-	size_t pel = e->key_len - phdr, elen = pel + len, klen = hdr + elen;
-	uint8_t small[256], *key = small;
 	struct entry *c;
-	uint64_t h;
 
-	if (klen > PROTO_MAX_PATH_BYTES)
-		return NULL;
-	if (klen > sizeof(small) && (key = malloc(klen)) == NULL)
-		return NULL;
-	key_hdr_put(key, depth);
-	memcpy(key + hdr, tree_entry_key(t, e) + phdr, pel);
-	memcpy(key + hdr + pel, name, len);
-	h = XXH3_64bits(key, klen);
 	/* a childless parent (one just created, on a new deep path) has no
 	 * such child, nor has one the caller looked up already: no probe */
 	c = e->nchild > 0 && !absent ? index_find(t, key, klen, h) : NULL;
 	if (c != NULL || !create)
-		goto out;
+		return c;
 	/* one child lives in the entry; from two on, an array of a power
 	 * of two slots, grown when full */
 	if (e->nchild == 0)
@@ -341,7 +329,7 @@ child_get(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 		struct entry **ch = malloc(cap * sizeof(*ch));
 
 		if (ch == NULL)
-			goto out;
+			return NULL;
 		memcpy(ch, e->child, e->nchild * sizeof(*ch));
 		if (e->child != &e->only)
 			free(e->child);
@@ -349,18 +337,15 @@ child_get(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
 	}
 	if (index_full(t, t->nentries + 1) &&
 	    index_resize(t, t->index_cap * 2) != 0)
-		goto out;
-	if ((c = entry_new(t, key, klen, depth, len)) == NULL)
-		goto out;
+		return NULL;
+	if ((c = entry_new(t, key, klen, e->depth + 1, name_len)) == NULL)
+		return NULL;
 	c->parent = e;
 	/* spec §1.2: a never-updated entry carries its parent's tock */
 	c->tock = e->tock;
 	e->child[e->nchild++] = c;
 	index_put(t->index, t->index_cap, h, c);
 	t->nentries++;
-out:
-	if (key != small)
-		free(key);
 	return c;
 }
 
@@ -368,27 +353,35 @@ struct entry *
 tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
     bool create)
 {
-	return child_get(t, e, name, len, create, false);
+	uint32_t phdr = key_hdr_len(e->depth), hdr = key_hdr_len(e->depth + 1);
+	size_t pel = e->key_len - phdr, klen = hdr + pel + len;
+	uint8_t small[256], *key = small;
+	struct entry *c;
+
+	if (klen > PROTO_MAX_PATH_BYTES)
+		return NULL;
+	if (klen > sizeof(small) && (key = malloc(klen)) == NULL)
+		return NULL;
+	key_hdr_put(key, e->depth + 1);
+	memcpy(key + hdr, tree_entry_key(t, e) + phdr, pel);
+	memcpy(key + hdr + pel, name, len);
+	c = child_by_key(t, e, key, klen, XXH3_64bits(key, klen), len, create,
+	    false);
+	if (key != small)
+		free(key);
+	return c;
 }
 
-/* The key being built by tree_follow. */
-struct fixbuf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-int
-tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
-    bool create, bool allow_nil, bool *bad_nil, struct entry **out)
+/* tree_key_build's body, inlined into tree_follow: a get is mostly this
+ * (a call in between cost a get 50 instructions) */
+static inline __attribute__((always_inline)) int
+key_build(struct tree *t, struct entry *base, const msgpack_object *path,
+    bool allow_nil, bool *bad_nil, struct tree_key *k)
 {
-	uint32_t n, bhdr = key_hdr_len(base->depth), hdr;
-	struct fixbuf fb;
-	uint8_t small[512];
-	struct entry *e;
+	uint32_t n, bhdr = key_hdr_len(base->depth);
 	size_t cap;
-	int rc = 0;
 
-	*out = NULL;
+	tree_key_fini(k);
 	if (bad_nil != NULL)
 		*bad_nil = false;
 	if (path->type != MSGPACK_OBJECT_ARRAY)
@@ -397,13 +390,9 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 	/* absolute depth bound: walkers and path packers use fixed stacks */
 	if (base->depth + n > PROTO_MAX_PATH_DEPTH)
 		return -E2BIG;
-	if (n == 0) {
-		*out = base;
-		return 0;
-	}
 	/* the key: header, base's elements, the canonical new elements */
-	hdr = key_hdr_len(base->depth + n);
-	cap = hdr + base->key_len + 16 * (size_t)n;
+	k->hdr = key_hdr_len(base->depth + n);
+	cap = k->hdr + base->key_len + 16 * (size_t)n;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *el = &path->via.array.ptr[i];
 
@@ -416,13 +405,14 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 	}
 	if (cap > PROTO_MAX_PATH_BYTES + 16 * (size_t)n)
 		return -ENAMETOOLONG;
-	fb.p = cap <= sizeof(small) ? small : malloc(cap);
-	if (fb.p == NULL)
+	if (cap > sizeof(k->small) && (k->p = malloc(cap)) == NULL) {
+		k->p = k->small;
 		return -ENOMEM;
-	fb.cap = cap;
-	key_hdr_put(fb.p, base->depth + n);
-	memcpy(fb.p + hdr, tree_entry_key(t, base) + bhdr, base->key_len - bhdr);
-	fb.len = hdr + base->key_len - bhdr;
+	}
+	key_hdr_put(k->p, base->depth + n);
+	memcpy(k->p + k->hdr, tree_entry_key(t, base) + bhdr,
+	    base->key_len - bhdr);
+	k->len = k->hdr + base->key_len - bhdr;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *el = &path->via.array.ptr[i];
 		int w;
@@ -430,44 +420,91 @@ tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
 		if (el->type == MSGPACK_OBJECT_NIL && !(allow_nil && i == 0)) {
 			if (bad_nil != NULL)
 				*bad_nil = true;
-			rc = -EINVAL;
-			goto out;
+			return -EINVAL;
 		}
 		/* cap reserved 16 bytes + the string per element */
-		if ((w = proto_put_path_elem(fb.p + fb.len, el, true)) < 0) {
-			rc = -EINVAL;
-			goto out;
-		}
-		fb.len += (size_t)w;
+		if ((w = proto_put_path_elem(k->p + k->len, el, true)) < 0)
+			return -EINVAL;
+		k->len += (size_t)w;
 	}
-	if (fb.len > PROTO_MAX_PATH_BYTES) {
-		rc = -ENAMETOOLONG;
-		goto out;
-	}
+	if (k->len > PROTO_MAX_PATH_BYTES)
+		return -ENAMETOOLONG;
+	k->hash = XXH3_64bits(k->p, k->len);
+	k->n = n;
+	k->missed_at = SIZE_MAX;
+	k->base = base;
+	return 0;
+}
+
+int
+tree_key_build(struct tree *t, struct entry *base, const msgpack_object *path,
+    bool allow_nil, bool *bad_nil, struct tree_key *k)
+{
+	return key_build(t, base, path, allow_nil, bad_nil, k);
+}
+
+static inline __attribute__((always_inline)) struct entry *
+key_find(struct tree *t, struct tree_key *k)
+{
+	struct entry *e;
+
 	/* every path, however deep, is one probe when it exists */
-	e = index_find(t, fb.p, fb.len, XXH3_64bits(fb.p, fb.len));
-	if (e == NULL && create) {
-		/* create level by level below the deepest existing entry */
-		size_t off = hdr + base->key_len - bhdr;
+	e = k->n == 0 ? k->base : index_find(t, k->p, k->len, k->hash);
+	k->missed_at = e == NULL ? t->nentries : SIZE_MAX;
+	return e;
+}
 
-		e = base;
-		for (uint32_t i = 0; i < n && e != NULL; i++) {
-			size_t elen;
+struct entry *
+tree_key_find(struct tree *t, struct tree_key *k)
+{
+	return key_find(t, k);
+}
 
-			/* our own canonical bytes: always one whole element */
-			proto_scan(fb.p + off, fb.len - off, 1, &elen);
-			/* the whole path missed: its last entry is new */
-			e = child_get(t, e, fb.p + off, elen, true,
-			    i == n - 1);
-			off += elen;
-		}
-		if (e == NULL)
-			rc = -ENOMEM;
+struct entry *
+tree_key_create(struct tree *t, struct tree_key *k)
+{
+	size_t off = k->hdr + k->base->key_len - key_hdr_len(k->base->depth);
+	struct entry *e = k->base;
+	/* entries are never removed: no entry created since the miss means
+	 * the whole path is still absent (its last entry is new) */
+	bool missed = k->missed_at == t->nentries;
+
+	/* create level by level below the deepest existing entry */
+	for (uint32_t i = 0; i < k->n && e != NULL; i++) {
+		uint32_t hl = key_hdr_len(e->depth + 1);
+		size_t elen;
+
+		/* our own canonical bytes: always one whole element */
+		proto_scan(k->p + off, k->len - off, 1, &elen);
+		/* the key of this level in place: its elements are a prefix
+		 * of the whole key's, its header no longer than that one */
+		key_hdr_put(k->p + k->hdr - hl, e->depth + 1);
+		e = child_by_key(t, e, k->p + k->hdr - hl, hl + off + elen -
+		    k->hdr, i == k->n - 1 ? k->hash : XXH3_64bits(k->p +
+		    k->hdr - hl, hl + off + elen - k->hdr), elen, true,
+		    missed && i == k->n - 1);
+		off += elen;
 	}
-	*out = e;
-out:
-	if (fb.p != small)
-		free(fb.p);
+	/* the header bytes are another level's now: build again to reuse */
+	k->base = NULL;
+	return e;
+}
+
+int
+tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
+    bool create, bool allow_nil, bool *bad_nil, struct entry **out)
+{
+	struct tree_key k;
+	int rc;
+
+	*out = NULL;
+	k.p = k.small;
+	if ((rc = key_build(t, base, path, allow_nil, bad_nil, &k)) == 0 &&
+	    (*out = key_find(t, &k)) == NULL && create &&
+	    (*out = tree_key_create(t, &k)) == NULL)
+		rc = -ENOMEM;
+	if (k.p != k.small)
+		free(k.p);
 	return rc;
 }
 

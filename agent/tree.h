@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <msgpack.h>
 
@@ -136,6 +137,46 @@ struct entry *tree_child(struct tree *t, struct entry *e,
  */
 int tree_follow(struct tree *t, struct entry *base, const msgpack_object *path,
     bool create, bool allow_nil, bool *bad_nil, struct entry **out);
+
+/*
+ * tree_follow in steps, for a caller that checks something between the
+ * lookup and the create (a set: the ACL, prev, the translator) and should
+ * build, validate and hash the path once.  tree_key_build: the canonical
+ * key of path below base, errors as tree_follow's; tree_key_find: the
+ * entry (base for an empty path) or NULL; tree_key_create, after a find:
+ * the entry, created with whatever is missing above it, NULL if out of
+ * memory.  It uses the key up: build again to reuse k.
+ */
+struct tree_key {
+	struct entry *base;		/* NULL: nothing built */
+	uint32_t n;			/* elements below base */
+	uint32_t hdr;			/* header bytes of the whole key */
+	size_t len;
+	uint64_t hash;
+	size_t missed_at;		/* nentries at a miss, else SIZE_MAX */
+	uint8_t *p;			/* small, or malloc'ed */
+	uint8_t small[512];
+};
+static inline void
+tree_key_init(struct tree_key *k)
+{
+	k->base = NULL;
+	k->p = k->small;
+}
+
+static inline void
+tree_key_fini(struct tree_key *k)
+{
+	if (k->p != k->small)
+		free(k->p);
+	tree_key_init(k);
+}
+
+int tree_key_build(struct tree *t, struct entry *base,
+    const msgpack_object *path, bool allow_nil, bool *bad_nil,
+    struct tree_key *k);
+struct entry *tree_key_find(struct tree *t, struct tree_key *k);
+struct entry *tree_key_create(struct tree *t, struct tree_key *k);
 
 /* Pack the path of e relative to its ancestor base, elements from index
  * skip on (as an array).  For base = root and skip 0 that is e->key. */

@@ -360,3 +360,83 @@ Test(tree, one_child_in_the_entry_then_an_array)
 		cr_assert_eq(tree_walk_next(&w), made[i]);
 	cr_assert_null(tree_walk_next(&w));
 }
+
+/* A path of n integer elements, 100 * tag + i, in the caller's storage. */
+static msgpack_object
+int_path(msgpack_object *el, uint32_t n, int tag)
+{
+	msgpack_object o = { .type = MSGPACK_OBJECT_ARRAY };
+
+	for (uint32_t i = 0; i < n; i++) {
+		el[i].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		el[i].via.u64 = (uint64_t)(100 * tag) + i;
+	}
+	o.via.array.size = n;
+	o.via.array.ptr = el;
+	return o;
+}
+
+/*
+ * tree_key_create writes each level's key header in place over the whole
+ * key's: paths of 20 elements (a 3-byte header from 16 elements on) below
+ * prefixes of every length that already exist.
+ */
+Test(tree, a_kept_key_creates_every_missing_level_at_any_depth)
+{
+	static const uint32_t have[] = { 0, 1, 5, 14, 15, 16, 17, 19 };
+	msgpack_object el[20], path, pre;
+
+	for (size_t t = 0; t < sizeof(have) / sizeof(have[0]); t++) {
+		struct tree_key k;
+		struct entry *e, *up, *got;
+
+		path = int_path(el, 20, (int)t + 1);
+		pre = path;
+		pre.via.array.size = have[t];
+		cr_assert_eq(tree_follow(&ag.tree, ag.tree.root, &pre, true,
+		    false, NULL, &up), 0);
+		tree_key_init(&k);
+		cr_assert_eq(tree_key_build(&ag.tree, ag.tree.root, &path,
+		    false, NULL, &k), 0);
+		cr_assert_null(tree_key_find(&ag.tree, &k));
+		e = tree_key_create(&ag.tree, &k);
+		tree_key_fini(&k);
+		cr_assert_not_null(e);
+		cr_assert_eq(e->depth, 20u);
+		/* every level is the one a lookup of its prefix finds */
+		for (uint32_t d = 20; d > 0; d--) {
+			pre.via.array.size = d;
+			cr_assert_eq(tree_follow(&ag.tree, ag.tree.root, &pre,
+			    false, false, NULL, &got), 0);
+			cr_assert_eq(got, e, "depth %u below %u existing", d,
+			    have[t]);
+			cr_assert_eq(e->depth, d);
+			e = e->parent;
+		}
+		cr_assert_eq(e, ag.tree.root);
+		(void)up;
+	}
+}
+
+/* An entry created between the lookup and the create is found, not made
+ * twice. */
+Test(tree, a_kept_key_finds_what_was_created_after_its_lookup)
+{
+	msgpack_object el[4], path = int_path(el, 4, 7);
+	struct tree_key k;
+	struct entry *other, *e;
+	size_t n;
+
+	tree_key_init(&k);
+	cr_assert_eq(tree_key_build(&ag.tree, ag.tree.root, &path, false, NULL,
+	    &k), 0);
+	cr_assert_null(tree_key_find(&ag.tree, &k));
+	cr_assert_eq(tree_follow(&ag.tree, ag.tree.root, &path, true, false,
+	    NULL, &other), 0);
+	n = ag.tree.nentries;
+	e = tree_key_create(&ag.tree, &k);
+	tree_key_fini(&k);
+	cr_assert_eq(e, other);
+	cr_assert_eq(ag.tree.nentries, n);
+	cr_assert_eq(other->parent->nchild, 1u);
+}
