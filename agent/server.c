@@ -9,11 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <ev.h>
 
 #include "agent.h"
 #include "handlers.h"
@@ -21,11 +18,7 @@
 #include "penalty.h"
 #include "persist.h"
 #include "proto.h"
-#include "server.h"
-#include "transport.h"
-
-#define container_of(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
+#include "server_impl.h"
 
 /* Bytes read per read(2); reads per callback are bounded for fairness. */
 #define SERVER_READ_CHUNK 65536
@@ -33,82 +26,9 @@
 /* Up to this many bytes buffered, requests are unpacked in one pass. */
 #define SERVER_ONE_PASS_MAX 65536
 
-#define SERVER_LOGIN_TRIES 5		/* failed logins before a close */
-/* the Unix socket, the peer port, and 16 each of --listen(-insecure) */
-#define SERVER_MAX_LISTENERS 34
-
-struct conn {
-	ev_io rio, wio;
-	struct transport tr;	/* how its bytes travel (transport.h) */
-	struct server *srv;
-	uint8_t *in;
-	size_t in_len, in_cap;
-	msgpack_sbuffer out;
-	size_t out_off;
-	msgpack_packer pk;
-	msgpack_zone zone;
-	struct handlers_conn hs;
-	struct entry *root;
-	struct task *tasks;
-	bool peer;		/* came in on the peer port */
-	bool handshaking;	/* TLS: not greeted yet */
-	bool reading;		/* rio active (off while output is full) */
-	bool dirty;		/* on the flush list */
-	bool want_pump;		/* some task waits for output room */
-	bool input_held;	/* requests buffered while output was full */
-	bool closing;		/* conn_end_after_reply */
-	bool multi_pending;	/* conn_multi_begin: no reply for multi_seq yet */
-	uint64_t multi_seq;
-	unsigned login_failures;
-	/*
-	 * Replies past out_acked answer requests (seqs in unacked) whose
-	 * changes are not durable yet; if the change log fails they are
-	 * withheld and those requests get an error (server_log_failed).
-	 */
-	size_t out_acked;
-	uint64_t *unacked;
-	size_t nunacked, capunacked;
-	struct sockaddr_storage addr;	/* peer port: the remote address */
-	socklen_t addrlen;
-	bool dead;
-	struct conn *next, *prev;		/* all connections */
-	struct conn *dnext;			/* flush list */
-};
-
-enum listen_kind { LISTEN_UNIX, LISTEN_PEER, LISTEN_TCP, LISTEN_TLS };
-
-struct listener {
-	int fd;
-	ev_io io;
-	enum listen_kind kind;
-	bool listening;		/* listen(2) done (TCP clients: when ready) */
-	bool paused;		/* out of descriptors: not accepting */
-	ev_timer retry;		/* resume accepting after a pause */
-	struct server *srv;
-};
-
-struct server {
-	struct agent *a;
-	struct listener lis[SERVER_MAX_LISTENERS];
-	size_t nlis;
-	struct tls_server *tls;	/* for LISTEN_TLS, or NULL */
-	ev_prepare prep;
-	ev_idle idle;		/* keeps the loop spinning while walks go on */
-	struct conn *conns;
-	struct conn *dirty;
-	size_t nconns;
-	bool draining;		/* server_drain: accept nothing more */
-	bool log_failed;	/* the change log failed: stopping */
-	ev_timer sweep;		/* silent client streams (5 s) */
-	struct penalty_table pen;	/* failed peer_auth and logins */
-};
-
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void listener_resume(struct listener *l);
-static int conn_adopt(struct server *s, int fd, enum listen_kind kind,
-    const struct sockaddr_storage *addr, socklen_t addrlen);
 static void server_log_failed(struct server *s, int rc)
     __attribute__((noreturn));
 
@@ -679,7 +599,7 @@ conn_close(struct conn *c)
 	/* a descriptor is free again */
 	for (size_t i = 0; i < s->nlis; i++)
 		if (s->lis[i].paused)
-			listener_resume(&s->lis[i]);
+			accept_resume(&s->lis[i]);
 	free(c->in);
 	free(c->unacked);
 	msgpack_sbuffer_destroy(&c->out);
@@ -687,157 +607,11 @@ conn_close(struct conn *c)
 	free(c);
 }
 
-/*
- * Out of descriptors (or kernel memory): the pending connection stays in
- * the backlog and the listener would be readable at once again, so stop
- * watching it (no spin, no log flood) until a connection closes or a
- * second has passed.  One warning per episode.
- */
-static void
-listener_pause(struct listener *l, int err)
-{
-	struct ev_loop *loop = l->srv->a->loop;
-
-	if (!l->paused)
-		log_warn("accept: %s: not accepting %s connections until one "
-		    "closes (%zu open; raise the limit with ulimit -n or "
-		    "LimitNOFILE=)", strerror(err), l->kind == LISTEN_PEER ?
-		    "peer" : "client", l->srv->nconns);
-	l->paused = true;
-	ev_io_stop(loop, &l->io);
-	ev_timer_stop(loop, &l->retry);
-	ev_timer_set(&l->retry, 1.0, 0.0);
-	ev_timer_start(loop, &l->retry);
-}
-
-static void
-listener_resume(struct listener *l)
-{
-	struct ev_loop *loop = l->srv->a->loop;
-
-	if (l->fd < 0 || ev_is_active(&l->io) || l->srv->draining)
-		return;
-	ev_timer_stop(loop, &l->retry);
-	ev_io_start(loop, &l->io);
-}
-
-static void
-listener_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	listener_resume(container_of(w, struct listener, retry));
-}
-
-/* A login's key: 'u' and the uid on the Unix socket, else the address. */
-static struct penalty *
-login_penalty(struct conn *c, bool create)
-{
-	uint8_t k[16];
-	uid_t uid;
-	gid_t gid;
-
-	if (conn_peer_cred(c, &uid, &gid) != 0) {
-		if (!penalty_addr_key(&c->addr, k))
-			return NULL;
-	} else {
-		memset(k, 0, sizeof(k));
-		k[0] = 'u';
-		memcpy(k + 4, &uid, sizeof(uid));
-	}
-	return penalty_lookup(&c->srv->pen, k, ev_now(c->srv->a->loop),
-	    create);
-}
-
-/* The penalty slot of an address, or NULL. */
-static struct penalty *
-addr_penalty(struct server *s, const struct sockaddr_storage *ss,
-    bool create)
-{
-	uint8_t k[16];
-
-	return penalty_addr_key(ss, k) ? penalty_lookup(&s->pen, k,
-	    ev_now(s->a->loop), create) : NULL;
-}
-
-double
-conn_login_wait(struct conn *c)
-{
-	return penalty_wait(login_penalty(c, false), ev_now(c->srv->a->loop));
-}
-
-bool
-conn_login_failed(struct conn *c)
-{
-	struct penalty *p = login_penalty(c, true);
-
-	if (p != NULL)
-		penalty_add(p, ev_now(c->srv->a->loop), true);
-	if (++c->login_failures < SERVER_LOGIN_TRIES)
-		return false;
-	conn_end_after_reply(c);
-	return true;
-}
-
-static bool
-penalty_waiting(struct server *s, const struct sockaddr_storage *ss)
-{
-	return penalty_wait(addr_penalty(s, ss, false), ev_now(s->a->loop)) > 0;
-}
-
 void
 conn_end_after_reply(struct conn *c)
 {
 	c->closing = true;
 	conn_mark_dirty(c);
-}
-
-void
-conn_peer_auth_failed(struct conn *c)
-{
-	struct penalty *p = addr_penalty(c->srv, &c->addr, true);
-
-	conn_end_after_reply(c);
-	if (p != NULL)
-		penalty_add(p, ev_now(c->srv->a->loop), false);
-}
-
-static void
-server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct listener *l = container_of(w, struct listener, io);
-	struct server *s = l->srv;
-
-	(void)loop;
-	(void)revents;
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage addr;
-		socklen_t addrlen = sizeof(addr);
-		int fd = accept4(l->fd, (struct sockaddr *)&addr, &addrlen,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM)
-				listener_pause(l, errno);
-			else if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR)
-				log_warn("accept: %s", strerror(errno));
-			return;
-		}
-		if (l->paused) {
-			l->paused = false;
-			log_info("accepting %s connections again (%zu open)",
-			    l->kind == LISTEN_PEER ? "peer" : "client",
-			    s->nconns);
-		}
-		if (l->kind == LISTEN_PEER && penalty_waiting(s, &addr)) {
-			/* still waiting after a failed peer_auth: nothing */
-			close(fd);
-			continue;
-		}
-		(void)conn_adopt(s, fd, l->kind, &addr, addrlen);
-	}
 }
 
 /* Greet a connection whose transport is ready, and start reading it. */
@@ -867,8 +641,8 @@ conn_handshake_done(void *arg, int rc)
  * NULL) keys the peer_auth and login penalties.  A TLS connection is
  * greeted once its handshake is done.
  */
-static int
-conn_adopt(struct server *s, int fd, enum listen_kind kind,
+int
+server_conn_adopt(struct server *s, int fd, enum listen_kind kind,
     const struct sockaddr_storage *addr, socklen_t addrlen)
 {
 	struct conn *c;
@@ -924,7 +698,8 @@ conn_adopt(struct server *s, int fd, enum listen_kind kind,
 int
 server_adopt(struct server *s, int fd, bool peer)
 {
-	return conn_adopt(s, fd, peer ? LISTEN_PEER : LISTEN_UNIX, NULL, 0);
+	return server_conn_adopt(s, fd, peer ? LISTEN_PEER : LISTEN_UNIX, NULL,
+	    0);
 }
 
 bool
@@ -1034,180 +809,13 @@ server_set_tls(struct server *s, struct tls_server *ts)
 	s->tls = ts;
 }
 
-/* A new listener of kind on fd (bound); NULL when the table is full. */
-static struct listener *
-listener_add(struct server *s, enum listen_kind kind, int fd)
-{
-	struct listener *l;
-
-	if (s->nlis == SERVER_MAX_LISTENERS)
-		return NULL;
-	l = &s->lis[s->nlis++];
-	memset(l, 0, sizeof(*l));
-	l->fd = fd;
-	l->kind = kind;
-	l->srv = s;
-	ev_timer_init(&l->retry, listener_retry_cb, 1.0, 0.0);
-	ev_io_init(&l->io, server_accept_cb, fd, EV_READ);
-	return l;
-}
-
-/* listen(2) and accept from now on. */
-static int
-listener_start(struct listener *l, int backlog)
-{
-	if (!l->listening && listen(l->fd, backlog) != 0)
-		return -errno;
-	l->listening = true;
-	ev_io_start(l->srv->a->loop, &l->io);
-	return 0;
-}
-
-int
-server_open_clients(struct server *s)
-{
-	struct sockaddr_un sun;
-	const char *path = s->a->cfg.socket_path;
-	int fd, probe;
-
-	/*
-	 * The TCP client ports listen first: whoever sees the socket (the
-	 * sign that the agent is up) may connect to them at once.  With
-	 * the socket first, a test that connected right after it was
-	 * refused on the TCP port now and then.
-	 */
-	for (size_t i = 0; i < s->nlis; i++) {
-		struct listener *l = &s->lis[i];
-		int rc;
-
-		if ((l->kind == LISTEN_TCP || l->kind == LISTEN_TLS) &&
-		    (rc = listener_start(l, 128)) != 0) {
-			log_error("cannot listen on a TCP client port: %s",
-			    strerror(-rc));
-			return rc;
-		}
-	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		log_error("socket path too long: %s", path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sun.sun_path, path);
-	/* replace only a stale socket, never another kind of file */
-	{
-		struct stat st;
-
-		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket: refusing to "
-			    "replace it (check --socket)", path);
-			return -EEXIST;
-		}
-	}
-	/* a live agent answers on the socket: never steal it */
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0) {
-		if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(probe);
-			log_error("another agent is listening on %s", path);
-			return -EADDRINUSE;
-		}
-		close(probe);
-	}
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(path, s->a->cfg.socket_mode) != 0 || listen(fd, 128) != 0) {
-		int e = errno;
-
-		log_error("cannot listen on %s: %s", path, strerror(e));
-		close(fd);
-		return -e;
-	}
-	if (listener_add(s, LISTEN_UNIX, fd) == NULL ||
-	    listener_start(&s->lis[s->nlis - 1], 128) != 0) {
-		close(fd);
-		return -EMFILE;
-	}
-	return 0;
-}
-
-/* Bind a TCP listener; it listens (and accepts) from listener_start. */
-static int
-tcp_bind(struct server *s, const char *hostport, enum listen_kind kind,
-    const char *what)
-{
-	struct addrinfo *ai;
-	int fd, one = 1, rc;
-
-	if ((fd = transport_tcp_socket(hostport, true, &ai)) < 0) {
-		if (fd == -EINVAL)
-			log_error("bad %s address '%s': use a numeric ADDR:PORT "
-			    "(127.0.0.1:27586, [::1]:27586, 0.0.0.0:27586)",
-			    what, hostport);
-		return fd;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		rc = -errno;
-		log_error("cannot listen on the %s %s: %s%s", what, hostport,
-		    strerror(errno), rc == -EADDRINUSE ? " (another program "
-		    "has that port)" : "");
-		close(fd);
-		freeaddrinfo(ai);
-		return rc;
-	}
-	freeaddrinfo(ai);
-	if (listener_add(s, kind, fd) == NULL) {
-		log_error("too many listeners (at most %d)",
-		    SERVER_MAX_LISTENERS);
-		close(fd);
-		return -EMFILE;
-	}
-	return 0;
-}
-
-int
-server_bind_clients_tcp(struct server *s, const char *hostport, bool tls)
-{
-	if (tls && s->tls == NULL)
-		return -EINVAL;
-	return tcp_bind(s, hostport, tls ? LISTEN_TLS : LISTEN_TCP,
-	    tls ? "TLS client port" : "insecure TCP client port");
-}
-
-int
-server_open_peers(struct server *s, const char *hostport)
-{
-	int rc;
-
-	if ((rc = tcp_bind(s, hostport, LISTEN_PEER, "peer port")) != 0)
-		return rc;
-	if ((rc = listener_start(&s->lis[s->nlis - 1], 64)) != 0)
-		log_error("cannot listen on the peer port %s: %s", hostport,
-		    strerror(-rc));
-	return rc;
-}
-
-/* Stop accepting everywhere (the fds stay open until server_close). */
-static void
-listeners_stop(struct server *s)
-{
-	for (size_t i = 0; i < s->nlis; i++) {
-		ev_io_stop(s->a->loop, &s->lis[i].io);
-		ev_timer_stop(s->a->loop, &s->lis[i].retry);
-	}
-}
-
 void
 server_drain(struct server *s)
 {
 	long long waited = 0;
 
 	s->draining = true;
-	listeners_stop(s);
+	accept_stop_all(s);
 	/* bounded: a client that does not read gets what fits in 2 s */
 	while (waited < 2000) {
 		bool pending = false;
@@ -1242,7 +850,7 @@ server_close(struct server *s)
 	ev_ref(s->a->loop);
 	ev_timer_stop(s->a->loop, &s->sweep);
 	s->draining = true;
-	listeners_stop(s);
+	accept_stop_all(s);
 	for (size_t i = 0; i < s->nlis; i++) {
 		close(s->lis[i].fd);
 		if (s->lis[i].kind == LISTEN_UNIX)
