@@ -30,6 +30,7 @@ reply_entry(struct req *r, const struct entry *e, int64_t nchain,
 	bool with_chain = nchain > 0 && e->chain->n > 0;
 	msgpack_packer *pk;
 	struct shown sh;
+	uint8_t *p;
 
 	/* the encode direction (xlate.h) */
 	shown_init(&sh, r->a, handlers_conv(r->hc), e);
@@ -37,13 +38,19 @@ reply_entry(struct req *r, const struct entry *e, int64_t nchain,
 		conn_reply_error(r->c, r->seq, "%s", sh.err);
 		return;
 	}
-	pk = conn_reply(r->c, r->seq, 2 + (with_chain ? 1 : 0) +
-	    (with_path ? 1 : 0), false);
-	pack_key(pk, "value");
+	/* the keys and the tock by hand (conn_reply_room), the value after
+	 * them: a get's reply */
+	if ((p = conn_reply_room(r->c, r->seq, 2 + (with_chain ? 1 : 0) +
+	    (with_path ? 1 : 0), 16)) == NULL) {
+		shown_fini(&sh);
+		return;
+	}
+	p = proto_put_key(p, "tock");
+	p = proto_put_uint(p, e->tock);
+	conn_out_advance(r->c, proto_put_key(p, "value"));
+	pk = conn_packer(r->c);
 	pack_shown(r->c, pk, &sh);
 	shown_fini(&sh);
-	pack_key(pk, "tock");
-	msgpack_pack_uint64(pk, e->tock);
 	if (with_chain) {
 		pack_key(pk, "chain");
 		chain_pack(pk, e->chain, (unsigned)nchain);
@@ -217,6 +224,7 @@ set_common(struct req *r, bool internal, bool del)
 	const char *why;
 	msgpack_packer *pk;
 	struct tree_key key;
+	uint8_t *p;
 	int rc;
 
 	valbuf_init(&val);
@@ -334,26 +342,28 @@ set_common(struct req *r, bool internal, bool del)
 		reply_change_error(r, rc);
 		goto out;
 	}
-	pk = conn_reply(r->c, r->seq, 2 + (report_prev ? 1 : 0) +
-	    (nchain > 0 ? 1 : 0), false);
-	pack_key(pk, "changed");
-	if (changed)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	/* by hand (conn_reply_room): "changed", "prev", "tock" and their
+	 * values fit 32 bytes and the old value */
+	if ((p = conn_reply_room(r->c, r->seq, 2 + (report_prev ? 1 : 0) +
+	    (nchain > 0 ? 1 : 0), 32 + oldlen)) == NULL)
+		goto out;
+	p = proto_put_key(p, "changed");
+	*p++ = changed ? 0xc3 : 0xc2;
 	if (report_prev) {
-		pack_key(pk, "prev");
-		if (old != NULL)
-			conn_pack_raw(r->c, old, oldlen);
-		else
-			msgpack_pack_nil(pk);
+		p = proto_put_key(p, "prev");
+		if (old != NULL) {
+			memcpy(p, old, oldlen);
+			p += oldlen;
+		} else
+			*p++ = 0xc0;
 	}
+	p = proto_put_key(p, "tock");
+	conn_out_advance(r->c, proto_put_uint(p, e->tock));
 	if (nchain > 0) {
+		pk = conn_packer(r->c);
 		pack_key(pk, "chain");
 		chain_pack(pk, e->chain, (unsigned)nchain);
 	}
-	pack_key(pk, "tock");
-	msgpack_pack_uint64(pk, e->tock);
 out:
 	r->key = NULL;
 	tree_key_fini(&key);

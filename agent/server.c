@@ -78,20 +78,70 @@ conn_mark_dirty(struct conn *c)
 	c->srv->dirty = c;
 }
 
+uint8_t *
+conn_out_room(struct conn *c, size_t n)
+{
+	msgpack_sbuffer *sb = &c->out;
+	size_t cap;
+	char *d;
+
+	if (sb->alloc - sb->size >= n)
+		return ((uint8_t *)sb->data + sb->size);
+	cap = sb->alloc > 0 ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
+	while (cap - sb->size < n)
+		cap *= 2;
+	if ((d = realloc(sb->data, cap)) == NULL) {
+		/* what went out so far goes; then the connection closes */
+		log_warn("out of memory for a reply: closing the connection");
+		conn_mark_dirty(c);
+		c->dead = true;
+		return (NULL);
+	}
+	sb->data = d;
+	sb->alloc = cap;
+	return ((uint8_t *)d + sb->size);
+}
+
+void
+conn_out_advance(struct conn *c, const uint8_t *end)
+{
+	c->out.size = (size_t)((const char *)end - c->out.data);
+}
+
+uint8_t *
+conn_reply_room(struct conn *c, uint64_t seq, uint32_t nfields, size_t more)
+{
+	uint8_t *p;
+
+	if (c->multi_pending && seq == c->multi_seq)
+		c->multi_pending = false;
+	/* map header, "seq" and its value: at most 5 + 4 + 9 bytes */
+	if ((p = conn_out_room(c, 18 + more)) == NULL)
+		return (NULL);
+	p = proto_put_maphdr(p, nfields + 1);
+	p = proto_put_key(p, "seq");
+	conn_mark_dirty(c);
+	return (proto_put_uint(p, seq));
+}
+
 msgpack_packer *
 conn_reply(struct conn *c, uint64_t seq, uint32_t nfields, bool stamp)
 {
-	if (c->multi_pending && seq == c->multi_seq)
-		c->multi_pending = false;
-	msgpack_pack_map(&c->pk, nfields + 1 + (stamp ? 1 : 0));
-	msgpack_pack_str_with_body(&c->pk, "seq", 3);
-	msgpack_pack_uint64(&c->pk, seq);
-	if (stamp) {
-		msgpack_pack_str_with_body(&c->pk, "tock", 4);
-		msgpack_pack_uint64(&c->pk, agent_stamp(c->srv->a));
+	uint8_t *p = conn_reply_room(c, seq, nfields + (stamp ? 1 : 0), 14);
+
+	if (p != NULL && stamp) {
+		p = proto_put_key(p, "tock");
+		p = proto_put_uint(p, agent_stamp(c->srv->a));
 	}
-	conn_mark_dirty(c);
-	return &c->pk;
+	if (p != NULL)
+		conn_out_advance(c, p);
+	return (&c->pk);
+}
+
+msgpack_packer *
+conn_packer(struct conn *c)
+{
+	return (&c->pk);
 }
 
 msgpack_packer *

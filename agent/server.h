@@ -109,6 +109,21 @@ void conn_set_root(struct conn *c, struct entry *root);
  */
 msgpack_packer *conn_reply(struct conn *c, uint64_t seq, uint32_t nfields,
     bool stamp);
+/*
+ * A reply packed by hand (proto_put_*), for the calls made most: through
+ * the packer a set's reply was a dozen calls of its write function, a
+ * tenth of the set.  conn_reply_room starts it as conn_reply does (a map
+ * of nfields + 1 entries, seq packed) and returns where the caller
+ * writes, with room for `more` bytes; conn_out_advance(c, end) then
+ * takes them.  Nothing else may write to c in between; after it the
+ * packer (conn_packer) may add fields.  conn_out_room: room for n bytes
+ * at the end of c's output.  NULL: out of memory, the connection closes.
+ */
+uint8_t *conn_reply_room(struct conn *c, uint64_t seq, uint32_t nfields,
+    size_t more);
+uint8_t *conn_out_room(struct conn *c, size_t n);
+void conn_out_advance(struct conn *c, const uint8_t *end);
+msgpack_packer *conn_packer(struct conn *c);
 /* Start a message without seq (for input whose seq is unknown). */
 msgpack_packer *conn_reply_noseq(struct conn *c, uint32_t nfields);
 /* A whole single reply {seq, error, tock}. */

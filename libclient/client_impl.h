@@ -217,18 +217,8 @@ enc_init(struct enc *e, size_t nfields)
 	uint8_t *p;
 
 	enc_init_raw(e);
-	if ((p = enc_room(e, 5)) == NULL)
-		return;
-	if (nfields < 16)
-		*p++ = (uint8_t)(0x80 | nfields);
-	else if (nfields < 65536) {
-		*p++ = 0xde;
-		p = proto_put_be(p, nfields, 2);
-	} else {
-		*p++ = 0xdf;
-		p = proto_put_be(p, nfields, 4);
-	}
-	enc_done(e, p);
+	if ((p = enc_room(e, 5)) != NULL)
+		enc_done(e, proto_put_maphdr(p, nfields));
 }
 
 static inline void
@@ -249,14 +239,8 @@ enc_uint(struct enc *e, uint64_t v)
 {
 	uint8_t *p;
 
-	if ((p = enc_room(e, 9)) == NULL)
-		return;
-	if (v > INT64_MAX) {
-		*p++ = 0xcf;
-		p = proto_put_be(p, v, 8);
-	} else
-		p = proto_put_int(p, (int64_t)v);
-	enc_done(e, p);
+	if ((p = enc_room(e, 9)) != NULL)
+		enc_done(e, proto_put_uint(p, v));
 }
 
 static inline void

@@ -630,11 +630,7 @@ proto_put_path_elem(uint8_t *out, const msgpack_object *o, bool allow_nil)
 		p += o->via.bin.size;
 		break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		if (o->via.u64 > INT64_MAX) {
-			*p++ = 0xcf;
-			p = proto_put_be(p, o->via.u64, 8);
-		} else
-			p = proto_put_int(p, (int64_t)o->via.u64);
+		p = proto_put_uint(p, o->via.u64);
 		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		p = proto_put_int(p, o->via.i64);

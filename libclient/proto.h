@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <msgpack.h>
 
@@ -157,6 +158,42 @@ int proto_put_path_elem(uint8_t *out, const msgpack_object *o,
 uint8_t *proto_put_be(uint8_t *o, uint64_t v, int width);
 uint8_t *proto_put_strhdr(uint8_t *o, bool bin, size_t n);
 uint8_t *proto_put_int(uint8_t *o, int64_t v);
+
+static inline uint8_t *
+proto_put_uint(uint8_t *o, uint64_t v)
+{
+	if (v <= INT64_MAX)
+		return (proto_put_int(o, (int64_t)v));
+	*o++ = 0xcf;
+	return (proto_put_be(o, v, 8));
+}
+
+/* A map header for n pairs (at most 5 bytes). */
+static inline uint8_t *
+proto_put_maphdr(uint8_t *o, size_t n)
+{
+	if (n < 16) {
+		*o++ = (uint8_t)(0x80 | n);
+		return (o);
+	}
+	if (n < 65536) {
+		*o++ = 0xde;
+		return (proto_put_be(o, n, 2));
+	}
+	*o++ = 0xdf;
+	return (proto_put_be(o, n, 4));
+}
+
+/* A short str (a literal map key: its strlen folds to a constant). */
+static inline uint8_t *
+proto_put_key(uint8_t *o, const char *k)
+{
+	size_t n = strlen(k);
+
+	*o++ = (uint8_t)(0xa0 | n);
+	memcpy(o, k, n);
+	return (o + n);
+}
 
 /*
  * Pack an object in canonical form: msgpack-c chooses the smallest encoding

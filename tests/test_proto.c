@@ -471,6 +471,43 @@ Test(proto, canonical_path_elements)
 
 /* the numeric HOST:PORT of --listen, --metrics, distkv-etcd --listen and
  * tcp:// URLs; the bracketed IPv6 form is what the docs show */
+/* The hand packers write what msgpack-c writes (the reply and request
+ * fast paths use them in place of the packer). */
+Test(proto, put_uint_maphdr_and_key_match_msgpack_c)
+{
+	static const uint64_t u[] = { 0, 1, 127, 128, 255, 256, 65535, 65536,
+	    4294967295ULL, 4294967296ULL, INT64_MAX, (uint64_t)INT64_MAX + 1,
+	    UINT64_MAX };
+	static const size_t m[] = { 0, 1, 15, 16, 65535, 65536, 4294967295ULL };
+	uint8_t buf[16], *end;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		sb.size = 0;
+		msgpack_pack_uint64(&pk, u[i]);
+		end = proto_put_uint(buf, u[i]);
+		cr_assert_eq((size_t)(end - buf), sb.size, "%llu",
+		    (unsigned long long)u[i]);
+		cr_assert_arr_eq(buf, sb.data, sb.size);
+	}
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		sb.size = 0;
+		msgpack_pack_map(&pk, m[i]);
+		end = proto_put_maphdr(buf, m[i]);
+		cr_assert_eq((size_t)(end - buf), sb.size, "%zu", m[i]);
+		cr_assert_arr_eq(buf, sb.data, sb.size);
+	}
+	sb.size = 0;
+	msgpack_pack_str_with_body(&pk, "changed", 7);
+	end = proto_put_key(buf, "changed");
+	cr_assert_eq((size_t)(end - buf), sb.size);
+	cr_assert_arr_eq(buf, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 Test(hostport, numeric_forms_and_refusals)
 {
 	static const char *bad[] = { "", ":", "1.2.3.4", "1.2.3.4:",
