@@ -53,7 +53,10 @@ static int	out_queue(distkv *, const void *, size_t);
 static int	out_flush(distkv *);
 static int	in_read(distkv *, int);
 static void	in_frames(distkv *);
-static void	dispatch(distkv *, const uint8_t *, size_t);
+static msgpack_zone *zone_take(distkv *, msgpack_zone *);
+static void	zone_give(distkv *, msgpack_zone *);
+static void	dispatch(distkv *, const msgpack_object *, const uint8_t *,
+		    size_t);
 static void	dispatch_req(distkv *, struct req *, const msgpack_object *,
 		    const uint8_t *, size_t);
 static void	handle_greeting(distkv *, const msgpack_object *);
@@ -318,37 +321,60 @@ in_read(distkv *c, int max_reads)
 }
 
 /*
- * Dispatch every complete message in the buffer.  Each is copied out first
- * and the offset advanced before dispatch, because a callback may read and
- * dispatch (and so move the buffer) itself.
+ * A reply is unpacked from a copy of its bytes (callbacks may re-enter
+ * and move c->in).  Most are short: up to FRAME_FIRST bytes are copied
+ * and unpacked in one pass (proto_unpack_first), the way the agent reads
+ * requests; only a reply longer than that is scanned for its end first.
  */
+#define FRAME_FIRST 256
+
 static void
 in_frames(distkv *c)
 {
 	uint8_t small[1024], *msg;
-	size_t objlen;
+	msgpack_zone local, *zone;
+	msgpack_object m;
+	size_t avail, n, objlen;
 	int rc;
 
 	while (c->dead == 0 && c->in_off < c->in_len) {
-		rc = proto_scan(c->in + c->in_off, c->in_len - c->in_off,
-		    PROTO_MAX_NESTING, &objlen);
+		avail = c->in_len - c->in_off;
+		n = avail < FRAME_FIRST ? avail : FRAME_FIRST;
+		zone = zone_take(c, &local);
+		msg = small;
+		memcpy(small, c->in + c->in_off, n);
+		rc = proto_unpack_first(small, n, zone, &m, &objlen);
+		if (rc == -EAGAIN && n < avail) {
+			/* longer than FRAME_FIRST: find its end, then unpack */
+			zone_give(c, zone);
+			zone = zone_take(c, &local);
+			rc = proto_scan(c->in + c->in_off, avail,
+			    PROTO_MAX_NESTING, &objlen);
+			if (rc == 0 && objlen > sizeof(small) &&
+			    (msg = malloc(objlen)) == NULL) {
+				zone_give(c, zone);
+				conn_die(c, -ENOMEM);
+				return;
+			}
+			if (rc == 0) {
+				memcpy(msg, c->in + c->in_off, objlen);
+				rc = proto_unpack(msg, objlen, zone, &m) == 0 ?
+				    0 : -EPROTO;
+			}
+		}
+		if (rc == 0) {
+			c->in_off += objlen;
+			dispatch(c, &m, msg, objlen);
+		}
+		zone_give(c, zone);
+		if (msg != small)
+			free(msg);
 		if (rc == -EAGAIN)
 			return;
 		if (rc != 0) {
 			conn_die(c, DISTKV_EPROTO);
 			return;
 		}
-		/* a copy: callbacks may re-enter and move c->in */
-		msg = objlen <= sizeof(small) ? small : malloc(objlen);
-		if (msg == NULL) {
-			conn_die(c, -ENOMEM);
-			return;
-		}
-		memcpy(msg, c->in + c->in_off, objlen);
-		c->in_off += objlen;
-		dispatch(c, msg, objlen);
-		if (msg != small)
-			free(msg);
 	}
 }
 
@@ -498,52 +524,60 @@ handle_greeting(distkv *c, const msgpack_object *m)
 	c->greeted = true;
 }
 
-static void
-dispatch(distkv *c, const uint8_t *buf, size_t len)
+/*
+ * The zone a reply is unpacked into: the handle's, unless a callback
+ * re-entered us while it is in use: then a fresh one (local).
+ */
+static msgpack_zone *
+zone_take(distkv *c, msgpack_zone *local)
 {
-	msgpack_zone local, *zone;
-	msgpack_object m;
-	const msgpack_object *seqo;
-	uint64_t seq;
-	struct req *r;
-
-	/* the handle's zone, unless a callback re-entered us while it is
-	 * in use: then a fresh one */
 	if (!c->zone_busy && (c->zone_ready ||
 	    (c->zone_ready = msgpack_zone_init(&c->zone, 2048)))) {
-		zone = &c->zone;
 		c->zone_busy = true;
-	} else {
-		msgpack_zone_init(&local, 2048);
-		zone = &local;
+		return (&c->zone);
 	}
-	if (proto_unpack(buf, len, zone, &m) != 0 ||
-	    m.type != MSGPACK_OBJECT_MAP ||
-	    (seqo = proto_map_get(&m, "seq")) == NULL ||
-	    proto_get_uint(seqo, &seq) != 0) {
-		/* spec §2.2: a reply without seq is fatal */
-		conn_die(c, DISTKV_EPROTO);
-		goto out;
-	}
-	if (!c->greeted) {
-		if (seq != 0)
-			conn_die(c, DISTKV_EPROTO);
-		else
-			handle_greeting(c, &m);
-		goto out;
-	}
-	/* Unknown seq: a reply to something we gave up on (timeout, stop). */
-	if ((r = req_find(c, seq)) == NULL)
-		goto out;
-	r->refs++;
-	dispatch_req(c, r, &m, buf, len);
-	client_req_unref(r);
-out:
+	msgpack_zone_init(local, 2048);
+	return (local);
+}
+
+static void
+zone_give(distkv *c, msgpack_zone *zone)
+{
 	if (zone == &c->zone) {
 		msgpack_zone_clear(zone);
 		c->zone_busy = false;
 	} else
 		msgpack_zone_destroy(zone);
+}
+
+/* One message m, unpacked from buf[0..len), to its request. */
+static void
+dispatch(distkv *c, const msgpack_object *m, const uint8_t *buf, size_t len)
+{
+	const msgpack_object *seqo;
+	uint64_t seq;
+	struct req *r;
+
+	if (m->type != MSGPACK_OBJECT_MAP ||
+	    (seqo = proto_map_get(m, "seq")) == NULL ||
+	    proto_get_uint(seqo, &seq) != 0) {
+		/* spec §2.2: a reply without seq is fatal */
+		conn_die(c, DISTKV_EPROTO);
+		return;
+	}
+	if (!c->greeted) {
+		if (seq != 0)
+			conn_die(c, DISTKV_EPROTO);
+		else
+			handle_greeting(c, m);
+		return;
+	}
+	/* Unknown seq: a reply to something we gave up on (timeout, stop). */
+	if ((r = req_find(c, seq)) == NULL)
+		return;
+	r->refs++;
+	dispatch_req(c, r, m, buf, len);
+	client_req_unref(r);
 }
 
 static void

@@ -320,6 +320,94 @@ Test(fake, batched_and_split_replies)
 	cr_assert_eq(fake_wait(&f), 0);
 }
 
+/*
+ * Replies of every length around the client's framing: up to 256 bytes
+ * are unpacked from a first copy, longer ones scanned first (into its
+ * 1 KiB buffer, or the heap); together in one write with the long one
+ * split, then one a byte at a time.
+ */
+static const size_t long_lens[] = { 200, 240, 250, 300, 1000, 5000, 70000 };
+#define NLONG (sizeof(long_lens) / sizeof(long_lens[0]))
+
+static void
+script_long(struct rc_conn *fc)
+{
+	struct rc_msg *m;
+	uint8_t *msg[NLONG], *all;
+	size_t len[NLONG], total = 0, off = 0;
+	char *text;
+
+	FK_SEND(fc, GREETING);
+	for (size_t i = 0; i < NLONG + 1; i++)
+		FK_EXPECT(fc, m, "{action:'get_value', ...}");
+	for (size_t i = 0; i < NLONG; i++) {
+		text = malloc(long_lens[i] + 64);
+		cr_assert_not_null(text);
+		memset(text, 'x', long_lens[i] + 64);
+		snprintf(text, long_lens[i] + 64, "{seq:%zu, tock:%zu, value:'",
+		    i + 1, i + 100);
+		memcpy(text + strlen(text) + long_lens[i], "'}", 3);
+		rc_build(&msg[i], &len[i], text);
+		free(text);
+		total += len[i];
+	}
+	all = malloc(total);
+	for (size_t i = 0; i < NLONG; i++) {
+		memcpy(all + off, msg[i], len[i]);
+		off += len[i];
+		free(msg[i]);
+	}
+	/* all but the last half of the last one, then the rest */
+	fk_write(fc->fd, all, total - len[NLONG - 1] / 2);
+	usleep(20000);
+	fk_write(fc->fd, all + total - len[NLONG - 1] / 2,
+	    len[NLONG - 1] / 2);
+	free(all);
+	/* the 300-byte one again, a byte at a time */
+	text = malloc(400);
+	memset(text, 'y', 400);
+	snprintf(text, 400, "{seq:%zu, tock:7, value:'", NLONG + 1);
+	memcpy(text + strlen(text) + 300, "'}", 3);
+	rc_build(&all, &total, text);
+	free(text);
+	for (size_t i = 0; i < total; i++)
+		fk_write(fc->fd, all + i, 1);
+	free(all);
+	rc_wait_eof(fc, 5000);
+}
+
+Test(fake, replies_long_and_short_split_anywhere)
+{
+	struct fake f;
+	struct got g[NLONG + 1];
+	distkv_path *p = P("a");
+	distkv *c;
+
+	memset(g, 0, sizeof(g));
+	fake_start(&f, script_long);
+	c = fake_connect(&f);
+	for (size_t i = 0; i < NLONG + 1; i++)
+		cr_assert_eq(distkv_async_get(c, p, 0, get_cb, &g[i], NULL), 0);
+	for (size_t i = 0; i < NLONG + 1; i++) {
+		size_t want = i < NLONG ? long_lens[i] : 300, n;
+		const char *str;
+
+		pump_until(c, &g[i].done, 5000);
+		cr_assert_eq(g[i].rc, 0, "reply %zu: %s", i,
+		    distkv_strerror(g[i].rc));
+		cr_assert_eq(g[i].tock, i < NLONG ? i + 100 : 7);
+		cr_assert_eq(distkv_value_get_str(g[i].v.data, g[i].v.len, &str,
+		    &n), 0);
+		cr_assert_eq(n, want, "reply %zu: %zu bytes", i, n);
+		for (size_t k = 0; k < n; k++)
+			cr_assert_eq(str[k], i < NLONG ? 'x' : 'y');
+		distkv_value_clear(&g[i].v);
+	}
+	distkv_path_free(p);
+	distkv_close(c);
+	cr_assert_eq(fake_wait(&f), 0);
+}
+
 /* ---- fake: hostile and broken peers ---- */
 
 static void
