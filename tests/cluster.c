@@ -964,6 +964,17 @@ cluster_dump_find(const struct cluster_dump *d, const void *path, size_t len)
 	return bsearch(&key, d->it, d->n, sizeof(key), cmp_item);
 }
 
+const struct cluster_item *
+cluster_dump_find_path(const struct cluster_dump *d, const distkv_path *p)
+{
+	size_t len;
+	uint8_t *pb = cluster_path_bytes(p, &len);
+	const struct cluster_item *it = cluster_dump_find(d, pb, len);
+
+	free(pb);
+	return it;
+}
+
 const char *
 cluster_show(const uint8_t *b, size_t len)
 {

@@ -169,6 +169,9 @@ void cluster_dump_free(struct cluster_dump *d);
 /* The item at path (msgpack array bytes), or NULL. */
 const struct cluster_item *cluster_dump_find(const struct cluster_dump *d,
     const void *path, size_t len);
+/* The same for a distkv_path (aborts on ENOMEM). */
+const struct cluster_item *cluster_dump_find_path(
+    const struct cluster_dump *d, const distkv_path *p);
 /* Compare two dumps (paths, values, chains, tocks); 0 if identical, else
  * -1 with the first difference in why. */
 int cluster_dump_cmp(const struct cluster_dump *a, const struct cluster_dump *b,

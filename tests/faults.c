@@ -950,12 +950,9 @@ const struct cluster_item *
 key_item(const struct cluster_dump *d, int key)
 {
 	distkv_path *p = cluster_path("fk", key);
-	size_t plen;
-	uint8_t *pb = cluster_path_bytes(p, &plen);
-	const struct cluster_item *it = cluster_dump_find(d, pb, plen);
+	const struct cluster_item *it = cluster_dump_find_path(d, p);
 
 	distkv_path_free(p);
-	free(pb);
 	return it;
 }
 

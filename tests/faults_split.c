@@ -372,12 +372,9 @@ wipe_item(const struct run *r, int victim, const struct cluster_dump *d,
     const char *leaf)
 {
 	distkv_path *p = wipe_path(r, victim, leaf);
-	size_t plen;
-	uint8_t *pb = cluster_path_bytes(p, &plen);
-	const struct cluster_item *it = cluster_dump_find(d, pb, plen);
+	const struct cluster_item *it = cluster_dump_find_path(d, p);
 
 	distkv_path_free(p);
-	free(pb);
 	return it;
 }
 

@@ -334,7 +334,7 @@ script_long(struct rc_conn *fc)
 {
 	struct rc_msg *m;
 	uint8_t *msg[NLONG], *all;
-	size_t len[NLONG], total = 0, off = 0;
+	size_t len[NLONG], total = 0, off = 0, pl;
 	char *text;
 
 	FK_SEND(fc, GREETING);
@@ -344,10 +344,11 @@ script_long(struct rc_conn *fc)
 		text = malloc(long_lens[i] + 64);
 		cr_assert_not_null(text);
 		memset(text, 'x', long_lens[i] + 64);
-		snprintf(text, long_lens[i] + 64, "{seq:%zu, tock:%zu, value:'",
-		    i + 1, i + 100);
-		memcpy(text + strlen(text) + long_lens[i], "'}", 3);
-		rc_build(&msg[i], &len[i], text);
+		pl = (size_t)snprintf(text, long_lens[i] + 64,
+		    "{seq:%zu, tock:%zu, value:'", i + 1, i + 100);
+		text[pl] = 'x';		/* snprintf's NUL */
+		memcpy(text + pl + long_lens[i], "'}", 3);
+		rc_build(&msg[i], &len[i], "%s", text);
 		free(text);
 		total += len[i];
 	}
@@ -366,9 +367,11 @@ script_long(struct rc_conn *fc)
 	/* the 300-byte one again, a byte at a time */
 	text = malloc(400);
 	memset(text, 'y', 400);
-	snprintf(text, 400, "{seq:%zu, tock:7, value:'", NLONG + 1);
-	memcpy(text + strlen(text) + 300, "'}", 3);
-	rc_build(&all, &total, text);
+	pl = (size_t)snprintf(text, 400, "{seq:%zu, tock:7, value:'",
+	    NLONG + 1);
+	text[pl] = 'y';
+	memcpy(text + pl + 300, "'}", 3);
+	rc_build(&all, &total, "%s", text);
 	free(text);
 	for (size_t i = 0; i < total; i++)
 		fk_write(fc->fd, all + i, 1);

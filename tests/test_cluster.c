@@ -304,12 +304,9 @@ concurrent_keys(int n, int per_node)
 		for (int i = 0; i < n; i++)
 			for (int j = 0; j < per_node; j++) {
 				distkv_path *p = cluster_path("c", i * 1000 + j);
-				size_t len;
-				uint8_t *pb = cluster_path_bytes(p, &len);
 
-				cr_assert(cluster_dump_find(&d, pb, len) != NULL,
+				cr_assert(cluster_dump_find_path(&d, p) != NULL,
 				    "c/%d missing", i * 1000 + j);
-				free(pb);
 				distkv_path_free(p);
 			}
 		cluster_dump_free(&d);
@@ -371,9 +368,7 @@ Test(cluster, same_key_one_winner)
 	cr_assert(cluster_dump(&cl, 0, &d) == 0);
 	for (int key = 0; key < KEYS; key++) {
 		distkv_path *p = cluster_path("s", key);
-		size_t len;
-		uint8_t *pb = cluster_path_bytes(p, &len);
-		const struct cluster_item *it = cluster_dump_find(&d, pb, len);
+		const struct cluster_item *it = cluster_dump_find_path(&d, p);
 		int64_t v = -1;
 
 		cr_assert(it != NULL, "s/%d missing", key);
@@ -384,7 +379,6 @@ Test(cluster, same_key_one_winner)
 		cr_assert(cluster_wait_value(&cl, 0, p, it->value,
 		    it->value_len, VISIBLE_MS, why, sizeof(why)) == 0,
 		    "s/%d: %s", key, why);
-		free(pb);
 		distkv_path_free(p);
 	}
 	cluster_dump_free(&d);
