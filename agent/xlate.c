@@ -26,13 +26,18 @@ struct item {
 	bool has_schema;
 };
 
+enum kind { K_NONE, K_TYPE, K_MATCH, K_CODEC, K_CONV, K_COUNT };
+
 struct xlate {
 	struct xl_lua *lua;
 	struct item *items;	/* open addressing by entry pointer */
 	size_t cap, n;
+	/* kind_root's answers: (nil) and (nil, kind) once found (entries
+	 * live as long as the tree), else their parent's child count + 1
+	 * when they were missing (0: never looked up) */
+	struct entry *meta, *kind[K_COUNT];
+	uint64_t meta_missed, kind_missed[K_COUNT];
 };
-
-enum kind { K_NONE, K_TYPE, K_MATCH, K_CODEC, K_CONV };
 
 static const char *const kind_names[] = { NULL, "type", "match", "codec",
     "conv" };
@@ -206,18 +211,34 @@ xlate_path_init(struct xlate_path *p, const struct entry *base,
 	return 0;
 }
 
-/* (nil, kind), or NULL. */
+/*
+ * (nil, kind), or NULL.  Every set asks whether (nil, "match") has
+ * children (xlate_write_trivial): two lookups that cost a tenth of the
+ * set, so the answers are kept.  Entries are never removed from the tree
+ * (tree.h), so one found stays valid; a missing one is looked up again
+ * only once its parent (the root for (nil)) has gained a child.
+ */
 static struct entry *
 kind_root(struct agent *a, enum kind k)
 {
 	static const uint8_t nil = 0xc0;
+	struct xlate *x = a->xlate;
 	uint8_t buf[8];
 	size_t n = strlen(kind_names[k]);
-	struct entry *m = tree_child(&a->tree, a->tree.root, &nil, 1, false);
 
+	if (x->meta == NULL && x->meta_missed != a->tree.root->nchild + 1) {
+		x->meta = tree_child(&a->tree, a->tree.root, &nil, 1, false);
+		x->meta_missed = a->tree.root->nchild + 1;
+	}
+	if (x->meta == NULL)
+		return NULL;
+	if (x->kind[k] != NULL || x->kind_missed[k] == x->meta->nchild + 1)
+		return x->kind[k];
 	buf[0] = (uint8_t)(0xa0 | n);
 	memcpy(buf + 1, kind_names[k], n);
-	return m != NULL ? tree_child(&a->tree, m, buf, n + 1, false) : NULL;
+	x->kind[k] = tree_child(&a->tree, x->meta, buf, n + 1, false);
+	x->kind_missed[k] = x->meta->nchild + 1;
+	return x->kind[k];
 }
 
 /* The entry (nil, kind, names...) for a record's name list (a string or
