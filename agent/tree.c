@@ -460,8 +460,10 @@ key_find(struct tree *t, struct tree_key *k)
 {
 	struct entry *e;
 
-	/* every path, however deep, is one probe when it exists */
-	e = k->n == 0 ? k->base : index_find(t, k->p, k->len, k->hash);
+	/* every path, however deep, is one probe when it exists; none
+	 * below a childless base (a snapshot's next record, mostly) */
+	e = k->n == 0 ? k->base : k->base->nchild == 0 ? NULL :
+	    index_find(t, k->p, k->len, k->hash);
 	k->missed_at = e == NULL ? t->nentries : SIZE_MAX;
 	return e;
 }
