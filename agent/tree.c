@@ -485,18 +485,19 @@ tree_key_create(struct tree *t, struct tree_key *k)
 
 	/* create level by level below the deepest existing entry */
 	for (uint32_t i = 0; i < k->n && e != NULL; i++) {
+		/* the key of this level in place: its elements are a prefix
+		 * of the whole key's, its header no longer than that one */
 		uint32_t hl = key_hdr_len(e->depth + 1);
-		size_t elen;
+		uint8_t *key = k->p + k->hdr - hl;
+		bool last = i == k->n - 1;
+		size_t elen, klen;
 
 		/* our own canonical bytes: always one whole element */
 		proto_scan(k->p + off, k->len - off, 1, &elen);
-		/* the key of this level in place: its elements are a prefix
-		 * of the whole key's, its header no longer than that one */
-		key_hdr_put(k->p + k->hdr - hl, e->depth + 1);
-		e = child_by_key(t, e, k->p + k->hdr - hl, hl + off + elen -
-		    k->hdr, i == k->n - 1 ? k->hash : XXH3_64bits(k->p +
-		    k->hdr - hl, hl + off + elen - k->hdr), elen, true,
-		    missed && i == k->n - 1);
+		klen = hl + off + elen - k->hdr;
+		key_hdr_put(key, e->depth + 1);
+		e = child_by_key(t, e, key, klen, last ? k->hash :
+		    XXH3_64bits(key, klen), elen, true, missed && last);
 		off += elen;
 	}
 	/* the header bytes are another level's now: build again to reuse */

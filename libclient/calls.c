@@ -60,11 +60,7 @@ distkv_get(distkv *c, const distkv_path *p, int nchain,
 		return (rc);
 	if ((rc = client_sync_prepare(c, &r)) != 0)
 		return (rc);
-	enc_init(&e, nchain > 0 ? 4 : 3);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, "get_value");
+	enc_request(&e, nchain > 0 ? 4 : 3, r->seq, "get_value");
 	enc_str(&e, "path");
 	enc_path(&e, p);
 	if (nchain > 0) {
@@ -99,11 +95,7 @@ distkv_get_event(distkv *c, const char *node, uint64_t tick, int nchain,
 		return (DISTKV_EINVAL);
 	if ((rc = client_sync_prepare(c, &r)) != 0)
 		return (rc);
-	enc_init(&e, nchain > 0 ? 5 : 4);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, "get_value");
+	enc_request(&e, nchain > 0 ? 5 : 4, r->seq, "get_value");
 	enc_str(&e, "node");
 	enc_str(&e, node);
 	enc_str(&e, "tick");
@@ -151,11 +143,7 @@ enc_set(struct enc *e, uint64_t seq, const char *action,
 		n += o->prev != NULL;
 	}
 	n += value != NULL;
-	enc_init(e, n);
-	enc_str(e, "seq");
-	enc_uint(e, seq);
-	enc_str(e, "action");
-	enc_str(e, action);
+	enc_request(e, n, seq, action);
 	enc_str(e, "path");
 	enc_path(e, p);
 	if (value != NULL) {
@@ -246,11 +234,7 @@ distkv_delete_tree(distkv *c, const distkv_path *p, uint64_t *count)
 		*count = 0;
 	if ((rc = client_sync_prepare(c, &r)) != 0)
 		return (rc);
-	enc_init(&e, 3);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, "delete_tree");
+	enc_request(&e, 3, r->seq, "delete_tree");
 	enc_str(&e, "path");
 	enc_path(&e, p);
 	msgpack_zone_init(&zone, 2048);
@@ -286,11 +270,7 @@ enc_tree(struct enc *e, uint64_t seq, const char *action,
 		n += (o->max_depth >= 0) * (watch ? 1 : 2);
 		n += watch && o->fetch;
 	}
-	enc_init(e, n);
-	enc_str(e, "seq");
-	enc_uint(e, seq);
-	enc_str(e, "action");
-	enc_str(e, action);
+	enc_request(e, n, seq, action);
 	enc_str(e, "path");
 	enc_path(e, p);
 	if (o == NULL)
@@ -413,11 +393,7 @@ distkv_state(distkv *c, int flags, struct distkv_value *out)
 		n += (flags & keys[i].flag) != 0;
 	if ((rc = client_sync_prepare(c, &r)) != 0)
 		return (rc);
-	enc_init(&e, n);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, "get_state");
+	enc_request(&e, n, r->seq, "get_state");
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (flags & keys[i].flag) {
 			enc_str(&e, keys[i].key);
@@ -472,11 +448,7 @@ distkv_root(distkv *c, const distkv_path *p, struct distkv_entry *out)
 		memset(out, 0, sizeof(*out));
 	if ((rc = client_sync_prepare(c, &r)) != 0)
 		return (rc);
-	enc_init(&e, 3);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, "root");
+	enc_request(&e, 3, r->seq, "root");
 	enc_str(&e, "path");
 	enc_path(&e, p);
 	msgpack_zone_init(&zone, 2048);
@@ -511,11 +483,7 @@ file_action(distkv *c, const char *action, const char *file, int fetch)
 		return (DISTKV_EINVAL);
 	if ((rc = client_sync_prepare(c, &r)) != 0)
 		return (rc);
-	enc_init(&e, fetch >= 0 ? 4 : 3);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, action);
+	enc_request(&e, fetch >= 0 ? 4 : 3, r->seq, action);
 	enc_str(&e, "path");
 	enc_str(&e, file);
 	if (fetch >= 0) {
@@ -643,11 +611,7 @@ distkv_async_get(distkv *c, const distkv_path *p, int nchain,
 		return (-ENOMEM);
 	r->get_cb = cb;
 	r->arg = arg;
-	enc_init(&e, nchain > 0 ? 4 : 3);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, "get_value");
+	enc_request(&e, nchain > 0 ? 4 : 3, r->seq, "get_value");
 	enc_str(&e, "path");
 	enc_path(&e, p);
 	if (nchain > 0) {

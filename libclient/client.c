@@ -791,11 +791,7 @@ send_stop(distkv *c, uint64_t task)
 	if ((r = client_req_new(c, REQ_STOP)) == NULL)
 		return (-ENOMEM);
 	r->task = task;
-	enc_init(&e, 3);
-	enc_str(&e, "seq");
-	enc_uint(&e, r->seq);
-	enc_str(&e, "action");
-	enc_str(&e, "stop");
+	enc_request(&e, 3, r->seq, "stop");
 	enc_str(&e, "task");
 	enc_uint(&e, task);
 	return (client_start(c, &e, r));

@@ -253,6 +253,17 @@ enc_int(struct enc *e, int64_t v)
 	enc_done(e, proto_put_int(p, v));
 }
 
+/* A request map of nfields pairs, its seq and action packed. */
+static inline void
+enc_request(struct enc *e, size_t nfields, uint64_t seq, const char *action)
+{
+	enc_init(e, nfields);
+	enc_str(e, "seq");
+	enc_uint(e, seq);
+	enc_str(e, "action");
+	enc_str(e, action);
+}
+
 static inline void
 enc_bool(struct enc *e, bool b)
 {
