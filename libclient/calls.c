@@ -42,12 +42,27 @@ get_from_shm(distkv *c, const distkv_path *p, struct distkv_entry *out)
 	return (rc);
 }
 
+/* Run the request e (r's) and decode its reply into out. */
+static int
+sync_entry(distkv *c, struct enc *e, struct req *r, struct distkv_entry *out,
+    bool with_path)
+{
+	msgpack_zone zone;
+	msgpack_object m;
+	int rc;
+
+	msgpack_zone_init(&zone, 2048);
+	if ((rc = client_sync_single(c, e, &zone, &m, &r)) == 0)
+		rc = client_decode_entry(&m, out, with_path);
+	msgpack_zone_destroy(&zone);
+	client_req_unref(r);
+	return (rc);
+}
+
 int
 distkv_get(distkv *c, const distkv_path *p, int nchain,
     struct distkv_entry *out)
 {
-	msgpack_zone zone;
-	msgpack_object m;
 	struct req *r;
 	struct enc e;
 	int rc;
@@ -67,14 +82,9 @@ distkv_get(distkv *c, const distkv_path *p, int nchain,
 		enc_str(&e, "nchain");
 		enc_int(&e, nchain);
 	}
-	msgpack_zone_init(&zone, 2048);
-	if ((rc = client_sync_single(c, &e, &zone, &m, &r)) == 0 &&
-	    (rc = client_decode_entry(&m, out, false)) == 0) {
-		if (distkv_value_is_nil(out->value.data, out->value.len))
-			rc = DISTKV_ENOTFOUND;
-	}
-	msgpack_zone_destroy(&zone);
-	client_req_unref(r);
+	if ((rc = sync_entry(c, &e, r, out, false)) == 0 &&
+	    distkv_value_is_nil(out->value.data, out->value.len))
+		rc = DISTKV_ENOTFOUND;
 	if (rc != 0 && rc != DISTKV_ENOTFOUND)
 		distkv_entry_clear(out);
 	return (rc);
@@ -84,8 +94,6 @@ int
 distkv_get_event(distkv *c, const char *node, uint64_t tick, int nchain,
     struct distkv_entry *out)
 {
-	msgpack_zone zone;
-	msgpack_object m;
 	struct req *r;
 	struct enc e;
 	int rc;
@@ -104,12 +112,7 @@ distkv_get_event(distkv *c, const char *node, uint64_t tick, int nchain,
 		enc_str(&e, "nchain");
 		enc_int(&e, nchain);
 	}
-	msgpack_zone_init(&zone, 2048);
-	if ((rc = client_sync_single(c, &e, &zone, &m, &r)) == 0)
-		rc = client_decode_entry(&m, out, true);
-	msgpack_zone_destroy(&zone);
-	client_req_unref(r);
-	if (rc != 0)
+	if ((rc = sync_entry(c, &e, r, out, true)) != 0)
 		distkv_entry_clear(out);
 	return (rc);
 }
@@ -437,8 +440,6 @@ distkv_state(distkv *c, int flags, struct distkv_value *out)
 int
 distkv_root(distkv *c, const distkv_path *p, struct distkv_entry *out)
 {
-	msgpack_zone zone;
-	msgpack_object m;
 	struct distkv_entry tmp;
 	struct req *r;
 	struct enc e;
@@ -451,9 +452,7 @@ distkv_root(distkv *c, const distkv_path *p, struct distkv_entry *out)
 	enc_request(&e, 3, r->seq, "root");
 	enc_str(&e, "path");
 	enc_path(&e, p);
-	msgpack_zone_init(&zone, 2048);
-	if ((rc = client_sync_single(c, &e, &zone, &m, &r)) == 0 &&
-	    (rc = client_decode_entry(&m, &tmp, true)) == 0) {
+	if ((rc = sync_entry(c, &e, r, &tmp, true)) == 0) {
 		if (out != NULL)
 			*out = tmp;
 		else
@@ -464,8 +463,6 @@ distkv_root(distkv *c, const distkv_path *p, struct distkv_entry *out)
 		else
 			rc = path_append(c->root, p, 0);
 	}
-	msgpack_zone_destroy(&zone);
-	client_req_unref(r);
 	return (rc);
 }
 
