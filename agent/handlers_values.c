@@ -39,9 +39,9 @@ reply_entry(struct req *r, const struct entry *e, int64_t nchain,
 		return;
 	}
 	/* the keys and the tock by hand (conn_reply_room), the value after
-	 * them: a get's reply */
+	 * them: "tock" 5 bytes, its value at most 9, "value" 6 */
 	if ((p = conn_reply_room(r->c, r->seq, 2 + (with_chain ? 1 : 0) +
-	    (with_path ? 1 : 0), 16)) == NULL) {
+	    (with_path ? 1 : 0), 20)) == NULL) {
 		shown_fini(&sh);
 		return;
 	}
@@ -342,8 +342,9 @@ set_common(struct req *r, bool internal, bool del)
 		reply_change_error(r, rc);
 		goto out;
 	}
-	/* by hand (conn_reply_room): "changed", "prev", "tock" and their
-	 * values fit 32 bytes and the old value */
+	/* by hand (conn_reply_room): "changed" 8 bytes and its value 1,
+	 * "prev" 5 and nil 1 or the old value, "tock" 5 and its value at
+	 * most 9: 29 bytes and the old value */
 	if ((p = conn_reply_room(r->c, r->seq, 2 + (report_prev ? 1 : 0) +
 	    (nchain > 0 ? 1 : 0), 32 + oldlen)) == NULL)
 		goto out;

@@ -85,8 +85,10 @@ conn_out_room(struct conn *c, size_t n)
 	size_t cap;
 	char *d;
 
-	if (sb->alloc - sb->size >= n)
+	if (sb->alloc - sb->size >= n) {
+		c->room_end = (uint8_t *)sb->data + sb->size + n;
 		return ((uint8_t *)sb->data + sb->size);
+	}
 	cap = sb->alloc > 0 ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
 	while (cap - sb->size < n)
 		cap *= 2;
@@ -99,12 +101,20 @@ conn_out_room(struct conn *c, size_t n)
 	}
 	sb->data = d;
 	sb->alloc = cap;
+	c->room_end = (uint8_t *)d + sb->size + n;
 	return ((uint8_t *)d + sb->size);
 }
 
 void
 conn_out_advance(struct conn *c, const uint8_t *end)
 {
+	/* a reply packed by hand past the room it asked for has written
+	 * over the heap: stop before anything else does */
+	if (end > c->room_end) {
+		log_error("BUG: a reply overran its room by %zu bytes",
+		    (size_t)(end - c->room_end));
+		abort();
+	}
 	c->out.size = (size_t)((const char *)end - c->out.data);
 }
 
@@ -120,8 +130,12 @@ conn_reply_room(struct conn *c, uint64_t seq, uint32_t nfields, size_t more)
 		return (NULL);
 	p = proto_put_maphdr(p, nfields + 1);
 	p = proto_put_key(p, "seq");
+	p = proto_put_uint(p, seq);
+	/* the caller's room, exactly: an overrun is caught however short
+	 * this header came out */
+	c->room_end = p + more;
 	conn_mark_dirty(c);
-	return (proto_put_uint(p, seq));
+	return (p);
 }
 
 msgpack_packer *

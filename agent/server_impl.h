@@ -36,6 +36,7 @@ struct conn {
 	size_t in_len, in_cap;
 	msgpack_sbuffer out;
 	size_t out_off;
+	uint8_t *room_end;	/* conn_out_room's promise, checked */
 	msgpack_packer pk;
 	msgpack_zone zone;
 	struct handlers_conn hs;

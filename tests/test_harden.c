@@ -177,6 +177,41 @@ Test(harden, tock_beyond_ceiling_refused)
 }
 
 /* Item 3: every error text is valid UTF-8, however long its parts. */
+/*
+ * The widest reply fields: a seq and a tock of 9 bytes each (the set and
+ * get replies are packed by hand into a room of fixed size; an overrun
+ * aborts the agent).  Every reply that carries the entry's tock is read
+ * back whole.
+ */
+Test(harden, widest_seq_and_tock_fit_their_replies)
+{
+	struct rc_conn *c;
+
+	RC_START(&ag, "--standalone", "--node", "h1");
+	c = rc_open(ag.socket);
+	cr_assert(c != NULL);
+	/* a tock near the ceiling 2^53-1 and a seq past 2^32: 9 bytes
+	 * each (and room for the local set's tock after it) */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:4294967296, action:'update', "
+	    "path:['w'], value:'x', node:'h2', tick:1, prev:nil, "
+	    "tock:9007199254740000}"), "{seq:4294967296, count:1, tock:_}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:9007199254740000, "
+	    "action:'get_value', path:['w']}"),
+	    "{seq:9007199254740000, value:'x', tock:9007199254740000}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:9007199254740001, "
+	    "action:'get_value', path:['w'], nchain:3}"),
+	    "{seq:9007199254740001, value:'x', tock:9007199254740000, "
+	    "chain:{node:'h2', tick:1, prev:nil}}");
+	/* a set's reply: the old value too, and a tock past it */
+	RC_ASSERT_MATCH(rc_call(c, "{seq:9007199254740002, "
+	    "action:'set_value', path:['w'], value:'y'}"),
+	    "{seq:9007199254740002, changed:true, prev:'x', tock:_, chain:_}");
+	RC_ASSERT_MATCH(rc_call(c, "{seq:9007199254740003, "
+	    "action:'get_value', path:['w']}"),
+	    "{seq:9007199254740003, value:'y', tock:_}");
+	rc_close(c);
+}
+
 Test(harden, error_texts_are_utf8)
 {
 	char action[256], val[1024];
