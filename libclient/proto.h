@@ -184,13 +184,17 @@ proto_put_maphdr(uint8_t *o, size_t n)
 	return (proto_put_be(o, n, 4));
 }
 
-/* A short str (a literal map key: its strlen folds to a constant). */
+/* A str, for a literal map key: its strlen folds to a constant, and so
+ * does the header's form. */
 static inline uint8_t *
 proto_put_key(uint8_t *o, const char *k)
 {
 	size_t n = strlen(k);
 
-	*o++ = (uint8_t)(0xa0 | n);
+	if (n < 32)
+		*o++ = (uint8_t)(0xa0 | n);
+	else
+		o = proto_put_strhdr(o, false, n);
 	memcpy(o, k, n);
 	return (o + n);
 }

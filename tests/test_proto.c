@@ -505,6 +505,17 @@ Test(proto, put_uint_maphdr_and_key_match_msgpack_c)
 	end = proto_put_key(buf, "changed");
 	cr_assert_eq((size_t)(end - buf), sb.size);
 	cr_assert_arr_eq(buf, sb.data, sb.size);
+	/* past a fixstr's 31 bytes: a str8 header */
+	{
+		static const char k40[] = "0123456789012345678901234567890123456789";
+		uint8_t big[64];
+
+		sb.size = 0;
+		msgpack_pack_str_with_body(&pk, k40, 40);
+		end = proto_put_key(big, k40);
+		cr_assert_eq((size_t)(end - big), sb.size);
+		cr_assert_arr_eq(big, sb.data, sb.size);
+	}
 	msgpack_sbuffer_destroy(&sb);
 }
 
