@@ -571,23 +571,43 @@ distkv_request(distkv *c, const void *fields, size_t len,
 	return (client_sync_multi(c, &e, r, c->timeout_ms));
 }
 
+/* The checks every async call starts with; *seq (may be NULL) is 0 until
+ * the request is queued. */
+static int
+async_check(distkv *c, bool has_cb, uint64_t *seq)
+{
+	if (seq != NULL)
+		*seq = 0;
+	if (c->dead != 0)
+		return (c->dead);
+	return (has_cb ? 0 : DISTKV_EINVAL);
+}
+
+/* Queue r (encoded in e); *seq its seq once queued. */
+static int
+async_start(distkv *c, struct enc *e, struct req *r, uint64_t *seq)
+{
+	uint64_t s = r->seq;
+	int rc = client_start(c, e, r);
+
+	if (rc == 0 && seq != NULL)
+		*seq = s;
+	return (rc);
+}
+
 int
 distkv_async_request(distkv *c, const void *fields, size_t len,
     distkv_raw_fn *fn, void *arg, uint64_t *seq)
 {
 	struct req *r;
 	struct enc e;
-	uint64_t s;
 	int rc;
 
 	if (seq != NULL)
 		*seq = 0;
 	if ((rc = raw_prepare(c, fields, len, fn, arg, &r, &e)) != 0)
 		return (rc);
-	s = r->seq;
-	if ((rc = client_start(c, &e, r)) == 0 && seq != NULL)
-		*seq = s;
-	return (rc);
+	return (async_start(c, &e, r, seq));
 }
 
 int
@@ -598,12 +618,8 @@ distkv_async_get(distkv *c, const distkv_path *p, int nchain,
 	struct enc e;
 	int rc;
 
-	if (seq != NULL)
-		*seq = 0;
-	if (c->dead != 0)
-		return (c->dead);
-	if (cb == NULL)
-		return (DISTKV_EINVAL);
+	if ((rc = async_check(c, cb != NULL, seq)) != 0)
+		return (rc);
 	if ((r = client_req_new(c, REQ_GET)) == NULL)
 		return (-ENOMEM);
 	r->get_cb = cb;
@@ -615,11 +631,7 @@ distkv_async_get(distkv *c, const distkv_path *p, int nchain,
 		enc_str(&e, "nchain");
 		enc_int(&e, nchain);
 	}
-	if (seq != NULL)
-		*seq = r->seq;
-	if ((rc = client_start(c, &e, r)) != 0 && seq != NULL)
-		*seq = 0;
-	return (rc);
+	return (async_start(c, &e, r, seq));
 }
 
 static int
@@ -629,15 +641,10 @@ async_set_common(distkv *c, const char *action, const distkv_path *p,
 {
 	struct req *r;
 	struct enc e;
-	uint64_t s;
 	int rc;
 
-	if (seq != NULL)
-		*seq = 0;
-	if (c->dead != 0)
-		return (c->dead);
-	if (cb == NULL)
-		return (DISTKV_EINVAL);
+	if ((rc = async_check(c, cb != NULL, seq)) != 0)
+		return (rc);
 	if ((r = client_req_new(c, REQ_SET)) == NULL)
 		return (-ENOMEM);
 	if ((rc = enc_set(&e, r->seq, action, p, value, len, opts)) != 0) {
@@ -646,10 +653,7 @@ async_set_common(distkv *c, const char *action, const distkv_path *p,
 	}
 	r->set_cb = cb;
 	r->arg = arg;
-	s = r->seq;
-	if ((rc = client_start(c, &e, r)) == 0 && seq != NULL)
-		*seq = s;
-	return (rc);
+	return (async_start(c, &e, r, seq));
 }
 
 int
@@ -679,15 +683,10 @@ distkv_async_watch(distkv *c, const distkv_path *p,
 {
 	struct req *r;
 	struct enc e;
-	uint64_t s;
 	int rc;
 
-	if (seq != NULL)
-		*seq = 0;
-	if (c->dead != 0)
-		return (c->dead);
-	if (cb == NULL)
-		return (DISTKV_EINVAL);
+	if ((rc = async_check(c, cb != NULL, seq)) != 0)
+		return (rc);
 	if ((rc = items_req(c, p, &r)) != 0)
 		return (rc);
 	if ((rc = enc_tree(&e, r->seq, "watch", p, opts)) != 0) {
@@ -697,8 +696,5 @@ distkv_async_watch(distkv *c, const distkv_path *p,
 	}
 	r->watch_cb = cb;
 	r->arg = arg;
-	s = r->seq;
-	if ((rc = client_start(c, &e, r)) == 0 && seq != NULL)
-		*seq = s;
-	return (rc);
+	return (async_start(c, &e, r, seq));
 }
