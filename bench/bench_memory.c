@@ -319,6 +319,19 @@ file_size(const char *path)
 	return (stat(path, &st) == 0 ? (long)st.st_size : -1);
 }
 
+/*
+ * The region is a sparse file on tmpfs: pages the agent never wrote (an
+ * arena's room to grow) take no memory.  What it holds is st_blocks.
+ */
+static long
+file_allocated(const char *path)
+{
+	struct stat st;
+
+	return (stat(path, &st) == 0 ? (long)st.st_blocks * 512 : -1);
+}
+
+
 /* Start the agent with extra arguments; *ms: until it accepts. */
 static int
 agent_start(struct mem *m, const char *load, bool shm, double *ms)
@@ -410,6 +423,20 @@ row(const char *what, double v, const char *unit, double base,
 		printf("| %-40s | %12.1f %-3s | %-28s |\n", what, v, unit, "");
 }
 
+/* The region's file size and the memory it holds, next to live. */
+static void
+region_rows(const char *when, const char *path, double live)
+{
+	char label[64];
+
+	snprintf(label, sizeof(label), "region file %s", when);
+	row(label, (double)file_size(path) / 1048576, "MiB", live / 1048576,
+	    "of live");
+	snprintf(label, sizeof(label), "  its memory (allocated) %s", when);
+	row(label, (double)file_allocated(path) / 1048576, "MiB",
+	    live / 1048576, "of live");
+}
+
 static int
 drive(struct mem *m)
 {
@@ -460,7 +487,7 @@ main(int argc, char **argv)
 	};
 	struct mem m;
 	char agent[PATH_MAX], la[64], snap[192];
-	long rss0, anon0, shm0, rss, anon, shmem, region;
+	long rss0, anon0, shm0, rss, anon, shmem;
 	double t_load, raw, rawtext, live, ms_empty, ms_load, t_save;
 	uint64_t t0;
 	int ch, rc = 1;
@@ -561,7 +588,6 @@ main(int argc, char **argv)
 	/* the path as text: svc/NNNNNNN/config/port */
 	rawtext = (double)m.o.keys * (3 + 1 + 7 + 1 + 6 + 1 + 4 +
 	    (double)m.o.value);
-	region = file_size(m.shm);
 
 	printf("bench_memory: %ld keys, %ld-byte values, churn %ld rounds; "
 	    "load average %s\n\n", m.o.keys, m.o.value, m.o.churn, la);
@@ -581,8 +607,7 @@ main(int argc, char **argv)
 	    raw / 1048576, "of raw (msgpack)");
 	row("agent RSS after load", (double)rss / 1024, "MiB",
 	    rawtext / 1048576, "of raw (text)");
-	row("region file after load", (double)region / 1048576, "MiB",
-	    live / 1048576, "of live");
+	region_rows("after load", m.shm, live);
 	fflush(stdout);
 
 	/* 2. churn: overwrites with other sizes, deletes of every other */
@@ -601,10 +626,8 @@ main(int argc, char **argv)
 		goto out;
 	rss_read(m.pid, &rss, &anon, &shmem);
 	live = live_bytes(&m);
-	region = file_size(m.shm);
 	row("live data after churn", live / 1048576, "MiB", 0, "");
-	row("region file after churn", (double)region / 1048576, "MiB",
-	    live / 1048576, "of live");
+	region_rows("after churn", m.shm, live);
 	row("agent RSS after churn", (double)rss / 1024, "MiB",
 	    live / 1048576, "of live");
 	fflush(stdout);

@@ -96,7 +96,7 @@ build() {
 			"$src" "$top/shm/reader.c" $libs
 		# shellcheck disable=SC2086
 		$cc $cflags $incs $san -DFUZZ_MAKE_SEEDS -o "$dir/fuzz_${t}_seeds" \
-			"$src" "$top/shm/reader.c" "$top/shm/writer.c" $libs
+			"$src" "$top/shm/reader.c" "$top/shm/writer.c" "$top/shm/holes.c" $libs
 		return
 	fi
 	# shellcheck disable=SC2046,SC2086

@@ -15,13 +15,15 @@
  * EMPTY -> LIVE -> DELETED -> LIVE ... and never back to EMPTY inside one
  * region, so a probe sequence never loses a key it passed.
  *
- * Records live in the arena, 8-byte aligned, and are never modified in
- * place: a new value is a new record, then the slot is switched to it under
- * its sequence word.  A record starts with the key and the value (what a
- * lookup reads) and ends with the metadata (tick, tock, node name).  The
- * arena is a bump allocator; when it is full the writer builds a compacted
- * region in a new file, renames it over the old name, and sets the old
- * header's `superseded`: readers re-open the name.
+ * Records live in the arena, 8-byte aligned, and are never modified while
+ * a slot points to them: a new value is a new record, then the slot is
+ * switched to it under its sequence word.  Only then is the old record's
+ * space free for another record (a reader still copying it sees the seq
+ * changed).  A record starts with the key and the value (what a lookup
+ * reads) and ends with the metadata (tick, tock, node name).  When a
+ * record fits in no free space, the writer builds a compacted region in a
+ * new file, renames it over the old name, and sets the old header's
+ * `superseded`: readers re-open the name.
  */
 #ifndef DISTKV_SHM_LAYOUT_H
 #define DISTKV_SHM_LAYOUT_H
@@ -75,7 +77,7 @@ struct shm_header {
 	uint64_t heartbeat_ns;		/* CLOCK_MONOTONIC of the writer */
 	uint32_t agent_pid;
 	uint32_t closed;		/* 1: the agent stopped cleanly */
-	uint64_t arena_used;		/* bytes allocated in the arena */
+	uint64_t arena_used;		/* arena end ever used (holes reused) */
 	uint64_t live_entries;
 	uint64_t live_bytes;		/* bytes of live records */
 	char node[SHM_NODE_MAX];	/* the agent's node name, NUL padded */

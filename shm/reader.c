@@ -44,16 +44,23 @@ struct shm_reader {
  * Test-only hook (reader.h): a test program that compiles this file with
  * SHM_TEST_HOOKS runs a whole writer update between the two loads of a
  * slot, so that the pair it read is torn for sure and only the sequence
- * re-check can tell.  Nothing of it exists in the library.
+ * re-check can tell; or, after a key matched, an update that reuses the
+ * record's space for another key.  Nothing of it exists in the library.
  */
 #ifdef SHM_TEST_HOOKS
 void (*shm_reader_test_hook)(void);
+void (*shm_reader_test_hook_matched)(void);
 #define SHM_READER_TEST_HOOK() do {					\
 	if (shm_reader_test_hook != NULL)				\
 		shm_reader_test_hook();					\
 } while (0)
+/* an expression: it sits inside the lookup's chain of conditions */
+#define SHM_READER_TEST_HOOK_MATCHED()					\
+	(shm_reader_test_hook_matched != NULL ?				\
+	    shm_reader_test_hook_matched() : (void)0)
 #else
 #define SHM_READER_TEST_HOOK() do { } while (0)
+#define SHM_READER_TEST_HOOK_MATCHED() ((void)0)
 #endif
 
 /*
@@ -291,7 +298,7 @@ probe_slot(const struct shm_reader *r, const struct shm_slot *s,
 		p = r->arena + off + SHM_RECORD_HEADER;
 		if (rh.key_len != klen || !key_eq(p, key, klen))
 			step = PROBE_NEXT;
-		else if (m != NULL && !meta_ok(r, off, shm_slot_len(ls), moff,
+		else if (SHM_READER_TEST_HOOK_MATCHED(), m != NULL && !meta_ok(r, off, shm_slot_len(ls), moff,
 		    &nl))
 			step = PROBE_BAD;
 		else if (as_str) {

@@ -27,6 +27,8 @@ struct shm_reader;
  * loads of a slot's length/state word and its tag/offset word.
  */
 extern void (*shm_reader_test_hook)(void);
+/* ... and after a slot's key matched, before the value is copied. */
+extern void (*shm_reader_test_hook_matched)(void);
 #endif
 
 struct shm_read_meta {

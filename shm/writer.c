@@ -15,6 +15,7 @@
 
 #include <xxhash.h>
 
+#include "holes.h"
 #include "layout.h"
 #include "writer.h"
 
@@ -23,6 +24,15 @@
 /* Rebuild when live + deleted slots pass this share of the table. */
 #define SHM_MAX_LOAD_NUM 3
 #define SHM_MAX_LOAD_DEN 4
+/*
+ * The arena's room beyond the live records after a replacement: 1/2 when
+ * the data grew (the arena filled with little garbage in it), 1/8 when it
+ * is a compaction.  Holes are reused in place (holes.h), so steady
+ * overwrites need no slack; growth does, or every few puts would copy the
+ * whole region.
+ */
+#define SHM_GROW_DEN 2
+#define SHM_COMPACT_DEN 8
 
 struct shm_writer {
 	char *path;
@@ -37,6 +47,7 @@ struct shm_writer {
 	uint8_t *arena;
 	uint64_t used_slots;		/* live + deleted */
 	uint64_t reserved;		/* bytes shm_writer_reserve awaits */
+	struct shm_holes holes;		/* free space inside the arena */
 	uint32_t notified_seq;
 	uint64_t replacements;
 };
@@ -222,13 +233,34 @@ publish_change(struct shm_writer *w)
 	__atomic_store_n(&h->change_seq, h->change_seq + 1, __ATOMIC_RELEASE);
 }
 
-/* Append a record to the arena (caller checked the room). */
-static uint64_t
-arena_append(struct shm_writer *w, const uint8_t *key, size_t klen,
-    const uint8_t *val, size_t vlen, const char *node, size_t nlen,
-    uint64_t tick, uint64_t tock)
+/*
+ * Room for a record of size bytes: a hole of that size, else the front
+ * of a longer hole, else the end of the arena (holes first: their pages
+ * are already in memory, the arena's end may not be yet).  False: a
+ * replacement is due.
+ */
+static bool
+arena_place(struct shm_writer *w, uint64_t size, uint64_t *off)
 {
-	uint64_t off = w->h->arena_used;
+	if (shm_holes_take_exact(&w->holes, size, off) ||
+	    shm_holes_take_split(&w->holes, size, off))
+		return true;
+	if (w->h->arena_used + size > w->h->arena_size)
+		return false;
+	*off = w->h->arena_used;
+	STORE(&w->h->arena_used, *off + size);
+	return true;
+}
+
+/*
+ * Write a record at off, which arena_place() gave: space no slot points
+ * to (a hole's old record was switched away from under its slot's seq).
+ */
+static void
+record_write(struct shm_writer *w, uint64_t off, const uint8_t *key,
+    size_t klen, const uint8_t *val, size_t vlen, const char *node,
+    size_t nlen, uint64_t tick, uint64_t tock)
+{
 	uint64_t size = shm_record_size(nlen, klen, vlen);
 	uint64_t moff = shm_meta_off(klen, vlen);
 	struct shm_record *r = (struct shm_record *)(void *)(w->arena + off);
@@ -236,7 +268,7 @@ arena_append(struct shm_writer *w, const uint8_t *key, size_t klen,
 	    (struct shm_record_meta *)(void *)(w->arena + off + moff);
 	uint8_t *p = (uint8_t *)(r + 1);
 
-	/* bytes no slot points to yet: plain stores are fine */
+	/* bytes no slot points to: plain stores are fine */
 	r->key_len = (uint32_t)klen;
 	r->val_len = (uint32_t)vlen;
 	memcpy(p, key, klen);
@@ -247,18 +279,16 @@ arena_append(struct shm_writer *w, const uint8_t *key, size_t klen,
 	mt->node_len = (uint8_t)nlen;
 	memcpy(mt->node, node, nlen);
 	memset(mt->node + nlen, 0, size - moff - SHM_META_SIZE - nlen);
-	STORE(&w->h->arena_used, off + size);
-	return off;
 }
 
 /*
  * Build a compacted region with room for extra_bytes more and
- * extra_entries more keys, rename it over the path, and tell readers of
- * the old one.
+ * extra_entries more keys (and the slack of a growth or of a
+ * compaction), rename it over the path, and tell readers of the old one.
  */
 static int
 writer_rebuild(struct shm_writer *w, uint64_t extra_bytes,
-    uint64_t extra_entries)
+    uint64_t extra_entries, bool grow)
 {
 	struct shm_header *oh = w->h;
 	uint64_t live = oh->live_bytes + extra_bytes;
@@ -269,11 +299,11 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes,
 	uint8_t *base;
 	int fd, rc;
 
-	/* load <= 0.7 after the rebuild; arena 1.5x the live records */
+	/* load <= 0.7 after the rebuild */
 	slots = pow2_at_least(entries * 10 / 7 + 1);
 	if (slots < SHM_MIN_SLOTS)
 		slots = SHM_MIN_SLOTS;
-	arena = live + live / 2;
+	arena = live + live / (grow ? SHM_GROW_DEN : SHM_COMPACT_DEN);
 	if (arena < SHM_MIN_ARENA)
 		arena = SHM_MIN_ARENA;
 	arena = (arena + 4095) & ~(uint64_t)4095;
@@ -336,21 +366,57 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes,
 	nw.replacements = w->replacements + 1;
 	nw.notified_seq = w->notified_seq;
 	*w = nw;
+	/* the new arena is compacted: no holes (nw shares the lists) */
+	shm_holes_clear(&w->holes);
 	return 0;
 }
 
 /*
- * The arena is sized 1.5x the live records at a replacement; once the
- * live data has shrunk so far that the arena is more than twice it (plus
- * the minimum), compact, so the region stays within 2x live + a fixed
- * part however the data shrinks.  The gap between 1.5 and 2 keeps it from
- * compacting again and again.
+ * A replacement sizes the arena at 1.5x the live records after growth,
+ * 1.125x after a compaction.  The file is sparse: room never written
+ * takes no memory, the records and holes below arena_used do.  So the
+ * writer compacts after a change that leaves
+ *   - more than 1/8 of the live data (plus the minimum arena) in holes
+ *     and rests below arena_used: the memory bound, 1.125x live + a fixed
+ *     part, whatever the churn; or
+ *   - an arena more than 1.5x the live data (plus the minimum): the file
+ *     shrinks with the data, not only its memory.
+ * The minimum keeps a small region from compacting on every change, and
+ * a compaction leaves no holes and 1/8 of room: the next one comes after
+ * at least that much more churn.
  */
 static bool
-writer_oversized(const struct shm_writer *w)
+writer_wasteful(const struct shm_writer *w)
 {
-	return w->h->arena_size > 2 * (w->h->live_bytes + w->reserved) +
-	    SHM_MIN_ARENA;
+	uint64_t live = w->h->live_bytes + w->reserved;
+
+	return w->h->arena_used - w->h->live_bytes >
+	    live / SHM_COMPACT_DEN + SHM_MIN_ARENA ||
+	    w->h->arena_size > live + live / SHM_GROW_DEN + SHM_MIN_ARENA;
+}
+
+/*
+ * A replacement that does not fit in the current arena is growth when
+ * the arena holds little that is not live (at most 1/8 of it: holes, and
+ * rests too short for a record), else a compaction.
+ */
+static bool
+writer_grows(const struct shm_writer *w)
+{
+	return w->h->arena_used - w->h->live_bytes <=
+	    w->h->arena_size / SHM_COMPACT_DEN && !writer_wasteful(w);
+}
+
+/*
+ * After a change is published: compact if it left the region wasteful.
+ * A compaction that fails here leaves a valid, larger region, and the
+ * next change tries again; the change itself stands.
+ */
+static void
+writer_tidy(struct shm_writer *w)
+{
+	if (writer_wasteful(w))
+		(void)writer_rebuild(w, 0, 0, false);
 }
 
 /*
@@ -462,20 +528,27 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 		return -E2BIG;
 	hash = XXH3_64bits(key, klen);
 	writer_find(w, hash, key, klen, &found, &free_slot);
-	if (w->h->arena_used + size > w->h->arena_size ||
-	    (found == UINT64_MAX && (w->used_slots + 1) * SHM_MAX_LOAD_DEN >
-	    w->h->table_slots * SHM_MAX_LOAD_NUM) || writer_oversized(w)) {
-		if ((rc = writer_rebuild(w, size, 1)) != 0)
+	if ((found == UINT64_MAX && (w->used_slots + 1) * SHM_MAX_LOAD_DEN >
+	    w->h->table_slots * SHM_MAX_LOAD_NUM) ||
+	    !arena_place(w, size, &off)) {
+		if ((rc = writer_rebuild(w, size, 1, writer_grows(w))) != 0)
 			return rc;
 		writer_find(w, hash, key, klen, &found, &free_slot);
+		/* a fresh arena has room for size at its end */
+		if (!arena_place(w, size, &off))
+			return -ENOSPC;
 	}
-	off = arena_append(w, key, klen, val, vlen, m->node, nlen, m->tick,
+	record_write(w, off, key, klen, val, vlen, m->node, nlen, m->tick,
 	    m->tock);
 	w->reserved -= w->reserved < size ? w->reserved : size;
 	if (found != UINT64_MAX) {
-		old_len = shm_slot_len(w->tab[found].len_state);
-		slot_write(&w->tab[found], SHM_SLOT_LIVE, hash, off,
-		    (uint32_t)size);
+		struct shm_slot *s = &w->tab[found];
+		uint64_t old_off = shm_slot_off(s->tag_off);
+
+		old_len = shm_slot_len(s->len_state);
+		slot_write(s, SHM_SLOT_LIVE, hash, off, (uint32_t)size);
+		/* no slot points to the old record now: its space is free */
+		shm_holes_add(&w->holes, old_off, old_len);
 	} else {
 		if (shm_slot_state(w->tab[free_slot].len_state) ==
 		    SHM_SLOT_EMPTY)
@@ -486,6 +559,7 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 	}
 	STORE(&w->h->live_bytes, w->h->live_bytes + size - old_len);
 	publish_change(w);
+	writer_tidy(w);
 	return 0;
 }
 
@@ -506,7 +580,7 @@ shm_writer_reserve(struct shm_writer *w, uint64_t entries, uint64_t bytes)
 	    w->h->table_slots * SHM_MAX_LOAD_NUM)
 		rc = 0;
 	else
-		rc = writer_rebuild(w, bytes, entries);
+		rc = writer_rebuild(w, bytes, entries, true);
 	/* until they come, the room is not garbage to compact away */
 	if (rc == 0)
 		w->reserved = bytes;
@@ -518,7 +592,6 @@ shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
 {
 	uint64_t hash, found, free_slot;
 	struct shm_slot *s;
-	int rc;
 
 	if (klen > UINT32_MAX / 2)
 		return 0;	/* no such key can exist */
@@ -532,10 +605,11 @@ shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
 	STORE(&w->h->live_entries, w->h->live_entries - 1);
 	slot_write(s, SHM_SLOT_DELETED, hash, shm_slot_off(s->tag_off),
 	    shm_slot_len(s->len_state));
+	/* readers never follow a deleted slot's offset: the space is free */
+	shm_holes_add(&w->holes, shm_slot_off(s->tag_off),
+	    shm_slot_len(s->len_state));
 	publish_change(w);
-	/* deletes shrink the live data: keep the region within its bound */
-	if (writer_oversized(w) && (rc = writer_rebuild(w, 0, 1)) != 0)
-		return rc;
+	writer_tidy(w);
 	return 0;
 }
 
@@ -581,6 +655,7 @@ shm_writer_close(struct shm_writer *w, bool unlink_file)
 	futex_wake_all(&w->h->change_seq);
 	munmap(w->base, w->size);
 	close(w->fd);
+	shm_holes_free(&w->holes);
 	if (unlink_file)
 		unlink(w->path);
 	if (w->lock_fd >= 0) {

@@ -52,9 +52,12 @@ int shm_writer_lock_owner(const char *path);
 int shm_writer_open(const char *path, mode_t mode, const char *node,
     struct shm_writer **out);
 /*
- * Publish key -> value with its metadata; replaces an existing record.
- * Readers see the whole old or the whole new record.  May build a new
- * region (growth or compaction).  Returns 0 or -errno / -E2BIG.
+ * Publish key -> value with its metadata; replaces an existing record,
+ * whose space later records reuse.  Readers see the whole old or the
+ * whole new record.  May build a new region (growth or compaction).
+ * Returns 0 or -errno / -E2BIG (then nothing changed).  A compaction
+ * after the change that fails leaves the region valid and larger: the
+ * next change tries again.
  */
 int shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
     const uint8_t *val, size_t vlen, const struct shm_meta *m);
@@ -68,7 +71,7 @@ uint64_t shm_writer_record_bytes(size_t klen, size_t vlen, size_t node_len);
  */
 int shm_writer_reserve(struct shm_writer *w, uint64_t entries,
     uint64_t bytes);
-/* Remove key (a no-op if absent). */
+/* Remove key (a no-op if absent); its space is reused.  Returns 0. */
 int shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen);
 /* Store the current time as the heartbeat (call periodically). */
 void shm_writer_heartbeat(struct shm_writer *w);

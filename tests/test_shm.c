@@ -687,6 +687,73 @@ Test(shm, growth_replaces_region_and_readers_follow)
 	shm_writer_close(w, false);
 }
 
+/*
+ * An overwrite frees its old record and a delete its record: a later
+ * record of that size (or smaller) takes the space in place, so steady
+ * overwrites neither grow the arena nor replace the region.
+ */
+Test(shm, overwrites_and_deletes_reuse_the_space_in_place)
+{
+	struct shm_writer *w = wopen();
+	struct shm_reader *r = ropen();
+	struct shm_writer_stats st;
+	struct peek pk;
+	char k[32], v[1100], out[sizeof(v)];
+	uint64_t used;
+
+	memset(v, 'v', sizeof(v) - 1);
+	v[sizeof(v) - 1] = '\0';
+	for (int n = 0; n < 100; n++) {
+		snprintf(k, sizeof(k), "key%d", n);
+		put_str(w, k, v);
+	}
+	peek_file(region, &pk);
+	used = pk.h.arena_used;
+	/* 20 more values per key, of the same size: 2 MiB of records */
+	for (int round = 0; round < 20; round++)
+		for (int n = 0; n < 100; n++) {
+			snprintf(k, sizeof(k), "key%d", n);
+			v[0] = (char)('a' + round);
+			put_str(w, k, v);
+		}
+	/* a deleted key's space goes to a new key, a smaller value too */
+	for (int n = 0; n < 50; n++) {
+		snprintf(k, sizeof(k), "key%d", n);
+		cr_assert_eq(shm_writer_del(w, (const uint8_t *)k, strlen(k)),
+		    0);
+		snprintf(k, sizeof(k), "new%d", n);
+		put_str(w, k, v + (n % 2) * 500);
+	}
+	shm_writer_stats(w, &st);
+	cr_assert_eq(st.replacements, 0, "the first region holds it all");
+	cr_assert_eq(st.live_entries, 100);
+	peek_file(region, &pk);
+	/*
+	 * the arena grew by the one record put before any hole existed
+	 * (the first 100 are all one size, so one is used / 100)
+	 */
+	cr_assert_eq(pk.h.arena_used, used + used / 100, "%" PRIu64
+	    " bytes used, %" PRIu64 " after the first values",
+	    pk.h.arena_used, used);
+	for (int n = 0; n < 100; n++) {
+		bool gone = n < 50;
+
+		snprintf(k, sizeof(k), "key%d", n);
+		cr_assert_eq(get_str(r, k, out, sizeof(out)), gone ? -ENOENT :
+		    0, "%s", k);
+		if (!gone) {
+			cr_assert_eq(out[0], 'a' + 19);
+			cr_assert_eq(strlen(out), sizeof(v) - 1);
+			continue;
+		}
+		snprintf(k, sizeof(k), "new%d", n);
+		cr_assert_eq(get_str(r, k, out, sizeof(out)), 0, "%s", k);
+		cr_assert_str_eq(out, v + (n % 2) * 500);
+	}
+	shm_reader_close(r);
+	shm_writer_close(w, false);
+}
+
 Test(shm, compaction_drops_garbage_and_tombstones)
 {
 	struct shm_writer *w = wopen();
@@ -696,14 +763,19 @@ Test(shm, compaction_drops_garbage_and_tombstones)
 	char k[32], v[1100];
 	uint64_t gen;
 
-	/* 100 keys of ~1 KiB updated over and over: garbage fills the arena */
+	/*
+	 * 100 keys updated over and over with values that grow every
+	 * round: no hole fits a later value, garbage fills the arena
+	 */
 	memset(v, 'v', sizeof(v) - 1);
 	v[sizeof(v) - 1] = '\0';
 	for (int round = 0; round < 20; round++)
 		for (int n = 0; n < 100; n++) {
 			snprintf(k, sizeof(k), "key%d", n);
 			v[0] = (char)('a' + round);
+			v[500 + round * 25] = '\0';
 			put_str(w, k, v);
+			v[500 + round * 25] = 'v';
 		}
 	shm_writer_stats(w, &st);
 	cr_assert_geq(st.replacements, 1);
@@ -718,7 +790,7 @@ Test(shm, compaction_drops_garbage_and_tombstones)
 		snprintf(k, sizeof(k), "key%d", n);
 		cr_assert_eq(get_str(r, k, out, sizeof(out)), 0);
 		cr_assert_eq(out[0], 'a' + 19);
-		cr_assert_eq(strlen(out), sizeof(v) - 1);
+		cr_assert_eq(strlen(out), 500 + 19 * 25);
 	}
 
 	/* insert + delete churn on new keys fills the table with tombstones */
@@ -1954,16 +2026,19 @@ round_page(uint64_t n)
 
 /*
  * 1M updates on 10k keys of varying size.  From the layout: a replacement
- * sizes the arena to 1.5 x (live bytes + the record being put), rounded up
- * to a page (at least 256 KiB), and the table so that it is <= 0.7 full;
- * a replacement happens before the table passes 0.75.  So, sampled all
+ * sizes the arena to at most 1.5 x (live bytes + the record being put),
+ * rounded up to a page (at least 256 KiB), and the table so that it is
+ * <= 0.7 full; a replacement happens before the table passes 0.75, and
+ * whenever the arena is more than 1.5 x live + 256 KiB.  So, sampled all
  * along and at the end:
  *   arena_size <= max(256 KiB, round_page(1.5 x (live at the last
  *                 replacement + one record)))
  *   used slots <= 0.75 x table_slots
- * and, as long as the live bytes did not drop by a quarter since the last
- * replacement (true here: sizes are drawn from one distribution),
- *   region_size <= 2 x live_bytes + 16 x table_slots + 256 + 4096.
+ *   region_size <= 1.5 x live_bytes + 16 x table_slots + 256 + 256 KiB
+ *   arena_used <= 1.125 x live_bytes + 256 KiB (what takes memory)
+ * Overwrites reuse the space of the records they replace (holes.h), so
+ * the replacements are few: growth, and a compaction when the holes are
+ * too fragmented for the values that come.
  */
 Test(shm_memory, region_bounded_after_1m_updates, .init = tdir_setup,
     .fini = tdir_teardown, .timeout = 180.)
@@ -2009,6 +2084,11 @@ Test(shm_memory, region_bounded_after_1m_updates, .init = tdir_setup,
 			    "arena %" PRIu64 " > 1.5 x %" PRIu64 " live at the "
 			    "last replacement", pk.h.arena_size,
 			    live_at_rebuild);
+			/* the memory bound: holes and rests below arena_used */
+			cr_assert_leq(pk.h.arena_used - pk.h.live_bytes,
+			    pk.h.live_bytes / 8 + (256u << 10), "%" PRIu64
+			    " bytes used for %" PRIu64 " live",
+			    pk.h.arena_used, pk.h.live_bytes);
 			cr_assert_leq(pk.used_slots * 4, pk.h.table_slots * 3,
 			    "table load %" PRIu64 "/%" PRIu64, pk.used_slots,
 			    pk.h.table_slots);
@@ -2018,11 +2098,12 @@ Test(shm_memory, region_bounded_after_1m_updates, .init = tdir_setup,
 			    1) * 10 / 7 + 1), "table of %" PRIu64 " slots for %"
 			    PRIu64 " keys", pk.h.table_slots,
 			    pk.h.live_entries);
-			bound = 2 * st.live_bytes + SHM_SLOT_SIZE *
-			    pk.h.table_slots + SHM_HEADER_SIZE + 4096;
+			bound = st.live_bytes + st.live_bytes / 2 +
+			    SHM_SLOT_SIZE * pk.h.table_slots +
+			    SHM_HEADER_SIZE + (256u << 10);
 			cr_assert_leq(st.region_size, bound, "region %" PRIu64
-			    " > 2 x %" PRIu64 " live + table %" PRIu64
-			    " slots + 4352 after %" PRIu64 " updates",
+			    " > 1.5 x %" PRIu64 " live + table %" PRIu64
+			    " slots + 256 KiB after %" PRIu64 " updates",
 			    st.region_size, st.live_bytes, pk.h.table_slots,
 			    n - M_KEYS);
 			ratio = (double)st.region_size / (double)st.live_bytes;
@@ -2038,9 +2119,11 @@ Test(shm_memory, region_bounded_after_1m_updates, .init = tdir_setup,
 	peek_file(region, &pk);
 	cr_log_info("memory: after %d updates on %d keys: region %" PRIu64
 	    " bytes, live %" PRIu64 " bytes, table %" PRIu64 " slots, "
-	    "%" PRIu64 " replacements; region/live %.3f (worst %.3f), "
+	    "%" PRIu64 " replacements; arena used/live %.3f; "
+	    "region/live %.3f (worst %.3f), "
 	    "region/(live + 16 x slots) %.3f (worst %.3f)", M_UPDATES, M_KEYS,
 	    st.region_size, st.live_bytes, pk.h.table_slots, st.replacements,
+	    (double)pk.h.arena_used / (double)pk.h.live_bytes,
 	    (double)st.region_size / (double)st.live_bytes, worst,
 	    (double)st.region_size / (double)(st.live_bytes + SHM_SLOT_SIZE *
 	    pk.h.table_slots), worst_tab);
@@ -2098,8 +2181,8 @@ Test(shm_memory, bound_holds_after_live_data_shrinks, .init = tdir_setup,
 	shm_writer_stats(w, &st);
 	peek_file(region, &pk);
 	cr_assert_eq(st.live_entries, M_KEYS / 10);
-	bound = 2 * st.live_bytes + SHM_SLOT_SIZE * pk.h.table_slots +
-	    SHM_HEADER_SIZE + 4096 + (256u << 10);
+	bound = st.live_bytes + st.live_bytes / 2 + SHM_SLOT_SIZE *
+	    pk.h.table_slots + SHM_HEADER_SIZE + (256u << 10);
 	cr_log_info("memory after shrinking: region %" PRIu64 " bytes, live %"
 	    PRIu64 ", table %" PRIu64 " slots, bound %" PRIu64, st.region_size,
 	    st.live_bytes, pk.h.table_slots, bound);
@@ -2107,6 +2190,9 @@ Test(shm_memory, bound_holds_after_live_data_shrinks, .init = tdir_setup,
 	    PRIu64 " live bytes (%.1fx): deletes and smaller values never "
 	    "trigger a compaction", st.region_size, st.live_bytes,
 	    (double)st.region_size / (double)st.live_bytes);
+	cr_expect_leq(pk.h.arena_used - pk.h.live_bytes, pk.h.live_bytes / 8 +
+	    (256u << 10), "%" PRIu64 " arena bytes used for %" PRIu64 " live",
+	    pk.h.arena_used, pk.h.live_bytes);
 	shm_writer_close(w, false);
 }
 

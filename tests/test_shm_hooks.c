@@ -201,3 +201,77 @@ Test(shm_hooks, reader_retries_while_a_delete_is_mid_slot)
 	cr_assert_eq(shm_reader_get(r, key, KLEN, buf, sizeof(buf), &len,
 	    NULL), -ENOENT);
 }
+
+/*
+ * ---- a record's space reused for another key under a reader ----
+ *
+ * The writer hands an overwritten or deleted record's space to the next
+ * record of its size (shm/holes.h).  A reader that matched the key and
+ * is about to copy the value from there must not return the other key's
+ * value: the slot's seq, changed by the overwrite, sends it round again.
+ */
+static const uint8_t key2[] = "\x91\xa4key2";
+static bool reuse_deletes;
+
+static void
+reuse_mid_read(void)
+{
+	struct shm_meta m = { 3, 3, "n1", 2 };
+	uint8_t other[1024];
+	/* key2 is a byte longer, its value a byte shorter */
+	size_t olen = mkval(other, 599, 'x');
+
+	if (hook_calls++ != 0)
+		return;
+	if (reuse_deletes)
+		cr_assert_eq(shm_writer_del(w, key, KLEN), 0);
+	else
+		put(newv, newlen, 2);
+	/* the same size as the old record: it takes that space */
+	cr_assert_eq(shm_writer_put(w, key2, sizeof(key2) - 1, other, olen,
+	    &m), 0);
+}
+
+static void
+read_while_space_is_reused(bool deletes)
+{
+	struct shm_writer_stats before, after;
+	uint8_t buf[1024];
+	size_t len = 0;
+	int rc;
+
+	oldlen = mkval(oldv, 600, 'o');
+	newlen = mkval(newv, 8, 'n');
+	put(oldv, oldlen, 1);
+	cr_assert_eq(shm_reader_open(region, &r), 0);
+	shm_writer_stats(w, &before);
+	hook_calls = 0;
+	reuse_deletes = deletes;
+	shm_reader_test_hook_matched = reuse_mid_read;
+	rc = shm_reader_get(r, key, KLEN, buf, sizeof(buf), &len, NULL);
+	shm_reader_test_hook_matched = NULL;
+	shm_writer_stats(w, &after);
+	/* key2 went into the old record's space, not the arena's end */
+	cr_assert_eq(after.arena_used, before.arena_used + (deletes ? 0 :
+	    shm_writer_record_bytes(KLEN, newlen, 2)),
+	    "the old record's space was not reused: this test tests nothing");
+	cr_assert_eq(after.replacements, 0);
+	if (deletes) {
+		cr_assert_eq(rc, -ENOENT, "rc %d, len %zu", rc, len);
+		return;
+	}
+	cr_assert_eq(rc, 0);
+	cr_assert_geq(hook_calls, 2, "the slot was not read again");
+	cr_assert_eq(len, newlen, "a value of %zu bytes: another key's", len);
+	cr_assert_eq(memcmp(buf, newv, newlen), 0, "not the whole new value");
+}
+
+Test(shm_hooks, reader_retries_when_an_overwrite_reuses_the_space)
+{
+	read_while_space_is_reused(false);
+}
+
+Test(shm_hooks, reader_retries_when_a_delete_reuses_the_space)
+{
+	read_while_space_is_reused(true);
+}
