@@ -1,8 +1,9 @@
 /*
  * faults: what the files of distkv-faults share: faults.c (options, the
- * cluster, the fault run, the check, convergence, recovery counters) and
- * faults_split.c (the --split and --wipe-split scenarios).  faults.c's
- * header says what the program does.
+ * cluster, the fault run, convergence, recovery counters), faults_check.c
+ * (the check of a fault run's writes and reads) and faults_split.c (the
+ * --split and --wipe-split scenarios).  faults.c's header says what the
+ * program does.
  */
 #ifndef DISTKV_TESTS_FAULTS_H
 #define DISTKV_TESTS_FAULTS_H
@@ -128,12 +129,8 @@ void do_heal(struct run *r);
 distkv *client(struct run *r, int i);
 void call_failed(struct run *r, int i, int rc);
 int do_write(struct run *r, int i, int key, bool del, int64_t id);
-size_t parse_chain(const uint8_t *b, size_t len, struct link *out, size_t max);
-const struct cluster_item *key_item(const struct cluster_dump *d, int key);
-bool write_kept(const struct cluster_dump *d, const struct write_rec *w,
-    char *why, size_t whylen);
-int check_writes(struct run *r, const struct cluster_dump *d, int *expected);
-void print_divergence(struct run *r);
+/* the msgpack bytes of v (malloc'd) */
+uint8_t *pack_int(int64_t v, size_t *len);
 double clock_s(const struct run *r);
 const char *fmt_converge(const struct run *r, long long ms);
 long long wait_same(struct run *r, size_t min_items, long long since,
@@ -142,6 +139,16 @@ int recov_query(struct run *r, int i, struct recov *rv, char *why,
     size_t whylen);
 int wait_no_recovery(struct run *r, struct recov *rv, const char *what,
     bool answering);
+
+/* faults_check.c */
+size_t parse_chain(const uint8_t *b, size_t len, struct link *out, size_t max);
+const struct cluster_item *key_item(const struct cluster_dump *d, int key);
+bool write_kept(const struct cluster_dump *d, const struct write_rec *w,
+    char *why, size_t whylen);
+int check_writes(struct run *r, const struct cluster_dump *d, int *expected);
+int check_reads(struct run *r, const struct cluster_dump *d, int *expected);
+int count_tick_reuse(const struct run *r);
+void print_divergence(struct run *r);
 
 /* faults_split.c: the deterministic scenarios */
 int run_split(struct run *r);
