@@ -94,6 +94,9 @@ shm_holes_take_split(struct shm_holes *h, uint64_t len, uint64_t *off)
 	uint64_t hoff, hlen;
 	uint32_t c = SHM_HOLES_CLASSES;
 
+	/* new keys into a region without holes: the common case of a load */
+	if (h->bytes < len)
+		return false;
 	if (len < SHM_HOLES_EXACT_MAX)
 		c = class_next(h, (uint32_t)(len / 8) + 1);
 	if (c < SHM_HOLES_CLASSES) {

@@ -540,38 +540,45 @@ scan_once(struct shm_reader *r, struct scanbuf *b)
 		uint32_t seq = LOAD_ACQ(&s->seq), ls;
 		uint64_t to;
 		uint8_t nl;
+		bool too_much = false;
 
 		if (seq & 1)
 			return -EAGAIN;
 		ls = LOAD(&s->len_state);
 		to = LOAD(&s->tag_off);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (LOAD(&s->seq) != seq)
-			return -EAGAIN;
 		/*
-		 * A stable slot points at an immutable record: the arena is
-		 * a bump allocator, never reused within one region.
+		 * The record does not change while the slot keeps seq; once
+		 * the slot is switched away its space may hold another
+		 * record (the writer reuses it), so the seq is checked again
+		 * after the copy, as a lookup does.
 		 */
 		off = shm_slot_off(to);
 		rlen = shm_slot_len(ls);
-		if (shm_slot_state(ls) != SHM_SLOT_LIVE ||
-		    !record_ok(r, off, rlen, &rh, &moff) ||
-		    !meta_ok(r, off, rlen, moff, &nl))
-			continue;
-		lens[0] = rh.key_len;
-		lens[1] = rh.val_len;
-		/*
-		 * Live records never overlap, so a valid region yields at most
-		 * arena_size bytes (plus 8 per slot): more means slots point
-		 * at the same bytes again and again, i.e. corruption.
-		 */
-		if (b->len + sizeof(lens) + rh.key_len + rh.val_len >
-		    r->arena_size + 8 * (r->mask + 1))
+		if (shm_slot_state(ls) == SHM_SLOT_LIVE &&
+		    record_ok(r, off, rlen, &rh, &moff) &&
+		    meta_ok(r, off, rlen, moff, &nl)) {
+			lens[0] = rh.key_len;
+			lens[1] = rh.val_len;
+			/*
+			 * Live records never overlap, so a valid region
+			 * yields at most arena_size bytes (plus 8 per slot):
+			 * more means slots point at the same bytes again and
+			 * again, i.e. corruption.
+			 */
+			too_much = b->len + sizeof(lens) + rh.key_len +
+			    rh.val_len > r->arena_size + 8 * (r->mask + 1);
+			if (!too_much && (scanbuf_add(b, lens,
+			    sizeof(lens)) != 0 || scanbuf_add(b, r->arena +
+			    off + SHM_RECORD_HEADER, (size_t)rh.key_len +
+			    rh.val_len) != 0))
+				return -ENOMEM;
+		}
+		/* pairs with the release fence after the odd seq */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (LOAD(&s->seq) != seq)
+			return -EAGAIN;
+		if (too_much)
 			return -EBADMSG;
-		if (scanbuf_add(b, lens, sizeof(lens)) != 0 ||
-		    scanbuf_add(b, r->arena + off + SHM_RECORD_HEADER,
-		    (size_t)rh.key_len + rh.val_len) != 0)
-			return -ENOMEM;
 	}
 	return 0;
 }

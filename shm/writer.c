@@ -268,6 +268,14 @@ record_write(struct shm_writer *w, uint64_t off, const uint8_t *key,
 	    (struct shm_record_meta *)(void *)(w->arena + off + moff);
 	uint8_t *p = (uint8_t *)(r + 1);
 
+	/*
+	 * off may be a hole: a record some slot pointed to until its last
+	 * update, whose readers may still be copying it.  They retry once
+	 * they see that slot's seq changed, so the seq stores of that update
+	 * must be visible before any byte written here: release orders them
+	 * (a compiler barrier on x86, a dmb on arm64).
+	 */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
 	/* bytes no slot points to: plain stores are fine */
 	r->key_len = (uint32_t)klen;
 	r->val_len = (uint32_t)vlen;
