@@ -440,3 +440,70 @@ Test(tree, a_kept_key_finds_what_was_created_after_its_lookup)
 	cr_assert_eq(ag.tree.nentries, n);
 	cr_assert_eq(other->parent->nchild, 1u);
 }
+
+/*
+ * tree_key_create finds each level's element in the key it built by the
+ * element's first byte (short strings, small integers) or by scanning
+ * it: every kind and width of element, each level then found by its
+ * prefix, and the leaf's key the canonical path.
+ */
+Test(tree, a_created_path_of_every_element_kind_is_found_level_by_level)
+{
+	static char s40[40], s300[300];
+	static const char bin[2] = { 1, 2 };
+	msgpack_object el[9], path, pre;
+	msgpack_sbuffer want;
+	msgpack_packer pk;
+	struct entry *e, *got;
+
+	memset(s40, 's', sizeof(s40));
+	memset(s300, 't', sizeof(s300));
+	memset(el, 0, sizeof(el));
+	el[0].type = MSGPACK_OBJECT_STR;
+	el[0].via.str.ptr = "a";
+	el[0].via.str.size = 1;
+	el[1].type = MSGPACK_OBJECT_STR;	/* str8 */
+	el[1].via.str.ptr = s40;
+	el[1].via.str.size = sizeof(s40);
+	el[2].type = MSGPACK_OBJECT_STR;	/* str16 */
+	el[2].via.str.ptr = s300;
+	el[2].via.str.size = sizeof(s300);
+	el[3].type = MSGPACK_OBJECT_BIN;
+	el[3].via.bin.ptr = bin;
+	el[3].via.bin.size = sizeof(bin);
+	el[4].type = MSGPACK_OBJECT_POSITIVE_INTEGER;	/* uint16 */
+	el[4].via.u64 = 1000;
+	el[5].type = MSGPACK_OBJECT_NEGATIVE_INTEGER;	/* negative fixint */
+	el[5].via.i64 = -5;
+	el[6].type = MSGPACK_OBJECT_NEGATIVE_INTEGER;	/* int8 */
+	el[6].via.i64 = -100;
+	el[7].type = MSGPACK_OBJECT_POSITIVE_INTEGER;	/* fixint */
+	el[7].via.u64 = 7;
+	el[8].type = MSGPACK_OBJECT_STR;	/* the empty string */
+	el[8].via.str.ptr = "";
+	el[8].via.str.size = 0;
+	path.type = MSGPACK_OBJECT_ARRAY;
+	path.via.array.ptr = el;
+	path.via.array.size = 9;
+	cr_assert_eq(tree_follow(&ag.tree, ag.tree.root, &path, true, false,
+	    NULL, &e), 0);
+	cr_assert_not_null(e);
+	msgpack_sbuffer_init(&want);
+	msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+	cr_assert_eq(proto_pack_canonical(&pk, &path), 0);
+	cr_assert_eq(e->key_len, want.size);
+	cr_assert_eq(memcmp(tree_entry_key(&ag.tree, e), want.data,
+	    want.size), 0, "the leaf's key is not the canonical path");
+	msgpack_sbuffer_destroy(&want);
+	pre = path;
+	for (uint32_t d = 9; d > 0; d--) {
+		pre.via.array.size = d;
+		cr_assert_eq(tree_follow(&ag.tree, ag.tree.root, &pre, false,
+		    false, NULL, &got), 0);
+		cr_assert_eq(got, e, "depth %u", d);
+		cr_assert_eq(e->depth, d);
+		cr_assert_eq(e->parent->nchild, 1u, "depth %u made twice", d);
+		e = e->parent;
+	}
+	cr_assert_eq(e, ag.tree.root);
+}
