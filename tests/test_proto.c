@@ -403,6 +403,20 @@ Test(proto, utf8_validation)
 	cr_assert_not(proto_utf8_valid("abcdefghijklmnop\xffqrs", 20));
 	cr_assert_not(proto_utf8_valid("abcdefg\xc3", 8));
 	cr_assert_not(proto_utf8_valid("abcdefgh\xed\xa0\x80xyz", 14));
+	/* the ASCII pass reads short strings and tails in overlapping
+	 * words: a bad byte at every position of every length is seen */
+	for (size_t len = 0; len <= 24; len++) {
+		char buf[24];
+
+		memset(buf, 'a', sizeof(buf));
+		cr_assert(proto_utf8_valid(buf, len), "len %zu", len);
+		for (size_t pos = 0; pos < len; pos++) {
+			buf[pos] = (char)0xff;
+			cr_assert_not(proto_utf8_valid(buf, len),
+			    "0xff at %zu of %zu", pos, len);
+			buf[pos] = 'a';
+		}
+	}
 }
 
 static size_t
