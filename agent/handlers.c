@@ -66,25 +66,11 @@ shown_fini(struct shown *s)
 	s->buf = NULL;
 }
 
-/* Optional integer field; returns false (and replies) if malformed. */
 bool
-req_int(struct req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi,
-    int64_t *out)
+req_int_bad(struct req *r, const char *key)
 {
-	const msgpack_object *o = proto_map_get(r->msg, key);
-
-	*out = dflt;
-	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
-		return true;
-	if (proto_get_int(o, out) != 0) {
-		conn_reply_error(r->c, r->seq, "%s must be an integer", key);
-		return false;
-	}
-	if (*out < lo)
-		*out = lo;
-	if (*out > hi)
-		*out = hi;
-	return true;
+	conn_reply_error(r->c, r->seq, "%s must be an integer", key);
+	return false;
 }
 
 bool

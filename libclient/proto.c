@@ -145,6 +145,36 @@ unpack_be(const uint8_t *p, unsigned w)
 
 static int unpack_obj(struct unpacker *, msgpack_object *, unsigned);
 
+/*
+ * The elements most containers hold (map keys, path elements, small
+ * numbers) without a call: 1 if o was one of them, else 0 and nothing
+ * consumed.  A request is a dozen such objects, and the call per object
+ * was a fifth of its decoding.
+ */
+static inline int
+unpack_small(struct unpacker *u, msgpack_object *o)
+{
+	uint8_t b;
+	size_t n;
+
+	if (u->p >= u->end)
+		return 0;
+	b = *u->p;
+	if (b <= 0x7f) {
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = b;
+		u->p++;
+		return 1;
+	}
+	if ((b & 0xe0) != 0xa0 || (n = b & 0x1f) >= (size_t)(u->end - u->p))
+		return 0;
+	o->type = MSGPACK_OBJECT_STR;
+	o->via.str.ptr = (const char *)u->p + 1;
+	o->via.str.size = (uint32_t)n;
+	u->p += 1 + n;
+	return 1;
+}
+
 static int
 unpack_container(struct unpacker *u, msgpack_object *o, uint64_t n, bool map,
     unsigned depth)
@@ -168,8 +198,10 @@ unpack_container(struct unpacker *u, msgpack_object *o, uint64_t n, bool map,
 		o->via.map.size = (uint32_t)n;
 		o->via.map.ptr = kv;
 		for (uint64_t i = 0; i < n; i++)
-			if (unpack_obj(u, &kv[i].key, depth + 1) != 0 ||
-			    unpack_obj(u, &kv[i].val, depth + 1) != 0)
+			if ((!unpack_small(u, &kv[i].key) &&
+			    unpack_obj(u, &kv[i].key, depth + 1) != 0) ||
+			    (!unpack_small(u, &kv[i].val) &&
+			    unpack_obj(u, &kv[i].val, depth + 1) != 0))
 				return -EPROTO;
 	} else {
 		msgpack_object *a = msgpack_zone_malloc(u->zone,
@@ -181,7 +213,8 @@ unpack_container(struct unpacker *u, msgpack_object *o, uint64_t n, bool map,
 		o->via.array.size = (uint32_t)n;
 		o->via.array.ptr = a;
 		for (uint64_t i = 0; i < n; i++)
-			if (unpack_obj(u, &a[i], depth + 1) != 0)
+			if (!unpack_small(u, &a[i]) &&
+			    unpack_obj(u, &a[i], depth + 1) != 0)
 				return -EPROTO;
 	}
 	return 0;
