@@ -9,6 +9,7 @@
 #include "chain.h"
 #include "nodes.h"
 #include "tree.h"
+#include "handlers_internal.h"
 
 static struct agent ag;
 
@@ -506,4 +507,75 @@ Test(tree, a_created_path_of_every_element_kind_is_found_level_by_level)
 		e = e->parent;
 	}
 	cr_assert_eq(e, ag.tree.root);
+}
+
+/*
+ * canonical() packs strings, byte strings and integers by hand when they
+ * fit its buffer, the rest through msgpack-c: both give msgpack-c's
+ * bytes, at every width and on both sides of the buffer's end.
+ */
+Test(tree, canonical_values_are_msgpack_c_s_bytes)
+{
+	static char body[70000];
+	static const int64_t ints[] = { 0, 1, 127, 128, 255, 256, 65535,
+	    65536, 4294967295LL, 4294967296LL, INT64_MAX, -1, -32, -33, -128,
+	    -129, -32768, -32769, INT32_MIN, (int64_t)INT32_MIN - 1,
+	    INT64_MIN };
+	static const size_t lens[] = { 0, 1, 31, 32, 255, 256, 500, 505, 506,
+	    507, 511, 512, 65535, 65536 };
+	msgpack_object o[2 * sizeof(lens) / sizeof(lens[0]) +
+	    sizeof(ints) / sizeof(ints[0]) + 1];
+	size_t n = 0;
+
+	memset(body, 'x', sizeof(body));
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		for (int bin = 0; bin < 2; bin++) {
+			memset(&o[n], 0, sizeof(o[n]));
+			o[n].type = bin ? MSGPACK_OBJECT_BIN :
+			    MSGPACK_OBJECT_STR;
+			o[n].via.str.ptr = body;
+			o[n++].via.str.size = (uint32_t)lens[i];
+		}
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		memset(&o[n], 0, sizeof(o[n]));
+		o[n].type = ints[i] < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER :
+		    MSGPACK_OBJECT_POSITIVE_INTEGER;
+		if (ints[i] < 0)
+			o[n++].via.i64 = ints[i];
+		else
+			o[n++].via.u64 = (uint64_t)ints[i];
+	}
+	memset(&o[n], 0, sizeof(o[n]));
+	o[n].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+	o[n++].via.u64 = UINT64_MAX;
+	for (size_t i = 0; i < n; i++) {
+		/* alone, and after 500 bytes (little room left) */
+		for (int pre = 0; pre < 2; pre++) {
+			struct valbuf v;
+			msgpack_sbuffer want;
+			msgpack_packer pk;
+
+			valbuf_init(&v);
+			msgpack_sbuffer_init(&want);
+			msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+			if (pre) {
+				/* 497 bytes first: 15 left in v's 512 */
+				msgpack_object s = { 0 };
+
+				s.type = MSGPACK_OBJECT_STR;
+				s.via.str.ptr = body;
+				s.via.str.size = 495;
+				cr_assert(canonical(&v, &s));
+				msgpack_pack_object(&pk, s);
+			}
+			cr_assert(canonical(&v, &o[i]));
+			msgpack_pack_object(&pk, o[i]);
+			cr_assert_eq(v.size, want.size, "object %zu, pre %d",
+			    i, pre);
+			cr_assert_eq(memcmp(v.data, want.data, want.size), 0,
+			    "object %zu, pre %d", i, pre);
+			valbuf_fini(&v);
+			msgpack_sbuffer_destroy(&want);
+		}
+	}
 }
