@@ -632,12 +632,16 @@ Test(agent, prepared_key)
 	    DISTKV_ETOOSMALL);
 	cr_assert_eq(len, 6, "the size needed");
 
-	/* big values churn the arena until the agent builds a new region */
+	/*
+	 * big values churn the arena until the agent builds a new region:
+	 * each a little longer than the last, so that no old value's space
+	 * (which the agent reuses) holds it
+	 */
 	ino = region_ino();
 	memset(big, 'a', sizeof(big));
 	for (n = 0; n < 1000 && region_ino() == ino; n++) {
 		big[0] = (char)('a' + n % 26);
-		set_str(c, "pk/big", big, sizeof(big));
+		set_str(c, "pk/big", big, sizeof(big) / 2 + 16 * (size_t)n);
 	}
 	cr_assert_neq(region_ino(), ino, "no new region after %d big sets", n);
 	/* the old keys read the new region, old values and new ones */
@@ -682,6 +686,7 @@ Test(agent, path_cache_follows_the_path)
 	distkv_shm *s;
 	distkv_path *p = P("pc/a/x"), *lp;
 	char longname[200], big[32768], str[64];
+	size_t blen = 0;
 	int64_t i;
 	ino_t ino;
 	int n;
@@ -745,12 +750,14 @@ Test(agent, path_cache_follows_the_path)
 		if (round == 1)
 			break;
 		cr_assert_eq(distkv_path_push_str(p, "x", 1), 0);
-		/* big values: distkv_get's second buffer, and a new region */
+		/* big values: distkv_get's second buffer, and a new region
+		 * (growing values: the agent reuses an old value's space) */
 		ino = region_ino();
 		memset(big, 'a', sizeof(big));
 		for (n = 0; n < 1000 && region_ino() == ino; n++) {
 			big[0] = (char)('a' + n % 26);
-			set_str(c, "pc/big", big, sizeof(big));
+			blen = sizeof(big) / 2 + 16 * (size_t)n;
+			set_str(c, "pc/big", big, blen);
 		}
 		cr_assert_neq(region_ino(), ino, "no new region after %d big "
 		    "sets", n);
@@ -758,7 +765,7 @@ Test(agent, path_cache_follows_the_path)
 			distkv_path *bp = P("pc/big");
 
 			cr_assert_eq(distkv_get(c, bp, 0, &e), 0);
-			cr_assert_eq(e.value.len, 3 + sizeof(big));
+			cr_assert_eq(e.value.len, 3 + blen);
 			cr_assert_eq(e.value.data[3], big[0]);
 			distkv_entry_clear(&e);
 			distkv_path_free(bp);
