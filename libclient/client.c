@@ -76,12 +76,19 @@ now_ms(void)
 
 /* ---- requests ---- */
 
+/* Finished requests kept for reuse per connection: a pipeline's worth. */
+#define REQ_POOL_MAX 64
+
 struct req *
 client_req_new(distkv *c, enum req_kind kind)
 {
 	struct req *r;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((r = c->req_pool) != NULL) {
+		c->req_pool = r->next;
+		c->req_pooled--;
+		memset(r, 0, sizeof(*r));
+	} else if ((r = calloc(1, sizeof(*r))) == NULL)
 		return (NULL);
 	r->kind = kind;
 	r->seq = c->next_seq++;
@@ -89,16 +96,43 @@ client_req_new(distkv *c, enum req_kind kind)
 	return (r);
 }
 
+/* Drop a reference; true when it was the last (r's parts are freed,
+ * r itself is the caller's to free or keep). */
+static bool
+req_unref_last(struct req *r)
+{
+	if (r == NULL || --r->refs > 0)
+		return (false);
+	free(r->reply);
+	distkv_path_free(r->base);
+	distkv_path_free(r->last);
+	return (true);
+}
+
 /* not inlined: gcc 12's -Wuse-after-free misreads the refcount */
 __attribute__((noinline)) void
 client_req_unref(struct req *r)
 {
-	if (r == NULL || --r->refs > 0)
+	if (req_unref_last(r))
+		free(r);
+}
+
+/*
+ * client_req_unref where c is known to live on (its own dispatch): the
+ * last reference puts r in c's pool instead of freeing it.
+ */
+static void
+req_release(distkv *c, struct req *r)
+{
+	if (!req_unref_last(r))
 		return;
-	free(r->reply);
-	distkv_path_free(r->base);
-	distkv_path_free(r->last);
-	free(r);
+	if (c->req_pooled >= REQ_POOL_MAX) {
+		free(r);
+		return;
+	}
+	r->next = c->req_pool;
+	c->req_pool = r;
+	c->req_pooled++;
 }
 
 static struct req *
@@ -577,7 +611,7 @@ dispatch(distkv *c, const msgpack_object *m, const uint8_t *buf, size_t len)
 		return;
 	r->refs++;
 	dispatch_req(c, r, m, buf, len);
-	client_req_unref(r);
+	req_release(c, r);
 }
 
 static void
@@ -587,6 +621,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 	const msgpack_object *state, *error;
 	struct distkv_entry e;
 	struct distkv_set_result sr;
+	struct enc keep;
 	struct req *t;
 	int rc;
 
@@ -621,20 +656,22 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 			r->reply_len = len;
 			break;
 		case REQ_GET:
-			if (rc == 0 && (rc = client_decode_entry(m, &e, false)) == 0) {
+			enc_init_raw(&keep);
+			if (rc == 0 && (rc = client_decode_entry_borrowed(m,
+			    &e, &keep)) == 0) {
 				if (distkv_value_is_nil(e.value.data,
 				    e.value.len))
 					rc = DISTKV_ENOTFOUND;
 				r->finished = true;
 				req_unlink(c, r);
+				/* e is the callback's to borrow, not to keep:
+				 * its value lives in keep */
 				r->get_cb(r->arg, rc, &e);
-				/* what distkv_entry_clear frees, without its
-				 * memset of the whole entry */
-				distkv_path_free(e.path);
-				distkv_value_clear(&e.value);
+				enc_free(&keep);
 				client_req_unref(r);
 				return;
 			}
+			enc_free(&keep);
 			break;
 		case REQ_SET:
 			if (rc == 0 && (rc = client_decode_set(m, &sr)) == 0) {
@@ -1102,6 +1139,10 @@ distkv_close(distkv *c)
 		client_req_unref(r);
 	}
 	c->reqs_tail = &c->reqs;
+	while ((r = c->req_pool) != NULL) {
+		c->req_pool = r->next;
+		free(r);
+	}
 	tls_close(c->tls);
 	close(c->fd);
 	distkv_shm_close(c->shm);

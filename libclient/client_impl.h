@@ -94,6 +94,10 @@ struct distkv {
 	struct strcache	*strcache;	/* strget.c: prepared keys by text */
 	bool		 dh_done;	/* login.c: diffie_hellman ran */
 	uint8_t		 dh_key[32];	/* its shared key */
+	/* finished async requests, for the next ones (client_req_new):
+	 * calloc and free were a fifth of a pipelined request's cost */
+	struct req	*req_pool;
+	unsigned	 req_pooled;
 };
 
 /*
@@ -140,6 +144,14 @@ int	client_check_msgpack(const void *b, size_t n);
 
 /* reply.c: decoding replies */
 /* value, tock, chain and (if with_path and present) path of a reply map. */
+/*
+ * As client_decode_entry without the path, for a callback that borrows
+ * e: the value is not copied to the heap but packed into keep (set up
+ * with enc_init_raw, released with enc_free after the call), nil as a
+ * static byte.
+ */
+int	client_decode_entry_borrowed(const msgpack_object *m,
+    struct distkv_entry *e, struct enc *keep);
 int	client_decode_entry(const msgpack_object *m, struct distkv_entry *e,
 	    bool with_path);
 /* A tree/watch item: path shortened against the previous item (spec §2.6). */

@@ -82,6 +82,33 @@ client_decode_entry(const msgpack_object *m, struct distkv_entry *e,
 	return (0);
 }
 
+int
+client_decode_entry_borrowed(const msgpack_object *m, struct distkv_entry *e,
+    struct enc *keep)
+{
+	static const uint8_t nil = 0xc0;
+	const msgpack_object *v, *tock;
+	int rc;
+
+	entry_reset(e);
+	v = proto_map_get(m, "value");
+	tock = proto_map_get(m, "tock");
+	if (tock != NULL && proto_get_uint(tock, &e->tock) != 0)
+		return (DISTKV_EPROTO);
+	if ((rc = decode_chain(proto_map_get(m, "chain"), &e->chain)) != 0)
+		return (rc);
+	if (v == NULL || v->type == MSGPACK_OBJECT_NIL) {
+		e->value.data = (uint8_t *)(uintptr_t)&nil;
+		e->value.len = 1;
+		return (0);
+	}
+	if (proto_pack_canonical(&keep->pk, v) != 0 || keep->err != 0)
+		return (-ENOMEM);
+	e->value.data = (uint8_t *)keep->sb.data;
+	e->value.len = keep->sb.size;
+	return (0);
+}
+
 /*
  * A tree/watch item: path shortened against the previous item (spec §2.6).
  * L = L[:depth] + path; the entry's path is the request path + L.
