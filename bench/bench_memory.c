@@ -9,8 +9,9 @@
  *    parts from /proc/PID/status) after loading --keys keys, next to the
  *    raw data: the path and value bytes as msgpack (what a client sends);
  *    the text form of the path is printed too;
- *  - the region file's size next to its live data (keys + values) after
- *    the load and again after --churn rounds of overwrites with values of
+ *  - the region file's size, and the memory it holds (st_blocks: the
+ *    file is sparse), next to its live data (keys + values) after the
+ *    load and again after --churn rounds of overwrites with values of
  *    other sizes and deletes of every other key;
  *  - the time to save a snapshot, and the time a new agent started with
  *    --load on it takes until it accepts clients, minus the time the same
