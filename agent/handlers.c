@@ -540,46 +540,50 @@ typedef void action_fn(struct req *r);
 
 struct action {
 	const char *name;
+	size_t len;		/* strlen(name): compared before the bytes */
 	action_fn *fn;
 	bool streamable;	/* has a client-streamed form */
 	bool unrestricted;	/* refused to a user bound to an ACL */
 	bool multi;		/* multi reply: errors framed by start/end */
 };
 
+/* a name and its length, which is compared first */
+#define NAME(s) s, sizeof(s) - 1
 static const struct action actions[] = {
-	{ "get_value", act_get_value, false, false, false },
-	{ "set_value", act_set_value, false, false, false },
-	{ "delete_value", act_delete_value, false, false, false },
-	{ "get_tree", act_get_tree, true, false, true },
-	{ "watch", act_watch, true, false, true },
-	{ "root", act_root, false, false, false },
-	{ "get_state", act_get_state, false, false, false },
-	{ "get_internal", act_get_internal, false, true, false },
-	{ "set_internal", act_set_internal, false, true, false },
-	{ "delete_internal", act_delete_internal, false, true, false },
-	{ "delete_tree", act_delete_tree, false, false, false },
-	{ "save", act_save, false, true, false },
-	{ "log", act_log, false, true, false },
-	{ "update", act_update, true, true, false },
-	{ "stop", act_stop, false, true, false },
-	{ "serfsend", act_serfsend, false, true, false },
-	{ "serfmon", act_serfmon, true, true, true },
-	{ "peer_auth", act_peer_auth, false, false, false },
-	{ "dump", act_dump, false, true, false },
-	{ "get_events", act_get_events, false, true, false },
-	{ "auth", act_auth, true, false, true },
-	{ "diffie_hellman", act_diffie_hellman, false, false, false },
-	{ "auth_list", act_auth_list, false, true, false },
-	{ "auth_get", act_auth_get, true, true, false },
-	{ "auth_set", act_auth_set, true, true, false },
-	{ "set_auth_typ", act_set_auth_typ, false, true, false },
-	{ "test_acl", act_test_acl, false, false, false },
-	{ "get_shm", act_get_shm, false, false, false },
-	{ "get_members", act_get_members, false, false, false },
-	{ "get_metrics", act_get_metrics, false, false, false },
-	{ "kill_node", act_kill_node, false, true, false },
-	{ "get_snapshot", act_get_snapshot, false, true, false },
+	{ NAME("get_value"), act_get_value, false, false, false },
+	{ NAME("set_value"), act_set_value, false, false, false },
+	{ NAME("delete_value"), act_delete_value, false, false, false },
+	{ NAME("get_tree"), act_get_tree, true, false, true },
+	{ NAME("watch"), act_watch, true, false, true },
+	{ NAME("root"), act_root, false, false, false },
+	{ NAME("get_state"), act_get_state, false, false, false },
+	{ NAME("get_internal"), act_get_internal, false, true, false },
+	{ NAME("set_internal"), act_set_internal, false, true, false },
+	{ NAME("delete_internal"), act_delete_internal, false, true, false },
+	{ NAME("delete_tree"), act_delete_tree, false, false, false },
+	{ NAME("save"), act_save, false, true, false },
+	{ NAME("log"), act_log, false, true, false },
+	{ NAME("update"), act_update, true, true, false },
+	{ NAME("stop"), act_stop, false, true, false },
+	{ NAME("serfsend"), act_serfsend, false, true, false },
+	{ NAME("serfmon"), act_serfmon, true, true, true },
+	{ NAME("peer_auth"), act_peer_auth, false, false, false },
+	{ NAME("dump"), act_dump, false, true, false },
+	{ NAME("get_events"), act_get_events, false, true, false },
+	{ NAME("auth"), act_auth, true, false, true },
+	{ NAME("diffie_hellman"), act_diffie_hellman, false, false, false },
+	{ NAME("auth_list"), act_auth_list, false, true, false },
+	{ NAME("auth_get"), act_auth_get, true, true, false },
+	{ NAME("auth_set"), act_auth_set, true, true, false },
+	{ NAME("set_auth_typ"), act_set_auth_typ, false, true, false },
+	{ NAME("test_acl"), act_test_acl, false, false, false },
+	{ NAME("get_shm"), act_get_shm, false, false, false },
+	{ NAME("get_members"), act_get_members, false, false, false },
+	{ NAME("get_metrics"), act_get_metrics, false, false, false },
+	{ NAME("kill_node"), act_kill_node, false, true, false },
+	{ NAME("get_snapshot"), act_get_snapshot, false, true, false },
 };
+#undef NAME
 
 /*
  * Does this request get a multi reply (the reference's streaming
@@ -679,7 +683,10 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 		return;
 	}
 	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
-		if (!proto_str_eq(ao, actions[i].name))
+		/* ao is a str (checked above) */
+		if (ao->via.str.size != actions[i].len ||
+		    memcmp(ao->via.str.ptr, actions[i].name,
+		    actions[i].len) != 0)
 			continue;
 		if (r.streamed && !actions[i].streamable)
 			break;

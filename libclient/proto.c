@@ -377,15 +377,6 @@ proto_unpack_first(const uint8_t *buf, size_t len, msgpack_zone *zone,
 	return 0;
 }
 
-bool
-proto_str_eq(const msgpack_object *o, const char *s)
-{
-	size_t n = strlen(s);
-
-	return o != NULL && o->type == MSGPACK_OBJECT_STR &&
-	    o->via.str.size == n && memcmp(o->via.str.ptr, s, n) == 0;
-}
-
 int
 proto_get_int(const msgpack_object *o, int64_t *out)
 {
