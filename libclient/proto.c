@@ -580,12 +580,49 @@ proto_pack_canonical(msgpack_packer *pk, const msgpack_object *o)
 	return msgpack_pack_object(pk, *o) == 0 ? 0 : -ENOMEM;
 }
 
+/* host order to big endian (msgpack's) */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BE16(x) __builtin_bswap16(x)
+#define BE32(x) __builtin_bswap32(x)
+#define BE64(x) __builtin_bswap64(x)
+#else
+#define BE16(x) (x)
+#define BE32(x) (x)
+#define BE64(x) (x)
+#endif
+
 uint8_t *
 proto_put_be(uint8_t *o, uint64_t v, int w)
 {
-	for (int i = w - 1; i >= 0; i--)
-		*o++ = (uint8_t)(v >> (8 * i));
-	return (o);
+	/* one store per width, not a loop per byte (every length, number
+	 * and header of a reply comes through here) */
+	switch (w) {
+	case 1:
+		*o = (uint8_t)v;
+		break;
+	case 2: {
+		uint16_t x = BE16((uint16_t)v);
+
+		memcpy(o, &x, 2);
+		break;
+	}
+	case 4: {
+		uint32_t x = BE32((uint32_t)v);
+
+		memcpy(o, &x, 4);
+		break;
+	}
+	case 8: {
+		uint64_t x = BE64(v);
+
+		memcpy(o, &x, 8);
+		break;
+	}
+	default:
+		for (int i = w - 1; i >= 0; i--)
+			o[w - 1 - i] = (uint8_t)(v >> (8 * i));
+	}
+	return (o + w);
 }
 
 
