@@ -1,9 +1,9 @@
 /*
  * faults: what the files of distkv-faults share: faults.c (options, the
- * cluster, the fault run, convergence, recovery counters), faults_check.c
- * (the check of a fault run's writes and reads) and faults_split.c (the
- * --split and --wipe-split scenarios).  faults.c's header says what the
- * program does.
+ * cluster, the fault run), faults_converge.c (waiting for identical dumps
+ * and for the recoveries to end), faults_check.c (the check of a fault
+ * run's writes and reads) and faults_split.c (the --split and
+ * --wipe-split scenarios).  faults.c's header says what the program does.
  */
 #ifndef DISTKV_TESTS_FAULTS_H
 #define DISTKV_TESTS_FAULTS_H
@@ -131,6 +131,8 @@ void call_failed(struct run *r, int i, int rc);
 int do_write(struct run *r, int i, int key, bool del, int64_t id);
 /* the msgpack bytes of v (malloc'd) */
 uint8_t *pack_int(int64_t v, size_t *len);
+
+/* faults_converge.c */
 double clock_s(const struct run *r);
 const char *fmt_converge(const struct run *r, long long ms);
 long long wait_same(struct run *r, size_t min_items, long long since,
