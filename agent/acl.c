@@ -398,6 +398,8 @@ acl_entry_invalid(const struct entry *e, const uint8_t *value, size_t len)
 	size_t n;
 
 	/* (nil, "acl", NAME, ...): find the "acl" entry below the meta root */
+	if (!entry_under_meta(e))
+		return NULL;
 	for (x = e; x != NULL && x->depth > 2; x = x->parent)
 		;
 	if (x == NULL || x->depth != 2 || x->parent->depth != 1 ||

@@ -8,12 +8,6 @@
 #include "bigtab.h"
 #include "tree.h"
 
-/* Size of the canonical msgpack array header for n elements. */
-static uint32_t
-key_hdr_len(uint32_t n)
-{
-	return n < 16 ? 1 : 3;
-}
 
 static void
 key_hdr_put(uint8_t *p, uint32_t n)
@@ -217,8 +211,8 @@ tree_entry_key(struct tree *t, const struct entry *e)
 		end -= c->name_len;
 		memcpy(t->keybuf + end, c->key, c->name_len);
 	}
-	memcpy(t->keybuf + end - (c->key_len - key_hdr_len(c->depth)),
-	    c->key + key_hdr_len(c->depth), c->key_len - key_hdr_len(c->depth));
+	memcpy(t->keybuf + end - (c->key_len - tree_key_hdr_len(c->depth)),
+	    c->key + tree_key_hdr_len(c->depth), c->key_len - tree_key_hdr_len(c->depth));
 	key_hdr_put(t->keybuf, e->depth);
 	return t->keybuf;
 }
@@ -278,7 +272,7 @@ tree_reserve(struct tree *t, size_t n)
 static bool
 entry_key_eq(const struct entry *e, const uint8_t *key, size_t len)
 {
-	uint32_t hdr = key_hdr_len(e->depth), chdr;
+	uint32_t hdr = tree_key_hdr_len(e->depth), chdr;
 	uint8_t h[3];
 	size_t end = len;
 
@@ -294,7 +288,7 @@ entry_key_eq(const struct entry *e, const uint8_t *key, size_t len)
 			return false;
 		end -= e->name_len;
 	}
-	chdr = key_hdr_len(e->depth);
+	chdr = tree_key_hdr_len(e->depth);
 	return e->key_len - chdr == end - hdr &&
 	    memcmp(e->key + chdr, key + hdr, end - hdr) == 0;
 }
@@ -365,7 +359,7 @@ struct entry *
 tree_child(struct tree *t, struct entry *e, const uint8_t *name, size_t len,
     bool create)
 {
-	uint32_t phdr = key_hdr_len(e->depth), hdr = key_hdr_len(e->depth + 1);
+	uint32_t phdr = tree_key_hdr_len(e->depth), hdr = tree_key_hdr_len(e->depth + 1);
 	size_t pel = e->key_len - phdr, klen = hdr + pel + len;
 	uint8_t small[256], *key = small;
 	struct entry *c;
@@ -390,7 +384,7 @@ static inline __attribute__((always_inline)) int
 key_build(struct tree *t, struct entry *base, const msgpack_object *path,
     bool allow_nil, bool *bad_nil, struct tree_key *k)
 {
-	uint32_t n, bhdr = key_hdr_len(base->depth);
+	uint32_t n, bhdr = tree_key_hdr_len(base->depth);
 	size_t cap;
 
 	tree_key_fini(k);
@@ -403,7 +397,7 @@ key_build(struct tree *t, struct entry *base, const msgpack_object *path,
 	if (base->depth + n > PROTO_MAX_PATH_DEPTH)
 		return -E2BIG;
 	/* the key: header, base's elements, the canonical new elements */
-	k->hdr = key_hdr_len(base->depth + n);
+	k->hdr = tree_key_hdr_len(base->depth + n);
 	cap = k->hdr + base->key_len + 16 * (size_t)n;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *el = &path->via.array.ptr[i];
@@ -498,7 +492,7 @@ canon_elem_len(const uint8_t *p, size_t left)
 struct entry *
 tree_key_create(struct tree *t, struct tree_key *k)
 {
-	size_t off = k->hdr + k->base->key_len - key_hdr_len(k->base->depth);
+	size_t off = k->hdr + k->base->key_len - tree_key_hdr_len(k->base->depth);
 	struct entry *e = k->base;
 	/* entries are never removed: no entry created since the miss means
 	 * the whole path is still absent (its last entry is new) */
@@ -508,7 +502,7 @@ tree_key_create(struct tree *t, struct tree_key *k)
 	for (uint32_t i = 0; i < k->n && e != NULL; i++) {
 		/* the key of this level in place: its elements are a prefix
 		 * of the whole key's, its header no longer than that one */
-		uint32_t hl = key_hdr_len(e->depth + 1);
+		uint32_t hl = tree_key_hdr_len(e->depth + 1);
 		uint8_t *key = k->p + k->hdr - hl;
 		bool last = i == k->n - 1;
 		size_t elen, klen;
@@ -560,8 +554,8 @@ tree_pack_path(msgpack_packer *pk, const struct entry *base,
 		/* from's elements are a prefix of e's: skip that many bytes */
 		while (from->depth > base->depth + skip)
 			from = from->parent;
-		fhdr = key_hdr_len(from->depth);
-		start = key_hdr_len(e->depth) + (from->key_len - fhdr);
+		fhdr = tree_key_hdr_len(from->depth);
+		start = tree_key_hdr_len(e->depth) + (from->key_len - fhdr);
 		pk->callback(pk->data, (const char *)e->key + start,
 		    e->key_len - start);
 		return;

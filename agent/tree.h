@@ -79,6 +79,34 @@ entry_name_len(const struct entry *e)
 	return e->name_len;
 }
 
+/* Size of the canonical msgpack array header of a key of n elements
+ * (paths are at most PROTO_MAX_PATH_DEPTH deep: never a 5-byte one). */
+static inline uint32_t
+tree_key_hdr_len(uint32_t n)
+{
+	return n < 16 ? 1 : 3;
+}
+
+/*
+ * Is e in the meta root's subtree (its first path element nil: ACLs,
+ * types, codecs, auth records)?  From e's own key when it is kept whole,
+ * the common case: the checks every set makes (acl_entry_invalid, the
+ * translator's) then touch no ancestor, each a cache miss in a big tree.
+ */
+static inline bool
+entry_under_meta(const struct entry *e)
+{
+	const struct entry *x = e;
+
+	if (e->depth == 0)
+		return false;
+	if (e->key_whole)
+		return e->key[tree_key_hdr_len(e->depth)] == 0xc0;
+	while (x->depth > 1)
+		x = x->parent;
+	return x->name_len == 1 && entry_name(x)[0] == 0xc0;
+}
+
 struct tree_slot {
 	uint64_t hash;
 	struct entry *e;		/* NULL: empty */

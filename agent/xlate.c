@@ -461,7 +461,7 @@ xlate_applied(struct agent *a, struct entry *e)
 	enum kind k;
 	struct item *it;
 
-	if (a->xlate == NULL || e->depth < 3 ||
+	if (a->xlate == NULL || e->depth < 3 || !entry_under_meta(e) ||
 	    (k = entry_kind(e)) == K_NONE)
 		return;
 	if ((it = item_add(a->xlate, e)) == NULL) {

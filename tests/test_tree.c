@@ -579,3 +579,40 @@ Test(tree, canonical_values_are_msgpack_c_s_bytes)
 		}
 	}
 }
+
+/*
+ * entry_under_meta reads the first element from an entry's own key when
+ * it is kept whole, else walks up: both answers, at every depth, for
+ * short keys and for keys too long to keep whole (TREE_INLINE_KEY), and
+ * past a 3-byte array header.
+ */
+Test(tree, entry_under_meta_from_the_key_or_the_parents)
+{
+	static char longel[200];
+	msgpack_object el[20], path;
+
+	memset(longel, 'l', sizeof(longel));
+	for (int meta = 0; meta < 2; meta++)
+		for (int longkey = 0; longkey < 2; longkey++) {
+			struct entry *e;
+
+			path = int_path(el, 20, 3 + meta * 2 + longkey);
+			if (meta)
+				el[0].type = MSGPACK_OBJECT_NIL;
+			if (longkey) {
+				el[2].type = MSGPACK_OBJECT_STR;
+				el[2].via.str.ptr = longel;
+				el[2].via.str.size = sizeof(longel);
+			}
+			cr_assert_eq(tree_follow(&ag.tree, ag.tree.root, &path,
+			    true, true, NULL, &e), 0);
+			cr_assert_not(entry_under_meta(ag.tree.root));
+			for (; e != ag.tree.root; e = e->parent) {
+				cr_assert_eq(e->key_whole, !(longkey &&
+				    e->depth >= 3 && e->key_len >
+				    TREE_INLINE_KEY), "depth %u", e->depth);
+				cr_assert_eq(entry_under_meta(e), meta == 1,
+				    "depth %u, long %d", e->depth, longkey);
+			}
+		}
+}
