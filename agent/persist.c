@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "agent.h"
+#include "bigtab.h"
 #include "log.h"
 #include "persist.h"
 #include "proto.h"
@@ -343,38 +344,47 @@ has_zero_sector(const uint8_t *buf, size_t from, size_t to)
 	return false;
 }
 
-/* The whole file f into *buf (malloc'd), *len bytes.  0 or -errno. */
+/*
+ * The whole file f into *buf, *len bytes, in *cap bytes from
+ * bigtab_calloc (free with bigtab_free(*buf, 1, *cap)).  0 or -errno.
+ * A big file's buffer is asked for in huge pages: in 4 KiB pages a
+ * 225 MB snapshot took 55,000 page faults to read.
+ */
 static int
-read_whole(FILE *f, uint8_t **buf, size_t *len)
+read_whole(FILE *f, uint8_t **buf, size_t *len, size_t *cap)
 {
-	size_t cap = 1 << 16, n = 0, r;
+	size_t c = 1 << 16, n = 0, r;
 	struct stat st;
 	uint8_t *b, *nb;
 
 	/* the size is a hint: the file may still grow or shrink */
 	if (fstat(fileno(f), &st) == 0 && st.st_size > 0)
-		cap = (size_t)st.st_size + 1;
-	if ((b = malloc(cap)) == NULL)
+		c = (size_t)st.st_size + 1;
+	if ((b = bigtab_calloc(1, c)) == NULL)
 		return -ENOMEM;
 	for (;;) {
-		if (n == cap) {
-			if ((nb = realloc(b, cap * 2)) == NULL) {
-				free(b);
+		if (n == c) {
+			if (c > SIZE_MAX / 2 ||
+			    (nb = bigtab_calloc(1, c * 2)) == NULL) {
+				bigtab_free(b, 1, c);
 				return -ENOMEM;
 			}
+			memcpy(nb, b, n);
+			bigtab_free(b, 1, c);
 			b = nb;
-			cap *= 2;
+			c *= 2;
 		}
-		if ((r = fread(b + n, 1, cap - n, f)) == 0)
+		if ((r = fread(b + n, 1, c - n, f)) == 0)
 			break;
 		n += r;
 	}
 	if (ferror(f)) {
-		free(b);
+		bigtab_free(b, 1, c);
 		return -EIO;
 	}
 	*buf = b;
 	*len = n;
+	*cap = c;
 	return 0;
 }
 
@@ -414,7 +424,7 @@ load_framed(struct agent *a, const char *path, bool log_tail,
 	bool cut_write = false;	/* a write cut by a crash starts at good_end */
 	struct record_ctx ctx = { a->tree.root, a->tree.root };
 	uint8_t *buf = NULL;
-	size_t len, off;
+	size_t len, off, cap;
 	msgpack_zone zone;
 	uint64_t nrec = 0;
 	int rc = 0, rc2;
@@ -424,7 +434,7 @@ load_framed(struct agent *a, const char *path, bool log_tail,
 	*torn = false;
 	if ((f = fopen(path, "rb")) == NULL)
 		return -errno;
-	rc = read_whole(f, &buf, &len);
+	rc = read_whole(f, &buf, &len, &cap);
 	fclose(f);
 	if (rc != 0)
 		return rc;
@@ -435,14 +445,14 @@ load_framed(struct agent *a, const char *path, bool log_tail,
 		    memcmp(buf, PERSIST_MAGIC, len) == 0 ? -ENODATA : -EINVAL;
 		if (rc == -EINVAL)
 			log_error("%s: not a distkv file (bad magic)", path);
-		free(buf);
+		bigtab_free(buf, 1, cap);
 		return rc;
 	}
 	off = PERSIST_MAGIC_LEN;
 	*good_end = (off_t)off;
 	if ((rc = agent_bulk_begin(a, count_frames(buf + off,
 	    len - off))) != 0) {
-		free(buf);
+		bigtab_free(buf, 1, cap);
 		return rc;
 	}
 	msgpack_zone_init(&zone, 4096);
@@ -501,7 +511,7 @@ load_framed(struct agent *a, const char *path, bool log_tail,
 		nrec++;
 	}
 	msgpack_zone_destroy(&zone);
-	free(buf);
+	bigtab_free(buf, 1, cap);
 	/* what was applied is in the tree: the region gets it either way */
 	if ((rc2 = agent_bulk_end(a)) != 0 && rc == 0)
 		rc = rc2;
