@@ -45,9 +45,6 @@
 #define DEFAULT_TIMEOUT	default_timeout_ms()
 
 static long long now_ms(void);
-static struct req *req_find(distkv *, uint64_t);
-static void	req_unlink(distkv *, struct req *);
-static void	req_finish(distkv *, struct req *, int);
 static void	conn_die(distkv *, int);
 static int	out_queue(distkv *, const void *, size_t);
 static int	out_flush(distkv *);
@@ -74,128 +71,6 @@ now_ms(void)
 	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/* ---- requests ---- */
-
-/* Finished requests kept for reuse per connection: a pipeline's worth. */
-#define REQ_POOL_MAX 64
-
-struct req *
-client_req_new(distkv *c, enum req_kind kind)
-{
-	struct req *r;
-
-	if ((r = c->req_pool) != NULL) {
-		c->req_pool = r->next;
-		c->req_pooled--;
-		memset(r, 0, sizeof(*r));
-	} else if ((r = calloc(1, sizeof(*r))) == NULL)
-		return (NULL);
-	r->kind = kind;
-	r->seq = c->next_seq++;
-	r->refs = 1;		/* the list's, taken in client_start() */
-	return (r);
-}
-
-/* Drop a reference; true when it was the last (r's parts are freed,
- * r itself is the caller's to free or keep). */
-static bool
-req_unref_last(struct req *r)
-{
-	if (r == NULL || --r->refs > 0)
-		return (false);
-	free(r->reply);
-	distkv_path_free(r->base);
-	distkv_path_free(r->last);
-	return (true);
-}
-
-/* not inlined: gcc 12's -Wuse-after-free misreads the refcount */
-__attribute__((noinline)) void
-client_req_unref(struct req *r)
-{
-	if (req_unref_last(r))
-		free(r);
-}
-
-/*
- * client_req_unref where c is known to live on (its own dispatch): the
- * last reference puts r in c's pool instead of freeing it.
- */
-static void
-req_release(distkv *c, struct req *r)
-{
-	if (!req_unref_last(r))
-		return;
-	if (c->req_pooled >= REQ_POOL_MAX) {
-		free(r);
-		return;
-	}
-	r->next = c->req_pool;
-	c->req_pool = r;
-	c->req_pooled++;
-}
-
-static struct req *
-req_find(distkv *c, uint64_t seq)
-{
-	struct req *r;
-
-	for (r = c->reqs; r != NULL; r = r->next) {
-		if (r->seq == seq)
-			return (r);
-	}
-	return (NULL);
-}
-
-static void
-req_unlink(distkv *c, struct req *r)
-{
-	struct req **pp;
-
-	for (pp = &c->reqs; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == r) {
-			*pp = r->next;
-			if (c->reqs_tail == &r->next)
-				c->reqs_tail = pp;
-			r->next = NULL;
-			return;
-		}
-	}
-}
-
-/*
- * End a request: it leaves the list (so later messages with its seq are
- * ignored), its owner hears about it once, and the list's reference goes.
- */
-static void
-req_finish(distkv *c, struct req *r, int rc)
-{
-	if (r->finished)
-		return;
-	r->finished = true;
-	r->rc = rc;
-	req_unlink(c, r);
-	if (!r->orphan) {
-		r->refs++;
-		switch (r->kind) {
-		case REQ_GET:
-			r->get_cb(r->arg, rc, NULL);
-			break;
-		case REQ_SET:
-			r->set_cb(r->arg, rc, NULL);
-			break;
-		case REQ_ITEMS:
-			if (r->watch_cb != NULL)
-				r->watch_cb(r->arg, rc, NULL);
-			break;
-		default:
-			break;
-		}
-		r->refs--;
-	}
-	client_req_unref(r);
-}
-
 /*
  * The handle is dead from now on: every pending request fails with rc and
  * every later call returns it.  The descriptor stays open until
@@ -212,7 +87,7 @@ conn_die(distkv *c, int rc)
 	shutdown(c->fd, SHUT_RDWR);
 	c->out_len = c->out_off = 0;
 	while ((r = c->reqs) != NULL)
-		req_finish(c, r, rc);
+		client_req_finish(c, r, rc);
 }
 
 /* ---- output ---- */
@@ -607,11 +482,11 @@ dispatch(distkv *c, const msgpack_object *m, const uint8_t *buf, size_t len)
 		return;
 	}
 	/* Unknown seq: a reply to something we gave up on (timeout, stop). */
-	if ((r = req_find(c, seq)) == NULL)
+	if ((r = client_req_find(c, seq)) == NULL)
 		return;
 	r->refs++;
 	dispatch_req(c, r, m, buf, len);
-	req_release(c, r);
+	client_req_release(c, r);
 }
 
 static void
@@ -649,7 +524,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 		switch (r->kind) {
 		case REQ_SYNC:
 			if ((r->reply = malloc(len)) == NULL) {
-				req_finish(c, r, -ENOMEM);
+				client_req_finish(c, r, -ENOMEM);
 				return;
 			}
 			memcpy(r->reply, buf, len);
@@ -663,7 +538,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 				    e.value.len))
 					rc = DISTKV_ENOTFOUND;
 				r->finished = true;
-				req_unlink(c, r);
+				client_req_unlink(c, r);
 				/* e is the callback's to borrow, not to keep:
 				 * its value lives in keep */
 				r->get_cb(r->arg, rc, &e);
@@ -676,7 +551,7 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 		case REQ_SET:
 			if (rc == 0 && (rc = client_decode_set(m, &sr)) == 0) {
 				r->finished = true;
-				req_unlink(c, r);
+				client_req_unlink(c, r);
 				r->set_cb(r->arg, 0, &sr);
 				distkv_value_clear(&sr.prev);
 				client_req_unref(r);
@@ -689,8 +564,8 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 			 * state "end" first; if it did not (the reference
 			 * does not), this confirmation ends it.
 			 */
-			if ((t = req_find(c, r->task)) != NULL)
-				req_finish(c, t, DISTKV_ECANCELLED);
+			if ((t = client_req_find(c, r->task)) != NULL)
+				client_req_finish(c, t, DISTKV_ECANCELLED);
 			break;
 		case REQ_ITEMS:
 			if (rc == 0)
@@ -699,14 +574,14 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 		case REQ_RAW:
 			break;
 		}
-		req_finish(c, r, rc);
+		client_req_finish(c, r, rc);
 		return;
 	}
 	if (proto_str_eq(state, "end")) {
 		rc = r->cancelled ? DISTKV_ECANCELLED : r->err;
 		if (rc == 0 && r->kind == REQ_ITEMS && r->watch_cb != NULL)
 			rc = DISTKV_ESERVER;	/* watches never just end */
-		req_finish(c, r, rc);
+		client_req_finish(c, r, rc);
 		return;
 	}
 	if (error != NULL) {
@@ -820,7 +695,7 @@ send_stop(distkv *c, uint64_t task)
 	struct req *r, *t;
 	struct enc e;
 
-	if ((t = req_find(c, task)) != NULL) {
+	if ((t = client_req_find(c, task)) != NULL) {
 		if (t->cancelled)
 			return (0);
 		t->cancelled = true;
@@ -1139,10 +1014,7 @@ distkv_close(distkv *c)
 		client_req_unref(r);
 	}
 	c->reqs_tail = &c->reqs;
-	while ((r = c->req_pool) != NULL) {
-		c->req_pool = r->next;
-		free(r);
-	}
+	client_req_pool_free(c);
 	tls_close(c->tls);
 	close(c->fd);
 	distkv_shm_close(c->shm);
@@ -1221,7 +1093,7 @@ distkv_cancel(distkv *c, uint64_t seq)
 
 	if (c->dead != 0)
 		return (c->dead);
-	if ((r = req_find(c, seq)) == NULL || r->kind == REQ_STOP)
+	if ((r = client_req_find(c, seq)) == NULL || r->kind == REQ_STOP)
 		return (DISTKV_EINVAL);
 	return (send_stop(c, seq));
 }

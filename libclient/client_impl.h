@@ -115,9 +115,20 @@ struct enc {
 	char		 small[ENC_FIRST];
 };
 
-/* client.c: requests and the connection */
+/* requests.c: the requests in flight */
 struct req *client_req_new(distkv *c, enum req_kind kind);
 void	client_req_unref(struct req *r);
+/* client_req_unref where c lives on (its dispatch): the last reference
+ * puts r in c's pool */
+void	client_req_release(distkv *c, struct req *r);
+struct req *client_req_find(distkv *c, uint64_t seq);
+void	client_req_unlink(distkv *c, struct req *r);
+/* End r once: it leaves the list, its owner hears rc, the list's
+ * reference goes. */
+void	client_req_finish(distkv *c, struct req *r, int rc);
+void	client_req_pool_free(distkv *c);
+
+/* client.c: the connection */
 /*
  * Queue the encoded request e (whose seq field is r's and comes first in
  * the map) and put r on the list.  Consumes e and, on failure, r.
