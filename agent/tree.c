@@ -429,7 +429,8 @@ key_build(struct tree *t, struct entry *base, const msgpack_object *path,
 			return -EINVAL;
 		}
 		/* cap reserved 16 bytes + the string per element */
-		if ((w = proto_put_path_elem(k->p + k->len, el, true)) < 0)
+		if ((w = proto_put_short_ascii_elem(k->p + k->len, el)) == 0 &&
+		    (w = proto_put_path_elem(k->p + k->len, el, true)) < 0)
 			return -EINVAL;
 		k->len += (size_t)w;
 	}

@@ -483,6 +483,59 @@ Test(proto, canonical_path_elements)
 	cr_assert_eq(rc, -EINVAL);
 }
 
+/*
+ * The inline writer of short ASCII elements (the agent's key builder)
+ * writes what proto_put_path_elem writes, for every length it takes, and
+ * leaves to it every other element: a non-ASCII byte at any position,
+ * a str of 32 bytes and more, bin, integers.  Each source string sits at
+ * the end of a heap block of its own size, so ASan sees any read past it.
+ */
+Test(proto, short_ascii_elements_match_the_general_writer)
+{
+	uint8_t want[64], got[64];
+
+	for (size_t n = 0; n <= 40; n++) {
+		for (size_t bad = 0; bad <= n; bad++) {
+			char *s = malloc(n > 0 ? n : 1);
+			msgpack_object o = { .type = MSGPACK_OBJECT_STR };
+			int w, g;
+
+			for (size_t i = 0; i < n; i++)
+				s[i] = (char)('a' + (i * 7 + n) % 26);
+			if (bad < n) {
+				/* a whole two-byte character, so still
+				 * valid UTF-8 when it fits */
+				s[bad] = (char)0xc3;
+				if (bad + 1 < n)
+					s[bad + 1] = (char)0xa9;
+			}
+			o.via.str.ptr = s;
+			o.via.str.size = (uint32_t)n;
+			w = proto_put_path_elem(want, &o, false);
+			memset(got, 0x55, sizeof(got));
+			g = proto_put_short_ascii_elem(got, &o);
+			if (n <= 31 && bad == n) {
+				cr_assert_eq(g, w, "n %zu", n);
+				cr_assert_arr_eq(got, want, (size_t)w);
+				/* nothing past the element is touched */
+				cr_assert_eq(got[w], 0x55, "n %zu", n);
+			} else
+				cr_assert_eq(g, 0, "n %zu bad %zu", n, bad);
+			free(s);
+		}
+	}
+	{
+		msgpack_object o = { .type = MSGPACK_OBJECT_BIN };
+
+		o.via.bin.ptr = "ab";
+		o.via.bin.size = 2;
+		cr_assert_eq(proto_put_short_ascii_elem(got, &o), 0);
+		o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o.via.u64 = 5;
+		cr_assert_eq(proto_put_short_ascii_elem(got, &o), 0);
+	}
+}
+
 /* the numeric HOST:PORT of --listen, --metrics, distkv-etcd --listen and
  * tcp:// URLs; the bracketed IPv6 form is what the docs show */
 /* The hand packers write what msgpack-c writes (the reply and request
