@@ -197,7 +197,7 @@ set_common(distkv *c, const char *action, const distkv_path *p,
 	}
 	msgpack_zone_init(&zone, 2048);
 	if ((rc = client_sync_single(c, &e, &zone, &m, &r)) == 0 &&
-	    (rc = client_decode_set(&m, &tmp)) == 0) {
+	    (rc = client_decode_set(&m, &tmp, NULL)) == 0) {
 		if (out != NULL)
 			*out = tmp;
 		else

@@ -549,14 +549,19 @@ dispatch_req(distkv *c, struct req *r, const msgpack_object *m,
 			enc_free(&keep);
 			break;
 		case REQ_SET:
-			if (rc == 0 && (rc = client_decode_set(m, &sr)) == 0) {
+			enc_init_raw(&keep);
+			if (rc == 0 && (rc = client_decode_set(m, &sr,
+			    &keep)) == 0) {
 				r->finished = true;
 				client_req_unlink(c, r);
+				/* sr is borrowed (distkv_set_cb): its prev
+				 * lives in keep */
 				r->set_cb(r->arg, 0, &sr);
-				distkv_value_clear(&sr.prev);
+				enc_free(&keep);
 				client_req_unref(r);
 				return;
 			}
+			enc_free(&keep);
 			break;
 		case REQ_STOP:
 			/*

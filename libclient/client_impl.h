@@ -168,8 +168,10 @@ int	client_decode_entry(const msgpack_object *m, struct distkv_entry *e,
 /* A tree/watch item: path shortened against the previous item (spec §2.6). */
 int	client_decode_item(struct req *r, const msgpack_object *m,
 	    struct distkv_entry *e);
+/* With keep (as client_decode_entry_borrowed's) r->prev is borrowed from
+ * it, else malloc'd (distkv_set_result_clear). */
 int	client_decode_set(const msgpack_object *m,
-	    struct distkv_set_result *r);
+	    struct distkv_set_result *r, struct enc *keep);
 
 /*
  * An empty entry, field by field: only chain.ev[0..n) is ever read, and a

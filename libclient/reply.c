@@ -143,7 +143,8 @@ client_decode_item(struct req *r, const msgpack_object *m,
 }
 
 int
-client_decode_set(const msgpack_object *m, struct distkv_set_result *r)
+client_decode_set(const msgpack_object *m, struct distkv_set_result *r,
+    struct enc *keep)
 {
 	const msgpack_object *changed, *prev, *tock, *chain;
 	int rc;
@@ -169,11 +170,19 @@ client_decode_set(const msgpack_object *m, struct distkv_set_result *r)
 		return (DISTKV_EPROTO);
 	if ((rc = decode_chain(chain, &r->chain)) != 0)
 		return (rc);
-	if (prev != NULL) {
+	if (prev == NULL)
+		return (0);
+	if (keep == NULL) {
 		if ((rc = reply_value(&r->prev, prev)) != 0)
 			return (rc);
-		r->has_prev = true;
+	} else {
+		if (proto_pack_canonical(&keep->pk, prev) != 0 ||
+		    keep->err != 0)
+			return (-ENOMEM);
+		r->prev.data = (uint8_t *)keep->sb.data;
+		r->prev.len = keep->sb.size;
 	}
+	r->has_prev = true;
 	return (0);
 }
 

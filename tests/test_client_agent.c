@@ -271,6 +271,99 @@ Test(agent, async_watch_sees_other_connection_then_cancel)
 	distkv_close(c2);
 }
 
+/* What an async set or delete callback saw of its borrowed result. */
+struct setseen {
+	int calls, rc;
+	bool changed, has_prev;
+	uint8_t prev[600];
+	size_t prev_len;
+	uint64_t tock;
+};
+
+static void
+setseen_cb(void *arg, int rc, const struct distkv_set_result *r)
+{
+	struct setseen *s = arg;
+
+	s->calls++;
+	s->rc = rc;
+	if (r == NULL)
+		return;
+	s->changed = r->changed;
+	s->has_prev = r->has_prev;
+	s->tock = r->tock;
+	s->prev_len = r->prev.len;
+	if (r->has_prev && r->prev.len <= sizeof(s->prev))
+		memcpy(s->prev, r->prev.data, r->prev.len);
+}
+
+static void
+async_set_wait(distkv *c, const distkv_path *p, const struct distkv_value *v,
+    struct setseen *s)
+{
+	long long deadline = harness_now_ms() + 5000;
+
+	memset(s, 0, sizeof(*s));
+	if (v != NULL)
+		cr_assert_eq(distkv_async_set(c, p, v->data, v->len, NULL,
+		    setseen_cb, s, NULL), 0);
+	else
+		cr_assert_eq(distkv_async_delete(c, p, NULL, setseen_cb, s,
+		    NULL), 0);
+	while (s->calls == 0) {
+		struct pollfd pfd = { distkv_fd(c), (short)(POLLIN |
+		    (distkv_want_write(c) ? POLLOUT : 0)), 0 };
+
+		cr_assert_lt(harness_now_ms(), deadline, "no reply");
+		poll(&pfd, 1, 100);
+		cr_assert_eq(distkv_process(c), 0);
+	}
+	cr_assert_eq(s->calls, 1);
+	cr_assert_eq(s->rc, 0, "%s", distkv_strerror(s->rc));
+}
+
+/* The async set/delete result (borrowed for the callback) carries the
+ * previous value: short, longer than the library's stack buffer, none. */
+Test(agent, async_set_reports_prev)
+{
+	distkv *c = agent_connect();
+	distkv_path *p = P("as/key");
+	struct distkv_value v1, v2, v3;
+	struct setseen s;
+	char big[500];
+	uint64_t tock;
+
+	memset(big, 'b', sizeof(big));
+	cr_assert_eq(distkv_value_from_int(&v1, 41), 0);
+	cr_assert_eq(distkv_value_from_str(&v2, big, sizeof(big)), 0);
+	cr_assert_eq(distkv_value_from_str(&v3, "short", 5), 0);
+	async_set_wait(c, p, &v1, &s);
+	cr_assert(s.changed);
+	cr_assert_not(s.has_prev && s.prev_len > 1, "a new key has no prev");
+	tock = s.tock;
+	async_set_wait(c, p, &v2, &s);
+	cr_assert(s.changed && s.has_prev);
+	cr_assert_gt(s.tock, tock);
+	cr_assert_eq(s.prev_len, v1.len);
+	cr_assert_arr_eq(s.prev, v1.data, v1.len);
+	async_set_wait(c, p, &v3, &s);
+	cr_assert(s.has_prev);
+	cr_assert_eq(s.prev_len, v2.len);
+	cr_assert_arr_eq(s.prev, v2.data, v2.len);
+	async_set_wait(c, p, &v3, &s);
+	cr_assert_not(s.changed);
+	cr_assert_eq(s.prev_len, v3.len);
+	cr_assert_arr_eq(s.prev, v3.data, v3.len);
+	async_set_wait(c, p, NULL, &s);
+	cr_assert(s.changed && s.has_prev);
+	cr_assert_arr_eq(s.prev, v3.data, v3.len);
+	distkv_value_clear(&v1);
+	distkv_value_clear(&v2);
+	distkv_value_clear(&v3);
+	distkv_path_free(p);
+	distkv_close(c);
+}
+
 Test(agent, sync_watch_stop_and_timeout)
 {
 	struct distkv_tree_opts o = { 0, -1, 0, true };
