@@ -692,7 +692,8 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 			break;
 		struct agent *a = r.a;
 		uint64_t errors = a->metrics.errors;
-		double t0 = metrics_now();
+		double t0 = a->metrics.batch_stamp != 0 ?
+		    a->metrics.batch_stamp : metrics_now(), t1;
 
 		if (action_multi(&actions[i], &r))
 			conn_multi_begin(c, r.seq);
@@ -703,8 +704,10 @@ handlers_dispatch(struct conn *c, struct handlers_conn *hs,
 		else
 			actions[i].fn(&r);
 		conn_multi_end(c);
+		t1 = metrics_now();
+		a->metrics.batch_stamp = t1;
 		metrics_request(&a->metrics, i, actions[i].name,
-		    a->metrics.errors != errors, metrics_now() - t0);
+		    a->metrics.errors != errors, t1 - t0);
 		return;
 	}
 	r.a->metrics.unknown++;

@@ -42,6 +42,11 @@ struct metrics {
 	} lat[METRICS_CLASSES];
 	uint64_t errors;		/* error replies sent (server.c) */
 	uint64_t conns_accepted;	/* (server.c) */
+	/* within one batch of pipelined requests (server.c), when the last
+	 * one ended: the next one's start, which saves a clock read per
+	 * request (one costs 85-130 ns on a kvm-clock VM); 0 between
+	 * batches */
+	double batch_stamp;
 	struct metrics_http *http;	/* --metrics, or NULL */
 };
 
