@@ -44,8 +44,8 @@ struct metrics {
 	uint64_t conns_accepted;	/* (server.c) */
 	/* within one batch of pipelined requests (server.c), when the last
 	 * one ended: the next one's start, which saves a clock read per
-	 * request (one costs 85-130 ns on a kvm-clock VM); 0 between
-	 * batches */
+	 * request (26 ns idle, 85-130 ns busy on a kvm-clock VM); 0
+	 * between batches */
 	double batch_stamp;
 	struct metrics_http *http;	/* --metrics, or NULL */
 };

@@ -491,7 +491,6 @@ server_log_failed(struct server *s, int rc)
 static void
 conn_process_input(struct conn *c)
 {
-	struct metrics *m = &c->srv->a->metrics;
 	size_t off = 0;
 
 	/*
@@ -563,7 +562,7 @@ conn_process_input(struct conn *c)
 	}
 	/* the batch's requests were timed end to end (metrics.h); the
 	 * next batch's first starts its own clock */
-	m->batch_stamp = 0;
+	c->srv->a->metrics.batch_stamp = 0;
 	if (off > 0) {
 		memmove(c->in, c->in + off, c->in_len - off);
 		c->in_len -= off;

@@ -167,9 +167,10 @@ int proto_put_path_elem(uint8_t *out, const msgpack_object *o,
  * proto_put_path_elem's common case inline: o a str of at most 31 bytes,
  * all ASCII, written as a fixstr.  Returns the bytes written, or 0 (out
  * partly written) when o is not such a str: then call proto_put_path_elem.
- * out must hold 1 + its length bytes.  The copy and the ASCII test read each byte
- * once, as words (a call per element to the general writer, its UTF-8
- * check and its header writer cost a four-element path 200 instructions).
+ * out must hold 1 + its length bytes.  The copy and the ASCII test read
+ * each byte once, as words (a call per element to the general writer, its
+ * UTF-8 check and its header writer cost a four-element path 200
+ * instructions).
  */
 static inline int
 proto_put_short_ascii_elem(uint8_t *out, const msgpack_object *o)
@@ -208,8 +209,10 @@ proto_put_short_ascii_elem(uint8_t *out, const msgpack_object *o)
 		hi = x | y;
 	} else {
 		hi = 0;
-		for (size_t i = 0; i < n; i++)
-			hi |= (uint8_t)(d[i] = (uint8_t)s[i]);
+		for (size_t i = 0; i < n; i++) {
+			d[i] = (uint8_t)s[i];
+			hi |= d[i];
+		}
 	}
 	if ((hi & 0x8080808080808080ULL) != 0)
 		return 0;
