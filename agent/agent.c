@@ -49,21 +49,25 @@ agent_fini(struct agent *a)
 static void
 agent_shm_publish(struct agent *a, const struct entry *e)
 {
+	/* the payload is the entry's own allocation (tree.h); only the
+	 * shared chain_none is const, and it has no hint to keep */
+	uint64_t *hint = e->chain != &chain_none ?
+	    &((struct chain *)(uintptr_t)e->chain)->shm_hint : NULL;
 	struct shm_meta m;
 	int rc;
 
 	/* the entry's key is the region key (docs/shm.md) */
 	if (e->value == NULL)
-		rc = shm_writer_del(a->shm, tree_entry_key(&a->tree, e),
-		    e->key_len);
+		rc = shm_writer_del_hinted(a->shm,
+		    tree_entry_key(&a->tree, e), e->key_len, hint);
 	else {
 		m.tick = e->chain->l[0].tick;
 		m.tock = e->tock;
 		m.node = e->chain->l[0].node->name;
 		m.node_len = e->chain->l[0].node->name_len;
-		rc = shm_writer_put(a->shm, tree_entry_key(&a->tree, e),
-		    e->key_len, e->value,
-		    e->value_len, &m);
+		rc = shm_writer_put_hinted(a->shm,
+		    tree_entry_key(&a->tree, e), e->key_len, e->value,
+		    e->value_len, &m, hint);
 	}
 	if (rc != 0)
 		/* readers would serve an old value as current: never */
@@ -298,6 +302,8 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 	/* the new chain and value in one block, sized to them (tree.h) */
 	if ((p = tree_payload_new(&in, u->value, u->value_len)) == NULL)
 		return -ENOMEM;
+	/* the key keeps its region slot (a delete resets the hint) */
+	p->shm_hint = e->chain->shm_hint;
 	if (e->value == NULL && e->chain->n > 0)
 		a->tombstones--;
 	if (u->value == NULL)

@@ -32,6 +32,9 @@ struct chain_link {
  */
 struct chain {
 	unsigned n;		/* 0: no chain (never updated) */
+	/* an entry's payload: its region slot hint (shm_writer_put_hinted;
+	 * 0 none), which outlives the payload (agent_commit carries it) */
+	uint64_t shm_hint;
 	struct chain_link l[CHAIN_CAP];
 };
 

@@ -121,6 +121,7 @@ tree_payload_new(const struct chain *c, const uint8_t *value, size_t len)
 	if ((p = malloc(links + len)) == NULL)
 		return NULL;
 	p->n = c->n;
+	p->shm_hint = 0;
 	memcpy(p->l, c->l, c->n * sizeof(c->l[0]));
 	if (len > 0)
 		memcpy((uint8_t *)p + links, value, len);

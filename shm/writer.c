@@ -50,7 +50,53 @@ struct shm_writer {
 	struct shm_holes holes;		/* free space inside the arena */
 	uint32_t notified_seq;
 	uint64_t replacements;
+	/* which table the slots of hints belong to (shm_writer_put_hinted):
+	 * new at open and at every replacement, unique in the process */
+	uint32_t gen;
 };
+
+static uint32_t writer_gens;
+
+/* A generation no hint of an earlier table holds; 0 is "no hint". */
+static uint32_t
+writer_next_gen(void)
+{
+	if (++writer_gens == 0)
+		++writer_gens;
+	return writer_gens;
+}
+
+/* A hint: gen in the high half, slot in the low (writer.h). */
+static uint64_t
+hint_make(const struct shm_writer *w, uint64_t slot)
+{
+	return (uint64_t)w->gen << 32 | slot;
+}
+
+/*
+ * The slot a hint names, if it is this table's and still holds a live
+ * record whose tag is hash's, else UINT64_MAX.  Within one table a live
+ * key's slot never changes (deletes leave a DELETED slot, only a
+ * replacement moves records) and a hint is dropped when its key is
+ * deleted, so such a slot holds the hint's key: no record compare.
+ */
+static uint64_t
+hint_slot(const struct shm_writer *w, const uint64_t *hint, uint64_t hash)
+{
+	uint64_t slot;
+	const struct shm_slot *s;
+
+	if (hint == NULL || *hint >> 32 != w->gen)
+		return UINT64_MAX;
+	slot = *hint & 0xffffffffu;
+	if (slot >= w->h->table_slots)
+		return UINT64_MAX;
+	s = &w->tab[slot];
+	if (shm_slot_state(s->len_state) != SHM_SLOT_LIVE ||
+	    shm_slot_tag(s->tag_off) != shm_hash_tag(hash))
+		return UINT64_MAX;
+	return slot;
+}
 
 /* Plain stores to fields readers load atomically. */
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -373,6 +419,7 @@ writer_rebuild(struct shm_writer *w, uint64_t extra_bytes,
 	close(w->fd);
 	nw.replacements = w->replacements + 1;
 	nw.notified_seq = w->notified_seq;
+	nw.gen = writer_next_gen();
 	*w = nw;
 	/* the new arena is compacted: no holes (nw shares the lists) */
 	shm_holes_clear(&w->holes);
@@ -509,6 +556,7 @@ shm_writer_open(const char *path, mode_t mode, const char *node,
 		goto fail;
 	}
 	writer_attach(w, fd, base, size);
+	w->gen = writer_next_gen();
 	shm_writer_heartbeat(w);
 	*out = w;
 	return 0;
@@ -524,8 +572,16 @@ int
 shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
     const uint8_t *val, size_t vlen, const struct shm_meta *m)
 {
+	return shm_writer_put_hinted(w, key, klen, val, vlen, m, NULL);
+}
+
+int
+shm_writer_put_hinted(struct shm_writer *w, const uint8_t *key, size_t klen,
+    const uint8_t *val, size_t vlen, const struct shm_meta *m,
+    uint64_t *hint)
+{
 	size_t nlen = m->node_len < SHM_NODE_MAX ? m->node_len : SHM_NODE_MAX;
-	uint64_t hash, size, found, free_slot, off, old_len = 0;
+	uint64_t hash, size, found, free_slot, off, old_len = 0, slot;
 	int rc;
 
 	if (klen > UINT32_MAX / 2 || vlen > UINT32_MAX / 2)
@@ -535,7 +591,9 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 	if (size > SHM_RECORD_MAX)
 		return -E2BIG;
 	hash = XXH3_64bits(key, klen);
-	writer_find(w, hash, key, klen, &found, &free_slot);
+	free_slot = UINT64_MAX;
+	if ((found = hint_slot(w, hint, hash)) == UINT64_MAX)
+		writer_find(w, hash, key, klen, &found, &free_slot);
 	if ((found == UINT64_MAX && (w->used_slots + 1) * SHM_MAX_LOAD_DEN >
 	    w->h->table_slots * SHM_MAX_LOAD_NUM) ||
 	    !arena_place(w, size, &off)) {
@@ -557,6 +615,7 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 		slot_write(s, SHM_SLOT_LIVE, hash, off, (uint32_t)size);
 		/* no slot points to the old record now: its space is free */
 		shm_holes_add(&w->holes, old_off, old_len);
+		slot = found;
 	} else {
 		if (shm_slot_state(w->tab[free_slot].len_state) ==
 		    SHM_SLOT_EMPTY)
@@ -564,9 +623,14 @@ shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 		slot_write(&w->tab[free_slot], SHM_SLOT_LIVE, hash, off,
 		    (uint32_t)size);
 		STORE(&w->h->live_entries, w->h->live_entries + 1);
+		slot = free_slot;
 	}
 	STORE(&w->h->live_bytes, w->h->live_bytes + size - old_len);
 	publish_change(w);
+	if (hint != NULL)
+		*hint = hint_make(w, slot);
+	/* a compaction here moves every record: the hint is then another
+	 * table's, which its generation tells */
 	writer_tidy(w);
 	return 0;
 }
@@ -598,13 +662,24 @@ shm_writer_reserve(struct shm_writer *w, uint64_t entries, uint64_t bytes)
 int
 shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen)
 {
+	return shm_writer_del_hinted(w, key, klen, NULL);
+}
+
+int
+shm_writer_del_hinted(struct shm_writer *w, const uint8_t *key, size_t klen,
+    uint64_t *hint)
+{
 	uint64_t hash, found, free_slot;
 	struct shm_slot *s;
 
 	if (klen > UINT32_MAX / 2)
 		return 0;	/* no such key can exist */
 	hash = XXH3_64bits(key, klen);
-	writer_find(w, hash, key, klen, &found, &free_slot);
+	if ((found = hint_slot(w, hint, hash)) == UINT64_MAX)
+		writer_find(w, hash, key, klen, &found, &free_slot);
+	/* the slot turns DELETED and may later hold another key */
+	if (hint != NULL)
+		*hint = 0;
 	if (found == UINT64_MAX)
 		return 0;
 	s = &w->tab[found];

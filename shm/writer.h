@@ -61,6 +61,18 @@ int shm_writer_open(const char *path, mode_t mode, const char *node,
  */
 int shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
     const uint8_t *val, size_t vlen, const struct shm_meta *m);
+/*
+ * shm_writer_put with a hint: *hint is a cookie the caller keeps with the
+ * key, 0 at first, that names the key's slot once the key is published,
+ * so that the next put of it skips the probe and the compare of the old
+ * record's key (a cache miss each in a big region).  A hint of an earlier
+ * table (the region was replaced since) or one that no longer fits falls
+ * back to the probe.  Keep one hint per key, never copy it to another
+ * key, and pass it to shm_writer_del_hinted when the key goes.
+ */
+int shm_writer_put_hinted(struct shm_writer *w, const uint8_t *key,
+    size_t klen, const uint8_t *val, size_t vlen, const struct shm_meta *m,
+    uint64_t *hint);
 /* Bytes of the record shm_writer_put makes of these sizes. */
 uint64_t shm_writer_record_bytes(size_t klen, size_t vlen, size_t node_len);
 /*
@@ -73,6 +85,9 @@ int shm_writer_reserve(struct shm_writer *w, uint64_t entries,
     uint64_t bytes);
 /* Remove key (a no-op if absent); its space is reused.  Returns 0. */
 int shm_writer_del(struct shm_writer *w, const uint8_t *key, size_t klen);
+/* The same with the key's hint (shm_writer_put_hinted), which it resets. */
+int shm_writer_del_hinted(struct shm_writer *w, const uint8_t *key,
+    size_t klen, uint64_t *hint);
 /* Store the current time as the heartbeat (call periodically). */
 void shm_writer_heartbeat(struct shm_writer *w);
 /* Wake readers blocked in a wait if anything changed since the last call

@@ -563,3 +563,97 @@ Test(shm_memory, bound_holds_after_live_data_shrinks, .init = tdir_setup,
 	    pk.h.arena_used, pk.h.live_bytes);
 	shm_writer_close(w, false);
 }
+
+static void
+put_hinted(struct shm_writer *w, const char *k, const char *v, uint64_t *hint)
+{
+	struct shm_meta m = meta(1, 1, "n1");
+	int rc = shm_writer_put_hinted(w, (const uint8_t *)k, strlen(k),
+	    (const uint8_t *)v, strlen(v), &m, hint);
+
+	cr_assert_eq(rc, 0, "put %s: %s", k, strerror(-rc));
+}
+
+/*
+ * A slot hint (shm_writer_put_hinted) names the key's slot while its
+ * table lasts.  Through overwrites, a delete and re-creation, replacements
+ * (the hints then name another table) and hints that do not fit (another
+ * key's, a slot past the table), every key reads its last value and no
+ * other key is touched.
+ */
+Test(shm, slot_hints_follow_the_key_or_fall_back)
+{
+	enum { N = 400 };
+	struct shm_writer *w = wopen();
+	struct shm_reader *r = ropen();
+	struct shm_writer_stats st;
+	uint64_t hint[N] = { 0 }, kept, forged, gen, newkey = 0;
+	char k[32], v[64];
+	int round;
+
+	for (round = 0; round < 3; round++)
+		for (int n = 0; n < N; n++) {
+			snprintf(k, sizeof(k), "key%d", n);
+			snprintf(v, sizeof(v), "r%d-%d", round, n);
+			put_hinted(w, k, v, &hint[n]);
+			cr_assert_neq(hint[n], 0);
+		}
+	/* same-size overwrites in one table: the hint stays the slot */
+	kept = hint[7];
+	put_hinted(w, "key7", "r9-7", &hint[7]);
+	gen = hint[7] >> 32;
+	cr_assert_eq(hint[7], kept, "no replacement, same slot");
+	for (int n = 0; n < N; n++) {
+		snprintf(k, sizeof(k), "key%d", n);
+		snprintf(v, sizeof(v), n == 7 ? "r9-%d" : "r2-%d", n);
+		ASSERT_GET(r, k, v);
+	}
+
+	/* a delete resets the hint; the key comes back through the probe */
+	cr_assert_eq(shm_writer_del_hinted(w, (const uint8_t *)"key3", 4,
+	    &hint[3]), 0);
+	cr_assert_eq(hint[3], 0);
+	ASSERT_MISS(r, "key3");
+	put_hinted(w, "newkey", "fresh", &newkey);
+	put_hinted(w, "key3", "back", &hint[3]);
+	ASSERT_GET(r, "key3", "back");
+	ASSERT_GET(r, "newkey", "fresh");
+
+	/* another key's hint: its slot's tag is not this key's, so the put
+	 * probes (the other key keeps its value); a slot past the table
+	 * is refused the same way */
+	forged = hint[5];
+	put_hinted(w, "key6", "six", &forged);
+	ASSERT_GET(r, "key6", "six");
+	ASSERT_GET(r, "key5", "r2-5");
+	cr_assert_eq(forged, hint[6], "the probe found key6's own slot");
+	forged = gen << 32 | 0xfffffffeu;
+	put_hinted(w, "key8", "eight", &forged);
+	ASSERT_GET(r, "key8", "eight");
+	cr_assert_eq(forged, hint[8]);
+
+	/* growth replaces the table: every old hint names another table */
+	for (int n = 0; n < 3000; n++) {
+		snprintf(k, sizeof(k), "grow%d", n);
+		put_str(w, k, "g");
+	}
+	shm_writer_stats(w, &st);
+	cr_assert_geq(st.replacements, 1);
+	for (int n = 0; n < N; n++) {
+		snprintf(k, sizeof(k), "key%d", n);
+		snprintf(v, sizeof(v), "after-%d", n);
+		put_hinted(w, k, v, &hint[n]);
+		cr_assert_neq(hint[n] >> 32, gen, "a new table's hint");
+	}
+	for (int n = 0; n < N; n++) {
+		snprintf(k, sizeof(k), "key%d", n);
+		snprintf(v, sizeof(v), "after-%d", n);
+		ASSERT_GET(r, k, v);
+	}
+	for (int n = 0; n < 3000; n += 97) {
+		snprintf(k, sizeof(k), "grow%d", n);
+		ASSERT_GET(r, k, "g");
+	}
+	shm_reader_close(r);
+	shm_writer_close(w, false);
+}
