@@ -66,11 +66,12 @@ writer_next_gen(void)
 	return writer_gens;
 }
 
-/* A hint: gen in the high half, slot in the low (writer.h). */
+/* A hint: gen in the high half, slot in the low (writer.h); none for a
+ * slot past 32 bits (a table of 2^32 slots is past any arena's reach) */
 static uint64_t
 hint_make(const struct shm_writer *w, uint64_t slot)
 {
-	return (uint64_t)w->gen << 32 | slot;
+	return slot <= UINT32_MAX ? (uint64_t)w->gen << 32 | slot : 0;
 }
 
 /*
