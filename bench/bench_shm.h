@@ -80,6 +80,7 @@ struct opts {
 	const char	*agent;
 	const char	*dir;		/* parent of the temp dir */
 	unsigned	 only;		/* PART_* to run */
+	bool		 cold_keys;	/* no fetch ahead of key objects */
 };
 
 struct bench {
@@ -93,12 +94,26 @@ struct bench {
 	long		 verified;	/* values read and compared */
 };
 
-/* One operation: the key, in the order the operations run. */
+/*
+ * One operation: the key, in the order the operations run.  The floor and
+ * shm_reader_get read the key bytes from here, a sequential stream the
+ * hardware fetches ahead.  The rows of the user-facing calls take the
+ * caller's own object instead (a path, a prepared key), one of ks.n heap
+ * objects: the stream names it, and the loop fetches it OPS_AHEAD
+ * operations ahead, so that those rows too start with the caller's key in
+ * cache and measure the call, not a cache miss on a random key object
+ * (which --cold-keys measures).  One op is one cache line.
+ */
 struct opkey {
-	uint8_t		 key[KEY_MAX];
-	uint32_t	 idx;
-	uint32_t	 klen;
+	uint8_t			 key[KEY_MAX];
+	uint32_t		 idx;
+	uint32_t		 klen;
+	const distkv_path	*path;
+	const distkv_key	*pkey;
 };
+_Static_assert(sizeof(struct opkey) == 64, "one op, one cache line");
+
+#define OPS_AHEAD	8	/* ops past the end of a stream, for the fetch */
 
 /* The keys of one size, and what was last written to each. */
 struct keyset {

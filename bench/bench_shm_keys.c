@@ -169,15 +169,20 @@ ops_build(struct target *tg)
 	for (t = 0; t < b->maxthreads; t++) {
 		struct opkey	*ops;
 
-		if ((ops = malloc((size_t)tg->nops * sizeof(*ops))) == NULL)
+		if ((ops = aligned_alloc(sizeof(*ops), (size_t)(tg->nops +
+		    OPS_AHEAD) * sizeof(*ops))) == NULL)
 			return (-ENOMEM);
 		tg->ops[t] = ops;
 		seed = 0x5eed0000ULL + (uint64_t)tg->ks.n * 131 + (uint64_t)t;
-		for (i = 0; i < tg->nops; i++) {
+		for (i = 0; i < tg->nops + OPS_AHEAD; i++) {
 			r = rng_next(&seed) % (uint64_t)tg->ks.n;
 			ops[i].idx = (uint32_t)r;
 			ops[i].klen = tg->ks.klen[r];
 			memcpy(ops[i].key, tg->ks.key[r], KEY_MAX);
+			ops[i].path = tg->ks.paths != NULL ?
+			    tg->ks.paths[r] : NULL;
+			ops[i].pkey = tg->ks.keys != NULL ?
+			    tg->ks.keys[r] : NULL;
 		}
 	}
 	return (0);
