@@ -118,7 +118,8 @@ acl_result(const struct acl_pos *p, const char **letters, size_t *len)
 {
 	const struct entry *r = pos_result(p);
 
-	if (r == NULL || !value_str(r->value, r->value_len, letters, len)) {
+	if (r == NULL ||
+	    !value_str(entry_value(r), r->value_len, letters, len)) {
 		*letters = "";
 		*len = 0;
 		return r != NULL;
@@ -139,7 +140,7 @@ acl_allows(const struct acl_pos *p, char letter)
 		return !p->a->cfg.acl_default_deny;
 	/* a value that is no string allows nothing (fail closed: writes
 	 * are checked, but a replicated or loaded entry is not) */
-	if (!value_str(r->value, r->value_len, &s, &n))
+	if (!value_str(entry_value(r), r->value_len, &s, &n))
 		return false;
 	return memchr(s, letter, n) != NULL;
 }
@@ -271,7 +272,7 @@ check_target(struct acl_pos *p, const struct walked *w,
     const struct entry *target, char letter, char *err, size_t cap)
 {
 	if (letter == 'W')
-		letter = target != NULL && target->value != NULL ? 'w' : 'c';
+		letter = target != NULL && entry_has_value(target) ? 'w' : 'c';
 	if (letter == 0 || acl_allows(p, letter))
 		return true;
 	return refuse(p, w, w->n, letter, err, cap);

@@ -57,7 +57,7 @@ agent_shm_publish(struct agent *a, const struct entry *e)
 	int rc;
 
 	/* the entry's key is the region key (docs/shm.md) */
-	if (e->value == NULL)
+	if (!entry_has_value(e))
 		rc = shm_writer_del_hinted(a->shm,
 		    tree_entry_key(&a->tree, e), e->key_len, hint);
 	else {
@@ -66,7 +66,7 @@ agent_shm_publish(struct agent *a, const struct entry *e)
 		m.node = e->chain->l[0].node->name;
 		m.node_len = e->chain->l[0].node->name_len;
 		rc = shm_writer_put_hinted(a->shm,
-		    tree_entry_key(&a->tree, e), e->key_len, e->value,
+		    tree_entry_key(&a->tree, e), e->key_len, entry_value(e),
 		    e->value_len, &m, hint);
 	}
 	if (rc != 0)
@@ -98,7 +98,7 @@ agent_shm_open(struct agent *a)
 		return rc;
 	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL)
-		if (e->value != NULL)
+		if (entry_has_value(e))
 			agent_shm_publish(a, e);
 	ev_timer_init(&a->heartbeat, agent_heartbeat_cb, 0.25, 0.25);
 	ev_timer_start(a->loop, &a->heartbeat);
@@ -135,7 +135,7 @@ agent_bulk_end(struct agent *a)
 	a->shm_deferred = false;
 	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL)
-		if (e->value != NULL) {
+		if (entry_has_value(e)) {
 			n++;
 			bytes += shm_writer_record_bytes(e->key_len,
 			    e->value_len, e->chain->l[0].node->name_len);
@@ -144,7 +144,7 @@ agent_bulk_end(struct agent *a)
 		return rc;
 	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL)
-		if (e->value != NULL)
+		if (entry_has_value(e))
 			agent_shm_publish(a, e);
 	return 0;
 }
@@ -215,7 +215,7 @@ static int
 agent_forget_tombstone(struct agent *a, struct entry *e,
     const struct update *u)
 {
-	if (u->chain.n != 0 || e->value != NULL || e->chain->n == 0)
+	if (u->chain.n != 0 || entry_has_value(e) || e->chain->n == 0)
 		return -EINVAL;
 	for (unsigned i = 0; i < e->chain->n; i++)
 		node_entry_del(e->chain->l[i].node, e->chain->l[i].tick, e);
@@ -304,7 +304,7 @@ agent_commit(struct agent *a, const struct update *u, enum origin o)
 		return -ENOMEM;
 	/* the key keeps its region slot (a delete resets the hint) */
 	p->shm_hint = e->chain->shm_hint;
-	if (e->value == NULL && e->chain->n > 0)
+	if (!entry_has_value(e) && e->chain->n > 0)
 		a->tombstones--;
 	if (u->value == NULL)
 		a->tombstones++;
@@ -449,7 +449,7 @@ merge_state(struct agent *a, const msgpack_object *rec, const char **why)
 static void
 restore_creation_tock(struct agent *a, struct entry *e, uint64_t tock)
 {
-	if (e->value != NULL || e->chain->n > 0)
+	if (entry_has_value(e) || e->chain->n > 0)
 		return;		/* updated: its tock is its update's */
 	e->tock = tock;
 	if (tock > a->tock)
@@ -492,12 +492,13 @@ agent_apply_record(struct agent *a, struct record_ctx *ctx,
 	if (depth != NULL) {
 		/* spec §2.6: P = L[:depth] + path */
 		if (proto_get_uint(depth, &d) != 0 ||
-		    d > ctx->last->depth - ctx->base->depth) {
+		    d > (uint32_t)(ctx->last->depth - ctx->base->depth)) {
 			*why = "bad depth";
 			return -EINVAL;
 		}
 		for (start = ctx->last;
-		    start->depth - ctx->base->depth > d; start = start->parent)
+		    (uint32_t)(start->depth - ctx->base->depth) > d;
+		    start = start->parent)
 			;
 	}
 	memset(&u, 0, sizeof(u));
@@ -570,10 +571,11 @@ agent_pack_change(struct agent *a, msgpack_packer *pk, const struct entry *e)
 	pk->callback(pk->data, (const char *)tree_entry_key(&a->tree, e),
 	    e->key_len);
 	msgpack_pack_str_with_body(pk, "value", 5);
-	if (e->value == NULL)
+	if (!entry_has_value(e))
 		msgpack_pack_nil(pk);
 	else
-		pk->callback(pk->data, (const char *)e->value, e->value_len);
+		pk->callback(pk->data, (const char *)entry_value(e),
+		    e->value_len);
 	msgpack_pack_str_with_body(pk, "tock", 4);
 	msgpack_pack_uint64(pk, e->tock);
 }

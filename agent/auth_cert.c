@@ -51,7 +51,7 @@ cert_login(struct req *r, const msgpack_object *ident,
 	id.via.str.ptr = cn;
 	id.via.str.size = (uint32_t)strlen(cn);
 	rec = auth_user_entry(r->a, &typ, &id);
-	if (rec == NULL || rec->value == NULL) {
+	if (rec == NULL || !entry_has_value(rec)) {
 		snprintf(buf, cap, "AuthFailedError: no cert user %s", cn);
 		return buf;
 	}

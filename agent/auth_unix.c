@@ -63,7 +63,7 @@ unix_login(struct req *r, const msgpack_object *ident,
 		id.via.str.ptr = cand[i];
 		id.via.str.size = (uint32_t)strlen(cand[i]);
 		rec = auth_user_entry(r->a, &typ, &id);
-		if (rec != NULL && rec->value != NULL) {
+		if (rec != NULL && entry_has_value(rec)) {
 			*found = rec;
 			return NULL;
 		}

@@ -56,7 +56,7 @@ forget_is_marked(struct agent *a, const char *name, size_t len)
 {
 	const struct entry *e = forget_entry(a, name, len, false);
 
-	return e != NULL && e->value != NULL;
+	return e != NULL && entry_has_value(e);
 }
 
 bool

@@ -27,10 +27,10 @@
 void
 pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e)
 {
-	if (e == NULL || e->value == NULL)
+	if (e == NULL || !entry_has_value(e))
 		msgpack_pack_nil(pk);
 	else
-		conn_pack_raw(c, e->value, e->value_len);
+		conn_pack_raw(c, entry_value(e), e->value_len);
 }
 
 void
@@ -42,9 +42,9 @@ shown_init(struct shown *s, struct agent *a, const struct xlate_user *conv,
 	s->buf = NULL;
 	s->len = 0;
 	s->err[0] = 0;
-	if (e != NULL && e->value != NULL && xlate_read(a, conv, e, e->value,
-	    e->value_len, &s->converted, &s->buf, &s->len, s->err,
-	    sizeof(s->err)) != 0)
+	if (e != NULL && entry_has_value(e) && xlate_read(a, conv, e,
+	    entry_value(e), e->value_len, &s->converted, &s->buf, &s->len,
+	    s->err, sizeof(s->err)) != 0)
 		s->failed = true;
 }
 
@@ -429,8 +429,8 @@ auth_current(struct agent *a, msgpack_zone *zone, msgpack_object *val)
 	struct entry *au = auth_entry(a);
 	const msgpack_object *cur;
 
-	if (au == NULL || au->value == NULL ||
-	    proto_unpack(au->value, au->value_len, zone, val) != 0)
+	if (au == NULL || !entry_has_value(au) ||
+	    proto_unpack(entry_value(au), au->value_len, zone, val) != 0)
 		return NULL;
 	cur = proto_map_get(val, "current");
 	return cur != NULL && cur->type == MSGPACK_OBJECT_STR ? cur : NULL;
@@ -515,7 +515,7 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 		uint32_t n = 1;
 
 		for (uint32_t i = 0; i < au->nchild; i++)
-			n += !(cur != NULL && name_is_str(au->child[i],
+			n += !(cur != NULL && name_is_str(entry_children(au)[i],
 			    cur->via.str.ptr, cur->via.str.size));
 		pack_key(pk, "auth");
 		msgpack_pack_array(pk, n);
@@ -524,7 +524,7 @@ handlers_greet(struct conn *c, struct handlers_conn *hc)
 		else
 			msgpack_pack_nil(pk);
 		for (uint32_t i = 0; i < au->nchild; i++) {
-			const struct entry *m = au->child[i];
+			const struct entry *m = entry_children(au)[i];
 
 			if (cur != NULL && name_is_str(m, cur->via.str.ptr,
 			    cur->via.str.size))

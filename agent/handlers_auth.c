@@ -135,7 +135,7 @@ act_auth(struct req *r)
 	conn_reply_state(r->c, r->seq, "start");
 	if (ident != NULL)
 		rec = auth_user_entry(r->a, typ, ident);
-	if (rec != NULL && rec->value == NULL)
+	if (rec != NULL && !entry_has_value(rec))
 		rec = NULL;
 	if (!r->hc->logged_in && cur != NULL &&
 	    !(cur->via.str.size == typ->via.str.size &&
@@ -310,7 +310,7 @@ act_set_auth_typ(struct req *r)
 
 		users = auth_user_entry(r->a, typ, NULL);
 		for (uint32_t i = 0; users != NULL && i < users->nchild; i++)
-			any |= users->child[i]->value != NULL;
+			any |= entry_has_value(entry_children(users)[i]);
 		if (!any || auth_method_find(typ) == NULL) {
 			conn_reply_error(r->c, r->seq,
 			    "You didn't configure this method yet: %.*s",
@@ -320,8 +320,8 @@ act_set_auth_typ(struct req *r)
 	}
 	/* old value with `current` replaced (or removed for nil) */
 	msgpack_zone_init(&zone, 512);
-	if (au != NULL && au->value != NULL &&
-	    proto_unpack(au->value, au->value_len, &zone, &old) == 0 &&
+	if (au != NULL && entry_has_value(au) &&
+	    proto_unpack(entry_value(au), au->value_len, &zone, &old) == 0 &&
 	    old.type == MSGPACK_OBJECT_MAP) {
 		for (uint32_t i = 0; i < old.via.map.size && n < 63; i++)
 			if (!proto_str_eq(&old.via.map.ptr[i].key, "current"))
@@ -378,7 +378,7 @@ act_auth_list(struct req *r)
 			return;
 		}
 		rec = auth_user_entry(r->a, typ, ident);
-		if (rec == NULL || rec->value == NULL) {
+		if (rec == NULL || !entry_has_value(rec)) {
 			conn_reply_error(r->c, r->seq, "No such user");
 			return;
 		}
@@ -388,8 +388,8 @@ act_auth_list(struct req *r)
 	conn_reply_state(r->c, r->seq, "start");
 	users = auth_user_entry(r->a, typ, NULL);
 	for (uint32_t i = 0; users != NULL && i < users->nchild; i++)
-		if (users->child[i]->value != NULL)
-			pack_auth_item(r, typ, users->child[i],
+		if (entry_has_value(entry_children(users)[i]))
+			pack_auth_item(r, typ, entry_children(users)[i],
 			    (unsigned)nchain, true);
 	conn_reply_state(r->c, r->seq, "end");
 }
@@ -405,7 +405,7 @@ auth_get_generic(struct req *r, const struct entry *rec)
 	uint32_t naux = 0;
 
 	msgpack_zone_init(&zone, 512);
-	if (proto_unpack(rec->value, rec->value_len, &zone, &val) != 0) {
+	if (proto_unpack(entry_value(rec), rec->value_len, &zone, &val) != 0) {
 		conn_reply_error(r->c, r->seq, "No such user");
 		msgpack_zone_destroy(&zone);
 		return;
@@ -438,7 +438,7 @@ act_auth_get(struct req *r)
 		return;
 	}
 	rec = auth_user_entry(r->a, typ, ident);
-	if (rec == NULL || rec->value == NULL) {
+	if (rec == NULL || !entry_has_value(rec)) {
 		conn_reply_error(r->c, r->seq, "No such user");
 		return;
 	}

@@ -44,7 +44,7 @@ tree_task_pump(struct task *t)
 			conn_task_end(t, true);
 			return;
 		}
-		if (e->value == NULL ||
+		if (!entry_has_value(e) ||
 		    (int)(e->depth - tt->base->depth) < tt->min_depth)
 			continue;
 		handlers_send_item(t->conn, t->seq, tt->base, &tt->last, e,
@@ -262,7 +262,7 @@ act_delete_tree(struct req *r)
 		bool conv;
 		char cerr[1024];
 
-		if (e->value == NULL ||
+		if (!entry_has_value(e) ||
 		    (acl != NULL && !acl_may_delete(r->a, acl, base, e)))
 			continue;
 		oldlen = e->value_len;
@@ -272,7 +272,7 @@ act_delete_tree(struct req *r)
 				conn_reply_error(r->c, r->seq, "Out of memory");
 				break;
 			}
-			memcpy(old, e->value, oldlen);
+			memcpy(old, entry_value(e), oldlen);
 		}
 		if ((rc = agent_change_local(r->a, e, NULL, 0)) != 0) {
 			free(old);

@@ -183,7 +183,7 @@ translate_write(struct req *r, bool internal, bool del,
 		return false;
 	}
 	if (xlate_write(r->a, handlers_conv(r->hc), &p, !internal && !del, vo,
-	    e != NULL ? e->value : NULL, e != NULL ? e->value_len : 0,
+	    e != NULL ? entry_value(e) : NULL, e != NULL ? e->value_len : 0,
 	    &converted, &out, &outlen, err, sizeof(err)) != 0) {
 		conn_reply_error(r->c, r->seq, "%s", err);
 		return false;
@@ -276,10 +276,10 @@ set_common(struct req *r, bool internal, bool del)
 			goto out;
 		}
 		if (prev->type == MSGPACK_OBJECT_NIL ?
-		    e != NULL && e->value != NULL :
-		    e == NULL || !same_bytes(e->value, e->value_len,
+		    e != NULL && entry_has_value(e) :
+		    e == NULL || !same_bytes(entry_value(e), e->value_len,
 		    (const uint8_t *)pv.data, pv.size)) {
-			repr_bytes(txt, sizeof(txt), e ? e->value : NULL,
+			repr_bytes(txt, sizeof(txt), e ? entry_value(e) : NULL,
 			    e ? e->value_len : 0);
 			conn_reply_error(r->c, r->seq, "Data is %s", txt);
 			goto out;
@@ -290,7 +290,7 @@ set_common(struct req *r, bool internal, bool del)
 
 		if (ch->type == MSGPACK_OBJECT_NIL) {
 			/* spec §8.10: a tombstone may be re-created */
-			if (has_chain && e->value != NULL) {
+			if (has_chain && entry_has_value(e)) {
 				conn_reply_error(r->c, r->seq,
 				    "This entry already exists");
 				goto out;
@@ -326,16 +326,16 @@ set_common(struct req *r, bool internal, bool del)
 		conn_reply_error(r->c, r->seq, "%s", why);
 		goto out;
 	}
-	changed = !same_bytes(e->value, e->value_len, nv, nvlen);
+	changed = !same_bytes(entry_value(e), e->value_len, nv, nvlen);
 	report_prev = prev == NULL && ch == NULL;
-	if (report_prev && e->value != NULL) {
+	if (report_prev && entry_has_value(e)) {
 		if (e->value_len <= sizeof(oldbuf))
 			old = oldbuf;
 		else if ((old = malloc(e->value_len)) == NULL) {
 			conn_reply_error(r->c, r->seq, "Out of memory");
 			goto out;
 		}
-		memcpy(old, e->value, e->value_len);
+		memcpy(old, entry_value(e), e->value_len);
 		oldlen = e->value_len;
 	}
 	if ((rc = agent_change_local(r->a, e, nv, nvlen)) != 0) {

@@ -68,7 +68,7 @@ struct entry *
 pattern_result(const struct pattern_pos *p)
 {
 	for (unsigned i = 0; i < p->n; i++)
-		if (p->c[i].node->value != NULL)
+		if (entry_has_value(p->c[i].node))
 			return p->c[i].node;
 	return NULL;
 }

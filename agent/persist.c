@@ -196,10 +196,11 @@ pack_key(msgpack_packer *pk, const char *k)
 static void
 pack_raw_value(msgpack_sbuffer *sb, msgpack_packer *pk, const struct entry *e)
 {
-	if (e->value == NULL)
+	if (!entry_has_value(e))
 		msgpack_pack_nil(pk);
 	else
-		msgpack_sbuffer_write(sb, (const char *)e->value, e->value_len);
+		msgpack_sbuffer_write(sb, (const char *)entry_value(e),
+		    e->value_len);
 }
 
 static void

@@ -100,10 +100,10 @@ pack_retransmission(struct agent *a, msgpack_sbuffer *out,
 	msgpack_sbuffer_write(out, (const char *)tree_entry_key(&a->tree, e),
 	    e->key_len);
 	pack_str(&pk, "value");
-	if (e->value == NULL)
+	if (!entry_has_value(e))
 		msgpack_pack_nil(&pk);
 	else
-		msgpack_sbuffer_write(out, (const char *)e->value,
+		msgpack_sbuffer_write(out, (const char *)entry_value(e),
 		    e->value_len);
 	pack_str(&pk, "tock");
 	msgpack_pack_uint64(&pk, e->tock);

@@ -123,7 +123,7 @@ sync_purge_tombstones(struct sync *s)
 	while ((e = tree_walk_next(&w)) != NULL) {
 		struct update u;
 
-		if (e->value != NULL || e->chain->n == 0 || e->tock > limit ||
+		if (entry_has_value(e) || e->chain->n == 0 || e->tock > limit ||
 		    e->chain->l[0].tick > e->chain->l[0].node->floor)
 			continue;
 		memset(&u, 0, sizeof(u));

@@ -103,9 +103,9 @@ entry_new(struct tree *t, const uint8_t *key, size_t klen, uint32_t depth,
 		return NULL;
 	memcpy(e->key, key + klen - keep, keep);
 	e->key_whole = whole;
-	e->key_len = (uint32_t)klen;
+	e->key_len = (uint16_t)klen;
 	e->name_len = (uint16_t)name_len;
-	e->depth = depth;
+	e->depth = (uint8_t)depth;
 	e->chain = &chain_none;
 	return e;
 }
@@ -142,12 +142,11 @@ tree_entry_set_payload(struct entry *e, struct chain *p, bool has_value,
 	payload_free(e);
 	if (p == NULL) {
 		e->chain = &chain_none;
-		e->value = NULL;
 		e->value_len = 0;
 		return;
 	}
 	e->chain = p;
-	e->value = has_value ? (uint8_t *)p + CHAIN_SIZE(p->n) : NULL;
+	/* a value is canonical msgpack, never empty: len 0 means nil */
 	e->value_len = has_value ? (uint32_t)len : 0;
 }
 
@@ -174,9 +173,9 @@ static void
 tree_free_entry(struct entry *e)
 {
 	for (uint32_t i = 0; i < e->nchild; i++)
-		tree_free_entry(e->child[i]);
-	if (e->child != &e->only)
-		free(e->child);
+		tree_free_entry(entry_children(e)[i]);
+	if (e->nchild > 1)
+		free(e->kids.many);
 	payload_free(e);
 	if (!TREE_SLABS)
 		free(e);
@@ -329,18 +328,16 @@ child_by_key(struct tree *t, struct entry *e, const uint8_t *key,
 		return c;
 	/* one child lives in the entry; from two on, an array of a power
 	 * of two slots, grown when full */
-	if (e->nchild == 0)
-		e->child = &e->only;
-	else if (e->nchild == 1 || (e->nchild & (e->nchild - 1)) == 0) {
+	if (e->nchild >= 1 && (e->nchild & (e->nchild - 1)) == 0) {
 		uint32_t cap = e->nchild * 2;
 		struct entry **ch = malloc(cap * sizeof(*ch));
 
 		if (ch == NULL)
 			return NULL;
-		memcpy(ch, e->child, e->nchild * sizeof(*ch));
-		if (e->child != &e->only)
-			free(e->child);
-		e->child = ch;
+		memcpy(ch, entry_children(e), e->nchild * sizeof(*ch));
+		if (e->nchild > 1)
+			free(e->kids.many);
+		e->kids.many = ch;
 	}
 	if (index_full(t, t->nentries + 1) &&
 	    index_resize(t, t->index_cap * 2) != 0)
@@ -350,7 +347,11 @@ child_by_key(struct tree *t, struct entry *e, const uint8_t *key,
 	c->parent = e;
 	/* spec §1.2: a never-updated entry carries its parent's tock */
 	c->tock = e->tock;
-	e->child[e->nchild++] = c;
+	if (e->nchild == 0)
+		e->kids.only = c;
+	else
+		e->kids.many[e->nchild] = c;
+	e->nchild++;
 	index_put(t->index, t->index_cap, h, c);
 	t->nentries++;
 	return c;
@@ -597,7 +598,8 @@ tree_walk_next(struct tree_walk *w)
 		if ((w->max_depth < 0 || (int)top < w->max_depth) &&
 		    w->stack[top].next < e->nchild &&
 		    w->sp < PROTO_MAX_PATH_DEPTH + 2) {
-			struct entry *c = e->child[w->stack[top].next++];
+			struct entry *c =
+			    entry_children(e)[w->stack[top].next++];
 
 			w->stack[w->sp].e = c;
 			w->stack[w->sp].next = 0;

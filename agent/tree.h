@@ -43,28 +43,54 @@ struct watch;
 /*
  * Memory per entry matters: a path of n elements makes n entries, and a
  * million keys make millions of them.  So the chain and the value share
- * one block allocated to their size (the payload: tree_payload_new), an
- * entry with one child keeps it in the entry (only; child points there),
- * and the small fields are as narrow as their bounds allow.
+ * one block allocated to their size (the payload: tree_payload_new; the
+ * value is found after the chain, not kept in a pointer of its own), an
+ * entry with one child keeps it in the entry, and the small fields are as
+ * narrow as their bounds allow (key_len: PROTO_MAX_PATH_BYTES plus a
+ * 3-byte header; depth: PROTO_MAX_PATH_DEPTH).
  */
 struct entry {
 	struct entry *parent;
-	struct entry **child;		/* creation order; &only up to one */
-	struct entry *only;
-	uint8_t *value;			/* canonical msgpack; NULL = nil */
-	const struct chain *chain;	/* in the payload; never NULL */
+	union {
+		struct entry *only;	/* nchild <= 1 */
+		struct entry **many;	/* from 2 on: malloc'ed, power of 2 */
+	} kids;				/* creation order: entry_children() */
+	const struct chain *chain;	/* the payload; never NULL */
 	uint64_t tock;
 	struct watch *watchers;		/* watch.h, on this entry */
 	uint32_t nchild;
-	uint32_t value_len;
-	uint32_t depth;			/* root = 0 */
+	uint32_t value_len;		/* 0: nil (a value is >= 1 byte) */
 	/* last, next to the key: a lookup compares length and bytes in
 	 * one cache line, not the header's line and the key's */
-	uint32_t key_len;		/* whole key, with the array header */
+	uint16_t key_len;		/* whole key, with the array header */
 	uint16_t name_len;		/* own element (<= 4096 + header) */
+	uint8_t depth;			/* root = 0 */
 	bool key_whole;			/* key[]: whole key, else own element */
 	uint8_t key[];
 };
+_Static_assert(PROTO_MAX_PATH_BYTES + 3 <= UINT16_MAX &&
+    PROTO_MAX_PATH_DEPTH <= UINT8_MAX, "struct entry's narrow fields");
+
+/* e's children in creation order, entry_children(e)[0 .. nchild-1]. */
+static inline struct entry *const *
+entry_children(const struct entry *e)
+{
+	return e->nchild <= 1 ? &e->kids.only : e->kids.many;
+}
+
+static inline bool
+entry_has_value(const struct entry *e)
+{
+	return e->value_len != 0;
+}
+
+/* The value's canonical msgpack (value_len bytes), NULL for nil. */
+static inline const uint8_t *
+entry_value(const struct entry *e)
+{
+	return e->value_len != 0 ?
+	    (const uint8_t *)e->chain + CHAIN_SIZE(e->chain->n) : NULL;
+}
 
 /* The entry's own element (canonical msgpack), e.g. for its name. */
 static inline const uint8_t *

@@ -44,14 +44,15 @@ userrec_binding(const struct entry *rec, const char *field, char *name,
 		return false;
 	msgpack_zone_init(&zone, 256);
 	for (uint32_t i = 0; i < rec->nchild && !found; i++) {
-		const struct entry *c = rec->child[i];
+		const struct entry *c = entry_children(rec)[i];
 
-		found = name_is(c, field) && c->value != NULL &&
-		    proto_unpack(c->value, c->value_len, &zone, &o) == 0 &&
+		found = name_is(c, field) && entry_has_value(c) &&
+		    proto_unpack(entry_value(c), c->value_len, &zone,
+		    &o) == 0 &&
 		    take_name(&o, name, cap, len);
 	}
-	if (!found && rec->value != NULL &&
-	    proto_unpack(rec->value, rec->value_len, &zone, &o) == 0)
+	if (!found && entry_has_value(rec) &&
+	    proto_unpack(entry_value(rec), rec->value_len, &zone, &o) == 0)
 		found = take_name(proto_map_get(proto_map_get(&o, "_aux"),
 		    field), name, cap, len);
 	msgpack_zone_destroy(&zone);

@@ -411,10 +411,11 @@ compile_item(struct agent *a, struct item *it, enum kind k)
 	char label[200], nm[160];
 
 	item_clear(x, it);
-	if (it->e->value == NULL)
+	if (!entry_has_value(it->e))
 		return;
 	msgpack_zone_init(&zone, 1024);
-	if (proto_unpack(it->e->value, it->e->value_len, &zone, &rec) != 0 ||
+	if (proto_unpack(entry_value(it->e), it->e->value_len, &zone,
+	    &rec) != 0 ||
 	    rec.type != MSGPACK_OBJECT_MAP) {
 		it->err[0] = strdup("The record is not a map");
 		it->err[1] = strdup("The record is not a map");
@@ -493,7 +494,7 @@ level_check(struct agent *a, const struct entry *t, const msgpack_object *v,
 	char e2[1024];
 	bool ok = true;
 
-	if (t->value == NULL)
+	if (!entry_has_value(t))
 		return true;	/* a waypoint: nothing to check */
 	if ((it = item_of(a, t, K_TYPE)) == NULL) {
 		snprintf(err, cap, "Out of memory");
@@ -508,7 +509,8 @@ level_check(struct agent *a, const struct entry *t, const msgpack_object *v,
 		msgpack_object rec;
 
 		msgpack_zone_init(&zone, 1024);
-		if (proto_unpack(t->value, t->value_len, &zone, &rec) == 0 &&
+		if (proto_unpack(entry_value(t), t->value_len, &zone,
+		    &rec) == 0 &&
 		    !xl_schema_check(proto_map_get(&rec, "schema"), v, e2,
 		    sizeof(e2))) {
 			char nm[160];
@@ -596,13 +598,13 @@ codec_for(struct agent *a, const struct xlate_user *u,
 		return NULL;
 	msgpack_zone_init(&zone, 256);
 	codec = NULL;
-	if (proto_unpack(ce->value, ce->value_len, &zone, &rec) != 0 ||
+	if (proto_unpack(entry_value(ce), ce->value_len, &zone, &rec) != 0 ||
 	    rec.type != MSGPACK_OBJECT_MAP) {
 		snprintf(err, cap, "Converter entry is not a map");
 		*failed = true;
 	} else if ((codec = find_named(a, K_CODEC,
 	    proto_map_get(&rec, "codec"), &bad)) == NULL ||
-	    codec->value == NULL) {
+	    !entry_has_value(codec)) {
 		snprintf(err, cap, bad ? "Codec is not a string or list" :
 		    "This codec does not exist");
 		*failed = true;
@@ -710,7 +712,7 @@ xlate_write(struct agent *a, const struct xlate_user *u,
 			msgpack_object rec;
 			bool bad;
 
-			if (proto_unpack(m->value, m->value_len, &zone,
+			if (proto_unpack(entry_value(m), m->value_len, &zone,
 			    &rec) != 0 || rec.type != MSGPACK_OBJECT_MAP) {
 				snprintf(err, cap, "Match entry is not a map");
 				goto out;
@@ -721,7 +723,7 @@ xlate_write(struct agent *a, const struct xlate_user *u,
 				snprintf(err, cap, "Type is not a list");
 				goto out;
 			}
-			if (t == NULL || t->value == NULL) {
+			if (t == NULL || !entry_has_value(t)) {
 				snprintf(err, cap, "This type does not exist");
 				goto out;
 			}
@@ -1058,7 +1060,7 @@ xlate_meta_check(struct agent *a, const struct xlate_path *p,
 			snprintf(err, cap, "Type is not a list");
 			return false;
 		}
-		if (t == NULL || t->value == NULL) {
+		if (t == NULL || !entry_has_value(t)) {
 			snprintf(err, cap, "This type does not exist");
 			return false;
 		}
@@ -1075,7 +1077,7 @@ xlate_meta_check(struct agent *a, const struct xlate_path *p,
 			snprintf(err, cap, "Codec is not a string or list");
 			return false;
 		}
-		if (t == NULL || t->value == NULL) {
+		if (t == NULL || !entry_has_value(t)) {
 			snprintf(err, cap, "This codec does not exist");
 			return false;
 		}

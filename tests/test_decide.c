@@ -208,8 +208,8 @@ Test(decide, table)
 		cr_assert_eq(got, r->want, "row %zu (%s): %s, want %s", i,
 		    r->why, result_name(got), result_name(r->want));
 		want_value = got == APPLY_ACCEPTED ? 2 : 1;
-		cr_assert_eq(e->value[0], want_value, "row %zu (%s): value",
-		    i, r->why);
+		cr_assert_eq(entry_value(e)[0], want_value,
+		    "row %zu (%s): value", i, r->why);
 		cr_assert_eq(e->tock, got == APPLY_ACCEPTED ?
 		    r->incoming_tock : r->stored_tock, "row %zu: tock", i);
 		if (!r->concurrent)
@@ -222,7 +222,7 @@ Test(decide, table)
 		cr_assert_eq(got, want_value == 1 ? APPLY_ACCEPTED :
 		    APPLY_CONFLICT_LOST, "row %zu (%s): reversed order: %s", i,
 		    r->why, result_name(got));
-		cr_assert_eq(e->value[0], want_value,
+		cr_assert_eq(entry_value(e)[0], want_value,
 		    "row %zu (%s): reversed order keeps another winner", i,
 		    r->why);
 	}
@@ -246,8 +246,8 @@ Test(decide, three_way_every_order_same_winner)
 			    tocks[w]), 0);
 		}
 		/* tock 20 beats 19; between the two 20s, "c" beats "a" */
-		cr_assert_eq(e->value[0], 2, "order %d: winner %d", p,
-		    e->value[0]);
+		cr_assert_eq(entry_value(e)[0], 2, "order %d: winner %d", p,
+		    entry_value(e)[0]);
 		cr_assert_eq(e->chain->l[0].tick, 2);
 	}
 }
@@ -262,7 +262,7 @@ Test(decide, late_copy_below_the_floor_is_stale)
 	ag.ready = true;
 	cr_assert_eq(apply(e, "f:5", 1, 10), APPLY_STALE);
 	cr_assert_eq(e->chain->n, 0);
-	cr_assert_null(e->value);
+	cr_assert_null(entry_value(e));
 	cr_assert_eq(apply(e, "f:6", 1, 10), APPLY_ACCEPTED);
 	/* while downloading (not ready), the same copy is news */
 	e = fresh_entry();

@@ -164,8 +164,8 @@ Test(persist, log_replay_restores_values_and_tick)
 	for (int i = 0; i < 50; i++) {
 		struct entry *e = key(&b, i);
 
-		cr_assert_not_null(e->value);
-		cr_assert_eq(e->value[0], i == 7 ? 100 : i);
+		cr_assert_not_null(entry_value(e));
+		cr_assert_eq(entry_value(e)[0], i == 7 ? 100 : i);
 	}
 	cr_assert_eq(key(&b, 7)->chain->l[0].tick, 51);
 	set_int(&b, 1, 1);
@@ -212,7 +212,7 @@ Test(persist, torn_tail_is_cut_and_earlier_records_kept)
 	start(&b, state);
 	cr_assert_eq(b.self->tick, 10);
 	for (int i = 0; i < 10; i++)
-		cr_assert_eq(key(&b, i)->value[0], i);
+		cr_assert_eq(entry_value(key(&b, i))[0], i);
 	cr_assert_eq(stat(path_in("changes.dkv"), &st), 0);
 	cr_assert_eq(st.st_size, end, "tail cut");
 	finish(&b);
@@ -222,7 +222,7 @@ Test(persist, torn_tail_is_cut_and_earlier_records_kept)
 	set_int(&c, 3, 33);
 	finish(&c);
 	start(&c, state);
-	cr_assert_eq(key(&c, 3)->value[0], 33);
+	cr_assert_eq(entry_value(key(&c, 3))[0], 33);
 	cr_assert_eq(c.self->tick, 11);
 	finish(&c);
 }
@@ -345,8 +345,8 @@ Test(persist, preallocated_log_restarts_after_its_records)
 	cr_assert_gt(logfile_records_end(path_in("changes.dkv")), end);
 	start(&c, state);
 	cr_assert_eq(c.self->tick, 11);
-	cr_assert_eq(key(&c, 3)->value[0], 33);
-	cr_assert_eq(key(&c, 9)->value[0], 9);
+	cr_assert_eq(entry_value(key(&c, 3))[0], 33);
+	cr_assert_eq(entry_value(key(&c, 9))[0], 9);
 	c.ready = true;		/* data of its own: a snapshot at the stop */
 	finish(&c);
 	/* a clean stop snapshots and empties the log, zeros and all */
@@ -409,10 +409,12 @@ check_cut_write(bool lose_first_sector)
 	cr_assert_gt(b.self->tick, 0);
 	for (uint64_t i = 0; i < 50; i++)
 		if (i < b.self->tick)
-			cr_assert(key(&b, (int)i)->value != NULL &&
-			    key(&b, (int)i)->value[0] == i, "key %d", (int)i);
+			cr_assert(entry_has_value(key(&b, (int)i)) &&
+			    entry_value(key(&b, (int)i))[0] == i, "key %d",
+			    (int)i);
 		else
-			cr_assert_null(key(&b, (int)i)->value, "key %d", (int)i);
+			cr_assert_null(entry_value(key(&b, (int)i)), "key %d",
+			    (int)i);
 	cr_assert_eq(stat(path_in("changes.dkv"), &st), 0);
 	cr_assert_eq(st.st_size, (off_t)off, "cut at %zu, not there", off);
 	finish(&b);
@@ -470,9 +472,9 @@ Test(persist, snapshot_then_log_then_load_elsewhere)
 	c.self->has_tick = false;
 	cr_assert_eq(persist_load_file(&c, file), 0);
 	cr_assert_eq(c.self->tick, 21);
-	cr_assert_eq(key(&c, 5)->value[0], 55);
+	cr_assert_eq(entry_value(key(&c, 5))[0], 55);
 	cr_assert_eq(key(&c, 5)->tock, key(&b, 5)->tock);
-	cr_assert_eq(key(&c, 19)->value[0], 19);
+	cr_assert_eq(entry_value(key(&c, 19))[0], 19);
 	cr_assert_eq(key(&c, 19)->chain->l[0].tick, 20);
 	ev_loop_destroy(c.loop);
 	agent_fini(&c);
@@ -747,9 +749,9 @@ Test(persist, records_in_any_order_load_the_same_tree)
 		cr_assert_not_null(y);
 		cr_assert_eq(y->tock, x->tock);
 		cr_assert_eq(y->value_len, x->value_len);
-		cr_assert_eq(y->value == NULL, x->value == NULL);
-		if (x->value != NULL)
-			cr_assert(memcmp(y->value, x->value,
+		cr_assert_eq(!entry_has_value(y), !entry_has_value(x));
+		if (entry_has_value(x))
+			cr_assert(memcmp(entry_value(y), entry_value(x),
 			    x->value_len) == 0);
 		cr_assert_eq(y->chain->n, x->chain->n);
 		for (unsigned l = 0; l < x->chain->n; l++) {
@@ -811,7 +813,7 @@ Test(persist, bulk_load_fills_the_region_once)
 		int rc = shm_reader_get(r, tree_entry_key(&b.tree, e),
 		    e->key_len, buf, sizeof(buf), &len, &m);
 
-		if (e->value == NULL) {
+		if (!entry_has_value(e)) {
 			cr_assert_neq(rc, 0, "an entry without value is in "
 			    "the region");
 			continue;
@@ -819,7 +821,7 @@ Test(persist, bulk_load_fills_the_region_once)
 		values++;
 		cr_assert_eq(rc, 0);
 		cr_assert_eq(len, e->value_len);
-		cr_assert(memcmp(buf, e->value, len) == 0);
+		cr_assert(memcmp(buf, entry_value(e), len) == 0);
 		cr_assert_eq(m.tick, e->chain->l[0].tick);
 	}
 	cr_assert_eq(st.live_entries, values);

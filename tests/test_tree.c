@@ -129,7 +129,7 @@ Test(tree, many_children_keep_creation_order_and_are_found)
 		e = tree_child(&ag.tree, ag.tree.root, (uint8_t *)key,
 		    (size_t)n + 1, false);
 		cr_assert_not_null(e);
-		cr_assert_eq(ag.tree.root->child[999 - i], e);
+		cr_assert_eq(entry_children(ag.tree.root)[999 - i], e);
 	}
 }
 
@@ -186,12 +186,12 @@ Test(tree, apply_rules_duplicate_stale_descend_conflict)
 	cr_assert_eq(apply(e, "a:1", 1, 10), APPLY_STALE);
 	/* concurrent with b:1, lower tock: loses */
 	cr_assert_eq(apply(e, "c:1 a:1", 3, 5), APPLY_CONFLICT_LOST);
-	cr_assert_eq(e->value[0], 2);
+	cr_assert_eq(entry_value(e)[0], 2);
 	/* concurrent, equal tock: the higher head node wins, wherever it
 	 * arrives first (the reference: the incoming one) */
 	cr_assert_eq(apply(e, "a:2", 5, 11), APPLY_CONFLICT_LOST);
 	cr_assert_eq(apply(e, "d:1 a:1", 4, 11), APPLY_ACCEPTED);
-	cr_assert_eq(e->value[0], 4);
+	cr_assert_eq(entry_value(e)[0], 4);
 	cr_assert_eq(e->tock, 11);
 	cr_assert_eq(apply(e, "c:2 a:1", 6, 11), APPLY_CONFLICT_LOST);
 	/* every link seen, even of the rejected update */
@@ -293,7 +293,7 @@ Test(tree, chain_grows_to_cap_and_shrinks_with_its_value)
 			cr_assert_eq(e->chain->l[i].tick, (uint64_t)(k - i));
 		}
 		cr_assert_eq(e->value_len, 1);
-		cr_assert_eq(e->value[0], k);
+		cr_assert_eq(entry_value(e)[0], k);
 	}
 	/* shorter chains: a new head h, then the newest k - 1 links of the
 	 * stored chain (the first shrink descends from its head n16:16,
@@ -310,7 +310,7 @@ Test(tree, chain_grows_to_cap_and_shrinks_with_its_value)
 		cr_assert_eq(e->chain->n, (unsigned)k);
 		cr_assert_eq(e->chain->l[0].node, node("h"));
 		cr_assert_eq(e->value_len, 1);
-		cr_assert_eq(e->value[0], (uint8_t)(200 + k));
+		cr_assert_eq(entry_value(e)[0], (uint8_t)(200 + k));
 		for (unsigned i = 0; i < e->chain->n; i++)
 			cr_assert_eq(node_entry_get(e->chain->l[i].node,
 			    e->chain->l[i].tick), e);
@@ -344,12 +344,13 @@ Test(tree, one_child_in_the_entry_then_an_array)
 		    (size_t)n + 1, true);
 		cr_assert_not_null(made[i]);
 		cr_assert_eq(p->nchild, (uint32_t)i + 1);
+		/* one child lives in the entry, more in an array */
 		if (i == 0)
-			cr_assert_eq(p->child, &p->only);
+			cr_assert_eq(entry_children(p), &p->kids.only);
 		else
-			cr_assert_neq(p->child, &p->only);
+			cr_assert_neq(entry_children(p), &p->kids.only);
 		for (int j = 0; j <= i; j++) {
-			cr_assert_eq(p->child[j], made[j]);
+			cr_assert_eq(entry_children(p)[j], made[j]);
 			cr_assert_eq(tree_child(&ag.tree, p,
 			    entry_name(made[j]), entry_name_len(made[j]),
 			    false), made[j]);

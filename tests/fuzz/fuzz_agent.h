@@ -95,7 +95,7 @@ fuzz_check_tree(struct agent *a)
 			if (e->parent == NULL || e->depth != e->parent->depth + 1)
 				FUZZ_FAIL("entry with a bad parent or depth");
 			for (uint32_t i = 0; i < e->parent->nchild; i++)
-				found |= e->parent->child[i] == e;
+				found |= entry_children(e->parent)[i] == e;
 			if (!found)
 				FUZZ_FAIL("entry missing from its parent");
 		}
@@ -108,10 +108,10 @@ fuzz_check_tree(struct agent *a)
 				if (e->chain->l[j].node == e->chain->l[i].node)
 					FUZZ_FAIL("node twice in one chain");
 		}
-		if (e->value != NULL) {
+		if (entry_has_value(e)) {
 			size_t used;
 
-			if (proto_scan(e->value, e->value_len,
+			if (proto_scan(entry_value(e), e->value_len,
 			    PROTO_MAX_NESTING, &used) != 0 ||
 			    used != e->value_len)
 				FUZZ_FAIL("stored value is not one object");

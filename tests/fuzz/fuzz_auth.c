@@ -311,11 +311,11 @@ tree_digest(struct agent *a)
 		h = e->depth == 0 ? 0xcbf29ce484222325ULL :
 		    mix(path[e->depth - 1], entry_name(e), entry_name_len(e));
 		path[e->depth] = h;
-		if (e->value == NULL && e->chain->n == 0)
+		if (!entry_has_value(e) && e->chain->n == 0)
 			continue;
 		h = mix(h, &e->value_len, sizeof(e->value_len));
-		if (e->value != NULL)
-			h = mix(h, e->value, e->value_len);
+		if (entry_has_value(e))
+			h = mix(h, entry_value(e), e->value_len);
 		for (unsigned i = 0; i < e->chain->n; i++) {
 			h = mix(h, &e->chain->l[i].node,
 			    sizeof(e->chain->l[i].node));

@@ -72,8 +72,8 @@ fingerprint(const struct entry *e)
 	uint64_t x[3] = { e->tock, e->value_len, e->chain->n };
 
 	h = fnv(h, x, sizeof(x));
-	if (e->value != NULL)
-		h = fnv(h, e->value, e->value_len);
+	if (entry_has_value(e))
+		h = fnv(h, entry_value(e), e->value_len);
 	for (unsigned i = 0; i < e->chain->n; i++) {
 		h = fnv(h, &e->chain->l[i].node, sizeof(e->chain->l[i].node));
 		h = fnv(h, &e->chain->l[i].tick, sizeof(e->chain->l[i].tick));
@@ -91,7 +91,7 @@ snap_take(struct agent *a, struct snap *sn)
 	sn->n = 0;
 	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL) {
-		if (e->value == NULL && e->chain->n == 0)
+		if (!entry_has_value(e) && e->chain->n == 0)
 			continue;
 		if (sn->n == sn->cap) {
 			sn->cap = sn->cap ? sn->cap * 2 : 64;
@@ -179,7 +179,8 @@ check_changes(struct agent *a, const struct snap *before, bool upd,
 	for (size_t i = 0; i < before->n; i++) {
 		const struct entry *e = before->v[i].e;
 
-		if (e->value == NULL && e->chain->n == 0 && !is_named(a, mp, e))
+		if (!entry_has_value(e) && e->chain->n == 0 &&
+		    !is_named(a, mp, e))
 			FUZZ_FAIL("an event forgot an entry it does not name");
 	}
 	msgpack_zone_destroy(&zone);
