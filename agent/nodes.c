@@ -137,11 +137,23 @@ node_see(struct node *n, uint64_t t)
 	return ranges_remove(&n->remote_missing, t, t + 1);
 }
 
+/*
+ * Ticks go in runs of TICKMAP_RUN consecutive ones (a cache line of
+ * slots), the runs spread over the table by Fibonacci hashing.  A node's
+ * new ticks are consecutive, so three puts in four land in the line the
+ * one before fetched (the put was a cache miss per update in a big map);
+ * the spread keeps the runs of live ticks that churn leaves from piling
+ * up into long probes, as tick % cap would.
+ */
+#define TICKMAP_RUN 4
+
 static size_t
 tickmap_home(const struct tickmap *m, uint64_t tick)
 {
-	/* Fibonacci hashing: consecutive ticks spread over the table. */
-	return (size_t)((tick * 0x9e3779b97f4a7c15ULL) >> 17) & (m->cap - 1);
+	uint64_t run = tick / TICKMAP_RUN;
+
+	return (size_t)((((run * 0x9e3779b97f4a7c15ULL) >> 17) *
+	    TICKMAP_RUN) + tick % TICKMAP_RUN) & (m->cap - 1);
 }
 
 struct entry *

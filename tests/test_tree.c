@@ -255,6 +255,50 @@ Test(tree, tickmap_survives_churn)
 	}
 }
 
+/*
+ * What an agent's map of its own node sees: consecutive new ticks, each
+ * superseding a random key's older one, so the live ticks thin out with
+ * age and wrap around the table many times over.  Every live tick must
+ * be found, every superseded one gone, across the map's doublings and the
+ * backward-shift deletes (runs of consecutive ticks share a line: nodes.c).
+ */
+Test(tree, tickmap_matches_a_model_under_random_churn)
+{
+	enum { KEYS = 3000, UPDATES = 60000 };
+	struct node *n = node("model");
+	struct entry *ent[2] = { follow("\x91\xa1k", 3, true),
+	    follow("\x91\xa1j", 3, true) };
+	static uint64_t last[KEYS];
+	static uint8_t live[KEYS + UPDATES + 1];
+	uint64_t t = 0, x = 0x9e3779b97f4a7c15ULL;
+
+	for (int k = 0; k < KEYS; k++) {
+		last[k] = ++t;
+		live[t] = 1;
+		cr_assert_eq(node_entry_set(n, t, ent[k & 1]), 0);
+	}
+	for (int u = 0; u < UPDATES; u++) {
+		int k;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		k = (int)(x % KEYS);
+		node_entry_del(n, last[k], ent[k & 1]);
+		live[last[k]] = 0;
+		last[k] = ++t;
+		live[t] = 1;
+		cr_assert_eq(node_entry_set(n, t, ent[k & 1]), 0);
+	}
+	cr_assert_eq(n->entries.n, (size_t)KEYS);
+	for (int k = 0; k < KEYS; k++)
+		cr_assert_eq(node_entry_get(n, last[k]), ent[k & 1], "key %d", k);
+	for (uint64_t i = 1; i <= t; i++)
+		if (!live[i])
+			cr_assert_null(node_entry_get(n, i), "tick %llu",
+			    (unsigned long long)i);
+}
+
 /* "nK:K ... n1:1" (K links, newest first), after a head link if head. */
 static void
 chain_spec(char *buf, size_t cap, const char *head, int k)
