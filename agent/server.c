@@ -25,6 +25,14 @@
 #define SERVER_READS_PER_CB 16
 /* Up to this many bytes buffered, requests are unpacked in one pass. */
 #define SERVER_ONE_PASS_MAX 65536
+/*
+ * A pipelined batch's replies leave every this many requests, not only at
+ * its end: the client works on the first replies (and sends more
+ * requests) while the agent works on the rest, instead of the two taking
+ * turns.  bench_socket, 100k keys: pipelined sets 1.85x Redis with it,
+ * 1.03x without (bench/README.md).
+ */
+#define SERVER_FLUSH_EVERY 16
 
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
@@ -487,11 +495,25 @@ server_log_failed(struct server *s, int rc)
 	    "acknowledged change is in the log)", strerror(-rc));
 }
 
+/*
+ * Would a flush fsync (persist_sync)?  Then a batch's replies wait for its
+ * end: one fsync covers them all.
+ */
+static bool
+conn_flush_syncs(const struct conn *c)
+{
+	const struct agent *a = c->srv->a;
+
+	return a->cfg.fsync == FSYNC_ALWAYS &&
+	    (a->persist != NULL || a->logw != NULL);
+}
+
 /* Handle every complete message in the input buffer. */
 static void
 conn_process_input(struct conn *c)
 {
 	size_t off = 0;
+	unsigned nreq = 0;
 
 	/*
 	 * Over --max-output, leave the rest buffered: the read watcher is
@@ -559,6 +581,9 @@ conn_process_input(struct conn *c)
 			conn_note_unacked(c, &obj);
 		handlers_dispatch(c, &c->hs, &obj);
 		msgpack_zone_clear(&c->zone);
+		if (++nreq % SERVER_FLUSH_EVERY == 0 && off < c->in_len &&
+		    !c->dead && !conn_flush_syncs(c))
+			conn_flush(c);
 	}
 	/* the batch's requests were timed end to end (metrics.h); the
 	 * next batch's first starts its own clock */
