@@ -130,6 +130,7 @@ agent_bulk_end(struct agent *a)
 	uint64_t n = 0, bytes = 0;
 	int rc;
 
+	tree_index_flush(&a->tree);
 	if (!a->shm_deferred)
 		return 0;
 	a->shm_deferred = false;
@@ -165,6 +166,7 @@ agent_end_batch(struct agent *a)
 {
 	int rc;
 
+	tree_index_flush(&a->tree);
 	/* durable first: nothing leaves before it is logged */
 	if ((rc = persist_sync(a)) != 0)
 		return rc;

@@ -242,6 +242,42 @@ index_full(const struct tree *t, size_t n)
 	return n * 5 > t->index_cap * 4;
 }
 
+/*
+ * A new entry's index slot is a cache miss in a big index (a random
+ * probe), and loading new keys makes one per path element.  So the slot
+ * is fetched when the entry is made, and the entry goes into the index
+ * TREE_PUT_LEAD creations later, when the line has arrived; until then
+ * index_find looks in the ring too.
+ */
+static void
+index_put_soon(struct tree *t, uint64_t h, struct entry *e)
+{
+	struct tree_slot *r;
+
+	__builtin_prefetch(&t->index[(size_t)h & (t->index_cap - 1)], 1);
+	if (t->put_n == TREE_PUT_LEAD) {
+		r = &t->put_ring[t->put_head];
+		index_put(t->index, t->index_cap, r->hash, r->e);
+		t->put_head = (t->put_head + 1) % TREE_PUT_LEAD;
+		t->put_n--;
+	}
+	r = &t->put_ring[(t->put_head + t->put_n) % TREE_PUT_LEAD];
+	r->hash = h;
+	r->e = e;
+	t->put_n++;
+}
+
+void
+tree_index_flush(struct tree *t)
+{
+	for (; t->put_n > 0; t->put_n--) {
+		const struct tree_slot *r = &t->put_ring[t->put_head];
+
+		index_put(t->index, t->index_cap, r->hash, r->e);
+		t->put_head = (t->put_head + 1) % TREE_PUT_LEAD;
+	}
+}
+
 static int
 index_resize(struct tree *t, size_t cap)
 {
@@ -299,6 +335,14 @@ index_find(const struct tree *t, const uint8_t *key, size_t len, uint64_t h)
 {
 	size_t mask = t->index_cap - 1;
 
+	for (unsigned n = 0; n < t->put_n; n++) {
+		const struct tree_slot *r =
+		    &t->put_ring[(t->put_head + n) % TREE_PUT_LEAD];
+
+		if (r->hash == h && r->e->key_len == len &&
+		    entry_key_eq(r->e, key, len))
+			return r->e;
+	}
 	for (size_t i = (size_t)h & mask; t->index[i].e != NULL;
 	    i = (i + 1) & mask) {
 		struct entry *e = t->index[i].e;
@@ -352,7 +396,7 @@ child_by_key(struct tree *t, struct entry *e, const uint8_t *key,
 	else
 		e->kids.many[e->nchild] = c;
 	e->nchild++;
-	index_put(t->index, t->index_cap, h, c);
+	index_put_soon(t, h, c);
 	t->nentries++;
 	return c;
 }

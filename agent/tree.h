@@ -140,6 +140,9 @@ struct tree_slot {
 
 struct tree_slab;
 
+/* New entries wait this many creations before they go into the index. */
+#define TREE_PUT_LEAD 8
+
 struct tree {
 	size_t nentries;
 	struct tree_slab *slabs;	/* where entries live (tree.c) */
@@ -148,11 +151,18 @@ struct tree {
 	uint8_t *keybuf;		/* tree_entry_key's scratch */
 	struct tree_slot *index;	/* open addressing over every entry */
 	size_t index_cap;
+	/* new entries not yet in the index (a ring, oldest at put_head):
+	 * their slots were fetched when they were made (tree.c) */
+	struct tree_slot put_ring[TREE_PUT_LEAD];
+	unsigned put_head, put_n;
 	struct entry *root;
 };
 
 int tree_init(struct tree *t);
 void tree_fini(struct tree *t);
+/* Put the new entries that wait into the index (the end of a batch:
+ * lookups then probe the index alone).  Lookups find them either way. */
+void tree_index_flush(struct tree *t);
 /* Room in the index for n entries in all, so that loading that many
  * rebuilds it no more (a snapshot's record count).  0 or -ENOMEM. */
 int tree_reserve(struct tree *t, size_t n);

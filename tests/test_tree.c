@@ -133,6 +133,57 @@ Test(tree, many_children_keep_creation_order_and_are_found)
 	}
 }
 
+/*
+ * A new entry goes into the index TREE_PUT_LEAD creations after it is
+ * made (tree.c): before that, and after, and across the index's
+ * doublings and a flush, a lookup finds it and a create of the same name
+ * makes no second entry.
+ */
+Test(tree, new_entries_are_found_before_and_after_they_enter_the_index)
+{
+	enum { N = 3000 };
+	static struct entry *made[N];
+	char key[16];
+	size_t cap0 = ag.tree.index_cap, before = ag.tree.nentries;
+
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(key + 1, sizeof(key) - 1, "n%d", i);
+
+		key[0] = (char)(0xa0 | n);
+		made[i] = tree_child(&ag.tree, ag.tree.root, (uint8_t *)key,
+		    (size_t)n + 1, true);
+		cr_assert_not_null(made[i]);
+		/* the newest ones wait in the ring, older ones are in the
+		 * index: each is found, and made only once */
+		for (int j = i < TREE_PUT_LEAD + 2 ? 0 : i - TREE_PUT_LEAD - 2;
+		    j <= i; j++) {
+			n = snprintf(key + 1, sizeof(key) - 1, "n%d", j);
+			key[0] = (char)(0xa0 | n);
+			cr_assert_eq(tree_child(&ag.tree, ag.tree.root,
+			    (uint8_t *)key, (size_t)n + 1, false), made[j],
+			    "n%d after n%d was made", j, i);
+			cr_assert_eq(tree_child(&ag.tree, ag.tree.root,
+			    (uint8_t *)key, (size_t)n + 1, true), made[j]);
+		}
+	}
+	cr_assert_eq(ag.tree.nentries, before + N);
+	cr_assert_gt(ag.tree.index_cap, cap0, "the index never doubled");
+	tree_index_flush(&ag.tree);
+	cr_assert_eq(ag.tree.put_n, 0);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(key + 1, sizeof(key) - 1, "n%d", i);
+
+		key[0] = (char)(0xa0 | n);
+		cr_assert_eq(tree_child(&ag.tree, ag.tree.root,
+		    (uint8_t *)key, (size_t)n + 1, false), made[i]);
+	}
+	/* a deeper path through entries still in the ring */
+	cr_assert_not_null(follow("\x93\xa2n7\xa1x\xa1y", 8, true));
+	cr_assert_eq(follow("\x93\xa2n7\xa1x\xa1y", 8, false),
+	    follow("\x93\xa2n7\xa1x\xa1y", 8, true));
+	cr_assert_eq(ag.tree.nentries, before + N + 2);
+}
+
 Test(tree, walk_preorder_with_depth_limit)
 {
 	struct entry *a = follow("\x91\xa1" "a", 3, true);
