@@ -122,10 +122,26 @@ agent_bulk_begin(struct agent *a, size_t n)
 	return 0;
 }
 
+#define AGENT_FILL_AHEAD 8
+
+/* The next entry with a value on walk w: its region slot into the cache. */
+static void
+bulk_prefetch_next(struct agent *a, struct tree_walk *w)
+{
+	struct entry *e;
+
+	while ((e = tree_walk_next(w)) != NULL)
+		if (entry_has_value(e)) {
+			shm_writer_prefetch(a->shm,
+			    tree_entry_key(&a->tree, e), e->key_len);
+			return;
+		}
+}
+
 int
 agent_bulk_end(struct agent *a)
 {
-	struct tree_walk w;
+	struct tree_walk w, ahead;
 	struct entry *e;
 	uint64_t n = 0, bytes = 0;
 	int rc;
@@ -143,10 +159,17 @@ agent_bulk_end(struct agent *a)
 		}
 	if ((rc = shm_writer_reserve(a->shm, n, bytes)) != 0)
 		return rc;
+	/* a second walk AGENT_FILL_AHEAD values ahead fetches the slots
+	 * the puts will probe (shm_writer_prefetch) */
 	tree_walk_init(&w, a->tree.root, -1);
+	tree_walk_init(&ahead, a->tree.root, -1);
+	for (int i = 0; i < AGENT_FILL_AHEAD; i++)
+		bulk_prefetch_next(a, &ahead);
 	while ((e = tree_walk_next(&w)) != NULL)
-		if (entry_has_value(e))
+		if (entry_has_value(e)) {
+			bulk_prefetch_next(a, &ahead);
 			agent_shm_publish(a, e);
+		}
 	return 0;
 }
 

@@ -569,6 +569,15 @@ fail:
 	return rc;
 }
 
+void
+shm_writer_prefetch(const struct shm_writer *w, const uint8_t *key,
+    size_t klen)
+{
+	uint64_t hash = XXH3_64bits(key, klen);
+
+	__builtin_prefetch(&w->tab[hash & (w->h->table_slots - 1)], 1);
+}
+
 int
 shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
     const uint8_t *val, size_t vlen, const struct shm_meta *m)

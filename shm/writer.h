@@ -73,6 +73,14 @@ int shm_writer_put(struct shm_writer *w, const uint8_t *key, size_t klen,
 int shm_writer_put_hinted(struct shm_writer *w, const uint8_t *key,
     size_t klen, const uint8_t *val, size_t vlen, const struct shm_meta *m,
     uint64_t *hint);
+/*
+ * Fetch the table slot a put of key probes first into the cache.  A bulk
+ * fill calls it some puts ahead: in a big table that probe is a cache
+ * miss per put, which the fill otherwise waits for one by one.
+ */
+void shm_writer_prefetch(const struct shm_writer *w, const uint8_t *key,
+    size_t klen);
+
 /* Bytes of the record shm_writer_put makes of these sizes. */
 uint64_t shm_writer_record_bytes(size_t klen, size_t vlen, size_t node_len);
 /*
