@@ -372,6 +372,28 @@ Test(shm_e2e, typed_getters)
 	cr_assert_str_eq(buf, "hello");
 	cr_assert_eq(distkv_shm_get_str(s, p, buf, 5), DISTKV_ETOOSMALL,
 	    "no room for the NUL");
+	distkv_path_free(p);
+	/* a buffer of exactly body + NUL takes a str of every header size
+	 * (the header does not have to fit), one byte less does not */
+	for (size_t n = 30; n <= 300; n += 9) {
+		char *text = malloc(n + 1), *got = malloc(n + 1);
+
+		cr_assert(text != NULL && got != NULL);
+		for (size_t j = 0; j < n; j++)
+			text[j] = (char)('a' + j % 26);
+		text[n] = '\0';
+		set_str(c, "t/long", text);
+		p = P("t/long");
+		cr_assert_eq(distkv_shm_get_str(s, p, got, n + 1), 0,
+		    "%zu bytes", n);
+		cr_assert_str_eq(got, text);
+		cr_assert_eq(distkv_shm_get_str(s, p, got, n),
+		    DISTKV_ETOOSMALL, "%zu bytes", n);
+		distkv_path_free(p);
+		free(text);
+		free(got);
+	}
+	p = P("t/str");
 	cr_assert_eq(distkv_shm_get_int(s, p, &i), DISTKV_ETYPE);
 	distkv_path_free(p);
 	p = P("t/int");
