@@ -536,11 +536,21 @@ hot_measure(struct target *tg, enum method m)
 		(void)get_one(tg, m, 0, 0, buf, sizeof(buf), &len);
 	for (r = 0; r < 5; r++) {
 		t0 = now_ns();
-		for (i = 0; i < HOT_OPS / 5; i++)
-			if (get_one(tg, m, 0, 0, buf, sizeof(buf), &len) != 0)
-				return (-1);
+		if (m == M_KEY_STR) {
+			/* as the timed loop does: get_one's rebuild of the
+			 * msgpack form (a strlen) is for comparing values */
+			for (i = 0; i < HOT_OPS / 5; i++)
+				if (distkv_key_get_str(tg->ds[0], tg->ks.keys[0],
+				    (char *)buf, sizeof(buf)) != 0)
+					return (-1);
+		} else
+			for (i = 0; i < HOT_OPS / 5; i++)
+				if (get_one(tg, m, 0, 0, buf, sizeof(buf),
+				    &len) != 0)
+					return (-1);
 		ns[r] = (double)(now_ns() - t0) / (HOT_OPS / 5);
-		tg->b->checksum += value_sum(buf, len);
+		tg->b->checksum += m == M_KEY_STR ?
+		    str_sum((const char *)buf) : value_sum(buf, len);
 	}
 	return (median(ns, 5));
 }
