@@ -249,18 +249,25 @@ index_full(const struct tree *t, size_t n)
  * TREE_PUT_LEAD creations later, when the line has arrived; until then
  * index_find looks in the ring too.
  */
+/* The ring's oldest entry into the index. */
+static void
+index_put_oldest(struct tree *t)
+{
+	const struct tree_slot *r = &t->put_ring[t->put_head];
+
+	index_put(t->index, t->index_cap, r->hash, r->e);
+	t->put_head = (t->put_head + 1) % TREE_PUT_LEAD;
+	t->put_n--;
+}
+
 static void
 index_put_soon(struct tree *t, uint64_t h, struct entry *e)
 {
 	struct tree_slot *r;
 
 	__builtin_prefetch(&t->index[(size_t)h & (t->index_cap - 1)], 1);
-	if (t->put_n == TREE_PUT_LEAD) {
-		r = &t->put_ring[t->put_head];
-		index_put(t->index, t->index_cap, r->hash, r->e);
-		t->put_head = (t->put_head + 1) % TREE_PUT_LEAD;
-		t->put_n--;
-	}
+	if (t->put_n == TREE_PUT_LEAD)
+		index_put_oldest(t);
 	r = &t->put_ring[(t->put_head + t->put_n) % TREE_PUT_LEAD];
 	r->hash = h;
 	r->e = e;
@@ -270,12 +277,8 @@ index_put_soon(struct tree *t, uint64_t h, struct entry *e)
 void
 tree_index_flush(struct tree *t)
 {
-	for (; t->put_n > 0; t->put_n--) {
-		const struct tree_slot *r = &t->put_ring[t->put_head];
-
-		index_put(t->index, t->index_cap, r->hash, r->e);
-		t->put_head = (t->put_head + 1) % TREE_PUT_LEAD;
-	}
+	while (t->put_n > 0)
+		index_put_oldest(t);
 }
 
 static int
