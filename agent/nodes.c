@@ -25,6 +25,8 @@ nodes_fini(struct nodes *ns)
 		ranges_fini(&n->known);
 		ranges_fini(&n->remote_missing);
 		ranges_fini(&n->seen_missing);
+		ranges_fini(&n->heard[0]);
+		ranges_fini(&n->heard[1]);
 		ranges_fini(&n->skipped);
 		bigtab_free(n->entries.slot, n->entries.cap,
 		    sizeof(*n->entries.slot));
@@ -97,6 +99,8 @@ nodes_get(struct nodes *ns, const char *name, size_t len, bool create)
 	ranges_init(&n->known);
 	ranges_init(&n->remote_missing);
 	ranges_init(&n->seen_missing);
+	ranges_init(&n->heard[0]);
+	ranges_init(&n->heard[1]);
 	ranges_init(&n->skipped);
 	n->index = ns->n;
 	ns->by_index[ns->n++] = n;

@@ -38,6 +38,14 @@ struct node {
 	 * (spec §3.4, §3.10): not asked for twice */
 	struct ranges seen_missing;
 	/*
+	 * Ticks of updates this agent sent or received lately
+	 * (sync_heard_tick): [0] since the last turn, [1] in the turn
+	 * before.  A report that one of them is missing was most likely
+	 * sent before its sender heard the update, which is on its way; it
+	 * is not answered.
+	 */
+	struct ranges heard[2];
+	/*
 	 * Ticks the node itself announced as skipped after it lost its data
 	 * (sync.c, download_done; on that node itself too): known, yet other
 	 * nodes may still hold entries with them, which they send again a

@@ -107,6 +107,9 @@ send_update(struct sync *s, size_t from, size_t to)
 	if (rc != 0)
 		log_debug("update event not sent (%s); catch-up will repair",
 		    strerror(-rc));
+	else
+		for (size_t i = from; i < to; i++)
+			sync_heard_tick(s, s->a->self, s->qr[i].tick);
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -549,6 +552,8 @@ apply_update_record(struct agent *a, const msgpack_object *rec)
 	if (agent_apply_record(a, &ctx, rec, ORIGIN_REMOTE, &applied,
 	    &why) != 0)
 		log_warn("bad update record from Serf: %s", why);
+	else
+		sync_heard_record(a->sync, rec);
 }
 
 static void
@@ -626,9 +631,11 @@ take_missing(struct sync *s, const msgpack_object *missing)
 		    !ranges_empty(&rs) &&
 		    (n = nodes_get(&s->a->nodes, name->via.str.ptr,
 		    name->via.str.size, true)) != NULL) {
-			(void)ranges_add_all(&n->remote_missing, &rs);
 			(void)ranges_add_all(&n->seen_missing, &rs);
-			any = true;
+			/* on its way to the reporter: not answered */
+			sync_heard_remove(s, n, &rs);
+			(void)ranges_add_all(&n->remote_missing, &rs);
+			any = any || !ranges_empty(&rs);
 		}
 		ranges_fini(&rs);
 	}

@@ -197,6 +197,8 @@ peer_message(void *arg, const uint8_t *msg, size_t len)
 		if (agent_apply_record(a, &s->ctx, &m, ORIGIN_REMOTE, &applied,
 		    &why) != 0)
 			log_warn("bad record from peer: %s", why);
+		else if (s->catching_up)
+			sync_heard_record(s, &m);
 		s->peer_items++;
 		if (s->catching_up)
 			s->stats.catchup_items++;

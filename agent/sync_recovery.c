@@ -33,6 +33,65 @@ arm(struct sync *s, ev_timer *t, double after)
 	ev_timer_start(s->a->loop, t);
 }
 
+/* A turn of the heard ticks: what is older than two turns is forgotten. */
+static void
+heard_turn(struct sync *s)
+{
+	ev_tstamp now = ev_now(s->a->loop);
+	bool both = now - s->heard_turned >= 2 * SYNC_HEARD_S;
+
+	if (now - s->heard_turned < SYNC_HEARD_S)
+		return;
+	for (size_t i = 0; i < s->a->nodes.n; i++) {
+		struct node *nd = s->a->nodes.by_index[i];
+		struct ranges older = nd->heard[1];
+
+		nd->heard[1] = nd->heard[0];
+		nd->heard[0] = older;
+		ranges_clear(&nd->heard[0]);
+		if (both)
+			ranges_clear(&nd->heard[1]);
+	}
+	s->heard_turned = now;
+}
+
+void
+sync_heard_tick(struct sync *s, struct node *nd, uint64_t t)
+{
+	heard_turn(s);
+	(void)ranges_add(&nd->heard[0], t, t + 1);
+}
+
+void
+sync_heard_remove(struct sync *s, const struct node *nd, struct ranges *rs)
+{
+	heard_turn(s);
+	if (ranges_remove_all(rs, &nd->heard[0]) != 0 ||
+	    ranges_remove_all(rs, &nd->heard[1]) != 0)
+		ranges_clear(rs);
+}
+
+void
+sync_heard_chain(struct sync *s, const struct chain *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		sync_heard_tick(s, c->l[i].node, c->l[i].tick);
+}
+
+void
+sync_heard_record(struct sync *s, const msgpack_object *rec)
+{
+	const msgpack_object *ch = proto_map_get(rec, "chain");
+	struct chain c;
+
+	/* a retransmission nests its chain, a local change's is flat */
+	if (ch == NULL)
+		ch = rec;
+	if (ch->type == MSGPACK_OBJECT_MAP &&
+	    chain_unpack(&s->a->nodes, ch, CHAIN_CAP, &c) == 0)
+		sync_heard_chain(s, &c);
+}
+
 /* Did someone report a tick missing that this node knows? */
 static bool
 anything_to_answer(const struct sync *s)
@@ -118,6 +177,7 @@ struct answer {
 	msgpack_sbuffer one;		/* the record being added */
 	const struct entry *sent[SYNC_RETRANSMIT_MAX];
 	uint32_t nsent;
+	uint32_t batch_from;		/* sent[] of the next event */
 	bool tokens;			/* false: rate limit reached */
 	struct ranges *sup;		/* superseded ticks, per node index */
 	uint32_t nsup;			/* nodes with a non-empty set */
@@ -142,11 +202,14 @@ answer_flush(struct answer *x)
 		    (const uint8_t *)sb.data, sb.size) == 0) {
 			s->stats.retransmit_events++;
 			s->stats.retransmit_entries += x->inbatch;
+			for (uint32_t i = x->batch_from; i < x->nsent; i++)
+				sync_heard_chain(s, x->sent[i]->chain);
 		}
 		msgpack_sbuffer_destroy(&sb);
 	}
 	x->batch.size = 0;
 	x->inbatch = 0;
+	x->batch_from = x->nsent;
 }
 
 /* Tick t of nd was reported missing and we know it: send its entry

@@ -594,3 +594,99 @@ Test(cluster, hostile_server_messages_change_nothing)
 	distkv_path_free(h);
 	stop_all();
 }
+
+/* ---- missing reports that crossed the update they ask for ---- */
+
+/* Sum of a get_state recovery counter (or flag) over the nodes. */
+static int64_t
+recovery_sum(const char *field)
+{
+	char dotted[64];
+	int64_t sum = 0;
+
+	snprintf(dotted, sizeof(dotted), "recovery.%s", field);
+	for (int i = 0; i < cl.n; i++) {
+		struct rc_conn *c = rc_open(cl.node[i].h.socket);
+		struct rc_msg *m;
+		const msgpack_object *o;
+
+		cr_assert(c != NULL, "n%d: no client\n%s", i, DIAG);
+		m = rc_call(c, "{seq:1, action:'get_state', recovery:true}");
+		o = rc_get(&m->obj, dotted);
+		cr_assert(o != NULL, "n%d: no %s in %s", i, dotted,
+		    rc_show(&m->obj));
+		sum += o->type == MSGPACK_OBJECT_BOOLEAN ? o->via.boolean :
+		    rc_int(&m->obj, dotted);
+		rc_msg_free(m);
+		rc_close(c);
+	}
+	return sum;
+}
+
+/* Set [path, 0] to s through c (request seq); the tick of its change. */
+static int64_t
+set_tick(struct rc_conn *c, int seq, const char *path, const char *s)
+{
+	struct rc_msg *m = rc_call(c, "{seq:%d, action:'set_value', "
+	    "path:['%s', 0], value:'%s'}", seq, path, s);
+	int64_t t = rc_int(&m->obj, "chain.tick");
+
+	cr_assert(t > 0, "set_value: %s", rc_show(&m->obj));
+	rc_msg_free(m);
+	return t;
+}
+
+/*
+ * A report that an update every node heard less than a second ago is
+ * missing was made before its sender heard it: nobody sends that update
+ * again (docs/cluster.md, answering).  In the same report, an update
+ * heard more than two seconds ago is sent again.  Each answering event
+ * then carries one entry, the old one; it carried both before.
+ */
+Test(cluster, missing_report_crossing_its_update_is_not_answered)
+{
+	distkv_path *pold = cluster_path("old", 0);
+	distkv_path *pnew = cluster_path("new", 0);
+	struct rc_conn *c;
+	int64_t told, tnew, ev0, en0, ev, en;
+	long long deadline;
+	uint8_t *pl;
+	size_t ll;
+
+	start_all(3);
+	c = rc_open(cl.node[0].h.socket);
+	cr_assert(c != NULL);
+	told = set_tick(c, 1, "old", "old");
+	wait_str(pold, "old", VISIBLE_MS);
+	/* "lately" is 1 to 2 s (SYNC_HEARD_S): the old one must be past it */
+	usleep(2500 * 1000);
+	tnew = set_tick(c, 2, "new", "new");
+	wait_str(pnew, "new", VISIBLE_MS);
+	ev0 = recovery_sum("retransmit_events");
+	en0 = recovery_sum("retransmit_entries");
+	cr_assert(rc_build(&pl, &ll, "{node:'x', tick:1, missing:{n0:[%lld, "
+	    "%lld]}}", (long long)told, (long long)tnew) == 0);
+	serf_fire(1, "distkv.info", &pl, &ll, 1);
+	free(pl);
+
+	deadline = harness_now_ms() + CONVERGE_MS;
+	while ((ev = recovery_sum("retransmit_events")) == ev0) {
+		cr_assert(harness_now_ms() < deadline, "the old update was "
+		    "never sent again\n%s", DIAG);
+		usleep(50 * 1000);	/* poll interval of a bounded wait */
+	}
+	while (recovery_sum("answering") != 0) {
+		cr_assert(harness_now_ms() < deadline, "still answering\n%s",
+		    DIAG);
+		usleep(50 * 1000);
+	}
+	ev = recovery_sum("retransmit_events");
+	en = recovery_sum("retransmit_entries");
+	cr_assert(en - en0 == ev - ev0, "%lld events sent %lld entries: the "
+	    "update on its way was sent again\n%s", (long long)(ev - ev0),
+	    (long long)(en - en0), DIAG);
+	rc_close(c);
+	distkv_path_free(pold);
+	distkv_path_free(pnew);
+	stop_all();
+}
