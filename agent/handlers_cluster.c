@@ -331,12 +331,36 @@ act_dump(struct req *r)
 }
 
 /*
- * get_events {ranges: {node: ranges}}: for each asked tick this node
- * knows, the entry that holds it (its current state, full path) or, if it
- * was superseded, a `known` item; ticks this node never saw are left out.
- * Bounded: at most HANDLERS_MAX_EVENT_TICKS ticks per request.
+ * get_events {ranges: {node: ranges}, ticks}: for each asked tick this
+ * node knows, the entry that holds it (its current state, full path) or,
+ * if it was superseded, a `known` item; ticks this node never saw are left
+ * out.  With `ticks: true`, last an item {ticks: {node: tick}}: every tick
+ * this node knows of, so that the asker learns at once of events it did
+ * not know it lacks (after a split heals, an info saying so may take a
+ * while).  Bounded: at most HANDLERS_MAX_EVENT_TICKS ticks per request.
  */
 #define HANDLERS_MAX_EVENT_TICKS 100000
+
+static void
+pack_ticks_item(struct req *r)
+{
+	const struct nodes *ns = &r->a->nodes;
+	msgpack_packer *pk = conn_reply(r->c, r->seq, 1, false);
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < ns->n; i++)
+		n += ns->by_index[i]->has_tick;
+	pack_key(pk, "ticks");
+	msgpack_pack_map(pk, n);
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct node *nd = ns->by_index[i];
+
+		if (!nd->has_tick)
+			continue;
+		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+		msgpack_pack_uint64(pk, nd->tick);
+	}
+}
 
 void
 act_get_events(struct req *r)
@@ -344,6 +368,7 @@ act_get_events(struct req *r)
 	const msgpack_object *rs = proto_map_get(r->msg, "ranges");
 	uint64_t budget = HANDLERS_MAX_EVENT_TICKS;
 	msgpack_packer *pk;
+	bool ticks;
 
 	if (refuse_not_ready(r))
 		return;
@@ -352,6 +377,8 @@ act_get_events(struct req *r)
 		    "ranges must be a map {node: range list}");
 		return;
 	}
+	if (!req_bool(r, "ticks", false, &ticks))
+		return;
 	conn_reply_state(r->c, r->seq, "start");
 	for (uint32_t i = 0; i < rs->via.map.size && budget > 0; i++) {
 		const msgpack_object *name = &rs->via.map.ptr[i].key;
@@ -406,5 +433,7 @@ act_get_events(struct req *r)
 		ranges_fini(&want);
 		ranges_fini(&super);
 	}
+	if (ticks)
+		pack_ticks_item(r);
 	conn_reply_state(r->c, r->seq, "end");
 }

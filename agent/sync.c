@@ -514,9 +514,8 @@ sync_raise_tock(struct agent *a, const msgpack_object *m)
 		a->tock = t;
 }
 
-/* A (node, tick) pair from a message: the node's tick rises to it. */
-static void
-raise_node_tick(struct agent *a, const msgpack_object *name,
+void
+sync_raise_node_tick(struct agent *a, const msgpack_object *name,
     const msgpack_object *tick)
 {
 	struct node *n;
@@ -541,7 +540,7 @@ apply_update_record(struct agent *a, const msgpack_object *rec)
 	if (ref != NULL && ref->type == MSGPACK_OBJECT_BOOLEAN &&
 	    ref->via.boolean) {
 		/* by reference: the gap it opens is pulled by catch-up */
-		raise_node_tick(a, proto_map_get(rec, "node"),
+		sync_raise_node_tick(a, proto_map_get(rec, "node"),
 		    proto_map_get(rec, "tick"));
 		return;
 	}
@@ -562,7 +561,7 @@ handle_update(struct sync *s, const msgpack_object *m)
 	const msgpack_object *ch = proto_map_get(m, "changes");
 
 	sync_raise_tock(s->a, m);
-	raise_node_tick(s->a, proto_map_get(m, "node"),
+	sync_raise_node_tick(s->a, proto_map_get(m, "node"),
 	    proto_map_get(m, "tick"));
 	if (ch == NULL) {
 		apply_update_record(s->a, m);	/* spec §3.3 single form */
@@ -702,7 +701,7 @@ handle_info(struct sync *s, const msgpack_object *m)
 	}
 	if (has_ticks)
 		for (uint32_t i = 0; i < ticks->via.map.size; i++)
-			raise_node_tick(s->a, &ticks->via.map.ptr[i].key,
+			sync_raise_node_tick(s->a, &ticks->via.map.ptr[i].key,
 			    &ticks->via.map.ptr[i].val);
 	if (done != NULL && done->type == MSGPACK_OBJECT_MAP)
 		take_done(s, proto_map_get(m, "node"), done);

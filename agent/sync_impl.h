@@ -255,6 +255,9 @@ void sync_recovery_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 void sync_resend_skipped(struct sync *s, const msgpack_object *from,
     const msgpack_object *known);
 void sync_start_answering(struct sync *s);
+/* A (node, tick) pair from a message: the node's tick rises to it. */
+void sync_raise_node_tick(struct agent *a, const msgpack_object *name,
+    const msgpack_object *tick);
 /* Updates sent or received: their ticks are not answered for a while
  * (SYNC_HEARD_S). */
 void sync_heard_tick(struct sync *s, struct node *nd, uint64_t t);

@@ -31,19 +31,48 @@ pick_peer(struct sync *s, const char *want)
 	return best;
 }
 
-static int
-ignore_reply(void *arg, const uint8_t *msg, size_t len)
+/* The peer refused this request: the timer asks another one later. */
+static void
+peer_refused(struct sync *s)
 {
-	(void)arg;
-	(void)msg;
-	(void)len;
+	snprintf(s->refused, sizeof(s->refused), "%s", s->pname);
+	s->refused_until = ev_now(s->a->loop) + 2 * s->a->cfg.clock;
+	s->peer_done = true;
+	s->catching_up = false;
+	s->downloading = false;
+}
+
+/* The reply to peer_auth: {} or an error (the request after it fails
+ * too, or the peer closes). */
+static int
+peer_auth_reply(void *arg, const uint8_t *msg, size_t len)
+{
+	struct sync *s = arg;
+	msgpack_zone zone;
+	msgpack_object m;
+	const msgpack_object *err = NULL;
+
+	msgpack_zone_init(&zone, 1024);
+	if (proto_unpack(msg, len, &zone, &m) == 0 &&
+	    m.type == MSGPACK_OBJECT_MAP &&
+	    (err = proto_map_get(&m, "error")) != NULL) {
+		log_warn("peer %s refused our cluster key: %.*s", s->pname,
+		    err->type == MSGPACK_OBJECT_STR ?
+		    (int)err->via.str.size : 1,
+		    err->type == MSGPACK_OBJECT_STR ? err->via.str.ptr : "?");
+		peer_refused(s);
+	}
+	msgpack_zone_destroy(&zone);
 	return 0;
 }
 
 /*
- * On a connected socket: read the greeting and, if the peer asks for it,
- * prove the cluster key.  Both are answered at once by a reachable peer;
- * the bound is SYNC_PEER_TIMEOUT_MS.
+ * On a connected socket whose greeting has arrived: read it and, if the
+ * peer asks for it, send the proof of the cluster key.  Nothing here waits
+ * for the peer (the proof's answer comes to peer_auth_reply): two nodes
+ * that ask each other at the same moment each wait in their loop for the
+ * other's answer, and a wait outside the loop stalled both for the whole
+ * SYNC_PEER_TIMEOUT_MS and then failed both logins.
  */
 static int
 peer_login(struct sync *s, int fd)
@@ -88,12 +117,9 @@ peer_login(struct sync *s, int fd)
 			    a->self->name_len);
 			pack_str(&pk, "mac");
 			msgpack_pack_bin_with_body(&pk, mac, sizeof(mac));
-			rc = distkv_request(s->peer, sb.data, sb.size,
-			    ignore_reply, NULL);
+			rc = distkv_async_request(s->peer, sb.data, sb.size,
+			    peer_auth_reply, s, NULL);
 			msgpack_sbuffer_destroy(&sb);
-			if (rc != 0)
-				log_warn("peer %s refused our cluster key: %s",
-				    s->pname, distkv_errmsg(s->peer));
 		}
 	}
 	msgpack_zone_destroy(&zone);
@@ -168,7 +194,7 @@ peer_message(void *arg, const uint8_t *msg, size_t len)
 	struct agent *a = s->a;
 	msgpack_zone zone;
 	msgpack_object m;
-	const msgpack_object *st, *err;
+	const msgpack_object *st, *err, *ticks;
 	const char *why;
 	bool applied, end = false;
 
@@ -184,14 +210,15 @@ peer_message(void *arg, const uint8_t *msg, size_t len)
 		log_info("peer %s refused: %.*s", s->pname,
 		    err->type == MSGPACK_OBJECT_STR ? (int)err->via.str.size : 1,
 		    err->type == MSGPACK_OBJECT_STR ? err->via.str.ptr : "?");
-		/* the request is over; the timer asks another peer */
-		snprintf(s->refused, sizeof(s->refused), "%s", s->pname);
-		s->refused_until = ev_now(a->loop) + 2 * a->cfg.clock;
-		s->peer_done = true;
-		s->catching_up = false;
-		s->downloading = false;
+		peer_refused(s);
 	} else if (st != NULL) {
 		end = proto_str_eq(st, "end");
+	} else if ((ticks = proto_map_get(&m, "ticks")) != NULL) {
+		if (ticks->type == MSGPACK_OBJECT_MAP)
+			for (uint32_t i = 0; i < ticks->via.map.size; i++)
+				sync_raise_node_tick(a,
+				    &ticks->via.map.ptr[i].key,
+				    &ticks->via.map.ptr[i].val);
 	} else {
 		sync_raise_tock(a, &m);
 		if (agent_apply_record(a, &s->ctx, &m, ORIGIN_REMOTE, &applied,
@@ -249,12 +276,14 @@ sync_peer_connect_abort(struct sync *s)
 	s->downloading = false;
 }
 
-/* The non-blocking connect finished: log in, send the request. */
+static void peer_greeted_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* The non-blocking connect finished: wait for the greeting. */
 static void
 peer_connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sync *s = container_of(w, struct sync, connect_io);
-	int fd = s->pfd, err = 0, rc;
+	int fd = s->pfd, err = 0;
 	socklen_t elen = sizeof(err);
 
 	(void)revents;
@@ -268,6 +297,22 @@ peer_connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 		s->downloading = false;
 		return;
 	}
+	/* the greeting next, on the loop (the connect's deadline holds) */
+	s->pfd = fd;
+	ev_io_init(&s->connect_io, peer_greeted_cb, fd, EV_READ);
+	ev_io_start(loop, &s->connect_io);
+}
+
+/* The greeting has arrived: log in, send the request. */
+static void
+peer_greeted_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sync *s = container_of(w, struct sync, connect_io);
+	int fd = s->pfd, rc;
+
+	(void)revents;
+	ev_io_stop(loop, w);
+	s->pfd = -1;
 	/* peer_login owns fd now */
 	if (peer_login(s, fd) != 0 ||
 	    (rc = distkv_async_request(s->peer, s->preq.data, s->preq.size,
@@ -444,9 +489,13 @@ sync_start_catchup(struct sync *s)
 	    (unsigned long long)total, nn, m->name);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 2);
+	msgpack_pack_map(&pk, 3);
 	pack_str(&pk, "action");
 	pack_str(&pk, "get_events");
+	/* the peer's ticks too: events neither side knew this one lacks
+	 * are asked for in the next round, not after the next info */
+	pack_str(&pk, "ticks");
+	pack_bool(&pk, true);
 	pack_str(&pk, "ranges");
 	msgpack_pack_map(&pk, nn);
 	for (size_t i = 0; i < a->nodes.n; i++) {

@@ -427,12 +427,12 @@ serf_read_obj(int fd, msgpack_unpacker *u, msgpack_unpacked *out)
 }
 
 /*
- * Fire user events straight into node i's Serf agent (RPC handshake, one
- * `event` per payload, each reply awaited): the agents get them exactly
- * as if a peer had sent them.
+ * Send node i's Serf agent the handshake and then the n requests packed
+ * by pack_req (header and body each), awaiting one reply header each.
  */
 static void
-serf_fire(int i, const char *name, uint8_t **payload, size_t *len, int n)
+serf_rpc(int i, int n, void (*pack_req)(msgpack_packer *, int, void *),
+    void *arg)
 {
 	struct sockaddr_in sin;
 	char host[32], *colon;
@@ -461,23 +461,11 @@ serf_fire(int i, const char *name, uint8_t **payload, size_t *len, int n)
 	msgpack_pack_map(&pk, 1);
 	msgpack_pack_str_with_body(&pk, "Version", 7);
 	msgpack_pack_int32(&pk, 1);
-	for (int k = 0; k < n; k++) {
-		msgpack_pack_map(&pk, 2);
-		msgpack_pack_str_with_body(&pk, "Command", 7);
-		msgpack_pack_str_with_body(&pk, "event", 5);
-		msgpack_pack_str_with_body(&pk, "Seq", 3);
-		msgpack_pack_uint32(&pk, (uint32_t)k + 1);
-		msgpack_pack_map(&pk, 3);
-		msgpack_pack_str_with_body(&pk, "Name", 4);
-		msgpack_pack_str_with_body(&pk, name, strlen(name));
-		msgpack_pack_str_with_body(&pk, "Payload", 7);
-		msgpack_pack_bin_with_body(&pk, payload[k], len[k]);
-		msgpack_pack_str_with_body(&pk, "Coalesce", 8);
-		msgpack_pack_false(&pk);
-	}
+	for (int k = 0; k < n; k++)
+		pack_req(&pk, k, arg);
 	cr_assert(write(fd, sb.data, sb.size) == (ssize_t)sb.size);
 	msgpack_sbuffer_destroy(&sb);
-	/* one reply header per request: the handshake and each event */
+	/* one reply header per request: the handshake and each other */
 	cr_assert(msgpack_unpacker_init(&u, 4096));
 	msgpack_unpacked_init(&up);
 	for (int k = 0; k <= n; k++) {
@@ -487,6 +475,65 @@ serf_fire(int i, const char *name, uint8_t **payload, size_t *len, int n)
 	msgpack_unpacked_destroy(&up);
 	msgpack_unpacker_destroy(&u);
 	close(fd);
+}
+
+static void
+pack_rpc_head(msgpack_packer *pk, const char *command, int seq)
+{
+	msgpack_pack_map(pk, 2);
+	msgpack_pack_str_with_body(pk, "Command", 7);
+	msgpack_pack_str_with_body(pk, command, strlen(command));
+	msgpack_pack_str_with_body(pk, "Seq", 3);
+	msgpack_pack_uint32(pk, (uint32_t)seq + 1);
+}
+
+struct fire {
+	const char *name;
+	uint8_t **payload;
+	size_t *len;
+};
+
+static void
+pack_event(msgpack_packer *pk, int k, void *arg)
+{
+	const struct fire *f = arg;
+
+	pack_rpc_head(pk, "event", k);
+	msgpack_pack_map(pk, 3);
+	msgpack_pack_str_with_body(pk, "Name", 4);
+	msgpack_pack_str_with_body(pk, f->name, strlen(f->name));
+	msgpack_pack_str_with_body(pk, "Payload", 7);
+	msgpack_pack_bin_with_body(pk, f->payload[k], f->len[k]);
+	msgpack_pack_str_with_body(pk, "Coalesce", 8);
+	msgpack_pack_false(pk);
+}
+
+/*
+ * Fire user events straight into node i's Serf agent: the agents get
+ * them exactly as if a peer had sent them.
+ */
+static void
+serf_fire(int i, const char *name, uint8_t **payload, size_t *len, int n)
+{
+	struct fire f = { name, payload, len };
+
+	serf_rpc(i, n, pack_event, &f);
+}
+
+/* Node i's Serf tag "distkv" (its agent's peer port) := arg. */
+static void
+pack_peer_tag(msgpack_packer *pk, int k, void *arg)
+{
+	const char *hostport = arg;
+
+	pack_rpc_head(pk, "tags", k);
+	msgpack_pack_map(pk, 2);
+	msgpack_pack_str_with_body(pk, "Tags", 4);
+	msgpack_pack_map(pk, 1);
+	msgpack_pack_str_with_body(pk, "distkv", 6);
+	msgpack_pack_str_with_body(pk, hostport, strlen(hostport));
+	msgpack_pack_str_with_body(pk, "DeleteTags", 10);
+	msgpack_pack_array(pk, 0);
 }
 
 Test(cluster, hostile_server_messages_change_nothing)
@@ -688,5 +735,169 @@ Test(cluster, missing_report_crossing_its_update_is_not_answered)
 	rc_close(c);
 	distkv_path_free(pold);
 	distkv_path_free(pnew);
+	stop_all();
+}
+
+/* ---- a peer that does not answer ---- */
+
+/* ms node i takes to greet a new client and answer get_state. */
+static long long
+client_round_trip_ms(int i)
+{
+	long long t0 = harness_now_ms();
+	struct rc_conn *c = rc_open(cl.node[i].h.socket);
+	struct rc_msg *m;
+
+	cr_assert(c != NULL, "n%d: no client\n%s", i, DIAG);
+	m = rc_call(c, "{seq:1, action:'get_state'}");
+	rc_msg_free(m);
+	rc_close(c);
+	return harness_now_ms() - t0;
+}
+
+/* Wait up to 20 s for fd to be readable. */
+static void
+wait_readable(int fd, const char *what)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+
+	cr_assert(poll(&pfd, 1, 20000) == 1, "%s never came\n%s", what, DIAG);
+}
+
+/*
+ * A peer that does not answer (the test, posing as n1's peer port) holds
+ * up nothing but the request to it: while n0's catch-up waits for its
+ * greeting, and then for the answer to its proof of the cluster key, n0
+ * serves its clients at once.  n0 used to wait for both outside its event
+ * loop, up to a second each, so two nodes that asked each other at the
+ * same moment stalled each other and both logins failed.
+ */
+Test(cluster, silent_peer_holds_up_no_client)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	char hostport[64], greeting[4096];
+	msgpack_unpacker u;
+	msgpack_unpacked up;
+	size_t glen = 0;
+	uint8_t *pl;
+	size_t ll;
+	long long ms;
+	int lfd, cfd, gfd;
+
+	start_all(2);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	cr_assert(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	cr_assert(listen(lfd, 4) == 0);
+	cr_assert(getsockname(lfd, (struct sockaddr *)&sin, &sl) == 0);
+	snprintf(hostport, sizeof(hostport), "127.0.0.1:%d",
+	    ntohs(sin.sin_port));
+	/* n1's peer port is ours now, and n0 lacks ticks of n1 */
+	serf_rpc(1, 1, pack_peer_tag, hostport);
+	cr_assert(rc_build(&pl, &ll, "{node:'x', tick:1, ticks:{n1:1000}}") ==
+	    0);
+	serf_fire(0, "distkv.info", &pl, &ll, 1);
+	free(pl);
+
+	/* n0 asks "n1" (it prefers the origin) and waits for a greeting */
+	wait_readable(lfd, "n0's catch-up connection");
+	cr_assert((cfd = accept(lfd, NULL, NULL)) >= 0);
+	ms = client_round_trip_ms(0);
+	cr_assert(ms < 500, "n0 took %lld ms to serve a client while it "
+	    "waited for a peer's greeting\n%s", ms, DIAG);
+
+	/* a real greeting (n1's, with its challenge), then silence */
+	cr_assert((gfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	{
+		char host[32], *colon;
+
+		snprintf(host, sizeof(host), "%s", cl.node[1].peer);
+		cr_assert((colon = strrchr(host, ':')) != NULL);
+		*colon = '\0';
+		sin.sin_port = htons((uint16_t)atoi(colon + 1));
+		cr_assert(inet_pton(AF_INET, host, &sin.sin_addr) == 1);
+	}
+	cr_assert(connect(gfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	cr_assert(msgpack_unpacker_init(&u, 4096));
+	msgpack_unpacked_init(&up);
+	while (msgpack_unpacker_next(&u, &up) != MSGPACK_UNPACK_SUCCESS) {
+		ssize_t n;
+
+		wait_readable(gfd, "n1's greeting");
+		n = read(gfd, greeting + glen, sizeof(greeting) - glen);
+		cr_assert(n > 0 && msgpack_unpacker_reserve_buffer(&u,
+		    (size_t)n));
+		memcpy(msgpack_unpacker_buffer(&u), greeting + glen,
+		    (size_t)n);
+		msgpack_unpacker_buffer_consumed(&u, (size_t)n);
+		glen += (size_t)n;
+	}
+	cr_assert(rc_has(&up.data, "challenge"), "n1 greeted without a "
+	    "challenge: %s", rc_show(&up.data));
+	cr_assert(write(cfd, greeting, glen) == (ssize_t)glen);
+	/* n0's proof arrives: it is logging in, and we never answer */
+	wait_readable(cfd, "n0's peer_auth");
+	ms = client_round_trip_ms(0);
+	cr_assert(ms < 500, "n0 took %lld ms to serve a client while it "
+	    "waited for a peer's answer to its login\n%s", ms, DIAG);
+
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacker_destroy(&u);
+	close(gfd);
+	close(cfd);
+	close(lfd);
+	stop_all();
+}
+
+/* Messages of get_events (seq) on node 0 that hold a `ticks` item. */
+static size_t
+get_events_ticks_items(struct rc_conn *c, int seq, const char *extra,
+    int64_t *t0, int64_t *t1)
+{
+	struct rc_msg **v;
+	size_t n, found = 0;
+
+	rc_send(c, "{seq:%d, action:'get_events', ranges:{n0:[1]}%s}", seq,
+	    extra);
+	v = rc_collect(c, seq, &n, RC_TIMEOUT);
+	for (size_t k = 0; k < n; k++)
+		if (rc_has(&v[k]->obj, "ticks")) {
+			found++;
+			*t0 = rc_int(&v[k]->obj, "ticks.n0");
+			*t1 = rc_int(&v[k]->obj, "ticks.n1");
+		}
+	rc_msgs_free(v, n);
+	return found;
+}
+
+/*
+ * get_events with `ticks: true` ends with the ticks the peer knows, so
+ * that a catch-up learns of events it did not know it lacked; without
+ * it, no such item.
+ */
+Test(cluster, get_events_reports_the_peer_s_ticks_when_asked)
+{
+	distkv_path *p = cluster_path("t", 0);
+	struct rc_conn *c;
+	int64_t t0 = 0, t1 = 0;
+
+	start_all(2);
+	set_str(1, p, "from n1");
+	wait_str(p, "from n1", VISIBLE_MS);
+	c = rc_open(cl.node[0].h.socket);
+	cr_assert(c != NULL);
+	cr_assert(get_events_ticks_items(c, 1, "", &t0, &t1) == 0);
+	cr_assert(get_events_ticks_items(c, 2, ", ticks:true", &t0, &t1) ==
+	    1);
+	cr_assert(t1 >= 1 && t0 >= 0, "ticks n0 %lld, n1 %lld", (long long)t0,
+	    (long long)t1);
+	rc_send(c, "{seq:3, action:'get_events', ranges:{}, ticks:1}");
+	RC_ASSERT_MATCH(rc_recv_seq(c, 3, RC_TIMEOUT),
+	    "{seq:3, error:'ticks must be a boolean', ...}");
+	rc_close(c);
+	distkv_path_free(p);
 	stop_all();
 }
