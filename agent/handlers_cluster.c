@@ -344,22 +344,10 @@ act_dump(struct req *r)
 static void
 pack_ticks_item(struct req *r)
 {
-	const struct nodes *ns = &r->a->nodes;
 	msgpack_packer *pk = conn_reply(r->c, r->seq, 1, false);
-	uint32_t n = 0;
 
-	for (size_t i = 0; i < ns->n; i++)
-		n += ns->by_index[i]->has_tick;
 	pack_key(pk, "ticks");
-	msgpack_pack_map(pk, n);
-	for (size_t i = 0; i < ns->n; i++) {
-		const struct node *nd = ns->by_index[i];
-
-		if (!nd->has_tick)
-			continue;
-		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
-		msgpack_pack_uint64(pk, nd->tick);
-	}
+	nodes_pack_ticks(&r->a->nodes, pk);
 }
 
 void

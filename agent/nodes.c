@@ -133,6 +133,24 @@ node_raise_tick(struct node *n, uint64_t t)
 	}
 }
 
+void
+nodes_pack_ticks(const struct nodes *ns, msgpack_packer *pk)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < ns->n; i++)
+		n += ns->by_index[i]->has_tick;
+	msgpack_pack_map(pk, n);
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct node *nd = ns->by_index[i];
+
+		if (!nd->has_tick)
+			continue;
+		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
+		msgpack_pack_uint64(pk, nd->tick);
+	}
+}
+
 int
 node_see(struct node *n, uint64_t t)
 {

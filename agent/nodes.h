@@ -91,6 +91,8 @@ struct node *nodes_get(struct nodes *ns, const char *name, size_t len,
 void node_raise_tick(struct node *n, uint64_t t);
 /* "See" tick t (spec §1.3): known += t, remote_missing -= t. */
 int node_see(struct node *n, uint64_t t);
+/* {name: tick} of every node with a tick (an info's `ticks`, spec §3.4). */
+void nodes_pack_ticks(const struct nodes *ns, msgpack_packer *pk);
 
 struct entry *node_entry_get(const struct node *n, uint64_t tick);
 int node_entry_set(struct node *n, uint64_t tick, struct entry *e);

@@ -188,21 +188,8 @@ sync_send_info_event(struct sync *s, uint32_t nparts,
 static void
 pack_ticks(struct sync *s, msgpack_packer *pk)
 {
-	const struct nodes *ns = &s->a->nodes;
-	uint32_t n = 0;
-
-	for (size_t i = 0; i < ns->n; i++)
-		n += ns->by_index[i]->has_tick;
 	pack_str(pk, "ticks");
-	msgpack_pack_map(pk, n);
-	for (size_t i = 0; i < ns->n; i++) {
-		const struct node *nd = ns->by_index[i];
-
-		if (!nd->has_tick)
-			continue;
-		msgpack_pack_str_with_body(pk, nd->name, nd->name_len);
-		msgpack_pack_uint64(pk, nd->tick);
-	}
+	nodes_pack_ticks(&s->a->nodes, pk);
 }
 
 /*

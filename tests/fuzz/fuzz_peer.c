@@ -14,9 +14,11 @@
  * The rest is every byte the peer sends, written to a socketpair whose
  * peer side is then shut down for writing: the client reads exactly that
  * stream, then end of file.  The stream is written in two parts, as a
- * real peer answers: what peer_login() reads (the greeting and, if it
- * has a challenge and the next message answers seq 1, the peer_auth
- * reply) before the login, the rest after it (else replies to the dump
+ * real peer answers: the login part (the greeting and, if it has a
+ * challenge and the next message answers seq 1, the peer_auth reply,
+ * which peer_login() sends for but does not wait for: distkv_process
+ * brings it to peer_auth_reply) before the login, the rest after it
+ * (else replies to the dump
  * would arrive before the dump was asked for).  When the first part is
  * not what the client waits for, everything goes at once, so that the
  * client never waits for its timeout.
@@ -80,7 +82,7 @@ has_seq(const uint8_t *p, size_t n, uint64_t want)
 }
 
 /*
- * Bytes of p[0..n) that peer_login() reads: the greeting (seq 0) and, if
+ * Bytes of p[0..n) of the login part: the greeting (seq 0) and, if
  * keyed and it has a challenge, the reply to peer_auth (seq 1).  n when
  * that part is not well-formed: then everything is sent before the login.
  */
