@@ -54,8 +54,11 @@
  * While a split recovery runs, missing ticks are left to Serf (spec
  * §3.10-3.11) for this many clocks before the peer port pulls them: the
  * first answer of a recovery comes about half a clock after the collision.
+ * A whole clock made a split of 20 nodes at clock 0.2 converge in 2.6-3.0
+ * clocks (p50 of four batches of 8), half a clock in 2.1-2.5 (three),
+ * with as many events sent again (bench/README.md, session 13).
  */
-#define SYNC_CATCHUP_GRACE 1.0
+#define SYNC_CATCHUP_GRACE 0.5
 /* One answering round sends at most this many entries again over Serf;
  * the rest is left to catch-up, and looks at most this many ticks. */
 #define SYNC_RETRANSMIT_MAX 200
