@@ -47,18 +47,14 @@ write_key_file(const char *path, const char *secret)
 	fclose(f);
 }
 
-/*
- * A raw client on a TCP peer port (the rawclient speaks to any fd), or
- * NULL when the agent closes it without a greeting (an address still
- * waiting after a failed peer_auth).
- */
-static struct rc_conn *
-rc_try_open_tcp(const char *hostport)
+/* A TCP connection to hostport ("127.0.0.5:7000"); the test fails if
+ * there is none. */
+static int
+tcp_connect(const char *hostport)
 {
 	struct sockaddr_in sin;
 	char host[64];
 	const char *colon = strrchr(hostport, ':');
-	struct rc_conn *c;
 	int fd;
 
 	cr_assert(colon != NULL && (size_t)(colon - hostport) < sizeof(host));
@@ -72,6 +68,20 @@ rc_try_open_tcp(const char *hostport)
 	cr_assert(fd >= 0);
 	cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
 	    "connect %s: %s", hostport, strerror(errno));
+	return fd;
+}
+
+/*
+ * A raw client on a TCP peer port (the rawclient speaks to any fd), or
+ * NULL when the agent closes it without a greeting (an address still
+ * waiting after a failed peer_auth).
+ */
+static struct rc_conn *
+rc_try_open_tcp(const char *hostport)
+{
+	struct rc_conn *c;
+	int fd = tcp_connect(hostport);
+
 	c = calloc(1, sizeof(*c));
 	cr_assert(c != NULL);
 	c->fd = fd;
@@ -434,23 +444,12 @@ static void
 serf_rpc(int i, int n, void (*pack_req)(msgpack_packer *, int, void *),
     void *arg)
 {
-	struct sockaddr_in sin;
-	char host[32], *colon;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_unpacker u;
 	msgpack_unpacked up;
-	int fd;
+	int fd = tcp_connect(cl.node[i].serf_rpc);
 
-	snprintf(host, sizeof(host), "%s", cl.node[i].serf_rpc);
-	cr_assert((colon = strrchr(host, ':')) != NULL);
-	*colon = '\0';
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	cr_assert(inet_pton(AF_INET, host, &sin.sin_addr) == 1);
-	cr_assert((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 2);
@@ -810,17 +809,7 @@ Test(cluster, silent_peer_holds_up_no_client)
 	    "waited for a peer's greeting\n%s", ms, DIAG);
 
 	/* a real greeting (n1's, with its challenge), then silence */
-	cr_assert((gfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
-	{
-		char host[32], *colon;
-
-		snprintf(host, sizeof(host), "%s", cl.node[1].peer);
-		cr_assert((colon = strrchr(host, ':')) != NULL);
-		*colon = '\0';
-		sin.sin_port = htons((uint16_t)atoi(colon + 1));
-		cr_assert(inet_pton(AF_INET, host, &sin.sin_addr) == 1);
-	}
-	cr_assert(connect(gfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	gfd = tcp_connect(cl.node[1].peer);
 	cr_assert(msgpack_unpacker_init(&u, 4096));
 	msgpack_unpacked_init(&up);
 	while (msgpack_unpacker_next(&u, &up) != MSGPACK_UNPACK_SUCCESS) {
