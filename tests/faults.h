@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,8 +134,28 @@ int do_write(struct run *r, int i, int key, bool del, int64_t id);
 uint8_t *pack_int(int64_t v, size_t *len);
 
 /* faults_converge.c */
+/*
+ * A watch on the whole tree of every node, served by a thread of its
+ * own, that notes when each node last applied a change: when the nodes
+ * converged, to the millisecond, where wait_same's passes of dumps only
+ * confirm it later (applied_start, then applied_stop once converged).
+ */
+struct applied {
+	distkv *k[CLUSTER_MAX];
+	int n;
+	/* between the thread and applied_start's wait */
+	_Atomic bool uptodate[CLUSTER_MAX];	/* the watch is in place */
+	_Atomic int failed;		/* watches that ended early */
+	_Atomic bool stop;
+	/* the thread's alone until applied_stop joins it */
+	long long last_ms[CLUSTER_MAX];	/* harness_now_ms, -1: no change */
+	pthread_t thread;
+};
+int applied_start(struct run *r, struct applied *ap);
+long long applied_stop(struct applied *ap, int *node);
 double clock_s(const struct run *r);
 const char *fmt_converge(const struct run *r, long long ms);
+const char *fmt_applied(const struct run *r, long long ms);
 long long wait_same(struct run *r, size_t min_items, long long since,
     int timeout_ms, char *why, size_t whylen);
 int recov_query(struct run *r, int i, struct recov *rv, char *why,

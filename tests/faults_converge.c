@@ -4,6 +4,8 @@
  * recovery counters of get_state {recovery: true} until no node runs a
  * recovery or answers missing reports (wait_no_recovery).
  */
+#include <poll.h>
+
 #include "faults.h"
 
 /* The agents' --clock in seconds. */
@@ -32,6 +34,21 @@ fmt_converge(const struct run *r, long long ms)
 	return buf;
 }
 
+/* "applied_ms=380 applied_clocks=1.9" (n/a if negative); static
+ * buffer. */
+const char *
+fmt_applied(const struct run *r, long long ms)
+{
+	static char buf[96];
+
+	if (ms < 0)
+		snprintf(buf, sizeof(buf), "applied_ms=n/a applied_clocks=n/a");
+	else
+		snprintf(buf, sizeof(buf), "applied_ms=%lld applied_clocks=%.1f",
+		    ms, (double)ms / 1000.0 / clock_s(r));
+	return buf;
+}
+
 /*
  * Wait until every running node holds the same tree with at least
  * min_items items, until timeout_ms after since, in slices so that a
@@ -51,6 +68,124 @@ wait_same(struct run *r, size_t min_items, long long since, int timeout_ms,
 		    left < 1000 ? (int)left : 1000, why, whylen) == 0)
 			return harness_now_ms() - since;
 	return -1;
+}
+
+/* ---- when each node last applied a change: a watch on each ---- */
+
+struct applied_arg {
+	struct applied *ap;
+	int i;
+};
+
+static struct applied_arg applied_args[CLUSTER_MAX];
+
+static void
+applied_item(void *arg, int rc, const struct distkv_entry *e)
+{
+	struct applied_arg *x = arg;
+	struct applied *ap = x->ap;
+
+	if (rc != 0)
+		ap->failed++;
+	else if (e == NULL)
+		ap->uptodate[x->i] = true;
+	else if (ap->uptodate[x->i])	/* not the fetch's items */
+		ap->last_ms[x->i] = harness_now_ms();
+}
+
+/* The thread: each watch's items timed as they arrive, not when the
+ * harness gets round to them between dumps. */
+static void *
+applied_loop(void *arg)
+{
+	struct applied *ap = arg;
+	struct pollfd pfd[CLUSTER_MAX];
+
+	while (!ap->stop && !g_stop) {
+		for (int i = 0; i < ap->n; i++) {
+			pfd[i].fd = ap->k[i] != NULL ? distkv_fd(ap->k[i]) : -1;
+			pfd[i].events = POLLIN | (ap->k[i] != NULL &&
+			    distkv_want_write(ap->k[i]) ? POLLOUT : 0);
+		}
+		if (poll(pfd, (nfds_t)ap->n, 20) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < ap->n; i++)
+			if (pfd[i].fd >= 0 && pfd[i].revents != 0 &&
+			    distkv_process(ap->k[i]) != 0) {
+				ap->failed++;
+				distkv_close(ap->k[i]);
+				ap->k[i] = NULL;
+			}
+	}
+	return NULL;
+}
+
+/*
+ * Watch every running node's whole tree from now on.  0 once every watch
+ * is in place (its fetch ended), -1 if one could not be set up in 10 s.
+ */
+int
+applied_start(struct run *r, struct applied *ap)
+{
+	struct distkv_tree_opts o = { 0, -1, 0, true };
+	distkv_path *root;
+	long long t0;
+	bool all;
+
+	memset(ap, 0, sizeof(*ap));
+	ap->n = r->n;
+	if (distkv_path_new(&root) != 0)
+		return -1;
+	for (int i = 0; i < r->n; i++) {
+		ap->last_ms[i] = -1;
+		applied_args[i].ap = ap;
+		applied_args[i].i = i;
+		if (r->c.node[i].h.pid <= 0) {
+			ap->uptodate[i] = true;
+			continue;
+		}
+		if ((ap->k[i] = cluster_connect(&r->c, i)) == NULL ||
+		    distkv_async_watch(ap->k[i], root, &o, applied_item,
+		    &applied_args[i], NULL) != 0) {
+			complain("distkv-faults: no watch on %s\n",
+			    r->c.node[i].name);
+			ap->failed++;
+		}
+	}
+	distkv_path_free(root);
+	if (pthread_create(&ap->thread, NULL, applied_loop, ap) != 0)
+		abort();
+	for (t0 = harness_now_ms(); ; usleep(10000)) {
+		all = ap->failed == 0;
+		for (int i = 0; i < r->n && all; i++)
+			all = ap->uptodate[i];
+		if (all || ap->failed || harness_now_ms() - t0 > 10000)
+			break;
+	}
+	return all ? 0 : -1;
+}
+
+/*
+ * End the watches.  Returns the latest change applied on any node
+ * (harness_now_ms), -1 if none or a watch failed; *node: that node.
+ */
+long long
+applied_stop(struct applied *ap, int *node)
+{
+	long long last = -1;
+
+	ap->stop = 1;
+	pthread_join(ap->thread, NULL);
+	*node = -1;
+	for (int i = 0; i < ap->n; i++) {
+		if (ap->k[i] != NULL)
+			distkv_close(ap->k[i]);
+		if (ap->last_ms[i] > last) {
+			last = ap->last_ms[i];
+			*node = i;
+		}
+	}
+	return ap->failed ? -1 : last;
 }
 
 /* ---- recovery counters: get_state {recovery: true} ---- */

@@ -135,7 +135,10 @@ run_split(struct run *r)
 	int half = (r->n + 1) / 2, violations = 0, expected = 0, leaks = -1;
 	int have[RV_N], have_running = 0, running = 0, checked_on;
 	uint64_t sum[RV_N], lost = 0;
-	long long t0, t_cut, t_sides = -1, t_heal, t_conv = -1;
+	long long t0, t_cut, t_sides = -1, t_heal, t_conv = -1, t_applied = -1;
+	struct applied ap;
+	bool watching = false;
+	int last_node = -1;
 	struct cluster_dump final;
 	bool failed = false;
 	size_t w0;
@@ -227,12 +230,18 @@ run_split(struct run *r)
 	logf_(r, "sides settled in %lld ms; healing %lld ms after the cut",
 	    t_sides, harness_now_ms() - t_cut);
 
+	/* watches time each node's last change; the dumps confirm it */
+	if (!failed && (watching = true, applied_start(r, &ap) != 0))
+		complain("distkv-faults: split: the watches did not start: "
+		    "applied_ms=n/a\n");
 	/* from the start of the heal: the rules go one by one */
 	t_heal = harness_now_ms();
 	do_heal(r);
 	logf_(r, "healed in %lld ms", harness_now_ms() - t_heal);
 	t_conv = wait_same(r, (size_t)(r->n + r->changes), t_heal,
 	    r->converge_ms, why, sizeof(why));
+	if (watching && (t_applied = applied_stop(&ap, &last_node)) >= 0)
+		t_applied = t_applied > t_heal ? t_applied - t_heal : 0;
 	if (g_stop)
 		return 1;
 	if (t_conv < 0) {
@@ -241,7 +250,9 @@ run_split(struct run *r)
 		print_divergence(r);
 		failed = true;
 	}
-	logf_(r, "converged %lld ms after the heal", t_conv);
+	logf_(r, "converged %lld ms after the heal (the last change applied "
+	    "after %lld ms, on %s)", t_conv, t_applied, last_node >= 0 ?
+	    r->c.node[last_node].name : "none");
 	/*
 	 * Late answers count too: the counters are read once no node answers
 	 * missing reports, not at convergence.  Recoveries may go on: at a
@@ -308,13 +319,13 @@ run_split(struct run *r)
 			snprintf(cut, sizeof(cut), "leaked(%d)", leaks);
 		printf("distkv-faults: split nodes=%d sides=%d+%d changes=%d "
 		    "acked=%zu lost_events=%llu violations=%d cut=%s "
-		    "sides_ms=%lld converge_ms=%lld %s recoveries=%s "
+		    "sides_ms=%lld converge_ms=%lld %s %s recoveries=%s "
 		    "retransmit_events=%s retransmit_entries=%s "
 		    "missing_reports=%s known_reports=%s catchup_items=%s "
 		    "retransmitted_per_lost=%s recovery_running=%s %s\n",
 		    r->n, nside[0], nside[1], r->changes, r->nw - w0,
 		    (unsigned long long)lost, violations, cut, t_sides,
-		    t_conv, fmt_converge(r, t_conv),
+		    t_conv, fmt_converge(r, t_conv), fmt_applied(r, t_applied),
 		    fmt_counter(have[RV_RECOVERIES] > 0,
 		    sum[RV_RECOVERIES]),
 		    fmt_counter(have[RV_RETRANSMIT_EVENTS] > 0,
