@@ -821,11 +821,13 @@ usage(FILE *f)
 "usage: bench_cluster [--nodes 3,5] [--writes 300] [--rate 15]\n"
 "                     [--rates 50,200,1000,4000,16000|none] [--duration 2]\n"
 "                     [--burst 10000] [--idle 20] [--keys 0] [--clock 1]\n"
+"                     [--keys-timeout 180]\n"
 "Runs loopback clusters of distkv-agents (127.0.0.40+i, up to %d nodes)\n"
 "and prints a table of join time, replication latency next to raw Serf\n"
 "delivery, sustained write rates, burst convergence, CPU per node at\n"
-"idle and (--keys) RSS per node.  --burst 0, --idle 0 and --rates none\n"
-"skip a phase.  See bench/README.md.\n", CLUSTER_MAX);
+"idle and (--keys) RSS per node: the --keys keys written on one node\n"
+"must reach every node within --keys-timeout seconds.  --burst 0,\n"
+"--idle 0 and --rates none skip a phase.  See bench/README.md.\n", CLUSTER_MAX);
 }
 
 static int
@@ -867,7 +869,7 @@ main(int argc, char **argv)
 	double nodes[8] = { 3, 5 }, rates[8] = { 50, 200, 1000, 4000, 16000 };
 	int nnodes = 2, nrates = 5;
 	size_t writes = 300, burst = 10000, keys = 0;
-	double rate = 15, duration = 2, idle = 20;
+	double rate = 15, duration = 2, idle = 20, keys_timeout = 180;
 	const char *clock = "1";
 	bool all_ok = true;
 
@@ -901,6 +903,8 @@ main(int argc, char **argv)
 			idle = strtod(v, NULL);
 		else if (strcmp(a, "--keys") == 0)
 			keys = strtoul(v, NULL, 10);
+		else if (strcmp(a, "--keys-timeout") == 0)
+			keys_timeout = strtod(v, NULL);
 		else if (strcmp(a, "--clock") == 0)
 			clock = v;
 		else {
@@ -909,7 +913,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (nnodes <= 0 || nrates < 0 || writes == 0 || rate <= 0 ||
-	    duration <= 0 || !(idle >= 0)) {
+	    duration <= 0 || !(idle >= 0) ||
+	    !(keys_timeout > 0 && keys_timeout <= 86400)) {
 		usage(stderr);
 		return 2;
 	}
@@ -1057,7 +1062,7 @@ main(int argc, char **argv)
 		if (keys > 0) {
 			fprintf(stderr, "%d nodes: memory for %zu keys...\n", n,
 			    keys);
-			mr = phase_mem(keys, 180000);
+			mr = phase_mem(keys, (int)(keys_timeout * 1000));
 		}
 		if (keys > 0) {
 			printf("%zu keys: on every node after %.0f ms, %zu "
