@@ -133,9 +133,10 @@ entry_under_meta(const struct entry *e)
 	return x->name_len == 1 && entry_name(x)[0] == 0xc0;
 }
 
+/* A new entry waiting for its index slot (tree.c, index_put_soon). */
 struct tree_slot {
 	uint64_t hash;
-	struct entry *e;		/* NULL: empty */
+	struct entry *e;
 };
 
 struct tree_slab;
@@ -149,7 +150,8 @@ struct tree {
 	uint8_t *slab_next;
 	size_t slab_left;
 	uint8_t *keybuf;		/* tree_entry_key's scratch */
-	struct tree_slot *index;	/* open addressing over every entry */
+	uint64_t *index;		/* open addressing over every entry:
+					 * tree.c, index_slot */
 	size_t index_cap;
 	/* new entries not yet in the index (a ring, oldest at put_head):
 	 * their slots were fetched when they were made (tree.c) */

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <ev.h>
+#include <xxhash.h>
 
 #include "agent.h"
 #include "chain.h"
@@ -130,6 +131,75 @@ Test(tree, many_children_keep_creation_order_and_are_found)
 		    (size_t)n + 1, false);
 		cr_assert_not_null(e);
 		cr_assert_eq(entry_children(ag.tree.root)[999 - i], e);
+	}
+}
+
+/* Key bytes of the root's child "t<i>" (tree keys: the canonical array
+ * of the path's elements), its length. */
+static size_t
+t_key(int i, uint8_t *key)
+{
+	int n = snprintf((char *)key + 2, 14, "t%d", i);
+
+	key[0] = 0x91;
+	key[1] = (uint8_t)(0xa0 | n);
+	return (size_t)n + 2;
+}
+
+/*
+ * An index slot keeps 16 bits of its key's hash (tree.c, index_slot):
+ * keys whose hashes share those bits all match a probe's first test, and
+ * only the key tells them apart.  A tree of nothing but such keys (300
+ * in the first index of 1,024 slots: runs of them): every key is found as
+ * itself, and keys of the same 16 bits that were never made are not
+ * found.  (The index's doublings hash every key again: the test above.)
+ */
+Test(tree, keys_whose_hash_tags_agree_are_told_apart_by_their_bytes)
+{
+	enum { N = 300, ABSENT = 40 };
+	static int made_i[N], absent_i[ABSENT];
+	static struct entry *made[N];
+	uint8_t key[16];
+	uint64_t tag = 0;
+	int n = 0, a = 0;
+
+	/* a tag of some key, then more keys of that tag (1 in 65,536) */
+	for (int i = 0; n < N || a < ABSENT; i++) {
+		size_t len = t_key(i, key);
+		uint64_t top = XXH3_64bits(key, len) >> 48;
+
+		cr_assert_lt(i, 1 << 26, "too few keys of one tag");
+		if (i == 0)
+			tag = top;
+		if (top != tag)
+			continue;
+		if (n < N)
+			made_i[n++] = i;
+		else
+			absent_i[a++] = i;
+	}
+	for (int j = 0; j < N; j++) {
+		size_t len = t_key(made_i[j], key);
+
+		made[j] = tree_child(&ag.tree, ag.tree.root, key + 1, len - 1,
+		    true);
+		cr_assert_not_null(made[j]);
+	}
+	tree_index_flush(&ag.tree);
+	for (int j = 0; j < N; j++) {
+		size_t len = t_key(made_i[j], key);
+
+		cr_assert_eq(tree_child(&ag.tree, ag.tree.root, key + 1,
+		    len - 1, false), made[j], "t%d", made_i[j]);
+		cr_assert_eq(made[j]->key_len, len);
+		cr_assert(memcmp(tree_entry_key(&ag.tree, made[j]), key,
+		    len) == 0);
+	}
+	for (int j = 0; j < ABSENT; j++) {
+		size_t len = t_key(absent_i[j], key);
+
+		cr_assert_null(tree_child(&ag.tree, ag.tree.root, key + 1,
+		    len - 1, false), "t%d", absent_i[j]);
 	}
 }
 
