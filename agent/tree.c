@@ -12,7 +12,6 @@
 #define INDEX_PTR_BITS 48
 #define INDEX_PTR_MASK ((UINT64_C(1) << INDEX_PTR_BITS) - 1)
 
-
 static void
 key_hdr_put(uint8_t *p, uint32_t n)
 {

@@ -87,6 +87,7 @@ uint64_t shm_writer_record_bytes(size_t klen, size_t vlen, size_t node_len);
  * Make room for entries more keys and bytes more record bytes (sums of
  * shm_writer_record_bytes), so that putting them builds no new region: a
  * bulk load fills the region once instead of growing it by doublings.
+ * The pages of that room and of the table are populated at once.
  * Returns 0 or -errno / -E2BIG.
  */
 int shm_writer_reserve(struct shm_writer *w, uint64_t entries,
