@@ -119,7 +119,7 @@ acl_result(const struct acl_pos *p, const char **letters, size_t *len)
 	const struct entry *r = pos_result(p);
 
 	if (r == NULL ||
-	    !value_str(entry_value(r), r->value_len, letters, len)) {
+	    !value_str(entry_value(r), entry_value_len(r), letters, len)) {
 		*letters = "";
 		*len = 0;
 		return r != NULL;
@@ -140,7 +140,7 @@ acl_allows(const struct acl_pos *p, char letter)
 		return !p->a->cfg.acl_default_deny;
 	/* a value that is no string allows nothing (fail closed: writes
 	 * are checked, but a replicated or loaded entry is not) */
-	if (!value_str(entry_value(r), r->value_len, &s, &n))
+	if (!value_str(entry_value(r), entry_value_len(r), &s, &n))
 		return false;
 	return memchr(s, letter, n) != NULL;
 }

@@ -67,7 +67,7 @@ agent_shm_publish(struct agent *a, const struct entry *e)
 		m.node_len = e->chain->l[0].node->name_len;
 		rc = shm_writer_put_hinted(a->shm,
 		    tree_entry_key(&a->tree, e), e->key_len, entry_value(e),
-		    e->value_len, &m, hint);
+		    entry_value_len(e), &m, hint);
 	}
 	if (rc != 0)
 		/* readers would serve an old value as current: never */
@@ -155,7 +155,7 @@ agent_bulk_end(struct agent *a)
 		if (entry_has_value(e)) {
 			n++;
 			bytes += shm_writer_record_bytes(e->key_len,
-			    e->value_len, e->chain->l[0].node->name_len);
+			    entry_value_len(e), e->chain->l[0].node->name_len);
 		}
 	if ((rc = shm_writer_reserve(a->shm, n, bytes)) != 0)
 		return rc;
@@ -600,7 +600,7 @@ agent_pack_change(struct agent *a, msgpack_packer *pk, const struct entry *e)
 		msgpack_pack_nil(pk);
 	else
 		pk->callback(pk->data, (const char *)entry_value(e),
-		    e->value_len);
+		    entry_value_len(e));
 	msgpack_pack_str_with_body(pk, "tock", 4);
 	msgpack_pack_uint64(pk, e->tock);
 }

@@ -123,7 +123,7 @@ password_login(struct req *r, const msgpack_object *ident,
 		return "AuthFailedError: the password box does not open "
 		    "(another diffie_hellman key, or damaged)";
 	msgpack_zone_init(&zone, 512);
-	ok = proto_unpack(entry_value(*rec), (*rec)->value_len, &zone,
+	ok = proto_unpack(entry_value(*rec), entry_value_len(*rec), &zone,
 	    &val) == 0 &&
 	    auth_password_verify(&val, digest);
 	msgpack_zone_destroy(&zone);

@@ -32,6 +32,10 @@ struct chain_link {
  */
 struct chain {
 	unsigned n;		/* 0: no chain (never updated) */
+	/* an entry's payload: its value's bytes after the n links (0: nil;
+	 * a value is canonical msgpack, never empty), kept here rather than
+	 * in the entry, where it cost 4 bytes of every one of millions */
+	uint32_t value_len;
 	/* an entry's payload: its region slot hint (shm_writer_put_hinted;
 	 * 0 none), which outlives the payload (agent_commit carries it) */
 	uint64_t shm_hint;

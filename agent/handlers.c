@@ -30,7 +30,7 @@ pack_value(struct conn *c, msgpack_packer *pk, const struct entry *e)
 	if (e == NULL || !entry_has_value(e))
 		msgpack_pack_nil(pk);
 	else
-		conn_pack_raw(c, entry_value(e), e->value_len);
+		conn_pack_raw(c, entry_value(e), entry_value_len(e));
 }
 
 void
@@ -43,7 +43,7 @@ shown_init(struct shown *s, struct agent *a, const struct xlate_user *conv,
 	s->len = 0;
 	s->err[0] = 0;
 	if (e != NULL && entry_has_value(e) && xlate_read(a, conv, e,
-	    entry_value(e), e->value_len, &s->converted, &s->buf, &s->len,
+	    entry_value(e), entry_value_len(e), &s->converted, &s->buf, &s->len,
 	    s->err, sizeof(s->err)) != 0)
 		s->failed = true;
 }
@@ -430,7 +430,7 @@ auth_current(struct agent *a, msgpack_zone *zone, msgpack_object *val)
 	const msgpack_object *cur;
 
 	if (au == NULL || !entry_has_value(au) ||
-	    proto_unpack(entry_value(au), au->value_len, zone, val) != 0)
+	    proto_unpack(entry_value(au), entry_value_len(au), zone, val) != 0)
 		return NULL;
 	cur = proto_map_get(val, "current");
 	return cur != NULL && cur->type == MSGPACK_OBJECT_STR ? cur : NULL;

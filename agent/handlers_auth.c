@@ -321,7 +321,7 @@ act_set_auth_typ(struct req *r)
 	/* old value with `current` replaced (or removed for nil) */
 	msgpack_zone_init(&zone, 512);
 	if (au != NULL && entry_has_value(au) &&
-	    proto_unpack(entry_value(au), au->value_len, &zone, &old) == 0 &&
+	    proto_unpack(entry_value(au), entry_value_len(au), &zone, &old) == 0 &&
 	    old.type == MSGPACK_OBJECT_MAP) {
 		for (uint32_t i = 0; i < old.via.map.size && n < 63; i++)
 			if (!proto_str_eq(&old.via.map.ptr[i].key, "current"))
@@ -405,7 +405,7 @@ auth_get_generic(struct req *r, const struct entry *rec)
 	uint32_t naux = 0;
 
 	msgpack_zone_init(&zone, 512);
-	if (proto_unpack(entry_value(rec), rec->value_len, &zone, &val) != 0) {
+	if (proto_unpack(entry_value(rec), entry_value_len(rec), &zone, &val) != 0) {
 		conn_reply_error(r->c, r->seq, "No such user");
 		msgpack_zone_destroy(&zone);
 		return;

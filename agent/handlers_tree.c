@@ -265,7 +265,7 @@ act_delete_tree(struct req *r)
 		if (!entry_has_value(e) ||
 		    (acl != NULL && !acl_may_delete(r->a, acl, base, e)))
 			continue;
-		oldlen = e->value_len;
+		oldlen = entry_value_len(e);
 		if (nchain > 0) {
 			/* the reply reports the value the change removes */
 			if ((old = malloc(oldlen)) == NULL) {

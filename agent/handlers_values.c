@@ -183,7 +183,7 @@ translate_write(struct req *r, bool internal, bool del,
 		return false;
 	}
 	if (xlate_write(r->a, handlers_conv(r->hc), &p, !internal && !del, vo,
-	    e != NULL ? entry_value(e) : NULL, e != NULL ? e->value_len : 0,
+	    e != NULL ? entry_value(e) : NULL, e != NULL ? entry_value_len(e) : 0,
 	    &converted, &out, &outlen, err, sizeof(err)) != 0) {
 		conn_reply_error(r->c, r->seq, "%s", err);
 		return false;
@@ -277,10 +277,10 @@ set_common(struct req *r, bool internal, bool del)
 		}
 		if (prev->type == MSGPACK_OBJECT_NIL ?
 		    e != NULL && entry_has_value(e) :
-		    e == NULL || !same_bytes(entry_value(e), e->value_len,
+		    e == NULL || !same_bytes(entry_value(e), entry_value_len(e),
 		    (const uint8_t *)pv.data, pv.size)) {
 			repr_bytes(txt, sizeof(txt), e ? entry_value(e) : NULL,
-			    e ? e->value_len : 0);
+			    e ? entry_value_len(e) : 0);
 			conn_reply_error(r->c, r->seq, "Data is %s", txt);
 			goto out;
 		}
@@ -326,17 +326,17 @@ set_common(struct req *r, bool internal, bool del)
 		conn_reply_error(r->c, r->seq, "%s", why);
 		goto out;
 	}
-	changed = !same_bytes(entry_value(e), e->value_len, nv, nvlen);
+	changed = !same_bytes(entry_value(e), entry_value_len(e), nv, nvlen);
 	report_prev = prev == NULL && ch == NULL;
 	if (report_prev && entry_has_value(e)) {
-		if (e->value_len <= sizeof(oldbuf))
+		if (entry_value_len(e) <= sizeof(oldbuf))
 			old = oldbuf;
-		else if ((old = malloc(e->value_len)) == NULL) {
+		else if ((old = malloc(entry_value_len(e))) == NULL) {
 			conn_reply_error(r->c, r->seq, "Out of memory");
 			goto out;
 		}
-		memcpy(old, entry_value(e), e->value_len);
-		oldlen = e->value_len;
+		memcpy(old, entry_value(e), entry_value_len(e));
+		oldlen = entry_value_len(e);
 	}
 	if ((rc = agent_change_local(r->a, e, nv, nvlen)) != 0) {
 		reply_change_error(r, rc);

@@ -200,7 +200,7 @@ pack_raw_value(msgpack_sbuffer *sb, msgpack_packer *pk, const struct entry *e)
 		msgpack_pack_nil(pk);
 	else
 		msgpack_sbuffer_write(sb, (const char *)entry_value(e),
-		    e->value_len);
+		    entry_value_len(e));
 }
 
 static void

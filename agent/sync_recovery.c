@@ -163,7 +163,7 @@ pack_retransmission(struct agent *a, msgpack_sbuffer *out,
 		msgpack_pack_nil(&pk);
 	else
 		msgpack_sbuffer_write(out, (const char *)entry_value(e),
-		    e->value_len);
+		    entry_value_len(e));
 	pack_str(&pk, "tock");
 	msgpack_pack_uint64(&pk, e->tock);
 	return out->size <= SYNC_EVENT_BUDGET;

@@ -129,6 +129,7 @@ tree_payload_new(const struct chain *c, const uint8_t *value, size_t len)
 	if ((p = malloc(links + len)) == NULL)
 		return NULL;
 	p->n = c->n;
+	p->value_len = (uint32_t)len;
 	p->shm_hint = 0;
 	memcpy(p->l, c->l, c->n * sizeof(c->l[0]));
 	if (len > 0)
@@ -150,12 +151,11 @@ tree_entry_set_payload(struct entry *e, struct chain *p, bool has_value,
 	payload_free(e);
 	if (p == NULL) {
 		e->chain = &chain_none;
-		e->value_len = 0;
 		return;
 	}
 	e->chain = p;
 	/* a value is canonical msgpack, never empty: len 0 means nil */
-	e->value_len = has_value ? (uint32_t)len : 0;
+	p->value_len = has_value ? (uint32_t)len : 0;
 }
 
 int

@@ -44,7 +44,7 @@ struct watch;
  * Memory per entry matters: a path of n elements makes n entries, and a
  * million keys make millions of them.  So the chain and the value share
  * one block allocated to their size (the payload: tree_payload_new; the
- * value is found after the chain, not kept in a pointer of its own), an
+ * value is found after the chain, its length in the chain's header), an
  * entry with one child keeps it in the entry, and the small fields are as
  * narrow as their bounds allow (key_len: PROTO_MAX_PATH_BYTES plus a
  * 3-byte header; depth: PROTO_MAX_PATH_DEPTH).
@@ -59,7 +59,6 @@ struct entry {
 	uint64_t tock;
 	struct watch *watchers;		/* watch.h, on this entry */
 	uint32_t nchild;
-	uint32_t value_len;		/* 0: nil (a value is >= 1 byte) */
 	/* last, next to the key: a lookup compares length and bytes in
 	 * one cache line, not the header's line and the key's */
 	uint16_t key_len;		/* whole key, with the array header */
@@ -81,14 +80,21 @@ entry_children(const struct entry *e)
 static inline bool
 entry_has_value(const struct entry *e)
 {
-	return e->value_len != 0;
+	return e->chain->value_len != 0;
 }
 
-/* The value's canonical msgpack (value_len bytes), NULL for nil. */
+/* Bytes of the value's canonical msgpack, 0 for nil. */
+static inline uint32_t
+entry_value_len(const struct entry *e)
+{
+	return e->chain->value_len;
+}
+
+/* The value's canonical msgpack (entry_value_len bytes), NULL for nil. */
 static inline const uint8_t *
 entry_value(const struct entry *e)
 {
-	return e->value_len != 0 ?
+	return e->chain->value_len != 0 ?
 	    (const uint8_t *)e->chain + CHAIN_SIZE(e->chain->n) : NULL;
 }
 

@@ -47,12 +47,12 @@ userrec_binding(const struct entry *rec, const char *field, char *name,
 		const struct entry *c = entry_children(rec)[i];
 
 		found = name_is(c, field) && entry_has_value(c) &&
-		    proto_unpack(entry_value(c), c->value_len, &zone,
+		    proto_unpack(entry_value(c), entry_value_len(c), &zone,
 		    &o) == 0 &&
 		    take_name(&o, name, cap, len);
 	}
 	if (!found && entry_has_value(rec) &&
-	    proto_unpack(entry_value(rec), rec->value_len, &zone, &o) == 0)
+	    proto_unpack(entry_value(rec), entry_value_len(rec), &zone, &o) == 0)
 		found = take_name(proto_map_get(proto_map_get(&o, "_aux"),
 		    field), name, cap, len);
 	msgpack_zone_destroy(&zone);

@@ -414,7 +414,7 @@ compile_item(struct agent *a, struct item *it, enum kind k)
 	if (!entry_has_value(it->e))
 		return;
 	msgpack_zone_init(&zone, 1024);
-	if (proto_unpack(entry_value(it->e), it->e->value_len, &zone,
+	if (proto_unpack(entry_value(it->e), entry_value_len(it->e), &zone,
 	    &rec) != 0 ||
 	    rec.type != MSGPACK_OBJECT_MAP) {
 		it->err[0] = strdup("The record is not a map");
@@ -509,7 +509,7 @@ level_check(struct agent *a, const struct entry *t, const msgpack_object *v,
 		msgpack_object rec;
 
 		msgpack_zone_init(&zone, 1024);
-		if (proto_unpack(entry_value(t), t->value_len, &zone,
+		if (proto_unpack(entry_value(t), entry_value_len(t), &zone,
 		    &rec) == 0 &&
 		    !xl_schema_check(proto_map_get(&rec, "schema"), v, e2,
 		    sizeof(e2))) {
@@ -598,7 +598,7 @@ codec_for(struct agent *a, const struct xlate_user *u,
 		return NULL;
 	msgpack_zone_init(&zone, 256);
 	codec = NULL;
-	if (proto_unpack(entry_value(ce), ce->value_len, &zone, &rec) != 0 ||
+	if (proto_unpack(entry_value(ce), entry_value_len(ce), &zone, &rec) != 0 ||
 	    rec.type != MSGPACK_OBJECT_MAP) {
 		snprintf(err, cap, "Converter entry is not a map");
 		*failed = true;
@@ -712,7 +712,7 @@ xlate_write(struct agent *a, const struct xlate_user *u,
 			msgpack_object rec;
 			bool bad;
 
-			if (proto_unpack(entry_value(m), m->value_len, &zone,
+			if (proto_unpack(entry_value(m), entry_value_len(m), &zone,
 			    &rec) != 0 || rec.type != MSGPACK_OBJECT_MAP) {
 				snprintf(err, cap, "Match entry is not a map");
 				goto out;

@@ -748,11 +748,11 @@ Test(persist, records_in_any_order_load_the_same_tree)
 		msgpack_zone_destroy(&z);
 		cr_assert_not_null(y);
 		cr_assert_eq(y->tock, x->tock);
-		cr_assert_eq(y->value_len, x->value_len);
+		cr_assert_eq(entry_value_len(y), entry_value_len(x));
 		cr_assert_eq(!entry_has_value(y), !entry_has_value(x));
 		if (entry_has_value(x))
 			cr_assert(memcmp(entry_value(y), entry_value(x),
-			    x->value_len) == 0);
+			    entry_value_len(x)) == 0);
 		cr_assert_eq(y->chain->n, x->chain->n);
 		for (unsigned l = 0; l < x->chain->n; l++) {
 			cr_assert_str_eq(y->chain->l[l].node->name,
@@ -820,7 +820,7 @@ Test(persist, bulk_load_fills_the_region_once)
 		}
 		values++;
 		cr_assert_eq(rc, 0);
-		cr_assert_eq(len, e->value_len);
+		cr_assert_eq(len, entry_value_len(e));
 		cr_assert(memcmp(buf, entry_value(e), len) == 0);
 		cr_assert_eq(m.tick, e->chain->l[0].tick);
 	}

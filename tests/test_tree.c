@@ -457,7 +457,7 @@ Test(tree, chain_grows_to_cap_and_shrinks_with_its_value)
 			cr_assert_eq(e->chain->l[i].node, node(name));
 			cr_assert_eq(e->chain->l[i].tick, (uint64_t)(k - i));
 		}
-		cr_assert_eq(e->value_len, 1);
+		cr_assert_eq(entry_value_len(e), 1);
 		cr_assert_eq(entry_value(e)[0], k);
 	}
 	/* shorter chains: a new head h, then the newest k - 1 links of the
@@ -474,7 +474,7 @@ Test(tree, chain_grows_to_cap_and_shrinks_with_its_value)
 		    APPLY_ACCEPTED, "shrink to %d: %s", k, spec);
 		cr_assert_eq(e->chain->n, (unsigned)k);
 		cr_assert_eq(e->chain->l[0].node, node("h"));
-		cr_assert_eq(e->value_len, 1);
+		cr_assert_eq(entry_value_len(e), 1);
 		cr_assert_eq(entry_value(e)[0], (uint8_t)(200 + k));
 		for (unsigned i = 0; i < e->chain->n; i++)
 			cr_assert_eq(node_entry_get(e->chain->l[i].node,

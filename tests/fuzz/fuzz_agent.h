@@ -111,9 +111,9 @@ fuzz_check_tree(struct agent *a)
 		if (entry_has_value(e)) {
 			size_t used;
 
-			if (proto_scan(entry_value(e), e->value_len,
+			if (proto_scan(entry_value(e), entry_value_len(e),
 			    PROTO_MAX_NESTING, &used) != 0 ||
-			    used != e->value_len)
+			    used != entry_value_len(e))
 				FUZZ_FAIL("stored value is not one object");
 			if (e->chain->n == 0)
 				FUZZ_FAIL("value without a chain");

@@ -304,6 +304,7 @@ tree_digest(struct agent *a)
 
 	tree_walk_init(&w, a->tree.root, -1);
 	while ((e = tree_walk_next(&w)) != NULL) {
+		uint32_t vl = entry_value_len(e);
 		uint64_t h;
 
 		if (e->depth >= PROTO_MAX_PATH_DEPTH + 2)
@@ -313,9 +314,9 @@ tree_digest(struct agent *a)
 		path[e->depth] = h;
 		if (!entry_has_value(e) && e->chain->n == 0)
 			continue;
-		h = mix(h, &e->value_len, sizeof(e->value_len));
+		h = mix(h, &vl, sizeof(vl));
 		if (entry_has_value(e))
-			h = mix(h, entry_value(e), e->value_len);
+			h = mix(h, entry_value(e), entry_value_len(e));
 		for (unsigned i = 0; i < e->chain->n; i++) {
 			h = mix(h, &e->chain->l[i].node,
 			    sizeof(e->chain->l[i].node));

@@ -69,11 +69,11 @@ static uint64_t
 fingerprint(const struct entry *e)
 {
 	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	uint64_t x[3] = { e->tock, e->value_len, e->chain->n };
+	uint64_t x[3] = { e->tock, entry_value_len(e), e->chain->n };
 
 	h = fnv(h, x, sizeof(x));
 	if (entry_has_value(e))
-		h = fnv(h, entry_value(e), e->value_len);
+		h = fnv(h, entry_value(e), entry_value_len(e));
 	for (unsigned i = 0; i < e->chain->n; i++) {
 		h = fnv(h, &e->chain->l[i].node, sizeof(e->chain->l[i].node));
 		h = fnv(h, &e->chain->l[i].tick, sizeof(e->chain->l[i].tick));
