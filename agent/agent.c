@@ -42,6 +42,7 @@ agent_fini(struct agent *a)
 	a->xlate = NULL;
 	tree_fini(&a->tree);
 	nodes_fini(&a->nodes);
+	watch_table_fini(&a->watched);
 	msgpack_sbuffer_destroy(&a->scratch);
 }
 

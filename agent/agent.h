@@ -24,6 +24,7 @@
 #include "nodes.h"
 #include "proto.h"
 #include "tree.h"
+#include "watch.h"
 
 enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NONE };
 
@@ -96,6 +97,7 @@ struct agent {
 	uint64_t changes;		/* accepted changes since start */
 	uint64_t tombstones;		/* entries with a chain and no value */
 	size_t watches;			/* running watch requests (watch.c) */
+	struct watch_table watched;	/* the entries they watch */
 	struct metrics metrics;		/* counters (metrics.h) */
 	/* a bulk load fills an empty region once, at its end */
 	bool shm_deferred;

@@ -24,8 +24,6 @@
 
 /* tree_init returns 0 or -ENOMEM (the root entry and the index). */
 
-struct watch;
-
 /*
  * An entry's key is its whole path: the canonical msgpack array of its
  * elements (the same bytes the shm region uses).  One hash index over all
@@ -45,9 +43,11 @@ struct watch;
  * million keys make millions of them.  So the chain and the value share
  * one block allocated to their size (the payload: tree_payload_new; the
  * value is found after the chain, its length in the chain's header), an
- * entry with one child keeps it in the entry, and the small fields are as
- * narrow as their bounds allow (key_len: PROTO_MAX_PATH_BYTES plus a
- * 3-byte header; depth: PROTO_MAX_PATH_DEPTH).
+ * entry with one child keeps it in the entry, its watches are found by
+ * the entry in a table of the agent's (watch.h: a bit here), and the
+ * small fields are as narrow as their bounds allow (key_len:
+ * PROTO_MAX_PATH_BYTES plus a 3-byte header; depth: PROTO_MAX_PATH_DEPTH).
+ * The header is 42 bytes on 64-bit systems; the key follows it.
  */
 struct entry {
 	struct entry *parent;
@@ -57,14 +57,14 @@ struct entry {
 	} kids;				/* creation order: entry_children() */
 	const struct chain *chain;	/* the payload; never NULL */
 	uint64_t tock;
-	struct watch *watchers;		/* watch.h, on this entry */
 	uint32_t nchild;
 	/* last, next to the key: a lookup compares length and bytes in
 	 * one cache line, not the header's line and the key's */
 	uint16_t key_len;		/* whole key, with the array header */
 	uint16_t name_len;		/* own element (<= 4096 + header) */
 	uint8_t depth;			/* root = 0 */
-	bool key_whole;			/* key[]: whole key, else own element */
+	bool key_whole : 1;		/* key[]: whole key, else own element */
+	bool watched : 1;		/* a watch is on it (watch.h) */
 	uint8_t key[];
 };
 _Static_assert(PROTO_MAX_PATH_BYTES + 3 <= UINT16_MAX &&

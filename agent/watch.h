@@ -30,6 +30,19 @@ struct watch_opts {
 	const struct xlate_user *conv;	/* bound connection: encode */
 };
 
+/*
+ * The watches of each watched entry: an entry keeps only a bit
+ * (entry.watched), so that millions of unwatched entries do not each
+ * carry a list head.  Open addressing by entry address (watch.c).
+ */
+struct watch_table {
+	struct watch_head *slot;
+	size_t n, cap;
+};
+
+/* Free the table (agent_fini: every watch ended with its connection). */
+void watch_table_fini(struct watch_table *t);
+
 /* Register a watch for request seq on c; replies start at once. */
 int watch_start(struct conn *c, uint64_t seq, struct entry *e,
     const struct watch_opts *o);

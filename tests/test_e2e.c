@@ -930,6 +930,73 @@ Test(e2e, watch_depth_window)
 	rc_close(c);
 }
 
+/*
+ * Watches on many entries, a third of the entries watched twice, the
+ * first watches of odd entries ended (last first): each watch still
+ * running sees exactly the changes of its own entry, the ended ones none.
+ * Entries carry only a bit; their watches are in a table by entry
+ * (watch.c) that grows and closes its gaps as watches end.
+ */
+Test(e2e, watches_of_many_entries_see_their_own_changes)
+{
+	enum { K = 300 };
+	struct rc_conn *c, *w;
+
+	RC_START(&ag, "--standalone", "--node", "n1");
+	c = rc_open(ag.socket);
+	w = rc_open(ag.socket);
+	cr_assert(c != NULL && w != NULL);
+	for (int i = 0; i < K; i++)
+		rc_msg_free(rc_call(c, "{seq:%d, action:'set_value', "
+		    "path:['k', %d], value:%d}", 1 + i, i, i));
+	/* a connection's seqs only grow: first watches 1000.., second
+	 * 2000.., stops 3000.. */
+	for (int twice = 0; twice <= 1; twice++)
+		for (int i = 0; i < K; i++) {
+			int seq = (twice ? 2000 : 1000) + i;
+
+			if (twice && i % 3 != 0)
+				continue;
+			rc_send(w, "{seq:%d, action:'watch', path:['k', %d], "
+			    "max_depth:0}", seq, i);
+			RC_ASSERT_MATCH(rc_recv_seq(w, seq, RC_TIMEOUT),
+			    "{seq:%d, state:'start', tock:_}", seq);
+		}
+	for (int i = K - 1; i >= 0; i--) {
+		if (i % 2 == 0)
+			continue;
+		RC_ASSERT_MATCH(rc_call(w, "{seq:%d, action:'stop', "
+		    "task:%d}", 3000 + K - i, 1000 + i),
+		    "{seq:%d, result:true, tock:_}", 3000 + K - i);
+		RC_ASSERT_MATCH(rc_recv_seq(w, 1000 + i, RC_TIMEOUT),
+		    "{seq:%d, state:'end', tock:_}", 1000 + i);
+	}
+	for (int i = 0; i < K; i++)
+		rc_msg_free(rc_call(c, "{seq:%d, action:'set_value', "
+		    "path:['k', %d], value:%d}", 1000 + i, i, 1000 + i));
+	/* running: the first watches of even keys, every second watch */
+	for (int i = 0; i < K; i++)
+		for (int twice = 0; twice <= 1; twice++) {
+			int seq = (twice ? 2000 : 1000) + i;
+
+			if (twice ? i % 3 != 0 : i % 2 != 0)
+				continue;
+			RC_ASSERT_MATCH(next_item(w, seq), "{seq:%d, path:[], "
+			    "depth:0, value:%d, tock:_}", seq, 1000 + i);
+		}
+	/* the items came before this reply: nothing else is queued */
+	rc_msg_free(rc_call(w, "{seq:9999, action:'get_value', "
+	    "path:['k', 0]}"));
+	for (int i = 0; i < K; i++) {
+		cr_assert_null(rc_recv_seq(w, 1000 + i, 0), "watch %d",
+		    1000 + i);
+		cr_assert_null(rc_recv_seq(w, 2000 + i, 0), "watch %d",
+		    2000 + i);
+	}
+	rc_close(w);
+	rc_close(c);
+}
+
 /* ------------------------------------------------------------------ */
 /* root (§2.5.6, §8.30) */
 
