@@ -835,6 +835,21 @@ rc_recv_seq(struct rc_conn *c, int64_t seq, int timeout_ms)
 }
 
 struct rc_msg *
+rc_next_item(struct rc_conn *c, int64_t seq)
+{
+	for (;;) {
+		struct rc_msg *m = rc_recv_seq(c, seq, RC_TIMEOUT);
+
+		cr_assert(m != NULL, "watch %lld: no item within %d ms",
+		    (long long)seq, RC_TIMEOUT);
+		if (!proto_str_eq(proto_map_get(&m->obj, "state"),
+		    "uptodate"))
+			return m;
+		rc_msg_free(m);
+	}
+}
+
+struct rc_msg *
 rc_recv_noseq(struct rc_conn *c, int timeout_ms)
 {
 	return recv_until(c, want_noseq, 0, timeout_ms);

@@ -78,6 +78,9 @@ int64_t rc_send(struct rc_conn *c, const char *fmt, ...)
 struct rc_msg *rc_recv(struct rc_conn *c, int timeout_ms);
 /* Next message carrying this seq; others stay queued. */
 struct rc_msg *rc_recv_seq(struct rc_conn *c, int64_t seq, int timeout_ms);
+/* Next item of watch seq, skipping {state:"uptodate"} (fails the test
+ * on timeout). */
+struct rc_msg *rc_next_item(struct rc_conn *c, int64_t seq);
 /* Next message carrying no seq at all. */
 struct rc_msg *rc_recv_noseq(struct rc_conn *c, int timeout_ms);
 /*
